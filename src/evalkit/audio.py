@@ -1,0 +1,241 @@
+"""Audio core: load/save, channel policy, resampling, loudness, alignment, clipping.
+
+Pure functions over ``numpy`` arrays shaped ``[channels, samples]`` (float32, full scale ±1).
+One resampler (soxr, "VHQ") is used everywhere in evalkit so that every number was made the same way.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+RESAMPLER = f"soxr {soxr.__version__} VHQ"
+DEFAULT_MAX_DELAY_S = 0.05
+
+
+class AudioError(ValueError):
+    """Bad audio input; the message names the file (or signal) and the reason."""
+
+    def __init__(self, source: str | Path, reason: str):
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class ChannelPolicy(enum.StrEnum):
+    """How to reconcile channel counts: average to mono, or keep/process each channel."""
+
+    MONO = "mono"
+    PER_CHANNEL = "per_channel"
+
+
+@dataclass(frozen=True)
+class Audio:
+    """A signal with its rate. ``samples`` is ``[channels, samples]`` float32."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def num_samples(self) -> int:
+        return self.samples.shape[1]
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_samples / self.sample_rate
+
+
+def as_2d(x: np.ndarray) -> np.ndarray:
+    """Return ``x`` as ``[channels, samples]`` float32 (a 1-D signal becomes one channel)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        return x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"expected audio shaped [channels, samples], got shape {x.shape}")
+    return x
+
+
+def validate(x: np.ndarray, source: str | Path = "signal", *, allow_silent: bool = False) -> None:
+    """Raise :class:`AudioError` for empty, non-finite or (unless allowed) all-zero audio."""
+    if x.size == 0 or x.shape[-1] == 0:
+        raise AudioError(source, "audio is empty (0 samples)")
+    if not np.all(np.isfinite(x)):
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise AudioError(source, f"audio contains {bad} NaN or infinite samples")
+    if not allow_silent and not np.any(x):
+        raise AudioError(source, "audio is silent (all samples are zero)")
+
+
+def load(path: str | Path, *, channel_policy: ChannelPolicy | str = ChannelPolicy.PER_CHANNEL,
+         allow_silent: bool = False) -> Audio:
+    """Read a WAV/FLAC/OGG file as float32 ``[channels, samples]``.
+
+    Raises:
+        AudioError: missing, unreadable, empty, non-finite or silent audio; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "file not found")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(path, f"cannot decode audio ({exc})") from exc
+    samples = np.ascontiguousarray(data.T)
+    validate(samples, path, allow_silent=allow_silent)
+    return Audio(apply_channel_policy(samples, channel_policy), int(rate))
+
+
+def save(path: str | Path, samples: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> Path:
+    """Write ``[channels, samples]`` audio; the format follows the suffix (``.wav`` float32, ``.flac`` 24-bit)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = as_2d(samples)
+    if subtype is None:
+        subtype = "PCM_24" if path.suffix.lower() == ".flac" else "FLOAT"
+    sf.write(str(path), x.T, int(sample_rate), subtype=subtype)
+    return path
+
+
+def apply_channel_policy(x: np.ndarray, policy: ChannelPolicy | str) -> np.ndarray:
+    """``mono``: average channels into one; ``per_channel``: leave channels as they are."""
+    x = as_2d(x)
+    policy = ChannelPolicy(policy)
+    if policy is ChannelPolicy.MONO and x.shape[0] > 1:
+        return x.mean(axis=0, keepdims=True)
+    return x
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample ``[channels, samples]`` with soxr (very high quality, linear phase).
+
+    Output length is ``round(n * sr_out / sr_in)``; identical rates return the input unchanged.
+    """
+    x = as_2d(x)
+    if sr_in == sr_out:
+        return x
+    y = soxr.resample(np.ascontiguousarray(x.T), sr_in, sr_out, quality="VHQ")
+    return np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1, x.shape[0]).T)
+
+
+# --- loudness (ITU-R BS.1770-4 through pyloudnorm) -----------------------------------------------
+
+def loudness_lufs(x: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770-4, gated); ``-inf`` for signals below the gate.
+
+    Raises:
+        AudioError: signal shorter than one 400 ms gating block.
+    """
+    import pyloudnorm
+
+    x = as_2d(x)
+    if x.shape[1] < int(0.4 * sample_rate):
+        raise AudioError("signal", f"too short for BS.1770 loudness ({x.shape[1] / sample_rate:.3f} s < 0.4 s)")
+    meter = pyloudnorm.Meter(sample_rate)
+    return float(meter.integrated_loudness(x.T.astype(np.float64)))
+
+
+def normalize_loudness(x: np.ndarray, sample_rate: int, target_lufs: float = -23.0) -> tuple[np.ndarray, float]:
+    """Scale ``x`` to ``target_lufs``; returns the scaled signal and the gain applied in dB."""
+    current = loudness_lufs(x, sample_rate)
+    if not np.isfinite(current):
+        raise AudioError("signal", "loudness is below the BS.1770 absolute gate; cannot normalise")
+    gain_db = target_lufs - current
+    return (as_2d(x) * np.float32(10 ** (gain_db / 20))).astype(np.float32), float(gain_db)
+
+
+# --- alignment ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Alignment:
+    """What :func:`align` did: ``delay_samples`` > 0 means the degraded signal lags the reference."""
+
+    delay_samples: int
+    sample_rate: int
+    length: int
+    trimmed_reference: int
+    trimmed_degraded: int
+
+    @property
+    def delay_ms(self) -> float:
+        return 1000.0 * self.delay_samples / self.sample_rate
+
+
+def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
+                   max_delay_s: float = DEFAULT_MAX_DELAY_S) -> int:
+    """Lag (samples) that maximises the cross-correlation of the mono mixes within ``±max_delay_s``.
+
+    Positive: ``degraded`` is late, i.e. ``degraded[n + d] ≈ reference[n]``.
+    """
+    r = as_2d(reference).mean(axis=0).astype(np.float64)
+    d = as_2d(degraded).mean(axis=0).astype(np.float64)
+    max_lag = int(round(max_delay_s * sample_rate))
+    n = len(r) + len(d) - 1
+    nfft = 1 << (n - 1).bit_length()
+    xc = np.fft.irfft(np.fft.rfft(d, nfft) * np.conj(np.fft.rfft(r, nfft)), nfft)
+    lags = np.arange(-max_lag, max_lag + 1)
+    valid = (lags < len(d)) & (lags > -len(r))
+    lags = lags[valid]
+    values = xc[lags % nfft]
+    if not np.any(values):
+        return 0
+    # ties (e.g. periodic signals) go to the smallest |lag|
+    best = np.flatnonzero(values == values.max())
+    return int(lags[best[np.argmin(np.abs(lags[best]))]])
+
+
+def align(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
+          max_delay_s: float = DEFAULT_MAX_DELAY_S, delay: int | None = None
+          ) -> tuple[np.ndarray, np.ndarray, Alignment]:
+    """Compensate the delay of ``degraded`` and trim both signals to their common length.
+
+    Args:
+        delay: use this delay instead of estimating it (samples, sign as in :func:`estimate_delay`).
+    """
+    ref, deg = as_2d(reference), as_2d(degraded)
+    if delay is None:
+        delay = estimate_delay(ref, deg, sample_rate, max_delay_s)
+    if delay >= 0:
+        deg_shifted, ref_shifted = deg[:, delay:], ref
+    else:
+        deg_shifted, ref_shifted = deg, ref[:, -delay:]
+    length = min(ref_shifted.shape[1], deg_shifted.shape[1])
+    info = Alignment(delay_samples=int(delay), sample_rate=sample_rate, length=length,
+                     trimmed_reference=ref.shape[1] - length, trimmed_degraded=deg.shape[1] - length)
+    return ref_shifted[:, :length], deg_shifted[:, :length], info
+
+
+# --- clipping -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClippingReport:
+    """Share of samples at or beyond ``threshold`` full scale, and the peak magnitude."""
+
+    clipped_samples: int
+    total_samples: int
+    peak: float
+    threshold: float
+
+    @property
+    def fraction(self) -> float:
+        return self.clipped_samples / self.total_samples if self.total_samples else 0.0
+
+    @property
+    def clipped(self) -> bool:
+        return self.clipped_samples > 0
+
+
+def detect_clipping(x: np.ndarray, threshold: float = 0.999) -> ClippingReport:
+    """Count samples with ``|x| >= threshold`` (full scale = 1.0)."""
+    x = as_2d(x)
+    mag = np.abs(x)
+    return ClippingReport(int(np.count_nonzero(mag >= threshold)), int(x.size),
+                          float(mag.max()) if x.size else 0.0, threshold)

@@ -1,0 +1,71 @@
+"""Low-pass anchors of ITU-R BS.1534-3 (MUSHRA) as a transform family: ``lowpass?cutoff_hz=3500``.
+
+BS.1534-3 asks for a 3.5 kHz anchor (and recommends a 7 kHz mid anchor) whose filter keeps the passband
+ripple within ±0.1 dB and attenuates at least 25 dB at 4 kHz and 50 dB at 4.5 kHz (scaled by
+``cutoff/3500`` for other cut-offs). We use a linear-phase Kaiser-window FIR (``scipy.signal.firwin``)
+with its passband edge at the cut-off, 60 dB stop-band attenuation from ``8/7 × cutoff`` on, applied with
+its group delay removed, so the anchor is time-aligned with the reference. It runs at the input's rate and
+has no bitrate.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+from scipy import signal
+
+from evalkit.codecs.base import AudioTransform, ProcessContext
+from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
+
+STOPBAND_ATTENUATION_DB = 60.0
+
+
+@lru_cache(maxsize=32)
+def design_lowpass(cutoff_hz: float, sample_rate: int) -> np.ndarray:
+    """Odd-length linear-phase FIR taps: passband ≤ ``cutoff_hz``, stop band from ``8/7 · cutoff_hz``."""
+    nyquist = sample_rate / 2
+    stop_hz = min(cutoff_hz * 8 / 7, nyquist)
+    width = (stop_hz - cutoff_hz) / nyquist
+    numtaps, beta = signal.kaiserord(STOPBAND_ATTENUATION_DB, width)
+    numtaps |= 1  # odd length: integer group delay, type-I filter
+    edge = (cutoff_hz + stop_hz) / 2
+    return signal.firwin(numtaps, edge, window=("kaiser", beta), fs=sample_rate)
+
+
+def lowpass(x: np.ndarray, cutoff_hz: float, sample_rate: int) -> np.ndarray:
+    """Zero-delay FIR low-pass of ``[..., samples]``; output has the input's length."""
+    taps = design_lowpass(float(cutoff_hz), int(sample_rate))
+    delay = (len(taps) - 1) // 2
+    y = signal.oaconvolve(x, taps.reshape((1,) * (x.ndim - 1) + (-1,)), mode="full", axes=-1)
+    return y[..., delay: delay + x.shape[-1]].astype(x.dtype)
+
+
+class LowpassAnchor(AudioTransform):
+    """A BS.1534 low-pass anchor; works at the input rate (cut-off must be below its Nyquist)."""
+
+    def __init__(self, spec: CodecSpec, device: str | torch.device = "cpu"):
+        super().__init__(spec, "cpu")
+        self.cutoff_hz = float(spec.params["cutoff_hz"])
+
+    @property
+    def sample_rate(self) -> None:
+        return None
+
+    @property
+    def min_samples(self) -> int:
+        return 1
+
+    def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
+        rate = context.sample_rate
+        if self.cutoff_hz * 8 / 7 >= rate / 2:
+            return wav  # nothing above the cut-off to remove at this rate
+        return torch.from_numpy(lowpass(wav.cpu().numpy(), self.cutoff_hz, rate))
+
+
+FAMILIES = (
+    CodecFamily("lowpass", "ITU-R BS.1534-3 low-pass anchor (linear-phase FIR, delay removed); no bitrate",
+                (Param("cutoff_hz", float, 3500.0, "pass-band edge in Hz (3500: low anchor, 7000: mid anchor)",
+                       minimum=100.0, sweep=True),), LowpassAnchor),
+)

@@ -1,0 +1,283 @@
+"""The codec interface.
+
+Two levels, in the spirit of audiocraft's ``CompressionModel``:
+
+* :class:`AudioTransform` — anything that turns audio into processed audio at a fixed configuration
+  (a codec, or a reference condition such as a low-pass anchor). It owns the boundary work shared by every
+  implementation: input validation, channel policy, resampling in and out, and restoring the input length,
+  all recorded in a :class:`ReconstructionReport`.
+* :class:`Codec` — a transform through discrete codes: ``encode(wav) -> Encoded`` and
+  ``decode(Encoded) -> wav`` are the only abstract methods. The bitrate is derived as
+  ``frame_rate × Σ log2 K`` over the codebooks in use (plus declared side information), never tabulated.
+
+Configuration (bandwidth, number of codebooks, ...) is fixed at construction; constructors are cheap and
+``load()`` builds the model and fetches weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from evalkit import audio as audio_lib
+from evalkit.audio import AudioError, ChannelPolicy
+from evalkit.codecs.spec import CodecSpec
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Codes of a batch plus the side information needed to decode them.
+
+    Attributes:
+        codes: ``[batch, n_codebooks, frames]`` int64 code indices.
+        num_samples: input length at the codec's rate, before any padding.
+        scales: ``[batch, segments]`` per-segment normalisation gains (EnCodec 48 kHz), else ``None``.
+        segment_frames: frames of each segment along ``codes``' last axis when the codec works in
+            segments, else ``None``.
+    """
+
+    codes: torch.Tensor
+    num_samples: int
+    scales: torch.Tensor | None = None
+    segment_frames: tuple[int, ...] | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.codes.shape[-1])
+
+
+@dataclass(frozen=True)
+class ReconstructionReport:
+    """Everything :meth:`AudioTransform.reconstruct` did at the boundary, for provenance."""
+
+    spec: str
+    weights: str
+    device: str
+    input_rate: int
+    codec_rate: int
+    resampler: str | None
+    input_channels: int
+    channel_handling: str
+    input_samples: int
+    codec_input_samples: int
+    codec_output_samples: int
+    trimmed_samples: int
+    padded_samples: int
+    output_samples: int
+    encode_s: float
+    decode_s: float
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """Processed audio at the input rate and length (``[channels, samples]``) plus codes and report."""
+
+    audio: np.ndarray
+    sample_rate: int
+    report: ReconstructionReport
+    encoded: Encoded | None = None
+
+
+@dataclass
+class ProcessContext:
+    """Per-call state of :meth:`AudioTransform.process`: the rate it runs at, timings, codes produced."""
+
+    sample_rate: int
+    encode_s: float = 0.0
+    decode_s: float = 0.0
+    encodings: list[Encoded] = field(default_factory=list)
+
+
+class AudioTransform(ABC):
+    """Audio in, audio out, at a fixed configuration; subclasses implement :meth:`process`."""
+
+    #: Weights description shown with every output ("pretrained", "random (seed 0)", "none").
+    weights_label: str = "none"
+
+    def __init__(self, spec: CodecSpec, device: str | torch.device = "auto"):
+        self.spec = spec
+        self.device = resolve_device(device)
+
+    # --- static description --------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int | None:
+        """Rate the transform runs at, or ``None`` when it runs at the input's rate."""
+
+    @property
+    def channels(self) -> int | None:
+        """Channels the model takes, or ``None`` for any number."""
+        return None
+
+    @property
+    def bitrate_bps(self) -> float | None:
+        """Bits per second of the coded representation, ``None`` for non-codecs."""
+        return None
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest input (samples at :attr:`sample_rate`) the transform accepts."""
+        return 1
+
+    def load(self) -> AudioTransform:
+        """Build the model / fetch weights; idempotent. Cheap transforms need nothing."""
+        return self
+
+    @abstractmethod
+    def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
+        """``[batch, channels, samples]`` at ``context.sample_rate`` → same shape; fills ``context``."""
+
+    # --- boundary work -------------------------------------------------------------------------
+    def reconstruct(self, samples: np.ndarray, sample_rate: int, *,
+                    channel_policy: ChannelPolicy | str = ChannelPolicy.PER_CHANNEL,
+                    source: str = "input") -> Reconstruction:
+        """Run ``samples`` (``[channels, samples]`` at ``sample_rate``) through the transform.
+
+        Resamples to the codec rate and back with the one resampler, applies the channel policy, and
+        restores the exact input length.
+
+        Raises:
+            AudioError: empty, non-finite or silent input, input shorter than one frame, or more channels
+                than the codec takes; the message names ``source`` and the spec.
+        """
+        x = audio_lib.as_2d(samples)
+        audio_lib.validate(x, source)
+        self.load()
+        in_channels, in_len = x.shape
+        codec_rate = self.sample_rate or sample_rate
+        x_codec = audio_lib.resample(x, sample_rate, codec_rate)
+        if x_codec.shape[1] < self.min_samples:
+            raise AudioError(source, f"too short for {self.spec}: {in_len / sample_rate * 1000:.1f} ms, "
+                                     f"need at least {self.min_samples / codec_rate * 1000:.1f} ms (one frame)")
+        batch, handling = self._channels_to_batch(x_codec, source, channel_policy)
+        timing = ProcessContext(codec_rate)
+        with torch.inference_mode():
+            out = self.process(torch.from_numpy(batch).to(self.device), timing)
+        out_np = out.detach().float().cpu().numpy()
+        codec_out_len = out_np.shape[-1]
+        y = self._batch_to_channels(out_np, handling)
+        trimmed = max(0, y.shape[1] - x_codec.shape[1])
+        y = y[:, : x_codec.shape[1]]
+        y = audio_lib.resample(y, codec_rate, sample_rate)
+        padded = max(0, in_len - y.shape[1])
+        trimmed += max(0, y.shape[1] - in_len)
+        y = np.pad(y[:, :in_len], ((0, 0), (0, padded)))
+        report = ReconstructionReport(
+            spec=str(self.spec), weights=self.weights_label, device=str(self.device),
+            input_rate=sample_rate, codec_rate=codec_rate,
+            resampler=audio_lib.RESAMPLER if codec_rate != sample_rate else None,
+            input_channels=in_channels, channel_handling=handling,
+            input_samples=in_len, codec_input_samples=x_codec.shape[1], codec_output_samples=codec_out_len,
+            trimmed_samples=trimmed, padded_samples=padded, output_samples=y.shape[1],
+            encode_s=timing.encode_s, decode_s=timing.decode_s)
+        encoded = timing.encodings[0] if len(timing.encodings) == 1 else None
+        return Reconstruction(np.ascontiguousarray(y, dtype=np.float32), sample_rate, report, encoded)
+
+    def _channels_to_batch(self, x: np.ndarray, source: str, policy: ChannelPolicy | str
+                           ) -> tuple[np.ndarray, str]:
+        channels, want = x.shape[0], self.channels
+        policy = ChannelPolicy(policy)
+        if want is None or channels == want:
+            return x[None], "as-is"
+        if want == 1:
+            if policy is ChannelPolicy.MONO:
+                return x.mean(axis=0, keepdims=True)[None], f"downmix {channels}->1"
+            return x[:, None, :], f"per-channel ({channels} x mono)"
+        if channels == 1:
+            return np.repeat(x, want, axis=0)[None], f"upmix 1->{want}, output averaged"
+        raise AudioError(source, f"has {channels} channels; {self.spec} takes at most {want}")
+
+    @staticmethod
+    def _batch_to_channels(y: np.ndarray, handling: str) -> np.ndarray:
+        if handling.startswith("per-channel"):
+            return y[:, 0, :]
+        if handling.startswith("upmix"):
+            return y[0].mean(axis=0, keepdims=True)
+        return y[0]
+
+    def describe(self) -> str:
+        return f"{self.spec} [weights: {self.weights_label}]"
+
+
+class Codec(AudioTransform):
+    """A transform through discrete codes (residual VQ or similar)."""
+
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def frame_rate(self) -> float:
+        """Code frames per second."""
+
+    @property
+    @abstractmethod
+    def num_codebooks(self) -> int:
+        """Codebooks in use at this configuration."""
+
+    @property
+    @abstractmethod
+    def cardinality(self) -> int:
+        """Entries per codebook (K)."""
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return (self.cardinality,) * self.num_codebooks
+
+    @property
+    def side_info_bps(self) -> float:
+        """Bits per second of side information sent besides the codes (e.g. segment gains)."""
+        return 0.0
+
+    @property
+    def code_bitrate_bps(self) -> float:
+        """``frame_rate × Σ_q log2 K_q`` over the codebooks in use."""
+        return self.frame_rate * sum(math.log2(k) for k in self.codebook_sizes)
+
+    @property
+    def bitrate_bps(self) -> float:
+        return self.code_bitrate_bps + self.side_info_bps
+
+    @property
+    def hop_length(self) -> int:
+        return round(self.sample_rate / self.frame_rate)
+
+    @property
+    def min_samples(self) -> int:
+        return self.hop_length
+
+    @abstractmethod
+    def encode(self, wav: torch.Tensor) -> Encoded:
+        """``[batch, channels, samples]`` at :attr:`sample_rate` → :class:`Encoded`."""
+
+    @abstractmethod
+    def decode(self, encoded: Encoded) -> torch.Tensor:
+        """:class:`Encoded` → ``[batch, channels, samples]``, cropped to ``encoded.num_samples``."""
+
+    def codebooks(self) -> torch.Tensor | None:
+        """``[num_codebooks, cardinality, dim]`` codewords of the codebooks in use, or ``None``."""
+        return None
+
+    def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
+        self.load()
+        t0 = time.perf_counter()
+        encoded = self.encode(wav)
+        t1 = time.perf_counter()
+        out = self.decode(encoded)
+        context.encode_s += t1 - t0
+        context.decode_s += time.perf_counter() - t1
+        context.encodings.append(encoded)
+        return out

@@ -1,0 +1,70 @@
+"""Human-readable catalogue of codec families and their bitrates (``evalkit codecs list``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evalkit.codecs import FAMILIES, build_codec
+from evalkit.codecs.base import Codec
+from evalkit.codecs.spec import CodecFamily, CodecSpec, format_value
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    spec: str
+    bitrate_kbps: float | None
+    side_info_kbps: float
+    sample_rate: int | None
+    frame_rate: float | None
+    num_codebooks: int | None
+
+
+def sweep_values(family: CodecFamily) -> list:
+    """Values of the family's bitrate-setting parameter (choices, or the integer range)."""
+    sweep = next((p for p in family.params if p.sweep), None)
+    if sweep is None:
+        return []
+    if sweep.choices is not None:
+        return list(sweep.choices)
+    if sweep.kind is int and sweep.minimum is not None and sweep.maximum is not None:
+        return list(range(int(sweep.minimum), int(sweep.maximum) + 1))
+    return [sweep.default]
+
+
+def variants(family: CodecFamily) -> list[VariantRow]:
+    """One row per value of the sweep parameter, computed from the architecture (no weights loaded)."""
+    sweep = next((p for p in family.params if p.sweep), None)
+    rows = []
+    for value in sweep_values(family):
+        spec = family.resolve({sweep.name: value})
+        codec = build_codec(spec, device="cpu")
+        is_codec = isinstance(codec, Codec)
+        rows.append(VariantRow(
+            spec=CodecSpec(family.name, {sweep.name: value}).__str__(),
+            bitrate_kbps=codec.bitrate_bps / 1000 if is_codec else None,
+            side_info_kbps=codec.side_info_bps / 1000 if is_codec else 0.0,
+            sample_rate=codec.sample_rate,
+            frame_rate=codec.frame_rate if is_codec else None,
+            num_codebooks=codec.num_codebooks if is_codec else None))
+    return rows
+
+
+def render_catalog() -> str:
+    lines = []
+    for family in FAMILIES.values():
+        lines.append(f"{family.name}: {family.description}")
+        for p in family.params:
+            lines.append(f"    {p.describe()}")
+        rows = variants(family)
+        if rows and rows[0].bitrate_kbps is None:
+            lines.append("    bitrate: none (reference condition)")
+        elif rows:
+            first = rows[0]
+            lines.append(f"    {first.sample_rate} Hz, {format_value(round(first.frame_rate, 2))} Hz frames")
+            rates = ", ".join(format_value(round(r.bitrate_kbps - r.side_info_kbps, 3)) for r in rows)
+            lines.append(f"    bitrates (kbps): {rates}")
+            if first.side_info_kbps:
+                lines.append(f"    + side information {first.side_info_kbps * 1000:.1f} bit/s "
+                             "(per-segment gain, included in bitrate_bps)")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

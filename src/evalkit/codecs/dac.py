@@ -1,0 +1,166 @@
+"""Descript Audio Codec (Kumar et al., 2023) through the ``dac`` package.
+
+Each quantizer projects the latent to an 8-d code space (``in_proj``), searches its 1024 × 8 codebook by
+cosine similarity (L2-normalised codes), and projects back (``out_proj``). :meth:`DacCodec.codebooks`
+returns the 8-d codebooks; :meth:`DacCodec.projections` the in/out projections with the weight norm
+materialised (``W = g · v / ‖v‖``), which KLT and other latent-space analyses need.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from evalkit.codecs.base import Codec, Encoded
+from evalkit.codecs.encodec import weights_label, weights_params
+from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
+from evalkit.codecs.weights import get_entry
+
+
+@dataclass(frozen=True)
+class DacArch:
+    """Constructor arguments of an official DAC model (as stored in its checkpoint metadata)."""
+
+    family: str
+    weights_name: str
+    sample_rate: int
+    encoder_rates: tuple[int, ...]
+    decoder_rates: tuple[int, ...]
+    n_codebooks: int
+    latent_dim: int | None = None
+    encoder_dim: int = 64
+    decoder_dim: int = 1536
+    codebook_size: int = 1024
+    codebook_dim: int = 8
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.encoder_rates)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def kwargs(self) -> dict:
+        return dict(encoder_dim=self.encoder_dim, encoder_rates=list(self.encoder_rates),
+                    latent_dim=self.latent_dim, decoder_dim=self.decoder_dim,
+                    decoder_rates=list(self.decoder_rates), n_codebooks=self.n_codebooks,
+                    codebook_size=self.codebook_size, codebook_dim=self.codebook_dim,
+                    sample_rate=self.sample_rate)
+
+
+ARCHS = {a.family: a for a in (
+    DacArch("dac-44khz", "dac_44khz", 44_100, (2, 4, 8, 8), (8, 8, 4, 2), 9),
+    DacArch("dac-24khz", "dac_24khz", 24_000, (2, 4, 5, 8), (8, 5, 4, 2), 32),
+    DacArch("dac-16khz", "dac_16khz", 16_000, (2, 4, 5, 8), (8, 5, 4, 2), 12),
+    DacArch("dac-44khz-16kbps", "dac_44khz_16kbps", 44_100, (2, 4, 8, 8), (8, 8, 4, 2), 18, latent_dim=128),
+)}
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A 1×1 convolution as a matrix: ``y = weight @ x + bias``; weight ``[out, in]``."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+
+def materialise_weight_norm(conv: torch.nn.Module) -> Projection:
+    """The effective weight of a weight-normed 1×1 conv (``g · v / ‖v‖``, norm over all but dim 0)."""
+    if hasattr(conv, "weight_g"):
+        v, g = conv.weight_v.detach(), conv.weight_g.detach()
+        norm = v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
+        weight = g * v / norm
+    else:  # parametrize-based weight norm, or plain conv: .weight is already the effective weight
+        weight = conv.weight.detach()
+    return Projection(weight[..., 0].clone(), conv.bias.detach().clone())
+
+
+class DacCodec(Codec):
+    """DAC with the first ``n_codebooks`` quantizers."""
+
+    def __init__(self, spec: CodecSpec, device: str | torch.device = "auto"):
+        super().__init__(spec, device)
+        self.arch = ARCHS[spec.family]
+        self.n_codebooks = int(spec.params["n_codebooks"])
+        self.weights = spec.params["weights"]
+        self.seed = int(spec.params["seed"])
+        self.weights_label = weights_label(self.weights, self.seed)
+        self._model = None
+
+    @property
+    def sample_rate(self) -> int:
+        return self.arch.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return 1
+
+    @property
+    def frame_rate(self) -> float:
+        return self.arch.frame_rate
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.n_codebooks
+
+    @property
+    def cardinality(self) -> int:
+        return self.arch.codebook_size
+
+    @property
+    def model(self):
+        self.load()
+        return self._model
+
+    def load(self) -> DacCodec:
+        if self._model is not None:
+            return self
+        from dac import DAC
+
+        if self.weights == "random":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                model = DAC(**self.arch.kwargs())
+        else:
+            explicit = None if self.weights == "pretrained" else self.weights
+            path = get_entry(self.arch.weights_name).resolve(explicit)
+            model = DAC.load(str(path))
+        self._model = model.eval().to(self.device)
+        return self
+
+    def encode(self, wav: torch.Tensor) -> Encoded:
+        length = wav.shape[-1]
+        x = self.model.preprocess(wav.to(self.device), self.sample_rate)  # right-pads to a hop multiple
+        _, codes, *_ = self.model.encode(x, n_quantizers=self.n_codebooks)
+        return Encoded(codes[:, : self.n_codebooks].long(), int(length))
+
+    def decode(self, encoded: Encoded) -> torch.Tensor:
+        z_q, _, _ = self.model.quantizer.from_codes(encoded.codes.to(self.device))
+        return self.model.decode(z_q)[..., : encoded.num_samples]
+
+    def codebooks(self) -> torch.Tensor:
+        quantizers = self.model.quantizer.quantizers[: self.n_codebooks]
+        return torch.stack([q.codebook.weight.detach() for q in quantizers])
+
+    def projections(self) -> list[tuple[Projection, Projection]]:
+        """``(in_proj, out_proj)`` per quantizer in use: in ``[8, latent]``, out ``[latent, 8]``."""
+        return [(materialise_weight_norm(q.in_proj), materialise_weight_norm(q.out_proj))
+                for q in self.model.quantizer.quantizers[: self.n_codebooks]]
+
+
+def _family(name: str, help_: str) -> CodecFamily:
+    arch = ARCHS[name]
+    n = Param("n_codebooks", int, arch.n_codebooks, "quantizers used (bitrate = frame rate × n × 10 bit)",
+              minimum=1, maximum=arch.n_codebooks, sweep=True)
+    return CodecFamily(name, help_, (n, *weights_params()), DacCodec)
+
+
+FAMILIES = (
+    _family("dac-44khz", "DAC 44.1 kHz mono (8 kbps model), hop 512 (86.13 Hz), 9 codebooks of 1024 x 8"),
+    _family("dac-24khz", "DAC 24 kHz mono, hop 320 (75 Hz), 32 codebooks of 1024 x 8"),
+    _family("dac-16khz", "DAC 16 kHz mono, hop 320 (50 Hz), 12 codebooks of 1024 x 8"),
+    _family("dac-44khz-16kbps", "DAC 44.1 kHz mono (16 kbps model, latent 128), hop 512, 18 codebooks"),
+)
