@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Build evalkit's demo corpus (committed, data/demo/) and optional training corpus (not committed).
+
+Sources (all openly licensed, all from Debian packages or PyPI):
+  * Debian ``sonic-pi-samples``: CC0 music and ambience samples, FLAC 44.1 kHz (``loop_amen*`` left out);
+  * Debian ``asterisk-core-sounds-en-g722``: recorded English prompts (Allison Smith), CC-BY-SA-3.0,
+    raw G.722 at 16 kHz, decoded with the PyPI package ``g722``;
+  * Debian ``festival`` + ``festvox-us-slt-hts``: synthetic speech (CMU SLT HTS voice) at 32 kHz;
+  * PyPI ``music21``: public-domain Bach chorales, rendered by PyPI ``tinysoundfont`` through the MIT-licensed
+    FluidR3 General MIDI SoundFont (Debian ``fluid-soundfont-gm``).
+
+Every item is resampled to 44.1 kHz with soxr, loudness-normalised to -23 LUFS (ITU-R BS.1770) with its
+peak kept under -1 dBFS, and written as 16-bit FLAC, with MANIFEST.csv describing it.
+
+Usage (as root on Debian; needs: apt-get install festival festvox-us-slt-hts;
+pip install g722 music21 && pip install --no-deps tinysoundfont):
+    python scripts/build_demo_corpus.py                      # data/demo (≈ 8 MB, 12 items)
+    python scripts/build_demo_corpus.py --train data/train   # also ≥ 30 min for QinCodec training
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import soundfile as sf
+import soxr
+
+RATE = 44_100
+TARGET_LUFS = -23.0
+PEAK_LIMIT = 10 ** (-1 / 20)
+DEBS = ("sonic-pi-samples", "asterisk-core-sounds-en-g722", "fluid-soundfont-gm")
+SONIC_PI = "usr/share/sonic-pi/samples"
+ASTERISK = "usr/share/asterisk/sounds/en_US_f_Allison"
+SOUNDFONT = "usr/share/sounds/sf2/FluidR3_GM.sf2"
+
+LICENCE_SONIC_PI = ("CC0-1.0", "Sonic Pi sample pack (Debian sonic-pi-samples)")
+LICENCE_ASTERISK = ("CC-BY-SA-3.0", "Allison Smith / Digium, Asterisk core sounds (Debian asterisk-core-sounds-en-g722)")
+LICENCE_FESTIVAL = ("EST-2003 (voice) / synthetic output", "Festival + CMU SLT HTS voice (Debian festvox-us-slt-hts)")
+LICENCE_BACH = ("Public domain score; MIT SoundFont",
+                "J. S. Bach via music21 corpus, rendered with FluidR3_GM (Debian fluid-soundfont-gm)")
+
+SENTENCES = (
+    "Neural audio codecs compress speech and music into a handful of discrete tokens per frame. "
+    "Listening tests tell us whether the missing bits can be heard.",
+    "Please call Stella. Ask her to bring these things with her from the store: six spoons of fresh snow "
+    "peas, five thick slabs of blue cheese, and maybe a snack for her brother Bob.",
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    category: str
+    source: str
+    licence: str
+    attribution: str
+    audio: np.ndarray  # [channels, samples] at RATE
+
+
+def extract_debs(cache: Path) -> Path:
+    """``apt-get download`` + ``dpkg-deb -x`` the source packages into ``cache`` (no installation)."""
+    root = cache / "root"
+    if (root / SONIC_PI).is_dir() and (root / ASTERISK).is_dir() and (root / SOUNDFONT).is_file():
+        return root
+    cache.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["apt-get", "download", *DEBS], cwd=cache, check=True)
+    for deb in cache.glob("*.deb"):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root
+
+
+def to_rate(x: np.ndarray, rate: int) -> np.ndarray:
+    x = np.atleast_2d(x.astype(np.float32))
+    if rate == RATE:
+        return x
+    return np.asarray(soxr.resample(x.T, rate, RATE, quality="VHQ"), dtype=np.float32).reshape(-1, x.shape[0]).T
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    loudness = pyloudnorm.Meter(RATE).integrated_loudness(x.T.astype(np.float64))
+    y = x * np.float32(10 ** ((TARGET_LUFS - loudness) / 20))
+    peak = np.abs(y).max()
+    return y * np.float32(PEAK_LIMIT / peak) if peak > PEAK_LIMIT else y
+
+
+def trim(x: np.ndarray, seconds: float, start_s: float = 0.0) -> np.ndarray:
+    start = int(start_s * RATE)
+    return x[:, start: start + int(seconds * RATE)]
+
+
+def sonic_pi(root: Path, name: str, seconds: float, category: str) -> Item:
+    data, rate = sf.read(root / SONIC_PI / f"{name}.flac", dtype="float32", always_2d=True)
+    return Item(f"{category}_{name}", category, f"sonic-pi-samples:{name}.flac", *LICENCE_SONIC_PI,
+                trim(to_rate(data.T, rate), seconds))
+
+
+def asterisk(root: Path, name: str, seconds: float | None, start_s: float = 0.0) -> Item:
+    import G722
+
+    pcm = np.asarray(G722.G722(16000, 64000).decode((root / ASTERISK / f"{name}.g722").read_bytes()))
+    x = to_rate(pcm.astype(np.float32)[None] / 32768.0, 16000)
+    if seconds:
+        x = trim(x, seconds, start_s)
+    return Item(f"speech_{name}", "speech", f"asterisk-core-sounds-en-g722:{name}.g722", *LICENCE_ASTERISK, x)
+
+
+def festival(text: str, name: str) -> Item:
+    if not shutil.which("text2wave"):
+        sys.exit("build_demo_corpus: text2wave not found: apt-get install festival festvox-us-slt-hts")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "tts.wav"
+        subprocess.run(["text2wave", "-eval", "(voice_cmu_us_slt_arctic_hts)", "-o", str(out)],
+                       input=text.encode(), check=True)
+        data, rate = sf.read(out, dtype="float32", always_2d=True)
+    return Item(f"speech_{name}", "speech", f"festival text2wave: {text[:40]}...", *LICENCE_FESTIVAL,
+                to_rate(data.T, rate))
+
+
+def bach(root: Path, work: str, seconds: float, programs: tuple[int, ...], bpm: float = 84.0) -> Item:
+    """Render the first ``seconds`` of a music21 chorale, one GM program per part, stereo-panned."""
+    import music21
+    import tinysoundfont
+
+    score = music21.corpus.parse(work)
+    synth = tinysoundfont.Synth(samplerate=RATE)
+    sfid = synth.sfload(str(root / SOUNDFONT))
+    spq = 60.0 / bpm  # seconds per quarter note
+    events = []
+    for chan, part in enumerate(score.parts[:4]):
+        synth.program_select(chan, sfid, 0, programs[chan % len(programs)])
+        synth.control_change(chan, 10, [30, 98, 50, 78][chan % 4])  # pan
+        for note in part.flatten().notes:
+            for pitch in getattr(note, "pitches", ()):
+                t_on = float(note.offset) * spq
+                t_off = t_on + float(note.quarterLength) * spq * 0.95
+                events += [(t_on, 1, chan, pitch.midi), (t_off, 0, chan, pitch.midi)]
+    events.sort()
+    total = int(seconds * RATE)
+    chunks, cursor = [], 0
+    for t, on, chan, key in events:
+        at = min(int(t * RATE), total)
+        if at > cursor:
+            chunks.append(np.frombuffer(synth.generate_simple(at - cursor), dtype=np.float32).copy())
+            cursor = at
+        if cursor >= total:
+            break
+        synth.noteon(chan, key, 90) if on else synth.noteoff(chan, key)
+    if cursor < total:
+        chunks.append(np.frombuffer(synth.generate_simple(total - cursor), dtype=np.float32).copy())
+    stereo = np.concatenate(chunks).reshape(-1, 2).T
+    label = work.replace("/", "_").replace(".", "_")
+    return Item(f"music_{label}", "music", f"music21 corpus:{work}", *LICENCE_BACH, stereo)
+
+
+def demo_items(root: Path) -> list[Item]:
+    return [
+        asterisk(root, "demo-congrats", 8.0, 0.5),
+        asterisk(root, "basic-pbx-ivr-main", 7.0, 0.3),
+        festival(SENTENCES[0], "slt_codecs"),
+        festival(SENTENCES[1], "slt_stella"),
+        sonic_pi(root, "guit_em9", 7.0, "music"),
+        sonic_pi(root, "loop_tabla", 7.0, "music"),
+        sonic_pi(root, "loop_garzul", 6.0, "music"),
+        bach(root, "bach/bwv66.6", 8.0, (0, 0, 0, 0)),
+        bach(root, "bach/bwv4.8", 8.0, (73, 71, 42, 70)),
+        sonic_pi(root, "ambi_sauna", 7.0, "other"),
+        sonic_pi(root, "vinyl_hiss", 6.0, "other"),
+        sonic_pi(root, "loop_3d_printer", 6.0, "other"),
+    ]
+
+
+def write(items: list[Item], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for item in items:
+        x = item.audio[:, : int(10 * RATE)] if item.category != "train" else item.audio
+        x = normalise(x)
+        path = out / f"{item.name}.flac"
+        sf.write(path, x.T, RATE, subtype="PCM_16")
+        rows.append({"file": path.name, "category": item.category, "seconds": f"{x.shape[1] / RATE:.3f}",
+                     "source": item.source, "licence": item.licence, "attribution": item.attribution})
+    with open(out / "MANIFEST.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def training_items(root: Path, demo: list[Item]) -> list[Item]:
+    """Everything usable that is not in the demo corpus (≥ 30 min)."""
+    used = {i.source for i in demo}
+    items = []
+    for path in sorted((root / ASTERISK).glob("*.g722")):
+        item = asterisk(root, path.stem, None)
+        if item.source not in used and item.audio.shape[1] > RATE:
+            items.append(Item(item.name, "train", *[getattr(item, f) for f in ("source", "licence",
+                              "attribution", "audio")]))
+    for path in sorted((root / SONIC_PI).glob("*.flac")):
+        if path.stem.startswith("loop_amen"):
+            continue
+        item = sonic_pi(root, path.stem, 30.0, "train")
+        if item.source not in used and item.audio.shape[1] > RATE // 2 and np.any(item.audio):
+            items.append(item)
+    return items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("data/demo"))
+    parser.add_argument("--train", type=Path, help="also build the training corpus into this folder")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "evalkit" / "corpus-debs")
+    args = parser.parse_args()
+    root = extract_debs(args.cache)
+    demo = demo_items(root)
+    write(demo, args.out)
+    total = sum(p.stat().st_size for p in args.out.glob("*.flac")) / 1e6
+    print(f"demo corpus: {len(demo)} items, {total:.1f} MB in {args.out}")
+    if args.train:
+        train = training_items(root, demo)
+        write(train, args.train)
+        minutes = sum(i.audio.shape[1] for i in train) / RATE / 60
+        print(f"training corpus: {len(train)} items, {minutes:.1f} min in {args.train}")
+
+
+if __name__ == "__main__":
+    main()
