@@ -43,7 +43,8 @@ ASTERISK = "usr/share/asterisk/sounds/en_US_f_Allison"
 SOUNDFONT = "usr/share/sounds/sf2/FluidR3_GM.sf2"
 
 LICENCE_SONIC_PI = ("CC0-1.0", "Sonic Pi sample pack (Debian sonic-pi-samples)")
-LICENCE_ASTERISK = ("CC-BY-SA-3.0", "Allison Smith / Digium, Asterisk core sounds (Debian asterisk-core-sounds-en-g722)")
+LICENCE_ASTERISK = ("CC-BY-SA-3.0",
+                    "Allison Smith / Digium, Asterisk core sounds (Debian asterisk-core-sounds-en-g722)")
 LICENCE_FESTIVAL = ("EST-2003 (voice) / synthetic output", "Festival + CMU SLT HTS voice (Debian festvox-us-slt-hts)")
 LICENCE_BACH = ("Public domain score; MIT SoundFont",
                 "J. S. Bach via music21 corpus, rendered with FluidR3_GM (Debian fluid-soundfont-gm)")

@@ -88,7 +88,8 @@ def load(path: str | Path, *, channel_policy: ChannelPolicy | str = ChannelPolic
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(path, f"cannot decode audio ({exc})") from exc
+        detail = getattr(exc, "error_string", None) or str(exc)  # libsndfile's reason, without the path
+        raise AudioError(path, f"cannot decode audio ({detail})") from exc
     samples = np.ascontiguousarray(data.T)
     validate(samples, path, allow_silent=allow_silent)
     return Audio(apply_channel_policy(samples, channel_policy), int(rate))

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from evalkit import audio as audio_lib
@@ -46,23 +47,34 @@ def demo_specs() -> list[CodecSpec]:
 
 def run_demo(data_dir: str | Path, max_seconds: float = 2.0, device: str = "auto") -> Iterator[DemoRow]:
     """Yield one row per (item, codec); bad items give a row with ``error`` and the demo continues."""
+    if not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"{data_dir}: folder not found")
     files = sorted(p for p in Path(data_dir).iterdir() if p.suffix.lower() in {".flac", ".wav"})
     if not files:
         raise FileNotFoundError(f"{data_dir}: no .flac or .wav files")
+    clips: dict[str, tuple[np.ndarray, int] | str] = {}  # item name -> (trimmed samples, rate) or the reason it failed
+    for path in files:
+        try:
+            clip = audio_lib.load(path)
+            clips[path.name] = (clip.samples[:, : int(max_seconds * clip.sample_rate)], clip.sample_rate)
+        except audio_lib.AudioError as exc:
+            clips[path.name] = exc.reason
     codecs = [build_codec(spec, device) for spec in demo_specs()]
     for codec in tqdm(codecs, desc="codecs", unit="codec"):
-        for path in files:
+        shown = codec.spec.short(FAMILIES[codec.spec.family].defaults)
+        for name, clip in clips.items():
+            if isinstance(clip, str):
+                yield DemoRow(name, shown, codec.weights_label, None, 0, 0, 0.0, clip)
+                continue
+            samples, rate = clip
             try:
-                clip = audio_lib.load(path)
-                samples = clip.samples[:, : int(max_seconds * clip.sample_rate)]
                 t0 = time.perf_counter()
-                rec = codec.reconstruct(samples, clip.sample_rate, source=str(path))
-                yield DemoRow(path.name, codec.spec.short(FAMILIES[codec.spec.family].defaults),
-                              codec.weights_label,
+                rec = codec.reconstruct(samples, rate, source=name)
+                yield DemoRow(name, shown, codec.weights_label,
                               codec.bitrate_bps / 1000 if isinstance(codec, Codec) else None,
                               samples.shape[1], rec.audio.shape[1], time.perf_counter() - t0)
-            except (audio_lib.AudioError, FileNotFoundError) as exc:
-                yield DemoRow(path.name, str(codec.spec), codec.weights_label, None, 0, 0, 0.0, str(exc))
+            except audio_lib.AudioError as exc:
+                yield DemoRow(name, shown, codec.weights_label, None, 0, 0, 0.0, exc.reason)
 
 
 def format_rows(rows: list[DemoRow]) -> str:

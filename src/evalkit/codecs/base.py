@@ -265,7 +265,11 @@ class Codec(AudioTransform):
 
     @abstractmethod
     def decode(self, encoded: Encoded) -> torch.Tensor:
-        """:class:`Encoded` → ``[batch, channels, samples]``, cropped to ``encoded.num_samples``."""
+        """:class:`Encoded` → ``[batch, channels, samples]``, cropped to at most ``encoded.num_samples``.
+
+        Some decoders return a few samples fewer (DAC's transposed convolutions); :meth:`reconstruct`
+        zero-pads those and records them in ``padded_samples``.
+        """
 
     def codebooks(self) -> torch.Tensor | None:
         """``[num_codebooks, cardinality, dim]`` codewords of the codebooks in use, or ``None``."""

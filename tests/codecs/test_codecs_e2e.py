@@ -1,0 +1,109 @@
+"""Official architectures at random weights: shapes, restored length, codebooks, bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from evalkit.audio import AudioError
+from evalkit.codecs import build_codec
+
+CASES = [
+    # spec, codec rate, frame rate, codebooks, codebook dim
+    ("encodec-24khz?bandwidth=1.5&weights=random", 24000, 75, 2, 128),
+    ("encodec-48khz?bandwidth=6&weights=random", 48000, 150, 4, 128),
+    ("dac-16khz?weights=random", 16000, 50, 12, 8),
+    ("dac-24khz?n_codebooks=8&weights=random", 24000, 75, 8, 8),
+    ("dac-44khz?weights=random", 44100, 44100 / 512, 9, 8),
+]
+
+
+@pytest.mark.parametrize("spec,rate,frame_rate,n_q,dim", CASES)
+def test_reconstruct_demo_clip(demo_clip, spec, rate, frame_rate, n_q, dim):
+    x, sr = demo_clip
+    codec = build_codec(spec, device="cpu")
+    rec = codec.reconstruct(x, sr)
+    assert rec.audio.shape == x.shape and rec.sample_rate == sr
+    assert np.all(np.isfinite(rec.audio))
+    assert codec.frame_rate == pytest.approx(frame_rate) and codec.sample_rate == rate
+    codes = rec.encoded.codes
+    assert codes.dtype == torch.int64 and codes.shape[1] == n_q
+    assert int(codes.min()) >= 0 and int(codes.max()) < 1024
+    frames = rec.encoded.num_frames
+    assert abs(frames - rec.report.codec_input_samples / rate * frame_rate) <= 2
+    assert codec.codebooks().shape == (n_q, 1024, dim)
+    rep = rec.report
+    assert rep.input_rate == sr and rep.codec_rate == rate and rep.output_samples == x.shape[1]
+    assert (rep.resampler is None) == (rate == sr) and "random" in rep.weights
+
+
+def test_model_constants_agree_with_loaded_architecture():
+    enc = build_codec("encodec-24khz?weights=random", device="cpu").load()
+    assert enc.model.frame_rate == enc.frame_rate and enc.model.sample_rate == enc.sample_rate
+    assert enc.model.quantizer.n_q == 32
+    embed = enc.model.quantizer.vq.layers[31]._codebook.embed
+    assert embed.shape == (1024, 128) and embed.abs().sum() > 0  # random fill, not EnCodec's zeros
+    dac = build_codec("dac-44khz-16kbps?weights=random", device="cpu").load()
+    assert dac.model.hop_length == dac.hop_length == 512 and dac.model.latent_dim == 128
+    assert dac.model.n_codebooks == 18
+
+
+def test_encode_decode_equals_reconstruct_and_is_seeded():
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-0.3, 0.3, (1, 1, 16000)).astype(np.float32))
+    a = build_codec("dac-16khz?n_codebooks=3&weights=random&seed=7", device="cpu")
+    b = build_codec("dac-16khz?n_codebooks=3&weights=random&seed=7", device="cpu")
+    c = build_codec("dac-16khz?n_codebooks=3&weights=random&seed=8", device="cpu")
+    with torch.inference_mode():
+        ea, eb, ec = a.encode(x), b.encode(x), c.encode(x)
+        assert torch.equal(ea.codes, eb.codes) and not torch.equal(ea.codes, ec.codes)
+        y = a.decode(ea)
+    # DAC's decoder yields 8 samples fewer than 50 frames x 320; reconstruct zero-pads and says so
+    assert y.shape[:2] == x.shape[:2] and x.shape[-1] - 16 <= y.shape[-1] <= x.shape[-1]
+    rec = a.reconstruct(x[0].numpy(), 16000)
+    assert rec.report.padded_samples == x.shape[-1] - y.shape[-1]
+    np.testing.assert_allclose(rec.audio[:, : y.shape[-1]], y[0].numpy(), atol=1e-5)
+    assert not rec.audio[:, y.shape[-1]:].any()
+
+
+def test_dac_projections_materialise_weight_norm():
+    codec = build_codec("dac-16khz?n_codebooks=2&weights=random", device="cpu").load()
+    (proj_in, proj_out), _ = codec.projections()
+    q = codec.model.quantizer.quantizers[0]
+    z = torch.randn(1, 1024, 5)
+    with torch.inference_mode():
+        expected = q.in_proj(z)[0]
+        back = q.out_proj(expected[None])[0]
+    assert proj_in.weight.shape == (8, 1024) and proj_out.weight.shape == (1024, 8)
+    torch.testing.assert_close(proj_in.weight @ z[0] + proj_in.bias[:, None], expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(proj_out.weight @ expected + proj_out.bias[:, None], back, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("length", [321, 1000, 7777])
+def test_random_lengths_are_restored(length):
+    codec = build_codec("encodec-48khz?bandwidth=3&weights=random", device="cpu")
+    x = np.random.default_rng(length).uniform(-0.3, 0.3, (2, length)).astype(np.float32)
+    assert codec.reconstruct(x, 48000).audio.shape == (2, length)
+
+
+def test_channel_policies():
+    codec = build_codec("encodec-24khz?weights=random", device="cpu")
+    x = np.random.default_rng(1).uniform(-0.3, 0.3, (2, 4800)).astype(np.float32)
+    per = codec.reconstruct(x, 24000)
+    mono = codec.reconstruct(x, 24000, channel_policy="mono")
+    assert per.audio.shape == (2, 4800) and per.encoded.codes.shape[0] == 2
+    assert mono.audio.shape == (1, 4800) and mono.report.channel_handling == "downmix 2->1"
+    stereo = build_codec("encodec-48khz?weights=random", device="cpu")
+    up = stereo.reconstruct(x[:1], 48000)
+    assert up.audio.shape == (1, 4800) and up.report.channel_handling.startswith("upmix")
+
+
+def test_bad_input_is_reported_with_source_and_spec():
+    codec = build_codec("encodec-48khz?weights=random", device="cpu")
+    with pytest.raises(AudioError, match="clip.wav: has 3 channels; encodec-48khz.* takes at most 2"):
+        codec.reconstruct(np.ones((3, 4800), np.float32) * 0.1, 48000, source="clip.wav")
+    with pytest.raises(AudioError, match="x.wav: too short for dac-44khz.*need at least 11.6 ms"):
+        build_codec("dac-44khz?weights=random", device="cpu").reconstruct(
+            np.full((1, 100), 0.1, np.float32), 44100, source="x.wav")
+    with pytest.raises(AudioError, match="silent"):
+        codec.reconstruct(np.zeros((1, 4800), np.float32), 48000)
+    with pytest.raises(AudioError, match="NaN"):
+        codec.reconstruct(np.full((1, 4800), np.nan, np.float32), 48000)

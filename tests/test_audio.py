@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy import signal
+
+from evalkit import audio
+from evalkit.audio import AudioError
+from tests.conftest import tone
+
+
+@pytest.mark.parametrize("suffix,tol", [(".wav", 0.0), (".flac", 2.0 ** -23)])
+def test_save_load_roundtrip(tmp_path, rng, suffix, tol):
+    x = (rng.uniform(-0.9, 0.9, (2, 4410))).astype(np.float32)
+    path = audio.save(tmp_path / f"a{suffix}", x, 44100)
+    y = audio.load(path)
+    assert y.sample_rate == 44100 and y.samples.shape == (2, 4410)
+    np.testing.assert_allclose(y.samples, x, atol=tol)
+
+
+def test_load_mono_policy_averages_channels(tmp_path, rng):
+    x = rng.uniform(-0.5, 0.5, (2, 1000)).astype(np.float32)
+    path = audio.save(tmp_path / "s.wav", x, 16000)
+    y = audio.load(path, channel_policy="mono")
+    np.testing.assert_allclose(y.samples[0], (x[0] + x[1]) / 2, atol=1e-7)
+
+
+def test_bad_files_name_the_file(tmp_path):
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x01garbage" * 10)
+    with pytest.raises(AudioError, match="corrupt.wav: cannot decode"):
+        audio.load(corrupt)
+    with pytest.raises(AudioError, match="missing.flac: file not found"):
+        audio.load(tmp_path / "missing.flac")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0, 1), np.float32), 16000)
+    with pytest.raises(AudioError, match="empty.wav: audio is empty"):
+        audio.load(empty)
+    nan = tmp_path / "nan.wav"
+    sf.write(nan, np.array([[0.1], [np.nan], [np.inf]], np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="nan.wav: audio contains 2 NaN or infinite"):
+        audio.load(nan)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros((100, 1), np.float32), 16000)
+    with pytest.raises(AudioError, match="silent.wav: audio is silent"):
+        audio.load(silent)
+    assert audio.load(silent, allow_silent=True).num_samples == 100
+
+
+def test_resample_matches_polyphase_reference_and_lengths():
+    x = tone(1000, 48000, 0.5)
+    y = audio.resample(x, 48000, 16000)
+    assert y.shape == (1, 8000)
+    ref = signal.resample_poly(x[0].astype(np.float64), 1, 3)
+    core = slice(500, -500)  # edges differ by filter design only
+    np.testing.assert_allclose(y[0][core], ref[core], atol=2e-3)
+    assert audio.resample(x, 48000, 48000) is not None
+    assert audio.resample(tone(440, 44100, 1.0), 44100, 24000).shape == (1, 24000)
+
+
+def test_loudness_matches_bs1770_reference_sine():
+    # BS.1770-4: a 0 dBFS 997 Hz sine in one channel reads -3.01 LKFS.
+    x = tone(997, 48000, 5.0, amplitude=1.0)
+    assert audio.loudness_lufs(x, 48000) == pytest.approx(-3.01, abs=0.05)
+    y, gain = audio.normalize_loudness(x * 0.1, 48000, -23.0)
+    assert audio.loudness_lufs(y, 48000) == pytest.approx(-23.0, abs=0.01)
+    assert gain == pytest.approx(-23.0 - (-3.01 - 20.0), abs=0.05)
+    with pytest.raises(AudioError, match="too short"):
+        audio.loudness_lufs(x[:, :1000], 48000)
+
+
+@pytest.mark.parametrize("delay", [0, 37, -120, 2200])
+def test_estimate_delay_and_align(rng, delay):
+    rate = 44100
+    ref = rng.standard_normal((1, rate // 2)).astype(np.float32)
+    if delay >= 0:
+        deg = np.concatenate([np.zeros((1, delay), np.float32), ref], axis=1)
+    else:
+        deg = ref[:, -delay:]
+    assert audio.estimate_delay(ref, deg, rate) == delay
+    r, d, info = audio.align(ref, deg, rate)
+    np.testing.assert_array_equal(r, d)
+    assert info.delay_samples == delay and info.length == r.shape[1]
+    assert info.trimmed_reference == ref.shape[1] - info.length
+    assert info.delay_ms == pytest.approx(1000 * delay / rate)
+
+
+def test_estimate_delay_is_limited_to_window(rng):
+    ref = rng.standard_normal((1, 20000)).astype(np.float32)
+    deg = np.concatenate([np.zeros((1, 3000), np.float32), ref], axis=1)  # 68 ms > 50 ms window
+    assert abs(audio.estimate_delay(ref, deg, 44100)) <= round(0.05 * 44100)
+    assert audio.estimate_delay(ref, deg, 44100, max_delay_s=0.1) == 3000
+
+
+def test_detect_clipping_counts_by_hand():
+    x = np.array([[0.1, -1.0, 0.9995, 0.5, 1.0]], np.float32)
+    rep = audio.detect_clipping(x)
+    assert rep.clipped_samples == 3 and rep.total_samples == 5 and rep.fraction == pytest.approx(0.6)
+    assert rep.peak == pytest.approx(1.0) and rep.clipped
+    assert not audio.detect_clipping(x * 0.5).clipped

@@ -1,0 +1,34 @@
+import shutil
+
+import numpy as np
+import soundfile as sf
+
+from evalkit.cli import main
+from tests.conftest import DEMO
+
+
+def test_codecs_list_shows_families_and_bitrates(capsys):
+    assert main(["codecs", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("encodec-24khz", "encodec-48khz", "dac-16khz", "dac-24khz", "dac-44khz", "lowpass"):
+        assert f"{name}:" in out
+    assert "bitrates (kbps): 1.5, 3, 6, 12, 24" in out
+    assert "7.752" in out and "side information 32.3 bit/s" in out
+
+
+def test_demo_runs_every_family_and_reports_bad_files(tmp_path, capsys):
+    shutil.copy(DEMO / "speech_demo-congrats.flac", tmp_path / "speech.flac")
+    (tmp_path / "broken.wav").write_bytes(b"not audio at all")
+    sf.write(tmp_path / "silent.wav", np.zeros((4410, 1), np.float32), 44100)
+    assert main(["demo", "--data", str(tmp_path), "--seconds", "0.3", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("speech.flac")]
+    assert len(lines) == 7 and all(" 13230 " in line for line in lines if "lowpass" not in line)
+    assert "random (seed 0) - NOT a pretrained model" in out and "NOTE:" in out
+    assert out.count("broken.wav") == 7 and "cannot decode audio" in out
+    assert "silent.wav" in out and "audio is silent" in out
+
+
+def test_demo_on_missing_folder_exits_2(tmp_path, capsys):
+    assert main(["demo", "--data", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err
