@@ -1,0 +1,50 @@
+"""Scale-invariant signal-to-distortion ratio (Le Roux et al., "SDR – half-baked or well done?", ICASSP 2019).
+
+``SI-SDR = 10 log10(‖α s‖² / ‖α s − ŝ‖²)`` with ``α = ⟨ŝ, s⟩ / ‖s‖²``, in dB, higher is better, positive sign
+(some tools report its negative as a loss). With ``zero_mean`` both signals lose their mean first. Like
+torchmetrics, numerator and denominator get ``eps`` (float64 machine epsilon) so identical signals give a large
+finite value instead of ``inf``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from evalkit.metrics.registry import ChannelMode, Metric, MetricFailure, MetricInfo, MetricKind
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray, zero_mean: bool = True) -> np.ndarray:
+    """SI-SDR in dB over the last axis (one value per leading index).
+
+    >>> round(float(si_sdr(np.array([3, -0.5, 2, 7.]), np.array([2.5, 0, 2, 8.]), zero_mean=False)), 4)
+    18.403
+    >>> round(float(si_sdr(np.array([3, -0.5, 2, 7.]), np.array([2.5, 0, 2, 8.]))), 4)
+    15.0918
+    """
+    s = np.asarray(reference, dtype=np.float64)
+    e = np.asarray(estimate, dtype=np.float64)
+    if zero_mean:
+        s = s - s.mean(axis=-1, keepdims=True)
+        e = e - e.mean(axis=-1, keepdims=True)
+    alpha = ((e * s).sum(-1, keepdims=True) + EPS) / ((s * s).sum(-1, keepdims=True) + EPS)
+    target = alpha * s
+    noise = e - target
+    return 10 * np.log10(((target**2).sum(-1) + EPS) / ((noise**2).sum(-1) + EPS))
+
+
+class SiSdr(Metric):
+    info = MetricInfo(
+        name="si_sdr", variant="zero-mean, per channel then averaged", kind=MetricKind.REFERENCE, unit="dB",
+        higher_is_better=True, sample_rate=None, min_duration_s=0.0, channels=ChannelMode.PER_CHANNEL,
+        library="evalkit", paper="Le Roux et al., ICASSP 2019, doi:10.1109/ICASSP.2019.8683855",
+        description="scale-invariant SDR at the reference's rate")
+
+    def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
+        silent = ~np.any(reference - reference.mean(axis=-1, keepdims=True), axis=-1)
+        if np.all(silent):
+            raise MetricFailure("reference is silent (constant): SI-SDR is undefined")
+        return float(np.mean(si_sdr(reference[~silent], degraded[~silent])))
