@@ -32,3 +32,36 @@ def test_demo_runs_every_family_and_reports_bad_files(tmp_path, capsys):
 def test_demo_on_missing_folder_exits_2(tmp_path, capsys):
     assert main(["demo", "--data", str(tmp_path / "nope")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_score_json_and_table(tmp_path, capsys):
+    import json
+
+    from evalkit import audio
+
+    clip = audio.load(DEMO / "speech_demo-congrats.flac")
+    ref = clip.samples[:, :44100]
+    audio.save(tmp_path / "ref.wav", ref, 44100)
+    audio.save(tmp_path / "deg.flac", audio.resample(ref * 0.5, 44100, 16000), 16000)
+    assert main(["score", str(tmp_path / "ref.wav"), str(tmp_path / "deg.flac"), "--json"]) == 0
+    values = json.loads(capsys.readouterr().out)
+    assert set(values) == {"si_sdr", "pesq_wb", "pesq_nb", "stoi", "estoi", "visqol_speech"}
+    assert values["si_sdr"] > 20
+    assert main(["score", str(tmp_path / "ref.wav"), str(tmp_path / "ref.wav"), "--metric", "mel_distance"]) == 0
+    out = capsys.readouterr().out
+    assert "mel_distance" in out and " 0.0000 " in out
+
+
+def test_score_bad_input_exits_2(tmp_path, capsys):
+    (tmp_path / "x.wav").write_bytes(b"junk")
+    assert main(["score", str(tmp_path / "x.wav"), str(tmp_path / "x.wav")]) == 2
+    assert "x.wav: cannot decode audio" in capsys.readouterr().err
+    assert main(["score", str(DEMO / "music_guit_em9.flac"), str(DEMO / "music_guit_em9.flac"),
+                 "--metric", "nope"]) == 2
+    assert "unknown metric 'nope'" in capsys.readouterr().err
+
+
+def test_metrics_list(capsys):
+    assert main(["metrics", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "visqol_audio: audio mode, 48 kHz" in out and "codebook_usage" in out and "pesq " in out

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from evalkit.audio import AudioError
 from evalkit.codecs.spec import SpecError
 from evalkit.codecs.weights import WeightsNotFound
+from evalkit.metrics.registry import UnknownMetric
 
 EXIT_BAD_INPUT = 2
 
@@ -59,6 +60,48 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics_list(args: argparse.Namespace) -> int:
+    from evalkit.metrics import ALL_INFO
+
+    for info in ALL_INFO.values():
+        rate = f"{info.sample_rate} Hz" if info.sample_rate else "reference rate"
+        direction = "higher is better" if info.higher_is_better else "lower is better"
+        print(f"{info.name}: {info.variant}")
+        print(f"    kind {info.kind}, unit {info.unit}, {direction}, {rate}, min {info.min_duration_s:g} s, "
+              f"channels {info.channels}")
+        print(f"    {info.library} {info.library_version()}; v{info.version}; {info.paper}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    from evalkit import audio as audio_lib
+    from evalkit.metrics import Reference, applicable_metrics, get_metrics, score_pair
+
+    ref = audio_lib.load(args.reference)
+    deg = audio_lib.load(args.degraded)
+    metrics = get_metrics(args.metric) if args.metric else applicable_metrics(ref.sample_rate, deg.sample_rate)
+    results = score_pair(Reference(ref.samples, ref.sample_rate, str(args.reference)), deg.samples,
+                         deg.sample_rate, metrics, source=str(args.degraded))
+    for r in results:
+        if r.reason:
+            print(f"evalkit: {r.metric}: NaN ({r.reason})", file=sys.stderr)
+    if args.json:
+        print(json.dumps({r.metric: (None if math.isnan(r.value) else r.value) for r in results}))
+        return 0
+    print(f"{'metric':<18} {'value':>10}  {'unit':<36} {'rate':>6} {'delay ms':>8}  notes")
+    for r in results:
+        p = r.preparation
+        value = "NaN" if math.isnan(r.value) else f"{r.value:.4f}"
+        rate = f"{p.rate}" if p else "-"
+        delay = f"{p.delay_ms:.2f}" if p else "-"
+        notes = r.reason or (p.channels + (f", resampled ({p.resampler})" if p and p.resampler else ""))
+        print(f"{r.metric:<18} {value:>10}  {r.unit:<36} {rate:>6} {delay:>8}  {notes}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalkit", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -72,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = weights.add_parser("fetch", help="download one model's weights (needs internet)")
     fetch.add_argument("name", help="model name as listed by `evalkit weights status`")
     fetch.set_defaults(func=_weights_fetch)
+
+    metrics = sub.add_parser("metrics", help="objective metrics").add_subparsers(dest="action", required=True)
+    metrics.add_parser("list", help="the metric registry with metadata").set_defaults(func=_metrics_list)
+
+    score = sub.add_parser("score", help="score one degraded file against its reference")
+    score.add_argument("reference", help="reference audio file (any rate)")
+    score.add_argument("degraded", help="degraded audio file (any rate)")
+    score.add_argument("--metric", action="append", metavar="NAME",
+                       help="metric to compute (repeatable; default: all that apply to the rates)")
+    score.add_argument("--json", action="store_true", help="print one JSON object {metric: value}, NaN as null")
+    score.set_defaults(func=_score)
 
     demo = sub.add_parser("demo", help="every demo item through every codec family")
     demo.add_argument("--data", default="data/demo", help="folder of audio files (default: data/demo)")
@@ -88,9 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (AudioError, SpecError, WeightsNotFound, FileNotFoundError) as exc:
+    except (AudioError, SpecError, WeightsNotFound, UnknownMetric, FileNotFoundError) as exc:
         print(f"evalkit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into `head` and closed early
+        return 0
 
 
 if __name__ == "__main__":

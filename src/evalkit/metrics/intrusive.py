@@ -39,7 +39,7 @@ class Pesq(Metric):
             raise MetricFailure("reference is silent")
         try:
             return float(pesq.pesq(self.info.sample_rate, ref, deg, self.mode))
-        except pesq.PesqError as exc:
+        except (pesq.PesqError, ValueError) as exc:  # ValueError: pesq's own NaN on silent degraded input
             raise MetricFailure(f"pesq: {type(exc).__name__}: {exc}") from exc
 
 

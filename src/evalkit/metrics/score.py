@@ -45,7 +45,7 @@ def score_pair(reference: Reference, degraded: np.ndarray, degraded_rate: int, m
     degraded = audio_lib.as_2d(degraded)
     try:
         audio_lib.validate(reference.samples, reference.source)
-        audio_lib.validate(degraded, source)
+        audio_lib.validate(degraded, source, allow_silent=True)  # a silent output is a (bad) result
     except audio_lib.AudioError as exc:
         return [_failed(m, str(exc)) for m in metrics]
     delay = pair_delay(reference, degraded, degraded_rate, max_delay_s)

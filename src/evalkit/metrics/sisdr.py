@@ -47,4 +47,6 @@ class SiSdr(Metric):
         silent = ~np.any(reference - reference.mean(axis=-1, keepdims=True), axis=-1)
         if np.all(silent):
             raise MetricFailure("reference is silent (constant): SI-SDR is undefined")
+        if not np.any(degraded):
+            raise MetricFailure("degraded signal is silent: SI-SDR is undefined (0/0 scale)")
         return float(np.mean(si_sdr(reference[~silent], degraded[~silent])))

@@ -1,0 +1,58 @@
+"""The one preparation every metric gets: rates, channels, alignment; failures as NaN with reasons."""
+
+import numpy as np
+import pytest
+
+from evalkit import audio
+from evalkit.metrics import Reference, applicable_metrics, get_metric, get_metrics, score_pair
+from evalkit.metrics.registry import UnknownMetric
+from tests.conftest import tone
+
+
+def test_mismatched_rates_resample_degraded_to_reference_rate():
+    ref = tone(440, 44100, 0.5) + tone(3000, 44100, 0.5, 0.1)
+    deg = audio.resample(ref, 44100, 16000)
+    result = score_pair(Reference(ref, 44100), deg, 16000, [get_metric("si_sdr")])[0]
+    p = result.preparation
+    assert p.rate == 44100 and p.degraded_rate == 16000 and p.resampler.startswith("soxr")
+    assert result.value > 40  # band-limited content survives the round trip
+
+
+def test_delay_is_estimated_once_and_compensated(rng):
+    ref = (0.2 * rng.standard_normal((1, 44100))).astype(np.float32)
+    delayed = np.concatenate([np.zeros((1, 441), np.float32), ref], axis=1)  # 10 ms late
+    results = score_pair(Reference(ref, 44100), delayed, 44100, get_metrics(["si_sdr", "pesq_wb"]))
+    assert results[0].preparation.delay_samples == 441 and results[0].preparation.delay_ms == pytest.approx(10)
+    assert results[1].preparation.delay_samples == 160  # the same delay at PESQ's 16 kHz
+    assert results[0].value > 100 and results[0].preparation.trimmed_degraded == 441
+
+
+def test_mono_stereo_mismatch_downmixes_both(rng):
+    ref = (0.2 * rng.standard_normal((2, 8000))).astype(np.float32)
+    deg = ref.mean(axis=0, keepdims=True)
+    result = score_pair(Reference(ref, 8000), deg, 8000, [get_metric("si_sdr")])[0]
+    assert result.preparation.channels == "downmix (channel mismatch 2 vs 1)" and result.value > 100
+    mono_metric = score_pair(Reference(ref, 16000), ref, 16000, [get_metric("stoi")])[0]
+    assert mono_metric.preparation.channels == "downmix 2/2->1"
+
+
+def test_nan_degraded_and_silent_reference_fail_every_metric(rng):
+    ref = (0.2 * rng.standard_normal((1, 16000))).astype(np.float32)
+    bad = ref.copy()
+    bad[0, 5] = np.nan
+    metrics = get_metrics(["si_sdr", "mel_distance_22k", "stoi"])
+    for r in score_pair(Reference(ref, 16000), bad, 16000, metrics, source="deg.wav"):
+        assert np.isnan(r.value) and r.reason == "deg.wav: audio contains 1 NaN or infinite samples"
+    for r in score_pair(Reference(np.zeros_like(ref), 16000, "ref.wav"), ref, 16000, metrics):
+        assert np.isnan(r.value) and "ref.wav: audio is silent" in r.reason
+
+
+def test_registry_errors_and_applicability():
+    with pytest.raises(UnknownMetric, match="unknown metric 'pesq'; valid: si_sdr, mel_distance"):
+        get_metric("pesq")
+    with pytest.raises(UnknownMetric, match="corpus metric"):
+        get_metric("codebook_usage")
+    names16 = {m.info.name for m in applicable_metrics(16000, 16000)}
+    assert {"pesq_wb", "visqol_speech", "stoi", "si_sdr"} <= names16
+    assert not {"visqol_audio", "mel_distance", "mel_distance_22k"} & names16
+    assert "visqol_audio" in {m.info.name for m in applicable_metrics(44100, 44100)}
