@@ -176,12 +176,13 @@ def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int
 
     Positive: ``degraded`` is late, i.e. ``degraded[n + d] ≈ reference[n]``.
     """
-    r = as_2d(reference).mean(axis=0).astype(np.float64)
-    d = as_2d(degraded).mean(axis=0).astype(np.float64)
+    import scipy.fft
+
+    r = as_2d(reference).mean(axis=0)
+    d = as_2d(degraded).mean(axis=0)
     max_lag = int(round(max_delay_s * sample_rate))
-    n = len(r) + len(d) - 1
-    nfft = 1 << (n - 1).bit_length()
-    xc = np.fft.irfft(np.fft.rfft(d, nfft) * np.conj(np.fft.rfft(r, nfft)), nfft)
+    nfft = scipy.fft.next_fast_len(len(r) + len(d) - 1, real=True)
+    xc = scipy.fft.irfft(scipy.fft.rfft(d, nfft) * np.conj(scipy.fft.rfft(r, nfft)), nfft)
     lags = np.arange(-max_lag, max_lag + 1)
     valid = (lags < len(d)) & (lags > -len(r))
     lags = lags[valid]

@@ -60,6 +60,8 @@ class Reference:
 
 def channel_handling(ref: np.ndarray, deg: np.ndarray, mode: ChannelMode) -> tuple[np.ndarray, np.ndarray, str]:
     if mode is ChannelMode.MONO:
+        if ref.shape[0] == deg.shape[0] == 1:
+            return ref, deg, "mono"
         label = "mono" if ref.shape[0] == deg.shape[0] == 1 else f"downmix {ref.shape[0]}/{deg.shape[0]}->1"
         return ref.mean(axis=0, keepdims=True), deg.mean(axis=0, keepdims=True), label
     if ref.shape[0] != deg.shape[0]:

@@ -25,15 +25,25 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray, zero_mean: bool = True) 
     >>> round(float(si_sdr(np.array([3, -0.5, 2, 7.]), np.array([2.5, 0, 2, 8.]))), 4)
     15.0918
     """
-    s = np.asarray(reference, dtype=np.float64)
-    e = np.asarray(estimate, dtype=np.float64)
+    return _si_sdr_terms(reference, estimate, zero_mean)[2]
+
+
+def _si_sdr_terms(reference: np.ndarray, estimate: np.ndarray, zero_mean: bool
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(‖s‖², ‖ŝ‖², SI-SDR) from three dot products: ‖ŝ − αs‖² = ‖ŝ‖² − 2α⟨ŝ, s⟩ + α²‖s‖²."""
+    s = np.array(reference, dtype=np.float64)  # copies: centred in place below
+    e = np.array(estimate, dtype=np.float64)
     if zero_mean:
-        s = s - s.mean(axis=-1, keepdims=True)
-        e = e - e.mean(axis=-1, keepdims=True)
-    alpha = ((e * s).sum(-1, keepdims=True) + EPS) / ((s * s).sum(-1, keepdims=True) + EPS)
-    target = alpha * s
-    noise = e - target
-    return 10 * np.log10(((target**2).sum(-1) + EPS) / ((noise**2).sum(-1) + EPS))
+        s -= s.mean(axis=-1, keepdims=True)
+        e -= e.mean(axis=-1, keepdims=True)
+    # row-wise dot products through BLAS (matmul on [..., 1, T] @ [..., T, 1])
+    ss = (s[..., None, :] @ s[..., :, None])[..., 0, 0]
+    se = (s[..., None, :] @ e[..., :, None])[..., 0, 0]
+    ee = (e[..., None, :] @ e[..., :, None])[..., 0, 0]
+    alpha = (se + EPS) / (ss + EPS)
+    target = alpha**2 * ss
+    noise = np.maximum(ee - 2 * alpha * se + target, 0.0)
+    return ss, ee, 10 * np.log10((target + EPS) / (noise + EPS))
 
 
 class SiSdr(Metric):
@@ -44,9 +54,10 @@ class SiSdr(Metric):
         description="scale-invariant SDR at the reference's rate")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
-        silent = ~np.any(reference - reference.mean(axis=-1, keepdims=True), axis=-1)
-        if np.all(silent):
+        ref_energy, deg_energy, values = _si_sdr_terms(reference, degraded, zero_mean=True)
+        used = ref_energy > 0
+        if not np.any(used):
             raise MetricFailure("reference is silent (constant): SI-SDR is undefined")
-        if not np.any(degraded):
+        if not np.any(deg_energy[used] > 0):
             raise MetricFailure("degraded signal is silent: SI-SDR is undefined (0/0 scale)")
-        return float(np.mean(si_sdr(reference[~silent], degraded[~silent])))
+        return float(np.mean(values[used]))
