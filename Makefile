@@ -8,7 +8,7 @@ setup:
 	@bash scripts/setup_env.sh
 
 demo: setup
-	$(VENV)/bin/evalkit demo
+	$(VENV)/bin/evalkit run configs/demo.yaml
 
 test: setup
 	$(PY) -m pytest -q

@@ -11,6 +11,7 @@ from evalkit.audio import AudioError
 from evalkit.codecs.spec import SpecError
 from evalkit.codecs.weights import WeightsNotFound
 from evalkit.metrics.registry import UnknownMetric
+from evalkit.runner.config import ConfigError
 
 EXIT_BAD_INPUT = 2
 
@@ -102,6 +103,41 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from evalkit.runner import load_config, run_evaluation
+
+    config, specs = load_config(args.config)
+    updates = {}
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigError(args.config, [f"--workers: expected an integer >= 1, got {args.workers}"])
+        updates["workers"] = args.workers
+    config = config.model_copy(update=updates)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(output / "run.log")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    file_handler.setLevel(logging.INFO)
+    logging.getLogger("evalkit").addHandler(file_handler)
+    logging.getLogger("evalkit").setLevel(logging.INFO)
+    report = run_evaluation(config, specs, executor=args.executor, scheduler=args.scheduler, fresh=args.fresh)
+    print(report.summary_table)
+    if report.speed_table:
+        print()
+        print(report.speed_table)
+    print(f"\nunits: {report.units_total} planned, {report.units_run} run, {report.units_rescored} rescored, "
+          f"{report.units_failed} failed, {report.units_total - report.units_run - report.units_rescored} "
+          f"already done or skipped; {report.wall_s:.1f} s")
+    for spec, reason in report.variants_skipped:
+        print(f"skipped {spec}: {reason}")
+    print(f"store: {report.store}")
+    print(f"exports: {report.exports['results_parquet']}, {report.exports['summary_csv']}, "
+          f"{report.exports['codebook_usage_csv']}; log: {output / 'run.log'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalkit", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -127,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="print one JSON object {metric: value}, NaN as null")
     score.set_defaults(func=_score)
 
+    run = sub.add_parser("run", help="evaluate a dataset through a grid of codec variants (resumable)")
+    run.add_argument("config", help="YAML run configuration (see configs/demo.yaml)")
+    run.add_argument("--workers", type=int, help="worker processes (overrides the config)")
+    run.add_argument("--executor", choices=["local", "dask"], default="local")
+    run.add_argument("--scheduler", help="Dask scheduler address (tcp://...); default: a LocalCluster")
+    run.add_argument("--fresh", action="store_true", help="discard the store and caches and start over")
+    run.set_defaults(func=_run)
+
     demo = sub.add_parser("demo", help="every demo item through every codec family")
     demo.add_argument("--data", default="data/demo", help="folder of audio files (default: data/demo)")
     demo.add_argument("--seconds", type=float, default=2.0, help="seconds of each item to code (default 2)")
@@ -142,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (AudioError, SpecError, WeightsNotFound, UnknownMetric, FileNotFoundError) as exc:
+    except (AudioError, SpecError, WeightsNotFound, UnknownMetric, ConfigError, FileNotFoundError) as exc:
         print(f"evalkit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head` and closed early

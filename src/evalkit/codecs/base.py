@@ -78,6 +78,7 @@ class ReconstructionReport:
     output_samples: int
     encode_s: float
     decode_s: float
+    process_s: float  # the whole transform at the codec rate (encode + decode, or filtering)
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,10 @@ class AudioTransform(ABC):
                                      f"need at least {self.min_samples / codec_rate * 1000:.1f} ms (one frame)")
         batch, handling = self._channels_to_batch(x_codec, source, channel_policy)
         timing = ProcessContext(codec_rate)
+        t0 = time.perf_counter()
         with torch.inference_mode():
             out = self.process(torch.from_numpy(batch).to(self.device), timing)
+        process_s = time.perf_counter() - t0
         out_np = out.detach().float().cpu().numpy()
         codec_out_len = out_np.shape[-1]
         y = self._batch_to_channels(out_np, handling)
@@ -181,7 +184,7 @@ class AudioTransform(ABC):
             input_channels=in_channels, channel_handling=handling,
             input_samples=in_len, codec_input_samples=x_codec.shape[1], codec_output_samples=codec_out_len,
             trimmed_samples=trimmed, padded_samples=padded, output_samples=y.shape[1],
-            encode_s=timing.encode_s, decode_s=timing.decode_s)
+            encode_s=timing.encode_s, decode_s=timing.decode_s, process_s=process_s)
         encoded = timing.encodings[0] if len(timing.encodings) == 1 else None
         return Reconstruction(np.ascontiguousarray(y, dtype=np.float32), sample_rate, report, encoded)
 

@@ -1,0 +1,76 @@
+"""Executors: run item tasks in-process, in a local process pool, or on a Dask cluster.
+
+All three stream: at most ``2 × workers`` tasks are in flight, so memory does not grow with the dataset.
+Outcomes are handed to ``on_outcome`` in the coordinating process as they complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from evalkit.runner.work import ItemTask, UnitOutcome, run_item_task
+
+log = logging.getLogger(__name__)
+OnOutcome = Callable[[list[UnitOutcome]], None]
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome) -> None:
+    if workers == 1:
+        for task in tasks:
+            on_outcome(run_item_task(task))
+        return
+    context = multiprocessing.get_context("spawn")  # torch's thread pools do not survive fork
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(threads_per_worker(workers),)) as pool:
+        pending = set()
+        for task in tasks:
+            pending.add(pool.submit(run_item_task, task))
+            if len(pending) >= 2 * workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    on_outcome(future.result())
+        for future in pending:
+            on_outcome(future.result())
+
+
+def run_dask(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, scheduler: str | None = None) -> None:
+    """Send the same tasks to a Dask cluster (``scheduler`` address, or a LocalCluster of ``workers``).
+
+    Workers must be able to read the dataset paths (shared filesystem); results come back to this process.
+    """
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(scheduler or cluster)
+    try:
+        futures = as_completed()
+        in_flight = 0
+        limit = 2 * max(1, len(client.scheduler_info().get("workers", {})) or workers)
+        for task in tasks:
+            futures.add(client.submit(run_item_task, task, pure=False))
+            in_flight += 1
+            if in_flight >= limit:
+                on_outcome(next(futures).result())
+                in_flight -= 1
+        for future in futures:
+            on_outcome(future.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,148 @@
+"""Exports from the store: tidy long-format results, per-variant summaries with bootstrap CIs, codebook usage.
+
+Only the units of the current plan are exported (rows left by earlier configs stay in the store).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evalkit.metrics import ALL_INFO
+from evalkit.metrics.codebook import usage_from_counts
+from evalkit.runner.store import Store
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_ci(values: np.ndarray, seed: int, level: float = 0.95,
+                 resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean over items; NaN for fewer than 2 values."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def _plan_table(store: Store, keys: list[str]) -> None:
+    store.db.execute("CREATE TEMP TABLE IF NOT EXISTS plan_keys (unit_key TEXT PRIMARY KEY)")
+    store.db.execute("DELETE FROM plan_keys")
+    store.db.executemany("INSERT OR IGNORE INTO plan_keys VALUES (?)", [(k,) for k in keys])
+
+
+def tidy_results(store: Store, keys: list[str]) -> pd.DataFrame:
+    _plan_table(store, keys)
+    rows = store.query("""
+        SELECT u.item_id, u.category, u.codec_spec, u.family, u.weights, u.bitrate_bps / 1000.0 AS bitrate_kbps,
+               r.metric, r.value, r.unit, r.reason, r.metric_version, r.library, r.library_version,
+               r.preparation, r.seconds AS metric_s, u.encode_s, u.decode_s, u.process_s, u.input_seconds, u.device,
+               u.unit_key, r.result_key
+        FROM results r JOIN units u ON u.unit_key = r.unit_key JOIN plan_keys p ON p.unit_key = u.unit_key
+        ORDER BY u.codec_spec, r.metric, u.item_id""")
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    prep = frame.pop("preparation").map(lambda s: json.loads(s) if isinstance(s, str) else {})
+    frame["metric_rate"] = prep.map(lambda p: p.get("rate"))
+    frame["delay_samples"] = prep.map(lambda p: p.get("delay_samples"))
+    frame["resampler"] = prep.map(lambda p: p.get("resampler"))
+    frame["channels"] = prep.map(lambda p: p.get("channels"))
+    frame["value"] = frame["value"].astype(float)
+    return frame
+
+
+def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Per codec variant × metric: mean, 95 % bootstrap CI over items, n, failures."""
+    rows = []
+    for (spec, metric), group in tidy.groupby(["codec_spec", "metric"], sort=True):
+        values = group["value"].dropna().to_numpy()
+        lo, hi = bootstrap_ci(values, seed)
+        info = ALL_INFO.get(metric)
+        rows.append({"codec_spec": spec, "metric": metric, "bitrate_kbps": group["bitrate_kbps"].iloc[0],
+                     "weights": group["weights"].iloc[0],
+                     "mean": float(values.mean()) if len(values) else math.nan, "ci_low": lo, "ci_high": hi,
+                     "n": len(values), "failures": int(group["value"].isna().sum()),
+                     "unit": group["unit"].iloc[0], "higher_is_better": info.higher_is_better if info else None})
+    return pd.DataFrame(rows)
+
+
+def codebook_tables(store: Store, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    _plan_table(store, keys)
+    units = store.query("""SELECT u.codec_spec, u.codes_path, u.frame_rate, u.cardinality FROM units u
+                           JOIN plan_keys p ON p.unit_key = u.unit_key
+                           WHERE u.status = 'ok' AND u.codes_path IS NOT NULL ORDER BY u.codec_spec""")
+    per_codebook, by_depth = [], []
+    for spec in dict.fromkeys(u["codec_spec"] for u in units):
+        mine = [u for u in units if u["codec_spec"] == spec and Path(u["codes_path"]).is_file()]
+        if not mine:
+            continue
+        cardinality, frame_rate = mine[0]["cardinality"], mine[0]["frame_rate"]
+        counts = None
+        for u in mine:  # streamed: one codes file at a time
+            codes = np.load(u["codes_path"]).astype(np.int64)
+            flat = codes.transpose(1, 0, 2).reshape(codes.shape[1], -1)
+            c = np.stack([np.bincount(row, minlength=cardinality) for row in flat])
+            counts = c if counts is None else counts + c
+        usage = usage_from_counts(counts, frame_rate)
+        per_codebook += [{"codec_spec": spec, **s.__dict__} for s in usage.per_codebook]
+        by_depth += [{"codec_spec": spec, **d.__dict__} for d in usage.by_num_codebooks()]
+    return pd.DataFrame(per_codebook), pd.DataFrame(by_depth)
+
+
+def speed_table(tidy: pd.DataFrame) -> str:
+    """Real-time factors (processing seconds per audio second) per codec and per metric."""
+    if tidy.empty:
+        return ""
+    units = tidy.drop_duplicates("unit_key")
+    lines = ["real-time factors (processing seconds per audio second; for units run or rescored in any run)",
+             f"{'codec variant':<44} {'encode':>8} {'decode':>8} {'total':>8}"]
+    for spec, g in units.groupby("codec_spec"):
+        audio_s = g["input_seconds"].sum()
+        if g["process_s"].notna().any() and audio_s:
+            lines.append(f"{spec:<44} {g['encode_s'].sum() / audio_s:>8.4f} {g['decode_s'].sum() / audio_s:>8.4f} "
+                         f"{g['process_s'].sum() / audio_s:>8.4f}")
+    lines.append(f"{'metric':<44} {'RTF':>8}")
+    audio_per_metric = tidy.groupby("metric")["input_seconds"].sum()
+    for metric, seconds in tidy.groupby("metric")["metric_s"].sum().items():
+        if audio_per_metric[metric]:
+            lines.append(f"{metric:<44} {seconds / audio_per_metric[metric]:>8.4f}")
+    return "\n".join(lines)
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    if summary.empty:
+        return "(no results)"
+    lines = [f"{'codec variant':<44} {'kbps':>6} {'metric':<16} {'mean':>9} {'95% CI':>21} {'n':>4} {'fail':>4}"]
+    for r in summary.itertuples():
+        kbps = f"{r.bitrate_kbps:.2f}" if pd.notna(r.bitrate_kbps) else "-"
+        ci = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if pd.notna(r.ci_low) else "-"
+        lines.append(f"{r.codec_spec:<44} {kbps:>6} {r.metric:<16} {r.mean:>9.4f} {ci:>21} {r.n:>4} {r.failures:>4}")
+    return "\n".join(lines)
+
+
+def write_all(store: Store, keys: list[str], output: Path, seed: int) -> tuple[dict[str, Path], str, str]:
+    tidy = tidy_results(store, keys)
+    summary = summarize(tidy, seed) if not tidy.empty else pd.DataFrame()
+    per_codebook, by_depth = codebook_tables(store, keys)
+    paths = {
+        "results_parquet": output / "results.parquet", "results_csv": output / "results.csv",
+        "summary_csv": output / "summary.csv", "summary_parquet": output / "summary.parquet",
+        "codebook_usage_csv": output / "codebook_usage.csv",
+        "codebook_usage_by_depth_csv": output / "codebook_usage_by_depth.csv",
+    }
+    tidy.to_parquet(paths["results_parquet"], index=False)
+    tidy.to_csv(paths["results_csv"], index=False)
+    summary.to_csv(paths["summary_csv"], index=False)
+    summary.to_parquet(paths["summary_parquet"], index=False)
+    per_codebook.to_csv(paths["codebook_usage_csv"], index=False)
+    by_depth.to_csv(paths["codebook_usage_by_depth_csv"], index=False)
+    table = format_summary(summary)
+    (output / "summary.txt").write_text(table + "\n")
+    return paths, table, speed_table(tidy)

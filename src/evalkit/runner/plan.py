@@ -1,0 +1,110 @@
+"""config → plan: dataset items, codec variants, and the content-hash keys that make runs resumable.
+
+A unit key hashes the item's audio bytes (+ segment setting), the canonical codec spec, the weights file
+identity and the versions of evalkit and the codec libraries; a result key adds the metric name, its
+definition version and its library version. Changing one codec or metric changes only its keys.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.metadata
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import evalkit
+from evalkit.codecs import CodecSpec, build_codec
+from evalkit.codecs.weights import WeightsNotFound, get_entry
+from evalkit.metrics import Metric
+from evalkit.runner.config import DatasetConfig
+
+CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec"}
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    path: Path
+    content_hash: str
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A codec variant of the plan: runnable, or skipped with the reason and how to fix it."""
+
+    spec: CodecSpec
+    identity: str  # spec + weights identity + library versions, hashed into unit keys
+    skipped: str | None = None
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def list_items(ds: DatasetConfig) -> Iterator[Item]:
+    """Dataset items in a stable order (sorted paths, or manifest order); unreadable files still get an item."""
+    if ds.manifest is not None:
+        with open(ds.manifest, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        entries = [(ds.manifest.parent / r["file"], r.get("category", "")) for r in rows]
+    else:
+        entries = [(p, "") for p in sorted(ds.folder.glob(ds.glob)) if p.is_file()]
+        manifest = ds.folder / "MANIFEST.csv"
+        if manifest.is_file():
+            with open(manifest, newline="") as fh:
+                categories = {r["file"]: r.get("category", "") for r in csv.DictReader(fh)}
+            entries = [(p, categories.get(p.name, "")) for p, _ in entries]
+    for n, (path, category) in enumerate(entries):
+        if ds.max_items is not None and n >= ds.max_items:
+            return
+        content = file_hash(path) if path.is_file() else "missing"
+        segment = f"|segment={ds.segment_seconds}" if ds.segment_seconds else ""
+        yield Item(path.stem, path, hashlib.sha256((content + segment).encode()).hexdigest()[:32], category)
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def plan_variant(spec: CodecSpec) -> Variant:
+    """Resolve weights identity without downloading; missing pretrained weights make the variant skipped."""
+    codec = build_codec(spec, device="cpu")
+    parts = [str(spec), f"evalkit={evalkit.__version__}"]
+    for prefix, dist in CODEC_LIBRARIES.items():
+        if spec.family.startswith(prefix):
+            parts.append(f"{dist}={_version(dist)}")
+    weights = spec.params.get("weights")
+    if weights is not None and weights != "random":
+        entry = get_entry(codec.arch.weights_name)
+        explicit = None if weights == "pretrained" else weights
+        try:
+            path = entry.resolve(explicit, allow_download=False)
+        except WeightsNotFound:
+            where = explicit or f"$EVALKIT_WEIGHTS or {entry.cache_dir()}"
+            return Variant(spec, "|".join(parts), f"weights {Path(explicit).name if explicit else entry.filename} "
+                                                   f"not found ({where}); get them with `evalkit weights fetch "
+                                                   f"{entry.name}` (see `evalkit weights status`)")
+        stat = path.stat()
+        parts.append(f"weights={path.name}:{stat.st_size}:{int(stat.st_mtime)}")
+    return Variant(spec, "|".join(parts))
+
+
+def unit_key(item: Item, variant: Variant) -> str:
+    return hashlib.sha256(f"{item.content_hash}|{variant.identity}".encode()).hexdigest()[:32]
+
+
+def result_key(unit: str, metric: Metric) -> str:
+    info = metric.info
+    text = json.dumps([unit, info.name, info.version, info.library, info.library_version()])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
