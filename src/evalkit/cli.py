@@ -138,6 +138,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _klt_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from evalkit.codecs.klt_report import analyze, format_analysis
+
+    result = analyze(args.spec, dim=args.dim, n_cov=args.n_cov)
+    print(json.dumps(result) if args.json else format_analysis(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalkit", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -170,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", help="Dask scheduler address (tcp://...); default: a LocalCluster")
     run.add_argument("--fresh", action="store_true", help="discard the store and caches and start over")
     run.set_defaults(func=_run)
+
+    klt = sub.add_parser("klt", help="KLT-truncated RVQ variants").add_subparsers(dest="action", required=True)
+    analyze = klt.add_parser("analyze", help="eigen-spectrum and storage/complexity of a KLT variant")
+    analyze.add_argument("spec", help="klt?base=...&dim=... or a base RVQ spec (e.g. encodec-24khz?weights=random)")
+    analyze.add_argument("--dim", type=int, help="kept dimensions (default: the spec's, else full)")
+    analyze.add_argument("--n-cov", type=int, help="codebooks used for the statistics (default 2)")
+    analyze.add_argument("--json", action="store_true", help="one JSON object (dim, full_dim, savings, spectrum)")
+    analyze.set_defaults(func=_klt_analyze)
 
     demo = sub.add_parser("demo", help="every demo item through every codec family")
     demo.add_argument("--data", default="data/demo", help="folder of audio files (default: data/demo)")

@@ -213,6 +213,10 @@ class AudioTransform(ABC):
     def describe(self) -> str:
         return f"{self.spec} [weights: {self.weights_label}]"
 
+    def info(self) -> dict:
+        """Extra provenance recorded with every unit (e.g. a KLT variant's spectrum and accounting)."""
+        return {}
+
 
 class Codec(AudioTransform):
     """A transform through discrete codes (residual VQ or similar)."""
@@ -277,6 +281,14 @@ class Codec(AudioTransform):
     def codebooks(self) -> torch.Tensor | None:
         """``[num_codebooks, cardinality, dim]`` codewords of the codebooks in use, or ``None``."""
         return None
+
+    def encode_with(self, wav: torch.Tensor, quantize) -> Encoded:
+        """Encode with another quantizer (``latent [B, D, T] -> codes [B, K, T]``); RVQ codecs only."""
+        raise NotImplementedError(f"{self.spec.family} does not expose its latents")
+
+    def decode_with(self, encoded: Encoded, dequantize) -> torch.Tensor:
+        """Decode with another dequantizer (``codes -> latent [B, D, T]``); RVQ codecs only."""
+        raise NotImplementedError(f"{self.spec.family} does not expose its latents")
 
     def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
         self.load()

@@ -56,7 +56,9 @@ def render_catalog() -> str:
         for p in family.params:
             lines.append(f"    {p.describe()}")
         rows = variants(family)
-        if rows and rows[0].bitrate_kbps is None:
+        if not rows:
+            lines.append("    bitrate: that of its base codec")
+        elif rows[0].bitrate_kbps is None:
             lines.append("    bitrate: none (reference condition)")
         elif rows:
             first = rows[0]

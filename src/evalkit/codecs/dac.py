@@ -131,15 +131,37 @@ class DacCodec(Codec):
         self._model = model.eval().to(self.device)
         return self
 
-    def encode(self, wav: torch.Tensor) -> Encoded:
+    # The model's own encode/decode, split at the quantizer so that variants (KLT) can replace it.
+    def encode_with(self, wav: torch.Tensor, quantize) -> Encoded:
         length = wav.shape[-1]
         x = self.model.preprocess(wav.to(self.device), self.sample_rate)  # right-pads to a hop multiple
-        _, codes, *_ = self.model.encode(x, n_quantizers=self.n_codebooks)
-        return Encoded(codes[:, : self.n_codebooks].long(), int(length))
+        return Encoded(quantize(self.model.encoder(x)).long(), int(length))
+
+    def decode_with(self, encoded: Encoded, dequantize) -> torch.Tensor:
+        return self.model.decode(dequantize(encoded.codes.to(self.device)))[..., : encoded.num_samples]
+
+    def quantize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latent ``[B, D, T]`` → codes ``[B, n, T]`` (projected cosine search, as the model does)."""
+        _, codes, *_ = self.model.quantizer(latent, n_quantizers=self.n_codebooks)
+        return codes[:, : self.n_codebooks]
+
+    def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.model.quantizer.from_codes(codes)[0]
+
+    def encode(self, wav: torch.Tensor) -> Encoded:
+        return self.encode_with(wav, self.quantize)
 
     def decode(self, encoded: Encoded) -> torch.Tensor:
-        z_q, _, _ = self.model.quantizer.from_codes(encoded.codes.to(self.device))
-        return self.model.decode(z_q)[..., : encoded.num_samples]
+        return self.decode_with(encoded, self.dequantize)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.arch.latent_dim or self.arch.encoder_dim * 2 ** len(self.arch.encoder_rates)
+
+    def latent_codebooks(self) -> torch.Tensor:
+        """Out-projected codewords ``E_k[j] = W_out,k c_k,j + b_out,k``: ``[n, K, latent_dim]``."""
+        books = self.codebooks()
+        return torch.stack([c @ out.weight.T + out.bias for c, (_, out) in zip(books, self.projections(), strict=True)])
 
     def codebooks(self) -> torch.Tensor:
         quantizers = self.model.quantizer.quantizers[: self.n_codebooks]

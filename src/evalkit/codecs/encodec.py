@@ -134,28 +134,63 @@ class EncodecCodec(Codec):
         self._model = model.eval().to(self.device)
         return self
 
+    # The model's own encode/decode, split at the quantizer so that variants (KLT) can replace it.
+    def _segments(self, wav: torch.Tensor):
+        length = wav.shape[-1]
+        seg_len = int(self.arch.segment_s * self.sample_rate) if self.arch.segment_s else length
+        stride = self.arch.segment_stride or length
+        for offset in range(0, length, stride):
+            yield wav[..., offset: offset + seg_len]
+
+    def encode_with(self, wav: torch.Tensor, quantize) -> Encoded:
+        model = self.model
+        codes, scales = [], []
+        for segment in self._segments(wav.to(self.device)):
+            if model.normalize:  # per-segment RMS gain of the mono mix, as EncodecModel._encode_frame
+                scale = 1e-8 + segment.mean(dim=1, keepdim=True).pow(2).mean(dim=2, keepdim=True).sqrt()
+                segment = segment / scale
+                scales.append(scale.view(-1, 1))
+            codes.append(quantize(model.encoder(segment)).long())
+        segment_frames = tuple(int(c.shape[-1]) for c in codes) if self.arch.segment_s else None
+        return Encoded(torch.cat(codes, dim=-1), int(wav.shape[-1]),
+                       torch.cat(scales, dim=1) if scales else None, segment_frames)
+
+    def decode_with(self, encoded: Encoded, dequantize) -> torch.Tensor:
+        from encodec.utils import _linear_overlap_add
+
+        model = self.model
+        codes = encoded.codes.to(self.device)
+        pieces = torch.split(codes, list(encoded.segment_frames), dim=-1) if encoded.segment_frames else [codes]
+        outputs = []
+        for i, piece in enumerate(pieces):
+            out = model.decoder(dequantize(piece))
+            if encoded.scales is not None:
+                out = out * encoded.scales[:, i].to(self.device).view(-1, 1, 1)
+            outputs.append(out)
+        audio = outputs[0] if len(outputs) == 1 else _linear_overlap_add(outputs, self.arch.segment_stride)
+        return audio[..., : encoded.num_samples]
+
+    def quantize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latent ``[B, D, T]`` → codes ``[B, K, T]`` with the model's residual VQ."""
+        q = self.model.quantizer
+        return q.encode(latent, self.frame_rate, self.bandwidth_kbps).transpose(0, 1)
+
+    def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.model.quantizer.decode(codes.transpose(0, 1))
+
     def encode(self, wav: torch.Tensor) -> Encoded:
-        frames = self.model.encode(wav.to(self.device))
-        codes = torch.cat([c for c, _ in frames], dim=-1).long()
-        scales = None
-        if frames[0][1] is not None:
-            scales = torch.cat([s.view(-1, 1) for _, s in frames], dim=1)
-        segment_frames = tuple(int(c.shape[-1]) for c, _ in frames) if self.arch.segment_s else None
-        return Encoded(codes, int(wav.shape[-1]), scales, segment_frames)
+        return self.encode_with(wav, self.quantize)
 
     def decode(self, encoded: Encoded) -> torch.Tensor:
-        codes = encoded.codes.to(self.device)
-        if encoded.segment_frames is None:
-            frames = [(codes, None)]
-        else:
-            pieces = torch.split(codes, list(encoded.segment_frames), dim=-1)
-            scales = encoded.scales.to(self.device) if encoded.scales is not None else None
-            frames = [(c, scales[:, i: i + 1] if scales is not None else None) for i, c in enumerate(pieces)]
-        return self.model.decode(frames)[..., : encoded.num_samples]
+        return self.decode_with(encoded, self.dequantize)
 
     def codebooks(self) -> torch.Tensor:
         layers = self.model.quantizer.vq.layers[: self.num_codebooks]
         return torch.stack([layer._codebook.embed.detach() for layer in layers])
+
+    @property
+    def latent_dim(self) -> int:
+        return 128
 
 
 def fill_random_codebooks(model) -> None:

@@ -96,6 +96,23 @@ def codebook_tables(store: Store, keys: list[str]) -> tuple[pd.DataFrame, pd.Dat
     return pd.DataFrame(per_codebook), pd.DataFrame(by_depth)
 
 
+def klt_tables(store: Store, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per KLT variant: the storage/complexity accounting, and its eigen-spectrum (for plots)."""
+    _plan_table(store, keys)
+    rows = store.query("""SELECT v.codec_spec, v.info FROM variants v WHERE v.info LIKE '{"klt"%' AND v.codec_spec
+                          IN (SELECT u.codec_spec FROM units u JOIN plan_keys p ON p.unit_key = u.unit_key)
+                          ORDER BY v.codec_spec""")
+    accounting, spectra = [], []
+    for row in rows:
+        info = json.loads(row["info"])["klt"]
+        eigenvalues = info.pop("eigenvalues")
+        accounting.append({"codec_spec": row["codec_spec"], **info})
+        cumulative = np.cumsum(eigenvalues) / np.sum(eigenvalues)
+        spectra += [{"codec_spec": row["codec_spec"], "index": i + 1, "eigenvalue": v, "cumulative_share": c}
+                    for i, (v, c) in enumerate(zip(eigenvalues, cumulative, strict=True))]
+    return pd.DataFrame(accounting), pd.DataFrame(spectra)
+
+
 def speed_table(tidy: pd.DataFrame) -> str:
     """Real-time factors (processing seconds per audio second) per codec and per metric."""
     if tidy.empty:
@@ -131,11 +148,13 @@ def write_all(store: Store, keys: list[str], output: Path, seed: int) -> tuple[d
     tidy = tidy_results(store, keys)
     summary = summarize(tidy, seed) if not tidy.empty else pd.DataFrame()
     per_codebook, by_depth = codebook_tables(store, keys)
+    klt_accounting, klt_spectra = klt_tables(store, keys)
     paths = {
         "results_parquet": output / "results.parquet", "results_csv": output / "results.csv",
         "summary_csv": output / "summary.csv", "summary_parquet": output / "summary.parquet",
         "codebook_usage_csv": output / "codebook_usage.csv",
         "codebook_usage_by_depth_csv": output / "codebook_usage_by_depth.csv",
+        "klt_accounting_csv": output / "klt_accounting.csv", "klt_spectra_csv": output / "klt_spectra.csv",
     }
     tidy.to_parquet(paths["results_parquet"], index=False)
     tidy.to_csv(paths["results_csv"], index=False)
@@ -143,6 +162,8 @@ def write_all(store: Store, keys: list[str], output: Path, seed: int) -> tuple[d
     summary.to_parquet(paths["summary_parquet"], index=False)
     per_codebook.to_csv(paths["codebook_usage_csv"], index=False)
     by_depth.to_csv(paths["codebook_usage_by_depth_csv"], index=False)
+    klt_accounting.to_csv(paths["klt_accounting_csv"], index=False)
+    klt_spectra.to_csv(paths["klt_spectra_csv"], index=False)
     table = format_summary(summary)
     (output / "summary.txt").write_text(table + "\n")
     return paths, table, speed_table(tidy)

@@ -128,7 +128,7 @@ class _Writer:
             else:
                 unit = UnitRow(**{**unit.__dict__, **updates})
                 self.report.units_run += 1
-            self.store.write_unit(unit, outcome.results)
+            self.store.write_unit(unit, outcome.results, outcome.variant_info)
             if unit.status == "failed":
                 self.report.units_failed += 1
                 log.warning("%s x %s failed: %s", unit.item_id, unit.codec_spec, unit.reason)

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS results (
     created TEXT DEFAULT CURRENT_TIMESTAMP
 );
 CREATE INDEX IF NOT EXISTS results_unit ON results(unit_key);
+CREATE TABLE IF NOT EXISTS variants (codec_spec TEXT PRIMARY KEY, info TEXT NOT NULL);
 """
 
 
@@ -98,9 +99,11 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def write_unit(self, unit: UnitRow, results: Iterable[ResultRow]) -> None:
-        """The unit row and all its result rows, atomically."""
+    def write_unit(self, unit: UnitRow, results: Iterable[ResultRow], variant_info: str | None = None) -> None:
+        """The unit row and all its result rows (and the variant's info, once), atomically."""
         with self.db:
+            if variant_info is not None:
+                self._insert("variants", {"codec_spec": unit.codec_spec, "info": variant_info})
             self._insert("units", asdict(unit))
             for r in results:
                 row = asdict(r)

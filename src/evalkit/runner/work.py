@@ -9,7 +9,7 @@ the store; decoded audio and codes travel back in the outcome and the coordinato
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class UnitOutcome:
     decoded: np.ndarray | None = None  # new decoded audio [channels, samples] at the input rate
     codes: np.ndarray | None = None  # new codes [batch, n_codebooks, valid frames]
     rescored: bool = False  # cached decoded audio was rescored; the stored unit row stays as it is
-    extra: dict = field(default_factory=dict)
+    variant_info: str | None = None  # codec.info() of the variant (KLT spectrum, accounting)
 
 
 _CODECS: dict[tuple[str, str], AudioTransform] = {}
@@ -117,7 +117,9 @@ def _run_job(task: ItemTask, item: Item, job: UnitJob, reference: Reference, com
             codes = rec.encoded.codes[..., :frames].cpu().numpy().astype(np.int16)
             fields.update(frame_rate=codec.frame_rate, cardinality=codec.cardinality,
                           num_codebooks=codec.num_codebooks)
-        outcome = UnitOutcome(_unit(item, job, "ok", **fields, **common), [], decoded, codes)
+        info = codec.info()
+        outcome = UnitOutcome(_unit(item, job, "ok", **fields, **common), [], decoded, codes,
+                              variant_info=to_json(info) if info else None)
     scored = score_pair(reference, decoded, rate, metrics, max_delay_s=task.max_delay_s, source=job.spec)
     for (key, _), r in zip(job.metrics, scored, strict=True):
         outcome.results.append(ResultRow(key, job.unit_key, item.item_id, job.spec, r.metric, r.value, r.unit,
