@@ -37,11 +37,12 @@ def demo_specs() -> list[CodecSpec]:
     """One variant per family at its default setting; ``weights=random`` where weights are missing."""
     specs = []
     for family in FAMILIES.values():
-        raw = {}
-        if "weights" in family.defaults:
-            arch_weights = build_codec(family.resolve({}), device="cpu").arch.weights_name
-            raw["weights"] = "pretrained" if get_entry(arch_weights).find() else "random"
-        specs.append(family.resolve(raw))
+        spec = family.resolve({})
+        if "weights" in spec.params:
+            weights_name = build_codec(spec, device="cpu").arch.weights_name
+            found = get_entry(weights_name).find()
+            spec = family.resolve({**spec.params, "weights": "pretrained" if found else "random"})
+        specs.append(spec)
     return specs
 
 

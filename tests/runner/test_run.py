@@ -109,3 +109,15 @@ def test_bootstrap_ci():
     lo, hi = bootstrap_ci(values, seed=1)
     half = 1.96 * values.std(ddof=1) / np.sqrt(len(values))  # normal-theory CI as an independent check
     assert lo == pytest.approx(values.mean() - half, abs=0.03) and hi == pytest.approx(values.mean() + half, abs=0.03)
+
+
+def test_klt_grid_exports_accounting_and_spectrum(dataset, tmp_path):
+    raw = make_config(dataset, tmp_path / "out", metrics=["si_sdr"], codecs=[
+        {"family": "klt", "params": {"base": "encodec-24khz", "bandwidth": 1.5, "weights": "random",
+                                     "dim": [64, 128]}}])
+    report = _run(raw, tmp_path)
+    accounting = pd.read_csv(report.exports["klt_accounting_csv"])
+    assert sorted(accounting["dim"]) == [64, 128] and set(accounting["full_dim"]) == {128}
+    assert accounting.set_index("dim").loc[64, "saving_codebooks"] == pytest.approx(0.5)
+    spectra = pd.read_csv(report.exports["klt_spectra_csv"])
+    assert len(spectra) == 2 * 128 and spectra.groupby("codec_spec")["cumulative_share"].max().round(9).eq(1).all()
