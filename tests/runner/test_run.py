@@ -121,3 +121,24 @@ def test_klt_grid_exports_accounting_and_spectrum(dataset, tmp_path):
     assert accounting.set_index("dim").loc[64, "saving_codebooks"] == pytest.approx(0.5)
     spectra = pd.read_csv(report.exports["klt_spectra_csv"])
     assert len(spectra) == 2 * 128 and spectra.groupby("codec_spec")["cumulative_share"].max().round(9).eq(1).all()
+
+
+def test_manifest_dataset_and_cli_run(dataset, tmp_path, capsys):
+    import yaml
+
+    from evalkit.cli import main
+
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("file,category\ndata/item0.wav,speech\ndata/item2.wav,other\n")
+    raw = make_config(dataset, tmp_path / "out", codecs=[{"spec": "lowpass?cutoff_hz=7000"}], metrics=["si_sdr"])
+    raw["dataset"] = {"manifest": str(manifest)}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "lowpass?cutoff_hz=7000" in out and "units: 2 planned, 2 run" in out and "store: " in out
+    tidy = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert dict(zip(tidy.item_id, tidy.category, strict=True)) == {"item0": "speech", "item2": "other"}
+    assert (tmp_path / "out" / "run.log").is_file()
+    assert main(["run", str(path), "--workers", "0"]) == 2
+    assert "--workers: expected an integer >= 1, got 0" in capsys.readouterr().err
