@@ -37,6 +37,7 @@ import soxr
 RATE = 44_100
 TARGET_LUFS = -23.0
 PEAK_LIMIT = 10 ** (-1 / 20)
+MAX_TRAIN_CHORALES = 40
 DEBS = ("sonic-pi-samples", "asterisk-core-sounds-en-g722", "fluid-soundfont-gm")
 SONIC_PI = "usr/share/sonic-pi/samples"
 ASTERISK = "usr/share/asterisk/sounds/en_US_f_Allison"
@@ -126,12 +127,15 @@ def festival(text: str, name: str) -> Item:
                 to_rate(data.T, rate))
 
 
-def bach(root: Path, work: str, seconds: float, programs: tuple[int, ...], bpm: float = 84.0) -> Item:
-    """Render the first ``seconds`` of a music21 chorale, one GM program per part, stereo-panned."""
+def bach(root: Path, work: str, seconds: float | None, programs: tuple[int, ...], bpm: float = 84.0,
+         category: str = "music") -> Item:
+    """Render the first ``seconds`` (None: all) of a music21 chorale, one GM program per part, stereo-panned."""
     import music21
     import tinysoundfont
 
     score = music21.corpus.parse(work)
+    if seconds is None:
+        seconds = float(score.highestTime) * 60.0 / bpm + 1.0
     synth = tinysoundfont.Synth(samplerate=RATE)
     sfid = synth.sfload(str(root / SOUNDFONT))
     spq = 60.0 / bpm  # seconds per quarter note
@@ -158,8 +162,11 @@ def bach(root: Path, work: str, seconds: float, programs: tuple[int, ...], bpm: 
     if cursor < total:
         chunks.append(np.frombuffer(synth.generate_simple(total - cursor), dtype=np.float32).copy())
     stereo = np.concatenate(chunks).reshape(-1, 2).T
-    label = work.replace("/", "_").replace(".", "_")
-    return Item(f"music_{label}", "music", f"music21 corpus:{work}", *LICENCE_BACH, stereo)
+    name = work.split("corpus/")[-1]
+    for extension in (".mxl", ".musicxml", ".xml", ".krn"):
+        name = name.removesuffix(extension)
+    label = name.replace("/", "_").replace(".", "_")
+    return Item(f"{category}_{label}", category, f"music21 corpus:{name}", *LICENCE_BACH, stereo)
 
 
 def demo_items(root: Path) -> list[Item]:
@@ -209,6 +216,12 @@ def training_items(root: Path, demo: list[Item]) -> list[Item]:
             continue
         item = sonic_pi(root, path.stem, 30.0, "train")
         if item.source not in used and item.audio.shape[1] > RATE // 2 and np.any(item.audio):
+            items.append(item)
+    import music21
+
+    for path in music21.corpus.getComposer("bach")[:MAX_TRAIN_CHORALES]:
+        item = bach(root, str(path), None, (0, 48, 42, 70), category="train")
+        if item.source not in used:
             items.append(item)
     return items
 
