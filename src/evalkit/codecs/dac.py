@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from evalkit.codecs.base import Codec, Encoded
-from evalkit.codecs.encodec import weights_label, weights_params
+from evalkit.codecs.base import Encoded
+from evalkit.codecs.rvq import PretrainedRvqCodec, weights_params
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
 from evalkit.codecs.weights import get_entry
 
@@ -78,21 +78,14 @@ def materialise_weight_norm(conv: torch.nn.Module) -> Projection:
     return Projection(weight[..., 0].clone(), conv.bias.detach().clone())
 
 
-class DacCodec(Codec):
+class DacCodec(PretrainedRvqCodec):
     """DAC with the first ``n_codebooks`` quantizers."""
+
+    ARCHS = ARCHS
 
     def __init__(self, spec: CodecSpec, device: str | torch.device = "auto"):
         super().__init__(spec, device)
-        self.arch = ARCHS[spec.family]
         self.n_codebooks = int(spec.params["n_codebooks"])
-        self.weights = spec.params["weights"]
-        self.seed = int(spec.params["seed"])
-        self.weights_label = weights_label(self.weights, self.seed)
-        self._model = None
-
-    @property
-    def sample_rate(self) -> int:
-        return self.arch.sample_rate
 
     @property
     def channels(self) -> int:
@@ -109,11 +102,6 @@ class DacCodec(Codec):
     @property
     def cardinality(self) -> int:
         return self.arch.codebook_size
-
-    @property
-    def model(self):
-        self.load()
-        return self._model
 
     def load(self) -> DacCodec:
         if self._model is not None:
@@ -147,12 +135,6 @@ class DacCodec(Codec):
 
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         return self.model.quantizer.from_codes(codes)[0]
-
-    def encode(self, wav: torch.Tensor) -> Encoded:
-        return self.encode_with(wav, self.quantize)
-
-    def decode(self, encoded: Encoded) -> torch.Tensor:
-        return self.decode_with(encoded, self.dequantize)
 
     @property
     def latent_dim(self) -> int:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from evalkit.codecs.base import Codec, Encoded
+from evalkit.codecs.base import Encoded
+from evalkit.codecs.rvq import PretrainedRvqCodec, weights_params
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
 from evalkit.codecs.weights import get_entry
 
@@ -54,38 +55,14 @@ ARCHS = {
 CARDINALITY = 1024
 
 
-def weights_params(default_seed: int = 0) -> tuple[Param, ...]:
-    """The ``weights`` and ``seed`` parameters shared by every pretrained-model family."""
-    return (
-        Param("weights", str, "pretrained",
-              "'pretrained' (resolved through caches, downloaded when online), 'random' (official "
-              "architecture, seeded random weights), or a checkpoint path"),
-        Param("seed", int, default_seed, "seed for weights=random", minimum=0),
-    )
-
-
-def weights_label(weights: str, seed: int) -> str:
-    if weights == "random":
-        return f"random (seed {seed}) - NOT a pretrained model"
-    return "pretrained" if weights == "pretrained" else f"checkpoint {weights}"
-
-
-class EncodecCodec(Codec):
+class EncodecCodec(PretrainedRvqCodec):
     """EnCodec at a fixed bandwidth."""
+
+    ARCHS = ARCHS
 
     def __init__(self, spec: CodecSpec, device: str | torch.device = "auto"):
         super().__init__(spec, device)
-        self.arch = ARCHS[spec.family]
         self.bandwidth_kbps = float(spec.params["bandwidth"])
-        self.weights = spec.params["weights"]
-        self.seed = int(spec.params["seed"])
-        self.weights_label = weights_label(self.weights, self.seed)
-        self._model = None
-
-    # static description (no model needed)
-    @property
-    def sample_rate(self) -> int:
-        return self.arch.sample_rate
 
     @property
     def channels(self) -> int:
@@ -107,12 +84,6 @@ class EncodecCodec(Codec):
     def side_info_bps(self) -> float:
         stride = self.arch.segment_stride
         return 0.0 if stride is None else SCALE_BITS * self.sample_rate / stride
-
-    # model
-    @property
-    def model(self):
-        self.load()
-        return self._model
 
     def load(self) -> EncodecCodec:
         if self._model is not None:
@@ -177,12 +148,6 @@ class EncodecCodec(Codec):
 
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         return self.model.quantizer.decode(codes.transpose(0, 1))
-
-    def encode(self, wav: torch.Tensor) -> Encoded:
-        return self.encode_with(wav, self.quantize)
-
-    def decode(self, encoded: Encoded) -> torch.Tensor:
-        return self.decode_with(encoded, self.dequantize)
 
     def codebooks(self) -> torch.Tensor:
         layers = self.model.quantizer.vq.layers[: self.num_codebooks]
