@@ -138,7 +138,10 @@ def test_manifest_dataset_and_cli_run(dataset, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "lowpass?cutoff_hz=7000" in out and "units: 2 planned, 2 run" in out and "store: " in out
     tidy = pd.read_csv(tmp_path / "out" / "results.csv")
-    assert dict(zip(tidy.item_id, tidy.category, strict=True)) == {"item0": "speech", "item2": "other"}
+    assert dict(zip(tidy.item_id, tidy.category, strict=True)) == {"data/item0": "speech", "data/item2": "other"}
     assert (tmp_path / "out" / "run.log").is_file()
     assert main(["run", str(path), "--workers", "0"]) == 2
     assert "--workers: expected an integer >= 1, got 0" in capsys.readouterr().err
+    manifest.write_text("path,category\ndata/item0.wav,speech\n")
+    assert main(["run", str(path)]) == 2
+    assert "dataset.manifest: items.csv has no 'file' column" in capsys.readouterr().err

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import csv
 import itertools
 from pathlib import Path
 from typing import Any, Literal
@@ -141,6 +142,12 @@ def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[
         manifest = _resolve(ds.manifest, base_dir)
         if not manifest.is_file():
             problems.append(f"dataset.manifest: {manifest} not found")
+        else:
+            with open(manifest, newline="") as fh:
+                header = next(csv.reader(fh), [])
+            if "file" not in header:
+                problems.append(f"dataset.manifest: {manifest.name} has no 'file' column (columns: "
+                                f"{', '.join(header) or 'none'})")
         updates["dataset"] = ds.model_copy(update={"manifest": manifest})
     if problems:
         raise ConfigError(source, problems)

@@ -55,8 +55,10 @@ def list_items(ds: DatasetConfig) -> Iterator[Item]:
         with open(ds.manifest, newline="") as fh:
             rows = list(csv.DictReader(fh))
         entries = [(ds.manifest.parent / r["file"], r.get("category", "")) for r in rows]
+        root = ds.manifest.parent
     else:
         entries = [(p, "") for p in sorted(ds.folder.glob(ds.glob)) if p.is_file()]
+        root = ds.folder
         manifest = ds.folder / "MANIFEST.csv"
         if manifest.is_file():
             with open(manifest, newline="") as fh:
@@ -67,7 +69,11 @@ def list_items(ds: DatasetConfig) -> Iterator[Item]:
             return
         content = file_hash(path) if path.is_file() else "missing"
         segment = f"|segment={ds.segment_seconds}" if ds.segment_seconds else ""
-        yield Item(path.stem, path, hashlib.sha256((content + segment).encode()).hexdigest()[:32], category)
+        try:  # relative path without suffix: unique even for same-named files in sub-folders
+            item_id = path.relative_to(root).with_suffix("").as_posix()
+        except ValueError:
+            item_id = path.stem
+        yield Item(item_id, path, hashlib.sha256((content + segment).encode()).hexdigest()[:32], category)
 
 
 def _version(dist: str) -> str:
@@ -81,8 +87,9 @@ def plan_variant(spec: CodecSpec) -> Variant:
     """Resolve weights identity without downloading; missing pretrained weights make the variant skipped."""
     codec = build_codec(spec, device="cpu")
     parts = [str(spec), f"evalkit={evalkit.__version__}"]
+    model_family = spec.params.get("base", spec.family)  # a KLT variant runs its base codec's library
     for prefix, dist in CODEC_LIBRARIES.items():
-        if spec.family.startswith(prefix):
+        if model_family.startswith(prefix):
             parts.append(f"{dist}={_version(dist)}")
     weights = spec.params.get("weights")
     if weights is not None and weights != "random":
