@@ -168,10 +168,6 @@ class EuclideanKlt:
         self._prepare()
         return self
 
-    def reduce(self, latent: torch.Tensor) -> torch.Tensor:
-        """``z̃ = U_dᵀ (z − μ)``: ``[B, D, T]`` → ``[B, d, T]``."""
-        return torch.einsum("dk,bdt->bkt", self.u, latent - self.mean[:, None])
-
     def quantize(self, latent: torch.Tensor) -> torch.Tensor:
         batch, dim, frames = latent.shape
         rows = latent.to(self.u.dtype).transpose(1, 2).reshape(-1, dim)
