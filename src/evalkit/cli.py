@@ -189,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="one JSON object (dim, full_dim, savings, spectrum)")
     analyze.set_defaults(func=_klt_analyze)
 
+    from evalkit.codecs.qincodec.cli import add_parser as add_qincodec_parser
+
+    add_qincodec_parser(sub)
+
     demo = sub.add_parser("demo", help="every demo item through every codec family")
     demo.add_argument("--data", default="data/demo", help="folder of audio files (default: data/demo)")
     demo.add_argument("--seconds", type=float, default=2.0, help="seconds of each item to code (default 2)")

@@ -1,0 +1,153 @@
+"""Codec adapters ``qincodec?…`` (QINCo2) and ``qincodec-rvq?…`` (its plain-RVQ baseline) over one checkpoint.
+
+Both share the checkpoint's encoder and finetuned decoder; they differ only in the latent quantizer. The
+bitrate is chosen with ``bitrate_kbps`` or ``n_steps`` (a prefix of the M trained steps):
+``bitrate = frame_rate × n_steps × log2 K``. Both split their pipeline at the quantizer
+(``encode_with``/``decode_with``), so KLT variants can wrap the RVQ baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from evalkit.codecs.base import Codec, Encoded
+from evalkit.codecs.qincodec.checkpoint import load_checkpoint
+from evalkit.codecs.qincodec.config import QinConfig
+from evalkit.codecs.spec import CodecSpec
+
+
+class QincodecCodec(Codec):
+    """QinCodec at a fixed number of quantizer steps; ``quantizer`` is ``qinco2`` or ``rvq``."""
+
+    def __init__(self, spec: CodecSpec, device: str | torch.device = "auto", quantizer: str = "qinco2"):
+        super().__init__(spec, device)
+        self.quantizer_kind = quantizer
+        self.checkpoint = str(spec.params["checkpoint"])
+        bundle = load_checkpoint(self.checkpoint)
+        self.config = QinConfig.from_dict(bundle["config"])
+        self.sha256 = bundle["sha256"]
+        self.n_steps = int(spec.params["n_steps"])
+        self.candidates = int(spec.params.get("candidates", 0)) or self.config.quantizer.candidates
+        self.beam = int(spec.params.get("beam", 0)) or self.config.quantizer.beam
+        where = "shipped with evalkit" if self.checkpoint == "shipped" else self.checkpoint
+        self.weights_label = f"evalkit-trained QinCodec '{self.config.name}' ({where}, sha256 {self.sha256[:12]})"
+        self._parts = None
+
+    # --- static description --------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.model.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return 1
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.model.frame_rate
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.n_steps
+
+    @property
+    def cardinality(self) -> int:
+        return self.config.quantizer.codebook_size
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.model.hop_length
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.model.latent_dim
+
+    def weights_identity(self) -> str:
+        """What identifies the weights in cache keys: the checkpoint file's SHA-256."""
+        return f"qincodec-checkpoint-sha256={self.sha256}"
+
+    # --- model -----------------------------------------------------------------------------------
+    def load(self) -> QincodecCodec:
+        if self._parts is not None:
+            return self
+        from evalkit.codecs.qincodec.model import Decoder, Encoder
+        from evalkit.codecs.qincodec.qinco2 import Qinco2, ResidualVQ
+
+        bundle = load_checkpoint(self.checkpoint)
+        cfg = self.config
+        encoder, decoder = Encoder(cfg.model), Decoder(cfg.model)
+        encoder.load_state_dict(bundle["encoder"])
+        decoder.load_state_dict(bundle["decoder"])
+        if self.quantizer_kind == "qinco2":
+            quantizer = Qinco2(cfg.model.latent_dim, cfg.quantizer)
+            quantizer.load_state_dict(bundle["qinco2"])
+        else:
+            quantizer = ResidualVQ(cfg.model.latent_dim, cfg.quantizer.steps, cfg.quantizer.codebook_size)
+            quantizer.load_state_dict(bundle["rvq"])
+        self._parts = tuple(m.eval().to(self.device) for m in (encoder, decoder, quantizer))
+        return self
+
+    @property
+    def parts(self):
+        self.load()
+        return self._parts
+
+    # --- pipeline, split at the quantizer ---------------------------------------------------------
+    def encode(self, wav: torch.Tensor) -> Encoded:
+        return self.encode_with(wav, self.quantize)
+
+    def decode(self, encoded: Encoded) -> torch.Tensor:
+        return self.decode_with(encoded, self.dequantize)
+
+    def encode_with(self, wav: torch.Tensor, quantize) -> Encoded:
+        encoder = self.parts[0]
+        length = wav.shape[-1]
+        extra = (-length) % self.hop_length
+        wav = torch.nn.functional.pad(wav.to(self.device), (0, extra))
+        return Encoded(quantize(encoder(wav)).long(), int(length))
+
+    def decode_with(self, encoded: Encoded, dequantize) -> torch.Tensor:
+        decoder = self.parts[1]
+        return decoder(dequantize(encoded.codes.to(self.device)))[..., : encoded.num_samples]
+
+    def quantize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latent ``[B, D, T]`` → codes ``[B, n_steps, T]``."""
+        quantizer = self.parts[2]
+        b, d, t = latent.shape
+        flat = latent.transpose(1, 2).reshape(-1, d)
+        if self.quantizer_kind == "qinco2":
+            codes = quantizer.encode(flat, self.candidates, self.beam, self.n_steps)
+        else:
+            codes = quantizer.encode(flat, self.n_steps)
+        return codes.reshape(b, t, -1).transpose(1, 2)
+
+    def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, n_steps, T]`` → latent ``[B, D, T]``."""
+        quantizer = self.parts[2]
+        b, m, t = codes.shape
+        flat = quantizer.decode(codes.transpose(1, 2).reshape(-1, m))
+        return flat.reshape(b, t, -1).transpose(1, 2)
+
+    def codebooks(self) -> torch.Tensor:
+        """``[n_steps, K, D]`` in latent space: RVQ's codewords; QINCo2's base codewords ``C_m`` (its effective
+        codewords also depend on the partial reconstruction)."""
+        quantizer = self.parts[2]
+        if self.quantizer_kind == "rvq":
+            return quantizer.latent_codebooks()[: self.n_steps]
+        books = quantizer.codebooks.detach() * quantizer.norm.scale
+        books[0] = books[0] + quantizer.norm.mean
+        return books[: self.n_steps]
+
+    def latent_codebooks(self) -> torch.Tensor:
+        """Every stored codebook in latent space ``[M, K, D]`` (used by the KLT family)."""
+        if self.quantizer_kind != "rvq":
+            raise NotImplementedError("KLT applies to the RVQ baseline (qincodec-rvq), not to QINCo2")
+        return self.parts[2].latent_codebooks()
+
+    def info(self) -> dict:
+        bundle = load_checkpoint(self.checkpoint)
+        prov = bundle["provenance"]
+        keys = ("config_name", "train_minutes", "ae_steps", "ae_best_val_mel", "finetune_val_mel_after", "created")
+        return {"checkpoint_sha256": self.sha256, "quantizer": self.quantizer_kind, "n_steps": self.n_steps,
+                **({"candidates": self.candidates, "beam": self.beam} if self.quantizer_kind == "qinco2" else {}),
+                **{k: prov[k] for k in keys if k in prov}}

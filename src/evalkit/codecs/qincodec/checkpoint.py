@@ -1,0 +1,81 @@
+"""The packaged QinCodec checkpoint: one file with the config, encoder, decoder, both quantizers and provenance.
+
+Weights are stored as float16 (loaded as float32), so the shipped file stays small; everything the codec
+computes is defined by the stored values, and re-saving a loaded checkpoint changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+FORMAT = "evalkit-qincodec/1"
+SHIPPED = Path(__file__).parent / "weights" / "qincodec-small.pt"
+PARTS = ("encoder", "decoder", "rvq", "qinco2")
+
+
+class CheckpointError(ValueError):
+    """A missing or unreadable QinCodec checkpoint; the message names the file."""
+
+
+def _half(state: dict) -> dict:
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def _float(state: dict) -> dict:
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def save_checkpoint(path: Path, config: dict, parts: dict[str, dict], provenance: dict) -> Path:
+    """Write the packaged checkpoint (float16 weights) atomically."""
+    from evalkit.codecs.qincodec.schedule import save_atomic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic({"format": FORMAT, "config": config, **{k: _half(parts[k]) for k in PARTS},
+                 "provenance": provenance}, path)
+    return path
+
+
+def resolve_path(checkpoint: str) -> Path:
+    """``shipped`` names the checkpoint inside the package; anything else is a path."""
+    path = SHIPPED if checkpoint == "shipped" else Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"QinCodec checkpoint {path} not found"
+                              + (" (the package ships none: train one with `evalkit qincodec train`)"
+                                 if checkpoint == "shipped" else ""))
+    return path
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, size: int, mtime_ns: int) -> dict:
+    try:
+        bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unreadable file: one clear line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"QinCodec checkpoint {path} is unreadable: {type(exc).__name__}: {first}") from None
+    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a QinCodec checkpoint (expected format {FORMAT})")
+    out = {k: _float(bundle[k]) for k in PARTS}
+    out.update(format=bundle["format"], config=bundle["config"], provenance=bundle.get("provenance", {}),
+               sha256=file_digest(Path(path)))
+    return out
+
+
+def load_checkpoint(checkpoint: str) -> dict:
+    """The checkpoint's parts as float32 state dicts, its config, provenance and SHA-256 (cached per file state)."""
+    path = resolve_path(checkpoint)
+    stat = os.stat(path)
+    return _load(str(path.resolve()), stat.st_size, stat.st_mtime_ns)

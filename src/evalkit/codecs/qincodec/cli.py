@@ -1,0 +1,96 @@
+"""``evalkit qincodec train|info``: argument parsing and printing only; the work is in :mod:`.train`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_STOPPED = 3  # the time budget ran out: state saved, rerun to continue
+
+
+def add_parser(sub) -> None:
+    qin = sub.add_parser("qincodec", help="train and inspect QinCodec").add_subparsers(dest="action", required=True)
+    train = qin.add_parser("train", help="train QinCodec (autoencoder, latents, QINCo2 + RVQ, decoder finetuning)")
+    train.add_argument("--data", required=True, type=Path, help="folder of training audio (searched recursively)")
+    train.add_argument("--out", required=True, type=Path, help="run folder (checkpoints; rerun to resume)")
+    train.add_argument("--config", default="small", help="small (2 CPU cores), paper (GPU) or tiny (tests)")
+    train.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
+    train.add_argument("--stage", action="append", choices=["ae", "latents", "quantizer", "finetune"],
+                       help="run only this stage (repeatable; earlier stages must be done); default: all")
+    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    train.add_argument("--max-minutes", type=float, help="stop (resumably) after this many minutes")
+    train.set_defaults(func=train_command)
+    info = qin.add_parser("info", help="configuration and provenance of a QinCodec checkpoint")
+    info.add_argument("checkpoint", nargs="?", default="shipped", help="path, or 'shipped' (default)")
+    info.set_defaults(func=info_command)
+
+
+def _file_log(out: Path) -> logging.Handler:
+    out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("evalkit.qincodec")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # the log file, not the terminal under the progress bars
+    return handler
+
+
+def train_command(args: argparse.Namespace) -> int:
+    import torch
+
+    from evalkit.codecs.base import resolve_device
+    from evalkit.codecs.qincodec.config import get_config
+    from evalkit.codecs.qincodec.train import STAGES, Context, StageStopped, run_training
+
+    try:
+        config = get_config(args.config)
+        device = resolve_device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA GPU is available")
+        if not args.data.is_dir():
+            raise ValueError(f"--data {args.data}: no such folder")
+    except (ValueError, RuntimeError) as exc:
+        print(f"evalkit: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _file_log(args.out)
+    stages = tuple(args.stage) if args.stage else STAGES
+    ctx = Context(config, args.data, args.out, device,
+                  budget_s=args.max_minutes * 60 if args.max_minutes else None, progress=sys.stderr.isatty())
+    print(f"qincodec: training config {config.name!r} on {device} into {args.out} (log: {args.out / 'train.log'})",
+          file=sys.stderr)
+    try:
+        packaged = run_training(ctx, stages)
+    except StageStopped as exc:
+        print(f"qincodec: {exc}; rerun the same command to continue", file=sys.stderr)
+        return EXIT_STOPPED
+    except KeyboardInterrupt:
+        print(f"qincodec: interrupted; rerun the same command to continue from the last checkpoint "
+              f"(saved every {config.train.checkpoint_every_s:.0f} s)", file=sys.stderr)
+        return 130
+    except ValueError as exc:
+        print(f"evalkit: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if packaged is not None:
+        print(packaged)
+        print(f"use it as: qincodec?checkpoint={packaged}&bitrate_kbps=8 (and qincodec-rvq?...)", file=sys.stderr)
+    return 0
+
+
+def info_command(args: argparse.Namespace) -> int:
+    from evalkit.codecs.qincodec.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        bundle = load_checkpoint(args.checkpoint)
+    except CheckpointError as exc:
+        print(f"evalkit: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    prov = {k: v for k, v in bundle["provenance"].items() if k != "history_tail"}
+    print(json.dumps({"sha256": bundle["sha256"], "config": bundle["config"], "provenance": prov}, indent=1))
+    return 0

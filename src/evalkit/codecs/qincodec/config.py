@@ -1,0 +1,138 @@
+"""QinCodec model and training configurations (``tiny`` for tests, ``small`` for 2 CPU cores, ``paper`` for a GPU).
+
+A configuration fixes everything that shapes a checkpoint: the autoencoder (rate, strides, widths), the latent
+quantizers (M steps of K codewords; QINCo2 widths) and the three training stages. Bitrate at M steps is
+``frame_rate × M × log2 K``; ``frame_rate = sample_rate / Π strides``.
+
+>>> c = CONFIGS["small"]
+>>> c.model.frame_rate, c.model.hop_length
+(100.0, 240)
+>>> c.quantizer.bitrate_kbps(c.model.frame_rate, 8)
+8.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """ConvNeXt encoder (strided) → continuous latent ``[D, frames]`` → Vocos decoder (ConvNeXt + ISTFT head)."""
+
+    sample_rate: int = 24_000
+    strides: tuple[int, ...] = (4, 4, 5, 3)
+    encoder_channels: tuple[int, ...] = (16, 32, 96, 192)  # width before each downsampling
+    encoder_blocks: tuple[int, ...] = (0, 0, 1, 1)  # ConvNeXt blocks per level (none at the costly high rates)
+    latent_dim: int = 64
+    decoder_channels: int = 256
+    decoder_blocks: int = 5
+    n_fft: int = 960  # ISTFT head; hop = Π strides
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.strides)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+
+@dataclass(frozen=True)
+class QuantizerConfig:
+    """QINCo2 (and its plain-RVQ baseline) over normalised latents: M steps of K codewords."""
+
+    steps: int = 16  # M
+    codebook_size: int = 1024  # K
+    embed_dim: int = 64  # d_e (= latent_dim: identity in/out projections)
+    hidden_dim: int = 128  # d_h
+    blocks: int = 2  # L residual MLP blocks per step
+    train_candidates: int = 8  # A while training
+    train_beam: int = 1  # B while training
+    candidates: int = 16  # A at inference (raise for better codes)
+    beam: int = 4  # B at inference
+
+    def bitrate_kbps(self, frame_rate: float, steps: int) -> float:
+        return frame_rate * steps * math.log2(self.codebook_size) / 1000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Budgets and optimiser settings of the three stages."""
+
+    segment_s: float = 1.0
+    batch_size: int = 8
+    ae_steps: int = 1400
+    ae_lr: float = 1e-3
+    l1_weight: float = 10.0  # without the waveform L1 term the phase never aligns
+    warmup_steps: int = 200
+    grad_clip: float = 1.0
+    quantizer_vectors: int = 80_000  # training latents for k-means / QINCo2 (sampled)
+    kmeans_iters: int = 12
+    quantizer_epochs: int = 6
+    quantizer_batch: int = 1024
+    quantizer_lr: float = 1e-3
+    finetune_steps: int = 300
+    finetune_lr: float = 2e-4
+    finetune_min_steps: int = 4  # quantized latents use a random prefix of M' ∈ [min, M] steps
+    val_fraction: float = 0.08
+    val_segments: int = 32
+    checkpoint_every_s: float = 120.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class QinConfig:
+    name: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> QinConfig:
+        model = dict(data["model"])
+        for key in ("strides", "encoder_channels", "encoder_blocks"):
+            model[key] = tuple(model[key])
+        return cls(data["name"], ModelConfig(**model), QuantizerConfig(**data["quantizer"]),
+                   TrainConfig(**data["train"]))
+
+
+CONFIGS: dict[str, QinConfig] = {
+    "small": QinConfig("small"),
+    # The paper's setting: 44.1 kHz, Vocos blocks, 100 Hz latents; 8 and 16 kbps are M = 8 and 16 steps of
+    # K = 1024. Sized for a GPU (about 4x the small model's compute per second of audio).
+    "paper": QinConfig(
+        "paper",
+        ModelConfig(sample_rate=44_100, strides=(3, 3, 7, 7), encoder_channels=(32, 64, 128, 384),
+                    encoder_blocks=(1, 1, 2, 2), latent_dim=128, decoder_channels=512, decoder_blocks=8, n_fft=1764),
+        QuantizerConfig(embed_dim=128, hidden_dim=256, blocks=4, train_candidates=16, train_beam=4,
+                        candidates=32, beam=8),
+        TrainConfig(batch_size=32, ae_steps=200_000, warmup_steps=2000, quantizer_vectors=1_000_000,
+                    kmeans_iters=20, quantizer_epochs=30, quantizer_batch=4096, finetune_steps=20_000),
+    ),
+    # For tests: trains all stages in well under a minute on one core.
+    "tiny": QinConfig(
+        "tiny",
+        ModelConfig(sample_rate=16_000, strides=(4, 5, 8), encoder_channels=(8, 16, 32), encoder_blocks=(0, 1, 1),
+                    latent_dim=8,
+                    decoder_channels=32, decoder_blocks=1, n_fft=640),
+        QuantizerConfig(steps=4, codebook_size=16, embed_dim=8, hidden_dim=16, blocks=1, train_candidates=4,
+                        candidates=8, beam=2),
+        TrainConfig(segment_s=0.5, batch_size=4, ae_steps=30, warmup_steps=5, quantizer_vectors=4000,
+                    kmeans_iters=4, quantizer_epochs=3, quantizer_batch=256, finetune_steps=20,
+                    finetune_min_steps=1, val_fraction=0.3, val_segments=4, checkpoint_every_s=1e9),
+    ),
+}
+
+
+def get_config(name: str, **overrides) -> QinConfig:
+    """A named configuration, optionally with some ``TrainConfig`` fields overridden."""
+    try:
+        config = CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown QinCodec config {name!r}; known: {', '.join(CONFIGS)}") from None
+    return replace(config, train=replace(config.train, **overrides)) if overrides else config

@@ -1,0 +1,238 @@
+"""``evalkit qincodec train``: the three QinCodec stages, each resumable from its last checkpoint.
+
+1. ``ae`` — continuous autoencoder, multi-scale mel + waveform L1 loss (no GAN), AdamW, warm-up + cosine;
+   the weights with the best validation mel distance are kept.
+2. ``latents`` — the training and validation audio encoded into latents with that encoder.
+3. ``quantizer`` — offline: residual k-means (faiss), which is the plain-RVQ baseline, then QINCo2 initialised
+   from it and trained on the same latents with the same M and K.
+4. ``finetune`` — the decoder trained on quantized latents (QINCo2 and RVQ, random prefixes of M steps), encoder
+   and quantizers frozen; then the packaged checkpoint ``qincodec.pt`` is written.
+
+Every stage writes its result file only when finished and keeps a ``*_last.pt`` while running, so an
+interrupted run (Ctrl-C, kill, time budget) continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evalkit.codecs.qincodec import schedule
+from evalkit.codecs.qincodec.config import QinConfig
+from evalkit.codecs.qincodec.data import Corpus, SegmentSampler, fixed_segments, load_corpus
+from evalkit.codecs.qincodec.losses import ReconstructionLoss
+from evalkit.codecs.qincodec.model import Autoencoder
+
+STAGES = ("ae", "latents", "quantizer", "finetune")
+log = schedule.log
+
+
+class StageStopped(Exception):
+    """The time budget ran out; the stage saved its state and continues on the next call."""
+
+
+@dataclass
+class Context:
+    config: QinConfig
+    data: Path
+    out: Path
+    device: torch.device
+    budget_s: float | None = None
+    progress: bool = True
+    _corpus: Corpus | None = None
+
+    @property
+    def corpus(self) -> Corpus:
+        if self._corpus is None:
+            t = self.config.train
+            self._corpus = load_corpus(self.data, self.config.model.sample_rate, t.val_fraction, t.segment_s)
+            log.info("corpus: %d files (%d skipped), %.1f min training, %.1f min validation",
+                     len(self._corpus.files), len(self._corpus.skipped), self._corpus.train_seconds / 60,
+                     self._corpus.val_seconds / 60)
+            for reason in self._corpus.skipped:
+                log.warning("skipped %s", reason)
+        return self._corpus
+
+    def path(self, name: str) -> Path:
+        return self.out / name
+
+
+def _bar(total: int, initial: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True, leave=False)
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+@torch.no_grad()
+def validate(model: Autoencoder, criterion: ReconstructionLoss, batch: torch.Tensor, chunk: int = 8) -> dict:
+    model.eval()
+    mel = l1 = 0.0
+    for i in range(0, len(batch), chunk):
+        x = batch[i: i + chunk]
+        recon, _ = model(x)
+        _, parts = criterion(recon, x)
+        mel += parts["mel"] * len(x)
+        l1 += parts["l1"] * len(x)
+    model.train()
+    return {"val_mel": mel / len(batch), "val_l1": l1 / len(batch)}
+
+
+def train_autoencoder(ctx: Context) -> Path:
+    """Stage 1; returns ``ae.pt`` (the best-validation weights)."""
+    final = ctx.path("ae.pt")
+    if final.exists():
+        return final
+    cfg, t = ctx.config, ctx.config.train
+    _seed(t.seed)
+    seg = int(t.segment_s * cfg.model.sample_rate)
+    sampler = SegmentSampler(ctx.corpus.train, seg, t.seed)
+    val_batch = fixed_segments(ctx.corpus.val, seg, t.val_segments, t.seed + 1).to(ctx.device)
+    model = Autoencoder(cfg.model).to(ctx.device)
+    criterion = ReconstructionLoss(cfg.model.sample_rate, t.l1_weight).to(ctx.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.ae_lr, betas=(0.8, 0.99), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule.warmup_cosine(s, t.ae_steps, t.warmup_steps))
+    step, best, best_state, wall = 0, float("inf"), None, 0.0
+    last = ctx.path("ae_last.pt")
+    if last.exists():
+        state = schedule.load(last)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        sampler.set_state(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        step, best, best_state, wall = state["step"], state["best"], state["best_state"], state["wall_s"]
+        log.info("ae: resuming at step %d (best val mel %.4f)", step, best)
+
+    def save() -> None:
+        schedule.save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                              "sampler": sampler.state(), "torch_rng": torch.get_rng_state(), "step": step,
+                              "best": best, "best_state": best_state, "wall_s": wall + timer.elapsed}, last)
+
+    val_every = max(1, min(250, t.ae_steps // 8))
+    timer = schedule.Timer(t.checkpoint_every_s, ctx.budget_s)
+    bar = _bar(t.ae_steps, step, "ae", ctx.progress)
+    model.train()
+    while step < t.ae_steps:
+        batch = sampler.batch(t.batch_size).to(ctx.device)
+        recon, _ = model(batch)
+        loss, parts = criterion(recon, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip * 100)
+        opt.step()
+        sched.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(mel=f"{parts['mel']:.3f}", l1=f"{parts['l1']:.4f}")
+        if step % val_every == 0 or step == t.ae_steps:
+            scores = validate(model, criterion, val_batch)
+            if scores["val_mel"] < best:
+                best = scores["val_mel"]
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            record = {"stage": "ae", "step": step, **parts, **scores, "wall_s": round(wall + timer.elapsed, 1)}
+            schedule.append_history(ctx.out, record)
+            log.info("ae step %d: train mel %.4f l1 %.5f | val mel %.4f (best %.4f)", step, parts["mel"],
+                     parts["l1"], scores["val_mel"], best)
+        if timer.checkpoint_due():
+            save()
+        if timer.out_of_time() and step < t.ae_steps:
+            save()
+            bar.close()
+            raise StageStopped(f"ae: stopped at step {step}/{t.ae_steps}")
+    bar.close()
+    schedule.save_atomic({"model": best_state, "config": cfg.as_dict(), "steps": step, "best_val_mel": best,
+                          "wall_s": wall + timer.elapsed}, final)
+    last.unlink(missing_ok=True)
+    log.info("ae: done, best validation mel distance %.4f", best)
+    return final
+
+
+def load_autoencoder(ctx: Context) -> Autoencoder:
+    model = Autoencoder(ctx.config.model)
+    model.load_state_dict(schedule.load(ctx.path("ae.pt"))["model"])
+    return model.to(ctx.device).eval()
+
+
+@torch.no_grad()
+def encode_signals(model: Autoencoder, signals: list[np.ndarray], device: torch.device,
+                   chunk_s: float = 20.0) -> np.ndarray:
+    """Latent frames ``[frames, D]`` of every signal (encoded in chunks of whole frames)."""
+    hop = model.cfg.hop_length
+    chunk = max(hop, int(chunk_s * model.cfg.sample_rate) // hop * hop)
+    out = []
+    for s in signals:
+        for i in range(0, len(s) - hop + 1, chunk):
+            piece = torch.from_numpy(s[i: i + chunk]).view(1, 1, -1).to(device)
+            n = piece.shape[-1] // hop * hop
+            out.append(model.encode(piece[..., :n])[0].T.cpu().numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def extract_latents(ctx: Context) -> Path:
+    """Stage 2; returns ``latents.npz`` with ``train`` and ``val`` latent frames ``[N, D]``."""
+    final = ctx.path("latents.npz")
+    if final.exists():
+        return final
+    model = load_autoencoder(ctx)
+    t0 = time.monotonic()
+    train = encode_signals(model, ctx.corpus.train, ctx.device)
+    val = encode_signals(model, ctx.corpus.val, ctx.device)
+    tmp = ctx.path("latents.tmp.npz")
+    np.savez(tmp, train=train, val=val)
+    tmp.replace(final)
+    log.info("latents: %d training and %d validation frames (D=%d) in %.0f s", len(train), len(val),
+             train.shape[1], time.monotonic() - t0)
+    return final
+
+
+def check_run_folder(ctx: Context) -> None:
+    """A run folder belongs to one configuration: resuming with another one is refused."""
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    meta = ctx.path("run.json")
+    mine = json.loads(json.dumps({"config": ctx.config.as_dict(), "data": str(ctx.data.resolve())}))
+    if meta.exists():
+        theirs = json.loads(meta.read_text())
+        if theirs["config"] != mine["config"]:
+            raise ValueError(f"{ctx.out} holds a run of config {theirs['config']['name']!r} with other settings; "
+                             f"use another --out or delete it")
+    else:
+        meta.write_text(json.dumps(mine, indent=1))
+
+
+def _stage(name: str):
+    if name == "quantizer":
+        from evalkit.codecs.qincodec.quantizer_stage import train_quantizers
+
+        return train_quantizers
+    if name == "finetune":
+        from evalkit.codecs.qincodec.finetune import finetune_decoder
+
+        return finetune_decoder
+    return {"ae": train_autoencoder, "latents": extract_latents}[name]
+
+
+def run_training(ctx: Context, stages: tuple[str, ...] = STAGES) -> Path | None:
+    """Run ``stages`` in order (finished ones are skipped); returns the packaged checkpoint when written."""
+    check_run_folder(ctx)
+    if ctx.device.type == "cpu":
+        torch.set_flush_denormal(True)  # zero-initialised layers produce denormals: 4-50x slower without this
+    packaged = None
+    for name in STAGES:
+        if name in stages:
+            t0 = time.monotonic()
+            result = _stage(name)(ctx)
+            schedule.append_history(ctx.out, {"stage": name, "done": True, "session_s": time.monotonic() - t0})
+            if name == "finetune":
+                packaged = result
+    return packaged
