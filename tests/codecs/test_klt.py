@@ -292,12 +292,11 @@ def test_dac_data_estimator_offsets_come_from_the_calibration_residuals(tmp_path
         for k, stage in enumerate(model.quantizer.quantizers[:3]):
             r = torch.cat(residuals[k], dim=-1)  # [1, 1024, frames]
             original = stage.in_proj(r).double().mean(-1)
-            if k == 0:
-                np.testing.assert_allclose(codec.transform.mean.numpy(), r[0].double().mean(-1).numpy(), atol=1e-6)
-                reduced = quantizer.reduce(r)
-            else:
-                reduced = torch.einsum("dk,bdt->bkt", u, r.double()).float()
-            truncated = quantizer.stage_input(k, reduced).double().mean(-1)
+            mean = r[0].double().mean(-1)
+            if k == 0:  # stage 1 sees U_d^T (z - mu); later stages the reduced residual U_d^T r
+                np.testing.assert_allclose(codec.transform.mean.numpy(), mean.numpy(), atol=1e-6)
+            reduced = torch.einsum("dk,bdt->bkt", u, r.double() - (mean[:, None] if k == 0 else 0))
+            truncated = (quantizer.w_in[k].double() @ reduced.mean(-1)[0] + quantizer.b_in[k].double())[None]
             np.testing.assert_allclose(truncated.numpy(), original.numpy(), atol=2e-4 * float(original.abs().max()))
 
 def test_klt_analyze_cli(capsys):

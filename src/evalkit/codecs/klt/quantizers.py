@@ -123,12 +123,18 @@ class ProjectedKlt:
             self.w_out.append((u.T @ w_out).to(dtype))
             self.b_out.append((u.T @ (b_out - (mu if k == 0 else 0))).to(dtype))
         self.code_books = code_books.to(dtype)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        self.normed = [torch.nn.functional.normalize(book) for book in self.code_books]  # cosine search
+        self.normed_sq = [n.pow(2).sum(1, keepdim=True).T for n in self.normed]
 
     def to(self, device: torch.device) -> ProjectedKlt:
         """Move to ``device`` (in place) and return self."""
         self.u, self.mean, self.code_books = self.u.to(device), self.mean.to(device), self.code_books.to(device)
         for name in ("w_in", "b_in", "w_out", "b_out"):
             setattr(self, name, [t.to(device) for t in getattr(self, name)])
+        self._prepare()
         return self
 
     def reduce(self, latent: torch.Tensor) -> torch.Tensor:
@@ -143,11 +149,10 @@ class ProjectedKlt:
         """Latent ``[B, D, T]`` → codes ``[B, N, T]``."""
         residual = self.reduce(latent)
         codes = []
-        for k, book in enumerate(self.code_books):
+        for k, (normed, normed_sq) in enumerate(zip(self.normed, self.normed_sq, strict=True)):
             enc = self.stage_input(k, residual)
             enc = torch.nn.functional.normalize(enc.transpose(1, 2).reshape(-1, enc.shape[1]))
-            normed = torch.nn.functional.normalize(book)
-            dist = enc.pow(2).sum(1, keepdim=True) - 2 * enc @ normed.T + normed.pow(2).sum(1, keepdim=True).T
+            dist = enc.pow(2).sum(1, keepdim=True) - 2 * enc @ normed.T + normed_sq
             idx = (-dist).max(1)[1].view(latent.shape[0], -1)  # DAC's own formula, for identical tie-breaking
             residual = residual - self.stage_output(k, idx)
             codes.append(idx)
