@@ -1,6 +1,7 @@
 """KLT-truncated RVQ: exactness, statistics, accounting, spec validation, estimators, exports."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -9,13 +10,15 @@ import torch
 from evalkit.cli import main
 from evalkit.codecs import build_codec, parse_spec
 from evalkit.codecs.klt import (
+    CalibrationError,
     EuclideanKlt,
-    KltAccounting,
     KltTransform,
+    check_calibration,
     codebook_statistics,
     greedy_rvq,
     latent_statistics,
 )
+from evalkit.codecs.klt_report import format_analysis
 from evalkit.codecs.spec import SpecError
 
 
@@ -128,16 +131,56 @@ def test_dac_full_dimension_and_rank():
         assert torch.equal(at_rank.quantizer.quantize(z.float()), base.quantize(z.float()))
 
 
-def test_accounting_matches_the_paper_numbers():
-    acc = KltAccounting(stored_codebooks=32, used_codebooks=32, cardinality=1024, full_dim=128, dim=72)
-    assert acc.saving_codebooks == pytest.approx(0.4375)
-    assert acc.saving_total == pytest.approx(1 - (32 * 1024 * 72 + 128 * 128 + 128) / (32 * 1024 * 128))
-    assert round(100 * acc.saving_total, 2) == 43.36
-    assert acc.search_macs == 128 * 72 + 32 * 1024 * 72 and acc.search_macs_full == 32 * 1024 * 128
-    codec = build_codec("klt?base=encodec-24khz&bandwidth=6&weights=random&dim=72", device="cpu")
-    assert codec.accounting().stored_codebooks == 32 and codec.accounting().used_codebooks == 8
-    assert codec.accounting().saving_total == pytest.approx(acc.saving_total)
+def test_dim_for_variance_stays_between_1_and_D():
+    # ten equal eigenvalues of 0.1: their running sum ends at 0.9999999999999999 while the total is 1.0
+    flat = KltTransform(torch.zeros(10, dtype=torch.float64), torch.eye(10, dtype=torch.float64),
+                        torch.full((10,), 0.1, dtype=torch.float64), 10)
+    assert flat.dim_for_variance(1.0) == 10 and flat.dim_for_variance(0.95) == 10
+    assert flat.dim_for_variance(0.3) == 3 and flat.dim_for_variance(0.31) == 4
+    steep = KltTransform(torch.zeros(4, dtype=torch.float64), torch.eye(4, dtype=torch.float64),
+                         torch.tensor([3.0, 1.0, 0.0, 0.0], dtype=torch.float64), 4)
+    assert [steep.dim_for_variance(s) for s in (0.5, 0.75, 0.76, 1.0)] == [1, 1, 2, 2]
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="share must be in"):
+            steep.dim_for_variance(bad)
 
+
+def test_accounting_counts_what_encodec_stores():
+    # EnCodec 24 kHz stores 32 codebooks of 1024 x 128 and no projections; bandwidth 6 uses 8 of them
+    acc = build_codec("klt?base=encodec-24khz&bandwidth=6&weights=random&dim=72", device="cpu").accounting()
+    assert (acc.stored_codebooks, acc.used_codebooks) == (32, 8)
+    assert (acc.codebook_floats_full, acc.codebook_floats) == (4_194_304, 2_359_296)  # 32*1024*128, 32*1024*72
+    assert (acc.projection_floats_full, acc.projection_floats) == (0, 0)
+    assert (acc.transform_floats, acc.transform_floats_stored, acc.mean_floats) == (16_384, 9_216, 128)
+    assert (acc.total_floats_full, acc.total_floats, acc.total_floats_stored) == (4_194_304, 2_375_808, 2_368_640)
+    assert (acc.search_macs_full, acc.search_macs) == (1_048_576, 599_040)  # 8*1024*128; 128*72 + 8*1024*72
+    assert round(100 * acc.saving_codebooks, 2) == 43.75
+    assert round(100 * acc.saving_total, 2) == 43.36  # the paper's figure (transform counted as 128 x 128)
+    assert round(100 * acc.saving_total_stored, 2) == 43.53
+    assert round(100 * acc.saving_search, 2) == 42.87
+
+
+def test_accounting_counts_what_dac_stores():
+    # dac-44khz: 9 stages, each an 8-d codebook of 1024 (8,192 floats) and weight-normed 1x1 convs
+    # 1024 -> 8 (v 8,192 + g 8 + bias 8) and 8 -> 1024 (v 8,192 + g 1,024 + bias 1,024): 18,448 floats.
+    # KLT at d = 72 keeps the codebooks and folds the projections: 8*72 + 8 and 72*8 + 72 = 1,232 per stage.
+    acc = build_codec("klt?base=dac-44khz&n_codebooks=9&weights=random&dim=72&n_cov=9", device="cpu").accounting()
+    assert (acc.stored_codebooks, acc.used_codebooks, acc.code_dim) == (9, 9, 8)
+    assert (acc.codebook_floats_full, acc.codebook_floats) == (73_728, 73_728)
+    assert (acc.projection_floats_full, acc.projection_floats) == (166_032, 11_088)
+    assert (acc.transform_floats, acc.transform_floats_stored, acc.mean_floats) == (1_048_576, 73_728, 1_024)
+    assert (acc.total_floats_full, acc.total_floats, acc.total_floats_stored) == (239_760, 1_134_416, 159_568)
+    # per stage: in-projection 8*1024, scores 1024*8, out-projection 1024*8; KLT: 1024*72 once, 576 + 8192 + 576
+    assert (acc.search_macs_full, acc.search_macs) == (221_184, 157_824)
+    assert acc.saving_codebooks == 0
+    assert round(100 * acc.saving_total, 2) == -373.15 and round(100 * acc.saving_total_stored, 2) == 33.45
+    # the stored count is what DAC's own quantizer holds
+    from dac.nn.quantize import ResidualVectorQuantize
+
+    quantizer = ResidualVectorQuantize(input_dim=1024, n_codebooks=9, codebook_size=1024, codebook_dim=8)
+    assert sum(p.numel() for p in quantizer.parameters()) == 239_760
+    fewer = build_codec("klt?base=dac-44khz&n_codebooks=4&weights=random&dim=72", device="cpu").accounting()
+    assert fewer.total_floats_full == 239_760 and fewer.search_macs_full == 4 * 24_576
 
 def test_spec_parsing_and_bad_parameters():
     spec = parse_spec("klt?base=encodec-24khz&bandwidth=6&dim=72&n_cov=2&estimator=codebook")
@@ -158,21 +201,103 @@ def test_spec_parsing_and_bad_parameters():
             parse_spec(text)
 
 
-@pytest.mark.parametrize("estimator", ["usage", "data"])
-def test_calibration_estimators(tmp_path, estimator):
+def write_clips(folder, rate, n=2, seconds=0.5):
     from evalkit import audio
 
-    for i in range(2):
-        audio.save(tmp_path / f"c{i}.wav", np.random.default_rng(i).uniform(-0.3, 0.3, (1, 12000)), 24000)
-    codec = build_codec(f"klt?base=encodec-24khz&bandwidth=1.5&weights=random&dim=64&estimator={estimator}"
-                        f"&calibration={tmp_path}", device="cpu").load()
-    eig = codec.transform.eigenvalues
-    assert eig.shape == (128,) and torch.all(eig[:-1] >= eig[1:]) and float(eig.min()) >= 0
-    assert 0 < codec.transform.variance_kept() < 1
-    x = torch.from_numpy(np.random.default_rng(5).uniform(-0.3, 0.3, (1, 1, 4800)).astype(np.float32))
-    with torch.inference_mode():
-        assert codec.decode(codec.encode(x)).shape == x.shape
+    clips = []
+    for i in range(n):
+        x = np.random.default_rng(10 + i).uniform(-0.3, 0.3, (1, int(rate * seconds))).astype(np.float32)
+        audio.save(folder / f"c{i}.wav", x, rate)
+        clips.append(torch.from_numpy(x)[None])
+    return clips
 
+
+def weighted_reference(books, counts):
+    """numpy: per-stage usage-weighted means and the summed weighted covariance."""
+    p = counts / counts.sum(axis=1, keepdims=True)
+    means = np.einsum("nk,nkd->nd", p, books)
+    cov = sum((books[k] - means[k]).T @ ((books[k] - means[k]) * p[k][:, None]) for k in range(len(books)))
+    return means.sum(0), cov
+
+
+@pytest.mark.parametrize("estimator,base,rate", [("usage", "dac-16khz&n_codebooks=2", 16000),
+                                                  ("data", "encodec-24khz&bandwidth=1.5", 24000)])
+def test_calibration_uses_the_audio_and_skips_an_unreadable_file(tmp_path, caplog, estimator, base, rate):
+    clips = write_clips(tmp_path, rate)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    codec = build_codec(f"klt?base={base}&weights=random&dim=12&n_cov=2&estimator={estimator}"
+                        f"&calibration={tmp_path}", device="cpu")
+    with caplog.at_level("WARNING"):
+        codec.load()
+    skipped = [r.getMessage() for r in caplog.records if "calibration" in r.getMessage()]
+    assert len(skipped) == 1 and "broken.wav" in skipped[0]
+    model = codec.base.model  # the library's model: the references come from its own calls
+    with torch.inference_mode():
+        if estimator == "usage":  # DAC: codes from its quantizer, latent codewords from its out-projections
+            latents = [model.encoder(model.preprocess(x, rate)) for x in clips]
+            codes = torch.cat([model.quantizer(z, n_quantizers=2)[1][0] for z in latents], dim=1).numpy()
+            counts = np.stack([np.bincount(c, minlength=1024) for c in codes]).astype(np.float64)
+            stages = model.quantizer.quantizers[:2]
+            books = np.stack([q.out_proj(q.codebook.weight.T[None])[0].T.double().numpy() for q in stages])
+            mean, cov = weighted_reference(books, counts)
+            uniform_mean, _ = weighted_reference(books, np.ones_like(counts))
+            assert not np.allclose(uniform_mean, mean, rtol=0.1, atol=0)  # calibration changes the estimate
+        else:  # EnCodec: the encoder's latents
+            frames = torch.cat([model.encoder(x)[0].T for x in clips]).double().numpy()  # [frames, 128]
+            mean, cov = frames.mean(0), np.cov(frames.T, bias=True)
+    expected = np.linalg.eigvalsh(cov)[::-1]
+    np.testing.assert_allclose(codec.transform.eigenvalues.numpy(), expected, rtol=1e-5, atol=1e-6 * expected[0])
+    np.testing.assert_allclose(codec.transform.mean.numpy(), mean, rtol=1e-5, atol=1e-6 * np.abs(mean).max())
+
+
+def test_calibration_without_usable_audio_is_a_config_error(tmp_path, capsys):
+    from evalkit import audio
+
+    (tmp_path / "notes.txt").write_text("no audio here")
+    usage = f"klt?base=encodec-24khz&bandwidth=1.5&weights=random&estimator=usage&calibration={tmp_path}"
+    folder = re.escape(str(tmp_path))
+    with pytest.raises(CalibrationError, match=f"calibration folder {folder} has no usable audio"):
+        check_calibration(usage)
+    with pytest.raises(CalibrationError, match=folder):
+        build_codec(usage, device="cpu").load()  # used to fall back silently to the codebook estimator
+    (tmp_path / "broken.flac").write_bytes(b"fLaC but nothing else")
+    audio.save(tmp_path / "silent.wav", np.zeros((1, 2400), dtype=np.float32), 24000)
+    data = usage.replace("estimator=usage", "estimator=data")
+    with pytest.raises(CalibrationError, match=r"has no usable audio \(2 "):
+        check_calibration(data)
+    with pytest.raises(ValueError, match=folder):
+        build_codec(data, device="cpu").load()
+    assert check_calibration(usage.replace("estimator=usage", "estimator=codebook")) is None
+    assert check_calibration("encodec-24khz") is None
+    assert main(["klt", "analyze", usage]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "has no usable audio" in err
+
+
+def test_dac_data_estimator_offsets_come_from_the_calibration_residuals(tmp_path):
+    """With estimator=data, each stage's truncated in-projection is unbiased on the calibration frames: its mean
+    equals the mean of DAC's own in-projection of the residuals DAC's own quantizer leaves."""
+    clips = write_clips(tmp_path, 16000)
+    codec = build_codec(f"klt?base=dac-16khz&n_codebooks=3&weights=random&dim=12&estimator=data"
+                        f"&calibration={tmp_path}", device="cpu").load()
+    model, quantizer = codec.base.model, codec.quantizer
+    u = quantizer.u.double()
+    residuals = [[], [], []]
+    with torch.inference_mode():
+        for x in clips:
+            residual = model.encoder(model.preprocess(x, 16000))
+            for k, stage in enumerate(model.quantizer.quantizers[:3]):
+                residuals[k].append(residual)
+                residual = residual - stage(residual)[0]
+        for k, stage in enumerate(model.quantizer.quantizers[:3]):
+            r = torch.cat(residuals[k], dim=-1)  # [1, 1024, frames]
+            original = stage.in_proj(r).double().mean(-1)
+            mean = r[0].double().mean(-1)
+            if k == 0:  # stage 1 sees U_d^T (z - mu); later stages the reduced residual U_d^T r
+                np.testing.assert_allclose(codec.transform.mean.numpy(), mean.numpy(), atol=1e-6)
+            reduced = torch.einsum("dk,bdt->bkt", u, r.double() - (mean[:, None] if k == 0 else 0))
+            truncated = (quantizer.w_in[k].double() @ reduced.mean(-1)[0] + quantizer.b_in[k].double())[None]
+            np.testing.assert_allclose(truncated.numpy(), original.numpy(), atol=2e-4 * float(original.abs().max()))
 
 def test_klt_analyze_cli(capsys):
     assert main(["klt", "analyze", "encodec-24khz?bandwidth=24&weights=random", "--dim", "72", "--json"]) == 0
@@ -182,6 +307,19 @@ def test_klt_analyze_cli(capsys):
     assert len(result["eigenvalues"]) == 128 and result["cumulative_variance"][-1] == pytest.approx(1.0)
     assert main(["klt", "analyze", "klt?base=encodec-24khz&weights=random&dim=64"]) == 0
     out = capsys.readouterr().out
-    assert "saving, with transform and mean" in out and "kept d = 64" in out
+    assert "saving, with transform (paper, D x D) and mean: 49.61 %" in out and "kept d = 64" in out
     assert main(["klt", "analyze", "lowpass"]) == 2
     assert "has no quantizer" in capsys.readouterr().err
+
+
+def test_klt_analyze_prints_the_dac_finding(capsys):
+    args = ["klt", "analyze", "dac-44khz?n_codebooks=9&weights=random", "--dim", "72", "--n-cov", "9"]
+    assert main([*args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["codebook_floats_full"], result["projection_floats_full"]) == (73_728, 166_032)
+    assert (result["transform_floats"], result["transform_floats_stored"]) == (1_048_576, 73_728)
+    assert result["saving_codebooks"] == 0 and result["saving_total"] < 0  # was reported as an 81.8 % saving
+    out = format_analysis(result)  # the text `klt analyze` prints without --json (one model load, not two)
+    assert "finding: the codebooks are 8-dimensional and KLT does not shrink them (0.00 %)" in out
+    assert "finding: KLT saves no storage with the transform as the paper counts it (D x D): it needs 373.15 %" in out
+    assert "random (seed 0) - NOT a pretrained model" in out

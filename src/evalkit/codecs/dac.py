@@ -140,19 +140,28 @@ class DacCodec(PretrainedRvqCodec):
     def latent_dim(self) -> int:
         return self.arch.latent_dim or self.arch.encoder_dim * 2 ** len(self.arch.encoder_rates)
 
-    def latent_codebooks(self) -> torch.Tensor:
-        """Out-projected codewords ``E_k[j] = W_out,k c_k,j + b_out,k``: ``[n, K, latent_dim]``."""
-        books = self.codebooks()
-        return torch.stack([c @ out.weight.T + out.bias for c, (_, out) in zip(books, self.projections(), strict=True)])
+    @property
+    def stored_codebooks(self) -> int:
+        """Quantizers the model stores (the first :attr:`num_codebooks` are in use)."""
+        return self.arch.n_codebooks
 
-    def codebooks(self) -> torch.Tensor:
-        quantizers = self.model.quantizer.quantizers[: self.n_codebooks]
+    def latent_codebooks(self, stages: int | None = None) -> torch.Tensor:
+        """Out-projected codewords ``E_k[j] = W_out,k c_k,j + b_out,k`` of the first ``stages`` quantizers
+        (default: those in use): ``[stages, K, latent_dim]``."""
+        books = self.codebooks(stages)
+        return torch.stack([c @ out.weight.T + out.bias
+                            for c, (_, out) in zip(books, self.projections(stages), strict=True)])
+
+    def codebooks(self, stages: int | None = None) -> torch.Tensor:
+        """8-d codebooks of the first ``stages`` quantizers (default: those in use): ``[stages, K, 8]``."""
+        quantizers = self.model.quantizer.quantizers[: stages or self.n_codebooks]
         return torch.stack([q.codebook.weight.detach() for q in quantizers])
 
-    def projections(self) -> list[tuple[Projection, Projection]]:
-        """``(in_proj, out_proj)`` per quantizer in use: in ``[8, latent]``, out ``[latent, 8]``."""
+    def projections(self, stages: int | None = None) -> list[tuple[Projection, Projection]]:
+        """``(in_proj, out_proj)`` of the first ``stages`` quantizers (default: those in use): in ``[8, latent]``,
+        out ``[latent, 8]``."""
         return [(materialise_weight_norm(q.in_proj), materialise_weight_norm(q.out_proj))
-                for q in self.model.quantizer.quantizers[: self.n_codebooks]]
+                for q in self.model.quantizer.quantizers[: stages or self.n_codebooks]]
 
 
 def _family(name: str, help_: str) -> CodecFamily:

@@ -149,9 +149,19 @@ class EncodecCodec(PretrainedRvqCodec):
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         return self.model.quantizer.decode(codes.transpose(0, 1))
 
-    def codebooks(self) -> torch.Tensor:
-        layers = self.model.quantizer.vq.layers[: self.num_codebooks]
+    @property
+    def stored_codebooks(self) -> int:
+        """Codebooks the model stores (those of its highest bandwidth, as ``EncodecModel`` computes ``n_q``)."""
+        return self.arch.codebooks_for(max(self.arch.bandwidths_kbps))
+
+    def codebooks(self, stages: int | None = None) -> torch.Tensor:
+        """Codebooks of the first ``stages`` quantizers (default: those in use): ``[stages, K, 128]``."""
+        layers = self.model.quantizer.vq.layers[: stages or self.num_codebooks]
         return torch.stack([layer._codebook.embed.detach() for layer in layers])
+
+    def latent_codebooks(self, stages: int | None = None) -> torch.Tensor:
+        """The codebooks, which live in the latent itself (Euclidean RVQ): as :meth:`codebooks`."""
+        return self.codebooks(stages)
 
     @property
     def latent_dim(self) -> int:

@@ -1,0 +1,206 @@
+"""The ``klt`` codec family: an RVQ codec whose quantizer runs in a KLT-truncated latent space.
+
+Same codes format and bitrate as the base codec; storage and search cost change (:mod:`.accounting`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from evalkit.codecs.base import Codec, Encoded
+from evalkit.codecs.dac import DacCodec
+from evalkit.codecs.klt.accounting import KltAccounting, QuantizerKind
+from evalkit.codecs.klt.calibration import calibration_clips, gather
+from evalkit.codecs.klt.quantizers import EuclideanKlt, ProjectedKlt
+from evalkit.codecs.klt.transform import KltStatistics, KltTransform, from_codebooks, from_data
+from evalkit.codecs.spec import CodecFamily, CodecSpec, Param, SpecError, split_spec
+
+ESTIMATORS = ("codebook", "usage", "data")
+RVQ_BASES = ("encodec-24khz", "encodec-48khz", "dac-44khz", "dac-24khz", "dac-16khz", "dac-44khz-16kbps")
+
+
+class KltCodec(Codec):
+    """An RVQ codec whose quantizer runs in a KLT-truncated latent space; same codes format and bitrate."""
+
+    def __init__(self, spec: CodecSpec, device: str | torch.device = "auto"):
+        from evalkit.codecs import build_codec
+
+        super().__init__(spec, device)
+        params = dict(spec.params)
+        own = {k: params.pop(k) for k in ("base", "dim", "n_cov", "estimator", "calibration", "calibration_s")}
+        self.base: Codec = build_codec(CodecSpec(own["base"], params), device)
+        self.dim_param, self.n_cov, self.estimator = own["dim"], int(own["n_cov"]), own["estimator"]
+        self.calibration, self.calibration_s = own["calibration"], float(own["calibration_s"])
+        self.weights_label = self.base.weights_label
+        self.transform: KltTransform | None = None
+        self._quantizer: EuclideanKlt | ProjectedKlt | None = None
+
+    sample_rate = property(lambda self: self.base.sample_rate)
+    channels = property(lambda self: self.base.channels)
+    frame_rate = property(lambda self: self.base.frame_rate)
+    num_codebooks = property(lambda self: self.base.num_codebooks)
+    cardinality = property(lambda self: self.base.cardinality)
+    side_info_bps = property(lambda self: self.base.side_info_bps)
+    arch = property(lambda self: self.base.arch)  # the base model's architecture (weights name, ...)
+
+    @property
+    def kind(self) -> QuantizerKind:
+        """Projected (DAC) or Euclidean (EnCodec) quantizer."""
+        return QuantizerKind.PROJECTED if isinstance(self.base, DacCodec) else QuantizerKind.EUCLIDEAN
+
+    @property
+    def projected(self) -> bool:
+        return self.kind is QuantizerKind.PROJECTED
+
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether the estimator reads the calibration folder."""
+        return self.estimator != "codebook"
+
+    @property
+    def full_dim(self) -> int:
+        """Latent dimension D of the base codec."""
+        return self.base.latent_dim
+
+    @property
+    def code_dim(self) -> int:
+        """Dimension of the stored codewords: 8 for DAC, D for EnCodec."""
+        return self.base.arch.codebook_dim if self.projected else self.full_dim
+
+    @property
+    def dim(self) -> int:
+        """Kept dimensions d̃ (``dim=full``: D, or the rank of R for DAC, which needs the model)."""
+        if self.dim_param != "full":
+            return int(self.dim_param)
+        return self.load().transform.rank if self.projected else self.full_dim
+
+    def statistics(self) -> KltStatistics:
+        """Mean, covariance and per-stage residual means from the chosen estimator.
+
+        Raises:
+            CalibrationError: ``usage``/``data`` with a calibration folder that yields no usable audio.
+        """
+        base = self.base.load()
+        books = base.latent_codebooks(base.stored_codebooks).cpu()
+        if self.estimator == "codebook":
+            return from_codebooks(books, self.n_cov, base.num_codebooks)
+        clips = calibration_clips(self.calibration, base.sample_rate, base.channels, self.calibration_s,
+                                  base.min_samples)
+        if self.estimator == "data":
+            codes, latents = gather(clips, base.encode_with, base.quantize, base.num_codebooks, with_latents=True)
+            return from_data(latents, codes, books)
+        codes, _ = gather(clips, base.encode_with, base.quantize, self.n_cov, with_latents=False)
+        counts = torch.stack([torch.bincount(row, minlength=books.shape[1]).double() for row in codes])
+        return from_codebooks(books, self.n_cov, base.num_codebooks, counts + 1e-12)  # unused: negligible weight
+
+    def load(self) -> KltCodec:
+        if self._quantizer is not None:
+            return self
+        base = self.base.load()
+        stats = self.statistics()
+        transform = KltTransform.from_statistics(stats.mean, stats.cov, self.full_dim)
+        if self.dim_param != "full":
+            dim = int(self.dim_param)
+        else:
+            dim = transform.rank if self.projected else self.full_dim
+        self.transform = transform.with_dim(dim)
+        if self.projected:
+            quantizer = ProjectedKlt(self.transform, stats.residual_means, base.projections(),
+                                     base.codebooks().cpu())
+        else:
+            quantizer = EuclideanKlt(self.transform, base.latent_codebooks().cpu())
+        self._quantizer = quantizer.to(base.device)
+        return self
+
+    @property
+    def quantizer(self) -> EuclideanKlt | ProjectedKlt:
+        """The truncated quantizer (loads the model)."""
+        return self.load()._quantizer
+
+    def encode(self, wav: torch.Tensor) -> Encoded:
+        return self.base.encode_with(wav, self.quantizer.quantize)
+
+    def decode(self, encoded: Encoded) -> torch.Tensor:
+        return self.base.decode_with(encoded, self.quantizer.dequantize)
+
+    def codebooks(self) -> torch.Tensor:
+        """Codebooks in use: DAC's unchanged 8-d ones, or EnCodec's reduced ``[n, K, d̃]`` ones."""
+        return self.base.codebooks() if self.projected else self.quantizer.books
+
+    def accounting(self) -> KltAccounting:
+        """What the base quantizer and this variant store and multiply (no model needed unless ``dim=full``
+        on DAC)."""
+        return KltAccounting(self.kind, self.base.stored_codebooks, self.num_codebooks, self.cardinality,
+                             self.full_dim, self.dim, self.code_dim)
+
+    def info(self) -> dict:
+        self.load()
+        return {"klt": {"dim": self.dim, "full_dim": self.full_dim, "n_cov": self.n_cov, "estimator": self.estimator,
+                        "rank": self.transform.rank, "variance_kept": self.transform.variance_kept(),
+                        "eigenvalues": self.transform.eigenvalues.tolist(), **self.accounting().as_dict()}}
+
+
+OWN_PARAMS = (
+    Param("base", str, "encodec-24khz", "RVQ codec to wrap (its own parameters go in the same spec)",
+          choices=RVQ_BASES),
+    Param("dim", str, "full", "kept dimensions d̃: an integer, or 'full' (D; the rank for DAC)"),
+    Param("n_cov", int, 2, "codebooks whose statistics estimate the mean and covariance", minimum=1),
+    Param("estimator", str, "codebook", "codebook | usage | data (the last two need calibration)",
+          choices=ESTIMATORS),
+    Param("calibration", str, "", "folder of audio for the usage/data estimators"),
+    Param("calibration_s", float, 60.0, "seconds of calibration audio to use", minimum=1.0),
+)
+
+
+class KltFamily(CodecFamily):
+    """The ``klt`` family: its own parameters plus those of its base codec, validated against the base."""
+
+    def resolve(self, raw) -> CodecSpec:
+        from evalkit.codecs import FAMILIES, build_codec
+
+        raw = dict(raw)
+        base_name = raw.pop("base", OWN_PARAMS[0].default)
+        if base_name not in RVQ_BASES:
+            kind = "has no quantizer" if base_name in FAMILIES else "is not a codec family"
+            raise SpecError(f"klt: base {base_name!r} {kind}; KLT needs an RVQ codec: {', '.join(RVQ_BASES)}")
+        own = {p.name: p.parse(raw.pop(p.name), "klt") if p.name in raw else p.default for p in OWN_PARAMS[1:]}
+        base_spec = FAMILIES[base_name].resolve(raw)  # unknown parameters are reported by the base family
+        base = build_codec(base_spec, device="cpu")
+        full_dim = base.latent_dim
+        if own["dim"] != "full":
+            try:
+                own["dim"] = int(own["dim"])
+            except ValueError:
+                raise SpecError(f"klt: dim={own['dim']!r} is not an integer or 'full'") from None
+            if not 1 <= own["dim"] <= full_dim:
+                raise SpecError(f"klt: dim={own['dim']} is outside 1..{full_dim} (the latent dimension D of "
+                                f"{base_name})")
+        if own["n_cov"] > base.num_codebooks:
+            raise SpecError(f"klt: n_cov={own['n_cov']} exceeds the {base.num_codebooks} codebooks in use by "
+                            f"{base_spec.short(FAMILIES[base_name].defaults)}")
+        if own["estimator"] != "codebook" and not own["calibration"]:
+            raise SpecError(f"klt: estimator={own['estimator']} needs calibration=FOLDER")
+        if own["calibration"] and not Path(own["calibration"]).is_dir():
+            raise SpecError(f"klt: calibration folder {own['calibration']} not found")
+        return CodecSpec(self.name, {"base": base_name, **base_spec.params, **own})
+
+
+FAMILIES = (
+    KltFamily("klt", "KLT-truncated latent of an RVQ codec (post-training dimension reduction); bitrate of its "
+                     "base; e.g. klt?base=encodec-24khz&bandwidth=6&dim=72&n_cov=2",
+              OWN_PARAMS, KltCodec),
+)
+
+
+def klt_spec_from_base(base_spec: str, **own) -> str:
+    """``klt?base=...`` spec text from a base spec string and KLT parameters.
+
+    >>> klt_spec_from_base("dac-44khz?n_codebooks=9", dim=72, n_cov=None)
+    'klt?base=dac-44khz&n_codebooks=9&dim=72'
+    """
+    family, raw = split_spec(base_spec)
+    raw.update({k: str(v) for k, v in own.items() if v is not None})
+    query = "&".join(f"{k}={v}" for k, v in raw.items())
+    return f"klt?base={family}" + (f"&{query}" if query else "")
