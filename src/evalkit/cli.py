@@ -157,8 +157,9 @@ def _listen_prepare(args: argparse.Namespace) -> int:
                              listeners=args.listeners, seed=args.seed)
     definition = prepare_test(args.run, args.out, options)
     n_trials = len(definition.slots[0])
+    extra = " (+ hidden reference; anchors included)" if definition.design == "mushra" else ""
     print(f"{args.out}: {definition.design} test, {len(definition.items)} items, "
-          f"{len(definition.conditions)} conditions (+ hidden reference), {len(definition.stimuli)} stimuli, "
+          f"{len(definition.conditions)} conditions{extra}, {len(definition.stimuli)} stimuli, "
           f"{len(definition.slots)} listener slots of {n_trials} trials; loudness {definition.target_lufs} LUFS")
     for note in definition.notes:
         print(f"  {note}")

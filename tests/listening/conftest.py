@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -23,17 +24,20 @@ RATE = 16000
 CONDITIONS = ("lowpass?cutoff_hz=2000", "lowpass?cutoff_hz=5000")
 
 
-def make_run(root: Path, n_items: int = 3, specs=CONDITIONS, seconds: float = 1.0) -> Path:
-    """A real ``evalkit run`` over seeded noise-plus-tone clips, with si_sdr only (fast)."""
+def make_run(root: Path, n_items: int = 3, specs=CONDITIONS, seconds: float = 1.0, rate: int = RATE,
+             noise: bool = False) -> Path:
+    """A real ``evalkit run`` over seeded tone-plus-noise (or white-noise) clips, with si_sdr only (fast)."""
     from evalkit.runner import load_config, run_evaluation
 
     data = root / "data"
     data.mkdir(parents=True)
     rng = np.random.default_rng(7)
-    t = np.arange(int(RATE * seconds)) / RATE
+    t = np.arange(int(rate * seconds)) / rate
     for k in range(n_items):
-        x = 0.3 * np.sin(2 * np.pi * 300 * (k + 1) * t) + 0.05 * rng.standard_normal(len(t))
-        sf.write(data / f"clip{k}.wav", x.astype(np.float32), RATE)
+        x = 0.1 * rng.standard_normal(len(t))
+        if not noise:
+            x = 0.3 * np.sin(2 * np.pi * 300 * (k + 1) * t) + 0.5 * x
+        sf.write(data / f"clip{k}.wav", x.astype(np.float32), rate)
     codecs = "\n".join(f'  - spec: "{s}"' for s in specs)
     config = root / "run.yaml"
     config.write_text(f'dataset: {{folder: {data}, glob: "*.wav"}}\ncodecs:\n{codecs}\nmetrics: [si_sdr]\n'
@@ -66,7 +70,7 @@ def ab_dir(run_dir, tmp_path_factory) -> Path:
 def fresh_copy(tmp_path):
     """A private copy of a prepared test folder (tests that write ratings must not share a store)."""
     def copy(folder: Path) -> Path:
-        dst = tmp_path / folder.name
+        dst = Path(tempfile.mkdtemp(dir=tmp_path)) / folder.name
         shutil.copytree(folder, dst)
         return dst
     return copy

@@ -324,6 +324,10 @@ export default function ({ parentElement, data, setTriggerValue }) {
     if (root.__player) root.__player.dispose();
     root.__player = new Player(root, data, setTriggerValue);
   }
-  return () => {};
+  // Called on unmount (and possibly before a re-render that keeps the element): stop the audio only once the
+  // player's element has left the page, so a rerun of the same trial keeps position, ratings and events.
+  return () => setTimeout(() => {
+    if (root.__player && !root.isConnected) { root.__player.dispose(); root.__player = null; }
+  }, 0);
 }
 """
