@@ -72,6 +72,10 @@ def test_resume_at_first_unfinished_trial_and_thank_you(app):
         store.submit(definition, p, 0, scores=_scores(trials[0], 1), events=_events(trials[0]))
     at = app(p=p.token).run()
     assert at.get("progress")[0].proto.text == f"Trial 2 of {len(trials)}"
+    with ListeningStore(app.folder / STORE_FILE) as store:  # another participant sees only its own session
+        other = store.create_participant(definition)
+        store.mark(other, "trained")
+    assert app(p=other.token).run().get("progress")[0].proto.text == f"Trial 1 of {len(trials)}"
     with ListeningStore(app.folder / STORE_FILE) as store:
         for index in range(1, len(trials)):
             store.submit(definition, p, index, scores=_scores(trials[index], 2), events=_events(trials[index]))

@@ -110,8 +110,11 @@ def test_mushra_session_in_chromium(driver, mushra_dir, fresh_copy, serve_test):
     _skip_training(driver)
     definition = load_definition(folder)
     n_trials = len(definition.slots[0])
+    rate = definition.stimuli[definition.slots[0][0].stimuli[0]].sample_rate
     for index in range(n_trials):
         root = _player(driver, f"trial-{index}")
+        assert driver.execute_script("return arguments[0].querySelector('.lt').__player.ctx.sampleRate", root) \
+            == rate  # the AudioContext runs at the stimulus rate: no resampling in the browser
         sliders = root.find_elements(By.CSS_SELECTOR, "input[data-role=rating]")
         assert all(not s.is_enabled() for s in sliders)  # must play before rating
         submit = root.find_element(By.CSS_SELECTOR, "button[data-role=submit]")
@@ -135,13 +138,20 @@ def test_mushra_session_in_chromium(driver, mushra_dir, fresh_copy, serve_test):
     assert {r[2] for r in rows} == {"reference", *definition.conditions}  # hidden reference, anchors, conditions
     assert all(0 <= r[3] <= 100 for r in rows)
     assert len({r[3] for r in rows}) > 1  # the clicks gave different scores
-    events = db.execute("SELECT trial_index, stimulus_id, duration_s FROM play_events WHERE participant_id = ?",
-                        (pid,)).fetchall()
+    events = db.execute("SELECT trial_index, stimulus_id, start_s, duration_s FROM play_events "
+                        "WHERE participant_id = ? ORDER BY trial_index, seq", (pid,)).fetchall()
+    length_s = definition.stimuli[rows[0][1]].samples / rate
     for index in range(n_trials):
-        played = {e[1] for e in events if e[0] == index}
+        trial_events = [e for e in events if e[0] == index]
+        played = {e[1] for e in trial_events}
         rated = {r[1] for r in rows if r[0] == index}
         assert rated <= played  # every rated stimulus was played, and reported with its duration
-        assert all(e[2] > 0 for e in events if e[0] == index)
+        assert all(e[3] >= 0.25 for e in trial_events)
+        # switching keeps the position: each stimulus starts where the previous one was (looping over the item)
+        for before, after in zip(trial_events, trial_events[1:], strict=False):
+            expected = (before[2] + before[3]) % length_s
+            gap = abs(after[2] - expected)
+            assert min(gap, length_s - gap) < 0.03, (before, after)
     assert db.execute("SELECT finished FROM participants WHERE participant_id = ?", (pid,)).fetchone()[0]
 
 
