@@ -44,6 +44,7 @@ def test_analyze_ratings_json_contract(tmp_path, capsys):
     assert main(["listen", "analyze", "--ratings", str(path)]) == 0
     text = capsys.readouterr().out
     assert "MUSHRA: 3 assessors" in text and "x: hidden reference rated below 90" in text
+    assert "  i0: " in text  # the per-item table
 
 
 @pytest.mark.parametrize(("header", "rows", "message"), [

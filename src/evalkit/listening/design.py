@@ -139,8 +139,9 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
     from evalkit.codecs.anchors import lowpass
 
     out_dir = Path(out_dir)
-    if (out_dir / DEFINITION_FILE).exists():
-        raise ListenError(f"{out_dir}: already holds a test ({DEFINITION_FILE}); choose another --out")
+    if (out_dir / DEFINITION_FILE).exists() or (out_dir / STIMULI_DIR).exists():
+        raise ListenError(f"{out_dir}: already holds a test ({DEFINITION_FILE} or {STIMULI_DIR}/); "
+                          "choose another --out")
     if options.listeners < 1:
         raise ListenError(f"--listeners: expected an integer >= 1, got {options.listeners}")
     if options.items is not None and options.items < 1:

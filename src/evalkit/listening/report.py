@@ -124,6 +124,11 @@ def format_report(report: dict) -> str:
             ci = f"[{_f(s['ci_low'])}, {_f(s['ci_high'])}]"
             lines.append(f"{name:<44} {_f(s['mean']):>6} {ci:>15} {s['n']:>3} {_f(s['median']):>6} {_f(s['iqr']):>5}")
         lines.append("")
+        lines.append("per item: mean [95% CI] over assessors")
+        for item, conditions in report["items"].items():
+            cells = [f"{c} {_f(s['mean'])} [{_f(s['ci_low'])}, {_f(s['ci_high'])}]" for c, s in conditions.items()]
+            lines.append(f"  {item}: " + "; ".join(cells))
+        lines.append("")
         lines.append("excluded: " + ("none" if not report["excluded"] else ""))
         lines.extend(f"  {e['assessor']}: {e['reason']}" for e in report["excluded"])
         lines.append("")
