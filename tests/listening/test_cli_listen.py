@@ -8,6 +8,7 @@ import pytest
 
 from evalkit.cli import main
 from evalkit.listening.model import STORE_FILE, load_definition
+from evalkit.listening.report import export_csv
 from evalkit.listening.storage import ListeningStore
 from tests.listening.test_storage import _events
 
@@ -83,6 +84,12 @@ def test_prepare_and_analyze_a_test_folder(run_dir, tmp_path, capsys):
                 store.submit(definition, p, index, scores=scores, events=_events(trial))
     assert main(["listen", "analyze", str(out), "--json", "--test", "permutation"]) == 0
     report = json.loads(capsys.readouterr().out)
+    # the admin export is the --ratings format: analysing it gives the same result
+    with ListeningStore(out / STORE_FILE) as store:
+        (tmp_path / "export.csv").write_text(export_csv(store.ratings()))
+    assert main(["listen", "analyze", "--ratings", str(tmp_path / "export.csv"), "--json", "--test",
+                 "permutation"]) == 0
+    assert json.loads(capsys.readouterr().out) == report
     assert report["conditions"]["reference"]["mean"] == 100.0
     assert report["conditions"]["anchor35"]["mean"] == pytest.approx(40.0)  # assessor means 30, 40, 50
     assert report["comparisons"][0]["test"] == "permutation"

@@ -129,7 +129,7 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
         return
     import pandas as pd
 
-    from evalkit.listening.report import analyze_test_dir, format_report
+    from evalkit.listening.report import analyze_test_dir, export_csv, format_report
 
     st.title("Listening test: admin")
     rows = store.progress(definition)
@@ -148,7 +148,7 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
             st.dataframe(pd.DataFrame(report["excluded"] or [{"assessor": "none", "reason": ""}]), hide_index=True)
         st.subheader("Analysis")
         st.code(format_report(report))
-    ratings = store.ratings() if definition.design is Design.MUSHRA else store.choices()
-    if ratings:
-        data = pd.DataFrame([r.__dict__ for r in ratings]).to_csv(index=False)
-        st.download_button("Export ratings (CSV)", data, file_name=f"{folder.name}-ratings.csv", mime="text/csv")
+    records = store.ratings() if definition.design is Design.MUSHRA else store.choices()
+    if records:
+        st.download_button("Export ratings (CSV)", export_csv(records), file_name=f"{folder.name}-ratings.csv",
+                           mime="text/csv")

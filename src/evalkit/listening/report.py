@@ -54,6 +54,18 @@ def load_ratings_csv(path: str | Path) -> list[Rating]:
     return ratings
 
 
+def export_csv(records: list) -> str:
+    """Ratings (``assessor,item,condition,score``, the format ``--ratings`` reads) or AB/ABX choices as CSV."""
+    import io
+
+    out = io.StringIO()
+    if records:
+        writer = csv.DictWriter(out, fieldnames=list(asdict(records[0])), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in records)
+    return out.getvalue()
+
+
 def _clean(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
