@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from evalkit.audio import AudioError
 from evalkit.codecs.spec import SpecError
 from evalkit.codecs.weights import WeightsNotFound
-from evalkit.listening.model import ListenError
+from evalkit.listening.errors import ListenError
 from evalkit.metrics.registry import UnknownMetric
 from evalkit.runner.config import ConfigError
 

@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from evalkit.listening.errors import ListenError
+
 DEFINITION_FILE = "test.json"
 STIMULI_DIR = "static"  # Streamlit serves <app folder>/static/* at /app/static/*; files are named <id>.wav
 STORE_FILE = "listening.sqlite"
@@ -22,10 +24,6 @@ ANCHOR_LOW = "anchor35"  # BS.1534-3 low anchor: 3.5 kHz low-pass
 ANCHOR_MID = "anchor70"  # mid anchor: 7 kHz low-pass
 ANCHOR_SPECS = {ANCHOR_LOW: "lowpass?cutoff_hz=3500", ANCHOR_MID: "lowpass?cutoff_hz=7000"}
 MAX_SIGNALS_PER_TRIAL = 12  # BS.1534-3: at most 12 signals (conditions, hidden reference and anchors) at once
-
-
-class ListenError(ValueError):
-    """A user mistake (bad test folder, definition, ratings file, token): one line naming the file or field."""
 
 
 class Design(enum.StrEnum):
