@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup browser demo test lint bench clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -10,7 +10,11 @@ setup:
 demo: setup
 	$(VENV)/bin/evalkit run configs/demo.yaml
 
-test: setup
+# Debian chromium + chromium-driver for the real-browser listening tests (skipped, with the reason, without them)
+browser:
+	@bash scripts/install_browser.sh
+
+test: setup browser
 	$(PY) -m pytest -q
 
 lint: setup

@@ -47,7 +47,7 @@ import sys
 
 failed = []
 for name in ("torch", "encodec", "dac", "audiotools", "streamlit", "pesq", "visqol", "pystoi", "soxr",
-             "soundfile", "pyloudnorm", "torchmetrics", "dask.distributed", "faiss", "evalkit"):
+             "soundfile", "pyloudnorm", "torchmetrics", "dask.distributed", "faiss", "selenium", "evalkit"):
     try:
         importlib.import_module(name)
     except Exception as exc:  # report every failure, not just the first

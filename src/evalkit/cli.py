@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from evalkit.audio import AudioError
 from evalkit.codecs.spec import SpecError
 from evalkit.codecs.weights import WeightsNotFound
+from evalkit.listening.errors import ListenError
 from evalkit.metrics.registry import UnknownMetric
 from evalkit.runner.config import ConfigError
 
@@ -148,6 +149,45 @@ def _klt_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen_prepare(args: argparse.Namespace) -> int:
+    from evalkit.listening.design import PrepareOptions, prepare_test
+    from evalkit.listening.model import Design
+
+    options = PrepareOptions(Design(args.design), items=args.items, conditions=tuple(args.conditions or ()),
+                             listeners=args.listeners, seed=args.seed)
+    definition = prepare_test(args.run, args.out, options)
+    n_trials = len(definition.slots[0])
+    extra = " (+ hidden reference; anchors included)" if definition.design == "mushra" else ""
+    print(f"{args.out}: {definition.design} test, {len(definition.items)} items, "
+          f"{len(definition.conditions)} conditions{extra}, {len(definition.stimuli)} stimuli, "
+          f"{len(definition.slots)} listener slots of {n_trials} trials; loudness {definition.target_lufs} LUFS")
+    for note in definition.notes:
+        print(f"  {note}")
+    print(f"next: evalkit listen serve {args.out}")
+    return 0
+
+
+def _listen_serve(args: argparse.Namespace) -> int:
+    from evalkit.listening.serve import serve
+
+    return serve(args.test_dir, host=args.host, port=args.port, admin_token=args.admin_token)
+
+
+def _listen_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from evalkit.listening.report import analyze_test_dir, format_report, load_ratings_csv, mushra_report
+
+    if (args.test_dir is None) == (args.ratings is None):
+        raise ListenError("listen analyze: give either TEST_DIR or --ratings FILE.csv")
+    if args.ratings is not None:
+        report = mushra_report(load_ratings_csv(args.ratings), test=args.test)
+    else:
+        report = analyze_test_dir(args.test_dir, test=args.test)
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalkit", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -193,6 +233,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_qincodec_parser(sub)
 
+    listen = sub.add_parser("listen", help="listening tests (MUSHRA, AB, ABX)").add_subparsers(dest="action",
+                                                                                            required=True)
+    prepare = listen.add_parser("prepare", help="stimuli and a test definition from an evaluation run")
+    prepare.add_argument("--run", required=True, help="run folder (holds results.sqlite and cache/decoded)")
+    prepare.add_argument("--design", required=True, choices=["mushra", "ab", "abx"])
+    prepare.add_argument("--items", type=int, help="number of items (default: all with every condition)")
+    prepare.add_argument("--conditions", nargs="+", metavar="SPEC", help="codec specs of the run (default: all)")
+    prepare.add_argument("--listeners", type=int, default=12, help="listener slots for the balanced design")
+    prepare.add_argument("--seed", type=int, default=0, help="seed of item choice and orders (default 0)")
+    prepare.add_argument("--out", required=True, help="new test folder")
+    prepare.set_defaults(func=_listen_prepare)
+    serve = listen.add_parser("serve", help="run the test in a browser (Streamlit)")
+    serve.add_argument("test_dir", help="folder made by `evalkit listen prepare`")
+    serve.add_argument("--port", type=int, default=8501)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--admin-token", help="token of the admin page (default: a random one, printed)")
+    serve.set_defaults(func=_listen_serve)
+    analyze_l = listen.add_parser("analyze", help="post-screening, means with 95%% CIs, paired tests")
+    analyze_l.add_argument("test_dir", nargs="?", help="test folder (its listening.sqlite)")
+    analyze_l.add_argument("--ratings", help="long-format CSV: assessor,item,condition,score")
+    analyze_l.add_argument("--test", choices=["wilcoxon", "permutation"], default="wilcoxon",
+                           help="paired test between conditions (default wilcoxon)")
+    analyze_l.add_argument("--json", action="store_true", help="one JSON object")
+    analyze_l.set_defaults(func=_listen_analyze)
+
     demo = sub.add_parser("demo", help="every demo item through every codec family")
     demo.add_argument("--data", default="data/demo", help="folder of audio files (default: data/demo)")
     demo.add_argument("--seconds", type=float, default=2.0, help="seconds of each item to code (default 2)")
@@ -208,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (AudioError, SpecError, WeightsNotFound, UnknownMetric, ConfigError, FileNotFoundError) as exc:
+    except (AudioError, SpecError, WeightsNotFound, UnknownMetric, ConfigError, ListenError,
+            FileNotFoundError) as exc:
         print(f"evalkit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head` and closed early

@@ -1,0 +1,1 @@
+"""Statistics over evaluation results: pure functions, no I/O."""

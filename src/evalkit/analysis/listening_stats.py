@@ -1,0 +1,311 @@
+"""Statistics of listening tests as pure functions (ITU-R BS.1534-3 MUSHRA; AB and ABX).
+
+Ratings of one assessor are not independent, so MUSHRA confidence intervals are Student-t intervals over the
+assessors' per-condition means (one number per assessor), and paired comparisons pair those means by assessor.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from evalkit.listening.model import ANCHOR_MID, REFERENCE, Choice, Rating
+
+SCREEN_SHARE = 0.15  # BS.1534-3 post-screening: more than 15 % of the items
+SCREEN_LEVEL = 90.0
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Mean and Student-t confidence interval ``mean ± t(1-α/2, n-1) · s/√n`` (s: sample SD, ddof 1).
+
+    Fewer than two values give NaN bounds.
+
+    >>> iv = t_interval([1.0, 2.0, 3.0])  # s = 1, t(0.975, 2) = 4.3027, half-width 4.3027/√3 = 2.4841
+    >>> round(iv.mean, 4), round(iv.low, 4), round(iv.high, 4), iv.n
+    (2.0, -0.4841, 4.4841, 3)
+    """
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    mean = float(x.mean())
+    if n < 2:
+        return Interval(mean, math.nan, math.nan, n)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return Interval(mean, mean - half, mean + half, n)
+
+
+def median_iqr(values: Sequence[float]) -> tuple[float, float]:
+    """Median and interquartile range (linear interpolation between order statistics, numpy's default).
+
+    >>> median_iqr([1, 2, 3, 4, 5])  # quartiles 2 and 4
+    (3.0, 2.0)
+    """
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return math.nan, math.nan
+    q1, med, q3 = np.percentile(x, [25, 50, 75])
+    return float(med), float(q3 - q1)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values: sorted ascending, ``p_(i) · (m − i)`` (i from 0), running maximum, ≤ 1.
+
+    NaN p-values are left NaN and do not count in m.
+
+    >>> holm([0.01, 0.04, 0.03])  # 0.01·3 = 0.03; 0.03·2 = 0.06; max(0.04·1, 0.06) = 0.06
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(len(p), math.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    m = len(valid)
+    running = 0.0
+    for rank, idx in enumerate(valid[np.argsort(p[valid], kind="stable")]):
+        running = max(running, min(1.0, p[idx] * (m - rank)))
+        out[idx] = running
+    return [round(float(v), 12) for v in out]
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion: ``(p̂ + z²/2n ± z·√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)``.
+
+    >>> lo, hi = wilson_interval(8, 10)  # z = 1.96: (0.8 + 0.1921 ± 0.3136) / 1.3841
+    >>> round(lo, 4), round(hi, 4)
+    (0.4902, 0.9433)
+    """
+    from scipy import stats
+
+    if n == 0:
+        return math.nan, math.nan
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def binomial_p(successes: int, n: int, alternative: str = "two-sided") -> float:
+    """Exact binomial test against p = 1/2 (``two-sided`` or ``greater``); NaN when n = 0.
+
+    >>> binomial_p(9, 10, "greater")  # (C(10,9) + C(10,10)) / 2^10 = 11/1024
+    0.0107421875
+    >>> binomial_p(9, 10)  # symmetric: 2 · 11/1024
+    0.021484375
+    """
+    from scipy import stats
+
+    if n == 0:
+        return math.nan
+    return float(stats.binomtest(successes, n, 0.5, alternative=alternative).pvalue)
+
+
+def sign_flip_p(differences: Sequence[float], *, max_exact: int = 16, n_random: int = 100_000,
+                seed: int = 0) -> float:
+    """Two-sided paired permutation test of mean difference 0: the share of the 2^n sign flips whose |sum| is at
+    least the observed one (exact up to ``max_exact`` pairs, else ``n_random`` seeded random flips).
+
+    >>> sign_flip_p([1.0, 2.0, 3.0])  # 8 flips, sums ±6, ±4, ±2, ±0: |sum| ≥ 6 in 2 of 8
+    0.25
+    """
+    d = np.asarray(differences, dtype=float)
+    n = len(d)
+    if n == 0:
+        return math.nan
+    observed = abs(d.sum()) - 1e-9 * max(1.0, float(np.abs(d).sum()))
+    if n <= max_exact:
+        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
+    else:
+        signs = np.random.default_rng(seed).choice([-1, 1], size=(n_random, n))
+    return float(np.mean(np.abs(signs @ d) >= observed))
+
+
+def wilcoxon_p(differences: Sequence[float]) -> float:
+    """Two-sided Wilcoxon signed-rank p-value (scipy; zero differences dropped, exact when small and tie-free).
+    All-zero differences give 1.0, the exact sign-flip value."""
+    from scipy import stats
+
+    d = np.asarray(differences, dtype=float)
+    if len(d) == 0:
+        return math.nan
+    if not np.any(d != 0):
+        return 1.0
+    return float(stats.wilcoxon(d, zero_method="wilcox").pvalue)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    assessor: str
+    reason: str
+
+
+def screen_assessors(ratings: Iterable[Rating], share: float = SCREEN_SHARE,
+                     level: float = SCREEN_LEVEL) -> list[Exclusion]:
+    """BS.1534-3 post-screening: exclude an assessor who rates the hidden reference below ``level`` for more than
+    ``share`` of the items they rated it in, or the mid anchor (``anchor70``) above ``level`` for more than
+    ``share`` of its items. 1 of 10 items (10 %) is kept; 2 or 3 of 10 are excluded.
+
+    >>> rs = [Rating("a", f"i{k}", "reference", 80 if k < 3 else 100) for k in range(10)]
+    >>> screen_assessors(rs)[0].reason
+    'hidden reference rated below 90 for 3 of 10 items (30%)'
+    """
+    by_assessor: dict[str, list[Rating]] = defaultdict(list)
+    for r in ratings:
+        by_assessor[r.assessor].append(r)
+    out = []
+    for assessor in sorted(by_assessor):
+        reasons = []
+        for condition, bad, what in ((REFERENCE, lambda s: s < level, f"hidden reference rated below {level:g}"),
+                                     (ANCHOR_MID, lambda s: s > level, f"mid anchor rated above {level:g}")):
+            per_item = {r.item: r.score for r in by_assessor[assessor] if r.condition == condition}
+            n_bad = sum(bad(s) for s in per_item.values())
+            if per_item and n_bad / len(per_item) > share:
+                reasons.append(f"{what} for {n_bad} of {len(per_item)} items ({100 * n_bad / len(per_item):.0f}%)")
+        if reasons:
+            out.append(Exclusion(assessor, "; ".join(reasons)))
+    return out
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean with its Student-t CI over assessors, median and IQR of the same per-assessor values."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+    median: float
+    iqr: float
+
+
+def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
+    iv = t_interval(values, confidence)
+    med, iqr = median_iqr(values)
+    return Summary(iv.mean, iv.low, iv.high, iv.n, med, iqr)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Paired test of two conditions over the assessors who rated both (their per-condition means)."""
+
+    a: str
+    b: str
+    n: int
+    mean_difference: float  # mean of (a − b)
+    test: str
+    p: float
+    p_holm: float
+
+
+def assessor_means(ratings: Iterable[Rating]) -> dict[str, dict[str, float]]:
+    """``{condition: {assessor: mean score over the items}}``."""
+    acc: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in ratings:
+        acc[(r.condition, r.assessor)].append(r.score)
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for (condition, assessor), scores in sorted(acc.items()):
+        out[condition][assessor] = float(np.mean(scores))
+    return dict(out)
+
+
+def paired_comparisons(means: dict[str, dict[str, float]], test: str = "wilcoxon") -> list[Comparison]:
+    """Every pair of conditions, tested on per-assessor mean differences, Holm-corrected over all pairs."""
+    if test not in ("wilcoxon", "permutation"):
+        raise ValueError(f"test: expected 'wilcoxon' or 'permutation', got {test!r}")
+    rows = []
+    for a, b in itertools.combinations(sorted(means), 2):
+        common = sorted(set(means[a]) & set(means[b]))
+        d = [means[a][k] - means[b][k] for k in common]
+        p = wilcoxon_p(d) if test == "wilcoxon" else sign_flip_p(d)
+        rows.append((a, b, len(common), float(np.mean(d)) if d else math.nan, p))
+    adjusted = holm([r[4] for r in rows])
+    return [Comparison(a, b, n, md, test, p, pa) for (a, b, n, md, p), pa in zip(rows, adjusted, strict=True)]
+
+
+@dataclass(frozen=True)
+class MushraAnalysis:
+    conditions: dict[str, Summary]
+    items: dict[str, dict[str, Summary]]
+    excluded: list[Exclusion]
+    comparisons: list[Comparison]
+    assessors: int
+
+
+def analyze_mushra(ratings: Sequence[Rating], *, test: str = "wilcoxon", confidence: float = 0.95) -> MushraAnalysis:
+    """Post-screening, then per condition and per item summaries and Holm-corrected paired comparisons."""
+    excluded = screen_assessors(ratings)
+    out = {e.assessor for e in excluded}
+    kept = [r for r in ratings if r.assessor not in out]
+    means = assessor_means(kept)
+    conditions = {c: summarize(list(v.values()), confidence) for c, v in means.items()}
+    conditions = dict(sorted(conditions.items(), key=lambda kv: -kv[1].mean))
+    per_item: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in kept:
+        per_item[r.item][r.condition].append(r.score)
+    items = {i: {c: summarize(v, confidence) for c, v in sorted(cs.items())} for i, cs in sorted(per_item.items())}
+    return MushraAnalysis(conditions, items, excluded, paired_comparisons(means, test),
+                          len({r.assessor for r in kept}))
+
+
+@dataclass(frozen=True)
+class PairSummary:
+    """AB: preference for ``a`` among decisive answers (two-sided binomial, Wilson CI of the share).
+    ABX: ``correct`` identifications among all answers (one-sided binomial against chance)."""
+
+    a: str
+    b: str
+    n: int
+    prefer_a: int
+    prefer_b: int
+    no_preference: int
+    share: float  # AB: prefer_a / decisive; ABX: correct / n
+    ci_low: float
+    ci_high: float
+    p: float
+    correct: int | None = None
+    per_listener: dict | None = None
+
+
+def analyze_choices(choices: Sequence[Choice], abx: bool = False, confidence: float = 0.95) -> list[PairSummary]:
+    """AB or ABX summaries per condition pair (pairs as written in the choices: ``condition_a`` first)."""
+    by_pair: dict[tuple[str, str], list[Choice]] = defaultdict(list)
+    for c in choices:
+        by_pair[(c.condition_a, c.condition_b)].append(c)
+    out = []
+    for (a, b), cs in sorted(by_pair.items()):
+        listeners: dict[str, dict[str, int]] = {}
+        for c in cs:
+            row = listeners.setdefault(c.assessor, {"prefer_a": 0, "prefer_b": 0, "no_preference": 0}
+                                       | ({"correct": 0} if abx else {}))
+            row["prefer_a" if c.chosen == a else "prefer_b" if c.chosen == b else "no_preference"] += 1
+            if abx and c.chosen is not None and c.chosen == c.x:
+                row["correct"] += 1
+        pa = sum(c.chosen == a for c in cs)
+        pb = sum(c.chosen == b for c in cs)
+        if abx:
+            correct = sum(c.chosen is not None and c.chosen == c.x for c in cs)
+            lo, hi = wilson_interval(correct, len(cs), confidence)
+            out.append(PairSummary(a, b, len(cs), pa, pb, len(cs) - pa - pb, correct / len(cs), lo, hi,
+                                   binomial_p(correct, len(cs), "greater"), correct, dict(sorted(listeners.items()))))
+        else:
+            decisive = pa + pb
+            lo, hi = wilson_interval(pa, decisive, confidence)
+            out.append(PairSummary(a, b, len(cs), pa, pb, len(cs) - decisive,
+                                   pa / decisive if decisive else math.nan, lo, hi, binomial_p(pa, decisive),
+                                   None, dict(sorted(listeners.items()))))
+    return out

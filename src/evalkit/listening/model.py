@@ -1,0 +1,187 @@
+"""Records of a listening test: one small frozen type per concept, plus the test definition file.
+
+The definition (``test.json`` in a test folder) is read by the server only: it maps opaque stimulus ids to files,
+items and conditions. The browser sees stimulus ids and neutral labels ("Reference", "1", "A"), never a condition
+name or a path.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from evalkit.listening.errors import ListenError
+
+DEFINITION_FILE = "test.json"
+STIMULI_DIR = "static"  # Streamlit serves <app folder>/static/* at /app/static/*; files are named <id>.wav
+STORE_FILE = "listening.sqlite"
+APP_FILE = "listening_app.py"
+
+REFERENCE = "reference"  # the hidden reference (the open reference is not rated)
+ANCHOR_LOW = "anchor35"  # BS.1534-3 low anchor: 3.5 kHz low-pass
+ANCHOR_MID = "anchor70"  # mid anchor: 7 kHz low-pass
+ANCHOR_SPECS = {ANCHOR_LOW: "lowpass?cutoff_hz=3500", ANCHOR_MID: "lowpass?cutoff_hz=7000"}
+MAX_SIGNALS_PER_TRIAL = 12  # BS.1534-3: at most 12 signals (conditions, hidden reference and anchors) at once
+
+
+class Design(enum.StrEnum):
+    MUSHRA = "mushra"
+    AB = "ab"
+    ABX = "abx"
+
+
+@dataclass(frozen=True)
+class Stimulus:
+    """One audio file of the test; ``stimulus_id`` is random and is the only thing the browser sees."""
+
+    stimulus_id: str
+    item: str
+    condition: str  # REFERENCE, ANCHOR_LOW, ANCHOR_MID or a codec spec from the run; "open-reference" for MUSHRA's
+    sample_rate: int
+    channels: int
+    samples: int
+
+
+OPEN_REFERENCE = "open-reference"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One screen. MUSHRA: ``reference`` is the open reference and ``stimuli`` the rated signals (shown in a fresh
+    random order per participant). AB: ``stimuli`` = (A, B). ABX: (A, B, X)."""
+
+    item: str
+    stimuli: tuple[str, ...]
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class TestDefinition:
+    """Everything ``listen serve`` needs; ``slots[k]`` is the trial list of the k-th listener (cycled beyond)."""
+
+    design: Design
+    seed: int
+    run_dir: str
+    items: tuple[str, ...]
+    conditions: dict[str, str]  # condition name -> its codec spec (anchors included); hidden reference absent
+    stimuli: dict[str, Stimulus]
+    slots: tuple[tuple[Trial, ...], ...]
+    training: Trial | None = None
+    target_lufs: float = -23.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    pairs: tuple[tuple[str, str], ...] = ()  # AB/ABX: the compared conditions, in analysis order (a, b)
+
+    def pair_of(self, trial: Trial) -> tuple[str, str]:
+        """The (a, b) condition pair an AB/ABX trial compares, whatever side each was presented on."""
+        shown = {self.stimuli[s].condition for s in trial.stimuli[:2]}
+        for pair in self.pairs:
+            if set(pair) == shown:
+                return pair
+        raise ListenError(f"item {trial.item}: trial compares {sorted(shown)}, not a pair of the test")
+
+    def trials_for(self, slot: int) -> tuple[Trial, ...]:
+        return self.slots[slot % len(self.slots)]
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / DEFINITION_FILE
+        data = asdict(self)
+        data["design"] = str(self.design)
+        path.write_text(json.dumps(data, indent=1))
+        return path
+
+
+def _trial(raw: dict) -> Trial:
+    return Trial(str(raw["item"]), tuple(str(s) for s in raw["stimuli"]), raw.get("reference"))
+
+
+def load_definition(folder: str | Path, *, check_files: bool = True) -> TestDefinition:
+    """Read and validate ``folder/test.json``; every stimulus a trial names must exist (and its file, if asked).
+
+    Raises:
+        ListenError: one line naming the file and the first problem found.
+    """
+    folder = Path(folder)
+    path = folder / DEFINITION_FILE
+    if not path.is_file():
+        raise ListenError(f"{path}: no test definition (create one with `evalkit listen prepare`)")
+    try:
+        raw = json.loads(path.read_text())
+        stimuli = {k: Stimulus(**v) for k, v in raw["stimuli"].items()}
+        definition = TestDefinition(
+            design=Design(raw["design"]), seed=int(raw["seed"]), run_dir=str(raw["run_dir"]),
+            items=tuple(raw["items"]), conditions=dict(raw["conditions"]), stimuli=stimuli,
+            slots=tuple(tuple(_trial(t) for t in slot) for slot in raw["slots"]),
+            training=_trial(raw["training"]) if raw.get("training") else None,
+            target_lufs=float(raw.get("target_lufs", -23.0)), notes=tuple(raw.get("notes", ())),
+            pairs=tuple((str(a), str(b)) for a, b in raw.get("pairs", ())))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ListenError(f"{path}: malformed test definition ({type(exc).__name__}: {exc})") from None
+    problems = validate_definition(definition, folder if check_files else None)
+    if problems:
+        raise ListenError(f"{path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return definition
+
+
+def validate_definition(definition: TestDefinition, folder: Path | None = None) -> list[str]:
+    """Every problem of a definition, one line each: unknown or missing stimuli, mismatched rate/length/channels
+    within a trial, too many signals, an empty design."""
+    problems = []
+    if not definition.slots or not all(definition.slots):
+        problems.append("slots: no trials")
+    expected = {Design.MUSHRA: None, Design.AB: 2, Design.ABX: 3}[definition.design]
+    trials = [t for slot in definition.slots for t in slot] + ([definition.training] if definition.training else [])
+    for trial in trials:
+        ids = list(trial.stimuli) + ([trial.reference] if trial.reference else [])
+        unknown = [s for s in ids if s not in definition.stimuli]
+        if unknown:
+            problems.append(f"item {trial.item}: unknown stimulus id {unknown[0]}")
+            continue
+        if expected is not None and len(trial.stimuli) != expected:
+            problems.append(f"item {trial.item}: {definition.design} trial needs {expected} stimuli, "
+                            f"got {len(trial.stimuli)}")
+        if len(trial.stimuli) > MAX_SIGNALS_PER_TRIAL:
+            problems.append(f"item {trial.item}: {len(trial.stimuli)} signals, at most {MAX_SIGNALS_PER_TRIAL}")
+        shapes = {(definition.stimuli[s].sample_rate, definition.stimuli[s].channels, definition.stimuli[s].samples)
+                  for s in ids}
+        if len(shapes) > 1:
+            problems.append(f"item {trial.item}: stimuli differ in (rate, channels, samples): {sorted(shapes)}")
+    if folder is not None:
+        for sid in definition.stimuli:
+            if not (folder / STIMULI_DIR / f"{sid}.wav").is_file():
+                problems.append(f"missing stimulus file {STIMULI_DIR}/{sid}.wav")
+    return problems
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One MUSHRA score, 0-100, by one assessor for one item and condition."""
+
+    assessor: str
+    item: str
+    condition: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One AB or ABX answer. ``chosen`` is the condition picked (AB: preferred; ABX: judged equal to X), None for
+    "no preference"; ``x`` is the condition X really was (ABX only)."""
+
+    assessor: str
+    item: str
+    condition_a: str
+    condition_b: str
+    chosen: str | None
+    x: str | None = None
+
+
+@dataclass(frozen=True)
+class PlayEvent:
+    """What the player reported: stimulus played from ``start_s`` for ``duration_s`` seconds of audio."""
+
+    stimulus_id: str
+    start_s: float
+    duration_s: float
+    at_ms: float  # milliseconds since the trial's page loaded
