@@ -57,10 +57,10 @@ def main() -> None:
             quantizer = codec.parts[2]
             with torch.no_grad():
                 if family == "qincodec":
-                    enc_s, codes = best_time(lambda q=quantizer, c=codec: q.encode(x, c.candidates, c.beam, m),
+                    enc_s, codes = best_time(lambda q=quantizer, c=codec, m=m: q.encode(x, c.candidates, c.beam, m),
                                              args.repeats)
                 else:
-                    enc_s, codes = best_time(lambda q=quantizer: q.encode(x, m), args.repeats)
+                    enc_s, codes = best_time(lambda q=quantizer, m=m: q.encode(x, m), args.repeats)
                 dec_s, rec = best_time(lambda q=quantizer, c=codes: q.decode(c), args.repeats)
             rows[family] = (float((rec - x).pow(2).mean()), enc_s / seconds, dec_s / seconds, codec.bitrate_bps)
         (mq, eq, dq, rate), (mr, er, dr, _) = rows["qincodec"], rows["qincodec-rvq"]

@@ -239,3 +239,29 @@ def test_training_rejects_a_missing_data_folder(tmp_path, capsys):
                  "--config", "tiny"]) == 2
     assert "no such folder" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_klt_at_full_dimension_reproduces_the_rvq_baseline(run):
+    path = str(run.out / "qincodec.pt")
+    clip = run.corpus.val[0][None, : int(0.5 * RATE)]
+    base = build_codec(f"qincodec-rvq?checkpoint={path}&n_steps=4", "cpu").reconstruct(clip, RATE)
+    full = build_codec(f"klt?base=qincodec-rvq&checkpoint={path}&n_steps=4&dim=8&n_cov=4", "cpu")
+    out = full.reconstruct(clip, RATE)
+    assert torch.equal(out.encoded.codes, base.encoded.codes)
+    np.testing.assert_allclose(out.audio, base.audio, atol=1e-5)
+    reduced = build_codec(f"klt?base=qincodec-rvq&checkpoint={path}&n_steps=4&dim=3&n_cov=4", "cpu")
+    assert reduced.accounting().codebook_floats == 4 * 16 * 3
+
+
+def test_the_checkpoint_hash_is_part_of_the_unit_identity(run, tmp_path):
+    from evalkit.runner.plan import plan_variant
+
+    path = run.out / "qincodec.pt"
+    bundle = load_checkpoint(str(path))
+    parts = {k: bundle[k] for k in ("encoder", "decoder", "rvq", "qinco2")}
+    a = save_checkpoint(tmp_path / "c.pt", bundle["config"], parts, {"note": "a"})
+    ident_a = plan_variant(parse_spec(f"qincodec-rvq?checkpoint={a}&n_steps=2")).identity
+    save_checkpoint(a, bundle["config"], parts, {"note": "b"})  # same path, other bytes
+    ident_b = plan_variant(parse_spec(f"qincodec-rvq?checkpoint={a}&n_steps=2")).identity
+    assert ident_a != ident_b
+    assert load_checkpoint(str(a))["sha256"] in ident_b

@@ -213,6 +213,10 @@ class AudioTransform(ABC):
     def describe(self) -> str:
         return f"{self.spec} [weights: {self.weights_label}]"
 
+    def weights_identity(self) -> str | None:
+        """What identifies weights that the spec string does not (e.g. a checkpoint's hash), for cache keys."""
+        return None
+
     def info(self) -> dict:
         """Extra provenance recorded with every unit (e.g. a KLT variant's spectrum and accounting)."""
         return {}

@@ -91,6 +91,8 @@ def plan_variant(spec: CodecSpec) -> Variant:
     for prefix, dist in CODEC_LIBRARIES.items():
         if model_family.startswith(prefix):
             parts.append(f"{dist}={_version(dist)}")
+    if (identity := codec.weights_identity()) is not None:  # e.g. a QinCodec checkpoint's SHA-256
+        parts.append(identity)
     weights = spec.params.get("weights")
     if weights is not None and weights != "random":
         entry = get_entry(codec.arch.weights_name)

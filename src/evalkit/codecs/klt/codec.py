@@ -18,7 +18,8 @@ from evalkit.codecs.klt.transform import KltStatistics, KltTransform, from_codeb
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param, SpecError, split_spec
 
 ESTIMATORS = ("codebook", "usage", "data")
-RVQ_BASES = ("encodec-24khz", "encodec-48khz", "dac-44khz", "dac-24khz", "dac-16khz", "dac-44khz-16kbps")
+RVQ_BASES = ("encodec-24khz", "encodec-48khz", "dac-44khz", "dac-24khz", "dac-16khz", "dac-44khz-16kbps",
+             "qincodec-rvq")
 
 
 class KltCodec(Codec):
@@ -44,6 +45,9 @@ class KltCodec(Codec):
     cardinality = property(lambda self: self.base.cardinality)
     side_info_bps = property(lambda self: self.base.side_info_bps)
     arch = property(lambda self: self.base.arch)  # the base model's architecture (weights name, ...)
+
+    def weights_identity(self) -> str | None:
+        return self.base.weights_identity()
 
     @property
     def kind(self) -> QuantizerKind:

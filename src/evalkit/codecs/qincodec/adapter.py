@@ -62,7 +62,7 @@ class QincodecCodec(Codec):
     def latent_dim(self) -> int:
         return self.config.model.latent_dim
 
-    def weights_identity(self) -> str:
+    def weights_identity(self) -> str | None:
         """What identifies the weights in cache keys: the checkpoint file's SHA-256."""
         return f"qincodec-checkpoint-sha256={self.sha256}"
 
@@ -128,21 +128,27 @@ class QincodecCodec(Codec):
         flat = quantizer.decode(codes.transpose(1, 2).reshape(-1, m))
         return flat.reshape(b, t, -1).transpose(1, 2)
 
-    def codebooks(self) -> torch.Tensor:
-        """``[n_steps, K, D]`` in latent space: RVQ's codewords; QINCo2's base codewords ``C_m`` (its effective
-        codewords also depend on the partial reconstruction)."""
+    @property
+    def stored_codebooks(self) -> int:
+        """Steps the checkpoint stores (M); the codec uses the first :attr:`num_codebooks`."""
+        return self.config.quantizer.steps
+
+    def codebooks(self, stages: int | None = None) -> torch.Tensor:
+        """``[stages, K, D]`` in latent space (default: the steps in use): RVQ's codewords; QINCo2's base
+        codewords ``C_m`` (its effective codewords also depend on the partial reconstruction)."""
         quantizer = self.parts[2]
         if self.quantizer_kind == "rvq":
-            return quantizer.latent_codebooks()[: self.n_steps]
-        books = quantizer.codebooks.detach() * quantizer.norm.scale
-        books[0] = books[0] + quantizer.norm.mean
-        return books[: self.n_steps]
+            books = quantizer.latent_codebooks()
+        else:
+            books = quantizer.codebooks.detach() * quantizer.norm.scale
+            books[0] = books[0] + quantizer.norm.mean
+        return books[: stages or self.n_steps]
 
-    def latent_codebooks(self) -> torch.Tensor:
-        """Every stored codebook in latent space ``[M, K, D]`` (used by the KLT family)."""
+    def latent_codebooks(self, stages: int | None = None) -> torch.Tensor:
+        """RVQ codebooks in latent space ``[stages, K, D]``, which the KLT family truncates."""
         if self.quantizer_kind != "rvq":
             raise NotImplementedError("KLT applies to the RVQ baseline (qincodec-rvq), not to QINCo2")
-        return self.parts[2].latent_codebooks()
+        return self.codebooks(stages)
 
     def info(self) -> dict:
         bundle = load_checkpoint(self.checkpoint)

@@ -79,7 +79,10 @@ def train_command(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if packaged is not None:
         print(packaged)
-        print(f"use it as: qincodec?checkpoint={packaged}&bitrate_kbps=8 (and qincodec-rvq?...)", file=sys.stderr)
+        q, frame_rate = config.quantizer, config.model.frame_rate
+        rates = ", ".join(f"{q.bitrate_kbps(frame_rate, m):g}" for m in range(1, q.steps + 1))
+        print(f"use it as qincodec?checkpoint={packaged}&bitrate_kbps=R (or qincodec-rvq?...), R in kbps: {rates}",
+              file=sys.stderr)
     return 0
 
 

@@ -161,5 +161,6 @@ def package(ctx, decoder_state: dict, extra: dict) -> Path:
         "history_tail": history[-40:],
     }
     return save_checkpoint(ctx.path("qincodec.pt"), ctx.config.as_dict(),
-                           {"encoder": encoder, "decoder": decoder_state, "rvq": quant["rvq"], "qinco2": quant["qinco2"]},
+                           {"encoder": encoder, "decoder": decoder_state, "rvq": quant["rvq"],
+                            "qinco2": quant["qinco2"]},
                            provenance)

@@ -86,7 +86,7 @@ def train_quantizers(ctx) -> Path:
     final = ctx.path("quantizer.pt")
     if final.exists():
         return final
-    cfg, t, q = ctx.config, ctx.config.train, ctx.config.quantizer
+    t, q = ctx.config.train, ctx.config.quantizer
     data = np.load(ctx.path("latents.npz"))
     rng = np.random.default_rng(t.seed)
     train_all = data["train"]

@@ -15,7 +15,6 @@ interrupted run (Ctrl-C, kill, time budget) continues where it stopped.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
