@@ -47,7 +47,8 @@ import sys
 
 failed = []
 for name in ("torch", "encodec", "dac", "audiotools", "streamlit", "pesq", "visqol", "pystoi", "soxr",
-             "soundfile", "pyloudnorm", "torchmetrics", "dask.distributed", "faiss", "selenium", "evalkit"):
+             "soundfile", "pyloudnorm", "torchmetrics", "dask.distributed", "faiss", "selenium", "evalkit",
+             "speechmos.dnsmos", "onnxruntime", "resemblyzer", "pocketsphinx", "jiwer"):
     try:
         importlib.import_module(name)
     except Exception as exc:  # report every failure, not just the first
