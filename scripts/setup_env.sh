@@ -44,7 +44,9 @@ echo "setup: smoke imports"
 "$VENV/bin/python" - <<'PY'
 import importlib
 import sys
+import warnings
 
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # webrtcvad's import, setuptools < 81
 failed = []
 for name in ("torch", "encodec", "dac", "audiotools", "streamlit", "pesq", "visqol", "pystoi", "soxr",
              "soundfile", "pyloudnorm", "torchmetrics", "dask.distributed", "faiss", "selenium", "evalkit",

@@ -63,6 +63,7 @@ def _with_reference_delta(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``reference_value`` (a no-reference metric on the item's reference: the pseudo-variant
     ``reference``) and ``delta`` = value − reference_value; NaN for metrics without reference rows."""
     reference = frame.loc[frame["codec_spec"] == str(REFERENCE.spec), ["item_id", "metric", "value"]]
+    reference = reference.drop_duplicates(["item_id", "metric"], keep="last")  # one per item: rows never multiply
     frame = frame.merge(reference.rename(columns={"value": "reference_value"}), on=["item_id", "metric"],
                         how="left")
     frame["delta"] = frame["value"] - frame["reference_value"]

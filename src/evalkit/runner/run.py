@@ -136,6 +136,7 @@ class _Writer:
                 self.report.units_run += codec_unit
             self.store.write_unit(unit, outcome.results, outcome.variant_info)
             if unit.status == "failed" and codec_unit:
+                self.report.units_failed += 1
                 log.warning("%s x %s failed: %s", unit.item_id, unit.codec_spec, unit.reason)
             self.bar.update(1)
 
