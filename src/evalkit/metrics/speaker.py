@@ -1,7 +1,7 @@
 """Speaker similarity: cosine of GE2E speaker embeddings of the reference and the decoded speech (Resemblyzer).
 
 Resemblyzer's pretrained encoder (``pretrained.pt``, 17 MB, inside its wheel, Apache-2.0) maps 16 kHz speech to a
-256-d embedding: its own preprocessing (volume raised to -30 dBFS, pauses longer than ~0.2 s removed with
+256-d embedding: its own preprocessing (quiet input raised to -30 dBFS, long pauses removed with
 webrtcvad), 1.6 s windows at 1.3 per second, then the L2-normalised mean of the window embeddings. The
 embeddings are non-negative (ReLU), so the cosine lies in [0, 1]; 1 = the same voice characteristics.
 The reference's embedding is computed once per item (metric cache), a degraded signal's once per unit.

@@ -149,13 +149,13 @@ def speed_table(tidy: pd.DataFrame) -> str:
 def format_summary(summary: pd.DataFrame) -> str:
     if summary.empty:
         return "(no results)"
-    lines = [f"{'codec variant':<44} {'kbps':>6} {'metric':<16} {'mean':>9} {'95% CI':>21} {'n':>4} {'fail':>4}"
+    lines = [f"{'codec variant':<44} {'kbps':>6} {'metric':<18} {'mean':>9} {'95% CI':>21} {'n':>4} {'fail':>4}"
              f" {'Δ ref':>8}"]
     for r in summary.itertuples():
         kbps = f"{r.bitrate_kbps:.2f}" if pd.notna(r.bitrate_kbps) else "-"
         ci = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if pd.notna(r.ci_low) else "-"
         delta = f"{r.delta_mean:+.4f}" if pd.notna(r.delta_mean) else "-"
-        lines.append(f"{r.codec_spec:<44} {kbps:>6} {r.metric:<16} {r.mean:>9.4f} {ci:>21} {r.n:>4} {r.failures:>4}"
+        lines.append(f"{r.codec_spec:<44} {kbps:>6} {r.metric:<18} {r.mean:>9.4f} {ci:>21} {r.n:>4} {r.failures:>4}"
                      f" {delta:>8}")
     return "\n".join(lines)
 
