@@ -61,7 +61,8 @@ def score_pair(reference: Reference, degraded: np.ndarray, degraded_rate: int, m
             continue
         if info.needs_text and not reference.text:
             results.append(_failed(metric, f"no transcript for {reference.source}: {info.name} needs the "
-                                           f"manifest's `text` column", prep))
+                                           f"item's text (manifest column `text`, or `evalkit score --text`)",
+                                   prep))
             continue
         try:
             cache = reference.cache(key)
