@@ -4,16 +4,19 @@
 Sources (all openly licensed, all from Debian packages or PyPI):
   * Debian ``sonic-pi-samples``: CC0 music and ambience samples, FLAC 44.1 kHz (``loop_amen*`` left out);
   * Debian ``asterisk-core-sounds-en-g722``: recorded English prompts (Allison Smith), CC-BY-SA-3.0,
-    raw G.722 at 16 kHz, decoded with the PyPI package ``g722``;
+    raw G.722 at 16 kHz, decoded with the PyPI package ``g722``; their texts from ``asterisk-core-sounds-en``
+    (``core-sounds-en.txt.gz``);
   * Debian ``festival`` + ``festvox-us-slt-hts``: synthetic speech (CMU SLT HTS voice) at 32 kHz;
   * PyPI ``music21``: public-domain Bach chorales, rendered by PyPI ``tinysoundfont`` through the MIT-licensed
     FluidR3 General MIDI SoundFont (Debian ``fluid-soundfont-gm``).
 
 Every item is resampled to 44.1 kHz with soxr, loudness-normalised to -23 LUFS (ITU-R BS.1770) with its
-peak kept under -1 dBFS, and written as 16-bit FLAC, with MANIFEST.csv describing it.
+peak kept under -1 dBFS, and written as 16-bit FLAC, with MANIFEST.csv describing it. Speech items whose words
+are known (the Asterisk prompts' texts, the sentences given to Festival) get a ``text`` column: the words whose
+middle lies inside the item's excerpt, by PocketSphinx forced alignment of the whole text to the whole recording.
 
 Usage (as root on Debian; needs: apt-get install festival festvox-us-slt-hts;
-pip install g722 music21 && pip install --no-deps tinysoundfont):
+pip install g722 music21 pocketsphinx && pip install --no-deps tinysoundfont):
     python scripts/build_demo_corpus.py                      # data/demo (≈ 8 MB, 12 items)
     python scripts/build_demo_corpus.py --train data/train   # also ≥ 30 min for QinCodec training
 """
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
+import re
 import shutil
 import subprocess
 import sys
@@ -38,10 +43,15 @@ RATE = 44_100
 TARGET_LUFS = -23.0
 PEAK_LIMIT = 10 ** (-1 / 20)
 MAX_TRAIN_CHORALES = 40
-DEBS = ("sonic-pi-samples", "asterisk-core-sounds-en-g722", "fluid-soundfont-gm")
+DEMO_MAX_S = 10.0  # demo items are cut to this length
+DEBS = ("sonic-pi-samples", "asterisk-core-sounds-en-g722", "asterisk-core-sounds-en", "fluid-soundfont-gm")
 SONIC_PI = "usr/share/sonic-pi/samples"
 ASTERISK = "usr/share/asterisk/sounds/en_US_f_Allison"
+ASTERISK_TEXTS = "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 SOUNDFONT = "usr/share/sounds/sf2/FluidR3_GM.sf2"
+ALIGN_RATE = 16_000
+# Words of the demo texts missing from PocketSphinx's dictionary (ARPAbet, as cmudict spells them)
+EXTRA_PRONUNCIATIONS = {"pbx": "P IY B IY EH K S", "waldo's": "W AA L D OW Z", "codecs": "K OW D EH K S"}
 
 LICENCE_SONIC_PI = ("CC0-1.0", "Sonic Pi sample pack (Debian sonic-pi-samples)")
 LICENCE_ASTERISK = ("CC-BY-SA-3.0",
@@ -66,12 +76,13 @@ class Item:
     licence: str
     attribution: str
     audio: np.ndarray  # [channels, samples] at RATE
+    text: str = ""  # the words spoken in the item, when known
 
 
 def extract_debs(cache: Path) -> Path:
     """``apt-get download`` + ``dpkg-deb -x`` the source packages into ``cache`` (no installation)."""
     root = cache / "root"
-    if (root / SONIC_PI).is_dir() and (root / ASTERISK).is_dir() and (root / SOUNDFONT).is_file():
+    if all((root / p).exists() for p in (SONIC_PI, ASTERISK, ASTERISK_TEXTS, SOUNDFONT)):
         return root
     cache.mkdir(parents=True, exist_ok=True)
     subprocess.run(["apt-get", "download", *DEBS], cwd=cache, check=True)
@@ -99,20 +110,76 @@ def trim(x: np.ndarray, seconds: float, start_s: float = 0.0) -> np.ndarray:
     return x[:, start: start + int(seconds * RATE)]
 
 
+def asterisk_texts(root: Path) -> dict[str, str]:
+    """Prompt name -> its text, from ``core-sounds-en.txt.gz`` (lines ``name: text``; ``;`` starts a comment)."""
+    texts = {}
+    with gzip.open(root / ASTERISK_TEXTS, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            name, sep, text = line.partition(":")
+            if sep and not line.startswith(";"):
+                texts[name.strip()] = " ".join(text.split())
+    return texts
+
+
+def words_of(token: str) -> list[str]:
+    """The words PocketSphinx's dictionary spells for one whitespace-separated token ("PBX." -> ["pbx"])."""
+    return re.findall(r"[a-z']+", token.lower())
+
+
+def spoken_text(audio: np.ndarray, rate: int, text: str, start_s: float, end_s: float) -> str:
+    """The part of ``text`` spoken wholly inside ``[start_s, end_s]`` of the whole recording ``audio``.
+
+    PocketSphinx force-aligns every word of ``text`` to the recording (10 ms frames); the tokens of ``text``
+    (punctuation kept) whose words have their middle inside the excerpt are returned (a word cut at an edge
+    belongs to the side that holds most of it).
+    """
+    from pocketsphinx import Decoder
+
+    x = np.asarray(soxr.resample(audio.mean(axis=0), rate, ALIGN_RATE, quality="VHQ"), dtype=np.float32)
+    decoder = Decoder(samprate=ALIGN_RATE, loglevel="FATAL")
+    tokens = text.split()
+    words = [w for t in tokens for w in words_of(t)]
+    for word in set(words):
+        if decoder.lookup_word(word) is None:
+            decoder.add_word(word, EXTRA_PRONUNCIATIONS[word], True)
+    decoder.set_align_text(" ".join(words))
+    decoder.start_utt()
+    decoder.process_raw(np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tobytes(), full_utt=True)
+    decoder.end_utt()
+    middles = [(seg.start_frame + seg.end_frame + 1) / 200 for seg in decoder.seg()  # 100 frames per second
+               if re.sub(r"\(\d+\)$", "", seg.word) in words]  # "the(2)": the second pronunciation of "the"
+    if len(middles) != len(words):
+        sys.exit(f"build_demo_corpus: aligning {len(words)} words of {text[:40]!r}... gave {len(middles)}")
+    kept, n = [], 0
+    for token in tokens:
+        mine = middles[n: n + len(words_of(token))]
+        n += len(mine)
+        if mine and all(start_s <= t < end_s for t in mine):
+            kept.append(token)
+    return " ".join(kept)
+
+
 def sonic_pi(root: Path, name: str, seconds: float, category: str) -> Item:
     data, rate = sf.read(root / SONIC_PI / f"{name}.flac", dtype="float32", always_2d=True)
     return Item(f"{category}_{name}", category, f"sonic-pi-samples:{name}.flac", *LICENCE_SONIC_PI,
                 trim(to_rate(data.T, rate), seconds))
 
 
-def asterisk(root: Path, name: str, seconds: float | None, start_s: float = 0.0) -> Item:
+def asterisk(root: Path, name: str, seconds: float | None, start_s: float = 0.0,
+             texts: dict[str, str] | None = None) -> Item:
+    """A prompt (``seconds`` from ``start_s``; None: all), with its spoken words when ``texts`` are given."""
     import G722
 
     pcm = np.asarray(G722.G722(16000, 64000).decode((root / ASTERISK / f"{name}.g722").read_bytes()))
-    x = to_rate(pcm.astype(np.float32)[None] / 32768.0, 16000)
+    whole = pcm.astype(np.float32)[None] / 32768.0
+    x = to_rate(whole, 16000)
+    text = ""
     if seconds:
         x = trim(x, seconds, start_s)
-    return Item(f"speech_{name}", "speech", f"asterisk-core-sounds-en-g722:{name}.g722", *LICENCE_ASTERISK, x)
+        if texts is not None:
+            text = spoken_text(whole, 16000, texts[name], start_s, start_s + seconds)
+    return Item(f"speech_{name}", "speech", f"asterisk-core-sounds-en-g722:{name}.g722", *LICENCE_ASTERISK, x,
+                text)
 
 
 def festival(text: str, name: str) -> Item:
@@ -124,7 +191,7 @@ def festival(text: str, name: str) -> Item:
                        input=text.encode(), check=True)
         data, rate = sf.read(out, dtype="float32", always_2d=True)
     return Item(f"speech_{name}", "speech", f"festival text2wave: {text[:40]}...", *LICENCE_FESTIVAL,
-                to_rate(data.T, rate))
+                to_rate(data.T, rate), spoken_text(data.T, rate, text, 0.0, DEMO_MAX_S))
 
 
 def bach(root: Path, work: str, seconds: float | None, programs: tuple[int, ...], bpm: float = 84.0,
@@ -170,9 +237,10 @@ def bach(root: Path, work: str, seconds: float | None, programs: tuple[int, ...]
 
 
 def demo_items(root: Path) -> list[Item]:
+    texts = asterisk_texts(root)
     return [
-        asterisk(root, "demo-congrats", 8.0, 0.5),
-        asterisk(root, "basic-pbx-ivr-main", 7.0, 0.3),
+        asterisk(root, "demo-congrats", 8.0, 0.5, texts),
+        asterisk(root, "basic-pbx-ivr-main", 7.0, 0.3, texts),
         festival(SENTENCES[0], "slt_codecs"),
         festival(SENTENCES[1], "slt_stella"),
         sonic_pi(root, "guit_em9", 7.0, "music"),
@@ -190,12 +258,13 @@ def write(items: list[Item], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for item in items:
-        x = item.audio[:, : int(10 * RATE)] if item.category != "train" else item.audio
+        x = item.audio[:, : int(DEMO_MAX_S * RATE)] if item.category != "train" else item.audio
         x = normalise(x)
         path = out / f"{item.name}.flac"
         sf.write(path, x.T, RATE, subtype="PCM_16")
         rows.append({"file": path.name, "category": item.category, "seconds": f"{x.shape[1] / RATE:.3f}",
-                     "source": item.source, "licence": item.licence, "attribution": item.attribution})
+                     "source": item.source, "licence": item.licence, "attribution": item.attribution,
+                     "text": item.text})
     with open(out / "MANIFEST.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()

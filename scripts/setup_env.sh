@@ -44,10 +44,13 @@ echo "setup: smoke imports"
 "$VENV/bin/python" - <<'PY'
 import importlib
 import sys
+import warnings
 
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # webrtcvad's import, setuptools < 81
 failed = []
 for name in ("torch", "encodec", "dac", "audiotools", "streamlit", "pesq", "visqol", "pystoi", "soxr",
-             "soundfile", "pyloudnorm", "torchmetrics", "dask.distributed", "faiss", "selenium", "evalkit"):
+             "soundfile", "pyloudnorm", "torchmetrics", "dask.distributed", "faiss", "selenium", "evalkit",
+             "speechmos.dnsmos", "onnxruntime", "resemblyzer", "pocketsphinx", "jiwer"):
     try:
         importlib.import_module(name)
     except Exception as exc:  # report every failure, not just the first

@@ -84,8 +84,9 @@ def _score(args: argparse.Namespace) -> int:
 
     ref = audio_lib.load(args.reference)
     deg = audio_lib.load(args.degraded)
-    metrics = get_metrics(args.metric) if args.metric else applicable_metrics(ref.sample_rate, deg.sample_rate)
-    results = score_pair(Reference(ref.samples, ref.sample_rate, str(args.reference)), deg.samples,
+    metrics = get_metrics(args.metric) if args.metric else applicable_metrics(ref.sample_rate, deg.sample_rate,
+                                                                               category=args.category)
+    results = score_pair(Reference(ref.samples, ref.sample_rate, str(args.reference), text=args.text), deg.samples,
                          deg.sample_rate, metrics, source=str(args.degraded))
     for r in results:
         if r.reason:
@@ -211,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--metric", action="append", metavar="NAME",
                        help="metric to compute (repeatable; default: all that apply to the rates)")
     score.add_argument("--json", action="store_true", help="print one JSON object {metric: value}, NaN as null")
+    score.add_argument("--category", help="content category as in a manifest; 'speech' adds the speech metrics")
+    score.add_argument("--text", help="transcript of the reference (for wer and cer)")
     score.set_defaults(func=_score)
 
     run = sub.add_parser("run", help="evaluate a dataset through a grid of codec variants (resumable)")

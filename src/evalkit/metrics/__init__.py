@@ -1,7 +1,7 @@
 """Objective metrics behind one registry (metrics never import codecs).
 
 >>> sorted(PAIR_METRICS)[:3]
-['estoi', 'mel_distance', 'mel_distance_22k']
+['cer', 'dnsmos_bak', 'dnsmos_ovrl']
 """
 
 from __future__ import annotations
@@ -9,17 +9,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from evalkit.metrics import codebook
+from evalkit.metrics.asr import DeltaWer, TranscriptError
+from evalkit.metrics.dnsmos import Dnsmos
 from evalkit.metrics.intrusive import Pesq, Stoi, Visqol
 from evalkit.metrics.prepare import Preparation, Reference
 from evalkit.metrics.registry import Metric, MetricInfo, MetricKind, UnknownMetric, build_registry
 from evalkit.metrics.score import MetricResult, score_pair
 from evalkit.metrics.sisdr import SiSdr
+from evalkit.metrics.speaker import SpeakerSimilarity
 from evalkit.metrics.spectral import MelDistance, StftDistance
 
 # Explicit registration (README: "How to add a metric").
 PAIR_METRICS: dict[str, Metric] = build_registry([
     SiSdr(), MelDistance(44_100), MelDistance(22_050, "mel_distance_22k"), StftDistance(),
     Visqol("audio"), Visqol("speech"), Pesq("wb"), Pesq("nb"), Stoi(extended=False), Stoi(extended=True),
+    # speech metrics (models inside their wheels; applicable to items of manifest category "speech")
+    Dnsmos("ovrl"), Dnsmos("sig"), Dnsmos("bak"), Dnsmos("p808"), SpeakerSimilarity(),
+    TranscriptError("word"), TranscriptError("char"), DeltaWer(),
 ])
 CORPUS_METRICS: dict[str, MetricInfo] = build_registry([codebook.INFO])
 ALL_INFO: dict[str, MetricInfo] = {**{k: m.info for k, m in PAIR_METRICS.items()}, **CORPUS_METRICS}
@@ -39,12 +45,14 @@ def get_metrics(names: Iterable[str]) -> list[Metric]:
     return [get_metric(n) for n in names]
 
 
-def applicable_metrics(*sample_rates: int) -> list[Metric]:
+def applicable_metrics(*sample_rates: int, category: str | None = None) -> list[Metric]:
     """Metrics whose native rate the inputs can feed without large upsampling (rate ≥ 0.9 × native):
-    44.1 kHz input gets ViSQOL audio (48 kHz); 16 kHz input gets neither ViSQOL audio nor 44.1 kHz mel."""
+    44.1 kHz input gets ViSQOL audio (48 kHz); 16 kHz input gets neither ViSQOL audio nor 44.1 kHz mel.
+    Metrics meant for one kind of content (``info.applies_to``, e.g. the speech metrics) need that ``category``."""
     lowest = min(sample_rates)
     return [m for m in PAIR_METRICS.values()
-            if m.info.sample_rate is None or lowest >= APPLICABLE_RATE_RATIO * m.info.sample_rate]
+            if (m.info.sample_rate is None or lowest >= APPLICABLE_RATE_RATIO * m.info.sample_rate)
+            and m.info.applies_to in (None, category)]
 
 
 __all__ = ["ALL_INFO", "CORPUS_METRICS", "PAIR_METRICS", "Metric", "MetricInfo", "MetricKind", "MetricResult",

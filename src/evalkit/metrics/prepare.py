@@ -38,11 +38,15 @@ class Preparation:
 
 @dataclass
 class Reference:
-    """A reference signal, its per-rate resampled copies and per-metric analysis caches."""
+    """A reference signal, its per-rate resampled copies and per-metric analysis caches.
+
+    ``text`` is the item's transcript, when known (for metrics whose ``info.needs_text`` is set).
+    """
 
     samples: np.ndarray
     sample_rate: int
     source: str = "reference"
+    text: str | None = None
     _resampled: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _caches: dict[Any, dict] = field(default_factory=dict, repr=False)
 
@@ -85,9 +89,15 @@ def prepare(reference: Reference, degraded: np.ndarray, degraded_rate: int, info
     ref = reference.at(rate)
     deg = audio_lib.resample(degraded, degraded_rate, rate)
     ref, deg, channels = channel_handling(ref, deg, info.channels)
+    resampled = reference.sample_rate != rate or degraded_rate != rate
+    if info.aligns_internally:  # whole signals: the reference (and its cache key) is the same for every variant
+        length = min(ref.shape[1], deg.shape[1])
+        prep = Preparation(rate=rate, reference_rate=reference.sample_rate, degraded_rate=degraded_rate,
+                           resampler=audio_lib.RESAMPLER if resampled else None, channels=channels,
+                           delay_samples=0, length=length, trimmed_reference=0, trimmed_degraded=0)
+        return ref, deg, prep, (info.name, rate, channels, 0, ref.shape[1])
     delay = round(delay_at_reference_rate * rate / reference.sample_rate)
     ref_a, deg_a, alignment = audio_lib.align(ref, deg, rate, delay=delay)
-    resampled = reference.sample_rate != rate or degraded_rate != rate
     prep = Preparation(rate=rate, reference_rate=reference.sample_rate, degraded_rate=degraded_rate,
                        resampler=audio_lib.RESAMPLER if resampled else None, channels=channels,
                        delay_samples=alignment.delay_samples, length=alignment.length,

@@ -47,6 +47,13 @@ class MetricInfo:
         value_range: theoretical range, ``None`` bounds are open.
         library: PyPI distribution that implements it (its installed version is recorded with each value).
         version: evalkit's version of this metric's definition; part of every cache key.
+        aligns_internally: the metric gets both whole signals (resampled, channels mixed) without evalkit's
+            delay compensation and trimming: it aligns by itself or needs no alignment.
+        applies_to: the manifest ``category`` the metric is meant for (``"speech"``); ``metrics: applicable``
+            runs it only on such items. ``None``: any audio.
+        needs_text: the metric also needs the item's transcript (manifest column ``text``).
+        dependencies: further PyPI distributions whose versions can change the value (recorded and keyed
+            with the library's).
     """
 
     name: str
@@ -62,16 +69,28 @@ class MetricInfo:
     description: str
     value_range: tuple[float | None, float | None] = (None, None)
     version: str = "1"
+    aligns_internally: bool = False
+    applies_to: str | None = None
+    needs_text: bool = False
+    dependencies: tuple[str, ...] = ()
 
     @property
     def needs_reference(self) -> bool:
         return self.kind is MetricKind.REFERENCE
 
     def library_version(self) -> str:
-        try:
-            return importlib.metadata.version(self.library)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
+        """The library's installed version, followed by its dependencies' (``"0.0.1.1 (onnxruntime 1.23.2)"``)."""
+        version = _installed(self.library)
+        if self.dependencies:
+            version += " (" + ", ".join(f"{d} {_installed(d)}" for d in self.dependencies) + ")"
+        return version
+
+
+def _installed(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 class Metric(ABC):
@@ -84,7 +103,8 @@ class Metric(ABC):
         """Score ``[channels, samples]`` float32 arrays at ``info.sample_rate``.
 
         ``cache`` is private to this metric and one prepared reference: put reference-only analysis there so
-        that scoring many degraded variants against one reference analyses it once.
+        that scoring many degraded variants against one reference analyses it once. A metric whose
+        ``info.needs_text`` is set is called with the item's transcript as a further keyword, ``text``.
 
         Raises:
             MetricFailure: the input is outside the metric's domain; the reason is reported with NaN.

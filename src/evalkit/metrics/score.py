@@ -59,8 +59,17 @@ def score_pair(reference: Reference, degraded: np.ndarray, degraded_rate: int, m
             results.append(_failed(metric, f"too short for {info.name}: {duration:.3f} s after alignment, "
                                            f"need {info.min_duration_s:.3f} s", prep))
             continue
+        if info.needs_text and not reference.text:
+            results.append(_failed(metric, f"no transcript for {reference.source}: {info.name} needs the "
+                                           f"item's text (manifest column `text`, or `evalkit score --text`)",
+                                   prep))
+            continue
         try:
-            value = metric.compute(ref, deg, reference.cache(key))
+            cache = reference.cache(key)
+            if info.needs_text:
+                value = metric.compute(ref, deg, cache, text=reference.text)
+            else:
+                value = metric.compute(ref, deg, cache)
             reason = None if np.isfinite(value) else f"{info.name} returned {value}"
         except MetricFailure as exc:
             value, reason = math.nan, str(exc)

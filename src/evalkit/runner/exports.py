@@ -14,6 +14,7 @@ import pandas as pd
 
 from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
+from evalkit.runner.plan import REFERENCE
 from evalkit.runner.store import Store
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -55,6 +56,17 @@ def tidy_results(store: Store, keys: list[str]) -> pd.DataFrame:
     frame["resampler"] = prep.map(lambda p: p.get("resampler"))
     frame["channels"] = prep.map(lambda p: p.get("channels"))
     frame["value"] = frame["value"].astype(float)
+    return _with_reference_delta(frame)
+
+
+def _with_reference_delta(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``reference_value`` (a no-reference metric on the item's reference: the pseudo-variant
+    ``reference``) and ``delta`` = value − reference_value; NaN for metrics without reference rows."""
+    reference = frame.loc[frame["codec_spec"] == str(REFERENCE.spec), ["item_id", "metric", "value"]]
+    reference = reference.drop_duplicates(["item_id", "metric"], keep="last")  # one per item: rows never multiply
+    frame = frame.merge(reference.rename(columns={"value": "reference_value"}), on=["item_id", "metric"],
+                        how="left")
+    frame["delta"] = frame["value"] - frame["reference_value"]
     return frame
 
 
@@ -68,6 +80,7 @@ def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
         rows.append({"codec_spec": spec, "metric": metric, "bitrate_kbps": group["bitrate_kbps"].iloc[0],
                      "weights": group["weights"].iloc[0],
                      "mean": float(values.mean()) if len(values) else math.nan, "ci_low": lo, "ci_high": hi,
+                     "delta_mean": group["delta"].mean(),  # vs the reference (no-reference metrics), else NaN
                      "n": len(values), "failures": int(group["value"].isna().sum()),
                      "unit": group["unit"].iloc[0], "higher_is_better": info.higher_is_better if info else None})
     return pd.DataFrame(rows)
@@ -136,11 +149,14 @@ def speed_table(tidy: pd.DataFrame) -> str:
 def format_summary(summary: pd.DataFrame) -> str:
     if summary.empty:
         return "(no results)"
-    lines = [f"{'codec variant':<44} {'kbps':>6} {'metric':<16} {'mean':>9} {'95% CI':>21} {'n':>4} {'fail':>4}"]
+    lines = [f"{'codec variant':<44} {'kbps':>6} {'metric':<18} {'mean':>9} {'95% CI':>21} {'n':>4} {'fail':>4}"
+             f" {'Δ ref':>8}"]
     for r in summary.itertuples():
         kbps = f"{r.bitrate_kbps:.2f}" if pd.notna(r.bitrate_kbps) else "-"
         ci = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if pd.notna(r.ci_low) else "-"
-        lines.append(f"{r.codec_spec:<44} {kbps:>6} {r.metric:<16} {r.mean:>9.4f} {ci:>21} {r.n:>4} {r.failures:>4}")
+        delta = f"{r.delta_mean:+.4f}" if pd.notna(r.delta_mean) else "-"
+        lines.append(f"{r.codec_spec:<44} {kbps:>6} {r.metric:<18} {r.mean:>9.4f} {ci:>21} {r.n:>4} {r.failures:>4}"
+                     f" {delta:>8}")
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ class Item:
     path: Path
     content_hash: str
     category: str = ""
+    text: str | None = None  # transcript (manifest column `text`), for wer/cer
 
 
 @dataclass(frozen=True)
@@ -54,17 +55,18 @@ def list_items(ds: DatasetConfig) -> Iterator[Item]:
     if ds.manifest is not None:
         with open(ds.manifest, newline="") as fh:
             rows = list(csv.DictReader(fh))
-        entries = [(ds.manifest.parent / r["file"], r.get("category", "")) for r in rows]
+        entries = [(ds.manifest.parent / r["file"], r) for r in rows]
         root = ds.manifest.parent
     else:
-        entries = [(p, "") for p in sorted(ds.folder.glob(ds.glob)) if p.is_file()]
+        entries = [(p, {}) for p in sorted(ds.folder.glob(ds.glob)) if p.is_file()]
         root = ds.folder
         manifest = ds.folder / "MANIFEST.csv"
         if manifest.is_file():
             with open(manifest, newline="") as fh:
-                categories = {r["file"]: r.get("category", "") for r in csv.DictReader(fh)}
-            entries = [(p, categories.get(p.name, "")) for p, _ in entries]
-    for n, (path, category) in enumerate(entries):
+                described = {r["file"]: r for r in csv.DictReader(fh)}
+            entries = [(p, described.get(p.name, {})) for p, _ in entries]
+    for n, (path, row) in enumerate(entries):
+        category, text = row.get("category") or "", row.get("text") or None
         if ds.max_items is not None and n >= ds.max_items:
             return
         content = file_hash(path) if path.is_file() else "missing"
@@ -73,7 +75,7 @@ def list_items(ds: DatasetConfig) -> Iterator[Item]:
             item_id = path.relative_to(root).with_suffix("").as_posix()
         except ValueError:
             item_id = path.stem
-        yield Item(item_id, path, hashlib.sha256((content + segment).encode()).hexdigest()[:32], category)
+        yield Item(item_id, path, hashlib.sha256((content + segment).encode()).hexdigest()[:32], category, text)
 
 
 def _version(dist: str) -> str:
@@ -109,11 +111,19 @@ def plan_variant(spec: CodecSpec) -> Variant:
     return Variant(spec, "|".join(parts))
 
 
+# Pseudo-variant "reference": no-reference metrics scored once per item on the item itself, so that exports
+# can show each codec's delta. Its unit runs no codec; its results are ordinary rows.
+REFERENCE = Variant(CodecSpec("reference"), "reference")
+
+
 def unit_key(item: Item, variant: Variant) -> str:
     return hashlib.sha256(f"{item.content_hash}|{variant.identity}".encode()).hexdigest()[:32]
 
 
-def result_key(unit: str, metric: Metric) -> str:
+def result_key(unit: str, metric: Metric, text: str | None = None) -> str:
+    """Key of one result; ``text`` (the item's transcript) is part of it for metrics that read it."""
     info = metric.info
-    text = json.dumps([unit, info.name, info.version, info.library, info.library_version()])
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    parts = [unit, info.name, info.version, info.library, info.library_version()]
+    if info.needs_text:
+        parts.append(text)
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]

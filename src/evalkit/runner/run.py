@@ -14,11 +14,11 @@ import soundfile as sf
 from tqdm import tqdm
 
 from evalkit.codecs import CodecSpec
-from evalkit.metrics import Metric, applicable_metrics, get_metrics
+from evalkit.metrics import Metric, MetricKind, applicable_metrics, get_metrics
 from evalkit.runner import exports
 from evalkit.runner.config import RunConfig
 from evalkit.runner.executors import run_dask, run_local
-from evalkit.runner.plan import Item, Variant, list_items, plan_variant, result_key, unit_key
+from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
 from evalkit.runner.store import Store, UnitRow
 from evalkit.runner.work import ItemTask, UnitJob, UnitOutcome, nan_rows
 
@@ -42,13 +42,14 @@ class RunReport:
 
 
 def _metrics_for(config: RunConfig, item: Item) -> list[Metric]:
+    """Listed metrics run on every item; ``applicable`` ones by rate and by the item's manifest category."""
     if config.metrics != "applicable":
         return get_metrics(config.metrics)
     try:
         rate = sf.info(str(item.path)).samplerate
     except (sf.LibsndfileError, RuntimeError, OSError):
         rate = 44_100  # unreadable: the unit fails with its reason for every metric a 44.1 kHz file would get
-    return applicable_metrics(rate)
+    return applicable_metrics(rate, category=item.category)
 
 
 def _plan(config: RunConfig, variants: list[Variant], store: Store, report: RunReport,
@@ -57,10 +58,13 @@ def _plan(config: RunConfig, variants: list[Variant], store: Store, report: RunR
     for item in list_items(config.dataset):
         metrics = _metrics_for(config, item)
         jobs = []
-        for variant in variants:
+        # no-reference metrics are also scored once per item on the reference (pseudo-variant REFERENCE)
+        no_reference = [m for m in metrics if m.info.kind is MetricKind.NO_REFERENCE]
+        for variant, variant_metrics in [(REFERENCE, no_reference)] * bool(no_reference) + \
+                [(v, metrics) for v in variants]:
             key = unit_key(item, variant)
             keys.append(key)
-            report.units_total += 1
+            report.units_total += variant is not REFERENCE
             if variant.skipped:
                 existing = store.unit(key)
                 if existing is None or existing["reason"] != variant.skipped:
@@ -69,7 +73,8 @@ def _plan(config: RunConfig, variants: list[Variant], store: Store, report: RunR
                 continue
             existing = store.unit(key)
             done = store.done_results(key) if existing else set()
-            todo = tuple((rk, m.info.name) for m in metrics if (rk := result_key(key, m)) not in done)
+            todo = tuple((rk, m.info.name) for m in variant_metrics
+                         if (rk := result_key(key, m, item.text)) not in done)
             if existing and existing["status"] in ("ok", "failed") and not todo:
                 continue
             if existing and existing["status"] == "failed":  # bad audio stays bad: record NaN rows, run nothing
@@ -111,6 +116,7 @@ class _Writer:
     def __call__(self, outcomes: list[UnitOutcome]) -> None:
         for outcome in outcomes:
             unit = outcome.unit
+            codec_unit = unit.codec_spec != str(REFERENCE.spec)  # not the reference pseudo-unit
             updates = {}
             if outcome.decoded is not None:
                 path = self.decoded_dir / f"{unit.unit_key}.wav"
@@ -127,9 +133,9 @@ class _Writer:
                 self.report.units_rescored += 1
             else:
                 unit = UnitRow(**{**unit.__dict__, **updates})
-                self.report.units_run += 1
+                self.report.units_run += codec_unit
             self.store.write_unit(unit, outcome.results, outcome.variant_info)
-            if unit.status == "failed":
+            if unit.status == "failed" and codec_unit:
                 self.report.units_failed += 1
                 log.warning("%s x %s failed: %s", unit.item_id, unit.codec_spec, unit.reason)
             self.bar.update(1)

@@ -17,7 +17,7 @@ from evalkit import audio as audio_lib
 from evalkit.codecs import AudioTransform, Codec, build_codec, parse_spec
 from evalkit.metrics import Reference, get_metrics, score_pair
 from evalkit.metrics.codebook import valid_frames
-from evalkit.runner.plan import Item
+from evalkit.runner.plan import REFERENCE, Item
 from evalkit.runner.store import ResultRow, UnitRow, to_json
 
 
@@ -60,8 +60,9 @@ def _codec(spec: str, device: str) -> AudioTransform:
 
 
 def _unit(item: Item, job: UnitJob, status: str, reason: str | None = None, **fields) -> UnitRow:
+    family = REFERENCE.spec.family if job.spec == str(REFERENCE.spec) else parse_spec(job.spec).family
     return UnitRow(unit_key=job.unit_key, item_id=item.item_id, item_path=str(item.path), category=item.category,
-                   content_hash=item.content_hash, codec_spec=job.spec, family=parse_spec(job.spec).family,
+                   content_hash=item.content_hash, codec_spec=job.spec, family=family,
                    status=status, reason=reason, **fields)
 
 
@@ -85,7 +86,7 @@ def run_item_task(task: ItemTask) -> list[UnitOutcome]:
     samples = clip.samples
     if task.segment_seconds:
         samples = samples[:, : int(task.segment_seconds * clip.sample_rate)]
-    reference = Reference(samples, clip.sample_rate, str(item.path))
+    reference = Reference(samples, clip.sample_rate, str(item.path), text=item.text)
     common = dict(input_rate=clip.sample_rate, input_channels=int(samples.shape[0]),
                   input_seconds=samples.shape[1] / clip.sample_rate)
     return [_run_job(task, item, job, reference, common) for job in task.jobs]
@@ -94,7 +95,10 @@ def run_item_task(task: ItemTask) -> list[UnitOutcome]:
 def _run_job(task: ItemTask, item: Item, job: UnitJob, reference: Reference, common: dict) -> UnitOutcome:
     rate = reference.sample_rate
     metrics = get_metrics(name for _, name in job.metrics)
-    if job.decoded_path is not None:
+    if job.spec == str(REFERENCE.spec):  # no-reference metrics on the item itself, once per item
+        decoded = reference.samples
+        outcome = UnitOutcome(_unit(item, job, "ok", **common), [])
+    elif job.decoded_path is not None:
         decoded = audio_lib.load(job.decoded_path, allow_silent=True).samples
         outcome = UnitOutcome(_unit(item, job, "ok", **common), [], rescored=True)
     else:
