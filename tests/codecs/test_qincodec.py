@@ -205,7 +205,7 @@ def test_reconstruct_reproduces_codes_after_saving_and_loading(run, tmp_path):
 def test_rvq_baseline_adapter_decodes_its_codebooks_sums(run):
     path = str(run.out / "qincodec.pt")
     codec = build_codec(f"qincodec-rvq?checkpoint={path}&n_steps=4", "cpu").load()
-    latent = torch.from_numpy(held_out_latents(run)[:50].T.copy())[None]
+    latent = held_out_latents(run)[:50].T.contiguous()[None]
     codes = codec.quantize(latent)
     books = codec.codebooks()
     by_hand = sum(books[m][codes[0, m]] for m in range(4)).T[None]

@@ -135,8 +135,10 @@ def finetune_decoder(ctx) -> Path:
             raise StageStopped(f"finetune: stopped at step {step}/{t.finetune_steps}")
     bar.close()
     log.info("finetune: done; validation mel on quantized latents %.4f -> %.4f", before, best)
-    return package(ctx, best_state, {"finetune_val_mel_before": before, "finetune_val_mel_after": best,
-                                     "finetune_wall_s": wall + timer.elapsed})
+    packaged = package(ctx, best_state, {"finetune_val_mel_before": before, "finetune_val_mel_after": best,
+                                         "finetune_wall_s": wall + timer.elapsed})
+    last.unlink(missing_ok=True)
+    return packaged
 
 
 def package(ctx, decoder_state: dict, extra: dict) -> Path:
