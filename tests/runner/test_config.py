@@ -160,41 +160,20 @@ def test_lowpass_cutoff_at_or_above_nyquist_is_an_error_before_any_unit_runs(tmp
     assert not (tmp_path / "out" / "results.sqlite").exists()
 
 
-def test_calibration_without_usable_audio_is_a_config_error(dataset, tmp_path):
+def test_calibration_without_usable_audio_is_a_config_error(dataset, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    from evalkit.cli import main
+
     calibration = tmp_path / "cal"
     calibration.mkdir()
     (calibration / "broken.wav").write_bytes(b"RIFFjunk")
-    import numpy as np
-    import soundfile as sf
-
     sf.write(calibration / "silent.flac", np.zeros(4800, np.float32), 24000)
     raw = make_config(dataset, tmp_path / "out", codecs=[
-        {"spec": f"klt?base=encodec-24khz&weights=random&estimator=usage&calibration={calibration}"}])
-    assert _problems(raw, tmp_path) == [
-        f"codecs.0: klt?bandwidth=6&base=encodec-24khz&calibration={calibration}&calibration_s=60&dim=full&"
-        f"estimator=usage&n_cov=2&seed=0&weights=random: calibration folder {calibration} has no usable audio "
-        f"(.wav/.flac files that can be read and are not silent)"]
-
-
-def test_unreadable_calibration_file_is_skipped_with_a_warning(tmp_path, caplog):
-    import numpy as np
-    import soundfile as sf
-    import torch
-
-    from evalkit.codecs import build_codec
-
-    good, both = tmp_path / "good", tmp_path / "both"
-    good.mkdir()
-    both.mkdir()
-    x = np.random.default_rng(0).uniform(-0.3, 0.3, 12000).astype(np.float32)
-    sf.write(good / "b.wav", x, 24000)
-    sf.write(both / "b.wav", x, 24000)
-    (both / "a.wav").write_bytes(b"RIFFjunk")  # sorted first
-    spec = "klt?base=encodec-24khz&bandwidth=1.5&weights=random&estimator=usage&dim=32&calibration={}"
-    clean = build_codec(spec.format(good), device="cpu").load()
-    skipped = build_codec(spec.format(both), device="cpu")
-    skipped.base.use_model(clean.base.model)  # same random model: no second build
-    with caplog.at_level("WARNING", logger="evalkit"):
-        skipped.load()
-    assert any("a.wav" in r.getMessage() and "cannot decode" in r.getMessage() for r in caplog.records)
-    torch.testing.assert_close(skipped.transform.basis, clean.transform.basis)
+        {"spec": "klt?base=encodec-24khz&weights=random&estimator=usage&calibration=cal"}])
+    assert main(["run", str(_write(tmp_path, raw))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"evalkit: error: {tmp_path / 'run.yaml'}: codecs.0: klt: calibration folder {calibration} "
+                          f"has no usable audio") and "\n" not in err
+    assert not (tmp_path / "out").exists()  # nothing ran

@@ -123,6 +123,9 @@ def test_changed_setting_equals_a_fresh_run(small_dataset, stereo_dataset, tmp_p
     assert (changed.units_run, changed.units_rescored) == (run, rescored)
     fresh = run_raw({**raw, "output": str(tmp_path / "fresh")}, tmp_path)
     assert export_values(changed) == export_values(fresh)
+    plan_units = [sorted(r[0] for r in sqlite3.connect(x.store).execute("SELECT unit_key FROM current_plan"))
+                  for x in (changed, fresh)]
+    assert plan_units[0] == plan_units[1] and len(plan_units[0]) == len(export_values(fresh)) // 2
     pd.testing.assert_frame_equal(pd.read_csv(changed.exports["summary_csv"]),
                                   pd.read_csv(fresh.exports["summary_csv"]))
 

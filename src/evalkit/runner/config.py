@@ -175,13 +175,13 @@ def _spec_problems(spec: CodecSpec) -> list[str]:
     weights = spec.params.get("weights")
     if isinstance(weights, str) and weights not in WEIGHTS_KEYWORDS and not Path(weights).is_file():
         problems.append(f"{spec}: weights file {weights} does not exist")
-    calibration = spec.params.get("calibration")
-    if calibration and spec.params.get("estimator", "codebook") != "codebook":
-        from evalkit.codecs.klt import usable_calibration_file
+    if spec.family == "klt":
+        from evalkit.codecs.klt import CalibrationError, check_calibration
 
-        if usable_calibration_file(calibration) is None:
-            problems.append(f"{spec}: calibration folder {calibration} has no usable audio (.wav/.flac files "
-                            f"that can be read and are not silent)")
+        try:
+            check_calibration(spec)  # reads files only until the first usable one
+        except CalibrationError as exc:
+            problems.append(str(exc))
     return problems
 
 

@@ -310,6 +310,7 @@ def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, ex
         log.info("skipping %s: %s", spec, reason)
     with Store(report.store) as store:
         plan = _plan(config, items, variants, store, report)
+        store.set_current_plan(plan.units)
         pending_units = sum(len(t.jobs) for t in plan.tasks)
         with tqdm(total=pending_units, desc="units", unit="unit", disable=not progress, dynamic_ncols=True) as bar:
             writer = _Writer(store, output, report, bar)

@@ -4,6 +4,7 @@
 row per (item, codec variant, metric) with value (NULL = NaN) or reason. Rows are keyed by content hashes
 (see :mod:`evalkit.runner.plan`), written with ``INSERT OR REPLACE`` inside a single transaction per unit, so
 a run killed at any moment leaves only whole units behind and a rerun neither loses nor duplicates anything.
+Rows of earlier plans stay (history); ``current_plan`` lists the unit keys of the latest run's plan.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_unit ON results(unit_key);
 CREATE TABLE IF NOT EXISTS variants (codec_spec TEXT PRIMARY KEY, info TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS current_plan (unit_key TEXT PRIMARY KEY);
 """
 ADDED_COLUMNS = {"units": {"settings": "TEXT"}, "results": {"settings": "TEXT"}}  # stores of older versions
 
@@ -129,6 +131,12 @@ class Store:
                 row = asdict(r)
                 row["value"] = None if math.isnan(r.value) else r.value
                 self._insert("results", row)
+
+    def set_current_plan(self, unit_keys: Iterable[str]) -> None:
+        """Record the unit keys of the latest run's plan (readers such as listening tests join on it)."""
+        with self.db:
+            self.db.execute("DELETE FROM current_plan")
+            self.db.executemany("INSERT OR IGNORE INTO current_plan VALUES (?)", [(k,) for k in unit_keys])
 
     def _insert(self, table: str, row: dict) -> None:
         cols = ", ".join(row)
