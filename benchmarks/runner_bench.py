@@ -49,7 +49,7 @@ def rerun_ratio() -> None:
     raw = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         raw["output"] = str(Path(tmp) / "demo")
-        config, specs = validate_config(raw, ROOT)
+        config, specs = validate_config(raw, ROOT / "configs")  # paths are relative to the config file
         t0 = time.perf_counter()
         first = run_evaluation(config, specs, fresh=True, progress=False)
         t_first = time.perf_counter() - t0

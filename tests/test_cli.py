@@ -64,6 +64,15 @@ def test_score_bad_input_exits_2(tmp_path, capsys):
 
 
 def test_metrics_list(capsys):
+    import importlib.metadata
+
+    from evalkit.metrics import ALL_INFO
+
     assert main(["metrics", "list"]) == 0
     out = capsys.readouterr().out
-    assert "visqol_audio: audio mode, 48 kHz" in out and "codebook_usage" in out and "pesq " in out
+    assert [line.split(":")[0] for line in out.splitlines() if not line.startswith(" ")] == list(ALL_INFO)
+    assert "visqol_audio: audio mode, 48 kHz" in out
+    # each metric's implementing library with its installed version, as the package metadata gives it
+    for dist, name in (("pesq", "pesq_wb"), ("pystoi", "stoi"), ("visqol-python", "visqol_audio")):
+        block = out.split(f"{name}:", 1)[1].split("\n")[:3]
+        assert any(line.strip().startswith(f"{dist} {importlib.metadata.version(dist)}; v") for line in block), block

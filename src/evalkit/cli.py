@@ -15,6 +15,7 @@ from evalkit.metrics.registry import UnknownMetric
 from evalkit.runner.config import ConfigError
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _codecs_list(args: argparse.Namespace) -> int:
@@ -109,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from evalkit.runner import load_config, run_evaluation
+    from evalkit.runner.run import RunInterrupted, output_lock
 
     config, specs = load_config(args.config)
     updates = {}
@@ -118,13 +120,22 @@ def _run(args: argparse.Namespace) -> int:
         updates["workers"] = args.workers
     config = config.model_copy(update=updates)
     output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.FileHandler(output / "run.log")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    file_handler.setLevel(logging.INFO)
-    logging.getLogger("evalkit").addHandler(file_handler)
-    logging.getLogger("evalkit").setLevel(logging.INFO)
-    report = run_evaluation(config, specs, executor=args.executor, scheduler=args.scheduler, fresh=args.fresh)
+    with output_lock(output):  # creates the folder; exit 2 when unwritable or used by another run
+        file_handler = logging.FileHandler(output / "run.log")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        file_handler.setLevel(logging.INFO)
+        logger = logging.getLogger("evalkit")
+        logger.addHandler(file_handler)
+        logger.setLevel(logging.INFO)
+        try:
+            report = run_evaluation(config, specs, executor=args.executor, scheduler=args.scheduler,
+                                    fresh=args.fresh)
+        except RunInterrupted as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            logger.removeHandler(file_handler)
+            file_handler.close()
     print(report.summary_table)
     if report.speed_table:
         print()
@@ -282,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head` and closed early
         return 0
+    except KeyboardInterrupt:  # Ctrl-C outside a run's units (a run reports its own count)
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -44,3 +44,16 @@ def test_anchor_through_interface_runs_at_input_rate():
     rec = anchor.reconstruct(x, 44100)
     assert anchor.bitrate_bps is None and rec.encoded is None
     assert rec.report.resampler is None and rec.audio.shape == x.shape
+
+
+def test_anchor_filters_when_its_stop_band_reaches_nyquist_and_refuses_cutoffs_at_nyquist():
+    from evalkit.audio import AudioError
+
+    rate = 16000  # 7 kHz: the stop band (8/7 x 7 kHz = Nyquist) is cut at Nyquist, the tone above 7 kHz still goes
+    x = tone(1000, rate, 0.5) + tone(7800, rate, 0.5)
+    y = build_codec("lowpass?cutoff_hz=7000").reconstruct(x, rate).audio
+    core = slice(2000, -2000)
+    residual = y[0][core] - tone(1000, rate, 0.5)[0][core]
+    assert np.max(np.abs(residual)) < 0.5 * 10 ** (-20 / 20)
+    with pytest.raises(AudioError, match=r"cut-off 8000 Hz is at or above the Nyquist frequency \(8000 Hz\)"):
+        build_codec("lowpass?cutoff_hz=8000").reconstruct(x, rate)

@@ -84,16 +84,41 @@ def test_random_lengths_are_restored(length):
     assert codec.reconstruct(x, 48000).audio.shape == (2, length)
 
 
-def test_channel_policies():
-    codec = build_codec("encodec-24khz?weights=random", device="cpu")
+def _direct(codec, batch: np.ndarray) -> np.ndarray:
+    """The codec's own encode → decode on ``[batch, channels, samples]`` at its rate: no boundary work."""
+    with torch.inference_mode():
+        return codec.decode(codec.encode(torch.from_numpy(np.ascontiguousarray(batch)))).numpy()
+
+
+def test_channel_policies_on_values():
+    codec = build_codec("encodec-24khz?weights=random", device="cpu").load()
     x = np.random.default_rng(1).uniform(-0.3, 0.3, (2, 4800)).astype(np.float32)
     per = codec.reconstruct(x, 24000)
+    assert per.encoded.codes.shape[0] == 2 and per.report.channel_handling == "per-channel (2 x mono)"
+    np.testing.assert_allclose(per.audio, _direct(codec, x[:, None, :])[:, 0], atol=1e-6)  # each channel alone
     mono = codec.reconstruct(x, 24000, channel_policy="mono")
-    assert per.audio.shape == (2, 4800) and per.encoded.codes.shape[0] == 2
     assert mono.audio.shape == (1, 4800) and mono.report.channel_handling == "downmix 2->1"
-    stereo = build_codec("encodec-48khz?weights=random", device="cpu")
-    up = stereo.reconstruct(x[:1], 48000)
-    assert up.audio.shape == (1, 4800) and up.report.channel_handling.startswith("upmix")
+    np.testing.assert_allclose(mono.audio, _direct(codec, x.mean(axis=0)[None, None])[0], atol=1e-6)
+    stereo = build_codec("encodec-48khz?weights=random", device="cpu").load()
+    y = x[:1]
+    up = stereo.reconstruct(y, 48000)  # duplicated into both channels, the two outputs averaged
+    both = _direct(stereo, np.concatenate([y, y])[None])[0]
+    assert up.report.channel_handling.startswith("upmix") and not np.allclose(both[0], both[1])
+    np.testing.assert_allclose(up.audio, both.mean(axis=0, keepdims=True), atol=1e-6)
+
+
+def test_resampling_in_and_out_on_values():
+    """16 kHz input through the 24 kHz codec equals soxr VHQ up, the codec, soxr VHQ down (the libraries' calls)."""
+    import soxr
+
+    codec = build_codec("encodec-24khz?weights=random", device="cpu").load()
+    z = np.random.default_rng(2).uniform(-0.3, 0.3, (1, 3200)).astype(np.float32)
+    rec = codec.reconstruct(z, 16000)
+    up = soxr.resample(z[0], 16000, 24000, quality="VHQ").astype(np.float32)
+    out = _direct(codec, up[None, None])[0, 0, : len(up)]
+    down = soxr.resample(out, 24000, 16000, quality="VHQ")
+    assert rec.report.resampler.endswith("VHQ") and rec.report.codec_input_samples == len(up) == 4800
+    np.testing.assert_allclose(rec.audio[0], down[:3200], atol=1e-5)
 
 
 def test_bad_input_is_reported_with_source_and_spec():

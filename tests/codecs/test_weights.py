@@ -31,17 +31,27 @@ def test_encodec_loads_official_filename_from_torch_hub_cache():
 
 
 def test_dac_loads_official_checkpoint_format_from_descript_cache(offline_and_private_caches):
-    from dac import DAC
-
     random_codec = build_codec("dac-16khz?weights=random&seed=2", device="cpu").load()
     path = offline_and_private_caches / ".cache" / "descript" / "dac" / "weights_16khz_8kbps_0.0.5.pth"
     path.parent.mkdir(parents=True)
     random_codec.model.save(str(path), package=False)  # audiotools' own format: state_dict + kwargs
-    assert isinstance(DAC.load(str(path)), DAC)
     loaded = build_codec("dac-16khz?n_codebooks=4", device="cpu")
     a = build_codec("dac-16khz?n_codebooks=4&weights=random&seed=2", device="cpu").reconstruct(_signal(), 16000)
     b = loaded.reconstruct(_signal(), 16000)
+    assert loaded.weights_label == "pretrained"
     assert torch.equal(a.encoded.codes, b.encoded.codes)
+    np.testing.assert_allclose(a.audio, b.audio, atol=1e-6)
+    other = build_codec("dac-16khz?n_codebooks=4&weights=random&seed=3", device="cpu").reconstruct(_signal(), 16000)
+    assert not torch.equal(other.encoded.codes, b.encoded.codes)  # the comparison can tell weights apart
+
+
+def test_explicit_weights_path_that_does_not_exist_is_an_error_not_a_skip(tmp_path):
+    from evalkit.codecs import parse_spec
+    from evalkit.runner.plan import plan_variant
+
+    with pytest.raises(WeightsNotFound, match=r"weights file .*nope\.th does not exist"):
+        plan_variant(parse_spec(f"encodec-24khz?weights={tmp_path / 'nope.th'}"))
+    assert plan_variant(parse_spec("encodec-24khz")).skipped  # the search path (no explicit file) still skips
 
 
 def test_search_order_explicit_then_env_then_cache(tmp_path, monkeypatch):

@@ -168,7 +168,7 @@ def test_decoded_audio_of_another_length_is_refused(tmp_path):
     (unit,) = read_run(run).units
     x, rate = sf.read(unit.decoded_path)
     sf.write(unit.decoded_path, x[:-10], rate, subtype="FLOAT")
-    with pytest.raises(ListenError, match=f"{unit.decoded_path}: item clip0: shape .* differs from the reference"):
+    with pytest.raises(ListenError, match=f"{unit.decoded_path}: item clip0.wav: shape .* differs from the reference"):
         prepare_test(run, tmp_path / "t", PrepareOptions(Design.MUSHRA))
     assert not (tmp_path / "t" / "test.json").exists()
     assert not (tmp_path / "t" / STIMULI_DIR).exists()

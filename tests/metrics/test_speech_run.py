@@ -11,7 +11,7 @@ import soundfile as sf
 from evalkit import audio
 from evalkit.metrics import get_metric
 from evalkit.metrics.dnsmos import dnsmos_scores
-from evalkit.runner.config import validate_config
+from evalkit.runner.config import decode_settings, score_settings, validate_config
 from evalkit.runner.plan import REFERENCE, list_items, plan_variant, result_key, unit_key
 from evalkit.runner.run import _metrics_for, run_evaluation
 from evalkit.runner.store import Store
@@ -56,10 +56,11 @@ def test_reference_rows_once_per_item_and_deltas(run):
     folder, config, specs, first = run
     rows = _rows(config)
     reference = [r for r in rows if r["codec_spec"] == str(REFERENCE.spec)]
-    assert sorted((r["item_id"], r["metric"]) for r in reference) == [("talk", "dnsmos_ovrl"), ("tune", "dnsmos_ovrl")]
+    assert sorted((r["item_id"], r["metric"]) for r in reference) == [("talk.wav", "dnsmos_ovrl"),
+                                                                          ("tune.wav", "dnsmos_ovrl")]
     talk = audio.load(folder / "talk.wav").samples[0]
     expected = dnsmos_scores(np.ascontiguousarray(talk, dtype=np.float32))["ovrl_mos"]
-    assert next(r["value"] for r in reference if r["item_id"] == "talk") == pytest.approx(expected, abs=1e-6)
+    assert next(r["value"] for r in reference if r["item_id"] == "talk.wav") == pytest.approx(expected, abs=1e-6)
     assert first.units_total == 4 and first.units_run == 4  # the reference pseudo-units are not codec units
 
     tidy = pd.read_csv(first.exports["results_csv"])
@@ -79,10 +80,10 @@ def test_reference_rows_once_per_item_and_deltas(run):
 def test_listed_metrics_run_on_every_item_and_wer_needs_text(run):
     _, config, _, _ = run
     rows = _rows(config)
-    assert {r["item_id"] for r in rows if r["metric"] == "dwer"} == {"talk", "tune"}  # listed: every item
+    assert {r["item_id"] for r in rows if r["metric"] == "dwer"} == {"talk.wav", "tune.wav"}  # listed: every item
     wer = {r["item_id"]: r for r in rows if r["metric"] == "wer"}
-    assert wer["talk"]["value"] is not None and 0 <= wer["talk"]["value"] <= 2
-    assert wer["tune"]["value"] is None and "no transcript" in wer["tune"]["reason"]
+    assert wer["talk.wav"]["value"] is not None and 0 <= wer["talk.wav"]["value"] <= 2
+    assert wer["tune.wav"]["value"] is None and "no transcript" in wer["tune.wav"]["reason"]
 
 
 def test_changed_transcript_rescores_only_wer(run):
@@ -90,12 +91,12 @@ def test_changed_transcript_rescores_only_wer(run):
     _write_manifest(folder, TEXT + " and executed")
     try:
         report = run_evaluation(config, specs, progress=False)
-        talk = next(i for i in list_items(config.dataset) if i.item_id == "talk")
+        talk = next(i for i in list_items(config.dataset) if i.item_id == "talk.wav")
         assert talk.text == TEXT + " and executed"
         keys = {r["result_key"] for r in _rows(config)}
         for spec in specs:
-            unit = unit_key(talk, plan_variant(spec))
-            assert result_key(unit, get_metric("wer"), talk.text) in keys
+            unit = unit_key(talk, plan_variant(spec, config.device), decode_settings(config))
+            assert result_key(unit, get_metric("wer"), score_settings(config), talk.text) in keys
         assert report.units_rescored == 2 and report.units_run == 0  # the talk item's two units, from cache
     finally:
         _write_manifest(folder, TEXT)
@@ -106,5 +107,5 @@ def test_applicable_speech_metrics_follow_the_category(run):
     applicable = config.model_copy(update={"metrics": "applicable"})
     per_item = {i.item_id: {m.info.name for m in _metrics_for(applicable, i)} for i in list_items(config.dataset)}
     speech = {"dnsmos_ovrl", "dnsmos_p808", "speaker_similarity", "wer", "cer", "dwer"}
-    assert speech <= per_item["talk"] and not speech & per_item["tune"]
-    assert "pesq_wb" in per_item["tune"]
+    assert speech <= per_item["talk.wav"] and not speech & per_item["tune.wav"]
+    assert "pesq_wb" in per_item["tune.wav"]

@@ -4,8 +4,9 @@ BS.1534-3 asks for a 3.5 kHz anchor (and recommends a 7 kHz mid anchor) whose fi
 ripple within ±0.1 dB and attenuates at least 25 dB at 4 kHz and 50 dB at 4.5 kHz (scaled by
 ``cutoff/3500`` for other cut-offs). We use a linear-phase Kaiser-window FIR (``scipy.signal.firwin``)
 with its passband edge at the cut-off, 60 dB stop-band attenuation from ``8/7 × cutoff`` on, applied with
-its group delay removed, so the anchor is time-aligned with the reference. It runs at the input's rate and
-has no bitrate.
+its group delay removed, so the anchor is time-aligned with the reference. When ``8/7 × cutoff`` exceeds the
+Nyquist frequency the stop band starts at Nyquist; a cut-off at or above Nyquist is an error. It runs at the
+input's rate and has no bitrate.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from scipy import signal
 
+from evalkit.audio import AudioError
 from evalkit.codecs.base import AudioTransform, ProcessContext
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
 
@@ -43,7 +45,7 @@ def lowpass(x: np.ndarray, cutoff_hz: float, sample_rate: int) -> np.ndarray:
 
 
 class LowpassAnchor(AudioTransform):
-    """A BS.1534 low-pass anchor; works at the input rate (cut-off must be below its Nyquist)."""
+    """A BS.1534 low-pass anchor; works at the input rate, whose Nyquist frequency must exceed the cut-off."""
 
     def __init__(self, spec: CodecSpec, device: str | torch.device = "cpu"):
         super().__init__(spec, "cpu")
@@ -58,9 +60,15 @@ class LowpassAnchor(AudioTransform):
         return 1
 
     def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
+        """Filter at the input's rate.
+
+        Raises:
+            AudioError: the cut-off is at or above the Nyquist frequency (nothing could be removed).
+        """
         rate = context.sample_rate
-        if self.cutoff_hz * 8 / 7 >= rate / 2:
-            return wav  # nothing above the cut-off to remove at this rate
+        if self.cutoff_hz >= rate / 2:
+            raise AudioError(str(self.spec), f"cut-off {self.cutoff_hz:g} Hz is at or above the Nyquist frequency "
+                                             f"({rate / 2:g} Hz) of {rate} Hz audio")
         return torch.from_numpy(lowpass(wav.cpu().numpy(), self.cutoff_hz, rate))
 
 

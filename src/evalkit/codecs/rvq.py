@@ -53,6 +53,20 @@ class PretrainedRvqCodec(Codec):
         self.load()
         return self._model
 
+    @property
+    def model_key(self) -> tuple[str, str, int | None, str]:
+        """What determines the loaded model: family, weights, seed (random weights only) and device.
+
+        Variants that differ only in how many codebooks they use (bandwidth, ``n_codebooks``) have the same
+        key: the adapters choose their codebooks per call, so one loaded model serves them all.
+        """
+        return (self.spec.family, self.weights, self.seed if self.weights == "random" else None, str(self.device))
+
+    def use_model(self, model) -> PretrainedRvqCodec:
+        """Share a model already loaded by a variant with the same :attr:`model_key`."""
+        self._model = model
+        return self
+
     def encode(self, wav: torch.Tensor) -> Encoded:
         return self.encode_with(wav, self.quantize)
 

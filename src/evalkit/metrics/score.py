@@ -73,6 +73,10 @@ def score_pair(reference: Reference, degraded: np.ndarray, degraded_rate: int, m
             reason = None if np.isfinite(value) else f"{info.name} returned {value}"
         except MetricFailure as exc:
             value, reason = math.nan, str(exc)
+        except ImportError:  # an optional library is missing: the other metrics still run
+            value, reason = math.nan, f"unavailable: pip install {info.library}"
+        except Exception as exc:  # noqa: BLE001 - any metric error is NaN + its type and message
+            value, reason = math.nan, f"{info.name}: {type(exc).__name__}: {exc}"
         results.append(MetricResult(info.name, value if reason is None else math.nan, info.unit, reason, prep,
                                     info.library, info.library_version(), info.version, time.perf_counter() - t0))
     return results

@@ -12,27 +12,39 @@ Example::
     device: auto
     workers: 2
     seed: 0
+
+Relative paths (dataset, output, and ``weights=``/``calibration=`` inside codec specs) are taken from the
+config file's folder. Every field is classified below as changing decoded audio (:data:`DECODE_FIELDS`, part
+of every unit key), changing metric values (:data:`SCORE_FIELDS`, part of every result key), or neither
+(:data:`PLAN_FIELDS`); a test checks that no field is left out.
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from evalkit.codecs import FAMILIES, CodecSpec, SpecError, get_family, parse_spec
+from evalkit.codecs import FAMILIES, CodecSpec, SpecError, get_family, split_spec
 
 
 class ConfigError(ValueError):
-    """A config with problems; ``problems`` holds one line per problem, each naming its field."""
+    """A config with problems; ``problems`` holds one line per problem, each naming its field.
+
+    One problem reads as one line (``source: field: message``); several as a header and one line each.
+    """
 
     def __init__(self, source: str, problems: list[str]):
         self.problems = problems
-        super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+        if len(problems) == 1:
+            super().__init__(f"{source}: {problems[0]}")
+        else:
+            super().__init__(f"{source}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 class _Strict(BaseModel):
@@ -81,14 +93,96 @@ class RunConfig(_Strict):
     max_delay_s: float = Field(default=0.05, ge=0)
 
 
-def expand_grid(grid: CodecGrid) -> list[CodecSpec]:
-    """Spec(s) of one grid entry; raises SpecError naming the bad parameter."""
+#: Fields that change the decoded audio of a unit: hashed into every unit key (and so every result key).
+#: ``device`` is hashed per variant as the device its codec really runs on (see ``plan.plan_variant``).
+DECODE_FIELDS = ("channel_policy", "dataset.segment_seconds")
+#: Fields that change metric values but not decoded audio: hashed into every result key and passed to
+#: ``score_pair`` as keyword arguments (field name = argument name).
+SCORE_FIELDS = ("max_delay_s",)
+#: Fields that only choose what is planned or how it is run; they change no stored value.
+PLAN_FIELDS = ("dataset.folder", "dataset.glob", "dataset.manifest", "dataset.max_items", "codecs", "metrics",
+               "output", "device", "workers", "seed")
+
+
+def _field(config: RunConfig, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def decode_settings(config: RunConfig) -> dict[str, Any]:
+    """The settings that change decoded audio, by field name (JSON-serialisable; part of unit keys)."""
+    return {name.rsplit(".", 1)[-1]: _field(config, name) for name in DECODE_FIELDS}
+
+
+def score_settings(config: RunConfig) -> dict[str, Any]:
+    """The settings that change metric values (keyword arguments of ``score_pair``; part of result keys)."""
+    return {name.rsplit(".", 1)[-1]: _field(config, name) for name in SCORE_FIELDS}
+
+
+PATH_PARAMS = ("weights", "calibration")  # spec parameters holding a path (besides keywords, for weights)
+WEIGHTS_KEYWORDS = ("pretrained", "random")
+
+
+def _resolve_param_paths(raw: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    if base_dir is None:
+        return raw
+    raw = dict(raw)
+    for name in PATH_PARAMS:
+        value = raw.get(name)
+        if isinstance(value, str) and value and value not in WEIGHTS_KEYWORDS:
+            raw[name] = str(_resolve(Path(value).expanduser(), base_dir))
+    return raw
+
+
+def expand_grid(grid: CodecGrid, base_dir: Path | None = None) -> list[CodecSpec]:
+    """Spec(s) of one grid entry; raises SpecError naming the bad parameter.
+
+    Relative ``weights=``/``calibration=`` paths are taken from ``base_dir`` when given.
+    """
     if grid.spec is not None:
-        return [parse_spec(grid.spec)]
+        family, raw = split_spec(grid.spec)
+        return [get_family(family).resolve(_resolve_param_paths(raw, base_dir))]
     family = get_family(grid.family)
     names = list(grid.params)
     values = [v if isinstance(v, list) else [v] for v in grid.params.values()]
-    return [family.resolve(dict(zip(names, combo, strict=True))) for combo in itertools.product(*values)]
+    return [family.resolve(_resolve_param_paths(dict(zip(names, combo, strict=True)), base_dir))
+            for combo in itertools.product(*values)]
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used on this machine, or ``None``."""
+    if not DEVICE_PATTERN.fullmatch(device):
+        return f"device: unknown device {device!r}; expected auto, cpu, cuda or cuda:N"
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"device: {device} requested but no CUDA GPU is available (use auto or cpu)"
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            return f"device: {device} requested but only {torch.cuda.device_count()} CUDA GPU(s) are present"
+    return None
+
+
+def _spec_problems(spec: CodecSpec) -> list[str]:
+    """Problems of one variant that are known before any unit runs (missing files, unusable calibration)."""
+    problems = []
+    weights = spec.params.get("weights")
+    if isinstance(weights, str) and weights not in WEIGHTS_KEYWORDS and not Path(weights).is_file():
+        problems.append(f"{spec}: weights file {weights} does not exist")
+    if spec.family == "klt":
+        from evalkit.codecs.klt import CalibrationError, check_calibration
+
+        try:
+            check_calibration(spec)  # reads files only until the first usable one
+        except CalibrationError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _pydantic_problems(exc: ValidationError) -> list[str]:
@@ -103,9 +197,10 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
 
 
 def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[RunConfig, list[CodecSpec]]:
-    """Check everything (schema, codec specs, metric names, dataset paths) and report all problems at once.
+    """Check everything (schema, codec specs, explicit weights files, KLT calibration audio, device, metric
+    names, dataset paths) and report all problems at once.
 
-    Relative paths are taken from ``base_dir``.
+    Relative paths, including ``weights=``/``calibration=`` inside codec specs, are taken from ``base_dir``.
 
     Raises:
         ConfigError: with one line per problem.
@@ -120,11 +215,21 @@ def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[
         raise ConfigError(source, _pydantic_problems(exc)) from None
     problems: list[str] = []
     specs: list[CodecSpec] = []
+    checked: set[str] = set()
     for i, grid in enumerate(config.codecs):
         try:
-            specs.extend(s for s in expand_grid(grid) if s not in specs)
+            grid_specs = expand_grid(grid, base_dir)
         except SpecError as exc:
             problems.append(f"codecs.{i}: {exc}")
+            continue
+        for spec in grid_specs:
+            if str(spec) not in checked:
+                checked.add(str(spec))
+                problems += [f"codecs.{i}: {p}" for p in _spec_problems(spec)]
+            if spec not in specs:
+                specs.append(spec)
+    if (problem := device_problem(config.device)) is not None:
+        problems.append(problem)
     if config.metrics != "applicable":
         for i, name in enumerate(config.metrics):
             if name not in PAIR_METRICS:
@@ -159,7 +264,7 @@ def _resolve(path: Path, base_dir: Path) -> Path:
 
 
 def load_config(path: str | Path) -> tuple[RunConfig, list[CodecSpec]]:
-    """Read and validate a YAML config; relative paths are relative to the current directory."""
+    """Read and validate a YAML config; relative paths are taken from the config file's folder."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), [f"config file {path} not found"])
@@ -167,8 +272,9 @@ def load_config(path: str | Path) -> tuple[RunConfig, list[CodecSpec]]:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), [f"(yaml): {exc}"]) from None
-    return validate_config(raw, Path.cwd(), str(path))
+    return validate_config(raw, path.resolve().parent, str(path))
 
 
-__all__ = ["FAMILIES", "CodecGrid", "ConfigError", "DatasetConfig", "RunConfig", "expand_grid", "load_config",
+__all__ = ["DECODE_FIELDS", "FAMILIES", "PLAN_FIELDS", "SCORE_FIELDS", "CodecGrid", "ConfigError", "DatasetConfig",
+           "RunConfig", "decode_settings", "device_problem", "expand_grid", "load_config", "score_settings",
            "validate_config"]

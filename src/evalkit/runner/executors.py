@@ -2,13 +2,22 @@
 
 All three stream: at most ``2 × workers`` tasks are in flight, so memory does not grow with the dataset.
 Outcomes are handed to ``on_outcome`` in the coordinating process as they complete.
+
+Local pool workers ignore SIGINT (the coordinator handles Ctrl-C and stops them) and exit when the
+coordinator dies, even by SIGKILL: ``PR_SET_PDEATHSIG`` on Linux, plus a thread polling the parent's pid.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -18,7 +27,28 @@ log = logging.getLogger(__name__)
 OnOutcome = Callable[[list[UnitOutcome]], None]
 
 
-def _init_worker(threads: int) -> None:
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_S = 1.0
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        if os.getppid() != parent_pid:  # re-parented: the coordinator is gone
+            os._exit(1)
+        time.sleep(PARENT_POLL_S)
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Make this worker process exit as soon as ``parent_pid`` (its parent) dies, however it dies."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # the polling thread below still works
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="evalkit-parent-watch", daemon=True).start()
+
+
+def _init_worker(threads: int, parent_pid: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    exit_with_parent(parent_pid)
     import torch
 
     torch.set_num_threads(threads)
@@ -34,8 +64,9 @@ def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome) ->
             on_outcome(run_item_task(task))
         return
     context = multiprocessing.get_context("spawn")  # torch's thread pools do not survive fork
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(threads_per_worker(workers),)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                               initargs=(threads_per_worker(workers), os.getpid()))
+    try:
         pending = set()
         for task in tasks:
             pending.add(pool.submit(run_item_task, task))
@@ -45,6 +76,24 @@ def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome) ->
                     on_outcome(future.result())
         for future in pending:
             on_outcome(future.result())
+    except BaseException:  # Ctrl-C included: stop the workers now rather than after their tasks
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def stop_pool(pool: ProcessPoolExecutor, timeout_s: float = 5.0) -> None:
+    """Cancel queued tasks and terminate the pool's worker processes (SIGTERM, then SIGKILL)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def run_dask(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, scheduler: str | None = None) -> None:

@@ -1,6 +1,8 @@
 """Exports from the store: tidy long-format results, per-variant summaries with bootstrap CIs, codebook usage.
 
-Only the units of the current plan are exported (rows left by earlier configs stay in the store).
+Exports and printed tables hold exactly the rows of the current plan (its result keys and unit keys); rows left
+by earlier configs, metric versions or codec versions stay in the store but are never exported. Labels
+(bitrate, weights) come from the plan's variants, and the weights label is in every export and table.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +19,9 @@ from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
 from evalkit.runner.plan import REFERENCE
 from evalkit.runner.store import Store
+
+if TYPE_CHECKING:
+    from evalkit.runner.run import Plan
 
 BOOTSTRAP_RESAMPLES = 2000
 
@@ -32,20 +38,31 @@ def bootstrap_ci(values: np.ndarray, seed: int, level: float = 0.95,
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
-def _plan_table(store: Store, keys: list[str]) -> None:
-    store.db.execute("CREATE TEMP TABLE IF NOT EXISTS plan_keys (unit_key TEXT PRIMARY KEY)")
-    store.db.execute("DELETE FROM plan_keys")
-    store.db.executemany("INSERT OR IGNORE INTO plan_keys VALUES (?)", [(k,) for k in keys])
+def _plan_tables(store: Store, plan: Plan) -> None:
+    """Temporary tables of this plan's unit keys, result keys and variant labels, to join exports against."""
+    db = store.db
+    db.executescript("""
+        CREATE TEMP TABLE IF NOT EXISTS plan_units (unit_key TEXT PRIMARY KEY, category TEXT);
+        CREATE TEMP TABLE IF NOT EXISTS plan_results (result_key TEXT PRIMARY KEY);
+        CREATE TEMP TABLE IF NOT EXISTS plan_variants (codec_spec TEXT PRIMARY KEY, weights TEXT, bitrate_kbps REAL);
+        DELETE FROM plan_units; DELETE FROM plan_results; DELETE FROM plan_variants;""")
+    db.executemany("INSERT OR IGNORE INTO plan_units VALUES (?, ?)", plan.units.items())
+    db.executemany("INSERT OR IGNORE INTO plan_results VALUES (?)", [(k,) for k in plan.results])
+    db.executemany("INSERT OR IGNORE INTO plan_variants VALUES (?, ?, ?)",
+                   [(spec, v.weights, v.bitrate_kbps) for spec, v in plan.variants.items()])
 
 
-def tidy_results(store: Store, keys: list[str]) -> pd.DataFrame:
-    _plan_table(store, keys)
+def tidy_results(store: Store, plan: Plan) -> pd.DataFrame:
+    """One row per result of this plan (long format); labels and categories from the plan, not old rows."""
+    _plan_tables(store, plan)
     rows = store.query("""
-        SELECT u.item_id, u.category, u.codec_spec, u.family, u.weights, u.bitrate_bps / 1000.0 AS bitrate_kbps,
+        SELECT u.item_id, pu.category, u.codec_spec, u.family, pv.weights, pv.bitrate_kbps,
                r.metric, r.value, r.unit, r.reason, r.metric_version, r.library, r.library_version,
                r.preparation, r.seconds AS metric_s, u.encode_s, u.decode_s, u.process_s, u.input_seconds, u.device,
-               u.unit_key, r.result_key
-        FROM results r JOIN units u ON u.unit_key = r.unit_key JOIN plan_keys p ON p.unit_key = u.unit_key
+               u.status, u.unit_key, r.result_key
+        FROM results r JOIN plan_results pr ON pr.result_key = r.result_key
+             JOIN units u ON u.unit_key = r.unit_key JOIN plan_units pu ON pu.unit_key = u.unit_key
+             JOIN plan_variants pv ON pv.codec_spec = u.codec_spec
         ORDER BY u.codec_spec, r.metric, u.item_id""")
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -56,6 +73,7 @@ def tidy_results(store: Store, keys: list[str]) -> pd.DataFrame:
     frame["resampler"] = prep.map(lambda p: p.get("resampler"))
     frame["channels"] = prep.map(lambda p: p.get("channels"))
     frame["value"] = frame["value"].astype(float)
+    frame["bitrate_kbps"] = frame["bitrate_kbps"].astype(float)
     return _with_reference_delta(frame)
 
 
@@ -71,7 +89,10 @@ def _with_reference_delta(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Per codec variant × metric: mean, 95 % bootstrap CI over items, n, failures."""
+    """Per codec variant × metric: mean, 95 % bootstrap CI over items, n, failures.
+
+    Bitrate and weights label are the variant's (every row of a variant carries the same ones).
+    """
     rows = []
     for (spec, metric), group in tidy.groupby(["codec_spec", "metric"], sort=True):
         values = group["value"].dropna().to_numpy()
@@ -86,10 +107,11 @@ def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def codebook_tables(store: Store, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    _plan_table(store, keys)
+def codebook_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Codebook usage per variant (and vs number of codebooks) over this plan's successful units."""
+    _plan_tables(store, plan)
     units = store.query("""SELECT u.codec_spec, u.codes_path, u.frame_rate, u.cardinality FROM units u
-                           JOIN plan_keys p ON p.unit_key = u.unit_key
+                           JOIN plan_units p ON p.unit_key = u.unit_key
                            WHERE u.status = 'ok' AND u.codes_path IS NOT NULL ORDER BY u.codec_spec""")
     per_codebook, by_depth = [], []
     for spec in dict.fromkeys(u["codec_spec"] for u in units):
@@ -104,24 +126,27 @@ def codebook_tables(store: Store, keys: list[str]) -> tuple[pd.DataFrame, pd.Dat
             c = np.stack([np.bincount(row, minlength=cardinality) for row in flat])
             counts = c if counts is None else counts + c
         usage = usage_from_counts(counts, frame_rate)
-        per_codebook += [{"codec_spec": spec, **s.__dict__} for s in usage.per_codebook]
-        by_depth += [{"codec_spec": spec, **d.__dict__} for d in usage.by_num_codebooks()]
+        weights = plan.variants[spec].weights
+        per_codebook += [{"codec_spec": spec, "weights": weights, **s.__dict__} for s in usage.per_codebook]
+        by_depth += [{"codec_spec": spec, "weights": weights, **d.__dict__} for d in usage.by_num_codebooks()]
     return pd.DataFrame(per_codebook), pd.DataFrame(by_depth)
 
 
-def klt_tables(store: Store, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def klt_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per KLT variant: the storage/complexity accounting, and its eigen-spectrum (for plots)."""
-    _plan_table(store, keys)
+    _plan_tables(store, plan)
     rows = store.query("""SELECT v.codec_spec, v.info FROM variants v WHERE v.info LIKE '{"klt"%' AND v.codec_spec
-                          IN (SELECT u.codec_spec FROM units u JOIN plan_keys p ON p.unit_key = u.unit_key)
+                          IN (SELECT u.codec_spec FROM units u JOIN plan_units p ON p.unit_key = u.unit_key
+                              WHERE u.status = 'ok')
                           ORDER BY v.codec_spec""")
     accounting, spectra = [], []
     for row in rows:
+        spec, weights = row["codec_spec"], plan.variants[row["codec_spec"]].weights
         info = json.loads(row["info"])["klt"]
         eigenvalues = info.pop("eigenvalues")
-        accounting.append({"codec_spec": row["codec_spec"], **info})
+        accounting.append({"codec_spec": spec, "weights": weights, **info})
         cumulative = np.cumsum(eigenvalues) / np.sum(eigenvalues)
-        spectra += [{"codec_spec": row["codec_spec"], "index": i + 1, "eigenvalue": v, "cumulative_share": c}
+        spectra += [{"codec_spec": spec, "weights": weights, "index": i + 1, "eigenvalue": v, "cumulative_share": c}
                     for i, (v, c) in enumerate(zip(eigenvalues, cumulative, strict=True))]
     return pd.DataFrame(accounting), pd.DataFrame(spectra)
 
@@ -132,12 +157,12 @@ def speed_table(tidy: pd.DataFrame) -> str:
         return ""
     units = tidy.drop_duplicates("unit_key")
     lines = ["real-time factors (processing seconds per audio second; for units run or rescored in any run)",
-             f"{'codec variant':<44} {'encode':>8} {'decode':>8} {'total':>8}"]
+             f"{'codec variant':<44} {'encode':>8} {'decode':>8} {'total':>8}  weights"]
     for spec, g in units.groupby("codec_spec"):
         audio_s = g["input_seconds"].sum()
         if g["process_s"].notna().any() and audio_s:
             lines.append(f"{spec:<44} {g['encode_s'].sum() / audio_s:>8.4f} {g['decode_s'].sum() / audio_s:>8.4f} "
-                         f"{g['process_s'].sum() / audio_s:>8.4f}")
+                         f"{g['process_s'].sum() / audio_s:>8.4f}  {g['weights'].iloc[0]}")
     lines.append(f"{'metric':<44} {'RTF':>8}")
     audio_per_metric = tidy.groupby("metric")["input_seconds"].sum()
     for metric, seconds in tidy.groupby("metric")["metric_s"].sum().items():
@@ -147,24 +172,26 @@ def speed_table(tidy: pd.DataFrame) -> str:
 
 
 def format_summary(summary: pd.DataFrame) -> str:
+    """The printed summary (also ``summary.txt``): one line per variant × metric, weights label last."""
     if summary.empty:
         return "(no results)"
     lines = [f"{'codec variant':<44} {'kbps':>6} {'metric':<18} {'mean':>9} {'95% CI':>21} {'n':>4} {'fail':>4}"
-             f" {'Δ ref':>8}"]
+             f" {'Δ ref':>8}  weights"]
     for r in summary.itertuples():
         kbps = f"{r.bitrate_kbps:.2f}" if pd.notna(r.bitrate_kbps) else "-"
         ci = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if pd.notna(r.ci_low) else "-"
         delta = f"{r.delta_mean:+.4f}" if pd.notna(r.delta_mean) else "-"
         lines.append(f"{r.codec_spec:<44} {kbps:>6} {r.metric:<18} {r.mean:>9.4f} {ci:>21} {r.n:>4} {r.failures:>4}"
-                     f" {delta:>8}")
+                     f" {delta:>8}  {r.weights}")
     return "\n".join(lines)
 
 
-def write_all(store: Store, keys: list[str], output: Path, seed: int) -> tuple[dict[str, Path], str, str]:
-    tidy = tidy_results(store, keys)
+def write_all(store: Store, plan: Plan, output: Path, seed: int) -> tuple[dict[str, Path], str, str]:
+    """Write every export of this plan; returns their paths, the summary table and the speed table."""
+    tidy = tidy_results(store, plan)
     summary = summarize(tidy, seed) if not tidy.empty else pd.DataFrame()
-    per_codebook, by_depth = codebook_tables(store, keys)
-    klt_accounting, klt_spectra = klt_tables(store, keys)
+    per_codebook, by_depth = codebook_tables(store, plan)
+    klt_accounting, klt_spectra = klt_tables(store, plan)
     paths = {
         "results_parquet": output / "results.parquet", "results_csv": output / "results.csv",
         "summary_csv": output / "summary.csv", "summary_parquet": output / "summary.parquet",

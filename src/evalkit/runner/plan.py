@@ -1,8 +1,10 @@
-"""config → plan: dataset items, codec variants, and the content-hash keys that make runs resumable.
+"""config → plan: dataset items, codec variants, and the keys that make runs resumable.
 
-A unit key hashes the item's audio bytes (+ segment setting), the canonical codec spec, the weights file
-identity and the versions of evalkit and the codec libraries; a result key adds the metric name, its
-definition version and its library version. Changing one codec or metric changes only its keys.
+An item is a file: its id is its path relative to the dataset root, extension included. A unit key hashes
+the item id and its audio bytes, the variant identity (canonical codec spec, weights file identity, the device
+the codec runs on, evalkit and codec library versions) and the decode settings (channel policy, segmenting);
+a result key adds the metric name, its definition version, its library version and the score settings
+(alignment). Changing one setting, codec or metric changes exactly the keys it affects.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ import csv
 import hashlib
 import importlib.metadata
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import soundfile as sf
 
 import evalkit
 from evalkit.codecs import CodecSpec, build_codec
@@ -21,24 +27,34 @@ from evalkit.codecs.weights import WeightsNotFound, get_entry
 from evalkit.metrics import Metric
 from evalkit.runner.config import DatasetConfig
 
+log = logging.getLogger(__name__)
 CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec"}
+MISSING = "missing"
 
 
 @dataclass(frozen=True)
 class Item:
-    item_id: str
+    """One dataset file. ``sample_rate`` is ``None`` when the file cannot be read (its units fail)."""
+
+    item_id: str  # path relative to the dataset root, extension included
     path: Path
-    content_hash: str
+    content_hash: str  # SHA-256 of the file's bytes ("missing" when absent)
     category: str = ""
+    sample_rate: int | None = None
     text: str | None = None  # transcript (manifest column `text`), for wer/cer
 
 
 @dataclass(frozen=True)
 class Variant:
-    """A codec variant of the plan: runnable, or skipped with the reason and how to fix it."""
+    """A codec variant of the plan: runnable, or skipped with the reason and how to fix it.
+
+    ``bitrate_kbps`` and ``weights`` are the labels every export shows for this variant.
+    """
 
     spec: CodecSpec
-    identity: str  # spec + weights identity + library versions, hashed into unit keys
+    identity: str  # spec + weights identity + device + library versions, hashed into unit keys
+    weights: str
+    bitrate_kbps: float | None
     skipped: str | None = None
 
 
@@ -50,32 +66,57 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_items(ds: DatasetConfig) -> Iterator[Item]:
-    """Dataset items in a stable order (sorted paths, or manifest order); unreadable files still get an item."""
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _rate(path: Path) -> int | None:
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError):
+        return None
+
+
+def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]:
+    """Dataset items in a stable order (sorted paths, or manifest order); unreadable files still get an item.
+
+    Files inside ``exclude`` (the output folder) are never items.
+
+    Raises:
+        ValueError: a manifest lists the same file twice or a file inside ``exclude``.
+    """
     if ds.manifest is not None:
         with open(ds.manifest, newline="") as fh:
             rows = list(csv.DictReader(fh))
-        entries = [(ds.manifest.parent / r["file"], r) for r in rows]
         root = ds.manifest.parent
+        entries = [(root / r["file"], r) for r in rows]
+        if exclude is not None and (inside := [str(p) for p, _ in entries if _inside(p, exclude)]):
+            raise ValueError(f"dataset.manifest: {inside[0]} is inside the output folder {exclude}")
     else:
-        entries = [(p, {}) for p in sorted(ds.folder.glob(ds.glob)) if p.is_file()]
         root = ds.folder
+        entries = [(p, {}) for p in sorted(ds.folder.glob(ds.glob))
+                   if p.is_file() and not (exclude is not None and _inside(p, exclude))]
         manifest = ds.folder / "MANIFEST.csv"
         if manifest.is_file():
             with open(manifest, newline="") as fh:
                 described = {r["file"]: r for r in csv.DictReader(fh)}
-            entries = [(p, described.get(p.name, {})) for p, _ in entries]
+            entries = [(p, described.get(p.relative_to(root).as_posix(), described.get(p.name, {})))
+                       for p, _ in entries]
+    seen: set[str] = set()
     for n, (path, row) in enumerate(entries):
         category, text = row.get("category") or "", row.get("text") or None
         if ds.max_items is not None and n >= ds.max_items:
             return
-        content = file_hash(path) if path.is_file() else "missing"
-        segment = f"|segment={ds.segment_seconds}" if ds.segment_seconds else ""
-        try:  # relative path without suffix: unique even for same-named files in sub-folders
-            item_id = path.relative_to(root).with_suffix("").as_posix()
-        except ValueError:
-            item_id = path.stem
-        yield Item(item_id, path, hashlib.sha256((content + segment).encode()).hexdigest()[:32], category, text)
+        try:
+            item_id = path.relative_to(root).as_posix()
+        except ValueError:  # a manifest entry outside its folder: the absolute path is its identity
+            item_id = path.resolve().as_posix()
+        if item_id in seen:
+            raise ValueError(f"dataset.manifest: {item_id} is listed twice")
+        seen.add(item_id)
+        present = path.is_file()
+        yield Item(item_id, path, file_hash(path) if present else MISSING, category,
+                   _rate(path) if present else None, text)
 
 
 def _version(dist: str) -> str:
@@ -85,45 +126,64 @@ def _version(dist: str) -> str:
         return "none"
 
 
-def plan_variant(spec: CodecSpec) -> Variant:
-    """Resolve weights identity without downloading; missing pretrained weights make the variant skipped."""
-    codec = build_codec(spec, device="cpu")
-    parts = [str(spec), f"evalkit={evalkit.__version__}"]
+def plan_variant(spec: CodecSpec, device: str = "cpu") -> Variant:
+    """Resolve the variant's identity and labels without downloading or loading a model.
+
+    The identity includes the device the codec really runs on (``device`` resolved; the low-pass anchors
+    always run on the CPU). Missing pretrained weights found through the search path make the variant
+    skipped, with the command that fetches them.
+
+    Raises:
+        WeightsNotFound: an explicit ``weights=PATH`` that does not exist (a config error, not a skip).
+    """
+    codec = build_codec(spec, device=device)
+    parts = [str(spec), f"evalkit={evalkit.__version__}", f"device={codec.device.type}"]
     model_family = spec.params.get("base", spec.family)  # a KLT variant runs its base codec's library
     for prefix, dist in CODEC_LIBRARIES.items():
         if model_family.startswith(prefix):
             parts.append(f"{dist}={_version(dist)}")
     if (identity := codec.weights_identity()) is not None:  # e.g. a QinCodec checkpoint's SHA-256
         parts.append(identity)
+    bitrate = codec.bitrate_bps
+    labels: dict[str, Any] = {"weights": codec.weights_label,
+                              "bitrate_kbps": None if bitrate is None else bitrate / 1000}
     weights = spec.params.get("weights")
     if weights is not None and weights != "random":
         entry = get_entry(codec.arch.weights_name)
         explicit = None if weights == "pretrained" else weights
+        if explicit is not None and not Path(explicit).is_file():
+            raise WeightsNotFound(f"{spec}: weights file {explicit} does not exist")
         try:
             path = entry.resolve(explicit, allow_download=False)
         except WeightsNotFound:
-            where = explicit or f"$EVALKIT_WEIGHTS or {entry.cache_dir()}"
-            return Variant(spec, "|".join(parts), f"weights {Path(explicit).name if explicit else entry.filename} "
-                                                   f"not found ({where}); get them with `evalkit weights fetch "
-                                                   f"{entry.name}` (see `evalkit weights status`)")
+            where = f"$EVALKIT_WEIGHTS or {entry.cache_dir()}"
+            return Variant(spec, "|".join(parts), **labels,
+                           skipped=f"weights {entry.filename} not found ({where}); get them with `evalkit weights "
+                                   f"fetch {entry.name}` (see `evalkit weights status`)")
         stat = path.stat()
         parts.append(f"weights={path.name}:{stat.st_size}:{int(stat.st_mtime)}")
-    return Variant(spec, "|".join(parts))
+    return Variant(spec, "|".join(parts), **labels)
 
 
 # Pseudo-variant "reference": no-reference metrics scored once per item on the item itself, so that exports
 # can show each codec's delta. Its unit runs no codec; its results are ordinary rows.
-REFERENCE = Variant(CodecSpec("reference"), "reference")
+REFERENCE = Variant(CodecSpec("reference"), "reference", weights="none", bitrate_kbps=None)
 
 
-def unit_key(item: Item, variant: Variant) -> str:
-    return hashlib.sha256(f"{item.content_hash}|{variant.identity}".encode()).hexdigest()[:32]
+def _hash(parts: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def result_key(unit: str, metric: Metric, text: str | None = None) -> str:
-    """Key of one result; ``text`` (the item's transcript) is part of it for metrics that read it."""
+def unit_key(item: Item, variant: Variant, decode_settings: dict[str, Any]) -> str:
+    """Key of one (file, variant) under the settings that change decoded audio."""
+    return _hash([item.item_id, item.content_hash, variant.identity, decode_settings])
+
+
+def result_key(unit: str, metric: Metric, score_settings: dict[str, Any], text: str | None = None) -> str:
+    """Key of one metric value of a unit under the settings that change metric values; ``text`` (the item's
+    transcript) is part of it for metrics that read it."""
     info = metric.info
-    parts = [unit, info.name, info.version, info.library, info.library_version()]
+    parts = [unit, info.name, info.version, info.library, info.library_version(), score_settings]
     if info.needs_text:
         parts.append(text)
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+    return _hash(parts)

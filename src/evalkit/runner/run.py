@@ -1,11 +1,20 @@
-"""``evalkit run``: plan the items × codec variants, skip finished work, run the rest, write the store."""
+"""``evalkit run``: plan the items × codec variants, skip finished work, run the rest, write the store.
+
+One run at a time per output folder (a lock file holding the owner's pid). Cache files are written under
+temporary names, fsynced and renamed into place before the store transaction that references them commits.
+Ctrl-C stops the workers and raises :class:`RunInterrupted`; every unit written so far is kept.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,14 +25,23 @@ from tqdm import tqdm
 from evalkit.codecs import CodecSpec
 from evalkit.metrics import Metric, MetricKind, applicable_metrics, get_metrics
 from evalkit.runner import exports
-from evalkit.runner.config import RunConfig
+from evalkit.runner.config import ConfigError, RunConfig, decode_settings, score_settings
 from evalkit.runner.executors import run_dask, run_local
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
-from evalkit.runner.store import Store, UnitRow
+from evalkit.runner.store import Store, UnitRow, UnitStatus
 from evalkit.runner.work import ItemTask, UnitJob, UnitOutcome, nan_rows
 
 log = logging.getLogger(__name__)
 STORE_NAME = "results.sqlite"
+LOCK_NAME = ".evalkit.lock"
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during a run; ``units`` were written before it and are kept."""
+
+    def __init__(self, units: int):
+        self.units = units
+        super().__init__(f"interrupted after {units} units; rerun to resume")
 
 
 @dataclass
@@ -41,60 +59,158 @@ class RunReport:
     wall_s: float = 0.0
 
 
+_HELD_LOCKS: dict[Path, int] = {}  # output folder -> nesting depth, for this process
+
+
+@contextmanager
+def output_lock(output: Path) -> Iterator[None]:
+    """Hold ``output`` for this process (re-entrant); creates the folder.
+
+    Raises:
+        ConfigError: the folder cannot be created or written, or another process holds it (named by pid).
+    """
+    output = Path(output)
+    key = output.resolve()
+    if key in _HELD_LOCKS:
+        _HELD_LOCKS[key] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[key] -= 1
+        return
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        fd = os.open(output / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(str(output), [f"output folder is not writable ({exc.strerror or exc})"]) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown process"
+        os.close(fd)
+        raise ConfigError(str(output), [f"output folder is in use by another evalkit run ({holder}); wait for it "
+                                        f"or choose another output folder"]) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv)}\n".encode(), 0)
+    except OSError as exc:
+        os.close(fd)
+        raise ConfigError(str(output), [f"output folder is not writable ({exc.strerror or exc})"]) from None
+    _HELD_LOCKS[key] = 1
+    try:
+        yield
+    finally:
+        del _HELD_LOCKS[key]
+        os.ftruncate(fd, 0)
+        os.close(fd)  # releases the flock
+
+
 def _metrics_for(config: RunConfig, item: Item) -> list[Metric]:
     """Listed metrics run on every item; ``applicable`` ones by rate and by the item's manifest category."""
     if config.metrics != "applicable":
         return get_metrics(config.metrics)
+    # unreadable: the unit fails with its reason for every metric a 44.1 kHz file would get
+    return applicable_metrics(item.sample_rate or 44_100, category=item.category)
+
+
+def nyquist_problems(items: list[Item], variants: list[Variant]) -> list[str]:
+    """Low-pass anchors whose cut-off is at or above the Nyquist frequency of some item."""
+    problems = []
+    for variant in variants:
+        cutoff = variant.spec.params.get("cutoff_hz") if variant.spec.family == "lowpass" else None
+        if cutoff is None:
+            continue
+        bad = [i for i in items if i.sample_rate is not None and cutoff >= i.sample_rate / 2]
+        if bad:
+            low = min(bad, key=lambda i: i.sample_rate)
+            problems.append(f"{variant.spec}: cut-off {cutoff:g} Hz is at or above the Nyquist frequency of "
+                            f"{len(bad)} item(s), e.g. {low.item_id} ({low.sample_rate} Hz: "
+                            f"{low.sample_rate / 2:g} Hz)")
+    return problems
+
+
+def cache_usable(unit: dict) -> bool:
+    """Whether an ``ok`` unit's cached decoded audio (and codes) are complete readable files."""
+    decoded, codes = unit.get("decoded_path"), unit.get("codes_path")
+    if not decoded:
+        return False
     try:
-        rate = sf.info(str(item.path)).samplerate
-    except (sf.LibsndfileError, RuntimeError, OSError):
-        rate = 44_100  # unreadable: the unit fails with its reason for every metric a 44.1 kHz file would get
-    return applicable_metrics(rate, category=item.category)
+        info = sf.info(decoded)
+        expected = round((unit["input_seconds"] or 0) * (unit["input_rate"] or 0))
+        if info.frames != expected or info.frames == 0:
+            return False
+        if codes:
+            np.load(codes, mmap_mode="r")  # header and size checked
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError):
+        return False
+    return True
 
 
-def _plan(config: RunConfig, variants: list[Variant], store: Store, report: RunReport,
-          keys: list[str]) -> list[ItemTask]:
-    tasks = []
-    for item in list_items(config.dataset):
+@dataclass
+class Plan:
+    """What this run covers: its tasks, and the keys and labels the exports are restricted to."""
+
+    tasks: list[ItemTask] = field(default_factory=list)
+    units: dict[str, str] = field(default_factory=dict)  # unit key -> category (from the current dataset)
+    results: list[str] = field(default_factory=list)
+    variants: dict[str, Variant] = field(default_factory=dict)  # by canonical spec
+
+
+def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: Store, report: RunReport) -> Plan:
+    plan = Plan(variants={str(v.spec): v for v in (REFERENCE, *variants)})
+    decode, score = decode_settings(config), score_settings(config)
+    for item in items:
         metrics = _metrics_for(config, item)
         jobs = []
         # no-reference metrics are also scored once per item on the reference (pseudo-variant REFERENCE)
         no_reference = [m for m in metrics if m.info.kind is MetricKind.NO_REFERENCE]
         for variant, variant_metrics in [(REFERENCE, no_reference)] * bool(no_reference) + \
                 [(v, metrics) for v in variants]:
-            key = unit_key(item, variant)
-            keys.append(key)
+            key = unit_key(item, variant, decode)
+            plan.units[key] = item.category
             report.units_total += variant is not REFERENCE
+            spec = str(variant.spec)
+            existing = store.unit(key)
             if variant.skipped:
-                existing = store.unit(key)
                 if existing is None or existing["reason"] != variant.skipped:
                     store.write_unit(UnitRow(key, item.item_id, str(item.path), item.category, item.content_hash,
-                                             str(variant.spec), variant.spec.family, "skipped", variant.skipped), [])
+                                             spec, variant.spec.family, UnitStatus.SKIPPED, variant.skipped), [])
                 continue
-            existing = store.unit(key)
-            done = store.done_results(key) if existing else set()
-            todo = tuple((rk, m.info.name) for m in variant_metrics
-                         if (rk := result_key(key, m, item.text)) not in done)
-            if existing and existing["status"] in ("ok", "failed") and not todo:
+            keyed = [(result_key(key, m, score, item.text), m.info.name) for m in variant_metrics]
+            plan.results += [rk for rk, _ in keyed]
+            status = existing["status"] if existing else None
+            if status == UnitStatus.OK and variant is not REFERENCE and not cache_usable(existing):
+                log.warning("recomputing %s x %s: cached files missing or incomplete", item.item_id, spec)
+                status = None
+            done = store.done_results(key) if status in (UnitStatus.OK, UnitStatus.FAILED) else set()
+            todo = tuple(k for k in keyed if k[0] not in done)
+            if not todo:
                 continue
-            if existing and existing["status"] == "failed":  # bad audio stays bad: record NaN rows, run nothing
-                job = UnitJob(key, str(variant.spec), todo)
+            if status == UnitStatus.FAILED:  # bad audio stays bad: record NaN rows, run nothing
+                job = UnitJob(key, spec, todo)
                 store.write_unit(UnitRow(**{k: existing[k] for k in UnitRow.__dataclass_fields__}),
-                                 nan_rows(item, job, existing["reason"]))
+                                 nan_rows(item, job, existing["reason"], score))
                 continue
-            cached = existing["decoded_path"] if existing and existing["status"] == "ok" else None
-            if cached and not Path(cached).is_file():
-                cached = None
-            jobs.append(UnitJob(key, str(variant.spec), todo, cached))
+            cached = existing["decoded_path"] if status == UnitStatus.OK else None
+            jobs.append(UnitJob(key, spec, todo, cached))
         if jobs:
-            tasks.append(ItemTask(item, tuple(jobs), config.dataset.segment_seconds, config.channel_policy,
-                                  config.device, config.max_delay_s))
-    return tasks
+            plan.tasks.append(ItemTask(item, tuple(jobs), config.device, decode, score))
+    return plan
+
+
+def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _atomic_write(path: Path, writer) -> None:
+    """Write through a temporary name, fsync it, rename it into place (the folder is fsynced by the caller)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     writer(tmp)
+    _fsync(tmp)
     os.replace(tmp, path)
 
 
@@ -104,14 +220,16 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 class _Writer:
-    """Coordinator side: cache files first (atomic renames), then one store transaction per unit."""
+    """Coordinator side: cache files first (fsynced, atomic renames), then one store transaction per unit."""
 
     def __init__(self, store: Store, output: Path, report: RunReport, bar: tqdm):
         self.store, self.report, self.bar = store, report, bar
         self.decoded_dir = output / "cache" / "decoded"
         self.codes_dir = output / "cache" / "codes"
-        self.decoded_dir.mkdir(parents=True, exist_ok=True)
-        self.codes_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.decoded_dir, self.codes_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+            for stale in folder.glob(".*.tmp"):  # left by an interrupted write
+                stale.unlink(missing_ok=True)
 
     def __call__(self, outcomes: list[UnitOutcome]) -> None:
         for outcome in outcomes:
@@ -127,6 +245,8 @@ class _Writer:
                 path = self.codes_dir / f"{unit.unit_key}.npy"
                 _atomic_write(path, lambda p, o=outcome: _save_npy(p, o.codes))
                 updates["codes_path"] = str(path)
+            for folder in {Path(p).parent for p in updates.values()}:
+                _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)  # the renames are durable before the row commits
             if outcome.rescored:
                 existing = self.store.unit(unit.unit_key)
                 unit = UnitRow(**{k: existing[k] for k in UnitRow.__dataclass_fields__})
@@ -135,43 +255,68 @@ class _Writer:
                 unit = UnitRow(**{**unit.__dict__, **updates})
                 self.report.units_run += codec_unit
             self.store.write_unit(unit, outcome.results, outcome.variant_info)
-            if unit.status == "failed" and codec_unit:
+            if unit.status in (UnitStatus.FAILED, UnitStatus.ERROR) and codec_unit:
                 self.report.units_failed += 1
-                log.warning("%s x %s failed: %s", unit.item_id, unit.codec_spec, unit.reason)
+                log.warning("%s x %s %s: %s", unit.item_id, unit.codec_spec, unit.status, unit.reason)
             self.bar.update(1)
+
+
+def _discard(output: Path) -> None:
+    (output / STORE_NAME).unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm"):
+        (output / f"{STORE_NAME}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(output / "cache", ignore_errors=True)
 
 
 def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str = "local",
                    scheduler: str | None = None, fresh: bool = False, progress: bool = True) -> RunReport:
     """Evaluate the dataset through every codec variant; resumable and idempotent.
 
-    Returns a report with counts, skipped variants, export paths and the printed tables.
+    Returns a report with counts, skipped variants, export paths and the printed tables; exports and tables
+    hold exactly the rows of this plan (older rows stay in the store).
+
+    Raises:
+        ConfigError: output folder not writable or in use, or a low-pass cut-off at or above an item's
+            Nyquist frequency (before any unit runs).
+        WeightsNotFound: an explicit ``weights=PATH`` that does not exist.
+        RunInterrupted: Ctrl-C; the workers are stopped and every unit written so far is kept.
     """
     t0 = time.perf_counter()
     output = Path(config.output)
-    if fresh:
-        (output / STORE_NAME).unlink(missing_ok=True)
-        for suffix in ("-wal", "-shm"):
-            (output / f"{STORE_NAME}{suffix}").unlink(missing_ok=True)
-        shutil.rmtree(output / "cache", ignore_errors=True)
-    output.mkdir(parents=True, exist_ok=True)
     report = RunReport(output, output / STORE_NAME)
-    variants = [plan_variant(s) for s in specs]
-    report.variants_skipped = [(str(v.spec), v.skipped) for v in variants if v.skipped]
-    for spec, reason in report.variants_skipped:
-        log.info("skipping %s: %s", spec, reason)
-    keys: list[str] = []
-    with Store(report.store) as store:
-        tasks = _plan(config, variants, store, report, keys)
-        pending_units = sum(len(t.jobs) for t in tasks)
-        with tqdm(total=pending_units, desc="units", unit="unit", disable=not progress, dynamic_ncols=True) as bar:
-            writer = _Writer(store, output, report, bar)
-            if executor == "dask":
-                run_dask(iter(tasks), config.workers, writer, scheduler)
-            else:
-                run_local(iter(tasks), config.workers, writer)
-        report.exports, report.summary_table, report.speed_table = exports.write_all(
-            store, keys, output, seed=config.seed)
+    with output_lock(output):
+        try:
+            _run_locked(config, specs, report, executor, scheduler, fresh, progress)
+        except KeyboardInterrupt:
+            raise RunInterrupted(report.units_run + report.units_rescored) from None
     report.wall_s = time.perf_counter() - t0
     return report
 
+
+def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, executor: str,
+                scheduler: str | None, fresh: bool, progress: bool) -> None:
+    output = report.output
+    variants = [plan_variant(s, config.device) for s in specs]
+    try:
+        items = list(list_items(config.dataset, exclude=output))
+    except ValueError as exc:
+        raise ConfigError("dataset", [str(exc)]) from None
+    if problems := nyquist_problems(items, variants):
+        raise ConfigError("codecs", problems)
+    if fresh:
+        _discard(output)
+    report.variants_skipped = [(str(v.spec), v.skipped) for v in variants if v.skipped]
+    for spec, reason in report.variants_skipped:
+        log.info("skipping %s: %s", spec, reason)
+    with Store(report.store) as store:
+        plan = _plan(config, items, variants, store, report)
+        store.set_current_plan(plan.units)
+        pending_units = sum(len(t.jobs) for t in plan.tasks)
+        with tqdm(total=pending_units, desc="units", unit="unit", disable=not progress, dynamic_ncols=True) as bar:
+            writer = _Writer(store, output, report, bar)
+            if executor == "dask":
+                run_dask(iter(plan.tasks), config.workers, writer, scheduler)
+            else:
+                run_local(iter(plan.tasks), config.workers, writer)
+        report.exports, report.summary_table, report.speed_table = exports.write_all(
+            store, plan, output, seed=config.seed)

@@ -4,10 +4,12 @@
 row per (item, codec variant, metric) with value (NULL = NaN) or reason. Rows are keyed by content hashes
 (see :mod:`evalkit.runner.plan`), written with ``INSERT OR REPLACE`` inside a single transaction per unit, so
 a run killed at any moment leaves only whole units behind and a rerun neither loses nor duplicates anything.
+Rows of earlier plans stay (history); ``current_plan`` lists the unit keys of the latest run's plan.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import sqlite3
@@ -21,17 +23,30 @@ CREATE TABLE IF NOT EXISTS units (
     codec_spec TEXT NOT NULL, family TEXT, status TEXT NOT NULL, reason TEXT, weights TEXT, device TEXT,
     bitrate_bps REAL, frame_rate REAL, cardinality INTEGER, num_codebooks INTEGER,
     input_rate INTEGER, input_channels INTEGER, input_seconds REAL, encode_s REAL, decode_s REAL, process_s REAL,
-    reconstruction TEXT, decoded_path TEXT, codes_path TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP
+    reconstruction TEXT, decoded_path TEXT, codes_path TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP,
+    settings TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     result_key TEXT PRIMARY KEY, unit_key TEXT NOT NULL REFERENCES units(unit_key), item_id TEXT NOT NULL,
     codec_spec TEXT NOT NULL, metric TEXT NOT NULL, value REAL, unit TEXT, reason TEXT,
     metric_version TEXT, library TEXT, library_version TEXT, preparation TEXT, seconds REAL,
-    created TEXT DEFAULT CURRENT_TIMESTAMP
+    created TEXT DEFAULT CURRENT_TIMESTAMP, settings TEXT
 );
 CREATE INDEX IF NOT EXISTS results_unit ON results(unit_key);
 CREATE TABLE IF NOT EXISTS variants (codec_spec TEXT PRIMARY KEY, info TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS current_plan (unit_key TEXT PRIMARY KEY);
 """
+ADDED_COLUMNS = {"units": {"settings": "TEXT"}, "results": {"settings": "TEXT"}}  # stores of older versions
+
+
+class UnitStatus(enum.StrEnum):
+    """Outcome of a unit. ``failed`` (bad input audio) is deterministic and not retried; ``error`` (any other
+    exception) and ``skipped`` (missing weights) are retried by the next run."""
+
+    OK = "ok"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -43,7 +58,7 @@ class UnitRow:
     content_hash: str
     codec_spec: str
     family: str
-    status: str  # "ok" | "failed" (bad audio: deterministic, not retried) | "skipped" (retried next run)
+    status: UnitStatus
     reason: str | None = None
     weights: str | None = None
     device: str | None = None
@@ -60,6 +75,7 @@ class UnitRow:
     reconstruction: str | None = None
     decoded_path: str | None = None
     codes_path: str | None = None
+    settings: str | None = None  # JSON of the decode settings hashed into the key
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,7 @@ class ResultRow:
     library_version: str
     preparation: str | None
     seconds: float
+    settings: str | None = None  # JSON of the score settings hashed into the key
 
 
 class Store:
@@ -89,6 +106,11 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in present:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.db.close()
@@ -104,11 +126,17 @@ class Store:
         with self.db:
             if variant_info is not None:
                 self._insert("variants", {"codec_spec": unit.codec_spec, "info": variant_info})
-            self._insert("units", asdict(unit))
+            self._insert("units", {**asdict(unit), "status": str(unit.status)})
             for r in results:
                 row = asdict(r)
                 row["value"] = None if math.isnan(r.value) else r.value
                 self._insert("results", row)
+
+    def set_current_plan(self, unit_keys: Iterable[str]) -> None:
+        """Record the unit keys of the latest run's plan (readers such as listening tests join on it)."""
+        with self.db:
+            self.db.execute("DELETE FROM current_plan")
+            self.db.executemany("INSERT OR IGNORE INTO current_plan VALUES (?)", [(k,) for k in unit_keys])
 
     def _insert(self, table: str, row: dict) -> None:
         cols = ", ".join(row)

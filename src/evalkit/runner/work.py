@@ -4,21 +4,30 @@ A task carries one item and its pending units so the reference is loaded, resamp
 reused by every variant (:class:`evalkit.metrics.Reference`). Tasks and outcomes are plain picklable
 records: the same function runs in-process, in a local process pool or on Dask workers. Workers never touch
 the store; decoded audio and codes travel back in the outcome and the coordinator writes them.
+
+Nothing raised inside a unit escapes: bad input audio gives ``failed`` units, any other exception ``error``
+units (retried by the next run), both with NaN rows for every metric and the exception's type and message.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from evalkit import audio as audio_lib
-from evalkit.codecs import AudioTransform, Codec, build_codec, parse_spec
+from evalkit.codecs import Codec, parse_spec
 from evalkit.metrics import Reference, get_metrics, score_pair
 from evalkit.metrics.codebook import valid_frames
+from evalkit.runner.codec_cache import CodecCache
 from evalkit.runner.plan import REFERENCE, Item
-from evalkit.runner.store import ResultRow, UnitRow, to_json
+from evalkit.runner.store import ResultRow, UnitRow, UnitStatus, to_json
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,12 +40,17 @@ class UnitJob:
 
 @dataclass(frozen=True)
 class ItemTask:
+    """One item and its pending units, with the settings hashed into their keys.
+
+    ``decode`` holds ``channel_policy`` and ``segment_seconds``; ``score`` holds keyword arguments of
+    :func:`evalkit.metrics.score_pair` (``max_delay_s``, ...).
+    """
+
     item: Item
     jobs: tuple[UnitJob, ...]
-    segment_seconds: float | None
-    channel_policy: str
     device: str
-    max_delay_s: float
+    decode: dict[str, Any] = field(default_factory=dict)
+    score: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,66 +63,98 @@ class UnitOutcome:
     variant_info: str | None = None  # codec.info() of the variant (KLT spectrum, accounting)
 
 
-_CODECS: dict[tuple[str, str], AudioTransform] = {}
+CODECS = CodecCache()  # per process: each worker keeps its own
 
 
-def _codec(spec: str, device: str) -> AudioTransform:
-    key = (spec, device)
-    if key not in _CODECS:
-        _CODECS[key] = build_codec(spec, device).load()
-    return _CODECS[key]
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` (bad input audio keeps its own "file: reason" message)."""
+    if isinstance(exc, audio_lib.AudioError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
-def _unit(item: Item, job: UnitJob, status: str, reason: str | None = None, **fields) -> UnitRow:
+def _unit(item: Item, job: UnitJob, task: ItemTask, status: UnitStatus, reason: str | None = None,
+          **fields) -> UnitRow:
     family = REFERENCE.spec.family if job.spec == str(REFERENCE.spec) else parse_spec(job.spec).family
     return UnitRow(unit_key=job.unit_key, item_id=item.item_id, item_path=str(item.path), category=item.category,
                    content_hash=item.content_hash, codec_spec=job.spec, family=family,
-                   status=status, reason=reason, **fields)
+                   status=status, reason=reason, settings=json.dumps(task.decode, sort_keys=True), **fields)
 
 
-def nan_rows(item: Item, job: UnitJob, reason: str) -> list[ResultRow]:
+def nan_rows(item: Item, job: UnitJob, reason: str, score: dict[str, Any] | None = None) -> list[ResultRow]:
+    """One NaN row with ``reason`` for every metric the job still needs."""
     rows = []
+    settings = json.dumps(score or {}, sort_keys=True)
     for (key, name), metric in zip(job.metrics, get_metrics(n for _, n in job.metrics), strict=True):
         info = metric.info
         rows.append(ResultRow(key, job.unit_key, item.item_id, job.spec, name, math.nan, info.unit, reason,
-                              info.version, info.library, info.library_version(), None, 0.0))
+                              info.version, info.library, info.library_version(), None, 0.0, settings))
     return rows
 
 
+def _failure(task: ItemTask, job: UnitJob, exc: BaseException, **fields) -> UnitOutcome:
+    status = UnitStatus.FAILED if isinstance(exc, audio_lib.AudioError) else UnitStatus.ERROR
+    reason = describe_exception(exc)
+    return UnitOutcome(_unit(task.item, job, task, status, reason, **fields),
+                       nan_rows(task.item, job, reason, task.score))
+
+
 def run_item_task(task: ItemTask) -> list[UnitOutcome]:
-    """Process one item against all its pending variants; bad audio gives failed units with reasons."""
+    """Process one item against all its pending variants; exceptions become failed units with reasons."""
     item = task.item
     try:
         clip = audio_lib.load(item.path)
-    except audio_lib.AudioError as exc:
-        return [UnitOutcome(_unit(item, job, "failed", str(exc)), nan_rows(item, job, str(exc)))
-                for job in task.jobs]
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded per unit, the run goes on
+        return [_failure(task, job, exc) for job in task.jobs]
     samples = clip.samples
-    if task.segment_seconds:
-        samples = samples[:, : int(task.segment_seconds * clip.sample_rate)]
+    segment = task.decode.get("segment_seconds")
+    if segment:
+        samples = samples[:, : int(segment * clip.sample_rate)]
     reference = Reference(samples, clip.sample_rate, str(item.path), text=item.text)
     common = dict(input_rate=clip.sample_rate, input_channels=int(samples.shape[0]),
                   input_seconds=samples.shape[1] / clip.sample_rate)
-    return [_run_job(task, item, job, reference, common) for job in task.jobs]
+    outcomes = []
+    for job in task.jobs:
+        try:
+            outcomes.append(_run_job(task, job, reference, common))
+        except Exception as exc:  # noqa: BLE001 - codec or metric: failed rows with type and message
+            log.debug("unit %s failed", job.unit_key, exc_info=True)
+            outcomes.append(_failure(task, job, exc, **common))
+    return outcomes
 
 
-def _run_job(task: ItemTask, item: Item, job: UnitJob, reference: Reference, common: dict) -> UnitOutcome:
-    rate = reference.sample_rate
+def _cached_decoded(job: UnitJob, reference: Reference) -> np.ndarray | None:
+    """The cached decoded audio, or ``None`` when it is missing, unreadable or of the wrong length."""
+    if job.decoded_path is None:
+        return None
+    try:
+        decoded = audio_lib.load(job.decoded_path, allow_silent=True).samples
+    except audio_lib.AudioError as exc:
+        log.warning("recomputing %s: cached decoded audio unusable (%s)", job.unit_key, exc)
+        return None
+    if decoded.shape[1] != reference.samples.shape[1]:
+        log.warning("recomputing %s: cached decoded audio has %d samples, expected %d", job.unit_key,
+                    decoded.shape[1], reference.samples.shape[1])
+        return None
+    return decoded
+
+
+def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict) -> UnitOutcome:
+    item, rate = task.item, reference.sample_rate
     metrics = get_metrics(name for _, name in job.metrics)
+    decoded = _cached_decoded(job, reference)
     if job.spec == str(REFERENCE.spec):  # no-reference metrics on the item itself, once per item
         decoded = reference.samples
-        outcome = UnitOutcome(_unit(item, job, "ok", **common), [])
-    elif job.decoded_path is not None:
-        decoded = audio_lib.load(job.decoded_path, allow_silent=True).samples
-        outcome = UnitOutcome(_unit(item, job, "ok", **common), [], rescored=True)
+        outcome = UnitOutcome(_unit(item, job, task, UnitStatus.OK, **common), [])
+    elif decoded is not None:
+        outcome = UnitOutcome(_unit(item, job, task, UnitStatus.OK, **common), [], rescored=True)
     else:
-        codec = _codec(job.spec, task.device)
+        codec = CODECS.get(job.spec, task.device)
         try:
-            rec = codec.reconstruct(reference.samples, rate, channel_policy=task.channel_policy,
+            rec = codec.reconstruct(reference.samples, rate, channel_policy=task.decode["channel_policy"],
                                     source=str(item.path))
-        except audio_lib.AudioError as exc:
-            return UnitOutcome(_unit(item, job, "failed", str(exc), weights=codec.weights_label, **common),
-                               nan_rows(item, job, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - recorded with the codec's provenance
+            return _failure(task, job, exc, weights=codec.weights_label, device=str(codec.device), **common)
         decoded = rec.audio
         codes = None
         fields = dict(weights=codec.weights_label, device=str(codec.device), bitrate_bps=codec.bitrate_bps,
@@ -122,11 +168,12 @@ def _run_job(task: ItemTask, item: Item, job: UnitJob, reference: Reference, com
             fields.update(frame_rate=codec.frame_rate, cardinality=codec.cardinality,
                           num_codebooks=codec.num_codebooks)
         info = codec.info()
-        outcome = UnitOutcome(_unit(item, job, "ok", **fields, **common), [], decoded, codes,
+        outcome = UnitOutcome(_unit(item, job, task, UnitStatus.OK, **fields, **common), [], decoded, codes,
                               variant_info=to_json(info) if info else None)
-    scored = score_pair(reference, decoded, rate, metrics, max_delay_s=task.max_delay_s, source=job.spec)
+    scored = score_pair(reference, decoded, rate, metrics, source=job.spec, **task.score)
+    settings = json.dumps(task.score, sort_keys=True)
     for (key, _), r in zip(job.metrics, scored, strict=True):
         outcome.results.append(ResultRow(key, job.unit_key, item.item_id, job.spec, r.metric, r.value, r.unit,
                                          r.reason, r.metric_version, r.library, r.library_version,
-                                         to_json(r.preparation) if r.preparation else None, r.seconds))
+                                         to_json(r.preparation) if r.preparation else None, r.seconds, settings))
     return outcome
