@@ -18,8 +18,8 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import torch
 
+from evalkit._lazy import torch
 from evalkit.metrics.registry import ChannelMode, Metric, MetricInfo, MetricKind
 
 MEL_WINDOWS = (32, 64, 128, 256, 512, 1024, 2048)

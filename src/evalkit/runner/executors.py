@@ -8,34 +8,26 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from evalkit.runner.work import ItemTask, UnitOutcome, run_item_task
+from evalkit.worker_setup import WorkerSetup, init_worker, threads_per_worker
 
 log = logging.getLogger(__name__)
 OnOutcome = Callable[[list[UnitOutcome]], None]
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
-def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome) -> None:
+def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, log_path: str | None = None) -> None:
+    """Run tasks in this process (one worker) or a pool of ``workers`` processes, each given cores / workers
+    threads and, with ``log_path``, its log records, warnings and library chatter sent there."""
     if workers == 1:
         for task in tasks:
             on_outcome(run_item_task(task))
         return
     context = multiprocessing.get_context("spawn")  # torch's thread pools do not survive fork
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(threads_per_worker(workers),)) as pool:
+    setup = WorkerSetup(threads_per_worker(workers), log_path, logging.getLogger().isEnabledFor(logging.DEBUG))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(setup,)) as pool:
         pending = set()
         for task in tasks:
             pending.add(pool.submit(run_item_task, task))

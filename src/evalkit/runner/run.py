@@ -39,6 +39,7 @@ class RunReport:
     summary_table: str = ""
     speed_table: str = ""
     wall_s: float = 0.0
+    warmup_s: dict[str, float] = field(default_factory=dict)  # metric -> seconds, summed over workers
 
 
 def _metrics_for(config: RunConfig, item: Item) -> list[Metric]:
@@ -135,6 +136,9 @@ class _Writer:
                 unit = UnitRow(**{**unit.__dict__, **updates})
                 self.report.units_run += codec_unit
             self.store.write_unit(unit, outcome.results, outcome.variant_info)
+            for metric, seconds in outcome.warmup_s.items():
+                self.report.warmup_s[metric] = self.report.warmup_s.get(metric, 0.0) + seconds
+                log.info("warm-up of %s in a worker: %.2f s (not charged to %s)", metric, seconds, unit.item_id)
             if unit.status == "failed" and codec_unit:
                 self.report.units_failed += 1
                 log.warning("%s x %s failed: %s", unit.item_id, unit.codec_spec, unit.reason)
@@ -169,9 +173,12 @@ def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str =
             if executor == "dask":
                 run_dask(iter(tasks), config.workers, writer, scheduler)
             else:
-                run_local(iter(tasks), config.workers, writer)
+                run_local(iter(tasks), config.workers, writer, log_path=str(output / "run.log"))
         report.exports, report.summary_table, report.speed_table = exports.write_all(
             store, keys, output, seed=config.seed)
+    if report.warmup_s and report.speed_table:
+        report.speed_table += ("\nwarm-up, once per worker and not in the factors above (s): "
+                               + ", ".join(f"{m} {s:.2f}" for m, s in sorted(report.warmup_s.items())))
     report.wall_s = time.perf_counter() - t0
     return report
 

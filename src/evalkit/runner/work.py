@@ -9,7 +9,7 @@ the store; decoded audio and codes travel back in the outcome and the coordinato
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class UnitOutcome:
     codes: np.ndarray | None = None  # new codes [batch, n_codebooks, valid frames]
     rescored: bool = False  # cached decoded audio was rescored; the stored unit row stays as it is
     variant_info: str | None = None  # codec.info() of the variant (KLT spectrum, accounting)
+    warmup_s: dict[str, float] = field(default_factory=dict)  # one-off metric warm-up this unit's worker paid
 
 
 _CODECS: dict[tuple[str, str], AudioTransform] = {}
@@ -125,6 +126,7 @@ def _run_job(task: ItemTask, item: Item, job: UnitJob, reference: Reference, com
         outcome = UnitOutcome(_unit(item, job, "ok", **fields, **common), [], decoded, codes,
                               variant_info=to_json(info) if info else None)
     scored = score_pair(reference, decoded, rate, metrics, max_delay_s=task.max_delay_s, source=job.spec)
+    outcome.warmup_s = {r.metric: r.warmup_s for r in scored if r.warmup_s}
     for (key, _), r in zip(job.metrics, scored, strict=True):
         outcome.results.append(ResultRow(key, job.unit_key, item.item_id, job.spec, r.metric, r.value, r.unit,
                                          r.reason, r.metric_version, r.library, r.library_version,
