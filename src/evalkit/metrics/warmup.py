@@ -1,8 +1,8 @@
 """Once-per-process warm-up of metrics, timed apart from the items they score.
 
 The first call of a metric in a process pays one-off costs that say nothing about the item: numba's JIT
-compilation (or loading its on-disk cache) in ViSQOL, ViSQOL's SVR or lattice model, librosa's import and
-mel filterbanks, torch's first STFT. :func:`warm_up` runs each metric once on a short synthetic pair and
+compilation (or loading its on-disk cache) in ViSQOL, ViSQOL's SVR or lattice model, the mel filterbanks,
+torch's first STFT. :func:`warm_up` runs each metric once on a short synthetic pair and
 returns those seconds, so :func:`evalkit.metrics.score_pair` records them as ``warmup_s`` and not in the
 first item's ``seconds``.
 """
