@@ -15,7 +15,6 @@ from tqdm import tqdm
 
 from evalkit.codecs import CodecSpec
 from evalkit.metrics import Metric, MetricKind, applicable_metrics, get_metrics
-from evalkit.runner import exports
 from evalkit.runner.config import RunConfig
 from evalkit.runner.executors import run_dask, run_local
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
@@ -174,6 +173,8 @@ def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str =
                 run_dask(iter(tasks), config.workers, writer, scheduler)
             else:
                 run_local(iter(tasks), config.workers, writer, log_path=str(output / "run.log"))
+        from evalkit.runner import exports  # pandas: not imported by worker processes, which import this module
+
         report.exports, report.summary_table, report.speed_table = exports.write_all(
             store, keys, output, seed=config.seed)
     if report.warmup_s and report.speed_table:
