@@ -4,7 +4,8 @@ Libraries print things a user did not ask for: torch's ``FutureWarning``s, TFLit
 XNNPACK delegate" line (written by C++ straight to file descriptor 2). On the console they would print over
 the progress bar and into ``--json`` output. Here Python warnings become log records (``py.warnings``),
 C-level stderr around noisy calls is captured into records (:func:`captured_stderr`), and the console shows
-only evalkit's own warnings unless ``-v`` is given; ``evalkit run`` writes every record to ``run.log``.
+only evalkit's own warnings (above the progress bar, not through it) unless ``-v`` is given; ``evalkit run``
+writes every record to ``run.log``.
 Only entry points call :func:`configure_console`, :func:`log_to_file` and :func:`route_process_output`.
 """
 
@@ -20,6 +21,18 @@ from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONSOLE_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """Writes through ``tqdm.write``, which clears a progress bar first and redraws it after the line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except (OSError, ValueError):  # closed stream at exit
+            self.handleError(record)
 
 
 def _is_evalkit(record: logging.LogRecord) -> bool:
@@ -40,7 +53,7 @@ def configure_console(verbose: bool = False) -> None:
     """Console logging for a command: evalkit's warnings only, or every record at DEBUG with ``verbose``."""
     logging.captureWarnings(True)
     root = logging.getLogger()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _ConsoleHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
     if verbose:
         handler.setLevel(logging.DEBUG)
