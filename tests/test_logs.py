@@ -7,7 +7,8 @@ import warnings
 from evalkit import logs
 
 
-def test_console_shows_evalkit_warnings_only_unless_verbose(capsys):
+def test_console_shows_evalkit_warnings_only_unless_verbose(capsys, monkeypatch):
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in a fresh process (pytest adds its own)
     try:
         logs.configure_console(verbose=False)
         logging.getLogger("evalkit.runner").warning("evalkit's own warning")
@@ -20,9 +21,7 @@ def test_console_shows_evalkit_warnings_only_unless_verbose(capsys):
         assert "a library's debug line" in capsys.readouterr().err
     finally:
         logging.captureWarnings(False)
-        for handler in list(logging.getLogger().handlers):
-            if getattr(handler, "_evalkit_role", None):
-                logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 def test_log_to_file_takes_third_party_records_and_replaces_earlier_files(tmp_path):
@@ -44,3 +43,10 @@ def test_captured_stderr_turns_c_level_output_into_records(caplog):
     with caplog.at_level(logging.INFO, logger="evalkit.test"), logs.captured_stderr(logging.getLogger("evalkit.test")):
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
     assert [r.getMessage() for r in caplog.records] == ["INFO: Created TensorFlow Lite XNNPACK delegate for CPU."]
+
+
+def test_console_leaves_a_host_configured_root_logger_alone(monkeypatch):
+    host = logging.NullHandler()
+    monkeypatch.setattr(logging.getLogger(), "handlers", [host])
+    logs.configure_console(verbose=True)
+    assert logging.getLogger().handlers == [host]

@@ -50,9 +50,15 @@ def _install(handler: logging.Handler, role: str) -> None:
 
 
 def configure_console(verbose: bool = False) -> None:
-    """Console logging for a command: evalkit's warnings only, or every record at DEBUG with ``verbose``."""
-    logging.captureWarnings(True)
+    """Console logging for a command: evalkit's warnings only, or every record at DEBUG with ``verbose``.
+
+    Like :func:`logging.basicConfig`, it leaves a root logger that its host (an application embedding
+    evalkit's CLI, a test runner) has already given handlers alone.
+    """
     root = logging.getLogger()
+    if any(getattr(h, "_evalkit_role", None) is None for h in root.handlers):
+        return
+    logging.captureWarnings(True)
     handler = _ConsoleHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
     if verbose:
