@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from evalkit.metrics.registry import Metric, MetricFailure
+from evalkit.metrics.registry import Metric
 
 WARMUP_SECONDS = 1.0
 _WARM: set[str] = set()
@@ -33,7 +33,8 @@ def synthetic_pair(sample_rate: int, seconds: float = WARMUP_SECONDS) -> tuple[n
 def warm_up(metrics: Iterable[Metric]) -> dict[str, float]:
     """Run every metric not yet warm in this process once; returns the seconds spent per metric.
 
-    A metric that fails on the synthetic pair counts as warm (its real inputs report their own failures).
+    A metric that fails on the synthetic pair (or whose library is missing) counts as warm: its real call
+    reports the failure.
     """
     spent = {}
     for metric in metrics:
@@ -43,9 +44,11 @@ def warm_up(metrics: Iterable[Metric]) -> dict[str, float]:
         _WARM.add(info.name)
         rate = info.sample_rate or 44_100
         ref, deg = synthetic_pair(rate, max(WARMUP_SECONDS, 1.2 * info.min_duration_s))
-        extra = {"rate": rate} if info.fallback_rates else {}
+        extra: dict = {"rate": rate} if info.fallback_rates else {}
+        if info.needs_text:
+            extra["text"] = "warm up"
         t0 = time.perf_counter()
-        with contextlib.suppress(MetricFailure):
+        with contextlib.suppress(Exception):  # any failure here is the real call's to report, with its reason
             metric.compute(ref, deg, {}, **extra)
         spent[info.name] = time.perf_counter() - t0
     return spent
