@@ -29,7 +29,7 @@ import torch
 from evalkit import audio
 from evalkit.codecs.anchors import lowpass
 from evalkit.metrics import Reference, get_metric, get_metrics, score_pair
-from evalkit.metrics.prepare import pair_delay
+from evalkit.metrics.prepare import Degraded, pair_delay
 from evalkit.metrics.speech import model_threads
 
 RATE = 44_100
@@ -91,7 +91,7 @@ def references():
         "mel_distance": ("audiotools MelSpectrogramLoss", lambda r, d: mel_loss(sig(d), sig(r)).item()),
         "stft_distance": ("audiotools MultiScaleSTFTLoss", lambda r, d: stft_loss(sig(d), sig(r)).item()),
         "pesq_wb": ("soxr + pesq.pesq", pesq_ref("wb", 16000)),
-        "pesq_nb": ("soxr + pesq.pesq", pesq_ref("nb", 8000)),
+        "pesq_nb": ("soxr + pesq.pesq", pesq_ref("nb", 16000)),
         "stoi": ("pystoi.stoi (own resampling)", lambda r, d: stoi(r[0], d[0], RATE, extended=False)),
         "estoi": ("pystoi.stoi (own resampling)", lambda r, d: stoi(r[0], d[0], RATE, extended=True)),
         "visqol_audio": ("soxr + visqol-python", visqol("audio", 48000)),
@@ -111,7 +111,7 @@ def part1(pairs, seconds: float) -> None:
           f"{'mean value (ev / ref)':<24} reference")
     t0 = time.perf_counter()
     for r, d in pairs:
-        pair_delay(Reference(r, RATE), d, RATE)
+        pair_delay(Reference(r, RATE), Degraded(d, RATE))
     print(f"{'(pair delay)':<15} {(time.perf_counter() - t0) / audio_seconds:>9.4f}  shared by all metrics of a pair")
     for name, (label, fn) in refs.items():
         ours, theirs, t_ours, t_ref = [], [], 0.0, 0.0

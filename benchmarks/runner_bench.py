@@ -4,14 +4,20 @@
    wall-time ratio (target <= 0.05).
 2. Runs N and 10·N synthetic 2 s items (low-pass anchor; si_sdr + mel_distance; one worker) each in a fresh
    process and prints their peak RSS (target: no growth with the number of items).
+3. Throughput: every applicable metric on the demo items through the two low-pass anchors (3.5 and 7 kHz),
+   `evalkit run` with the demo config's workers, fresh output, whole wall time (process start-up, warm-up,
+   exports included), against ViSQOL audio alone called directly (soxr to 48 kHz + visqol-python, mono mix, one
+   process, after one warm-up call) on the same pairs. Prints the ratio (target <= 1.5) and wall-s per
+   audio-second of both.
 
-Usage: .venv/bin/python benchmarks/runner_bench.py [--items 6]
+Usage: .venv/bin/python benchmarks/runner_bench.py [--items 6] [--only throughput|rerun|memory]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -73,12 +79,84 @@ def memory(items: int) -> None:
     print(f"peak RSS ratio 10N/N = {rows[1]['peak_rss_mb'] / rows[0]['peak_rss_mb']:.3f} (target ~1.0)")
 
 
+THROUGHPUT_CUTOFFS = (3500, 7000)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (pool workers)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def visqol_floor(files: list[Path]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, audio seconds) of ViSQOL audio alone on every (item, anchor) pair."""
+    import numpy as np
+    from visqol import VisqolApi
+
+    from evalkit import audio
+    from evalkit.codecs.anchors import lowpass
+
+    api = VisqolApi()
+    api.create(mode="audio")
+    pairs = []
+    for path in files:
+        clip = audio.load(path)
+        for cutoff in THROUGHPUT_CUTOFFS:
+            pairs.append((clip.samples, lowpass(clip.samples, cutoff, clip.sample_rate), clip.sample_rate))
+
+    def one(ref: np.ndarray, deg: np.ndarray, rate: int) -> float:
+        r = audio.resample(ref.mean(axis=0, keepdims=True), rate, 48_000)[0].astype(np.float64)
+        d = audio.resample(deg.mean(axis=0, keepdims=True), rate, 48_000)[0].astype(np.float64)
+        return api.measure_from_arrays(r, d, 48_000).moslqo
+
+    one(*pairs[0])  # warm-up: numba JIT / its on-disk cache, the SVR model
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    for p in pairs:
+        one(*p)
+    return time.perf_counter() - t0, cpu_seconds() - c0, sum(p[0].shape[1] / p[2] for p in pairs)
+
+
+def throughput(workers: int | None) -> None:
+    from evalkit.runner import run_evaluation, validate_config
+
+    raw = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    files = sorted((ROOT / raw["dataset"]["folder"]).glob(raw["dataset"]["glob"]))
+    floor_s, floor_cpu, audio_s = visqol_floor(files)
+    raw["codecs"] = [{"family": "lowpass", "params": {"cutoff_hz": list(THROUGHPUT_CUTOFFS)}}]
+    raw["metrics"] = "applicable"
+    if workers:
+        raw["workers"] = workers
+    with tempfile.TemporaryDirectory() as tmp:
+        raw["output"] = str(Path(tmp) / "throughput")
+        config, specs = validate_config(raw, ROOT)
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        report = run_evaluation(config, specs, fresh=True, progress=False)
+        run_s, run_cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    print(f"throughput: {report.units_run} units ({audio_s:.0f} audio-s), every applicable metric, "
+          f"{config.workers} workers: evalkit run {run_s:.1f} s = {run_s / audio_s:.4f} wall-s per audio-s; "
+          f"ViSQOL audio alone {floor_s:.1f} s = {floor_s / audio_s:.4f} wall-s per audio-s; "
+          f"ratio run / ViSQOL = {run_s / floor_s:.2f} (target <= 1.5)")
+    print(f"  CPU time (less sensitive to other load): run {run_cpu / audio_s:.4f}, ViSQOL alone "
+          f"{floor_cpu / audio_s:.4f} CPU-s per audio-s, ratio {run_cpu / floor_cpu:.2f}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if report.speed_table:
+        print("  " + report.speed_table.replace("\n", "\n  "))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=6)
+    parser.add_argument("--workers", type=int, help="workers for the throughput run (default: the demo config's)")
+    parser.add_argument("--only", choices=["rerun", "memory", "throughput"])
     args = parser.parse_args()
-    rerun_ratio()
-    memory(args.items)
+    if args.only in (None, "rerun"):
+        rerun_ratio()
+    if args.only in (None, "memory"):
+        memory(args.items)
+    if args.only in (None, "throughput"):
+        throughput(args.workers)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from scipy import signal
 
 from evalkit import audio
 from evalkit.audio import AudioError
-from tests.conftest import tone
+from tests.conftest import DEMO, tone
 
 
 @pytest.mark.parametrize("suffix,tol", [(".wav", 0.0), (".flac", 2.0 ** -23)])
@@ -76,7 +76,8 @@ def test_estimate_delay_and_align(rng, delay):
         deg = np.concatenate([np.zeros((1, delay), np.float32), ref], axis=1)
     else:
         deg = ref[:, -delay:]
-    assert audio.estimate_delay(ref, deg, rate) == delay
+    estimate = audio.estimate_delay(ref, deg, rate)
+    assert estimate.samples == delay and estimate.reliable and estimate.polarity == 1
     r, d, info = audio.align(ref, deg, rate)
     np.testing.assert_array_equal(r, d)
     assert info.delay_samples == delay and info.length == r.shape[1]
@@ -84,11 +85,47 @@ def test_estimate_delay_and_align(rng, delay):
     assert info.delay_ms == pytest.approx(1000 * delay / rate)
 
 
-def test_estimate_delay_is_limited_to_window(rng):
+def _delayed(x: np.ndarray, samples: int, gain: float = 1.0) -> np.ndarray:
+    return np.concatenate([np.zeros((1, samples), np.float32), gain * x], axis=1)
+
+
+def test_delay_beyond_the_window_is_not_shifted_and_says_so(rng):
     ref = rng.standard_normal((1, 20000)).astype(np.float32)
-    deg = np.concatenate([np.zeros((1, 3000), np.float32), ref], axis=1)  # 68 ms > 50 ms window
-    assert abs(audio.estimate_delay(ref, deg, 44100)) <= round(0.05 * 44100)
-    assert audio.estimate_delay(ref, deg, 44100, max_delay_s=0.1) == 3000
+    deg = _delayed(ref, 3000)  # 68 ms > the 50 ms window
+    outside = audio.estimate_delay(ref, deg, 44100)
+    assert outside.samples == 0 and not outside.reliable and "not shifted" in outside.note
+    assert outside.confidence < 0.1  # the normalised correlation of unrelated noise is small
+    r, d, info = audio.align(ref, deg, 44100)
+    assert info.delay_samples == 0 and info.trimmed_degraded == 3000  # only the length is matched
+    wider = audio.estimate_delay(ref, deg, 44100, max_delay_s=0.1)
+    assert wider.samples == 3000 and wider.reliable and wider.confidence == pytest.approx(1.0, abs=1e-6)
+
+
+def test_polarity_inverted_copy_is_found_at_its_delay_with_negative_polarity(demo_clip):
+    x, rate = demo_clip
+    x = x[:1]
+    estimate = audio.estimate_delay(x, _delayed(x, 128, gain=-0.5), rate)
+    assert (estimate.samples, estimate.polarity, estimate.reliable) == (128, -1, True)
+    assert estimate.confidence == pytest.approx(1.0, abs=1e-6)  # normalised: gain and sign do not matter
+
+
+def test_200ms_delay_of_music_has_no_reliable_peak_within_50ms():
+    # A held guitar chord correlates with itself 200 ms later (|r| about 0.4 inside the ±50 ms window), but no
+    # lag stands out: the old estimator shifted by a wrong delay here.
+    clip = audio.load(DEMO / "music_guit_em9.flac", channel_policy="mono")
+    x = clip.samples[:, : clip.sample_rate]
+    estimate = audio.estimate_delay(x, _delayed(x, int(0.2 * clip.sample_rate)), clip.sample_rate)
+    assert estimate.samples == 0 and not estimate.reliable
+    assert 0.3 < estimate.confidence < 0.6 and estimate.peak_ratio < audio.MIN_PEAK_RATIO
+    assert "no distinct delay within ±50 ms" in estimate.note
+
+
+def test_unrelated_or_silent_signals_are_not_shifted(rng):
+    ref = rng.standard_normal((1, 8000)).astype(np.float32)
+    noise = audio.estimate_delay(ref, rng.standard_normal((1, 8000)).astype(np.float32), 8000)
+    assert noise.samples == 0 and "no reliable delay" in noise.note
+    silent = audio.estimate_delay(ref, np.zeros((1, 8000), np.float32), 8000)
+    assert silent.samples == 0 and "silent" in silent.note
 
 
 def test_detect_clipping_counts_by_hand():

@@ -155,6 +155,34 @@ def normalize_loudness(x: np.ndarray, sample_rate: int, target_lufs: float = -23
 
 # --- alignment ----------------------------------------------------------------------------------
 
+MIN_DELAY_CONFIDENCE = 0.3  # peak |normalised cross-correlation| below this: no reliable delay
+MIN_PEAK_RATIO = 1.1  # the peak must exceed every value more than PEAK_SEPARATION_S away by this factor
+PEAK_SEPARATION_S = 0.001
+
+
+@dataclass(frozen=True)
+class DelayEstimate:
+    """A cross-correlation delay estimate and how far it can be trusted.
+
+    Attributes:
+        samples: delay to compensate, > 0 when the degraded signal lags; 0 when the peak is not reliable.
+        polarity: sign of the correlation at the peak (-1: the degraded signal is inverted).
+        confidence: ``|normalised cross-correlation|`` at the peak, in [0, 1] (1: a scaled, shifted copy).
+        peak_ratio: the peak over the largest value more than 1 ms away from it (1: no distinct peak).
+        note: why the estimate was not used (``None`` when it is reliable).
+    """
+
+    samples: int
+    polarity: int
+    confidence: float
+    peak_ratio: float
+    note: str | None = None
+
+    @property
+    def reliable(self) -> bool:
+        return self.note is None
+
+
 @dataclass(frozen=True)
 class Alignment:
     """What :func:`align` did: ``delay_samples`` > 0 means the degraded signal lags the reference."""
@@ -171,27 +199,53 @@ class Alignment:
 
 
 def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
-                   max_delay_s: float = DEFAULT_MAX_DELAY_S) -> int:
-    """Lag (samples) that maximises the cross-correlation of the mono mixes within ``±max_delay_s``.
+                   max_delay_s: float = DEFAULT_MAX_DELAY_S) -> DelayEstimate:
+    """Lag that maximises the magnitude of the normalised cross-correlation of the mono mixes.
 
-    Positive: ``degraded`` is late, i.e. ``degraded[n + d] ≈ reference[n]``.
+    ``r(τ) = Σ_n d[n + τ] x[n] / (‖x‖ ‖d‖)`` over ``|τ| ≤ max_delay_s``; the magnitude is used so that a
+    polarity-inverted copy is found at its true lag (its sign is returned as ``polarity``). The estimate is
+    reliable when ``|r|`` at the peak is at least 0.3, exceeds every value more than 1 ms away by 10 % (a
+    periodic or unrelated signal has no distinct peak) and does not lie on the edge of the search window (the
+    true delay may then be larger). Otherwise ``samples`` is 0 and ``note`` says why.
+
+    >>> x = np.random.default_rng(0).standard_normal(4000)
+    >>> e = estimate_delay(x, -np.concatenate([np.zeros(30), x]), 8000)
+    >>> (e.samples, e.polarity, round(e.confidence, 2), e.reliable)
+    (30, -1, 1.0, True)
     """
     import scipy.fft
 
-    r = as_2d(reference).mean(axis=0)
-    d = as_2d(degraded).mean(axis=0)
+    r = as_2d(reference).mean(axis=0, dtype=np.float64)
+    d = as_2d(degraded).mean(axis=0, dtype=np.float64)
     max_lag = int(round(max_delay_s * sample_rate))
+    energy = float(np.sqrt(np.dot(r, r) * np.dot(d, d)))
+    if energy == 0.0:
+        return DelayEstimate(0, 1, 0.0, 1.0, "a signal is silent: delay not estimated")
     nfft = scipy.fft.next_fast_len(len(r) + len(d) - 1, real=True)
     xc = scipy.fft.irfft(scipy.fft.rfft(d, nfft) * np.conj(scipy.fft.rfft(r, nfft)), nfft)
     lags = np.arange(-max_lag, max_lag + 1)
-    valid = (lags < len(d)) & (lags > -len(r))
-    lags = lags[valid]
-    values = xc[lags % nfft]
-    if not np.any(values):
-        return 0
+    lags = lags[(lags < len(d)) & (lags > -len(r))]
+    values = xc[lags % nfft] / energy
+    magnitude = np.abs(values)
     # ties (e.g. periodic signals) go to the smallest |lag|
-    best = np.flatnonzero(values == values.max())
-    return int(lags[best[np.argmin(np.abs(lags[best]))]])
+    best = np.flatnonzero(magnitude == magnitude.max())
+    i = int(best[np.argmin(np.abs(lags[best]))])
+    lag, confidence = int(lags[i]), float(magnitude[i])
+    polarity = -1 if values[i] < 0 else 1
+    far = np.abs(lags - lag) > PEAK_SEPARATION_S * sample_rate
+    ratio = float(confidence / magnitude[far].max()) if np.any(far) and magnitude[far].max() > 0 else np.inf
+    window = f"±{1000 * max_delay_s:g} ms"
+    note = None
+    if confidence < MIN_DELAY_CONFIDENCE:
+        note = f"no reliable delay within {window} (peak |r| = {confidence:.3f} < {MIN_DELAY_CONFIDENCE})"
+    elif ratio < MIN_PEAK_RATIO:
+        note = (f"no distinct delay within {window} (peak |r| = {confidence:.3f} at {lag} samples is only "
+                f"{ratio:.3f}x the next peak)")
+    elif abs(lag) == max_lag:
+        note = f"the peak lies on the edge of the {window} window: the delay may be larger"
+    if note is not None:
+        note += "; not shifted"
+    return DelayEstimate(0 if note else lag, polarity, confidence, ratio, note)
 
 
 def align(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
@@ -200,11 +254,12 @@ def align(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
     """Compensate the delay of ``degraded`` and trim both signals to their common length.
 
     Args:
-        delay: use this delay instead of estimating it (samples, sign as in :func:`estimate_delay`).
+        delay: use this delay instead of estimating it (samples, sign as in :func:`estimate_delay`); an
+            estimate that is not reliable shifts nothing.
     """
     ref, deg = as_2d(reference), as_2d(degraded)
     if delay is None:
-        delay = estimate_delay(ref, deg, sample_rate, max_delay_s)
+        delay = estimate_delay(ref, deg, sample_rate, max_delay_s).samples
     if delay >= 0:
         deg_shifted, ref_shifted = deg[:, delay:], ref
     else:

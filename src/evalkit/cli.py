@@ -1,26 +1,44 @@
 """``evalkit`` command line: parse, call the library, print. Bad input ends with one line and exit code 2."""
 
+# Imports of evalkit's modules (and through them numpy, torch, scipy, pandas) happen inside the commands that
+# need them, so that `evalkit --help` and the list commands start at once (tests/test_cli_startup.py).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
-
-from evalkit.audio import AudioError
-from evalkit.codecs.spec import SpecError
-from evalkit.codecs.weights import WeightsNotFound
-from evalkit.listening.errors import ListenError
-from evalkit.metrics.registry import UnknownMetric
-from evalkit.runner.config import ConfigError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
+# Exceptions that mean bad user input, as (module, class): looked up only once one is raised, so that this
+# module imports none of them.
+USER_ERRORS = (("evalkit.audio", "AudioError"), ("evalkit.codecs.spec", "SpecError"),
+               ("evalkit.codecs.weights", "WeightsNotFound"), ("evalkit.metrics.registry", "UnknownMetric"),
+               ("evalkit.runner.config", "ConfigError"), ("evalkit.listening.errors", "ListenError"))
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The user-error classes of the modules imported so far (one not imported cannot have been raised)."""
+    found: list[type[BaseException]] = [FileNotFoundError]
+    for module, name in USER_ERRORS:
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
+
+
+def _print_json(value: object) -> None:
+    import json
+
+    print(json.dumps(value, indent=1, default=str))
+
 
 def _codecs_list(args: argparse.Namespace) -> int:
-    from evalkit.codecs.catalog import render_catalog
+    from evalkit.codecs.catalog import catalog_records, render_catalog
 
+    if args.json:
+        _print_json(catalog_records())
+        return 0
     print(render_catalog(), end="")
     return 0
 
@@ -29,6 +47,10 @@ def _weights_status(args: argparse.Namespace) -> int:
     from evalkit.codecs.weights import WEIGHTS_ENV, status
 
     rows = status()
+    if args.json:
+        _print_json([{"name": r.name, "filename": r.filename, "path": str(r.path) if r.path else None,
+                      "checksum": r.checksum} for r in rows])
+        return 0
     for row in rows:
         where = f"{row.path} ({row.checksum} checksum)" if row.path else "MISSING"
         print(f"{row.name:<18} {row.filename:<34} {where}")
@@ -40,6 +62,7 @@ def _weights_status(args: argparse.Namespace) -> int:
 
 
 def _weights_fetch(args: argparse.Namespace) -> int:
+    from evalkit.codecs.spec import SpecError
     from evalkit.codecs.weights import get_entry
 
     try:
@@ -64,15 +87,23 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _metrics_list(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from evalkit.metrics import ALL_INFO
 
+    if args.json:
+        _print_json([{**asdict(info), "library_version": info.library_version()} for info in ALL_INFO.values()])
+        return 0
     for info in ALL_INFO.values():
-        rate = f"{info.sample_rate} Hz" if info.sample_rate else "reference rate"
+        rate = " or ".join(f"{r} Hz" for r in info.rates) if info.sample_rate else "reference rate"
+        if info.fallback_rates:
+            rate += " (the highest the input reaches)"
         direction = "higher is better" if info.higher_is_better else "lower is better"
         print(f"{info.name}: {info.variant}")
         print(f"    kind {info.kind}, unit {info.unit}, {direction}, {rate}, min {info.min_duration_s:g} s, "
               f"channels {info.channels}")
-        print(f"    {info.library} {info.library_version()}; v{info.version}; {info.paper}")
+        print(f"    {info.library} {info.library_version()}; v{info.version}; {info.paper}"
+              + ("; aligns internally" if info.aligns_internally else ""))
     return 0
 
 
@@ -82,6 +113,7 @@ def _score(args: argparse.Namespace) -> int:
 
     from evalkit import audio as audio_lib
     from evalkit.metrics import Reference, applicable_metrics, get_metrics, score_pair
+    from evalkit.metrics.score import preparation_notes
 
     ref = audio_lib.load(args.reference)
     deg = audio_lib.load(args.degraded)
@@ -92,6 +124,9 @@ def _score(args: argparse.Namespace) -> int:
     for r in results:
         if r.reason:
             print(f"evalkit: {r.metric}: NaN ({r.reason})", file=sys.stderr)
+    for line in preparation_notes(ref.samples.shape[1] / ref.sample_rate, deg.samples.shape[1] / deg.sample_rate,
+                                  results):
+        print(f"evalkit: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps({r.metric: (None if math.isnan(r.value) else r.value) for r in results}))
         return 0
@@ -100,8 +135,9 @@ def _score(args: argparse.Namespace) -> int:
         p = r.preparation
         value = "NaN" if math.isnan(r.value) else f"{r.value:.4f}"
         rate = f"{p.rate}" if p else "-"
-        delay = f"{p.delay_ms:.2f}" if p else "-"
-        notes = r.reason or (p.channels + (f", resampled ({p.resampler})" if p and p.resampler else ""))
+        delay = "-" if not p else "metric" if p.aligned_by == "metric" else f"{p.delay_ms:.2f}"
+        notes = r.reason or (p.channels + (f", resampled ({p.resampler})" if p and p.resampler else "")
+                             + (", aligned by the metric" if p and p.aligned_by == "metric" else ""))
         print(f"{r.metric:<18} {value:>10}  {r.unit:<36} {rate:>6} {delay:>8}  {notes}")
     return 0
 
@@ -109,7 +145,8 @@ def _score(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from evalkit.runner import load_config, run_evaluation
+    from evalkit.logs import log_to_file
+    from evalkit.runner import ConfigError, load_config, run_evaluation
     from evalkit.runner.run import RunInterrupted, output_lock
 
     config, specs = load_config(args.config)
@@ -121,21 +158,13 @@ def _run(args: argparse.Namespace) -> int:
     config = config.model_copy(update=updates)
     output = Path(config.output)
     with output_lock(output):  # creates the folder; exit 2 when unwritable or used by another run
-        file_handler = logging.FileHandler(output / "run.log")
-        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        file_handler.setLevel(logging.INFO)
-        logger = logging.getLogger("evalkit")
-        logger.addHandler(file_handler)
-        logger.setLevel(logging.INFO)
+        log_to_file(output / "run.log")  # third-party chatter and warnings included
         try:
             report = run_evaluation(config, specs, executor=args.executor, scheduler=args.scheduler,
                                     fresh=args.fresh)
         except RunInterrupted as exc:
             print(exc, file=sys.stderr)
             return EXIT_INTERRUPTED
-        finally:
-            logger.removeHandler(file_handler)
-            file_handler.close()
     print(report.summary_table)
     if report.speed_table:
         print()
@@ -188,6 +217,7 @@ def _listen_serve(args: argparse.Namespace) -> int:
 def _listen_analyze(args: argparse.Namespace) -> int:
     import json
 
+    from evalkit.listening.errors import ListenError
     from evalkit.listening.report import analyze_test_dir, format_report, load_ratings_csv, mushra_report
 
     if (args.test_dir is None) == (args.ratings is None):
@@ -202,20 +232,27 @@ def _listen_analyze(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalkit", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, third-party warnings and log lines included")
     sub = parser.add_subparsers(dest="command", required=True)
 
     codecs = sub.add_parser("codecs", help="codec families").add_subparsers(dest="action", required=True)
-    codecs.add_parser("list", help="every family, its parameters and bitrates").set_defaults(func=_codecs_list)
+    codecs_list = codecs.add_parser("list", help="every family, its parameters and bitrates")
+    codecs_list.add_argument("--json", action="store_true", help="one JSON list of families")
+    codecs_list.set_defaults(func=_codecs_list)
 
     weights = sub.add_parser("weights", help="pretrained weights").add_subparsers(dest="action", required=True)
-    weights.add_parser("status", help="where each model's weights are").set_defaults(func=_weights_status)
+    weights_status = weights.add_parser("status", help="where each model's weights are")
+    weights_status.add_argument("--json", action="store_true", help="one JSON list of models")
+    weights_status.set_defaults(func=_weights_status)
     fetch = weights.add_parser("fetch", help="download one model's weights (needs internet)")
     fetch.add_argument("name", help="model name as listed by `evalkit weights status`")
     fetch.set_defaults(func=_weights_fetch)
 
     metrics = sub.add_parser("metrics", help="objective metrics").add_subparsers(dest="action", required=True)
-    metrics.add_parser("list", help="the metric registry with metadata").set_defaults(func=_metrics_list)
+    metrics_list = metrics.add_parser("list", help="the metric registry with metadata")
+    metrics_list.add_argument("--json", action="store_true", help="one JSON list of metric metadata")
+    metrics_list.set_defaults(func=_metrics_list)
 
     score = sub.add_parser("score", help="score one degraded file against its reference")
     score.add_argument("reference", help="reference audio file (any rate)")
@@ -282,13 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    from evalkit.logs import configure_console
+
+    configure_console(args.verbose)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (AudioError, SpecError, WeightsNotFound, UnknownMetric, ConfigError, ListenError,
-            FileNotFoundError) as exc:
+    except _user_errors() as exc:
         print(f"evalkit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head` and closed early

@@ -6,7 +6,7 @@ from pesq import pesq
 from pystoi import stoi
 
 from evalkit import audio
-from evalkit.metrics import Reference, get_metric, score_pair
+from evalkit.metrics import Reference, applicable_metrics, get_metric, score_pair
 from tests.conftest import DEMO
 
 
@@ -22,14 +22,26 @@ def _one(name, ref, deg, rate):
     return score_pair(Reference(ref, rate), deg, rate, [get_metric(name)])[0]
 
 
-@pytest.mark.parametrize("name,mode,rate", [("pesq_wb", "wb", 16000), ("pesq_nb", "nb", 8000)])
-def test_pesq_equals_direct_call(speech, name, mode, rate):
+@pytest.mark.parametrize("name,mode", [("pesq_wb", "wb"), ("pesq_nb", "nb")])
+def test_pesq_equals_direct_call_at_16khz(speech, name, mode):
     ref, deg, sr = speech
-    r16, d16 = audio.resample(ref, sr, rate)[0], audio.resample(deg, sr, rate)[0]
+    r16, d16 = audio.resample(ref, sr, 16000)[0], audio.resample(deg, sr, 16000)[0]
     result = _one(name, ref, deg, sr)
-    assert result.value == pytest.approx(pesq(rate, r16.astype(float), d16.astype(float), mode), abs=1e-6)
-    assert result.preparation.rate == rate and result.preparation.resampler.startswith("soxr")
+    assert result.value == pytest.approx(pesq(16000, r16.astype(float), d16.astype(float), mode), abs=1e-6)
+    assert result.preparation.rate == 16000 and result.preparation.resampler.startswith("soxr")
     assert 1.0 < result.value < 4.7
+
+
+def test_pesq_nb_runs_at_8khz_below_16khz(speech):
+    ref, deg, sr = speech
+    r8, d8 = audio.resample(ref, sr, 8000), audio.resample(deg, sr, 8000)
+    result = _one("pesq_nb", r8, d8, 8000)
+    assert result.preparation.rate == 8000 and result.preparation.resampler is None
+    assert result.value == pytest.approx(pesq(8000, r8[0].astype(float), d8[0].astype(float), "nb"), abs=1e-6)
+    r11 = audio.resample(ref, sr, 11025)  # 11.025 kHz reaches 8 kHz only
+    assert _one("pesq_nb", r11, r11, 11025).preparation.rate == 8000
+    assert "pesq_nb" in {m.info.name for m in applicable_metrics(8000)}
+    assert "pesq_wb" not in {m.info.name for m in applicable_metrics(8000)}
 
 
 @pytest.mark.parametrize("name,extended", [("stoi", False), ("estoi", True)])

@@ -21,10 +21,33 @@ def test_mismatched_rates_resample_degraded_to_reference_rate():
 def test_delay_is_estimated_once_and_compensated(rng):
     ref = (0.2 * rng.standard_normal((1, 44100))).astype(np.float32)
     delayed = np.concatenate([np.zeros((1, 441), np.float32), ref], axis=1)  # 10 ms late
-    results = score_pair(Reference(ref, 44100), delayed, 44100, get_metrics(["si_sdr", "pesq_wb"]))
-    assert results[0].preparation.delay_samples == 441 and results[0].preparation.delay_ms == pytest.approx(10)
-    assert results[1].preparation.delay_samples == 160  # the same delay at PESQ's 16 kHz
-    assert results[0].value > 100 and results[0].preparation.trimmed_degraded == 441
+    results = score_pair(Reference(ref, 44100), delayed, 44100, get_metrics(["si_sdr", "stoi", "pesq_wb"]))
+    si, stoi, pesq = (r.preparation for r in results)
+    assert si.delay_samples == 441 and si.delay_ms == pytest.approx(10) and si.aligned_by == "evalkit"
+    assert stoi.delay_samples == 100  # the same delay at STOI's 10 kHz
+    assert results[0].value > 100 and si.trimmed_degraded == 441
+    assert si.delay_confidence == pytest.approx(1.0, abs=1e-4) and si.delay_note is None and si.polarity == 1
+    # PESQ aligns by itself: the whole signals at 16 kHz, nothing shifted or trimmed
+    assert pesq.aligned_by == "metric" and pesq.delay_samples == 0 and pesq.trimmed_degraded == 0
+    assert (pesq.reference_samples, pesq.degraded_samples) == (16000, 16160)
+
+
+def test_degraded_is_resampled_once_per_rate(rng, monkeypatch):
+    from evalkit.metrics import prepare
+
+    calls = []
+    real = prepare.audio_lib.resample
+
+    def counting(x, sr_in, sr_out):
+        calls.append((x.shape, sr_in, sr_out))
+        return real(x, sr_in, sr_out)
+
+    monkeypatch.setattr(prepare.audio_lib, "resample", counting)
+    ref = (0.2 * rng.standard_normal((1, 44100))).astype(np.float32)
+    names = ["si_sdr", "mel_distance_22k", "stoi", "estoi", "pesq_wb", "pesq_nb", "visqol_speech"]
+    score_pair(Reference(ref, 44100), ref * 0.5, 44100, get_metrics(names))
+    targets = [sr_out for _, sr_in, sr_out in calls if sr_in != sr_out]
+    assert sorted(targets) == sorted([22050, 10000, 16000] * 2)  # reference and degraded, once per rate each
 
 
 def test_mono_stereo_mismatch_downmixes_both(rng):

@@ -5,7 +5,7 @@ from audiotools import AudioSignal
 from audiotools.metrics.spectral import MelSpectrogramLoss, MultiScaleSTFTLoss
 
 from evalkit.metrics import Reference, get_metric, score_pair
-from evalkit.metrics.spectral import MEL_BANDS, MEL_WINDOWS, mel_distance, stft_distance
+from evalkit.metrics.spectral import MEL_BANDS, MEL_WINDOWS, mel_distance, mel_filters, stft_distance
 
 # DAC's configuration (conf/base.yml). Trap: mel_fmin/mel_fmax default to 2-entry lists that zip() with the
 # scales, silently computing 2 scales unless given 7 entries.
@@ -22,6 +22,15 @@ def _pair(rng, channels, rate, seconds=0.5):
 
 def _signal(x, rate):
     return AudioSignal(torch.from_numpy(x)[None], rate)
+
+
+@pytest.mark.parametrize("rate", [44100, 22050, 16000])
+def test_mel_filters_equal_librosa(rate):
+    import librosa
+
+    for window, bands in zip(MEL_WINDOWS, MEL_BANDS, strict=True):
+        expected = librosa.filters.mel(sr=rate, n_fft=window, n_mels=bands, fmin=0.0, fmax=None)
+        np.testing.assert_allclose(mel_filters(rate, window, bands).numpy(), expected, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("channels", [1, 2])

@@ -8,8 +8,7 @@
 
 from __future__ import annotations
 
-import torch
-
+from evalkit._lazy import torch
 from evalkit.codecs import anchors, dac, encodec, klt, qincodec
 from evalkit.codecs.base import AudioTransform, Codec, Encoded, Reconstruction, ReconstructionReport
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param, SpecError, split_spec

@@ -14,9 +14,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import torch
-from scipy import signal
 
+from evalkit._lazy import torch
 from evalkit.audio import AudioError
 from evalkit.codecs.base import AudioTransform, ProcessContext
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
@@ -27,6 +26,8 @@ STOPBAND_ATTENUATION_DB = 60.0
 @lru_cache(maxsize=32)
 def design_lowpass(cutoff_hz: float, sample_rate: int) -> np.ndarray:
     """Odd-length linear-phase FIR taps: passband ≤ ``cutoff_hz``, stop band from ``8/7 · cutoff_hz``."""
+    from scipy import signal
+
     nyquist = sample_rate / 2
     stop_hz = min(cutoff_hz * 8 / 7, nyquist)
     width = (stop_hz - cutoff_hz) / nyquist
@@ -38,6 +39,8 @@ def design_lowpass(cutoff_hz: float, sample_rate: int) -> np.ndarray:
 
 def lowpass(x: np.ndarray, cutoff_hz: float, sample_rate: int) -> np.ndarray:
     """Zero-delay FIR low-pass of ``[..., samples]``; output has the input's length."""
+    from scipy import signal
+
     taps = design_lowpass(float(cutoff_hz), int(sample_rate))
     delay = (len(taps) - 1) // 2
     y = signal.oaconvolve(x, taps.reshape((1,) * (x.ndim - 1) + (-1,)), mode="full", axes=-1)

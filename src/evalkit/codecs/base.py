@@ -22,9 +22,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from evalkit import audio as audio_lib
+from evalkit._lazy import torch
 from evalkit.audio import AudioError, ChannelPolicy
 from evalkit.codecs.spec import CodecSpec
 
@@ -109,7 +109,15 @@ class AudioTransform(ABC):
 
     def __init__(self, spec: CodecSpec, device: str | torch.device = "auto"):
         self.spec = spec
-        self.device = resolve_device(device)
+        self._device_request = device
+        self._device: torch.device | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """The device the model runs on, resolved on first use (so describing a codec never imports torch)."""
+        if self._device is None:
+            self._device = resolve_device(self._device_request)
+        return self._device
 
     # --- static description --------------------------------------------------------------------
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from evalkit.codecs import FAMILIES, build_codec
 from evalkit.codecs.base import Codec
@@ -47,6 +47,18 @@ def variants(family: CodecFamily) -> list[VariantRow]:
             frame_rate=codec.frame_rate if is_codec else None,
             num_codebooks=codec.num_codebooks if is_codec else None))
     return rows
+
+
+def catalog_records() -> list[dict]:
+    """Every family as a JSON-ready record: name, description, parameters and one row per sweep value."""
+    records = []
+    for family in FAMILIES.values():
+        params = [{"name": p.name, "type": p.kind.__name__, "default": p.default, "help": p.help,
+                   "choices": list(p.choices) if p.choices is not None else None, "minimum": p.minimum,
+                   "maximum": p.maximum, "sweep": p.sweep} for p in family.params]
+        records.append({"name": family.name, "description": family.description, "params": params,
+                        "variants": [asdict(row) for row in variants(family)]})
+    return records
 
 
 def render_catalog() -> str:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-
+from evalkit._lazy import torch
 from evalkit.codecs.base import Encoded
 from evalkit.codecs.rvq import PretrainedRvqCodec, weights_params
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param

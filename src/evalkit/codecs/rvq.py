@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
-
+from evalkit._lazy import torch
 from evalkit.codecs.base import Codec, Encoded
 from evalkit.codecs.spec import CodecSpec, Param
 

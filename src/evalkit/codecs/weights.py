@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -25,9 +26,17 @@ class WeightsNotFound(FileNotFoundError):
 
 
 def torch_hub_checkpoints() -> Path:
-    import torch.hub
+    """torch hub's ``checkpoints/`` folder, found without importing torch when it is not imported yet.
 
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    torch puts its hub in ``$TORCH_HOME/hub``, ``$TORCH_HOME`` defaulting to ``$XDG_CACHE_HOME/torch`` and
+    ``$XDG_CACHE_HOME`` to ``~/.cache``; once torch is loaded its own answer (``torch.hub.set_dir``) counts.
+    """
+    hub = sys.modules.get("torch.hub")
+    if hub is not None:
+        return Path(hub.get_dir()) / "checkpoints"
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    home = os.path.expanduser(os.environ.get("TORCH_HOME", os.path.join(cache, "torch")))
+    return Path(home) / "hub" / "checkpoints"
 
 
 def descript_cache() -> Path:

@@ -12,7 +12,7 @@ from evalkit.metrics import codebook
 from evalkit.metrics.asr import DeltaWer, TranscriptError
 from evalkit.metrics.dnsmos import Dnsmos
 from evalkit.metrics.intrusive import Pesq, Stoi, Visqol
-from evalkit.metrics.prepare import Preparation, Reference
+from evalkit.metrics.prepare import Degraded, Preparation, Reference
 from evalkit.metrics.registry import Metric, MetricInfo, MetricKind, UnknownMetric, build_registry
 from evalkit.metrics.score import MetricResult, score_pair
 from evalkit.metrics.sisdr import SiSdr
@@ -46,15 +46,16 @@ def get_metrics(names: Iterable[str]) -> list[Metric]:
 
 
 def applicable_metrics(*sample_rates: int, category: str | None = None) -> list[Metric]:
-    """Metrics whose native rate the inputs can feed without large upsampling (rate ≥ 0.9 × native):
-    44.1 kHz input gets ViSQOL audio (48 kHz); 16 kHz input gets neither ViSQOL audio nor 44.1 kHz mel.
-    Metrics meant for one kind of content (``info.applies_to``, e.g. the speech metrics) need that ``category``."""
+    """Metrics whose native rate (the lowest, for metrics with fallback rates) the inputs can feed without large
+    upsampling (rate ≥ 0.9 × native): 44.1 kHz input gets ViSQOL audio (48 kHz); 16 kHz input gets neither
+    ViSQOL audio nor 44.1 kHz mel; 8 kHz input still gets narrowband PESQ. Metrics meant for one kind of content
+    (``info.applies_to``, e.g. the speech metrics) need that ``category``."""
     lowest = min(sample_rates)
     return [m for m in PAIR_METRICS.values()
-            if (m.info.sample_rate is None or lowest >= APPLICABLE_RATE_RATIO * m.info.sample_rate)
+            if (m.info.sample_rate is None or lowest >= APPLICABLE_RATE_RATIO * min(m.info.rates))
             and m.info.applies_to in (None, category)]
 
 
-__all__ = ["ALL_INFO", "CORPUS_METRICS", "PAIR_METRICS", "Metric", "MetricInfo", "MetricKind", "MetricResult",
-           "Preparation", "Reference", "UnknownMetric", "applicable_metrics", "get_metric", "get_metrics",
-           "score_pair"]
+__all__ = ["ALL_INFO", "CORPUS_METRICS", "PAIR_METRICS", "Degraded", "Metric", "MetricInfo", "MetricKind",
+           "MetricResult", "Preparation", "Reference", "UnknownMetric", "applicable_metrics", "get_metric",
+           "get_metrics", "score_pair"]

@@ -1,44 +1,55 @@
 """Library-backed perceptual metrics: PESQ (ITU-T P.862), STOI/ESTOI, ViSQOL v3.
 
 Each wraps its reference implementation unchanged, on signals evalkit prepared (resampled with soxr to the
-metric's rate, mono, aligned, equal length). Every library failure becomes NaN with the library's reason:
-no sentinel values (PESQ's 1.0 or STOI's 1e-5 fallbacks are reported as failures).
+metric's rate, mono). PESQ and ViSQOL align the pair themselves (P.862's time alignment, ViSQOL's global and
+patch alignment), so they get both whole signals, neither shifted nor trimmed by evalkit: on files at their
+rate their values equal the libraries' own calls on those files. STOI gets the pair aligned and trimmed.
+Every library failure becomes NaN with the library's reason: no sentinel values (PESQ's 1.0 or STOI's 1e-5
+fallbacks are reported as failures).
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from evalkit.logs import captured_stderr
 from evalkit.metrics.registry import ChannelMode, Metric, MetricFailure, MetricInfo, MetricKind
+
+log = logging.getLogger(__name__)
 
 PESQ_MIN_S = 0.85
 
 
 class Pesq(Metric):
-    """PESQ MOS-LQO: wideband (P.862.2) at 16 kHz or narrowband (P.862.1 mapping) at 8 kHz."""
+    """PESQ MOS-LQO: wideband (P.862.2) at 16 kHz, or narrowband (P.862 with the P.862.1 mapping) at 16 kHz
+    when the pair reaches 16 kHz and at 8 kHz otherwise (P.862 defines narrowband at both rates; published
+    narrowband numbers on 16 kHz data call ``pesq(16000, ref, deg, "nb")``)."""
 
     def __init__(self, mode: str):
         wide = mode == "wb"
         self.mode = mode
         self.info = MetricInfo(
-            name=f"pesq_{mode}", variant="wideband P.862.2, 16 kHz" if wide else "narrowband P.862.1, 8 kHz",
-            kind=MetricKind.REFERENCE, unit="MOS-LQO", higher_is_better=True,
-            sample_rate=16_000 if wide else 8_000, min_duration_s=PESQ_MIN_S, channels=ChannelMode.MONO,
-            library="pesq", paper="ITU-T P.862 (2001), P.862.2 (2007)",
-            description="perceptual evaluation of speech quality", value_range=(1.0, 4.64 if wide else 4.55))
+            name=f"pesq_{mode}", variant="wideband P.862.2, 16 kHz" if wide else "narrowband P.862.1, 16 or 8 kHz",
+            kind=MetricKind.REFERENCE, unit="MOS-LQO", higher_is_better=True, sample_rate=16_000,
+            min_duration_s=PESQ_MIN_S, channels=ChannelMode.MONO, library="pesq",
+            paper="ITU-T P.862 (2001), P.862.2 (2007)", description="perceptual evaluation of speech quality",
+            value_range=(1.0, 4.64 if wide else 4.55), version="2", aligns_internally=True,
+            fallback_rates=() if wide else (8_000,))
 
-    def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
+    def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any],
+                rate: int | None = None) -> float:
         import pesq
 
         ref, deg = reference[0].astype(np.float64), degraded[0].astype(np.float64)
         if not np.any(ref):
             raise MetricFailure("reference is silent")
         try:
-            return float(pesq.pesq(self.info.sample_rate, ref, deg, self.mode))
+            return float(pesq.pesq(rate or self.info.sample_rate, ref, deg, self.mode))
         except (pesq.PesqError, ValueError) as exc:  # ValueError: pesq's own NaN on silent degraded input
             raise MetricFailure(f"pesq: {type(exc).__name__}: {exc}") from exc
 
@@ -76,7 +87,8 @@ def _visqol_api(mode: str):
     from visqol import VisqolApi
 
     api = VisqolApi()
-    api.create(mode=mode)  # speech mode uses the lattice model (ai-edge-litert), as C++ ViSQOL's default
+    with captured_stderr(log):  # TFLite announces its XNNPACK delegate on stderr
+        api.create(mode=mode)  # speech mode uses the lattice model (ai-edge-litert), as C++ ViSQOL's default
     return api
 
 
@@ -92,7 +104,7 @@ class Visqol(Metric):
             sample_rate=48_000 if audio else 16_000, min_duration_s=0.5, channels=ChannelMode.MONO,
             library="visqol-python", paper="Chinen et al., ViSQOL v3, QoMEX 2020",
             description="virtual speech/audio quality objective listener (order: reference, degraded)",
-            value_range=(1.0, 5.0))
+            value_range=(1.0, 5.0), version="2", aligns_internally=True)
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         if not np.any(reference):

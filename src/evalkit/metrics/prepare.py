@@ -1,13 +1,17 @@
 """Preparing a (reference, degraded) pair the same way for every metric.
 
-Both signals are resampled with the one resampler to the metric's declared rate, the channel policy is
-applied, the degraded signal's delay is compensated (estimated once per pair, ±50 ms) and both are trimmed
-to their common length. :class:`Preparation` records all of it next to the value. A :class:`Reference`
-keeps each rate's resampled reference, so scoring many codec variants against one item resamples it once.
+Both signals are resampled with the one resampler to the metric's rate and the channel policy is applied. For
+metrics that do not align by themselves, the degraded signal's delay is compensated (estimated once per pair,
+±50 ms, only when the cross-correlation has a reliable peak) and both are trimmed to their common length;
+metrics that align internally (ViSQOL, PESQ: ``info.aligns_internally``) get both whole signals, as their own
+command-line tools would. :class:`Preparation` records all of it next to the value. A :class:`Reference` keeps
+each rate's resampled reference, so scoring many codec variants against one item resamples it once; a
+:class:`Degraded` does the same for one decoded signal and the metrics of one unit.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +21,23 @@ from evalkit import audio as audio_lib
 from evalkit.metrics.registry import ChannelMode, MetricInfo
 
 
+class AlignedBy(enum.StrEnum):
+    EVALKIT = "evalkit"  # delay compensated (when reliable) and trimmed by evalkit
+    METRIC = "metric"  # whole signals passed on: the metric aligns them itself
+
+
 @dataclass(frozen=True)
 class Preparation:
-    """What was done to the pair before the metric saw it."""
+    """What was done to the pair before the metric saw it.
+
+    Attributes:
+        delay_samples: shift applied to the degraded signal at ``rate`` (0 when the metric aligns by itself or
+            no reliable delay was found).
+        length: samples the metric saw (the shorter signal's length when the metric aligns by itself).
+        reference_samples, degraded_samples: lengths at ``rate`` before any trimming.
+        polarity, delay_confidence, delay_note: the pair's delay estimate (see
+            :class:`evalkit.audio.DelayEstimate`); ``delay_note`` says why nothing was shifted.
+    """
 
     rate: int
     reference_rate: int
@@ -30,10 +48,22 @@ class Preparation:
     length: int
     trimmed_reference: int
     trimmed_degraded: int
+    aligned_by: AlignedBy = AlignedBy.EVALKIT
+    reference_samples: int = 0
+    degraded_samples: int = 0
+    polarity: int = 1
+    delay_confidence: float = 1.0
+    delay_note: str | None = None
 
     @property
     def delay_ms(self) -> float:
         return 1000.0 * self.delay_samples / self.rate
+
+
+def _resampled(copies: dict[int, np.ndarray], samples: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
+    if rate not in copies:
+        copies[rate] = audio_lib.resample(samples, sample_rate, rate)
+    return copies[rate]
 
 
 @dataclass
@@ -54,12 +84,28 @@ class Reference:
         self.samples = audio_lib.as_2d(self.samples)
 
     def at(self, rate: int) -> np.ndarray:
-        if rate not in self._resampled:
-            self._resampled[rate] = audio_lib.resample(self.samples, self.sample_rate, rate)
-        return self._resampled[rate]
+        """The reference resampled to ``rate`` (computed once per rate)."""
+        return _resampled(self._resampled, self.samples, self.sample_rate, rate)
 
     def cache(self, key: Any) -> dict:
         return self._caches.setdefault(key, {})
+
+
+@dataclass
+class Degraded:
+    """A degraded (decoded) signal and its per-rate resampled copies, shared by the metrics of one unit."""
+
+    samples: np.ndarray
+    sample_rate: int
+    source: str = "degraded"
+    _resampled: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.samples = audio_lib.as_2d(self.samples)
+
+    def at(self, rate: int) -> np.ndarray:
+        """The degraded signal resampled to ``rate`` (computed once per rate)."""
+        return _resampled(self._resampled, self.samples, self.sample_rate, rate)
 
 
 def channel_handling(ref: np.ndarray, deg: np.ndarray, mode: ChannelMode) -> tuple[np.ndarray, np.ndarray, str]:
@@ -74,34 +120,41 @@ def channel_handling(ref: np.ndarray, deg: np.ndarray, mode: ChannelMode) -> tup
     return ref, deg, "per-channel" if ref.shape[0] > 1 else "mono"
 
 
-def pair_delay(reference: Reference, degraded: np.ndarray, degraded_rate: int,
-               max_delay_s: float = audio_lib.DEFAULT_MAX_DELAY_S) -> int:
+def pair_delay(reference: Reference, degraded: Degraded,
+               max_delay_s: float = audio_lib.DEFAULT_MAX_DELAY_S) -> audio_lib.DelayEstimate:
     """Delay of ``degraded`` in samples at the reference's rate (estimated once per pair)."""
-    deg = audio_lib.resample(degraded, degraded_rate, reference.sample_rate)
+    deg = degraded.at(reference.sample_rate)
     return audio_lib.estimate_delay(reference.samples, deg, reference.sample_rate, max_delay_s)
 
 
-def prepare(reference: Reference, degraded: np.ndarray, degraded_rate: int, info: MetricInfo,
-            delay_at_reference_rate: int = 0) -> tuple[np.ndarray, np.ndarray, Preparation, tuple]:
-    """Resample, apply channel policy, align and trim. Returns both signals, the record, and a key that
-    identifies the prepared reference (for per-reference analysis caches)."""
-    rate = info.sample_rate or reference.sample_rate
-    ref = reference.at(rate)
-    deg = audio_lib.resample(degraded, degraded_rate, rate)
-    ref, deg, channels = channel_handling(ref, deg, info.channels)
-    resampled = reference.sample_rate != rate or degraded_rate != rate
-    if info.aligns_internally:  # whole signals: the reference (and its cache key) is the same for every variant
-        length = min(ref.shape[1], deg.shape[1])
-        prep = Preparation(rate=rate, reference_rate=reference.sample_rate, degraded_rate=degraded_rate,
-                           resampler=audio_lib.RESAMPLER if resampled else None, channels=channels,
-                           delay_samples=0, length=length, trimmed_reference=0, trimmed_degraded=0)
+def prepare(reference: Reference, degraded: Degraded, info: MetricInfo,
+            delay: audio_lib.DelayEstimate | None = None) -> tuple[np.ndarray, np.ndarray, Preparation, tuple]:
+    """Resample, apply the channel policy and (unless the metric aligns internally) align and trim.
+
+    Args:
+        delay: the pair's delay estimate at the reference's rate (``None``: no shift).
+
+    Returns:
+        Both signals ``[channels, samples]`` at the metric's rate, the record, and a key that identifies the
+        prepared reference (for per-reference analysis caches).
+    """
+    rate = info.rate_for(reference.sample_rate, degraded.sample_rate)
+    ref, deg, channels = channel_handling(reference.at(rate), degraded.at(rate), info.channels)
+    resampled = reference.sample_rate != rate or degraded.sample_rate != rate
+    common = dict(rate=rate, reference_rate=reference.sample_rate, degraded_rate=degraded.sample_rate,
+                  resampler=audio_lib.RESAMPLER if resampled else None, channels=channels,
+                  reference_samples=ref.shape[1], degraded_samples=deg.shape[1])
+    if delay is not None:
+        common.update(polarity=delay.polarity, delay_confidence=round(delay.confidence, 4),
+                      delay_note=delay.note)
+    if info.aligns_internally:  # whole signals: the metric finds the delay and the common part itself
+        prep = Preparation(delay_samples=0, length=min(ref.shape[1], deg.shape[1]), trimmed_reference=0,
+                           trimmed_degraded=0, aligned_by=AlignedBy.METRIC, **common)
         return ref, deg, prep, (info.name, rate, channels, 0, ref.shape[1])
-    delay = round(delay_at_reference_rate * rate / reference.sample_rate)
-    ref_a, deg_a, alignment = audio_lib.align(ref, deg, rate, delay=delay)
-    prep = Preparation(rate=rate, reference_rate=reference.sample_rate, degraded_rate=degraded_rate,
-                       resampler=audio_lib.RESAMPLER if resampled else None, channels=channels,
-                       delay_samples=alignment.delay_samples, length=alignment.length,
-                       trimmed_reference=alignment.trimmed_reference, trimmed_degraded=alignment.trimmed_degraded)
-    ref_start = -delay if delay < 0 else 0
-    key = (info.name, rate, channels, ref_start, alignment.length)
-    return ref_a, deg_a, prep, key
+    shift = round(delay.samples * rate / reference.sample_rate) if delay is not None else 0
+    ref_a, deg_a, alignment = audio_lib.align(ref, deg, rate, delay=shift)
+    prep = Preparation(delay_samples=alignment.delay_samples, length=alignment.length,
+                       trimmed_reference=alignment.trimmed_reference, trimmed_degraded=alignment.trimmed_degraded,
+                       **common)
+    ref_start = -shift if shift < 0 else 0
+    return ref_a, deg_a, prep, (info.name, rate, channels, ref_start, alignment.length)

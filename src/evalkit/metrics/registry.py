@@ -48,12 +48,14 @@ class MetricInfo:
         library: PyPI distribution that implements it (its installed version is recorded with each value).
         version: evalkit's version of this metric's definition; part of every cache key.
         aligns_internally: the metric gets both whole signals (resampled, channels mixed) without evalkit's
-            delay compensation and trimming: it aligns by itself or needs no alignment.
+            delay compensation and trimming: it aligns by itself (ViSQOL, PESQ) or needs no alignment.
         applies_to: the manifest ``category`` the metric is meant for (``"speech"``); ``metrics: applicable``
             runs it only on such items. ``None``: any audio.
         needs_text: the metric also needs the item's transcript (manifest column ``text``).
         dependencies: further PyPI distributions whose versions can change the value (recorded and keyed
             with the library's).
+        fallback_rates: lower rates the metric is also defined at, used (highest first) when the pair's
+            lower rate is below ``sample_rate``; such a metric's ``compute`` is given ``rate=``.
     """
 
     name: str
@@ -73,6 +75,26 @@ class MetricInfo:
     applies_to: str | None = None
     needs_text: bool = False
     dependencies: tuple[str, ...] = ()
+    fallback_rates: tuple[int, ...] = ()
+
+    @property
+    def rates(self) -> tuple[int, ...]:
+        """Every rate the metric runs at, highest first (empty: the reference's rate)."""
+        return () if self.sample_rate is None else (self.sample_rate, *self.fallback_rates)
+
+    def rate_for(self, reference_rate: int, degraded_rate: int) -> int:
+        """The rate a pair is prepared at: ``sample_rate``, or the highest fallback rate that the pair's lower
+        rate reaches (the lowest one when it reaches none); the reference's rate when ``sample_rate`` is None.
+
+        >>> info = MetricInfo("m", "", MetricKind.REFERENCE, "", True, 16_000, 0.0, ChannelMode.MONO, "", "", "",
+        ...                   fallback_rates=(8_000,))
+        >>> info.rate_for(44_100, 16_000), info.rate_for(44_100, 11_025), info.rate_for(8_000, 8_000)
+        (16000, 8000, 8000)
+        """
+        if self.sample_rate is None:
+            return reference_rate
+        lowest = min(reference_rate, degraded_rate)
+        return next((r for r in self.rates if lowest >= r), self.rates[-1])
 
     @property
     def needs_reference(self) -> bool:
@@ -94,17 +116,19 @@ def _installed(dist: str) -> str:
 
 
 class Metric(ABC):
-    """A reference metric over prepared signals (same rate, channels and length)."""
+    """A reference metric over prepared signals (same rate and channels; same length unless the metric
+    aligns internally)."""
 
     info: MetricInfo
 
     @abstractmethod
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
-        """Score ``[channels, samples]`` float32 arrays at ``info.sample_rate``.
+        """Score ``[channels, samples]`` float32 arrays at ``info.sample_rate`` (or ``rate``, see below).
 
         ``cache`` is private to this metric and one prepared reference: put reference-only analysis there so
         that scoring many degraded variants against one reference analyses it once. A metric whose
-        ``info.needs_text`` is set is called with the item's transcript as a further keyword, ``text``.
+        ``info.needs_text`` is set is called with the item's transcript as a further keyword, ``text``; a metric
+        with ``info.fallback_rates`` is given the rate the pair was prepared at, as the keyword ``rate``.
 
         Raises:
             MetricFailure: the input is outside the metric's domain; the reason is reported with NaN.

@@ -1,10 +1,10 @@
 """Spectral distances exactly as DAC trains with them (descript-audiotools' losses, DAC's configuration).
 
 **Mel distance** — 7 scales, windows 32…2048 (hop = window/4, periodic Hann, centred reflect-padded STFT,
-magnitude), Slaney mel filters (``librosa.filters.mel``, fmin 0, fmax sr/2) with 5…320 bands;
-``Σ_scales mean |log10(max(M_ref, 1e-5)) − log10(max(M_deg, 1e-5))|``. Dimensionless, lower is better, 0 for
-identical input. Declared at 44.1 kHz (``mel_distance``) and 22.05 kHz (``mel_distance_22k``, as DAC's
-evaluation also reports).
+magnitude), Slaney mel filters (as ``librosa.filters.mel`` makes them, without importing librosa; fmin 0,
+fmax sr/2) with 5…320 bands; ``Σ_scales mean |log10(max(M_ref, 1e-5)) − log10(max(M_deg, 1e-5))|``.
+Dimensionless, lower is better, 0 for identical input. Declared at 44.1 kHz (``mel_distance``) and 22.05 kHz
+(``mel_distance_22k``, as DAC's evaluation also reports).
 
 **STFT distance** — windows 2048 and 512 (hop /4, Hann, centred), ``Σ_scales [mean |log10(max(|X|,1e-5)²) −
 log10(max(|Y|,1e-5)²)| + mean ||X| − |Y||]``.
@@ -18,8 +18,8 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import torch
 
+from evalkit._lazy import torch
 from evalkit.metrics.registry import ChannelMode, Metric, MetricInfo, MetricKind
 
 MEL_WINDOWS = (32, 64, 128, 256, 512, 1024, 2048)
@@ -33,12 +33,52 @@ def _window(length: int) -> torch.Tensor:
     return torch.hann_window(length, periodic=True, dtype=torch.float32)
 
 
+# Slaney's mel scale (Auditory Toolbox, as librosa's default): linear below 1 kHz (3 mel per 200 Hz), then
+# logarithmic with 27 mel per factor 6.4.
+MEL_LINEAR_HZ = 200.0 / 3
+MEL_BREAK_HZ = 1000.0
+MEL_LOG_STEP = np.log(6.4) / 27.0
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney mel of frequencies in Hz.
+
+    >>> hz_to_mel(np.array([0.0, 1000.0, 6400.0])).round(6).tolist()
+    [0.0, 15.0, 42.0]
+    """
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / MEL_LINEAR_HZ
+    above = hz >= MEL_BREAK_HZ
+    log_part = MEL_BREAK_HZ / MEL_LINEAR_HZ + np.log(np.maximum(hz, MEL_BREAK_HZ) / MEL_BREAK_HZ) / MEL_LOG_STEP
+    return np.where(above, log_part, linear)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
+    mel = np.asarray(mel, dtype=np.float64)
+    break_mel = MEL_BREAK_HZ / MEL_LINEAR_HZ
+    log_part = MEL_BREAK_HZ * np.exp(MEL_LOG_STEP * (np.maximum(mel, break_mel) - break_mel))
+    return np.where(mel >= break_mel, log_part, MEL_LINEAR_HZ * mel)
+
+
 @lru_cache(maxsize=64)
 def mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
-    """Slaney-normalised mel filterbank ``[n_mels, n_fft // 2 + 1]`` (librosa defaults, fmin 0, fmax sr/2)."""
-    import librosa
+    """Slaney-normalised mel filterbank ``[n_mels, n_fft // 2 + 1]`` float32 (fmin 0, fmax sr/2).
 
-    return torch.from_numpy(librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=None))
+    Triangles between ``n_mels + 2`` points equally spaced on the Slaney mel scale, each scaled by
+    ``2 / (f_high − f_low)`` (equal area), as librosa's ``filters.mel`` defaults (the test compares both).
+    """
+    bins = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    edges = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2), n_mels + 2))
+    widths = np.diff(edges)
+    offsets = edges[:, None] - bins[None, :]
+    weights = np.zeros((n_mels, len(bins)), dtype=np.float32)
+    for i in range(n_mels):
+        rising = -offsets[i] / widths[i]
+        falling = offsets[i + 2] / widths[i + 1]
+        weights[i] = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return torch.from_numpy(weights)
 
 
 def magnitude(x: torch.Tensor, window: int) -> torch.Tensor:

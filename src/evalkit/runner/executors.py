@@ -9,63 +9,31 @@ coordinator dies, even by SIGKILL: ``PR_SET_PDEATHSIG`` on Linux, plus a thread 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from evalkit.runner.work import ItemTask, UnitOutcome, run_item_task
+from evalkit.worker_setup import WorkerSetup, init_worker, threads_per_worker
 
 log = logging.getLogger(__name__)
 OnOutcome = Callable[[list[UnitOutcome]], None]
 
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-PARENT_POLL_S = 1.0
-
-
-def _watch_parent(parent_pid: int) -> None:
-    while True:
-        if os.getppid() != parent_pid:  # re-parented: the coordinator is gone
-            os._exit(1)
-        time.sleep(PARENT_POLL_S)
-
-
-def exit_with_parent(parent_pid: int) -> None:
-    """Make this worker process exit as soon as ``parent_pid`` (its parent) dies, however it dies."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # the polling thread below still works
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), name="evalkit-parent-watch", daemon=True).start()
-
-
-def _init_worker(threads: int, parent_pid: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
-    exit_with_parent(parent_pid)
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
-def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome) -> None:
+def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, log_path: str | None = None) -> None:
+    """Run tasks in this process (one worker) or a pool of ``workers`` processes, each given cores / workers
+    threads and, with ``log_path``, its log records, warnings and library chatter sent there."""
     if workers == 1:
         for task in tasks:
             on_outcome(run_item_task(task))
         return
     context = multiprocessing.get_context("spawn")  # torch's thread pools do not survive fork
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                               initargs=(threads_per_worker(workers), os.getpid()))
+    setup = WorkerSetup(threads_per_worker(workers), log_path, logging.getLogger().isEnabledFor(logging.DEBUG),
+                        parent_pid=os.getpid())
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(setup,))
     try:
         pending = set()
         for task in tasks:

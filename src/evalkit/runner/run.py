@@ -24,7 +24,6 @@ from tqdm import tqdm
 
 from evalkit.codecs import CodecSpec
 from evalkit.metrics import Metric, MetricKind, applicable_metrics, get_metrics
-from evalkit.runner import exports
 from evalkit.runner.config import ConfigError, RunConfig, decode_settings, score_settings
 from evalkit.runner.executors import run_dask, run_local
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
@@ -57,6 +56,7 @@ class RunReport:
     summary_table: str = ""
     speed_table: str = ""
     wall_s: float = 0.0
+    warmup_s: dict[str, float] = field(default_factory=dict)  # metric -> seconds, summed over workers
 
 
 _HELD_LOCKS: dict[Path, int] = {}  # output folder -> nesting depth, for this process
@@ -255,6 +255,9 @@ class _Writer:
                 unit = UnitRow(**{**unit.__dict__, **updates})
                 self.report.units_run += codec_unit
             self.store.write_unit(unit, outcome.results, outcome.variant_info)
+            for metric, seconds in outcome.warmup_s.items():
+                self.report.warmup_s[metric] = self.report.warmup_s.get(metric, 0.0) + seconds
+                log.info("warm-up of %s in a worker: %.2f s (not charged to %s)", metric, seconds, unit.item_id)
             if unit.status in (UnitStatus.FAILED, UnitStatus.ERROR) and codec_unit:
                 self.report.units_failed += 1
                 log.warning("%s x %s %s: %s", unit.item_id, unit.codec_spec, unit.status, unit.reason)
@@ -289,6 +292,9 @@ def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str =
             _run_locked(config, specs, report, executor, scheduler, fresh, progress)
         except KeyboardInterrupt:
             raise RunInterrupted(report.units_run + report.units_rescored) from None
+    if report.warmup_s and report.speed_table:
+        report.speed_table += ("\nwarm-up, once per worker and not in the factors above (s): "
+                               + ", ".join(f"{m} {s:.2f}" for m, s in sorted(report.warmup_s.items())))
     report.wall_s = time.perf_counter() - t0
     return report
 
@@ -317,6 +323,8 @@ def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, ex
             if executor == "dask":
                 run_dask(iter(plan.tasks), config.workers, writer, scheduler)
             else:
-                run_local(iter(plan.tasks), config.workers, writer)
+                run_local(iter(plan.tasks), config.workers, writer, log_path=str(output / "run.log"))
+        from evalkit.runner import exports  # pandas: not imported by worker processes, which import this module
+
         report.exports, report.summary_table, report.speed_table = exports.write_all(
             store, plan, output, seed=config.seed)

@@ -61,6 +61,7 @@ class UnitOutcome:
     codes: np.ndarray | None = None  # new codes [batch, n_codebooks, valid frames]
     rescored: bool = False  # cached decoded audio was rescored; the stored unit row stays as it is
     variant_info: str | None = None  # codec.info() of the variant (KLT spectrum, accounting)
+    warmup_s: dict[str, float] = field(default_factory=dict)  # one-off metric warm-up this unit's worker paid
 
 
 CODECS = CodecCache()  # per process: each worker keeps its own
@@ -172,6 +173,7 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict) -
                               variant_info=to_json(info) if info else None)
     scored = score_pair(reference, decoded, rate, metrics, source=job.spec, **task.score)
     settings = json.dumps(task.score, sort_keys=True)
+    outcome.warmup_s = {r.metric: r.warmup_s for r in scored if r.warmup_s}
     for (key, _), r in zip(job.metrics, scored, strict=True):
         outcome.results.append(ResultRow(key, job.unit_key, item.item_id, job.spec, r.metric, r.value, r.unit,
                                          r.reason, r.metric_version, r.library, r.library_version,

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from evalkit import audio as audio_lib
+from evalkit._lazy import torch
 from evalkit.codecs.spec import CodecSpec, SpecError
 
 log = logging.getLogger(__name__)

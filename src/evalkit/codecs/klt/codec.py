@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from evalkit._lazy import torch
 from evalkit.codecs.base import Codec, Encoded
 from evalkit.codecs.dac import DacCodec
 from evalkit.codecs.klt.accounting import KltAccounting, QuantizerKind

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
+from evalkit._lazy import torch
 from evalkit.codecs.klt.transform import KltTransform
 
 
@@ -66,7 +66,8 @@ def greedy_rvq(latent: torch.Tensor, books: torch.Tensor) -> tuple[torch.Tensor,
 class EuclideanKlt:
     """KLT-truncated greedy RVQ for codecs whose quantizer is Euclidean in the latent (EnCodec)."""
 
-    def __init__(self, transform: KltTransform, books: torch.Tensor, dtype: torch.dtype = torch.float32):
+    def __init__(self, transform: KltTransform, books: torch.Tensor, dtype: torch.dtype | None = None):
+        dtype = dtype or torch.float32  # (not a default argument: torch is imported lazily)
         u = transform.projection
         reduced = books.double() @ u
         reduced[0] = (books[0].double() - transform.mean) @ u
@@ -109,7 +110,8 @@ class ProjectedKlt:
     """
 
     def __init__(self, transform: KltTransform, residual_means: torch.Tensor, projections: Sequence,
-                 code_books: torch.Tensor, dtype: torch.dtype = torch.float32):
+                 code_books: torch.Tensor, dtype: torch.dtype | None = None):
+        dtype = dtype or torch.float32  # (not a default argument: torch is imported lazily)
         u, mu = transform.projection, transform.mean
         outside = torch.eye(len(mu), dtype=torch.float64) - u @ u.T
         self.u, self.mean = u.to(dtype), mu.to(dtype)

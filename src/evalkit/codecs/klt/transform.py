@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from evalkit._lazy import torch
 
 
 def codebook_statistics(books: torch.Tensor, n_cov: int, weights: torch.Tensor | None = None

@@ -8,10 +8,9 @@ bitrate is chosen with ``bitrate_kbps`` or ``n_steps`` (a prefix of the M traine
 
 from __future__ import annotations
 
-import torch
-
+from evalkit._lazy import torch
 from evalkit.codecs.base import Codec, Encoded
-from evalkit.codecs.qincodec.checkpoint import load_checkpoint
+from evalkit.codecs.qincodec.checkpoint import load_checkpoint, read_header
 from evalkit.codecs.qincodec.config import QinConfig
 from evalkit.codecs.spec import CodecSpec
 
@@ -23,9 +22,9 @@ class QincodecCodec(Codec):
         super().__init__(spec, device)
         self.quantizer_kind = quantizer
         self.checkpoint = str(spec.params["checkpoint"])
-        bundle = load_checkpoint(self.checkpoint)
-        self.config = QinConfig.from_dict(bundle["config"])
-        self.sha256 = bundle["sha256"]
+        header = read_header(self.checkpoint)  # without torch: describing the codec stays cheap
+        self.config = QinConfig.from_dict(header["config"])
+        self.sha256 = header["sha256"]
         self.n_steps = int(spec.params["n_steps"])
         self.candidates = int(spec.params.get("candidates", 0)) or self.config.quantizer.candidates
         self.beam = int(spec.params.get("beam", 0)) or self.config.quantizer.beam

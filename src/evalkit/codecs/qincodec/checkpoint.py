@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
-import torch
+from evalkit._lazy import torch
 
 FORMAT = "evalkit-qincodec/1"
 SHIPPED = Path(__file__).parent / "weights" / "qincodec-small.pt"
@@ -72,6 +74,41 @@ def _load(path: str, size: int, mtime_ns: int) -> dict:
     out.update(format=bundle["format"], config=bundle["config"], provenance=bundle.get("provenance", {}),
                sha256=file_digest(Path(path)))
     return out
+
+
+class _HeaderUnpickler(pickle.Unpickler):
+    """Reads a ``torch.save`` pickle without torch: tensors become ``None``, any other class is refused."""
+
+    def find_class(self, module: str, name: str):
+        if module.startswith("torch"):
+            return lambda *args, **kwargs: None
+        if (module, name) == ("collections", "OrderedDict"):
+            return dict
+        raise pickle.UnpicklingError(f"unexpected {module}.{name} in a checkpoint")
+
+    def persistent_load(self, pid):
+        return None
+
+
+@lru_cache(maxsize=4)
+def _header(path: str, size: int, mtime_ns: int) -> dict:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+            bundle = _HeaderUnpickler(archive.open(name)).load()
+    except (OSError, zipfile.BadZipFile, StopIteration, pickle.UnpicklingError, EOFError) as exc:
+        raise CheckpointError(f"QinCodec checkpoint {path} is unreadable: {type(exc).__name__}: {exc}") from None
+    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a QinCodec checkpoint (expected format {FORMAT})")
+    return dict(format=bundle["format"], config=bundle["config"], provenance=bundle.get("provenance", {}),
+                sha256=file_digest(Path(path)))
+
+
+def read_header(checkpoint: str) -> dict:
+    """The checkpoint's format, config, provenance and SHA-256, read without torch (no weights are loaded)."""
+    path = resolve_path(checkpoint)
+    stat = os.stat(path)
+    return _header(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def load_checkpoint(checkpoint: str) -> dict:

@@ -30,10 +30,10 @@ class QincodecFamily(CodecFamily):
 
     def resolve(self, raw: Mapping[str, Any]) -> CodecSpec:
         spec = super().resolve(raw)
-        from evalkit.codecs.qincodec.checkpoint import CheckpointError, load_checkpoint
+        from evalkit.codecs.qincodec.checkpoint import CheckpointError, read_header
 
         try:
-            config = load_checkpoint(spec.params["checkpoint"])["config"]
+            config = read_header(spec.params["checkpoint"])["config"]
         except CheckpointError as exc:
             raise SpecError(f"{self.name}: {exc}") from None
         frame_rate = config["model"]["sample_rate"] / math.prod(config["model"]["strides"])

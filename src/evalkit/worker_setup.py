@@ -1,0 +1,95 @@
+"""Start-up of a worker process: thread counts and log routing, before any numerical library is imported.
+
+With ``W`` worker processes on ``C`` cores each worker gets ``C // W`` threads for torch, BLAS/OpenMP and numba
+(ViSQOL's JIT kernels run numba-parallel). Without this, every process starts one thread per core in each of
+those pools and the workers fight over the cores. BLAS and numba read their thread count once, when they are
+imported, so :func:`init_worker` must run first in the process: this module imports nothing heavy, and a pool's
+initializer should be :func:`init_worker` itself (importing a runner module would import numpy first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+# Thread-count variables read at import time: OpenMP (torch's intra-op pool, MKL), OpenBLAS, MKL, numba.
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a worker process sets up before its first task.
+
+    Attributes:
+        threads: threads per library pool (torch, BLAS, numba).
+        log_path: file for the worker's log records, Python warnings and C-level stderr (``None``: leave them).
+        verbose: also show the worker's log records on the console, and leave its stderr alone.
+    """
+
+    threads: int
+    log_path: str | None = None
+    verbose: bool = False
+    parent_pid: int | None = None  # exit when this process (the coordinator) dies
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_S = 1.0
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        if os.getppid() != parent_pid:  # re-parented: the coordinator is gone
+            os._exit(1)
+        time.sleep(PARENT_POLL_S)
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Make this worker process exit as soon as ``parent_pid`` (its parent) dies, however it dies."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # the polling thread below still works
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="evalkit-parent-watch", daemon=True).start()
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and ``taskset`` restrict)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """``cores // workers``, at least 1.
+
+    >>> threads_per_worker(2, cores=2), threads_per_worker(3, cores=16), threads_per_worker(4, cores=2)
+    (1, 5, 1)
+    """
+    return max(1, (cores or available_cores()) // max(1, workers))
+
+
+def init_worker(setup: WorkerSetup) -> None:
+    """Pool initializer: thread counts (environment for libraries not imported yet, their APIs for those
+    already imported), log routing, then torch's import, so that no unit's timing includes it. With a
+    ``parent_pid`` the worker ignores Ctrl-C (the coordinator handles it) and exits when the coordinator dies."""
+    if setup.parent_pid is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        exit_with_parent(setup.parent_pid)
+    for name in THREAD_ENV:
+        os.environ[name] = str(setup.threads)
+    if "numba" in sys.modules:
+        numba = sys.modules["numba"]
+        numba.set_num_threads(min(setup.threads, numba.config.NUMBA_NUM_THREADS))
+    from evalkit.logs import route_process_output
+
+    route_process_output(setup.log_path, setup.verbose)
+    import torch  # now rather than inside the first unit's timing (evalkit imports it lazily)
+
+    torch.set_num_threads(setup.threads)
+
