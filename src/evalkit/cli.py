@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from evalkit.analysis.compare import CompareError
 from evalkit.audio import AudioError
 from evalkit.codecs.spec import SpecError
 from evalkit.codecs.weights import WeightsNotFound
@@ -140,6 +141,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    import json
+
+    from evalkit.analysis.compare import compare, format_comparison, load_rate_quality
+
+    result = compare(load_rate_quality(args.run_dir), args.metric, args.anchor)
+    print(json.dumps(result.to_json()) if args.json else format_comparison(result))
+    return 0
+
+
 def _klt_analyze(args: argparse.Namespace) -> int:
     import json
 
@@ -224,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="discard the store and caches and start over")
     run.set_defaults(func=_run)
 
+    cmp = sub.add_parser("compare", help="Bjontegaard BD-rate / BD-quality of every family against an anchor")
+    cmp.add_argument("run_dir", metavar="RUN_DIR", help="output folder of `evalkit run` (holds rate_quality.csv)")
+    cmp.add_argument("--metric", required=True, metavar="NAME", help="metric of the rate-quality curves")
+    cmp.add_argument("--anchor", metavar="FAMILY", help="anchor family (default: opus)")
+    cmp.add_argument("--json", action="store_true",
+                     help='one JSON object {"metric", "anchor", "families": {name: {"bd_rate_percent", '
+                          '"bd_quality", "points", "reason"}}}, NaN as null')
+    cmp.set_defaults(func=_compare)
+
     klt = sub.add_parser("klt", help="KLT-truncated RVQ variants").add_subparsers(dest="action", required=True)
     analyze = klt.add_parser("analyze", help="eigen-spectrum and storage/complexity of a KLT variant")
     analyze.add_argument("spec", help="klt?base=...&dim=... or a base RVQ spec (e.g. encodec-24khz?weights=random)")
@@ -277,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except (AudioError, SpecError, WeightsNotFound, UnknownMetric, ConfigError, ListenError,
-            FileNotFoundError) as exc:
+            FileNotFoundError, CompareError) as exc:
         print(f"evalkit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head` and closed early

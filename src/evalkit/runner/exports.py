@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evalkit.analysis.export import write_rate_quality
 from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
 from evalkit.runner.plan import REFERENCE
@@ -41,7 +42,9 @@ def _plan_table(store: Store, keys: list[str]) -> None:
 def tidy_results(store: Store, keys: list[str]) -> pd.DataFrame:
     _plan_table(store, keys)
     rows = store.query("""
-        SELECT u.item_id, u.category, u.codec_spec, u.family, u.weights, u.bitrate_bps / 1000.0 AS bitrate_kbps,
+        SELECT u.item_id, u.category, u.codec_spec, u.family, u.weights,
+               COALESCE(u.measured_bitrate_bps, u.bitrate_bps) / 1000.0 AS bitrate_kbps,
+               u.bitrate_bps / 1000.0 AS nominal_bitrate_kbps,
                r.metric, r.value, r.unit, r.reason, r.metric_version, r.library, r.library_version,
                r.preparation, r.seconds AS metric_s, u.encode_s, u.decode_s, u.process_s, u.input_seconds, u.device,
                u.unit_key, r.result_key
@@ -71,13 +74,15 @@ def _with_reference_delta(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Per codec variant × metric: mean, 95 % bootstrap CI over items, n, failures."""
+    """Per codec variant × metric: mean, 95 % bootstrap CI over items, n, failures; ``bitrate_kbps`` is the
+    mean per-unit bitrate (measured where the codec measures it, see ``ReconstructionReport``)."""
     rows = []
     for (spec, metric), group in tidy.groupby(["codec_spec", "metric"], sort=True):
         values = group["value"].dropna().to_numpy()
         lo, hi = bootstrap_ci(values, seed)
         info = ALL_INFO.get(metric)
-        rows.append({"codec_spec": spec, "metric": metric, "bitrate_kbps": group["bitrate_kbps"].iloc[0],
+        rows.append({"codec_spec": spec, "metric": metric, "bitrate_kbps": group["bitrate_kbps"].mean(),
+                     "nominal_bitrate_kbps": group["nominal_bitrate_kbps"].iloc[0],
                      "weights": group["weights"].iloc[0],
                      "mean": float(values.mean()) if len(values) else math.nan, "ci_low": lo, "ci_high": hi,
                      "delta_mean": group["delta"].mean(),  # vs the reference (no-reference metrics), else NaN
@@ -180,6 +185,7 @@ def write_all(store: Store, keys: list[str], output: Path, seed: int) -> tuple[d
     by_depth.to_csv(paths["codebook_usage_by_depth_csv"], index=False)
     klt_accounting.to_csv(paths["klt_accounting_csv"], index=False)
     klt_spectra.to_csv(paths["klt_spectra_csv"], index=False)
+    paths["rate_quality_csv"] = write_rate_quality(summary, output)
     table = format_summary(summary)
     (output / "summary.txt").write_text(table + "\n")
     return paths, table, speed_table(tidy)

@@ -21,7 +21,8 @@ from evalkit.codecs.weights import WeightsNotFound, get_entry
 from evalkit.metrics import Metric
 from evalkit.runner.config import DatasetConfig
 
-CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec"}
+CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec",
+                   "opus": "av", "mp3": "av", "aac": "av"}  # PyAV's wheel pins FFmpeg, libopus and LAME
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS units (
     codec_spec TEXT NOT NULL, family TEXT, status TEXT NOT NULL, reason TEXT, weights TEXT, device TEXT,
     bitrate_bps REAL, frame_rate REAL, cardinality INTEGER, num_codebooks INTEGER,
     input_rate INTEGER, input_channels INTEGER, input_seconds REAL, encode_s REAL, decode_s REAL, process_s REAL,
-    reconstruction TEXT, decoded_path TEXT, codes_path TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP
+    reconstruction TEXT, decoded_path TEXT, codes_path TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP,
+    measured_bitrate_bps REAL
 );
 CREATE TABLE IF NOT EXISTS results (
     result_key TEXT PRIMARY KEY, unit_key TEXT NOT NULL REFERENCES units(unit_key), item_id TEXT NOT NULL,
@@ -60,6 +61,7 @@ class UnitRow:
     reconstruction: str | None = None
     decoded_path: str | None = None
     codes_path: str | None = None
+    measured_bitrate_bps: float | None = None  # bits of this unit's coded representation / input seconds
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(units)")}
+        if "measured_bitrate_bps" not in columns:  # a store written before measured bitrates existed
+            self.db.execute("ALTER TABLE units ADD COLUMN measured_bitrate_bps REAL")
 
     def close(self) -> None:
         self.db.close()
