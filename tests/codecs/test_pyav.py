@@ -5,6 +5,7 @@ import io
 import av
 import numpy as np
 import pytest
+import torch
 
 from evalkit.audio import AudioError
 from evalkit.codecs import Codec, SpecError, build_codec, parse_spec
@@ -129,3 +130,28 @@ def test_no_codebooks_and_more_than_two_channels_refused():
     x, _ = click_train(48000, channels=3)
     with pytest.raises(AudioError, match="3 channels; opus codes mono or stereo"):
         codec.reconstruct(x, 48000)
+
+
+class _FixedRate(Codec):
+    """A codec with fixed-rate codes and no model: 100 frames/s, 2 codebooks of 256 → 1600 bit/s per stream."""
+
+    sample_rate, channels, frame_rate, num_codebooks, cardinality = 16000, 1, 100.0, 2, 256
+
+    def encode(self, wav):
+        from evalkit.codecs import Encoded
+
+        frames = -(-wav.shape[-1] // self.hop_length)
+        return Encoded(torch.zeros(wav.shape[0], 2, frames, dtype=torch.int64), wav.shape[-1])
+
+    def decode(self, encoded):
+        return torch.zeros(encoded.codes.shape[0], 1, encoded.num_samples)
+
+
+def test_codes_measured_bitrate_counts_every_coded_stream():
+    """Mono codecs code each channel of a stereo input (per-channel policy): twice the bits are sent."""
+    codec = _FixedRate(parse_spec("lowpass"), "cpu")
+    x = click_train(16000, channels=2)[0]
+    assert codec.reconstruct(x, 16000).report.measured_bitrate_bps == 2 * codec.bitrate_bps == 3200
+    assert codec.reconstruct(x[:1], 16000).report.measured_bitrate_bps == 1600
+    assert codec.reconstruct(x, 16000, channel_policy="mono").report.measured_bitrate_bps == 1600
+    assert build_codec("lowpass").reconstruct(x, 16000).report.measured_bitrate_bps is None
