@@ -155,3 +155,10 @@ def test_codes_measured_bitrate_counts_every_coded_stream():
     assert codec.reconstruct(x[:1], 16000).report.measured_bitrate_bps == 1600
     assert codec.reconstruct(x, 16000, channel_policy="mono").report.measured_bitrate_bps == 1600
     assert build_codec("lowpass").reconstruct(x, 16000).report.measured_bitrate_bps is None
+
+
+@pytest.mark.parametrize(("spec", "need_ms"), [("opus", "20.0"), ("mp3", "36.0"), ("aac", "64.0")])
+def test_inputs_shorter_than_one_frame_are_refused(spec, need_ms):
+    x = np.full((1, 80), 0.1, np.float32)
+    with pytest.raises(AudioError, match=rf"too short: 5.0 ms, need at least one frame \({need_ms} ms\)"):
+        build_codec(spec).reconstruct(x, 16000)

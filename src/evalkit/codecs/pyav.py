@@ -103,7 +103,8 @@ class ReferenceCodec(AudioTransform):
     """A standard codec run through PyAV at a nominal bitrate; subclasses fix the encoder and container."""
 
     encoder: str = ""
-    container: str = ""
+    container: str = ""  # FFmpeg muxer
+    demuxer: str = ""  # FFmpeg demuxer, named (small streams can defeat format probing)
     sample_format: str = "fltp"  # what the encoder is fed (float, so nothing is quantised before it)
     demuxer_trims: bool = True  # the container tells the demuxer the delay and padding to remove
 
@@ -125,6 +126,10 @@ class ReferenceCodec(AudioTransform):
 
     def encoder_options(self) -> dict[str, str]:
         return {}
+
+    def frame_samples(self, rate: int) -> int:
+        """Samples of one codec frame at ``rate`` (shorter inputs are refused)."""
+        raise NotImplementedError
 
     def info(self) -> dict:
         av = _av()
@@ -163,7 +168,7 @@ class ReferenceCodec(AudioTransform):
         """:class:`Bitstream` → (``[channels, samples]`` float32, decoder output rate), encoder delay removed."""
         av = _av()
         chunks = []
-        with av.open(io.BytesIO(bitstream.data), "r") as src:
+        with av.open(io.BytesIO(bitstream.data), "r", format=self.demuxer) as src:
             stream = src.streams.audio[0]
             rate = stream.codec_context.sample_rate
             for frame in src.decode(stream):
@@ -181,12 +186,19 @@ class ReferenceCodec(AudioTransform):
         x = wav.detach().cpu().numpy()
         if x.shape[1] > MAX_CHANNELS:
             raise AudioError(str(self.spec), f"{x.shape[1]} channels; {self.spec.family} codes mono or stereo")
+        if x.shape[2] < self.frame_samples(rate):
+            raise AudioError(str(self.spec), f"too short: {x.shape[2] / rate * 1000:.1f} ms, need at least one "
+                                             f"frame ({self.frame_samples(rate) / rate * 1000:.1f} ms)")
+        av = _av()
         outputs, packet_bytes, samples = [], 0, 0
         for signal in x:  # batch of one unless a channel policy split it
             t0 = time.perf_counter()
-            bitstream = self.encode(signal, rate)
-            t1 = time.perf_counter()
-            decoded, decoder_rate = self.decode(bitstream)
+            try:
+                bitstream = self.encode(signal, rate)
+                t1 = time.perf_counter()
+                decoded, decoder_rate = self.decode(bitstream)
+            except av.error.FFmpegError as exc:
+                raise AudioError(str(self.spec), f"{self.encoder} failed: {exc}") from exc
             if decoder_rate != rate:  # Opus decodes at 48 kHz whatever the encoder's rate
                 decoded = audio_lib.resample(decoded, decoder_rate, rate)
                 context.decoder_rate = decoder_rate
@@ -202,28 +214,37 @@ class ReferenceCodec(AudioTransform):
 
 
 class Opus(ReferenceCodec):
-    encoder, container, sample_format = "libopus", "ogg", "flt"
+    encoder, container, demuxer, sample_format = "libopus", "ogg", "ogg", "flt"
 
     def codec_rate_for(self, input_rate: int) -> int:
         return nearest_rate_at_or_above(input_rate, OPUS_RATES)
+
+    def frame_samples(self, rate: int) -> int:
+        return rate // 50  # 20 ms, libopus' default frame
 
     def encoder_options(self) -> dict[str, str]:
         return {"application": str(self.spec.params["application"])}
 
 
 class Mp3(ReferenceCodec):
-    encoder, container = "libmp3lame", "mp3"
+    encoder, container, demuxer = "libmp3lame", "mp3", "mp3"
 
     def codec_rate_for(self, input_rate: int) -> int:
         allowed = tuple(r for rates, kbps in MP3_TABLES.items() if int(self.bitrate_kbps) in kbps for r in rates)
         return nearest_rate_at_or_above(input_rate, allowed)
 
+    def frame_samples(self, rate: int) -> int:
+        return 1152 if rate >= 32_000 else 576  # MPEG-1 / MPEG-2 and 2.5 Layer III granules
+
 
 class Aac(ReferenceCodec):
-    encoder, container, demuxer_trims = "aac", "adts", False
+    encoder, container, demuxer, demuxer_trims = "aac", "adts", "aac", False
 
     def codec_rate_for(self, input_rate: int) -> int:
         return nearest_rate_at_or_above(input_rate, AAC_RATES)
+
+    def frame_samples(self, rate: int) -> int:
+        return 1024
 
 
 FAMILIES = (
