@@ -58,9 +58,9 @@ def test_undefined_cases_give_nan_and_the_reason():
     assert math.isnan(far.value) and far.reason == ("no overlap: bitrate ranges [6, 48] (anchor) and "
                                                      "[600, 4800] (test) do not intersect")
     one = bd_rate(RATES, HIGHER, [12.0], [3.0])
-    assert math.isnan(one.value) and one.reason == "test has 1 finite rate-quality point, need at least 2"
+    assert math.isnan(one.value) and one.reason == "test has 1 rate-quality point with finite values, need at least 2"
     nan_points = bd_rate(RATES, HIGHER, [12.0, 24.0], [3.0, math.nan])
-    assert math.isnan(nan_points.value) and "test has 1 finite" in nan_points.reason
+    assert math.isnan(nan_points.value) and "test has 1 rate-quality point" in nan_points.reason
     flat = bd_rate(RATES, HIGHER, [12.0, 24.0, 48.0], [3.0, 3.0, 3.5])
     assert math.isnan(flat.value) and flat.reason == ("test has two points at the same quality; quality must be "
                                                       "strictly monotone")

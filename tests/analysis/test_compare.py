@@ -48,9 +48,11 @@ def test_compare_lower_is_better_and_json_contract():
     assert encodec["points"] == 3 and encodec["reason"] is None
     dac = out["families"]["dac-44khz"]
     assert dac["bd_rate_percent"] is None and dac["points"] == 2
-    assert dac["reason"].startswith("BD-rate: no overlap: quality ranges")
+    assert dac["reason"] == ("BD-rate: no overlap: quality ranges [0.85, 1.6] (opus) and [0.2, 0.3] (dac-44khz) do not "
+                             "intersect; BD-quality: no overlap: bitrate ranges [6, 24] (opus) and [24, 48] "
+                             "(dac-44khz) do not intersect")
     assert out["families"]["mp3"] == {"bd_rate_percent": None, "bd_quality": None, "points": 1,
-                                      "reason": "test has 1 finite rate-quality point, need at least 2"}
+                                      "reason": "mp3 has 1 rate-quality point with finite values, need at least 2"}
 
 
 def test_compare_against_another_anchor_reverses_the_sign():

@@ -64,7 +64,7 @@ def _curve(rates: Sequence[float], quality: Sequence[float], who: str) -> tuple[
     keep = np.isfinite(r) & np.isfinite(q)
     r, q = r[keep], q[keep]
     if len(r) < MIN_POINTS:
-        raise _Undefined(f"{who} has {len(r)} finite rate-quality point{'s' if len(r) != 1 else ''}, "
+        raise _Undefined(f"{who} has {len(r)} rate-quality point{'s' if len(r) != 1 else ''} with finite values, "
                          f"need at least {MIN_POINTS}")
     if np.any(r <= 0):
         raise _Undefined(f"{who} has a non-positive bitrate")
@@ -72,16 +72,17 @@ def _curve(rates: Sequence[float], quality: Sequence[float], who: str) -> tuple[
 
 
 def _mean_gap(x_anchor: np.ndarray, y_anchor: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-              axis: str) -> float:
+              axis: str, labels: tuple[str, str]) -> float:
     """Mean of ``y_test(x) − y_anchor(x)`` over the common x range, both PCHIP-interpolated."""
     lo = max(x_anchor.min(), x_test.min())
     hi = min(x_anchor.max(), x_test.max())
     if not hi > lo:
         shown = (lambda v: f"{math.exp(v):g}") if axis == "bitrate" else (lambda v: f"{v:g}")
-        raise _Undefined(f"no overlap: {axis} ranges [{shown(x_anchor.min())}, {shown(x_anchor.max())}] (anchor) "
-                         f"and [{shown(x_test.min())}, {shown(x_test.max())}] (test) do not intersect")
+        raise _Undefined(f"no overlap: {axis} ranges [{shown(x_anchor.min())}, {shown(x_anchor.max())}] "
+                         f"({labels[0]}) and [{shown(x_test.min())}, {shown(x_test.max())}] ({labels[1]}) "
+                         "do not intersect")
     integrals = []
-    for x, y, who in ((x_anchor, y_anchor, "anchor"), (x_test, y_test, "test")):
+    for x, y, who in ((x_anchor, y_anchor, labels[0]), (x_test, y_test, labels[1])):
         order = np.argsort(x, kind="stable")
         x, y = x[order], y[order]
         if np.any(np.diff(x) == 0):
@@ -91,7 +92,8 @@ def _mean_gap(x_anchor: np.ndarray, y_anchor: np.ndarray, x_test: np.ndarray, y_
 
 
 def bd_rate(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
-            test_rates: Sequence[float], test_quality: Sequence[float]) -> Delta:
+            test_rates: Sequence[float], test_quality: Sequence[float],
+            labels: tuple[str, str] = ("anchor", "test")) -> Delta:
     """Bjøntegaard delta rate of the test curve against the anchor curve.
 
     Args:
@@ -99,6 +101,7 @@ def bd_rate(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
         anchor_quality: the metric's value at each anchor point.
         test_rates: bitrates of the test curve's points.
         test_quality: the metric's value at each test point.
+        labels: names of the anchor and test curves in reasons (e.g. the families' names).
 
     Returns:
         :class:`Delta` in percent: the average bitrate change of the test codec relative to the anchor at equal
@@ -108,19 +111,21 @@ def bd_rate(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
         ValueError: rates and quality of a curve differ in shape.
     """
     try:
-        la, qa = _curve(anchor_rates, anchor_quality, "anchor")
-        lt, qt = _curve(test_rates, test_quality, "test")
-        gap = _mean_gap(qa, la, qt, lt, "quality")
+        la, qa = _curve(anchor_rates, anchor_quality, labels[0])
+        lt, qt = _curve(test_rates, test_quality, labels[1])
+        gap = _mean_gap(qa, la, qt, lt, "quality", labels)
     except _Undefined as exc:
         return Delta.undefined(str(exc))
     return Delta(round((math.exp(gap) - 1) * 100, 9))
 
 
 def bd_quality(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
-               test_rates: Sequence[float], test_quality: Sequence[float]) -> Delta:
+               test_rates: Sequence[float], test_quality: Sequence[float],
+               labels: tuple[str, str] = ("anchor", "test")) -> Delta:
     """Bjøntegaard delta quality (test minus anchor at equal bitrate) in the metric's unit.
 
-    Args: as :func:`bd_rate`.
+    Args:
+        anchor_rates, anchor_quality, test_rates, test_quality, labels: as for :func:`bd_rate`.
 
     Returns:
         :class:`Delta` in the metric's unit, rounded to 1e-9 (positive = the test curve has the higher metric
@@ -130,9 +135,9 @@ def bd_quality(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
         ValueError: rates and quality of a curve differ in shape.
     """
     try:
-        la, qa = _curve(anchor_rates, anchor_quality, "anchor")
-        lt, qt = _curve(test_rates, test_quality, "test")
-        gap = _mean_gap(la, qa, lt, qt, "bitrate")
+        la, qa = _curve(anchor_rates, anchor_quality, labels[0])
+        lt, qt = _curve(test_rates, test_quality, labels[1])
+        gap = _mean_gap(la, qa, lt, qt, "bitrate", labels)
     except _Undefined as exc:
         return Delta.undefined(str(exc))
     return Delta(round(gap, 9))

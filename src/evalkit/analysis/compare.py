@@ -103,7 +103,7 @@ def compare(table: pd.DataFrame, metric: str, anchor: str | None = None) -> Comp
             continue
         curve = _curve(rows[rows["family"] == family])
         args = (base["bitrate_kbps"], base["mean"], curve["bitrate_kbps"], curve["mean"])
-        rate, quality = bd_rate(*args), bd_quality(*args)
+        rate, quality = bd_rate(*args, labels=(anchor, family)), bd_quality(*args, labels=(anchor, family))
         reasons = list(dict.fromkeys(r for r in (rate.reason, quality.reason) if r))
         if len(reasons) == 2:
             reasons = [f"BD-rate: {rate.reason}", f"BD-quality: {quality.reason}"]
