@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,15 +122,16 @@ class ReferenceCodec(AudioTransform):
         """Nominal (requested) bitrate in bit/s; the measured one comes with each reconstruction."""
         return self.bitrate_kbps * 1000
 
+    @abstractmethod
     def codec_rate_for(self, input_rate: int) -> int:
-        raise NotImplementedError
+        """The encoder's rate for an input at ``input_rate`` (one the encoder supports)."""
 
     def encoder_options(self) -> dict[str, str]:
         return {}
 
+    @abstractmethod
     def frame_samples(self, rate: int) -> int:
         """Samples of one codec frame at ``rate`` (shorter inputs are refused)."""
-        raise NotImplementedError
 
     def info(self) -> dict:
         av = _av()
@@ -190,7 +192,7 @@ class ReferenceCodec(AudioTransform):
             raise AudioError(str(self.spec), f"too short: {x.shape[2] / rate * 1000:.1f} ms, need at least one "
                                              f"frame ({self.frame_samples(rate) / rate * 1000:.1f} ms)")
         av = _av()
-        outputs, packet_bytes, samples = [], 0, 0
+        outputs, measured = [], 0.0
         for signal in x:  # batch of one unless a channel policy split it
             t0 = time.perf_counter()
             try:
@@ -205,10 +207,8 @@ class ReferenceCodec(AudioTransform):
             context.encode_s += t1 - t0
             context.decode_s += time.perf_counter() - t1
             outputs.append(decoded)
-            packet_bytes += bitstream.packet_bytes
-            samples += bitstream.num_samples
-        duration_s = samples / len(x) / rate
-        context.measured_bitrate_bps = packet_bytes * 8 / duration_s
+            measured += bitstream.bitrate_bps  # streams of one input: their bitrates add up
+        context.measured_bitrate_bps = measured
         length = min(o.shape[1] for o in outputs)
         return torch.from_numpy(np.stack([o[:, :length] for o in outputs]))
 
