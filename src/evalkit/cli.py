@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from evalkit.analysis.compare import CompareError
+from evalkit.analysis.errors import CompareError
 from evalkit.audio import AudioError
 from evalkit.codecs.spec import SpecError
 from evalkit.codecs.weights import WeightsNotFound
@@ -144,7 +144,8 @@ def _run(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import json
 
-    from evalkit.analysis.compare import compare, format_comparison, load_rate_quality
+    from evalkit.analysis.compare import compare, format_comparison
+    from evalkit.runner.rate_quality import load_rate_quality
 
     result = compare(load_rate_quality(args.run_dir), args.metric, args.anchor)
     print(json.dumps(result.to_json()) if args.json else format_comparison(result))

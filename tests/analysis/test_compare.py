@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalkit.analysis.compare import CompareError, compare, load_rate_quality
+from evalkit.analysis.compare import CompareError, compare
 from evalkit.analysis.rate_quality import COLUMNS, rate_family, rate_quality_table
 from evalkit.cli import main
+from evalkit.runner.rate_quality import load_rate_quality
 
 
 def points(family, rates, quality, metric="mel_distance", higher=False):

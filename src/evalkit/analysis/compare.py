@@ -1,4 +1,4 @@
-"""``evalkit compare``: Bjøntegaard deltas of every family against an anchor family, from ``rate_quality.csv``.
+"""``evalkit compare``: Bjøntegaard deltas of every family against an anchor family, over rate–quality rows.
 
 >>> table = pd.DataFrame({"family": ["opus"] * 2 + ["x"] * 2, "codec_spec": list("abcd"), "metric": "m",
 ...                       "bitrate_kbps": [8.0, 16.0, 4.0, 8.0], "mean": [1.0, 2.0, 1.0, 2.0],
@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
 from evalkit.analysis.bdrate import bd_quality, bd_rate
+from evalkit.analysis.errors import CompareError
 
 DEFAULT_ANCHOR = "opus"
-RATE_QUALITY_CSV = "rate_quality.csv"
-
-
-class CompareError(ValueError):
-    """A bad ``compare`` request (missing file, unknown metric or anchor); the message names it."""
 
 
 @dataclass(frozen=True)
@@ -52,18 +47,6 @@ class Comparison:
         return {"metric": self.metric, "anchor": self.anchor,
                 "families": {name: {"bd_rate_percent": num(d.bd_rate_percent), "bd_quality": num(d.bd_quality),
                                     "points": d.points, "reason": d.reason} for name, d in self.families.items()}}
-
-
-def load_rate_quality(run_dir: str | Path) -> pd.DataFrame:
-    """``RUN_DIR/rate_quality.csv`` as written by ``evalkit run``.
-
-    Raises:
-        CompareError: the folder or file does not exist.
-    """
-    path = Path(run_dir) / RATE_QUALITY_CSV
-    if not path.is_file():
-        raise CompareError(f"{path}: not found; `evalkit run CONFIG` writes it into the run's output folder")
-    return pd.read_csv(path)
 
 
 def _curve(rows: pd.DataFrame) -> pd.DataFrame:

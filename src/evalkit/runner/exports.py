@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalkit.analysis.export import write_rate_quality
 from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
 from evalkit.runner.plan import REFERENCE
+from evalkit.runner.rate_quality import write_rate_quality
 from evalkit.runner.store import Store
 
 BOOTSTRAP_RESAMPLES = 2000
