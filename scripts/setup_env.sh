@@ -49,7 +49,7 @@ import warnings
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # webrtcvad's import, setuptools < 81
 failed = []
 for name in ("torch", "encodec", "dac", "audiotools", "streamlit", "pesq", "visqol", "pystoi", "soxr",
-             "soundfile", "pyloudnorm", "torchmetrics", "dask.distributed", "faiss", "selenium", "evalkit",
+             "soundfile", "pyloudnorm", "torchmetrics", "dask.distributed", "faiss", "selenium", "av", "evalkit",
              "speechmos.dnsmos", "onnxruntime", "resemblyzer", "pocketsphinx", "jiwer"):
     try:
         importlib.import_module(name)

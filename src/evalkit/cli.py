@@ -15,7 +15,8 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 # module imports none of them.
 USER_ERRORS = (("evalkit.audio", "AudioError"), ("evalkit.codecs.spec", "SpecError"),
                ("evalkit.codecs.weights", "WeightsNotFound"), ("evalkit.metrics.registry", "UnknownMetric"),
-               ("evalkit.runner.config", "ConfigError"), ("evalkit.listening.errors", "ListenError"))
+               ("evalkit.runner.config", "ConfigError"), ("evalkit.listening.errors", "ListenError"),
+               ("evalkit.analysis.errors", "CompareError"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -180,6 +181,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    import json
+
+    from evalkit.analysis.compare import compare, format_comparison
+    from evalkit.runner.rate_quality import load_rate_quality
+
+    result = compare(load_rate_quality(args.run_dir), args.metric, args.anchor)
+    print(json.dumps(result.to_json()) if args.json else format_comparison(result))
+    return 0
+
+
 def _klt_analyze(args: argparse.Namespace) -> int:
     import json
 
@@ -271,6 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", help="Dask scheduler address (tcp://...); default: a LocalCluster")
     run.add_argument("--fresh", action="store_true", help="discard the store and caches and start over")
     run.set_defaults(func=_run)
+
+    cmp = sub.add_parser("compare", help="Bjontegaard BD-rate / BD-quality of every family against an anchor")
+    cmp.add_argument("run_dir", metavar="RUN_DIR", help="output folder of `evalkit run` (holds rate_quality.csv)")
+    cmp.add_argument("--metric", required=True, metavar="NAME", help="metric of the rate-quality curves")
+    cmp.add_argument("--anchor", metavar="FAMILY", help="anchor family (default: opus)")
+    cmp.add_argument("--json", action="store_true",
+                     help='one JSON object {"metric", "anchor", "families": {name: {"bd_rate_percent", '
+                          '"bd_quality", "points", "reason"}}}, NaN as null')
+    cmp.set_defaults(func=_compare)
 
     klt = sub.add_parser("klt", help="KLT-truncated RVQ variants").add_subparsers(dest="action", required=True)
     analyze = klt.add_parser("analyze", help="eigen-spectrum and storage/complexity of a KLT variant")

@@ -191,7 +191,8 @@ def test_spec_parsing_and_bad_parameters():
         ("klt?base=dac-44khz&dim=2000", r"dim=2000 is outside 1..1024"),
         ("klt?base=encodec-24khz&bandwidth=1.5&n_cov=3", "n_cov=3 exceeds the 2 codebooks in use"),
         ("klt?base=lowpass", "base 'lowpass' has no quantizer"),
-        ("klt?base=mp3", "base 'mp3' is not a codec family"),
+        ("klt?base=vorbis", "base 'vorbis' is not a codec family"),
+        ("klt?base=mp3", "base 'mp3' has no quantizer"),  # reference codecs have no codebooks
         ("klt?base=encodec-24khz&bitrate=6", "encodec-24khz: unknown parameter 'bitrate'"),
         ("klt?base=encodec-24khz&dim=big", "dim='big' is not an integer or 'full'"),
         ("klt?base=encodec-24khz&estimator=usage", "estimator=usage needs calibration=FOLDER"),

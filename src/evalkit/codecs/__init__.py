@@ -9,13 +9,14 @@
 from __future__ import annotations
 
 from evalkit._lazy import torch
-from evalkit.codecs import anchors, dac, encodec, klt, qincodec
+from evalkit.codecs import anchors, dac, encodec, klt, pyav, qincodec
 from evalkit.codecs.base import AudioTransform, Codec, Encoded, Reconstruction, ReconstructionReport
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param, SpecError, split_spec
 
 # Explicit registration: adding a family means adding it here (see README, "How to add a codec").
 FAMILIES: dict[str, CodecFamily] = {
-    f.name: f for f in (*encodec.FAMILIES, *dac.FAMILIES, *klt.FAMILIES, *qincodec.FAMILIES, *anchors.FAMILIES)}
+    f.name: f for f in (*encodec.FAMILIES, *dac.FAMILIES, *klt.FAMILIES, *qincodec.FAMILIES, *anchors.FAMILIES,
+                        *pyav.FAMILIES)}
 
 
 def get_family(name: str) -> CodecFamily:

@@ -79,6 +79,10 @@ class ReconstructionReport:
     encode_s: float
     decode_s: float
     process_s: float  # the whole transform at the codec rate (encode + decode, or filtering)
+    #: Bits of this input's coded representation per second of input: measured from the encoded packets by
+    #: transforms that set it (reference codecs), else ``bitrate_bps`` × coded streams; ``None`` without bitrate.
+    measured_bitrate_bps: float | None = None
+    decoder_rate: int | None = None  # rate the decoder produced when it differs from codec_rate (resampled back)
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class ProcessContext:
     encode_s: float = 0.0
     decode_s: float = 0.0
     encodings: list[Encoded] = field(default_factory=list)
+    measured_bitrate_bps: float | None = None  # set by transforms that measure their bitstream
+    decoder_rate: int | None = None  # set when the decoder's output rate differs (and was resampled back)
 
 
 class AudioTransform(ABC):
@@ -140,6 +146,10 @@ class AudioTransform(ABC):
         """Shortest input (samples at :attr:`sample_rate`) the transform accepts."""
         return 1
 
+    def codec_rate_for(self, input_rate: int) -> int:
+        """Rate the transform runs at for an input at ``input_rate`` (resampled to it by :meth:`reconstruct`)."""
+        return self.sample_rate or input_rate
+
     def load(self) -> AudioTransform:
         """Build the model / fetch weights; idempotent. Cheap transforms need nothing."""
         return self
@@ -165,7 +175,7 @@ class AudioTransform(ABC):
         audio_lib.validate(x, source)
         self.load()
         in_channels, in_len = x.shape
-        codec_rate = self.sample_rate or sample_rate
+        codec_rate = self.codec_rate_for(sample_rate)
         x_codec = audio_lib.resample(x, sample_rate, codec_rate)
         if x_codec.shape[1] < self.min_samples:
             raise AudioError(source, f"too short for {self.spec}: {in_len / sample_rate * 1000:.1f} ms, "
@@ -185,6 +195,9 @@ class AudioTransform(ABC):
         padded = max(0, in_len - y.shape[1])
         trimmed += max(0, y.shape[1] - in_len)
         y = np.pad(y[:, :in_len], ((0, 0), (0, padded)))
+        measured = timing.measured_bitrate_bps
+        if measured is None and self.bitrate_bps is not None:
+            measured = self.bitrate_bps * batch.shape[0]  # fixed-rate codes: every coded stream is sent
         report = ReconstructionReport(
             spec=str(self.spec), weights=self.weights_label, device=str(self.device),
             input_rate=sample_rate, codec_rate=codec_rate,
@@ -192,7 +205,8 @@ class AudioTransform(ABC):
             input_channels=in_channels, channel_handling=handling,
             input_samples=in_len, codec_input_samples=x_codec.shape[1], codec_output_samples=codec_out_len,
             trimmed_samples=trimmed, padded_samples=padded, output_samples=y.shape[1],
-            encode_s=timing.encode_s, decode_s=timing.decode_s, process_s=process_s)
+            encode_s=timing.encode_s, decode_s=timing.decode_s, process_s=process_s,
+            measured_bitrate_bps=measured, decoder_rate=timing.decoder_rate)
         encoded = timing.encodings[0] if len(timing.encodings) == 1 else None
         return Reconstruction(np.ascontiguousarray(y, dtype=np.float32), sample_rate, report, encoded)
 

@@ -41,7 +41,7 @@ def variants(family: CodecFamily) -> list[VariantRow]:
         is_codec = isinstance(codec, Codec)
         rows.append(VariantRow(
             spec=CodecSpec(family.name, {sweep.name: value}).__str__(),
-            bitrate_kbps=codec.bitrate_bps / 1000 if is_codec else None,
+            bitrate_kbps=codec.bitrate_bps / 1000 if codec.bitrate_bps is not None else None,
             side_info_kbps=codec.side_info_bps / 1000 if is_codec else 0.0,
             sample_rate=codec.sample_rate,
             frame_rate=codec.frame_rate if is_codec else None,
@@ -72,6 +72,9 @@ def render_catalog() -> str:
             lines.append("    bitrate: that of its base codec")
         elif rows[0].bitrate_kbps is None:
             lines.append("    bitrate: none (reference condition)")
+        elif rows[0].frame_rate is None:  # a reference codec: bitrate as requested, rate from the input's
+            lines.append("    bitrate: the requested (nominal) one; the measured one (encoded packets) is stored per "
+                         "unit; rate: chosen from the input's")
         elif rows:
             first = rows[0]
             lines.append(f"    {first.sample_rate} Hz, {format_value(round(first.frame_rate, 2))} Hz frames")

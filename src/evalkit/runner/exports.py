@@ -18,6 +18,7 @@ import pandas as pd
 from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
 from evalkit.runner.plan import REFERENCE
+from evalkit.runner.rate_quality import write_rate_quality
 from evalkit.runner.store import Store
 
 if TYPE_CHECKING:
@@ -56,7 +57,9 @@ def tidy_results(store: Store, plan: Plan) -> pd.DataFrame:
     """One row per result of this plan (long format); labels and categories from the plan, not old rows."""
     _plan_tables(store, plan)
     rows = store.query("""
-        SELECT u.item_id, pu.category, u.codec_spec, u.family, pv.weights, pv.bitrate_kbps,
+        SELECT u.item_id, pu.category, u.codec_spec, u.family, pv.weights,
+               COALESCE(u.measured_bitrate_bps / 1000.0, pv.bitrate_kbps) AS bitrate_kbps,
+               pv.bitrate_kbps AS nominal_bitrate_kbps,
                r.metric, r.value, r.unit, r.reason, r.metric_version, r.library, r.library_version,
                r.preparation, r.seconds AS metric_s, u.encode_s, u.decode_s, u.process_s, u.input_seconds, u.device,
                u.status, u.unit_key, r.result_key
@@ -89,16 +92,16 @@ def _with_reference_delta(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Per codec variant × metric: mean, 95 % bootstrap CI over items, n, failures.
-
-    Bitrate and weights label are the variant's (every row of a variant carries the same ones).
-    """
+    """Per codec variant × metric: mean, 95 % bootstrap CI over items, n, failures; ``bitrate_kbps`` is the
+    mean per-unit bitrate (measured where the codec measures it, see ``ReconstructionReport``), the nominal
+    bitrate and the weights label are the variant's (every row of a variant carries the same ones)."""
     rows = []
     for (spec, metric), group in tidy.groupby(["codec_spec", "metric"], sort=True):
         values = group["value"].dropna().to_numpy()
         lo, hi = bootstrap_ci(values, seed)
         info = ALL_INFO.get(metric)
-        rows.append({"codec_spec": spec, "metric": metric, "bitrate_kbps": group["bitrate_kbps"].iloc[0],
+        rows.append({"codec_spec": spec, "metric": metric, "bitrate_kbps": group["bitrate_kbps"].mean(),
+                     "nominal_bitrate_kbps": group["nominal_bitrate_kbps"].iloc[0],
                      "weights": group["weights"].iloc[0],
                      "mean": float(values.mean()) if len(values) else math.nan, "ci_low": lo, "ci_high": hi,
                      "delta_mean": group["delta"].mean(),  # vs the reference (no-reference metrics), else NaN
@@ -207,6 +210,7 @@ def write_all(store: Store, plan: Plan, output: Path, seed: int) -> tuple[dict[s
     by_depth.to_csv(paths["codebook_usage_by_depth_csv"], index=False)
     klt_accounting.to_csv(paths["klt_accounting_csv"], index=False)
     klt_spectra.to_csv(paths["klt_spectra_csv"], index=False)
+    paths["rate_quality_csv"] = write_rate_quality(summary, output)
     table = format_summary(summary)
     (output / "summary.txt").write_text(table + "\n")
     return paths, table, speed_table(tidy)

@@ -28,7 +28,8 @@ from evalkit.metrics import Metric
 from evalkit.runner.config import DatasetConfig
 
 log = logging.getLogger(__name__)
-CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec"}
+CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec",
+                   "opus": "av", "mp3": "av", "aac": "av"}  # PyAV's wheel pins FFmpeg, libopus and LAME
 MISSING = "missing"
 
 

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS units (
     bitrate_bps REAL, frame_rate REAL, cardinality INTEGER, num_codebooks INTEGER,
     input_rate INTEGER, input_channels INTEGER, input_seconds REAL, encode_s REAL, decode_s REAL, process_s REAL,
     reconstruction TEXT, decoded_path TEXT, codes_path TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP,
-    settings TEXT
+    settings TEXT,
+    measured_bitrate_bps REAL
 );
 CREATE TABLE IF NOT EXISTS results (
     result_key TEXT PRIMARY KEY, unit_key TEXT NOT NULL REFERENCES units(unit_key), item_id TEXT NOT NULL,
@@ -36,7 +37,7 @@ CREATE INDEX IF NOT EXISTS results_unit ON results(unit_key);
 CREATE TABLE IF NOT EXISTS variants (codec_spec TEXT PRIMARY KEY, info TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS current_plan (unit_key TEXT PRIMARY KEY);
 """
-ADDED_COLUMNS = {"units": {"settings": "TEXT"}, "results": {"settings": "TEXT"}}  # stores of older versions
+ADDED_COLUMNS = {"units": {"settings": "TEXT", "measured_bitrate_bps": "REAL"}, "results": {"settings": "TEXT"}}  # stores of older versions
 
 
 class UnitStatus(enum.StrEnum):
@@ -76,6 +77,7 @@ class UnitRow:
     decoded_path: str | None = None
     codes_path: str | None = None
     settings: str | None = None  # JSON of the decode settings hashed into the key
+    measured_bitrate_bps: float | None = None  # bits of this unit's coded representation / input seconds
 
 
 @dataclass(frozen=True)

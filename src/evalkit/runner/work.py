@@ -159,6 +159,7 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict) -
         decoded = rec.audio
         codes = None
         fields = dict(weights=codec.weights_label, device=str(codec.device), bitrate_bps=codec.bitrate_bps,
+                      measured_bitrate_bps=rec.report.measured_bitrate_bps,
                       encode_s=rec.report.encode_s, decode_s=rec.report.decode_s, process_s=rec.report.process_s,
                       reconstruction=to_json(rec.report))
         if isinstance(codec, Codec) and rec.encoded is not None:

@@ -1,0 +1,5 @@
+"""The error of ``evalkit compare`` in its own module, so the CLI imports nothing else of analysis at start."""
+
+
+class CompareError(ValueError):
+    """A bad ``compare`` request (missing file, unknown metric or anchor); the message names it."""

@@ -1,0 +1,51 @@
+"""Rate–quality points of a run: one row per family × bitrate point × metric (``rate_quality.csv``).
+
+A *family* is a curve for Bjøntegaard comparisons: the codec family's name, except that KLT variants form one
+family per base codec and kept dimension (their bitrate is their base's), see :func:`rate_family`. QinCodec's
+``qincodec`` and ``qincodec-rvq`` are families of their own by that same rule. A *point* is one codec variant:
+its bitrate is the mean over items of the per-unit bitrate (measured where the codec measures it), its quality
+the mean of the metric over items with the 95 % bootstrap CI of the run's summary.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from evalkit.codecs.spec import split_spec
+
+COLUMNS = ["family", "codec_spec", "bitrate_kbps", "nominal_bitrate_kbps", "metric", "mean", "ci_low", "ci_high",
+           "n", "failures", "unit", "higher_is_better"]
+
+
+def rate_family(spec: str) -> str:
+    """The rate–quality family of a (canonical) codec spec string.
+
+    >>> rate_family("opus?application=audio&bitrate_kbps=12")
+    'opus'
+    >>> rate_family("klt?bandwidth=6&base=encodec-24khz&dim=72&estimator=codebook&n_cov=2")
+    'klt:encodec-24khz:dim=72'
+    """
+    family, raw = split_spec(spec)
+    if family == "klt":
+        return f"klt:{raw.get('base', '?')}:dim={raw.get('dim', '?')}"
+    return family
+
+
+def rate_quality_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Rate–quality rows from a run summary (per variant × metric), for variants that have a bitrate.
+
+    Args:
+        summary: the run's summary table with ``codec_spec``, ``metric``, ``bitrate_kbps`` (mean per-unit
+            bitrate, measured where available), ``nominal_bitrate_kbps``, ``mean``, ``ci_low``, ``ci_high``,
+            ``n``, ``failures``, ``unit`` and ``higher_is_better``.
+
+    Returns:
+        ``COLUMNS``, sorted by family, metric and bitrate; transforms without a bitrate (anchors) are left out.
+    """
+    if summary.empty or "bitrate_kbps" not in summary:
+        return pd.DataFrame(columns=COLUMNS)
+    rows = summary[summary["bitrate_kbps"].notna()].copy()
+    rows["family"] = rows["codec_spec"].map(rate_family)
+    if "nominal_bitrate_kbps" not in rows:
+        rows["nominal_bitrate_kbps"] = rows["bitrate_kbps"]
+    return rows[COLUMNS].sort_values(["family", "metric", "bitrate_kbps"], kind="stable").reset_index(drop=True)

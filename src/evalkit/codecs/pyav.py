@@ -1,0 +1,262 @@
+"""Standard reference codecs through PyAV (FFmpeg): ``opus``, ``mp3`` and ``aac``.
+
+PyPI's ``av`` wheel bundles FFmpeg with libopus, libmp3lame and FFmpeg's native AAC encoder, so these run
+wherever evalkit runs. Audio is encoded into an in-memory container (no temporary files) and decoded back:
+
+* ``opus?bitrate_kbps=6…510&application=audio|voip|lowdelay`` — libopus (its default VBR, 20 ms frames) in Ogg.
+  The encoder takes 8, 12, 16, 24 or 48 kHz: :meth:`ReferenceCodec.codec_rate_for` picks the nearest rate at or
+  above the input's (evalkit's resampler does the conversion; the report records it). FFmpeg's Opus decoder
+  always outputs 48 kHz; that output is resampled back to the encoder's rate with the same resampler and the
+  report says so (``decoder_rate``). The Ogg demuxer removes the pre-skip of the OpusHead header and the end
+  padding given by the last page's granule position.
+* ``mp3?bitrate_kbps=8…320`` — LAME, constant bitrate. The bitrate must be a Layer III bitrate of the MPEG
+  version whose sample rate is used: 32–320 kbps at 32/44.1/48 kHz (MPEG-1), 8–160 kbps at 16/22.05/24 kHz
+  (MPEG-2), 8–64 kbps at 8/11.025/12 kHz (MPEG-2.5); the rate is the nearest at or above the input's among
+  those that allow the bitrate (else the highest that does). The demuxer removes LAME's encoder delay and
+  padding using the LAME tag.
+* ``aac?bitrate_kbps=16…320`` — FFmpeg's native AAC-LC encoder in ADTS. ADTS carries no priming information, so
+  the priming samples the encoder reports (the first packet's timestamp is ``−priming``, 1024 for this encoder)
+  are removed after decoding, and the trailing padding is cut at the input length by the caller (recorded as
+  ``trimmed_samples``).
+
+Mono and stereo inputs are coded as they are (stereo jointly, the bitrate being the stream's total); more
+channels are refused. The nominal bitrate is the requested one; the measured one is the payload bytes of the
+encoded packets × 8 / input duration (container overhead excluded), reported per call. These codecs have no
+codebooks: they are :class:`AudioTransform`\\ s, not :class:`Codec`\\ s, so codebook metrics do not apply.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from abc import abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from evalkit import audio as audio_lib
+from evalkit.audio import AudioError
+from evalkit.codecs.base import AudioTransform, ProcessContext
+from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
+
+MAX_CHANNELS = 2
+LAYOUTS = {1: "mono", 2: "stereo"}
+
+# Layer III bitrates (kbps) per MPEG version, and the sample rates of each version (ISO 11172-3, 13818-3).
+MP3_TABLES: dict[tuple[int, ...], tuple[int, ...]] = {
+    (32_000, 44_100, 48_000): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (16_000, 22_050, 24_000): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (8_000, 11_025, 12_000): (8, 16, 24, 32, 40, 48, 56, 64),
+}
+MP3_BITRATES = tuple(sorted({b for table in MP3_TABLES.values() for b in table}))
+OPUS_RATES = (8_000, 12_000, 16_000, 24_000, 48_000)
+AAC_RATES = (7_350, 8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000, 64_000, 88_200, 96_000)
+
+
+def _av():
+    try:
+        import av
+    except ImportError as exc:  # av is a base requirement; this only fires in a broken environment
+        raise ImportError("the reference codecs need PyAV: pip install av") from exc
+    return av
+
+
+def nearest_rate_at_or_above(rate: int, supported: tuple[int, ...]) -> int:
+    """The smallest supported rate ≥ ``rate``, else the largest supported rate.
+
+    >>> nearest_rate_at_or_above(44_100, OPUS_RATES), nearest_rate_at_or_above(16_000, OPUS_RATES)
+    (48000, 16000)
+    >>> nearest_rate_at_or_above(96_000, OPUS_RATES)
+    48000
+    """
+    above = [r for r in sorted(supported) if r >= rate]
+    return above[0] if above else max(supported)
+
+
+@dataclass(frozen=True)
+class Bitstream:
+    """An encoded signal held in memory.
+
+    Attributes:
+        data: the whole container (Ogg, MP3 or ADTS) as written.
+        packet_bytes: payload bytes of the encoded packets (container headers and framing excluded).
+        num_samples: input length in samples at ``sample_rate``.
+        sample_rate: rate the encoder ran at.
+        channels: coded channels.
+        priming_samples: encoder delay the encoder reported (``−pts`` of its first packet).
+    """
+
+    data: bytes
+    packet_bytes: int
+    num_samples: int
+    sample_rate: int
+    channels: int
+    priming_samples: int
+
+    @property
+    def bitrate_bps(self) -> float:
+        """Measured bitrate: ``packet_bytes × 8 / (num_samples / sample_rate)`` in bit/s."""
+        return self.packet_bytes * 8 * self.sample_rate / self.num_samples
+
+
+class ReferenceCodec(AudioTransform):
+    """A standard codec run through PyAV at a nominal bitrate; subclasses fix the encoder and container."""
+
+    encoder: str = ""
+    container: str = ""  # FFmpeg muxer
+    demuxer: str = ""  # FFmpeg demuxer, named (small streams can defeat format probing)
+    sample_format: str = "fltp"  # what the encoder is fed (float, so nothing is quantised before it)
+    demuxer_trims: bool = True  # the container tells the demuxer the delay and padding to remove
+
+    def __init__(self, spec: CodecSpec, device: str | torch.device = "cpu"):
+        super().__init__(spec, "cpu")
+        self.bitrate_kbps = float(spec.params["bitrate_kbps"])
+
+    @property
+    def sample_rate(self) -> None:
+        return None  # depends on the input rate: see codec_rate_for
+
+    @property
+    def bitrate_bps(self) -> float:
+        """Nominal (requested) bitrate in bit/s; the measured one comes with each reconstruction."""
+        return self.bitrate_kbps * 1000
+
+    @abstractmethod
+    def codec_rate_for(self, input_rate: int) -> int:
+        """The encoder's rate for an input at ``input_rate`` (one the encoder supports)."""
+
+    def encoder_options(self) -> dict[str, str]:
+        return {}
+
+    @abstractmethod
+    def frame_samples(self, rate: int) -> int:
+        """Samples of one codec frame at ``rate`` (shorter inputs are refused)."""
+
+    def info(self) -> dict:
+        av = _av()
+        return {"reference_codec": {"encoder": self.encoder, "container": self.container, "av": av.__version__,
+                                    "libavcodec": ".".join(map(str, av.library_versions["libavcodec"]))}}
+
+    def load(self) -> ReferenceCodec:
+        _av()
+        return self
+
+    def encode(self, wav: np.ndarray, sample_rate: int) -> Bitstream:
+        """``[channels, samples]`` float32 at ``sample_rate`` (one the encoder takes) → :class:`Bitstream`."""
+        av = _av()
+        channels, num_samples = wav.shape
+        buffer = io.BytesIO()
+        packet_bytes, first_pts = 0, None
+        with av.open(buffer, "w", format=self.container) as out:
+            stream = out.add_stream(self.encoder, rate=sample_rate)
+            ctx = stream.codec_context
+            ctx.layout = LAYOUTS[channels]
+            ctx.format = self.sample_format
+            ctx.bit_rate = int(round(self.bitrate_bps))
+            ctx.options = self.encoder_options()
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wav, dtype=np.float32), format="fltp",
+                                               layout=LAYOUTS[channels])
+            frame.sample_rate, frame.pts = sample_rate, 0
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                if first_pts is None:
+                    first_pts = packet.pts
+                packet_bytes += packet.size
+                out.mux(packet)
+        return Bitstream(buffer.getvalue(), packet_bytes, num_samples, sample_rate, channels,
+                         priming_samples=max(0, -int(first_pts or 0)))
+
+    def decode(self, bitstream: Bitstream) -> tuple[np.ndarray, int]:
+        """:class:`Bitstream` → (``[channels, samples]`` float32, decoder output rate), encoder delay removed."""
+        av = _av()
+        chunks = []
+        with av.open(io.BytesIO(bitstream.data), "r", format=self.demuxer) as src:
+            stream = src.streams.audio[0]
+            rate = stream.codec_context.sample_rate
+            for frame in src.decode(stream):
+                array = frame.to_ndarray()
+                if not frame.format.is_planar:  # packed: [1, samples × channels]
+                    array = array.reshape(-1, bitstream.channels).T
+                chunks.append(array.astype(np.float32, copy=False))
+        decoded = np.concatenate(chunks, axis=1) if chunks else np.zeros((bitstream.channels, 0), np.float32)
+        if not self.demuxer_trims:
+            decoded = decoded[:, bitstream.priming_samples * rate // bitstream.sample_rate:]
+        return decoded, rate
+
+    def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
+        rate = context.sample_rate
+        x = wav.detach().cpu().numpy()
+        if x.shape[1] > MAX_CHANNELS:
+            raise AudioError(str(self.spec), f"{x.shape[1]} channels; {self.spec.family} codes mono or stereo")
+        if x.shape[2] < self.frame_samples(rate):
+            raise AudioError(str(self.spec), f"too short: {x.shape[2] / rate * 1000:.1f} ms, need at least one "
+                                             f"frame ({self.frame_samples(rate) / rate * 1000:.1f} ms)")
+        av = _av()
+        outputs, measured = [], 0.0
+        for signal in x:  # batch of one unless a channel policy split it
+            t0 = time.perf_counter()
+            try:
+                bitstream = self.encode(signal, rate)
+                t1 = time.perf_counter()
+                decoded, decoder_rate = self.decode(bitstream)
+            except av.error.FFmpegError as exc:
+                raise AudioError(str(self.spec), f"{self.encoder} failed: {exc}") from exc
+            if decoder_rate != rate:  # Opus decodes at 48 kHz whatever the encoder's rate
+                decoded = audio_lib.resample(decoded, decoder_rate, rate)
+                context.decoder_rate = decoder_rate
+            context.encode_s += t1 - t0
+            context.decode_s += time.perf_counter() - t1
+            outputs.append(decoded)
+            measured += bitstream.bitrate_bps  # streams of one input: their bitrates add up
+        context.measured_bitrate_bps = measured
+        length = min(o.shape[1] for o in outputs)
+        return torch.from_numpy(np.stack([o[:, :length] for o in outputs]))
+
+
+class Opus(ReferenceCodec):
+    encoder, container, demuxer, sample_format = "libopus", "ogg", "ogg", "flt"
+
+    def codec_rate_for(self, input_rate: int) -> int:
+        return nearest_rate_at_or_above(input_rate, OPUS_RATES)
+
+    def frame_samples(self, rate: int) -> int:
+        return rate // 50  # 20 ms, libopus' default frame
+
+    def encoder_options(self) -> dict[str, str]:
+        return {"application": str(self.spec.params["application"])}
+
+
+class Mp3(ReferenceCodec):
+    encoder, container, demuxer = "libmp3lame", "mp3", "mp3"
+
+    def codec_rate_for(self, input_rate: int) -> int:
+        allowed = tuple(r for rates, kbps in MP3_TABLES.items() if int(self.bitrate_kbps) in kbps for r in rates)
+        return nearest_rate_at_or_above(input_rate, allowed)
+
+    def frame_samples(self, rate: int) -> int:
+        return 1152 if rate >= 32_000 else 576  # MPEG-1 / MPEG-2 and 2.5 Layer III granules
+
+
+class Aac(ReferenceCodec):
+    encoder, container, demuxer, demuxer_trims = "aac", "adts", "aac", False
+
+    def codec_rate_for(self, input_rate: int) -> int:
+        return nearest_rate_at_or_above(input_rate, AAC_RATES)
+
+    def frame_samples(self, rate: int) -> int:
+        return 1024
+
+
+FAMILIES = (
+    CodecFamily("opus", "Opus (libopus via PyAV, VBR, Ogg in memory); reference codec, no codebooks",
+                (Param("bitrate_kbps", float, 24.0, "nominal bitrate in kbps (total over channels)",
+                       minimum=6.0, maximum=510.0, sweep=True),
+                 Param("application", str, "audio", "libopus application mode",
+                       choices=("audio", "voip", "lowdelay"))), Opus),
+    CodecFamily("mp3", "MP3 (LAME CBR via PyAV, in memory); reference codec, no codebooks",
+                (Param("bitrate_kbps", int, 64, "Layer III bitrate in kbps (total over channels)",
+                       choices=MP3_BITRATES, sweep=True),), Mp3),
+    CodecFamily("aac", "AAC-LC (FFmpeg's native encoder via PyAV, ADTS in memory); reference codec, no codebooks",
+                (Param("bitrate_kbps", float, 64.0, "nominal bitrate in kbps (total over channels)",
+                       minimum=16.0, maximum=320.0, sweep=True),), Aac),
+)
