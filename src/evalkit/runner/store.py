@@ -37,7 +37,8 @@ CREATE INDEX IF NOT EXISTS results_unit ON results(unit_key);
 CREATE TABLE IF NOT EXISTS variants (codec_spec TEXT PRIMARY KEY, info TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS current_plan (unit_key TEXT PRIMARY KEY);
 """
-ADDED_COLUMNS = {"units": {"settings": "TEXT", "measured_bitrate_bps": "REAL"}, "results": {"settings": "TEXT"}}  # stores of older versions
+ADDED_COLUMNS = {  # columns that stores written by older versions lack
+    "units": {"settings": "TEXT", "measured_bitrate_bps": "REAL"}, "results": {"settings": "TEXT"}}
 
 
 class UnitStatus(enum.StrEnum):
