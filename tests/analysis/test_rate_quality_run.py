@@ -44,7 +44,7 @@ def test_run_stores_measured_bitrates_and_writes_rate_quality(items, tmp_path, c
     assert (opus6.bitrate_bps == 6000).all()
     stereo = audio.load(items / "music.wav").samples
     direct = build_codec("opus?bitrate_kbps=6").reconstruct(stereo, 16000).report.measured_bitrate_bps
-    assert opus6.loc["music", "measured_bitrate_bps"] == pytest.approx(direct)  # one stereo stream, measured
+    assert opus6.loc["music.wav", "measured_bitrate_bps"] == pytest.approx(direct)  # one stereo stream, measured
     assert units[units.family == "lowpass"].measured_bitrate_bps.isna().all()
 
     summary = pd.read_csv(report.exports["summary_csv"])
