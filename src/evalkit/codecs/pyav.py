@@ -33,9 +33,9 @@ from abc import abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from evalkit import audio as audio_lib
+from evalkit._lazy import torch
 from evalkit.audio import AudioError
 from evalkit.codecs.base import AudioTransform, ProcessContext
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
