@@ -18,9 +18,13 @@ from pathlib import Path
 COMMANDS = (["--help"], ["codecs", "list"], ["metrics", "list"], ["weights", "status"])
 
 
+EXIT_CODES: dict[str, int] = {}
+
+
 def wall(argv: list[str]) -> float:
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    EXIT_CODES[" ".join(argv[1:])] = done.returncode
     return time.perf_counter() - t0
 
 
@@ -39,7 +43,9 @@ def main() -> None:
     print(f"best of {args.repeat}: python -c 'import torch' {base:.3f} s")
     for command in COMMANDS:
         name = " ".join(command)
-        print(f"evalkit {name:<16} {best[name]:.3f} s  ratio to import torch {best[name] / base:.3f} (target <= 0.3)")
+        code = EXIT_CODES.get(name, 0)
+        print(f"evalkit {name:<16} {best[name]:.3f} s  ratio to import torch {best[name] / base:.3f} (target <= 0.3)"
+              + (f"  [exit code {code}]" if code else ""))
 
 
 if __name__ == "__main__":
