@@ -24,6 +24,7 @@ import soundfile as sf
 import evalkit
 from evalkit.codecs import CodecSpec, build_codec
 from evalkit.codecs.weights import WeightsNotFound, get_entry
+from evalkit.hashing import file_sha256
 from evalkit.metrics import Metric
 from evalkit.runner.config import DatasetConfig
 
@@ -60,11 +61,7 @@ class Variant:
 
 
 def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def _inside(path: Path, folder: Path) -> bool:

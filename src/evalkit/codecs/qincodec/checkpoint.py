@@ -6,7 +6,6 @@ computes is defined by the stored values, and re-saving a loaded checkpoint chan
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import zipfile
@@ -14,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from evalkit._lazy import torch
+from evalkit.hashing import file_sha256
 
 FORMAT = "evalkit-qincodec/1"
 SHIPPED = Path(__file__).parent / "weights" / "qincodec-small.pt"
@@ -53,14 +53,6 @@ def resolve_path(checkpoint: str) -> Path:
     return path
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @lru_cache(maxsize=4)
 def _load(path: str, size: int, mtime_ns: int) -> dict:
     try:
@@ -72,7 +64,7 @@ def _load(path: str, size: int, mtime_ns: int) -> dict:
         raise CheckpointError(f"{path} is not a QinCodec checkpoint (expected format {FORMAT})")
     out = {k: _float(bundle[k]) for k in PARTS}
     out.update(format=bundle["format"], config=bundle["config"], provenance=bundle.get("provenance", {}),
-               sha256=file_digest(Path(path)))
+               sha256=file_sha256(Path(path)))
     return out
 
 
@@ -101,7 +93,7 @@ def _header(path: str, size: int, mtime_ns: int) -> dict:
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a QinCodec checkpoint (expected format {FORMAT})")
     return dict(format=bundle["format"], config=bundle["config"], provenance=bundle.get("provenance", {}),
-                sha256=file_digest(Path(path)))
+                sha256=file_sha256(Path(path)))
 
 
 def read_header(checkpoint: str) -> dict:
