@@ -134,7 +134,9 @@ def test_ctrl_c_stops_workers_and_exits_130_and_a_second_run_is_refused(larger_d
     from evalkit.cli import main
     from evalkit.runner.run import output_lock
 
-    raw = make_config(larger_dataset, tmp_path / "out", codecs=CODECS[:1], metrics=["si_sdr"], workers=2)
+    # 50 units, so the run is still going when the second run and Ctrl-C arrive (10 finished too early)
+    codecs = [{"spec": f"encodec-24khz?bandwidth={b}&weights=random"} for b in (1.5, 3, 6, 12, 24)]
+    raw = make_config(larger_dataset, tmp_path / "out", codecs=codecs, metrics=["si_sdr"], workers=2)
     proc, cfg = _start_run(raw, tmp_path, start_new_session=True)
     store = tmp_path / "out" / "results.sqlite"
     children = _wait_for_units(proc, store, 1, workers=2)
@@ -148,7 +150,7 @@ def test_ctrl_c_stops_workers_and_exits_130_and_a_second_run_is_refused(larger_d
     done = _units(store)
     assert proc.returncode == 130
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
-    assert stderr.rstrip().splitlines()[-1] == f"interrupted after {done} units; rerun to resume" and done < 10
+    assert stderr.rstrip().splitlines()[-1] == f"interrupted after {done} units; rerun to resume" and done < 50
     deadline = time.monotonic() + 10
     while _alive(children) and time.monotonic() < deadline:
         time.sleep(0.1)
