@@ -105,6 +105,9 @@ def _metrics_list(args: argparse.Namespace) -> int:
               f"channels {info.channels}")
         print(f"    {info.library} {info.library_version()}; v{info.version}; {info.paper}"
               + ("; aligns internally" if info.aligns_internally else ""))
+        if info.applies_to:
+            print(f"    `applicable` runs it on {info.applies_to} items"
+                  + (" and items of no category" if info.uncategorised else ""))
     return 0
 
 

@@ -96,3 +96,12 @@ def test_silent_reference_is_nan(speech, name):
     ref, deg, sr = speech
     result = score_pair(Reference(np.zeros_like(ref), sr), deg, sr, [get_metric(name)])[0]
     assert np.isnan(result.value) and "silent" in result.reason
+
+
+def test_speech_quality_measures_skip_items_of_other_categories():
+    speech_measures = {"pesq_wb", "pesq_nb", "stoi", "estoi", "visqol_speech"}
+    names = {c: {m.info.name for m in applicable_metrics(44_100, category=c)} for c in (None, "", "speech", "music")}
+    for category in (None, "", "speech"):  # unknown category: still measured, as before categories existed
+        assert speech_measures <= names[category], category
+    assert not speech_measures & names["music"]
+    assert {"si_sdr", "mel_distance", "visqol_audio"} <= names["music"]

@@ -108,4 +108,5 @@ def test_applicable_speech_metrics_follow_the_category(run):
     per_item = {i.item_id: {m.info.name for m in _metrics_for(applicable, i)} for i in list_items(config.dataset)}
     speech = {"dnsmos_ovrl", "dnsmos_p808", "speaker_similarity", "wer", "cer", "dwer"}
     assert speech <= per_item["talk.wav"] and not speech & per_item["tune.wav"]
-    assert "pesq_wb" in per_item["tune.wav"]
+    assert "si_sdr" in per_item["tune.wav"] and "pesq_wb" in per_item["talk.wav"]
+    assert not {"pesq_wb", "pesq_nb", "stoi", "estoi", "visqol_speech"} & per_item["tune.wav"]  # speech measures

@@ -45,6 +45,7 @@ def test_every_problem_is_reported_with_its_field(dataset, tmp_path):
     (lambda r: r.update(codecs=[{"spec": "lowpass", "family": "lowpass"}]), "codecs.0: give exactly one of"),
     (lambda r: r.update(codecs=[]), "codecs: List should have at least 1 item"),
     (lambda r: r["dataset"].update(segment_seconds=-1), "dataset.segment_seconds: Input should be greater than 0"),
+    (lambda r: r.update(exclude_metrics=["si_sdr", "wr"]), "exclude_metrics.1: unknown metric 'wr'"),
 ])
 def test_schema_problems(dataset, tmp_path, mutate, expected):
     raw = make_config(dataset, tmp_path / "out")
@@ -177,3 +178,16 @@ def test_calibration_without_usable_audio_is_a_config_error(dataset, tmp_path, c
     assert err.startswith(f"evalkit: error: {tmp_path / 'run.yaml'}: codecs.0: klt: calibration folder {calibration} "
                           f"has no usable audio") and "\n" not in err
     assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_excluded_metrics_leave_the_applicable_set_and_lists(dataset, tmp_path):
+    from evalkit.runner.plan import list_items
+    from evalkit.runner.run import _metrics_for
+
+    for metrics in ("applicable", ["si_sdr", "mel_distance", "stoi"]):
+        raw = make_config(dataset, tmp_path / "out", metrics=metrics)
+        raw["exclude_metrics"] = ["mel_distance", "stoi"]
+        config, _ = validate_config(raw, tmp_path)
+        item = next(iter(list_items(config.dataset)))
+        names = {m.info.name for m in _metrics_for(config, item)}
+        assert "si_sdr" in names and not {"mel_distance", "stoi"} & names, metrics

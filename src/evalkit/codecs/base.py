@@ -125,6 +125,13 @@ class AudioTransform(ABC):
             self._device = resolve_device(self._device_request)
         return self._device
 
+    @property
+    def device_type(self) -> str:
+        """``"cpu"`` or ``"cuda"``; a transform that runs on the CPU says so without importing torch."""
+        if self._device is None and self._device_request == "cpu":
+            return "cpu"
+        return self.device.type
+
     # --- static description --------------------------------------------------------------------
     @property
     @abstractmethod

@@ -49,11 +49,12 @@ def applicable_metrics(*sample_rates: int, category: str | None = None) -> list[
     """Metrics whose native rate (the lowest, for metrics with fallback rates) the inputs can feed without large
     upsampling (rate ≥ 0.9 × native): 44.1 kHz input gets ViSQOL audio (48 kHz); 16 kHz input gets neither
     ViSQOL audio nor 44.1 kHz mel; 8 kHz input still gets narrowband PESQ. Metrics meant for one kind of content
-    (``info.applies_to``, e.g. the speech metrics) need that ``category``."""
+    (``info.applies_to``: speech) need that ``category``; the speech-quality ones (PESQ, STOI, ViSQOL speech)
+    also run when the category is unknown (``None`` or empty), never on another category."""
     lowest = min(sample_rates)
     return [m for m in PAIR_METRICS.values()
             if (m.info.sample_rate is None or lowest >= APPLICABLE_RATE_RATIO * min(m.info.rates))
-            and m.info.applies_to in (None, category)]
+            and m.info.applies(category)]
 
 
 __all__ = ["ALL_INFO", "CORPUS_METRICS", "PAIR_METRICS", "Degraded", "Metric", "MetricInfo", "MetricKind",

@@ -19,6 +19,7 @@ import numpy as np
 
 from evalkit.logs import captured_stderr
 from evalkit.metrics.registry import ChannelMode, Metric, MetricFailure, MetricInfo, MetricKind
+from evalkit.metrics.speech import SPEECH
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Pesq(Metric):
             min_duration_s=PESQ_MIN_S, channels=ChannelMode.MONO, library="pesq",
             paper="ITU-T P.862 (2001), P.862.2 (2007)", description="perceptual evaluation of speech quality",
             value_range=(1.0, 4.64 if wide else 4.55), version="2", aligns_internally=True,
-            fallback_rates=() if wide else (8_000,))
+            fallback_rates=() if wide else (8_000,), applies_to=SPEECH, uncategorised=True)
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any],
                 rate: int | None = None) -> float:
@@ -65,7 +66,8 @@ class Stoi(Metric):
             unit="correlation (0-1)", higher_is_better=True, sample_rate=10_000, min_duration_s=0.384,
             channels=ChannelMode.MONO, library="pystoi",
             paper="Jensen & Taal, IEEE/ACM TASLP 2016" if extended else "Taal et al., IEEE TASLP 2011",
-            description="short-time objective intelligibility", value_range=(None, 1.0))
+            description="short-time objective intelligibility", value_range=(None, 1.0), applies_to=SPEECH,
+            uncategorised=True)
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         from pystoi import stoi
@@ -104,7 +106,8 @@ class Visqol(Metric):
             sample_rate=48_000 if audio else 16_000, min_duration_s=0.5, channels=ChannelMode.MONO,
             library="visqol-python", paper="Chinen et al., ViSQOL v3, QoMEX 2020",
             description="virtual speech/audio quality objective listener (order: reference, degraded)",
-            value_range=(1.0, 5.0), version="2", aligns_internally=True)
+            value_range=(1.0, 5.0), version="2", aligns_internally=True,
+            applies_to=None if audio else SPEECH, uncategorised=not audio)
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         if not np.any(reference):

@@ -51,6 +51,9 @@ class MetricInfo:
             delay compensation and trimming: it aligns by itself (ViSQOL, PESQ) or needs no alignment.
         applies_to: the manifest ``category`` the metric is meant for (``"speech"``); ``metrics: applicable``
             runs it only on such items. ``None``: any audio.
+        uncategorised: with ``applies_to`` set, ``metrics: applicable`` also runs it on items of no known
+            category (a folder without a manifest), as the speech-quality measures PESQ, STOI and ViSQOL speech;
+            an item of another category (``music``) never gets it.
         needs_text: the metric also needs the item's transcript (manifest column ``text``).
         dependencies: further PyPI distributions whose versions can change the value (recorded and keyed
             with the library's).
@@ -73,6 +76,7 @@ class MetricInfo:
     version: str = "1"
     aligns_internally: bool = False
     applies_to: str | None = None
+    uncategorised: bool = False
     needs_text: bool = False
     dependencies: tuple[str, ...] = ()
     fallback_rates: tuple[int, ...] = ()
@@ -95,6 +99,18 @@ class MetricInfo:
             return reference_rate
         lowest = min(reference_rate, degraded_rate)
         return next((r for r in self.rates if lowest >= r), self.rates[-1])
+
+    def applies(self, category: str | None) -> bool:
+        """Whether ``metrics: applicable`` runs the metric on an item of this manifest ``category``.
+
+        >>> info = MetricInfo("m", "", MetricKind.REFERENCE, "", True, 16_000, 0.0, ChannelMode.MONO, "", "", "",
+        ...                   applies_to="speech", uncategorised=True)
+        >>> info.applies("speech"), info.applies(""), info.applies(None), info.applies("music")
+        (True, True, True, False)
+        """
+        if self.applies_to is None or category == self.applies_to:
+            return True
+        return self.uncategorised and not category
 
     @property
     def needs_reference(self) -> bool:

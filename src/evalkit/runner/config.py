@@ -8,6 +8,7 @@ Example::
         params: {bandwidth: [1.5, 6]}
       - spec: "lowpass?cutoff_hz=3500"
     metrics: [si_sdr, mel_distance, pesq_wb]     # or "applicable"
+    exclude_metrics: []                          # left out of either (e.g. [wer, cer, dwer])
     output: runs/demo
     device: auto
     workers: 2
@@ -85,6 +86,7 @@ class RunConfig(_Strict):
     dataset: DatasetConfig
     codecs: list[CodecGrid] = Field(min_length=1)
     metrics: list[str] | Literal["applicable"] = "applicable"
+    exclude_metrics: list[str] = []
     output: Path
     device: str = "auto"
     workers: int = Field(default=2, ge=1)
@@ -101,7 +103,7 @@ DECODE_FIELDS = ("channel_policy", "dataset.segment_seconds")
 SCORE_FIELDS = ("max_delay_s",)
 #: Fields that only choose what is planned or how it is run; they change no stored value.
 PLAN_FIELDS = ("dataset.folder", "dataset.glob", "dataset.manifest", "dataset.max_items", "codecs", "metrics",
-               "output", "device", "workers", "seed")
+               "exclude_metrics", "output", "device", "workers", "seed")
 
 
 def _field(config: RunConfig, dotted: str):
@@ -234,6 +236,9 @@ def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[
         for i, name in enumerate(config.metrics):
             if name not in PAIR_METRICS:
                 problems.append(f"metrics.{i}: unknown metric {name!r}; valid: {', '.join(PAIR_METRICS)}")
+    for i, name in enumerate(config.exclude_metrics):
+        if name not in PAIR_METRICS:
+            problems.append(f"exclude_metrics.{i}: unknown metric {name!r}; valid: {', '.join(PAIR_METRICS)}")
     ds = config.dataset
     updates: dict[str, Any] = {"output": _resolve(config.output, base_dir)}
     if ds.folder is not None:

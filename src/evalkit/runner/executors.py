@@ -47,7 +47,9 @@ def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, lo
     except BaseException:  # Ctrl-C included: stop the workers now rather than after their tasks
         stop_pool(pool)
         raise
-    pool.shutdown(wait=True)
+    # Every task is done: the workers exit on their own (joined at interpreter exit) while the caller writes
+    # its exports, instead of the caller waiting about a second for their teardown.
+    pool.shutdown(wait=False)
 
 
 def stop_pool(pool: ProcessPoolExecutor, timeout_s: float = 5.0) -> None:

@@ -44,6 +44,7 @@ class Item:
     category: str = ""
     sample_rate: int | None = None
     text: str | None = None  # transcript (manifest column `text`), for wer/cer
+    seconds: float = 0.0  # duration from the file's header (0 when unreadable); orders the work, keys nothing
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,13 @@ def _inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
-def _rate(path: Path) -> int | None:
+def _header(path: Path) -> tuple[int | None, float]:
+    """(sample rate, seconds) from the file's header; ``(None, 0.0)`` when it cannot be read."""
     try:
-        return int(sf.info(str(path)).samplerate)
-    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError):
-        return None
+        info = sf.info(str(path))
+        return int(info.samplerate), float(info.frames) / info.samplerate
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError, ZeroDivisionError):
+        return None, 0.0
 
 
 def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]:
@@ -113,8 +116,8 @@ def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]
             raise ValueError(f"dataset.manifest: {item_id} is listed twice")
         seen.add(item_id)
         present = path.is_file()
-        yield Item(item_id, path, file_hash(path) if present else MISSING, category,
-                   _rate(path) if present else None, text)
+        rate, seconds = _header(path) if present else (None, 0.0)
+        yield Item(item_id, path, file_hash(path) if present else MISSING, category, rate, text, seconds)
 
 
 def _version(dist: str) -> str:
@@ -135,7 +138,7 @@ def plan_variant(spec: CodecSpec, device: str = "cpu") -> Variant:
         WeightsNotFound: an explicit ``weights=PATH`` that does not exist (a config error, not a skip).
     """
     codec = build_codec(spec, device=device)
-    parts = [str(spec), f"evalkit={evalkit.__version__}", f"device={codec.device.type}"]
+    parts = [str(spec), f"evalkit={evalkit.__version__}", f"device={codec.device_type}"]
     model_family = spec.params.get("base", spec.family)  # a KLT variant runs its base codec's library
     for prefix, dist in CODEC_LIBRARIES.items():
         if model_family.startswith(prefix):

@@ -106,11 +106,13 @@ def output_lock(output: Path) -> Iterator[None]:
 
 
 def _metrics_for(config: RunConfig, item: Item) -> list[Metric]:
-    """Listed metrics run on every item; ``applicable`` ones by rate and by the item's manifest category."""
+    """Listed metrics run on every item; ``applicable`` ones by rate and by the item's manifest category;
+    ``exclude_metrics`` are left out of either."""
     if config.metrics != "applicable":
-        return get_metrics(config.metrics)
-    # unreadable: the unit fails with its reason for every metric a 44.1 kHz file would get
-    return applicable_metrics(item.sample_rate or 44_100, category=item.category)
+        chosen = get_metrics(config.metrics)
+    else:  # unreadable: the unit fails with its reason for every metric a 44.1 kHz file would get
+        chosen = applicable_metrics(item.sample_rate or 44_100, category=item.category)
+    return [m for m in chosen if m.info.name not in config.exclude_metrics]
 
 
 def nyquist_problems(items: list[Item], variants: list[Variant]) -> list[str]:
@@ -195,6 +197,8 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
             jobs.append(UnitJob(key, spec, todo, cached))
         if jobs:
             plan.tasks.append(ItemTask(item, tuple(jobs), config.device, decode, score))
+    # Longest work first, so the pool's last tasks are short ones and no worker idles while one finishes.
+    plan.tasks.sort(key=lambda t: t.item.seconds * sum(1 + len(j.metrics) for j in t.jobs), reverse=True)
     return plan
 
 
