@@ -21,6 +21,8 @@ def add_parser(sub) -> None:
     train.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     train.add_argument("--stage", action="append", choices=["ae", "latents", "quantizer", "finetune"],
                        help="run only this stage (repeatable; earlier stages must be done); default: all")
+    train.add_argument("--init", type=Path, help="start the autoencoder from this packaged checkpoint's encoder "
+                       "and decoder ('shipped': the package's); recorded in the provenance")
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     train.add_argument("--max-minutes", type=float, help="stop (resumably) after this many minutes")
     train.set_defaults(func=train_command)
@@ -54,6 +56,14 @@ def train_command(args: argparse.Namespace) -> int:
             raise ValueError("--device cuda: no CUDA GPU is available")
         if not args.data.is_dir():
             raise ValueError(f"--data {args.data}: no such folder")
+        init = None
+        if args.init is not None:
+            from evalkit.codecs.qincodec.checkpoint import read_header, resolve_path
+
+            init = resolve_path(str(args.init))
+            theirs = read_header(str(init))["config"]["model"]
+            if theirs != json.loads(json.dumps(config.as_dict()["model"])):
+                raise ValueError(f"--init {args.init}: its autoencoder is not the one of config {config.name!r}")
     except (ValueError, RuntimeError) as exc:
         print(f"evalkit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -62,7 +72,8 @@ def train_command(args: argparse.Namespace) -> int:
     _file_log(args.out)
     stages = tuple(args.stage) if args.stage else STAGES
     ctx = Context(config, args.data, args.out, device,
-                  budget_s=args.max_minutes * 60 if args.max_minutes else None, progress=sys.stderr.isatty())
+                  budget_s=args.max_minutes * 60 if args.max_minutes else None, progress=sys.stderr.isatty(),
+                  init=init)
     print(f"qincodec: training config {config.name!r} on {device} into {args.out} (log: {args.out / 'train.log'})",
           file=sys.stderr)
     try:

@@ -62,18 +62,18 @@ class TrainConfig:
     """Budgets and optimiser settings of the three stages."""
 
     segment_s: float = 1.0
-    batch_size: int = 8
-    ae_steps: int = 1400
+    batch_size: int = 16
+    ae_steps: int = 7000
     ae_lr: float = 1e-3
     l1_weight: float = 10.0  # without the waveform L1 term the phase never aligns
-    warmup_steps: int = 200
+    warmup_steps: int = 500
     grad_clip: float = 1.0
     quantizer_vectors: int = 80_000  # training latents for k-means / QINCo2 (sampled)
     kmeans_iters: int = 12
     quantizer_epochs: int = 6
     quantizer_batch: int = 1024
     quantizer_lr: float = 1e-3
-    finetune_steps: int = 300
+    finetune_steps: int = 1000
     finetune_lr: float = 2e-4
     finetune_min_steps: int = 4  # quantized latents use a random prefix of M' ∈ [min, M] steps
     val_fraction: float = 0.08

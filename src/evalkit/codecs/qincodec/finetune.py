@@ -20,6 +20,7 @@ from evalkit.codecs.qincodec.checkpoint import save_checkpoint
 from evalkit.codecs.qincodec.data import SegmentSampler, fixed_segments
 from evalkit.codecs.qincodec.losses import ReconstructionLoss
 from evalkit.codecs.qincodec.qinco2 import Qinco2, ResidualVQ
+from evalkit.codecs.qincodec.train import init_identity
 
 log = schedule.log
 
@@ -155,7 +156,9 @@ def package(ctx, decoder_state: dict, extra: dict) -> Path:
         "device": str(ctx.device), "config_name": ctx.config.name, "data": str(ctx.data),
         "data_files": len(corpus.files), "train_minutes": round(corpus.train_seconds / 60, 2),
         "val_minutes": round(corpus.val_seconds / 60, 2),
-        "command": f"evalkit qincodec train --data {ctx.data} --out {ctx.out} --config {ctx.config.name}",
+        "command": f"evalkit qincodec train --data {ctx.data} --out {ctx.out} --config {ctx.config.name}"
+                   + (f" --init {ctx.init}" if ctx.init else ""),
+        "init": init_identity(ctx.init),
         "ae_steps": ae["steps"], "ae_best_val_mel": ae["best_val_mel"], "ae_wall_s": round(ae["wall_s"], 1),
         "quantizer_val_mse_qinco2": quant["val_mse_qinco2"], "quantizer_val_mse_rvq": quant["val_mse_rvq"],
         "quantizer_wall_s": round(quant["wall_s"], 1), **extra,

@@ -44,6 +44,7 @@ class Context:
     device: torch.device
     budget_s: float | None = None
     progress: bool = True
+    init: Path | None = None  # packaged checkpoint whose encoder and decoder start the autoencoder stage
     _corpus: Corpus | None = None
 
     @property
@@ -112,6 +113,10 @@ def train_autoencoder(ctx: Context) -> Path:
         torch.set_rng_state(state["torch_rng"])
         step, best, best_state, wall = state["step"], state["best"], state["best_state"], state["wall_s"]
         log.info("ae: resuming at step %d (best val mel %.4f)", step, best)
+    elif ctx.init is not None:
+        start = init_state(ctx.init)
+        model.load_state_dict(start)
+        log.info("ae: starting from the autoencoder of %s", ctx.init)
 
     def save() -> None:
         schedule.save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
@@ -157,6 +162,15 @@ def train_autoencoder(ctx: Context) -> Path:
     return final
 
 
+def init_state(checkpoint: Path) -> dict:
+    """The autoencoder state dict (``encoder.*``, ``decoder.*``) of a packaged checkpoint, for ``--init``."""
+    from evalkit.codecs.qincodec.checkpoint import load_checkpoint
+
+    bundle = load_checkpoint(str(checkpoint))
+    return {**{f"encoder.{k}": v for k, v in bundle["encoder"].items()},
+            **{f"decoder.{k}": v for k, v in bundle["decoder"].items()}}
+
+
 def load_autoencoder(ctx: Context) -> Autoencoder:
     model = Autoencoder(ctx.config.model)
     model.load_state_dict(schedule.load(ctx.path("ae.pt"))["model"])
@@ -195,15 +209,28 @@ def extract_latents(ctx: Context) -> Path:
     return final
 
 
+def init_identity(checkpoint: Path | None) -> dict | None:
+    """``{"path", "sha256"}`` of an ``--init`` checkpoint (``None`` without one)."""
+    if checkpoint is None:
+        return None
+    from evalkit.codecs.qincodec.checkpoint import read_header
+
+    return {"path": str(checkpoint), "sha256": read_header(str(checkpoint))["sha256"]}
+
+
 def check_run_folder(ctx: Context) -> None:
     """A run folder belongs to one configuration: resuming with another one is refused."""
     ctx.out.mkdir(parents=True, exist_ok=True)
     meta = ctx.path("run.json")
-    mine = json.loads(json.dumps({"config": ctx.config.as_dict(), "data": str(ctx.data.resolve())}))
+    mine = json.loads(json.dumps({"config": ctx.config.as_dict(), "data": str(ctx.data.resolve()),
+                                  "init": init_identity(ctx.init)}))
     if meta.exists():
         theirs = json.loads(meta.read_text())
         if theirs["config"] != mine["config"]:
             raise ValueError(f"{ctx.out} holds a run of config {theirs['config']['name']!r} with other settings; "
+                             f"use another --out or delete it")
+        if theirs.get("init") != mine["init"]:
+            raise ValueError(f"{ctx.out} holds a run started from another --init checkpoint; "
                              f"use another --out or delete it")
     else:
         meta.write_text(json.dumps(mine, indent=1))
