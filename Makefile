@@ -9,6 +9,7 @@ setup:
 
 demo: setup
 	$(VENV)/bin/evalkit run configs/demo.yaml
+	$(VENV)/bin/evalkit report runs/demo -o runs/demo/report.html
 
 # Debian chromium + chromium-driver for the real-browser listening tests (skipped, with the reason, without them)
 browser:

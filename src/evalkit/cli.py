@@ -16,7 +16,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 USER_ERRORS = (("evalkit.audio", "AudioError"), ("evalkit.codecs.spec", "SpecError"),
                ("evalkit.codecs.weights", "WeightsNotFound"), ("evalkit.metrics.registry", "UnknownMetric"),
                ("evalkit.runner.config", "ConfigError"), ("evalkit.listening.errors", "ListenError"),
-               ("evalkit.analysis.errors", "CompareError"))
+               ("evalkit.analysis.errors", "CompareError"), ("evalkit.reports.rundata", "ReportError"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -245,6 +245,15 @@ def _listen_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from evalkit.reports.html import write_report
+
+    path = write_report(args.run_dir, args.listening, args.output, examples=args.examples, excerpt_s=args.excerpt)
+    size_mb = path.stat().st_size / 1e6
+    print(f"report ({size_mb:.1f} MB): {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalkit", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -332,6 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
                            help="paired test between conditions (default wilcoxon)")
     analyze_l.add_argument("--json", action="store_true", help="one JSON object")
     analyze_l.set_defaults(func=_listen_analyze)
+
+    report = sub.add_parser("report", help="one self-contained HTML report of a run (and a listening test)")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="output folder of `evalkit run`")
+    report.add_argument("--listening", metavar="TEST_DIR", help="a listening test folder with ratings")
+    report.add_argument("-o", "--output", metavar="FILE", help="report file (default: RUN_DIR/report.html)")
+    report.add_argument("--examples", type=int, default=3, help="items with inline audio examples (default 3; 0: none)")
+    report.add_argument("--excerpt", type=float, default=5.0, help="seconds of each audio example (default 5)")
+    report.set_defaults(func=_report)
+
+    from evalkit.reports.plot_cli import add_parser as add_plot_parser
+
+    add_plot_parser(sub)
 
     demo = sub.add_parser("demo", help="every demo item through every codec family")
     demo.add_argument("--data", default="data/demo", help="folder of audio files (default: data/demo)")

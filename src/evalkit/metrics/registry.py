@@ -8,13 +8,14 @@ names raise with the valid ones listed.
 from __future__ import annotations
 
 import enum
-import importlib.metadata
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from evalkit.versions import installed_version
 
 
 class MetricKind(enum.StrEnum):
@@ -125,10 +126,7 @@ class MetricInfo:
 
 
 def _installed(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+    return installed_version(dist)
 
 
 class Metric(ABC):

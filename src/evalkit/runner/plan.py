@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.metadata
 import json
 import logging
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from evalkit.codecs.weights import WeightsNotFound, get_entry
 from evalkit.hashing import file_sha256
 from evalkit.metrics import Metric
 from evalkit.runner.config import DatasetConfig
+from evalkit.versions import installed_version
 
 log = logging.getLogger(__name__)
 CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec",
@@ -121,10 +121,7 @@ def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]
 
 
 def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
+    return installed_version(dist, missing="none")  # "none" is hashed into unit keys: keep it
 
 
 def plan_variant(spec: CodecSpec, device: str = "cpu") -> Variant:

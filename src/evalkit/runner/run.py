@@ -27,6 +27,7 @@ from evalkit.metrics import Metric, MetricKind, applicable_metrics, get_metrics
 from evalkit.runner.config import ConfigError, RunConfig, decode_settings, score_settings
 from evalkit.runner.executors import run_dask, run_local
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
+from evalkit.runner.provenance import run_provenance, write_provenance
 from evalkit.runner.store import Store, UnitRow, UnitStatus
 from evalkit.runner.work import ItemTask, UnitJob, UnitOutcome, nan_rows
 
@@ -306,6 +307,7 @@ def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str =
 def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, executor: str,
                 scheduler: str | None, fresh: bool, progress: bool) -> None:
     output = report.output
+    started = time.time()
     variants = [plan_variant(s, config.device) for s in specs]
     try:
         items = list(list_items(config.dataset, exclude=output))
@@ -332,3 +334,4 @@ def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, ex
 
         report.exports, report.summary_table, report.speed_table = exports.write_all(
             store, plan, output, seed=config.seed)
+    report.exports["provenance_json"] = write_provenance(output, run_provenance(config, variants, report, started))

@@ -63,7 +63,7 @@ class TrainConfig:
 
     segment_s: float = 1.0
     batch_size: int = 16
-    ae_steps: int = 7000
+    ae_steps: int = 5000
     ae_lr: float = 1e-3
     l1_weight: float = 10.0  # without the waveform L1 term the phase never aligns
     warmup_steps: int = 500
@@ -73,7 +73,7 @@ class TrainConfig:
     quantizer_epochs: int = 6
     quantizer_batch: int = 1024
     quantizer_lr: float = 1e-3
-    finetune_steps: int = 1000
+    finetune_steps: int = 500
     finetune_lr: float = 2e-4
     finetune_min_steps: int = 4  # quantized latents use a random prefix of M' ∈ [min, M] steps
     val_fraction: float = 0.08

@@ -1,0 +1,114 @@
+"""Everything a report or a plot reads from a run folder, loaded once: the exports of the current plan
+(``summary.csv``, ``rate_quality.csv``, ``results.parquet``, codebook and KLT tables), the units of the
+current plan from ``results.sqlite`` (read-only) and the run's provenance (``run.json``, when the run wrote one).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+STORE_NAME = "results.sqlite"
+PROVENANCE_NAME = "run.json"
+ANCHOR_FAMILY = "lowpass"
+REFERENCE_SPEC = "reference"  # the pseudo-variant of no-reference scores on the reference itself
+
+
+class ReportError(ValueError):
+    """A run or listening folder that cannot be reported on; the message names the file."""
+
+
+def is_random_weights(label: str | None) -> bool:
+    """Whether a weights label says the model is not a pretrained one (``random (seed 0) - NOT ...``).
+
+    >>> is_random_weights("random (seed 0) - NOT a pretrained model"), is_random_weights("pretrained")
+    (True, False)
+    """
+    return bool(label) and str(label).startswith("random")
+
+
+def _csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:  # a run with no such rows writes an empty file
+        return pd.DataFrame()
+
+
+def _units(store: Path) -> pd.DataFrame:
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute("""SELECT u.* FROM units u JOIN current_plan c ON c.unit_key = u.unit_key
+                             ORDER BY u.codec_spec, u.item_id""").fetchall()
+    return pd.DataFrame([dict(r) for r in rows])
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One run folder's tables (each possibly empty) and provenance."""
+
+    run_dir: Path
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    rate_quality: pd.DataFrame
+    codebook_usage: pd.DataFrame
+    codebook_by_depth: pd.DataFrame
+    klt_accounting: pd.DataFrame
+    klt_spectra: pd.DataFrame
+    units: pd.DataFrame
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def weights(self) -> dict[str, str]:
+        """Weights label per codec spec (from the exports, which take it from the variants)."""
+        table = self.summary if not self.summary.empty else self.codebook_usage
+        if table.empty:
+            return {}
+        return dict(zip(table["codec_spec"], table["weights"].fillna("none"), strict=True))
+
+    @property
+    def random_specs(self) -> set[str]:
+        """Codec specs whose weights are random: every table and figure showing them carries a flag."""
+        labels = dict(self.weights)
+        if not self.units.empty:
+            labels.update(zip(self.units["codec_spec"], self.units["weights"].fillna("none"), strict=True))
+        return {spec for spec, label in labels.items() if is_random_weights(label)}
+
+    @property
+    def metrics(self) -> list[str]:
+        return sorted(self.summary["metric"].unique()) if not self.summary.empty else []
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read a run folder written by ``evalkit run``.
+
+    Raises:
+        ReportError: the folder, its store or its summary is missing or unreadable.
+    """
+    run_dir = Path(run_dir)
+    store = run_dir / STORE_NAME
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: no such run folder")
+    if not store.is_file() or not (run_dir / "summary.csv").is_file():
+        raise ReportError(f"{run_dir}: not a finished run folder (no {STORE_NAME} or summary.csv; "
+                          f"run `evalkit run CONFIG` first)")
+    try:
+        units = _units(store)
+    except sqlite3.Error as exc:
+        raise ReportError(f"{store}: unreadable store ({exc})") from None
+    results = pd.read_parquet(run_dir / "results.parquet") if (run_dir / "results.parquet").is_file() \
+        else _csv(run_dir / "results.csv")
+    provenance: dict = {}
+    if (path := run_dir / PROVENANCE_NAME).is_file():
+        try:
+            provenance = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ReportError(f"{path}: malformed ({exc})") from None
+    return RunData(run_dir, results, _csv(run_dir / "summary.csv"), _csv(run_dir / "rate_quality.csv"),
+                   _csv(run_dir / "codebook_usage.csv"), _csv(run_dir / "codebook_usage_by_depth.csv"),
+                   _csv(run_dir / "klt_accounting.csv"), _csv(run_dir / "klt_spectra.csv"), units, provenance)

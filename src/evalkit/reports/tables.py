@@ -1,0 +1,174 @@
+"""The report's tables as plain records (lists of dicts, strings formatted here): pure functions of a run's
+tables, so the template only lays them out."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from evalkit.analysis.rate_quality import rate_family
+from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC, RunData, is_random_weights
+
+SMALL_N = 5  # fewer items than this: a bootstrap CI over items says little
+SPEECH_METRICS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "speaker_similarity", "wer", "cer",
+                  "dwer")
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A number for a table cell: ``-`` for missing/NaN, ``digits`` significant decimals otherwise.
+
+    >>> fmt(2.63618), fmt(float("nan")), fmt(None), fmt(1234.5, 1)
+    ('2.636', '-', '-', '1234.5')
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
+        return "-"
+    return f"{float(value):.{digits}f}"
+
+
+def _kind(spec: str) -> str:
+    if spec == REFERENCE_SPEC:
+        return "reference"
+    return "anchor" if rate_family(spec) == ANCHOR_FAMILY else "codec"
+
+
+def variant_order(summary: pd.DataFrame) -> list[str]:
+    """Anchors first, then codecs by family and bitrate, the reference pseudo-variant last."""
+    if summary.empty:
+        return []
+    first = summary.drop_duplicates("codec_spec").copy()
+    first["family"] = first["codec_spec"].map(rate_family)
+    first["rank"] = first["codec_spec"].map(lambda s: {"anchor": 0, "codec": 1, "reference": 2}[_kind(s)])
+    first = first.sort_values(["rank", "family", "bitrate_kbps", "codec_spec"], na_position="first", kind="stable")
+    return list(first["codec_spec"])
+
+
+def metric_table(run: RunData, metrics: list[str] | None = None) -> dict:
+    """Variants × metrics: mean, 95 % CI, n, failures per cell; the best codec value per column marked.
+
+    The best value is taken over codec variants only (not the anchors or the reference pseudo-variant), in each
+    metric's own direction.
+    """
+    summary = run.summary
+    if summary.empty:
+        return {"metrics": [], "rows": [], "small_n": False}
+    metrics = metrics or run.metrics
+    random = run.random_specs
+    cells = {(r.codec_spec, r.metric): r for r in summary.itertuples()}
+    best: dict[str, str] = {}
+    for metric in metrics:
+        rows = summary[(summary["metric"] == metric) & summary["mean"].notna()
+                       & summary["codec_spec"].map(lambda s: _kind(s) == "codec")]
+        if not rows.empty:
+            higher = bool(rows["higher_is_better"].iloc[0])
+            best[metric] = rows.loc[rows["mean"].idxmax() if higher else rows["mean"].idxmin(), "codec_spec"]
+    out_rows, small = [], False
+    for spec in variant_order(summary):
+        row_cells = []
+        for metric in metrics:
+            r = cells.get((spec, metric))
+            if r is None:
+                row_cells.append(None)
+                continue
+            small |= 0 < r.n < SMALL_N
+            row_cells.append({"mean": fmt(r.mean), "ci": f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
+                              "n": int(r.n), "failures": int(r.failures), "best": best.get(metric) == spec,
+                              "small_n": 0 < r.n < SMALL_N,
+                              "delta": fmt(r.delta_mean) if pd.notna(r.delta_mean) and spec != REFERENCE_SPEC
+                              else None})
+        any_row = summary[summary["codec_spec"] == spec].iloc[0]
+        out_rows.append({"spec": spec, "kind": _kind(spec), "kbps": fmt(any_row["bitrate_kbps"], 2),
+                         "weights": str(any_row["weights"]), "random": spec in random, "cells": row_cells})
+    headers = []
+    for metric in metrics:
+        r = summary[summary["metric"] == metric].iloc[0]
+        headers.append({"name": metric, "unit": str(r["unit"]), "arrow": "↑" if r["higher_is_better"] else "↓"})
+    return {"metrics": headers, "rows": out_rows, "small_n": small}
+
+
+def weights_table(run: RunData) -> list[dict]:
+    """Every codec variant of the plan with its weights label; skipped ones with their reason."""
+    rows, seen = [], set()
+    for v in run.provenance.get("variants", []):
+        seen.add(v["codec_spec"])
+        rows.append({"spec": v["codec_spec"], "weights": v["weights"], "random": is_random_weights(v["weights"]),
+                     "skipped": v.get("skipped")})
+    for spec, label in run.weights.items():
+        if spec not in seen and spec != REFERENCE_SPEC:
+            rows.append({"spec": spec, "weights": label, "random": is_random_weights(label), "skipped": None})
+    return rows
+
+
+def speed_rows(run: RunData) -> tuple[list[dict], list[dict]]:
+    """Real-time factors: per codec (encode, decode, total processing) and per metric, seconds per audio-second."""
+    codecs, metrics = [], []
+    units = run.units
+    if not units.empty:
+        ok = units[(units["status"] == "ok") & (units["codec_spec"] != REFERENCE_SPEC)]
+        for spec, g in ok.groupby("codec_spec", sort=True):
+            audio_s = g["input_seconds"].sum()
+            if audio_s and g["process_s"].notna().any():
+                codecs.append({"spec": spec, "encode": fmt(g["encode_s"].sum() / audio_s, 4),
+                               "decode": fmt(g["decode_s"].sum() / audio_s, 4),
+                               "total": fmt(g["process_s"].sum() / audio_s, 4), "audio_s": fmt(audio_s, 1),
+                               "random": spec in run.random_specs})
+    results = run.results
+    if not results.empty:
+        for metric, g in results.groupby("metric", sort=True):
+            audio_s = g["input_seconds"].sum()
+            if audio_s:
+                metrics.append({"metric": metric, "rtf": fmt(g["metric_s"].sum() / audio_s, 4),
+                                "audio_s": fmt(audio_s, 1)})
+    return codecs, metrics
+
+
+def codebook_rows(run: RunData) -> list[dict]:
+    """Per variant with codes: codebooks, mean perplexity and utilisation, entropy bound vs nominal bitrate."""
+    rows = []
+    usage, depth = run.codebook_usage, run.codebook_by_depth
+    if usage.empty:
+        return rows
+    for spec, g in usage.groupby("codec_spec", sort=True):
+        last = depth[depth["codec_spec"] == spec].sort_values("num_codebooks").iloc[-1]
+        rows.append({"spec": spec, "codebooks": len(g), "perplexity": fmt(g["perplexity"].mean(), 1),
+                     "utilisation": fmt(100 * g["utilisation"].mean(), 1),
+                     "bound_kbps": fmt(last["bitrate_bound_bps"] / 1000, 2),
+                     "nominal_kbps": fmt(last["nominal_bitrate_bps"] / 1000, 2), "random": spec in run.random_specs})
+    return rows
+
+
+KLT_COLUMNS = (("dim", "d̃"), ("full_dim", "D"), ("variance_kept", "variance kept"),
+               ("used_codebooks", "codebooks"), ("total_floats_full", "floats (base)"),
+               ("total_floats_stored", "floats stored"), ("saving_total_stored", "storage saving"),
+               ("search_macs_full", "search MACs (base)"), ("search_macs", "search MACs"),
+               ("saving_search", "search saving"))
+
+
+def klt_rows(run: RunData) -> list[dict]:
+    rows = []
+    for r in run.klt_accounting.to_dict("records"):
+        cells = []
+        for key, _ in KLT_COLUMNS:
+            value = r.get(key)
+            if key.startswith("saving") or key == "variance_kept":
+                cells.append(f"{100 * value:.1f} %" if pd.notna(value) else "-")
+            else:
+                cells.append(str(int(value)) if pd.notna(value) else "-")
+        rows.append({"spec": r["codec_spec"], "cells": cells, "random": r["codec_spec"] in run.random_specs})
+    return rows
+
+
+def failure_rows(run: RunData) -> list[dict]:
+    """Every unit that did not run (failed, error, skipped) and every NaN result, grouped by reason."""
+    rows = []
+    if not run.units.empty:
+        bad = run.units[run.units["status"] != "ok"]
+        for (spec, status, reason), g in bad.groupby(["codec_spec", "status", "reason"], dropna=False, sort=True):
+            rows.append({"what": spec, "kind": status, "reason": str(reason), "count": len(g),
+                         "items": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
+    if not run.results.empty:
+        nan = run.results[run.results["value"].isna()]
+        for (spec, metric, reason), g in nan.groupby(["codec_spec", "metric", "reason"], dropna=False, sort=True):
+            rows.append({"what": f"{spec} · {metric}", "kind": "NaN", "reason": str(reason), "count": len(g),
+                         "items": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
+    return rows

@@ -1,0 +1,66 @@
+"""``run.json``: what a run was (config, versions, machine, date, variants), written after every run.
+
+Nothing in it is part of a key: it records how the folder's current exports were made, for reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import evalkit
+from evalkit.versions import installed_version
+
+if TYPE_CHECKING:
+    from evalkit.runner.config import RunConfig
+    from evalkit.runner.plan import Variant
+    from evalkit.runner.run import RunReport
+
+PROVENANCE_NAME = "run.json"
+#: Distributions whose versions can change a stored value (codecs, resampling, metrics) or the exports.
+LIBRARIES = ("numpy", "scipy", "torch", "soxr", "soundfile", "pyloudnorm", "encodec", "descript-audio-codec",
+             "av", "faiss-cpu", "visqol-python", "numba", "pesq", "pystoi", "speechmos", "onnxruntime",
+             "resemblyzer", "pocketsphinx", "jiwer", "pandas")
+
+
+def machine() -> dict:
+    """Platform, Python, CPU count and, when torch is already loaded, its CUDA device."""
+    info = {"platform": platform.platform(), "python": platform.python_version(), "machine": platform.machine(),
+            "processor": platform.processor() or None, "cpu_count": os.cpu_count()}
+    torch = sys.modules.get("torch")  # never imported just to describe the machine
+    if torch is not None:
+        cuda = torch.cuda.is_available()
+        info["cuda"] = torch.cuda.get_device_name(0) if cuda else None
+    return info
+
+
+def run_provenance(config: RunConfig, variants: list[Variant], report: RunReport, started: float) -> dict:
+    """The JSON-ready record of one run."""
+    return {
+        "evalkit": evalkit.__version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_s": round(time.time() - started, 2),
+        "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("evalkit") else None,
+        "config": json.loads(config.model_dump_json()),
+        "machine": machine(),
+        "libraries": {name: installed_version(name) for name in LIBRARIES},
+        "variants": [{"codec_spec": str(v.spec), "weights": v.weights, "bitrate_kbps": v.bitrate_kbps,
+                      "skipped": v.skipped} for v in variants],
+        "units": {"planned": report.units_total, "run": report.units_run, "rescored": report.units_rescored,
+                  "failed": report.units_failed},
+        "warmup_s": report.warmup_s,
+    }
+
+
+def write_provenance(output: Path, record: dict) -> Path:
+    path = Path(output) / PROVENANCE_NAME
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=str))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,17 @@
+"""Installed package versions, as recorded with stored values and in run provenance."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+
+def installed_version(dist: str, missing: str = "not installed") -> str:
+    """The installed version of PyPI distribution ``dist``, or ``missing`` when it is not installed.
+
+    >>> installed_version("surely-not-a-distribution-name", missing="none")
+    'none'
+    """
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return missing

@@ -1,0 +1,196 @@
+"""`evalkit report`: one self-contained HTML file from a run (fixture: tests/reports/conftest.py), with and
+without a listening test."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evalkit.cli import main
+from evalkit.listening.design import PrepareOptions, prepare_test
+from evalkit.listening.model import ANCHOR_LOW, ANCHOR_MID, REFERENCE, Design, load_definition
+from evalkit.listening.storage import ListeningStore
+from evalkit.reports.html import write_report
+from evalkit.reports.rundata import ReportError, load_run
+from tests.reports.conftest import CODECS, ITEMS
+
+SECTIONS = ("provenance", "metrics", "rate-quality", "codebooks", "klt", "speech", "speed", "audio", "failures")
+
+
+class Resources(HTMLParser):
+    """Every URL-carrying attribute and every tag name of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls, self.tags, self.ids = [], [], set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name in ("src", "href", "xlink:href", "data", "poster", "action") and value:
+                self.urls.append(value)
+            if name == "id":
+                self.ids.add(value)
+
+
+def parse(html: str) -> Resources:
+    page = Resources()
+    page.feed(html)
+    return page
+
+
+@pytest.fixture(scope="module")
+def report(report_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    return write_report(report_run, out=out), report_run
+
+
+def test_report_is_one_file_that_requests_nothing(report):
+    path, _ = report
+    html = path.read_text()
+    page = parse(html)
+    assert not {"script", "link", "iframe", "img", "object", "embed"} & set(page.tags)  # figures are inline SVG
+    external = [u for u in page.urls if not (u.startswith("#") or u.startswith("data:"))]
+    assert external == []
+    # inline SVG may only name its XML namespaces, never fetch anything
+    assert not [u for u in re.findall(r"https?://[^\s\"'<>)]+", html) if "www.w3.org" not in u]
+    assert "@import" not in html
+    assert set(re.findall(r"url\((.)", html)) <= {"#"}  # only in-page references (SVG clip paths)
+
+
+def test_every_section_with_data_is_present(report):
+    path, _ = report
+    ids = parse(path.read_text()).ids
+    assert set(SECTIONS) <= ids
+    assert "listening" not in ids  # no listening data given
+
+
+def test_random_weights_are_flagged_on_their_rows(report):
+    path, run_dir = report
+    html = path.read_text()
+    assert 'id="random-weights"' in html
+    random_spec = "encodec-24khz?bandwidth=1.5&amp;seed=0&amp;weights=random"
+    rows = [r for r in re.findall(r"<tr>.*?</tr>", html, flags=re.S) if random_spec in r]
+    assert len(rows) >= 4  # metric table, weights table, speed, codebooks...
+    assert all("RANDOM WEIGHTS" in r for r in rows)
+    pretrained = [r for r in re.findall(r"<tr>.*?</tr>", html, flags=re.S) if "lowpass?cutoff_hz=3500" in r]
+    assert pretrained and not any("RANDOM WEIGHTS" in r for r in pretrained)
+
+
+def test_best_value_per_metric_is_the_summary_extreme_among_codecs(report):
+    path, run_dir = report
+    summary = pd.read_csv(run_dir / "summary.csv")
+    codecs = summary[~summary["codec_spec"].str.startswith(("lowpass", "reference"))]
+    mel = codecs[codecs["metric"] == "mel_distance"]
+    best = mel.loc[mel["mean"].idxmin()]
+    sisdr = codecs[codecs["metric"] == "si_sdr"]
+    best_sisdr = sisdr.loc[sisdr["mean"].idxmax()]
+    html = path.read_text()
+    marked = re.findall(r'<td class="best">([-\d.]+) ★', html)
+    assert f"{best['mean']:.3f}" in marked and f"{best_sisdr['mean']:.3f}" in marked
+
+
+def test_audio_examples_inline_every_variant_of_each_item(report):
+    path, run_dir = report
+    html = path.read_text()
+    clips = re.findall(r'<audio controls preload="none" src="(data:audio/ogg;codecs=opus;base64,[^"]+)"', html)
+    assert len(clips) == len(ITEMS) * (len(CODECS) + 1)  # reference + every variant
+    import base64
+    assert all(base64.b64decode(c.split(",", 1)[1])[:4] == b"OggS" for c in clips)
+    assert path.stat().st_size < 15e6
+
+
+def test_provenance_has_config_versions_and_weights(report):
+    path, run_dir = report
+    html = path.read_text()
+    run = load_run(run_dir)
+    assert run.provenance["config"]["metrics"] == ["si_sdr", "mel_distance", "stft_distance", "dnsmos_ovrl"]
+    assert "Library versions" in html and run.provenance["libraries"]["numpy"] in html
+    assert "evalkit-trained QinCodec" in html  # the weights label of the QinCodec variants
+
+
+def test_failures_list_every_nan_with_its_reason(report_run, tmp_path):
+    import sqlite3
+
+    copy = tmp_path / "run"
+    import shutil
+    shutil.copytree(report_run, copy)
+    results = pd.read_parquet(copy / "results.parquet")
+    results.loc[results.index[0], ["value", "reason"]] = [np.nan, "made-up failure for the test"]
+    results.to_parquet(copy / "results.parquet")
+    with sqlite3.connect(copy / "results.sqlite") as db:
+        db.execute("UPDATE units SET status = 'error', reason = 'boom: a codec crashed' WHERE unit_key = "
+                   "(SELECT unit_key FROM current_plan LIMIT 1)")
+    html = write_report(copy, out=tmp_path / "r.html", examples=0).read_text()
+    failures = html.split('id="failures"')[1]
+    assert "made-up failure for the test" in failures and "boom: a codec crashed" in failures
+    assert 'id="audio"' not in html  # --examples 0
+
+
+def _rate(definition, stimulus: str, rng) -> float:
+    condition = definition.stimuli[stimulus].condition
+    base = {REFERENCE: 98, ANCHOR_MID: 55, ANCHOR_LOW: 25}.get(condition)
+    if base is None:
+        base = 70 if "bitrate_kbps=12" in condition else 45
+    return float(np.clip(base + rng.normal(0, 4), 0, 100))
+
+
+@pytest.fixture(scope="module")
+def rated(report_run, tmp_path_factory):
+    """A MUSHRA test on the run's two Opus variants, 4 simulated listeners, all trials rated."""
+    folder = tmp_path_factory.mktemp("mushra") / "test"
+    conditions = ["opus?application=audio&bitrate_kbps=6", "opus?application=audio&bitrate_kbps=12"]
+    prepare_test(report_run, folder, PrepareOptions(Design.MUSHRA, listeners=4, conditions=tuple(conditions)))
+    definition = load_definition(folder)
+    rng = np.random.default_rng(3)
+    with ListeningStore(folder / "listening.sqlite") as store:
+        for _ in range(4):
+            participant = store.create_participant(definition)
+            for k, trial in enumerate(definition.trials_for(participant.slot)):
+                store.submit(definition, participant, k, scores={s: _rate(definition, s, rng) for s in trial.stimuli})
+    return folder
+
+
+def test_report_with_listening_results(report_run, rated, tmp_path):
+    html = write_report(report_run, rated, tmp_path / "r.html", examples=0).read_text()
+    section = html.split('id="listening"')[1]
+    assert "Post-screening" in section and "Paired comparisons" in section
+    assert section.count("<figure") >= 3  # means, per item, box plots (+ correlation scatter plots)
+    table = section.split("Listening scores against objective metrics")[1]
+    for metric in ("si_sdr", "mel_distance"):
+        assert f'<td class="spec">{metric}</td>' in table
+
+
+def test_listening_points_join_item_means_with_metric_values(report_run, rated):
+    from evalkit.reports.listening_data import load_listening
+
+    data = load_listening(rated, load_run(report_run))
+    points = data.points[data.points["metric"] == "mel_distance"]
+    results = pd.read_parquet(report_run / "results.parquet")
+    for row in points.itertuples():
+        expected = results[(results["item_id"] == row.item) & (results["codec_spec"] == row.codec_spec)
+                           & (results["metric"] == "mel_distance")]["value"].item()
+        assert row.metric_value == pytest.approx(expected)
+        assert row.listening_mean == pytest.approx(data.analysis["items"][row.item][row.condition]["mean"])
+    assert set(points["condition"]) <= set(data.conditions)  # the hidden reference has no metric value
+
+
+def test_cli_writes_the_report_and_reports_bad_folders(report_run, tmp_path, capsys):
+    out = tmp_path / "sub" / "report.html"
+    assert main(["report", str(report_run), "-o", str(out), "--examples", "0"]) == 0
+    assert out.is_file() and str(out) in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"evalkit: error: {tmp_path / 'nope'}: no such run folder"]
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(report_run), "--listening", str(tmp_path / "empty"), "-o", str(out)]) == 2
+    assert "no test definition" in capsys.readouterr().err
+
+
+def test_load_run_refuses_a_folder_without_a_finished_run(tmp_path):
+    with pytest.raises(ReportError, match="not a finished run folder"):
+        load_run(tmp_path)
