@@ -270,3 +270,29 @@ def test_the_checkpoint_hash_is_part_of_the_unit_identity(run, tmp_path):
     ident_b = plan_variant(parse_spec(f"qincodec-rvq?checkpoint={a}&n_steps=2")).identity
     assert ident_a != ident_b
     assert load_checkpoint(str(a))["sha256"] in ident_b
+
+
+def test_init_starts_the_autoencoder_from_a_packaged_checkpoint(run, tmp_path, capsys):
+    from evalkit.codecs.qincodec.train import init_state
+
+    packaged = run.out / "qincodec.pt"
+    ctx = Context(get_config("tiny", ae_steps=1), run.data, tmp_path / "warm", torch.device("cpu"), progress=False,
+                  init=packaged)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_training(ctx, ("ae",))
+    finally:
+        torch.set_num_threads(threads)
+    start, after = init_state(packaged), schedule.load(tmp_path / "warm" / "ae.pt")["model"]
+    # one step of AdamW from the packaged weights: every tensor close to them, not to a fresh initialisation
+    for key, value in start.items():
+        assert (after[key] - value).abs().max() < 5 * get_config("tiny").train.ae_lr, key
+    recorded = json.loads((tmp_path / "warm" / "run.json").read_text())["init"]
+    assert recorded == {"path": str(packaged), "sha256": load_checkpoint(str(packaged))["sha256"]}
+    other = Context(ctx.config, run.data, tmp_path / "warm", torch.device("cpu"), progress=False)
+    with pytest.raises(ValueError, match="another --init checkpoint"):
+        run_training(other, ("ae",))
+    assert main(["qincodec", "train", "--data", str(run.data), "--out", str(tmp_path / "x"), "--config", "small",
+                 "--init", str(packaged)]) == 2
+    assert "is not the one of config 'small'" in capsys.readouterr().err
