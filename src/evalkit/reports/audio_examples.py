@@ -2,7 +2,7 @@
 compressed with Opus (PyAV, in memory) and inlined as a ``data:`` URI, so the HTML file needs no other file.
 
 The excerpt is the loudest ``excerpt_s`` window of the reference (RMS, 0.25 s steps), with 10 ms fades. Opus at
-96 kbps per channel is transparent for most material but is a second lossy step: the report says so, and the
+64 kbps per channel is near-transparent but still a second lossy step: the report says so, and the
 exact decoded audio stays in the run's ``cache/decoded``.
 """
 
@@ -18,7 +18,7 @@ from evalkit import audio
 from evalkit.reports.rundata import REFERENCE_SPEC, RunData
 
 OPUS_RATE = 48_000
-OPUS_KBPS_PER_CHANNEL = 96
+OPUS_KBPS_PER_CHANNEL = 64
 FADE_S = 0.01
 
 

@@ -7,7 +7,6 @@ URIs, CSS inline: the file makes no request when opened. Sections appear only wh
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import platform
 from pathlib import Path
 
@@ -17,23 +16,16 @@ import evalkit
 from evalkit.reports import tables
 from evalkit.reports.rundata import ANCHOR_FAMILY, ReportError, RunData, load_run
 
-log = logging.getLogger(__name__)
 TEMPLATE = "report.html.j2"
 DEFAULT_ANCHOR = "opus"
 
 
 def _figure(make, *args, alt: str) -> dict | None:
-    """Render one figure to inline SVG; None when there is nothing to plot or plotting failed (logged)."""
+    """Render one figure to inline SVG with its alt text; None when there is nothing to plot."""
     from evalkit.reports import plots
 
-    try:
-        fig = make(*args)
-    except Exception as exc:  # a figure must not take the whole report down; the report says it is missing
-        log.warning("figure %r failed: %s: %s", alt, type(exc).__name__, exc)
-        return {"svg": None, "alt": alt, "error": f"{type(exc).__name__}: {exc}"}
-    if fig is None:
-        return None
-    return {"svg": plots.figure_svg(fig), "alt": alt, "error": None}
+    fig = make(*args)
+    return None if fig is None else {"svg": plots.figure_svg(fig), "alt": alt}
 
 
 def _bd_tables(run: RunData) -> list[dict]:
@@ -74,7 +66,7 @@ def _klt_metrics(run: RunData) -> list[str]:
 def build_context(run: RunData, listening=None, *, examples: int = 3, excerpt_s: float = 5.0) -> dict:
     """Everything the template shows, computed from the run (and listening) tables."""
     from evalkit.reports import plots
-    from evalkit.reports.audio_examples import audio_examples
+    from evalkit.reports.audio_examples import OPUS_KBPS_PER_CHANNEL, audio_examples
 
     prov = run.provenance
     random_specs = sorted(run.random_specs)
@@ -116,7 +108,7 @@ def build_context(run: RunData, listening=None, *, examples: int = 3, excerpt_s:
         "failures": tables.failure_rows(run),
         "listening": _listening_context(listening) if listening is not None else None,
         "examples": audio_examples(run, examples, excerpt_s) if examples else [],
-        "opus_kbps": 96,
+        "opus_kbps": OPUS_KBPS_PER_CHANNEL,
     }
     return ctx
 
