@@ -247,7 +247,12 @@ def _listen_analyze(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from evalkit.reports.html import write_report
+    from evalkit.reports.rundata import ReportError
 
+    if args.examples < 0:
+        raise ReportError(f"--examples {args.examples}: expected 0 or more items")
+    if not args.excerpt > 0:
+        raise ReportError(f"--excerpt {args.excerpt}: expected a positive number of seconds")
     path = write_report(args.run_dir, args.listening, args.output, examples=args.examples, excerpt_s=args.excerpt)
     size_mb = path.stat().st_size / 1e6
     print(f"report ({size_mb:.1f} MB): {path}")

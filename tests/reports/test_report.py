@@ -170,6 +170,8 @@ def test_listening_points_join_item_means_with_metric_values(report_run, rated):
 
     data = load_listening(rated, load_run(report_run))
     points = data.points[data.points["metric"] == "mel_distance"]
+    # every rated item through both Opus conditions and both anchors (the hidden reference has no metric value)
+    assert len(points) == len(data.analysis["items"]) * 4
     results = pd.read_parquet(report_run / "results.parquet")
     for row in points.itertuples():
         expected = results[(results["item_id"] == row.item) & (results["codec_spec"] == row.codec_spec)
@@ -186,9 +188,45 @@ def test_cli_writes_the_report_and_reports_bad_folders(report_run, tmp_path, cap
     assert main(["report", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"evalkit: error: {tmp_path / 'nope'}: no such run folder"]
+    assert main(["report", str(report_run), "--examples", "-1"]) == 2
+    assert "--examples -1: expected 0 or more" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["report", str(report_run), "--listening", str(tmp_path / "empty"), "-o", str(out)]) == 2
     assert "no test definition" in capsys.readouterr().err
+
+
+def test_a_run_without_run_json_or_cuda_key_still_reports(report_run, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(report_run, copy)
+    record = json.loads((copy / "run.json").read_text())
+    del record["machine"]["cuda"]  # as written by a CPU-only coordinator before the key was always present
+    (copy / "run.json").write_text(json.dumps(record))
+    assert "Machine:" in write_report(copy, out=tmp_path / "a.html", examples=0).read_text()
+    (copy / "run.json").unlink()
+    assert "has no <code>run.json</code>" in write_report(copy, out=tmp_path / "b.html", examples=0).read_text()
+
+
+def test_random_weight_codecs_never_get_the_best_mark(report_run):
+    from evalkit.reports.tables import metric_table
+
+    table = metric_table(load_run(report_run))
+    random_rows = [r for r in table["rows"] if r["random"]]
+    assert random_rows and not any(c and c["best"] for r in random_rows for c in r["cells"])
+    assert table["rows"][0]["kind"] == "anchor"
+
+
+def test_bitrate_is_one_value_per_variant_over_its_units(report_run):
+    import sqlite3
+
+    run = load_run(report_run)
+    with sqlite3.connect(report_run / "results.sqlite") as db:
+        rows = db.execute("SELECT measured_bitrate_bps FROM units u JOIN current_plan USING (unit_key) "
+                          "WHERE codec_spec = 'opus?application=audio&bitrate_kbps=6'").fetchall()
+    assert run.bitrates["opus?application=audio&bitrate_kbps=6"] == pytest.approx(
+        np.mean([r[0] for r in rows]) / 1000)
 
 
 def test_load_run_refuses_a_folder_without_a_finished_run(tmp_path):

@@ -86,6 +86,8 @@ def _decoded_path(row, run_dir: Path) -> Path | None:
 
 def choose_items(run: RunData, max_items: int) -> list[str]:
     """Up to ``max_items`` items, one per category first (in id order), among items with decoded units."""
+    if run.units.empty or "status" not in run.units:
+        return []
     ok = run.units[(run.units["status"] == "ok") & (run.units["codec_spec"] != REFERENCE_SPEC)]
     if ok.empty:
         return []
@@ -110,6 +112,9 @@ def audio_examples(run: RunData, max_items: int = 3, excerpt_s: float = 5.0) -> 
             ref = audio.load(ref_path if ref_path.is_absolute() else run.run_dir / ref_path)
         except (audio.AudioError, OSError, RuntimeError):
             continue
+        # decoded audio covers what the unit coded (the first segment with dataset.segment_seconds)
+        coded = min(ref.samples.shape[-1], int(round(float(rows[0]["input_seconds"]) * ref.sample_rate)))
+        ref = type(ref)(ref.samples[:, :coded], ref.sample_rate) if coded < ref.samples.shape[-1] else ref
         start = loudest_window(ref.samples, ref.sample_rate, excerpt_s)
         stop = start + int(excerpt_s * ref.sample_rate)
         cut = slice(start, stop)
@@ -121,7 +126,14 @@ def audio_examples(run: RunData, max_items: int = 3, excerpt_s: float = 5.0) -> 
             if path is None:
                 missing.append(row["codec_spec"])
                 continue
-            decoded = audio.load(path, allow_silent=True)
+            try:
+                decoded = audio.load(path, allow_silent=True)
+            except (audio.AudioError, OSError, RuntimeError):
+                missing.append(row["codec_spec"])
+                continue
+            if decoded.samples.shape[-1] < ref.samples.shape[-1]:
+                missing.append(row["codec_spec"])  # shorter than the reference it should match
+                continue
             uri = opus_data_uri(_faded(decoded.samples[:, cut], decoded.sample_rate), decoded.sample_rate)
             clips.append(Clip(row["codec_spec"], row.get("weights") or "none", uri, len(uri) * 3 / 4 / 1000))
         seconds = min(excerpt_s, ref.samples.shape[-1] / ref.sample_rate)

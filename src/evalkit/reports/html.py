@@ -93,8 +93,9 @@ def build_context(run: RunData, listening=None, *, examples: int = 3, excerpt_s:
             plots.rate_quality_figure, run, m, alt=f"{m} against measured bitrate, one line per codec family, "
                                                    f"{ANCHOR_FAMILY} anchors as horizontal lines"))],
         "bd_tables": _bd_tables(run),
-        "perplexity": _figure(plots.perplexity_figure, run, alt="perplexity against the number of codebooks, "
-                                                                  "every codec with codes"),
+        "perplexity": _figure(plots.perplexity_figure, run, alt="perplexity of each codebook against its index "
+                                                                  "(number of codebooks used), every codec with "
+                                                                  "codes"),
         "codebook_usage": _figure(plots.codebook_usage_figure, run, alt="per-codebook perplexity and utilisation"),
         "codebook_rows": tables.codebook_rows(run),
         "klt_rows": tables.klt_rows(run), "klt_columns": [label for _, label in tables.KLT_COLUMNS],

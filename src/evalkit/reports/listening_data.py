@@ -40,10 +40,15 @@ def load_listening(folder: str | Path, run: RunData) -> ListeningData:
         analysis = analyze_test_dir(folder)
     except ListenError as exc:
         raise ReportError(str(exc)) from None
+    source = Path(definition.run_dir)
+    if source.exists() and source.resolve() != run.run_dir.resolve():
+        raise ReportError(f"{folder}: this listening test was prepared from {definition.run_dir}, not from "
+                          f"{run.run_dir}; its scores cannot be joined with this run's metrics")
     ratings = []
     if definition.design is Design.MUSHRA:
-        with ListeningStore(folder / "listening.sqlite") as store:
-            ratings = store.ratings()
+        excluded = {e["assessor"] for e in analysis.get("excluded", [])}
+        with ListeningStore(folder / "listening.sqlite") as store:  # kept assessors, as the means and CIs
+            ratings = [r for r in store.ratings() if r.assessor not in excluded]
     points = listening_points(analysis, definition.conditions, run.results)
     return ListeningData(folder, str(definition.design), analysis, ratings, dict(definition.conditions), points,
                          correlations(points))

@@ -75,9 +75,19 @@ class RunData:
     def random_specs(self) -> set[str]:
         """Codec specs whose weights are random: every table and figure showing them carries a flag."""
         labels = dict(self.weights)
-        if not self.units.empty:
+        if not self.units.empty and "weights" in self.units:
             labels.update(zip(self.units["codec_spec"], self.units["weights"].fillna("none"), strict=True))
         return {spec for spec, label in labels.items() if is_random_weights(label)}
+
+    @property
+    def bitrates(self) -> dict[str, float]:
+        """Mean bitrate (kbps) per codec spec over its ok units: measured where the codec measures it, else
+        nominal; NaN for transforms without a bitrate. One value per variant, whatever items a metric scored."""
+        if self.units.empty or "status" not in self.units:
+            return {}
+        ok = self.units[self.units["status"] == "ok"]
+        kbps = ok["measured_bitrate_bps"].fillna(ok["bitrate_bps"]) / 1000
+        return kbps.groupby(ok["codec_spec"]).mean().to_dict()
 
     @property
     def metrics(self) -> list[str]:

@@ -32,11 +32,13 @@ def _kind(spec: str) -> str:
     return "anchor" if rate_family(spec) == ANCHOR_FAMILY else "codec"
 
 
-def variant_order(summary: pd.DataFrame) -> list[str]:
+def variant_order(summary: pd.DataFrame, bitrates: dict[str, float] | None = None) -> list[str]:
     """Anchors first, then codecs by family and bitrate, the reference pseudo-variant last."""
     if summary.empty:
         return []
     first = summary.drop_duplicates("codec_spec").copy()
+    if bitrates is not None:
+        first["bitrate_kbps"] = first["codec_spec"].map(bitrates)
     first["family"] = first["codec_spec"].map(rate_family)
     first["rank"] = first["codec_spec"].map(lambda s: {"anchor": 0, "codec": 1, "reference": 2}[_kind(s)])
     first = first.sort_values(["rank", "family", "bitrate_kbps", "codec_spec"], na_position="first", kind="stable")
@@ -46,8 +48,8 @@ def variant_order(summary: pd.DataFrame) -> list[str]:
 def metric_table(run: RunData, metrics: list[str] | None = None) -> dict:
     """Variants × metrics: mean, 95 % CI, n, failures per cell; the best codec value per column marked.
 
-    The best value is taken over codec variants only (not the anchors or the reference pseudo-variant), in each
-    metric's own direction.
+    The best value is taken over codec variants with pretrained or trained weights only (not the anchors, the
+    reference pseudo-variant or random weights), in each metric's own direction.
     """
     summary = run.summary
     if summary.empty:
@@ -58,12 +60,13 @@ def metric_table(run: RunData, metrics: list[str] | None = None) -> dict:
     best: dict[str, str] = {}
     for metric in metrics:
         rows = summary[(summary["metric"] == metric) & summary["mean"].notna()
-                       & summary["codec_spec"].map(lambda s: _kind(s) == "codec")]
+                       & summary["codec_spec"].map(lambda s: _kind(s) == "codec" and s not in random)]
         if not rows.empty:
             higher = bool(rows["higher_is_better"].iloc[0])
             best[metric] = rows.loc[rows["mean"].idxmax() if higher else rows["mean"].idxmin(), "codec_spec"]
     out_rows, small = [], False
-    for spec in variant_order(summary):
+    bitrates = run.bitrates
+    for spec in variant_order(summary, bitrates):
         row_cells = []
         for metric in metrics:
             r = cells.get((spec, metric))
@@ -77,7 +80,7 @@ def metric_table(run: RunData, metrics: list[str] | None = None) -> dict:
                               "delta": fmt(r.delta_mean) if pd.notna(r.delta_mean) and spec != REFERENCE_SPEC
                               else None})
         any_row = summary[summary["codec_spec"] == spec].iloc[0]
-        out_rows.append({"spec": spec, "kind": _kind(spec), "kbps": fmt(any_row["bitrate_kbps"], 2),
+        out_rows.append({"spec": spec, "kind": _kind(spec), "kbps": fmt(bitrates.get(spec), 2),
                          "weights": str(any_row["weights"]), "random": spec in random, "cells": row_cells})
     headers = []
     for metric in metrics:

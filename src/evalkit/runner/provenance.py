@@ -33,9 +33,9 @@ def machine() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "machine": platform.machine(),
             "processor": platform.processor() or None, "cpu_count": os.cpu_count()}
     torch = sys.modules.get("torch")  # never imported just to describe the machine
-    if torch is not None:
-        cuda = torch.cuda.is_available()
-        info["cuda"] = torch.cuda.get_device_name(0) if cuda else None
+    info["cuda"] = None  # no GPU, or torch not loaded by the coordinator (a run of CPU transforms only)
+    if torch is not None and torch.cuda.is_available():
+        info["cuda"] = torch.cuda.get_device_name(0)
     return info
 
 

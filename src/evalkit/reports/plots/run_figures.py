@@ -132,9 +132,7 @@ def rate_quality_figure(data: RunData, metric: str) -> Figure | None:
 
 
 def _bitrates(data: RunData) -> dict[str, float]:
-    if data.summary.empty:
-        return {}
-    return dict(data.summary.drop_duplicates("codec_spec")[["codec_spec", "bitrate_kbps"]].itertuples(index=False))
+    return data.bitrates
 
 
 def _ordered(specs, data: RunData) -> list[str]:
