@@ -229,7 +229,7 @@ def check_run_folder(ctx: Context) -> None:
         if theirs["config"] != mine["config"]:
             raise ValueError(f"{ctx.out} holds a run of config {theirs['config']['name']!r} with other settings; "
                              f"use another --out or delete it")
-        if theirs.get("init") != mine["init"]:
+        if (theirs.get("init") or {}).get("sha256") != (mine["init"] or {}).get("sha256"):  # same bytes, any path
             raise ValueError(f"{ctx.out} holds a run started from another --init checkpoint; "
                              f"use another --out or delete it")
     else:
