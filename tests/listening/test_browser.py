@@ -7,37 +7,22 @@ these tests skip with the reason.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import time
 
 import pytest
 
 from evalkit.listening.model import STORE_FILE, load_definition
+from tests.browser import needs_browser, start_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="real-browser tests need Debian's chromium and chromium-driver (make test installs them as root with "
-           f"apt-get; found chromium={CHROMIUM} chromedriver={CHROMEDRIVER})")
+pytestmark = needs_browser
 
 PLAY_S = 0.4  # above the player's 0.25 s must-play threshold
 
 
 @pytest.fixture
 def driver():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-                "--autoplay-policy=no-user-gesture-required", "--window-size=1400,1100"):
-        opts.add_argument(arg)
-    opts.binary_location = CHROMIUM
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
-    d.set_page_load_timeout(30)
+    d = start_chromium(("--autoplay-policy=no-user-gesture-required", "--window-size=1400,1100"))
     yield d
     d.quit()
 

@@ -7,34 +7,20 @@ Skipped, with the reason, where chromium and chromium-driver are missing (`make 
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from evalkit.reports.html import write_report
+from tests.browser import needs_browser, start_chromium
 from tests.reports.test_report import SECTIONS
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="real-browser tests need Debian's chromium and chromium-driver (make test installs them as root with "
-           f"apt-get; found chromium={CHROMIUM} chromedriver={CHROMEDRIVER})")
+pytestmark = needs_browser
 
 
 @pytest.fixture
 def driver():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-                "--window-size=1300,1000", "--allow-file-access-from-files"):
-        opts.add_argument(arg)
-    opts.binary_location = CHROMIUM
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    d = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
-    d.set_page_load_timeout(60)
+    d = start_chromium(("--window-size=1300,1000", "--allow-file-access-from-files"), logs=("performance", "browser"),
+                       page_load_s=60)
     yield d
     d.quit()
 
