@@ -119,6 +119,7 @@ class CodecFamily:
     description: str
     params: tuple[Param, ...]
     factory: Callable[..., Any]
+    display_name: str = ""  # for labels ("QinCodec"); empty: see evalkit.labels.DISPLAY_NAMES, else the name
 
     def param(self, name: str) -> Param:
         for p in self.params:
