@@ -29,7 +29,7 @@ from tests.listening.conftest import make_run
 
 
 def _read(folder: Path, sid: str) -> tuple[np.ndarray, int]:
-    x, rate = sf.read(folder / STIMULI_DIR / f"{sid}.wav", dtype="float64", always_2d=True)
+    x, rate = sf.read(folder / STIMULI_DIR / f"{sid}.flac", dtype="float64", always_2d=True)
     return x.T, rate
 
 
@@ -145,8 +145,8 @@ def test_bad_runs_and_definitions(run_dir, mushra_dir, fresh_copy, tmp_path):
     folder = fresh_copy(mushra_dir)
     definition = load_definition(folder)
     victim = definition.slots[0][0].stimuli[1]
-    (folder / STIMULI_DIR / f"{victim}.wav").unlink()
-    with pytest.raises(ListenError, match=f"missing stimulus file static/{victim}.wav"):
+    (folder / STIMULI_DIR / f"{victim}.flac").unlink()
+    with pytest.raises(ListenError, match=f"missing stimulus file static/{victim}.flac"):
         load_definition(folder)
     folder = fresh_copy(mushra_dir)
     raw = json.loads((folder / "test.json").read_text())

@@ -3,41 +3,45 @@
 Items and conditions come from the run's decoded cache (:mod:`evalkit.listening.runsource`). Every item is cut
 to one excerpt (same samples for all conditions, short fades), the hidden reference and the BS.1534-3 anchors
 are added (taken from the run when it has them, else built from the reference with the same filter), every
-stimulus is loudness-matched (BS.1770) to one target, and written as 24-bit WAV under a random id.
+stimulus is loudness-matched (BS.1770) to one target, and written as dithered 24-bit FLAC under a random id, one
+file per trial and signal, all files of an item of one size and one mtime (:mod:`evalkit.listening.stimulus_files`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import os
 import secrets
 import shutil
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from evalkit.listening.assign import assign, make_trials, training_trial
+from evalkit.listening.headphone import HeadphoneCheck
 from evalkit.listening.model import (
     ANCHOR_LOW,
     ANCHOR_MID,
     ANCHOR_SPECS,
     DEFINITION_FILE,
     MAX_SIGNALS_PER_TRIAL,
-    OPEN_REFERENCE,
     REFERENCE,
     STIMULI_DIR,
     Design,
     ListenError,
     Stimulus,
     TestDefinition,
-    Trial,
     validate_definition,
 )
 from evalkit.listening.runsource import RunContents, RunUnit, read_run
-from evalkit.listening.stimuli import apply_fades, balanced_orders, choose_excerpt, loudness_gains_db
+from evalkit.listening.stimuli import apply_fades, choose_excerpt, limiting_stimulus, loudness_gains_db
+from evalkit.listening.stimulus_files import encode_flac, equal_size, set_fixed_mtime
 
-TRIAL_SIZE = {Design.AB: 2, Design.ABX: 3}  # stimuli per AB/ABX trial (MUSHRA: all conditions)
+MAX_PEAK = 0.98  # loudness matching never lets a stimulus peak above this (linear full scale)
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,19 @@ class PrepareOptions:
     conditions: tuple[str, ...] = ()  # codec specs of the run; empty: all of its variants
     listeners: int = 12
     seed: int = 0
-    excerpt_s: float = 10.0
-    max_excerpt_s: float = 12.0
+    excerpt_s: float = 10.0  # target excerpt length; items up to 1.2 times this are kept whole
     target_lufs: float = -23.0
+    repeats: int = 1  # AB/ABX: presentations of each (item, pair) per listener
+    labels: tuple[tuple[str, str], ...] = ()  # (spec or condition name, display label) overrides
+    instructions: str = ""  # Markdown for the welcome page (empty: the design's default)
+    consent: str = ""  # Markdown consent text (empty: the default sentence)
+    require_training: bool = False
+    headphone_check: bool = False
+    stimulus_format: str = "flac"  # "wav": the former 24-bit WAV files (kept for before/after comparisons)
+
+    @property
+    def max_excerpt_s(self) -> float:
+        return 1.2 * self.excerpt_s
 
 
 def _canonical(spec: str) -> str:
@@ -82,6 +96,8 @@ def select_conditions(run: RunContents, design: Design, requested: tuple[str, ..
             chosen.append(found)
     else:
         chosen = [s for s in available if _canonical(s) not in anchors]
+    if design is Design.MUSHRA:  # an anchor named in --conditions is the anchor: shown once, as anchor35/70
+        chosen = [s for s in chosen if _canonical(s) not in anchors]
     chosen = list(dict.fromkeys(chosen))
     if not chosen:
         skipped = "; ".join(f"{s}: {r}" for s, r in sorted(run.unavailable.items()))
@@ -128,12 +144,51 @@ def pick_items(units_by_item: dict[str, dict[str, RunUnit]], count: int | None, 
     return picked
 
 
-def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptions) -> TestDefinition:
-    """Build a test folder: ``static/<id>.wav`` stimuli and ``test.json``.
+def _check_options(options: PrepareOptions) -> None:
+    if options.listeners < 1:
+        raise ListenError(f"--listeners: expected an integer >= 1, got {options.listeners}")
+    if options.items is not None and options.items < 1:
+        raise ListenError(f"--items: expected an integer >= 1, got {options.items}")
+    if options.repeats < 1:
+        raise ListenError(f"--repeats: expected an integer >= 1, got {options.repeats}")
+    if options.repeats > 1 and options.design is Design.MUSHRA:
+        raise ListenError("--repeats: only for the ab and abx designs")
+    if not (math.isfinite(options.excerpt_s) and options.excerpt_s >= 1.0):
+        raise ListenError(f"--excerpt-seconds: expected a number of seconds >= 1, got {options.excerpt_s}")
+    if not (math.isfinite(options.target_lufs) and -70.0 <= options.target_lufs <= -5.0):
+        raise ListenError(f"--loudness-lufs: expected a level in -70..-5 LUFS, got {options.target_lufs}")
+    if options.stimulus_format not in ("flac", "wav"):
+        raise ListenError(f"stimulus format: expected flac or wav, got {options.stimulus_format!r}")
+
+
+def test_labels(design: Design, conditions: list[str], overrides: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """``labels`` of test.json: condition name as stored in ratings → display label (``--label`` first, then
+    :func:`evalkit.labels.labels_for`). An override may name an anchor by its spec (``lowpass?cutoff_hz=3500``).
 
     Raises:
-        ListenError: bad run folder, conditions or items; stimuli of one trial with different rate, length or
-            channels; an existing test folder.
+        ListenError: an override that names no condition of the test.
+    """
+    from evalkit.labels import labels_for
+
+    names = ([REFERENCE, ANCHOR_LOW, ANCHOR_MID] if design is Design.MUSHRA else []) + conditions
+    by_canonical = {_canonical(n): n for n in names} | (
+        {_canonical(s): n for n, s in ANCHOR_SPECS.items()} if design is Design.MUSHRA else {})
+    resolved = {}
+    for spec, label in overrides:
+        name = spec if spec in names else by_canonical.get(_canonical(spec))
+        if name is None:
+            raise ListenError(f"--label {spec}={label}: {spec} is not a condition of this test; "
+                              f"conditions: {', '.join(names)}")
+        resolved[name] = label
+    return labels_for(names, resolved)
+
+
+def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptions) -> TestDefinition:
+    """Build a test folder: ``static/<id>.flac`` stimuli and ``test.json``.
+
+    Raises:
+        ListenError: bad options, run folder, conditions, labels or items; stimuli of one trial with different
+            rate, length or channels; an existing test folder.
     """
     from evalkit import audio as audio_lib
     from evalkit.codecs.anchors import lowpass
@@ -142,13 +197,11 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
     if (out_dir / DEFINITION_FILE).exists() or (out_dir / STIMULI_DIR).exists():
         raise ListenError(f"{out_dir}: already holds a test ({DEFINITION_FILE} or {STIMULI_DIR}/); "
                           "choose another --out")
-    if options.listeners < 1:
-        raise ListenError(f"--listeners: expected an integer >= 1, got {options.listeners}")
-    if options.items is not None and options.items < 1:
-        raise ListenError(f"--items: expected an integer >= 1, got {options.items}")
+    _check_options(options)
     run = read_run(run_dir)
     rng = np.random.default_rng(options.seed)
     conditions = select_conditions(run, options.design, options.conditions)
+    labels = test_labels(options.design, conditions, options.labels)
     anchor_spec_of = {_canonical(s): name for name, s in ANCHOR_SPECS.items()}
     units_by_item: dict[str, dict[str, RunUnit]] = defaultdict(dict)
     for u in run.units:
@@ -188,90 +241,102 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
         if end - start < ref.num_samples:
             notes.append(f"{item}: excerpt {start / ref.sample_rate:.2f}-{end / ref.sample_rate:.2f} s")
 
-    loud = {k: audio_lib.loudness_lufs(x, rates[k[0]]) for k, x in signals.items()}
-    peaks = {k: float(np.max(np.abs(x))) for k, x in signals.items()}
-    gains, target = loudness_gains_db({str(k): v for k, v in loud.items()}, {str(k): v for k, v in peaks.items()},
-                                      options.target_lufs)
+    keys = {str(k): k for k in signals}
+    loud = {str(k): audio_lib.loudness_lufs(x, rates[k[0]]) for k, x in signals.items()}
+    peaks = {str(k): float(np.max(np.abs(x))) for k, x in signals.items()}
+    gains, target = loudness_gains_db(loud, peaks, options.target_lufs, MAX_PEAK)
     if target != options.target_lufs:
-        notes.append(f"loudness target lowered to {target} LUFS to avoid clipping")
+        key, peak = limiting_stimulus(loud, peaks, options.target_lufs)
+        item, name = keys[key]
+        notes.append(f"loudness: {target} LUFS used instead of {options.target_lufs} LUFS: at {options.target_lufs} "
+                     f"LUFS item {item} / {labels.get(name, name)} would peak at {peak:.2f} of full scale (limit "
+                     f"{MAX_PEAK}); all stimuli are lowered alike so they stay equally loud")
     for k, v in loud.items():
         if not math.isfinite(v):
-            notes.append(f"{k[0]} / {k[1]}: below the BS.1770 gate, left unscaled")
+            notes.append(f"{keys[k][0]} / {keys[k][1]}: below the BS.1770 gate, left unscaled")
 
-    static = out_dir / STIMULI_DIR
-    static.mkdir(parents=True, exist_ok=True)
+    writer = _StimulusWriter(out_dir / STIMULI_DIR, options.stimulus_format)
     stimuli: dict[str, Stimulus] = {}
 
-    def write(item: str, name: str, label: str | None = None) -> str:
-        sid = secrets.token_hex(8)
+    def write(item: str, name: str, stored: str | None = None) -> str:
         x = signals[(item, name)] * np.float32(10 ** (gains[str((item, name))] / 20))
-        audio_lib.save(static / f"{sid}.wav", np.clip(x, -1.0, 1.0), rates[item], subtype="PCM_24")
-        stimuli[sid] = Stimulus(sid, item, label or name, rates[item], x.shape[0], x.shape[1])
+        sid = writer.add(item, x, rates[item])
+        stimuli[sid] = Stimulus(sid, item, stored or name, rates[item], x.shape[0], x.shape[1])
         return sid
 
     try:
-        trials_by_item = _make_trials(options.design, items, conditions, write)
-        slots = _assign(options.design, items, trials_by_item, options.listeners, rng)
-        first = trials_by_item[items[0]][0]
+        pairs = ab_pairs(conditions) if options.design is not Design.MUSHRA else []
+        trials_by_item = make_trials(options.design, items, conditions, pairs, options.repeats, write)
+        training = training_trial(options.design, items[0], conditions, pairs, write)
+        slots = assign(options.design, items, trials_by_item, options.listeners, rng)
+        headphone = _headphone_check(writer) if options.headphone_check else None
+        writer.flush()
         definition = TestDefinition(
             options.design, options.seed, str(run.run_dir), tuple(items),
             {c: c for c in conditions} | ({ANCHOR_LOW: ANCHOR_SPECS[ANCHOR_LOW], ANCHOR_MID: ANCHOR_SPECS[ANCHOR_MID]}
                                           if options.design is Design.MUSHRA else {}),
-            stimuli, slots, Trial(first.item, first.stimuli[:TRIAL_SIZE.get(options.design)], first.reference),
-            target, tuple(notes),
-            tuple(ab_pairs(conditions)) if options.design is not Design.MUSHRA else ())
+            stimuli, slots, training, target, tuple(notes), tuple(pairs), labels, options.stimulus_format,
+            options.repeats, options.require_training, options.instructions, options.consent, headphone)
         problems = validate_definition(definition, out_dir)
         if problems:
             raise ListenError(f"{out_dir}: {problems[0]}")
         definition.save(out_dir)
     except BaseException:
-        shutil.rmtree(static, ignore_errors=True)
+        shutil.rmtree(out_dir / STIMULI_DIR, ignore_errors=True)
         raise
     return definition
 
 
-def _make_trials(design: Design, items: list[str], conditions: list[str], write) -> dict[str, list[Trial]]:
-    """Write every stimulus once and return the canonical trials of each item (AB/ABX: one per pair, A first;
-    ABX: X = A; :func:`_assign` swaps sides per listener)."""
-    out: dict[str, list[Trial]] = {}
-    for item in items:
-        if design is Design.MUSHRA:
-            reference = write(item, REFERENCE, OPEN_REFERENCE)
-            rated = [write(item, n) for n in (REFERENCE, ANCHOR_LOW, ANCHOR_MID, *conditions)]
-            out[item] = [Trial(item, tuple(rated), reference)]
-            continue
-        ids = {c: write(item, c) for c in conditions}
-        trials = []
-        for a, b in ab_pairs(conditions):
-            if design is Design.AB:
-                trials.append(Trial(item, (ids[a], ids[b])))
-            else:  # X gets its own ids (copies), so the browser cannot match X to A or B by id
-                trials.append(Trial(item, (ids[a], ids[b], write(item, a), write(item, b))))
-        out[item] = trials
-    return out
+class _StimulusWriter:
+    """Collects the encoded files of each item, then writes them padded to one size per item, with one mtime."""
+
+    def __init__(self, folder: Path, file_format: str):
+        self.folder = folder
+        self.format = file_format
+        self.rng = np.random.default_rng(secrets.randbits(128))  # dither: fresh for every file, not reproducible
+        self.pending: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
+
+    def add(self, group: str, x: np.ndarray, rate: int) -> str:
+        sid = secrets.token_hex(8)
+        if self.format == "flac":
+            data = encode_flac(x, rate, self.rng)
+        else:
+            import io
+
+            import soundfile as sf
+
+            buffer = io.BytesIO()
+            sf.write(buffer, np.clip(x, -1.0, 1.0).T, rate, format="WAV", subtype="PCM_24")
+            data = buffer.getvalue()
+        self.pending[group].append((sid, data))
+        return sid
+
+    def flush(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for files in self.pending.values():
+            ids = [sid for sid, _ in files]
+            datas = [d for _, d in files]
+            if self.format == "flac":
+                datas = equal_size(datas)
+            for sid, data in zip(ids, datas, strict=True):
+                path = self.folder / f"{sid}.{self.format}"
+                path.write_bytes(data)
+                written.append(path)
+        if self.format == "flac":
+            set_fixed_mtime(written)
+        else:  # the old behaviour, kept for before/after comparisons: files written one after another
+            for k, path in enumerate(written):
+                now = time.time_ns() + k * 1000
+                os.utime(path, ns=(now, now))
+        self.pending.clear()
 
 
-def _assign(design: Design, items: list[str], trials_by_item: dict[str, list[Trial]], listeners: int,
-            rng: np.random.Generator) -> tuple[tuple[Trial, ...], ...]:
-    """Per listener slot: items in a balanced Latin-square order; AB sides swapped and ABX's X chosen so that over
-    every 4 consecutive listeners each trial appears in all side/X combinations."""
-    flat = [(item, t) for item in items for t in trials_by_item[item]]
-    orders = balanced_orders(len(flat), listeners, rng)
-    slots = []
-    for k, order in enumerate(orders):
-        slot = []
-        for j in order:
-            item, t = flat[j]
-            if design is Design.MUSHRA:
-                slot.append(t)
-                continue
-            swap = (k + j) % 2 == 1
-            a, b = (t.stimuli[1], t.stimuli[0]) if swap else (t.stimuli[0], t.stimuli[1])
-            if design is Design.AB:
-                slot.append(Trial(item, (a, b)))
-            else:
-                x_is_first_condition = ((k // 2) + j) % 2 == 0
-                x = t.stimuli[2] if x_is_first_condition else t.stimuli[3]
-                slot.append(Trial(item, (a, b, x)))
-        slots.append(tuple(slot))
-    return tuple(slots)
+def _headphone_check(writer: _StimulusWriter) -> HeadphoneCheck:
+    from evalkit.listening import headphone as hp
+
+    rng = np.random.default_rng(secrets.randbits(128))  # noise and answer order: unpredictable, never seeded
+    calibration = writer.add("headphone", hp.calibration_signal(rng), hp.RATE)
+    trials = tuple(hp.HeadphoneTrial(writer.add("headphone", hp.trial_signal(rng, answer), hp.RATE), answer)
+                   for answer in hp.balanced_answers(rng))
+    return hp.HeadphoneCheck(hp.HUGGINS_METHOD, hp.PASS_CORRECT, calibration, trials)

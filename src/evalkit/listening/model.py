@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from evalkit.listening.errors import ListenError
+from evalkit.listening.headphone import HeadphoneCheck, HeadphoneTrial
 
 DEFINITION_FILE = "test.json"
-STIMULI_DIR = "static"  # Streamlit serves <app folder>/static/* at /app/static/*; files are named <id>.wav
+STIMULI_DIR = "static"  # Streamlit serves <app folder>/static/* at /app/static/*; files are <id>.flac (old: .wav)
 STORE_FILE = "listening.sqlite"
 APP_FILE = "listening_app.py"
 
@@ -72,6 +73,23 @@ class TestDefinition:
     target_lufs: float = -23.0
     notes: tuple[str, ...] = field(default_factory=tuple)
     pairs: tuple[tuple[str, str], ...] = ()  # AB/ABX: the compared conditions, in analysis order (a, b)
+    labels: dict[str, str] = field(default_factory=dict)  # condition name as stored in ratings -> display label
+    stimulus_format: str = "wav"  # file suffix of the stimuli: "flac" since evalkit wrote FLAC, "wav" before
+    repeats: int = 1  # AB/ABX: presentations of each (item, pair) per listener
+    require_training: bool = False  # no "skip training" button
+    instructions: str = ""  # Markdown shown on the welcome page (empty: the design's default text)
+    consent: str = ""  # Markdown consent text (empty: the default sentence)
+    headphone: HeadphoneCheck | None = None  # screening before training (answers stay on the server)
+
+    def file_name(self, stimulus_id: str) -> str:
+        """The stimulus file's name under ``static/`` (the URL's last part)."""
+        return f"{stimulus_id}.{self.stimulus_format}"
+
+    def stimulus_ids(self) -> list[str]:
+        """Every file of the test: the stimuli and the headphone check's."""
+        hp = [] if self.headphone is None else [self.headphone.calibration, *(t.stimulus_id for t in
+                                                                              self.headphone.trials)]
+        return [*self.stimuli, *hp]
 
     def pair_of(self, trial: Trial) -> tuple[str, str]:
         """The (a, b) condition pair an AB/ABX trial compares, whatever side each was presented on."""
@@ -88,12 +106,28 @@ class TestDefinition:
         path = Path(folder) / DEFINITION_FILE
         data = asdict(self)
         data["design"] = str(self.design)
+        data["stimulus_format"] = self.stimulus_format
         path.write_text(json.dumps(data, indent=1))
         return path
 
 
 def _trial(raw: dict) -> Trial:
     return Trial(str(raw["item"]), tuple(str(s) for s in raw["stimuli"]), raw.get("reference"))
+
+
+def _headphone(raw: dict | None) -> HeadphoneCheck | None:
+    if not raw:
+        return None
+    return HeadphoneCheck(str(raw["method"]), int(raw["pass_correct"]), str(raw["calibration"]),
+                          tuple(HeadphoneTrial(str(t["stimulus_id"]), int(t["answer"])) for t in raw["trials"]))
+
+
+def default_labels(design: Design, conditions: dict[str, str]) -> dict[str, str]:
+    """Labels of a definition written before ``labels`` existed: the short labels of its condition names."""
+    from evalkit.labels import labels_for
+
+    names = ([REFERENCE] if design is Design.MUSHRA else []) + list(conditions)
+    return labels_for(names)
 
 
 def load_definition(folder: str | Path, *, check_files: bool = True) -> TestDefinition:
@@ -115,12 +149,19 @@ def load_definition(folder: str | Path, *, check_files: bool = True) -> TestDefi
             slots=tuple(tuple(_trial(t) for t in slot) for slot in raw["slots"]),
             training=_trial(raw["training"]) if raw.get("training") else None,
             target_lufs=float(raw.get("target_lufs", -23.0)), notes=tuple(raw.get("notes", ())),
-            pairs=tuple((str(a), str(b)) for a, b in raw.get("pairs", ())))
+            pairs=tuple((str(a), str(b)) for a, b in raw.get("pairs", ())),
+            labels={str(k): str(v) for k, v in raw.get("labels", {}).items()},
+            stimulus_format=str(raw.get("stimulus_format", "wav")), repeats=int(raw.get("repeats", 1)),
+            require_training=bool(raw.get("require_training", False)),
+            instructions=str(raw.get("instructions", "")), consent=str(raw.get("consent", "")),
+            headphone=_headphone(raw.get("headphone")))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ListenError(f"{path}: malformed test definition ({type(exc).__name__}: {exc})") from None
     problems = validate_definition(definition, folder if check_files else None)
     if problems:
         raise ListenError(f"{path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    if not definition.labels:
+        definition = replace(definition, labels=default_labels(definition.design, definition.conditions))
     return definition
 
 
@@ -147,10 +188,12 @@ def validate_definition(definition: TestDefinition, folder: Path | None = None) 
                   for s in ids}
         if len(shapes) > 1:
             problems.append(f"item {trial.item}: stimuli differ in (rate, channels, samples): {sorted(shapes)}")
+    if definition.stimulus_format not in ("flac", "wav"):
+        problems.append(f"stimulus_format: expected 'flac' or 'wav', got {definition.stimulus_format!r}")
     if folder is not None:
-        for sid in definition.stimuli:
-            if not (folder / STIMULI_DIR / f"{sid}.wav").is_file():
-                problems.append(f"missing stimulus file {STIMULI_DIR}/{sid}.wav")
+        for sid in definition.stimulus_ids():
+            if not (folder / STIMULI_DIR / definition.file_name(sid)).is_file():
+                problems.append(f"missing stimulus file {STIMULI_DIR}/{definition.file_name(sid)}")
     return problems
 
 

@@ -97,3 +97,16 @@ def balanced_orders(n: int, rows: int, rng: np.random.Generator) -> list[list[in
     perm = rng.permutation(n)
     square = williams_square(n)
     return [[int(perm[i]) for i in square[r % n]] for r in range(rows)]
+
+
+def limiting_stimulus(loudness_lufs: dict[str, float], peaks: dict[str, float],
+                      target_lufs: float) -> tuple[str, float]:
+    """The stimulus that would peak highest once brought to ``target_lufs``, and that peak (linear): the one that
+    forced :func:`loudness_gains_db` to lower the target.
+
+    >>> limiting_stimulus({"a": -20.0, "b": -30.0}, {"a": 0.5, "b": 0.5}, -23.0)  # b: 0.5·10^(7/20)
+    ('b', 1.1193)
+    """
+    after = {k: peaks[k] * 10 ** ((target_lufs - v) / 20) for k, v in loudness_lufs.items() if math.isfinite(v)}
+    key = max(after, key=after.get)
+    return key, round(after[key], 4)

@@ -1,0 +1,103 @@
+"""Stimulus files that give nothing away: 24-bit FLAC with its own dither, equal byte sizes, one mtime.
+
+What a participant's browser can see of a file without decoding it: its bytes (hash), its size
+(``Content-Length``), its ``Last-Modified`` time and the ``ETag`` (Starlette's is a hash of mtime and size). So
+every file is quantised to 24 bits with independent TPDF dither (±1 LSB, about −138 dBFS RMS, far below
+audibility and below any DAC's noise floor): the hidden reference is never byte-identical to the open reference,
+nor ABX's X to A or B. All files of one item are padded to the same byte size with a FLAC ``PADDING`` block (the
+STREAMINFO frame-size fields, which describe the compressed frames, are set to 0, "unknown", as the FLAC format
+allows), and all files get one modification time.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+FLAC_MAGIC = b"fLaC"
+STREAMINFO, PADDING = 0, 1
+PCM24_MAX = 2**23 - 1
+FIXED_MTIME_S = 1_700_000_000  # every stimulus file's mtime (2023-11-14): the same for all, says nothing
+
+
+def quantize_24bit(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``[channels, samples]`` float in [−1, 1] → 24-bit integers with TPDF dither (sum of two uniform ±½ LSB).
+
+    >>> q = quantize_24bit(np.zeros((1, 4)), np.random.default_rng(0)); q.dtype, bool(np.all(np.abs(q) <= 1))
+    (dtype('int32'), True)
+    """
+    dither = rng.random(x.shape) - rng.random(x.shape)
+    q = np.round(np.clip(x, -1.0, 1.0) * 2**23 + dither)
+    return np.clip(q, -(2**23), PCM24_MAX).astype(np.int32)
+
+
+def encode_flac(x: np.ndarray, sample_rate: int, rng: np.random.Generator) -> bytes:
+    """Dithered 24-bit FLAC of ``[channels, samples]`` float audio (libsndfile's encoder, metadata reduced to
+    STREAMINFO with unknown frame sizes)."""
+    import soundfile as sf
+
+    q = quantize_24bit(x, rng)
+    buffer = io.BytesIO()
+    # libsndfile reads int32 data as full-scale 32-bit: shift the 24-bit values into the top bytes
+    sf.write(buffer, (q.T << 8), int(sample_rate), format="FLAC", subtype="PCM_24")
+    return _streaminfo_only(buffer.getvalue())
+
+
+def _blocks(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """FLAC metadata blocks as (type, body) and the offset of the first audio frame."""
+    if data[:4] != FLAC_MAGIC:
+        raise ValueError("not a FLAC stream")
+    blocks, pos, last = [], 4, False
+    while not last:
+        header = data[pos]
+        last, kind = bool(header & 0x80), header & 0x7F
+        length = int.from_bytes(data[pos + 1:pos + 4], "big")
+        blocks.append((kind, data[pos + 4:pos + 4 + length]))
+        pos += 4 + length
+    return blocks, pos
+
+
+def _block(kind: int, body: bytes, last: bool) -> bytes:
+    return bytes([(0x80 if last else 0) | kind]) + len(body).to_bytes(3, "big") + body
+
+
+def _streaminfo_only(data: bytes) -> bytes:
+    blocks, frames = _blocks(data)
+    info = bytearray(dict(blocks)[STREAMINFO])
+    info[4:10] = bytes(6)  # min/max frame size (24 bits each): 0 = unknown
+    return FLAC_MAGIC + _block(STREAMINFO, bytes(info), last=True) + data[frames:]
+
+
+def padded_to(data: bytes, size: int) -> bytes:
+    """The same FLAC stream, exactly ``size`` bytes long, with a PADDING block after STREAMINFO.
+
+    Raises:
+        ValueError: ``size`` is smaller than the stream plus a 4-byte block header.
+    """
+    blocks, frames = _blocks(data)
+    info = dict(blocks)[STREAMINFO]
+    audio = data[frames:]
+    fill = size - (4 + 4 + len(info) + 4 + len(audio))
+    if fill < 0:
+        raise ValueError(f"cannot pad a {len(data)}-byte FLAC stream to {size} bytes")
+    return FLAC_MAGIC + _block(STREAMINFO, info, last=False) + _block(PADDING, bytes(fill), last=True) + audio
+
+
+def equal_size(streams: Iterable[bytes]) -> list[bytes]:
+    """Every stream padded to the size of the largest plus a block header (so that every file has a PADDING
+    block and they all look alike)."""
+    streams = list(streams)
+    blocks = [_blocks(s) for s in streams]
+    target = max(4 + 4 + len(dict(b)[STREAMINFO]) + 4 + len(s) - f for (b, f), s in zip(blocks, streams, strict=True))
+    return [padded_to(s, target) for s in streams]
+
+
+def set_fixed_mtime(paths: Iterable[Path]) -> None:
+    """One modification (and access) time for all files: ``Last-Modified`` and the ETag say nothing."""
+    ns = FIXED_MTIME_S * 10**9
+    for path in paths:
+        os.utime(path, ns=(ns, ns))
