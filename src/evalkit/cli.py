@@ -205,18 +205,45 @@ def _klt_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_text_option(option: str, path: str | None) -> str:
+    from pathlib import Path
+
+    from evalkit.listening.errors import ListenError
+
+    if path is None:
+        return ""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ListenError(f"{option} {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ListenError(f"{option} {path}: not UTF-8 text (Markdown expected)") from None
+
+
 def _listen_prepare(args: argparse.Namespace) -> int:
+    from evalkit.labels import parse_label_options
     from evalkit.listening.design import PrepareOptions, prepare_test
+    from evalkit.listening.errors import ListenError
     from evalkit.listening.model import Design
 
+    try:
+        labels = tuple(parse_label_options(args.label or ()).items())
+    except ValueError as exc:
+        raise ListenError(str(exc)) from None
     options = PrepareOptions(Design(args.design), items=args.items, conditions=tuple(args.conditions or ()),
-                             listeners=args.listeners, seed=args.seed)
+                             listeners=args.listeners, seed=args.seed, excerpt_s=args.excerpt_seconds,
+                             target_lufs=args.loudness_lufs, repeats=args.repeats, labels=labels,
+                             instructions=_read_text_option("--instructions", args.instructions),
+                             consent=_read_text_option("--consent", args.consent),
+                             require_training=args.require_training, headphone_check=args.headphone_check)
     definition = prepare_test(args.run, args.out, options)
     n_trials = len(definition.slots[0])
     extra = " (+ hidden reference; anchors included)" if definition.design == "mushra" else ""
     print(f"{args.out}: {definition.design} test, {len(definition.items)} items, "
           f"{len(definition.conditions)} conditions{extra}, {len(definition.stimuli)} stimuli, "
-          f"{len(definition.slots)} listener slots of {n_trials} trials; loudness {definition.target_lufs} LUFS")
+          f"{len(definition.slots)} listener slots of {n_trials} trials; loudness {definition.target_lufs} LUFS"
+          + ("; headphone check" if definition.headphone else ""))
+    print("  conditions: " + "; ".join(f"{definition.labels.get(c, c)} = {c}" for c in definition.conditions))
     for note in definition.notes:
         print(f"  {note}")
     print(f"next: evalkit listen serve {args.out}")
@@ -226,7 +253,9 @@ def _listen_prepare(args: argparse.Namespace) -> int:
 def _listen_serve(args: argparse.Namespace) -> int:
     from evalkit.listening.serve import serve
 
-    return serve(args.test_dir, host=args.host, port=args.port, admin_token=args.admin_token)
+    return serve(args.test_dir, host=args.host, port=args.port, admin_token=args.admin_token,
+                 base_url_path=args.base_url_path, completion_code=args.completion_code,
+                 prefetch=not args.no_prefetch)
 
 
 def _listen_analyze(args: argparse.Namespace) -> int:
@@ -331,13 +360,31 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--conditions", nargs="+", metavar="SPEC", help="codec specs of the run (default: all)")
     prepare.add_argument("--listeners", type=int, default=12, help="listener slots for the balanced design")
     prepare.add_argument("--seed", type=int, default=0, help="seed of item choice and orders (default 0)")
+    prepare.add_argument("--repeats", type=int, default=1, help="ab/abx: presentations of each pair per listener")
+    prepare.add_argument("--excerpt-seconds", type=float, default=10.0,
+                         help="excerpt length in s (default 10; items up to 1.2 times this are kept whole)")
+    prepare.add_argument("--loudness-lufs", type=float, default=-23.0,
+                         help="loudness of every stimulus, LUFS (default -23; lowered for all if one would clip)")
+    prepare.add_argument("--label", action="append", metavar="SPEC=NAME",
+                         help="display label of a condition in outputs (repeatable; default: short labels)")
+    prepare.add_argument("--instructions", metavar="FILE", help="Markdown instructions for the welcome page")
+    prepare.add_argument("--consent", metavar="FILE", help="Markdown consent text (the participant must agree)")
+    prepare.add_argument("--require-training", action="store_true", help="no 'skip training' button")
+    prepare.add_argument("--headphone-check", action="store_true",
+                         help="Huggins-pitch headphone screening before training (results stored)")
     prepare.add_argument("--out", required=True, help="new test folder")
     prepare.set_defaults(func=_listen_prepare)
     serve = listen.add_parser("serve", help="run the test in a browser (Streamlit)")
     serve.add_argument("test_dir", help="folder made by `evalkit listen prepare`")
     serve.add_argument("--port", type=int, default=8501)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    serve.add_argument("--admin-token", help="token of the admin page (default: a random one, printed)")
+    serve.add_argument("--admin-token", help="token of the admin page (default: $EVALKIT_ADMIN_TOKEN, else a random "
+                                             "one, printed; the environment keeps it out of `ps`)")
+    serve.add_argument("--base-url-path", default="", metavar="PATH",
+                       help="serve under /PATH/ (behind a reverse proxy)")
+    serve.add_argument("--completion-code", metavar="CODE", help="shown on the end page (e.g. for Prolific)")
+    serve.add_argument("--no-prefetch", action="store_true",
+                       help="do not fetch the next trial's audio during the current trial")
     serve.set_defaults(func=_listen_serve)
     analyze_l = listen.add_parser("analyze", help="post-screening, means with 95%% CIs, paired tests")
     analyze_l.add_argument("test_dir", nargs="?", help="test folder (its listening.sqlite)")

@@ -138,21 +138,24 @@ def test_serve_refuses_a_short_admin_token(mushra_dir, capsys):
 
 def test_serve_binds_loopback_and_keeps_the_admin_token_off_the_command_line(mushra_dir, fresh_copy, monkeypatch,
                                                                              capsys):
-    import subprocess
+    from evalkit.listening import serve as serve_module
+    from tests.listening.conftest import free_port
 
     folder = fresh_copy(mushra_dir)
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda argv, env: calls.append((argv, env)) or 0)
-    assert main(["listen", "serve", str(folder), "--admin-token", "secret-admin-token"]) == 0
+    monkeypatch.setattr(serve_module, "run_streamlit", lambda argv, env: calls.append((argv, env)) or 0)
+    monkeypatch.delenv("EVALKIT_ADMIN_TOKEN", raising=False)
+    port = free_port()
+    assert main(["listen", "serve", str(folder), "--admin-token", "secret-admin-token", "--port", str(port)]) == 0
     ((argv, env),) = calls
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
     assert argv[argv.index("--server.enableStaticServing") + 1] == "true"
     assert "secret-admin-token" not in " ".join(argv)
     assert env["EVALKIT_LISTEN_ADMIN_TOKEN"] == "secret-admin-token"
     out = capsys.readouterr().out
-    assert "http://127.0.0.1:8501/" in out and "?admin=secret-admin-token" in out
+    assert f"http://127.0.0.1:{port}/" in out and "?admin=secret-admin-token" in out
     assert (folder / "listening_app.py").is_file()
     calls.clear()
-    assert main(["listen", "serve", str(folder)]) == 0  # no token given: a random one, printed
+    assert main(["listen", "serve", str(folder), "--port", str(port)]) == 0  # no token: a random one, printed
     token = calls[0][1]["EVALKIT_LISTEN_ADMIN_TOKEN"]
     assert len(token) >= 20 and token in capsys.readouterr().out
