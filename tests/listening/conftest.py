@@ -18,7 +18,7 @@ import soundfile as sf
 
 from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.model import Design
-from evalkit.listening.serve import ADMIN_ENV, streamlit_command, write_launcher
+from evalkit.listening.serve import ADMIN_ENV, COMPLETION_ENV, streamlit_command, write_launcher
 
 RATE = 16000
 CONDITIONS = ("lowpass?cutoff_hz=2000", "lowpass?cutoff_hz=5000")
@@ -83,14 +83,18 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, folder: Path, admin_token: str = "admin-token-for-tests"):
+    def __init__(self, folder: Path, admin_token: str = "admin-token-for-tests", completion_code: str | None = None,
+                 base_url_path: str = ""):
         self.folder = folder
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
+        self.url = f"http://127.0.0.1:{self.port}/" + (f"{base_url_path}/" if base_url_path else "")
         self.admin_token = admin_token
         write_launcher(folder)
         env = dict(os.environ, **{ADMIN_ENV: admin_token})
-        self.proc = subprocess.Popen(streamlit_command(folder, "127.0.0.1", self.port), env=env,
+        env.pop(COMPLETION_ENV, None)
+        if completion_code:
+            env[COMPLETION_ENV] = completion_code
+        self.proc = subprocess.Popen(streamlit_command(folder, "127.0.0.1", self.port, base_url_path), env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -118,8 +122,8 @@ class Server:
 def serve_test():
     servers = []
 
-    def start(folder: Path) -> Server:
-        server = Server(folder)
+    def start(folder: Path, **options) -> Server:
+        server = Server(folder, **options)
         servers.append(server)
         return server
     yield start

@@ -50,7 +50,7 @@ def test_files_of_a_trial_are_distinct_equal_sized_and_timeless(run_dir, tmp_pat
         assert all(d[:4] == b"fLaC" for d in data)
     # ids are random per trial: no stimulus id appears in two trials (training included), across listeners
     seen = {}
-    for k, slot in enumerate(definition.slots):
+    for slot in definition.slots:
         for t in slot:
             for sid in t.stimuli + ((t.reference,) if t.reference else ()):
                 seen.setdefault(sid, set()).add((t.item, definition.pair_of(t) if design is Design.ABX else None))

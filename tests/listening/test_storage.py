@@ -154,7 +154,7 @@ def test_browser_never_sees_conditions_or_paths(mushra_dir, ab_dir):
                 assert "lowpass" not in text and ".sqlite" not in text
                 data = json.loads(text)
                 assert {s["id"] for s in data["stimuli"]} == set(trial.stimuli)
-                assert all(s["url"] == f"app/static/{s['id']}.wav" for s in data["stimuli"])
+                assert all(s["url"] == f"app/static/{s['id']}.flac" for s in data["stimuli"])
                 # rated stimuli carry neutral labels only; the open reference is the one labelled "Reference"
                 assert [s["label"] for s in data["stimuli"]] == (
                     [str(k + 1) for k in range(len(trial.stimuli))] if definition.design is Design.MUSHRA

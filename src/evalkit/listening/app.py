@@ -1,23 +1,33 @@
 """The Streamlit listening-test app (run through ``evalkit listen serve``; Streamlit-only code lives here).
 
-Pages: welcome (instructions and consent) → training → trials with a progress indicator → thank you; an admin
-page at ``?admin=<token>``. A participant is identified only by the unguessable ``?p=<token>`` of its URL, so a
-refresh, a crash or a server restart resumes at its first unfinished trial.
+Pages: welcome (instructions, number of trials and expected duration, consent) → headphone check (if the test has
+one) → training (its audio loads only when shown) → trials with a progress indicator and a pause → thank you
+(with the completion code, if any); an admin page at ``?admin=<token>``. A participant is identified only by the
+unguessable ``?p=<token>`` of its URL, so a refresh, a crash or a server restart resumes at its first unfinished
+trial, with the ratings and played state of that trial restored from its draft.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import streamlit as st
 
 from evalkit.listening.model import STORE_FILE, Design, ListenError, TestDefinition, load_definition
-from evalkit.listening.session import MIN_PLAY_S, handle_submission, player_data
+from evalkit.listening.serve import ADMIN_ENV, COMPLETION_ENV, PREFETCH_ENV
+from evalkit.listening.session import (
+    MIN_PLAY_S,
+    expected_minutes,
+    handle_draft,
+    handle_headphone_check,
+    handle_submission,
+    headphone_data,
+    player_data,
+)
 from evalkit.listening.storage import ListeningStore, Participant
-
-ADMIN_ENV = "EVALKIT_LISTEN_ADMIN_TOKEN"
 
 INSTRUCTIONS = {
     Design.MUSHRA: """You will hear a **reference** and several versions of the same excerpt. Rate how close each
@@ -30,6 +40,7 @@ you have no preference. Play both before answering; you can switch between them 
     Design.ABX: """You will hear two different versions, **A** and **B**, and a third one, **X**, which is identical
 to A or to B. Say which one X is. Play all three before answering.""",
 }
+DEFAULT_CONSENT = "Your answers are stored under a random code, with no name or address, and used for research."
 
 
 @st.cache_resource
@@ -45,13 +56,23 @@ def _player():
                                       js=PLAYER_JS % {"min_play_s": MIN_PLAY_S})
 
 
+@st.cache_resource
+def _headphone_component():
+    from evalkit.listening import headphone as hp
+    from evalkit.listening.headphone_js import HEADPHONE_CSS, HEADPHONE_HTML, HEADPHONE_JS
+
+    return st.components.v2.component("evalkit_headphone_check", html=HEADPHONE_HTML, css=HEADPHONE_CSS,
+                                      js=HEADPHONE_JS % {"burst_s": hp.BURST_S, "gap_s": hp.GAP_S, "rate": hp.RATE})
+
+
 def main(folder: Path) -> None:
     """Render the page for the current URL (one Streamlit script run)."""
     st.set_page_config(page_title="Listening test", layout="wide")
     try:
         definition = _definition(str(folder))
     except ListenError as exc:
-        st.error(f"This test cannot run: {exc}")
+        print(f"evalkit listen: {exc}", file=sys.stderr)  # the path stays in the server's log
+        st.error("This test cannot run: its folder is incomplete or invalid (the server's log says why).")
         return
     with ListeningStore(folder / STORE_FILE) as store:
         params = st.query_params
@@ -72,9 +93,14 @@ def main(folder: Path) -> None:
 
 def welcome_page(definition: TestDefinition, store: ListeningStore) -> None:
     st.title("Listening test")
-    st.markdown(INSTRUCTIONS[definition.design])
+    st.markdown(definition.instructions or INSTRUCTIONS[definition.design])
+    n = len(definition.trials_for(0))
+    steps = ("a headphone check, " if definition.headphone else "") + "a short training and "
+    st.markdown(f"The test has {steps}**{n} trials** and takes about **{expected_minutes(definition)} minutes**. "
+                "You can pause between trials and come back later with your personal link.")
     st.markdown("Use headphones in a quiet room and set a comfortable volume during training; do not change it "
-                "afterwards. Your answers are stored under a random code, with no name or address.")
+                "afterwards.")
+    st.markdown(definition.consent or DEFAULT_CONSENT)
     agree = st.checkbox("I agree to take part and to have my anonymous answers used for research.", key="consent")
     if st.button("Start", disabled=not agree, type="primary"):
         participant = store.create_participant(definition)
@@ -83,43 +109,106 @@ def welcome_page(definition: TestDefinition, store: ListeningStore) -> None:
         st.rerun()
 
 
+def _personal_link(participant: Participant) -> None:
+    st.caption(f"Your personal link (bookmark it to resume): `?p={participant.token}`")
+
+
 def participant_page(definition: TestDefinition, store: ListeningStore, participant: Participant) -> None:
     trials = definition.trials_for(participant.slot)
     done = store.done_trials(participant)
-    st.caption(f"Your personal link (bookmark it to resume): `?p={participant.token}`")
-    if not participant.trained:
-        st.title("Training")
-        st.markdown("Listen to the signals of this example to learn the range of quality in the test and to set "
-                    "your volume. Nothing is recorded here.")
-        if definition.training is not None:
-            result = _player()(key="training", data=player_data(definition, definition.training, "training", True),
-                               on_submit_change=lambda: None)
-            if result.submit:
-                store.mark(participant, "trained")
-                st.rerun()
-        if st.button("Skip training and start the test"):
-            store.mark(participant, "trained")
-            st.rerun()
-        return
     remaining = [i for i in range(len(trials)) if i not in done]
     if not remaining:
-        st.title("Thank you!")
-        st.success("All your answers are saved. You can close this page.")
+        end_page()
+        return
+    if definition.headphone is not None and store.headphone_result(participant) is None:
+        headphone_page(definition, store, participant)
+        return
+    prefetch = os.environ.get(PREFETCH_ENV, "1") != "0"
+    if not participant.trained:
+        training_page(definition, store, participant, trials[remaining[0]] if prefetch else None)
+        return
+    paused_key = f"paused-{participant.participant_id}"
+    if st.session_state.get(paused_key):
+        pause_page(len(done), len(trials), paused_key)
         return
     index = remaining[0]
+    _personal_link(participant)
     st.progress(len(done) / len(trials), text=f"Trial {len(done) + 1} of {len(trials)}")
     st.markdown(INSTRUCTIONS[definition.design].split("\n\n")[0].replace("\n", " "))
     trial = trials[index]
     order = participant.orders[index] if index < len(participant.orders) else range(len(trial.stimuli))
-    result = _player()(key=f"trial-{index}", data=player_data(definition, trial, f"trial-{index}", False, order),
-                       on_submit_change=lambda: None)
-    payload = result.submit
-    if payload:
-        problems = handle_submission(store, definition, participant, index, payload)
+    following = trials[remaining[1]] if prefetch and len(remaining) > 1 else None
+    data = player_data(definition, trial, f"trial-{index}", False, order, draft=store.draft(participant, index),
+                       prefetch=following)
+    result = _player()(key=f"trial-{index}", data=data, on_submit_change=lambda: None,
+                       on_draft_change=lambda: None, on_pause_change=lambda: None)
+    if result.draft:
+        handle_draft(store, definition, participant, index, result.draft)
+    if result.pause:
+        handle_draft(store, definition, participant, index, result.pause)
+        st.session_state[paused_key] = True
+        st.rerun()
+    if result.submit:
+        problems = handle_submission(store, definition, participant, index, result.submit)
         if problems:
             st.error("Not saved: " + "; ".join(problems))
         else:
             st.rerun()
+
+
+def headphone_page(definition: TestDefinition, store: ListeningStore, participant: Participant) -> None:
+    _personal_link(participant)
+    st.title("Headphone check")
+    st.markdown("This short check makes sure that you are wearing headphones: you will hear three noises at a "
+                "time, six times, and say which noise holds a faint tone. The tone can be heard only over "
+                "headphones.")
+    result = _headphone_component()(key="headphone-check", data=headphone_data(definition),
+                                    on_result_change=lambda: None)
+    if result.result:
+        problems = handle_headphone_check(store, definition, participant, result.result)
+        if problems:
+            st.error("Not saved: " + "; ".join(problems))
+        else:
+            st.rerun()
+
+
+def training_page(definition: TestDefinition, store: ListeningStore, participant: Participant, first_trial) -> None:
+    _personal_link(participant)
+    st.title("Training")
+    st.markdown("Listen to the signals of this example to learn the range of quality in the test and to set "
+                "your volume. Nothing is recorded here."
+                + (" Play every signal once before you start the test." if definition.require_training else ""))
+    shown = definition.require_training or st.session_state.get("training-shown")
+    if definition.training is not None and shown:
+        data = player_data(definition, definition.training, "training", True, prefetch=first_trial,
+                           require_play=definition.require_training)
+        result = _player()(key="training", data=data, on_submit_change=lambda: None)
+        if result.submit:
+            store.mark(participant, "trained")
+            st.rerun()
+    elif definition.training is not None and st.button("Listen to the training example", type="primary"):
+        st.session_state["training-shown"] = True
+        st.rerun()
+    if not definition.require_training and st.button("Skip training and start the test"):
+        store.mark(participant, "trained")
+        st.rerun()
+
+
+def pause_page(done: int, total: int, paused_key: str) -> None:
+    st.title("Paused")
+    st.markdown(f"Your answers so far are saved: {done} of {total} trials done. The current trial keeps its "
+                "ratings and played signals. Continue now, or later with your personal link.")
+    if st.button("Continue", type="primary"):
+        st.session_state[paused_key] = False
+        st.rerun()
+
+
+def end_page() -> None:
+    st.title("Thank you!")
+    st.success("All your answers are saved. You can close this page.")
+    code = os.environ.get(COMPLETION_ENV)
+    if code:
+        st.markdown(f"Your completion code: **`{code}`**")
 
 
 def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, token: str) -> None:
@@ -137,6 +226,10 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
     st.metric("participants", f"{len(rows)} ({finished} finished)")
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.subheader("Conditions")
+    st.dataframe(pd.DataFrame([{"label": definition.labels.get(c, c), "condition": c}
+                               for c in ([] if definition.design is not Design.MUSHRA else ["reference"])
+                               + list(definition.conditions)]), hide_index=True)
     try:
         report = analyze_test_dir(folder)
     except ListenError as exc:

@@ -296,10 +296,10 @@ class _StimulusWriter:
         self.rng = np.random.default_rng(secrets.randbits(128))  # dither: fresh for every file, not reproducible
         self.pending: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
 
-    def add(self, group: str, x: np.ndarray, rate: int) -> str:
+    def add(self, group: str, x: np.ndarray, rate: int, bits: int = 24) -> str:
         sid = secrets.token_hex(8)
         if self.format == "flac":
-            data = encode_flac(x, rate, self.rng)
+            data = encode_flac(x, rate, self.rng, bits)
         else:
             import io
 
@@ -336,7 +336,7 @@ def _headphone_check(writer: _StimulusWriter) -> HeadphoneCheck:
     from evalkit.listening import headphone as hp
 
     rng = np.random.default_rng(secrets.randbits(128))  # noise and answer order: unpredictable, never seeded
-    calibration = writer.add("headphone", hp.calibration_signal(rng), hp.RATE)
-    trials = tuple(hp.HeadphoneTrial(writer.add("headphone", hp.trial_signal(rng, answer), hp.RATE), answer)
+    calibration = writer.add("headphone", hp.calibration_signal(rng), hp.RATE, bits=16)
+    trials = tuple(hp.HeadphoneTrial(writer.add("headphone", hp.trial_signal(rng, answer), hp.RATE, bits=16), answer)
                    for answer in hp.balanced_answers(rng))
     return hp.HeadphoneCheck(hp.HUGGINS_METHOD, hp.PASS_CORRECT, calibration, trials)

@@ -1,12 +1,18 @@
 """The Web Audio player and rating panel: an inline ES module for Streamlit's components v2 (no build step).
 
 One ``AudioContext`` at the stimulus rate holds every stimulus as a decoded buffer (fetched from
-``/app/static/<id>.wav``). Switching stimuli keeps the playback position: the new source starts at the old one's
+``app/static/<id>.flac``). Switching stimuli keeps the playback position: the new source starts at the old one's
 position with a 20 ms linear fade-in while the old one fades out. Playback loops over the selected region. A
 stimulus can be rated only once it has been played, and the submit button stays disabled until every stimulus has
 been played and rated (MUSHRA) or an answer chosen (AB/ABX); the server checks the same again. Sliders start
 without a thumb, so no initial position suggests a score. On submit the module sends, with ``setTriggerValue``,
 the ratings or answer and every play event (stimulus, start position, seconds of audio played, time since load).
+
+Also: a draft of the trial (ratings, answer, play events, loop, position) is sent 0.6 s after each change and
+restored from ``data.draft`` after a refresh; "Pause" sends the draft and asks for the pause page; keys 1-9 and 0
+(A/B/X, R for the reference) select a signal and space plays or stops it; once this trial's audio is decoded, the
+next trial's files (``data.prefetch``) are fetched and decoded into a page-wide cache, so the next trial is
+playable without a request.
 """
 
 PLAYER_CSS = """
@@ -17,18 +23,21 @@ PLAYER_CSS = """
 .lt button.active { background: var(--st-primary-color, #ff4b4b); color: #fff; }
 .lt button:disabled { opacity: .45; cursor: not-allowed; }
 .lt-bar { position: relative; height: 1.4rem; background: var(--st-secondary-background-color, #eee);
-  border-radius: .3rem; cursor: pointer; flex: 1 1 18rem; min-width: 12rem; }
+  border-radius: .3rem; cursor: pointer; flex: 1 1 14rem; min-width: 9rem; }
 .lt-loop { position: absolute; top: 0; bottom: 0; background: rgba(100, 149, 237, .35); }
 .lt-head { position: absolute; top: 0; bottom: 0; width: 2px; background: #333; }
-.lt-loopctl { display: flex; gap: 1rem; align-items: center; font-size: .85rem; margin-bottom: .6rem; }
-.lt-loopctl input { width: 12rem; }
-.lt-grid { display: flex; gap: .4rem; align-items: flex-start; }
+.lt-loopctl { display: flex; gap: .3rem 1rem; align-items: center; font-size: .85rem; margin-bottom: .6rem;
+  flex-wrap: wrap; }
+.lt-loopctl input { width: min(12rem, 38vw); }
+.lt-grid { display: flex; gap: .4rem; align-items: flex-start; overflow-x: auto; padding-bottom: .5rem;
+  max-width: 100%; }
 .lt-scale { display: flex; flex-direction: column; height: 16rem; margin-top: 1.5rem; font-size: .8rem;
-  width: 5rem; }
+  width: 4.6rem; flex: 0 0 auto; position: sticky; left: 0; z-index: 1;
+  background: var(--st-background-color, #fff); }
 .lt-scale span { flex: 1; display: flex; align-items: center; justify-content: flex-end; padding-right: .3rem;
   border-top: 1px dashed var(--st-border-color, #ccc); }
 .lt-scale span:last-child { border-bottom: 1px dashed var(--st-border-color, #ccc); }
-.lt-col { display: flex; flex-direction: column; align-items: center; gap: .3rem; width: 4.2rem; }
+.lt-col { display: flex; flex-direction: column; align-items: center; gap: .3rem; width: 4.2rem; flex: 0 0 auto; }
 .lt-col.ref { width: 6.5rem; }
 .lt-col input[type=range] { -webkit-appearance: none; appearance: none; writing-mode: vertical-lr; direction: rtl;
   height: 16rem; width: .6rem; margin: 0 .8rem; background: var(--st-secondary-background-color, #e6e6e6);
@@ -41,9 +50,10 @@ PLAYER_CSS = """
 .lt-col input[type=range].unset::-moz-range-thumb { opacity: 0; }
 .lt-col input[type=range]:disabled { opacity: .4; cursor: not-allowed; }
 .lt-value { font-variant-numeric: tabular-nums; height: 1.2rem; }
-.lt-answer { display: flex; gap: 1.2rem; margin: .8rem 0; font-size: 1rem; }
+.lt-answer { display: flex; gap: .6rem 1.2rem; margin: .8rem 0; font-size: 1rem; flex-wrap: wrap; }
 .lt-status { margin: .6rem 0; font-size: .9rem; min-height: 1.2rem; }
-.lt-submit { margin-top: .4rem; }
+.lt-keys { font-size: .8rem; opacity: .75; margin-bottom: .4rem; }
+.lt-footer { display: flex; gap: .6rem; flex-wrap: wrap; margin-top: .4rem; }
 """
 
 PLAYER_HTML = '<div class="lt"><div class="lt-status">Loading audio…</div></div>'
@@ -51,7 +61,10 @@ PLAYER_HTML = '<div class="lt"><div class="lt-status">Loading audio…</div></di
 PLAYER_JS = r"""
 const FADE_S = 0.02;
 const MIN_PLAY_S = %(min_play_s)s;
+const DRAFT_DELAY_MS = 600;
 const SCALE = ["Excellent", "Good", "Fair", "Poor", "Bad"];
+// Decoded audio fetched ahead of its trial, shared by every player of this page: url -> Promise<AudioBuffer>.
+const CACHE = (window.__evalkitAudio = window.__evalkitAudio || new Map());
 
 function el(tag, attrs = {}, text = "") {
   const node = document.createElement(tag);
@@ -60,12 +73,30 @@ function el(tag, attrs = {}, text = "") {
   return node;
 }
 
+async function fetchDecoded(ctx, url, label) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`stimulus ${label}: HTTP ${response.status}`);
+  return ctx.decodeAudioData(await response.arrayBuffer());
+}
+
+function prefetch(spec) {
+  if (!spec || !spec.urls || !spec.urls.length) return;
+  const offline = new OfflineAudioContext(1, 1, spec.sample_rate);
+  for (const url of spec.urls) {
+    if (CACHE.has(url)) continue;
+    const pending = fetchDecoded(offline, url, "next");
+    pending.catch(() => CACHE.delete(url));
+    CACHE.set(url, pending);
+  }
+}
+
 async function loadBuffers(ctx, stimuli) {
   const out = {};
   await Promise.all(stimuli.map(async (s) => {
-    const response = await fetch(s.url);
-    if (!response.ok) throw new Error(`stimulus ${s.label}: HTTP ${response.status}`);
-    out[s.id] = await ctx.decodeAudioData(await response.arrayBuffer());
+    const cached = CACHE.get(s.url);
+    CACHE.delete(s.url);
+    out[s.id] = cached ? await cached.catch(() => fetchDecoded(ctx, s.url, s.label))
+                       : await fetchDecoded(ctx, s.url, s.label);
   }));
   return out;
 }
@@ -81,19 +112,29 @@ class Player {
     this.ratings = {};
     this.answer = null;
     this.current = null;  // {id, source, gain, ctxStart, offset}
+    this.selected = null;
+    this.draftTimer = null;
     this.ctx = new AudioContext({ sampleRate: data.sample_rate });
     this.all = (data.reference ? [data.reference] : []).concat(data.stimuli);
     this.build();
+    this.restore(data.draft);
+    this.onKey = (e) => this.key(e);
+    window.addEventListener("keydown", this.onKey, true);
     loadBuffers(this.ctx, this.all).then((buffers) => {
       this.buffers = buffers;
       this.duration = Math.min(...Object.values(buffers).map((b) => b.duration));
-      this.loopStart = 0;
-      this.loopEnd = this.duration;
+      const d = this.data.draft || {};
+      this.loopStart = Math.min(d.loop_start_s ?? 0, this.duration);
+      this.loopEnd = Math.min(d.loop_end_s ?? this.duration, this.duration);
+      if (this.loopEnd - this.loopStart < 0.5) { this.loopStart = 0; this.loopEnd = this.duration; }
+      this.lastPosition = Math.min(d.position_s ?? this.loopStart, this.loopEnd - 0.01);
       this.loopStartInput.max = this.loopEndInput.max = this.duration.toFixed(2);
-      this.loopEndInput.value = this.duration.toFixed(2);
+      this.loopStartInput.value = this.loopStart.toFixed(2);
+      this.loopEndInput.value = this.loopEnd.toFixed(2);
       this.status.textContent = "";
       this.root.dataset.ready = "1";
       this.refresh();
+      prefetch(this.data.prefetch);
     }).catch((err) => { this.status.textContent = `Could not load audio: ${err.message}`; });
     this.timers = [setInterval(() => this.drawHead(), 50), setInterval(() => this.refresh(), 250)];
   }
@@ -123,21 +164,35 @@ class Player {
     }
     loopctl.append(el("span", {}, "Loop from"), this.loopStartInput, el("span", {}, "to"), this.loopEndInput,
                    this.loopLabel);
+    this.keyMap = {};
     this.buttons = {};
     const body = el("div");
     if (d.mode === "mushra") this.buildMushra(body);
     else this.buildChoice(body);
+    const keys = el("div", { class: "lt-keys" }, d.mode === "mushra"
+      ? "Keys: 1–9 and 0 pick a signal, R the reference; space plays or stops."
+      : "Keys: A, B" + (d.mode === "abx" ? ", X" : "") + " (or 1, 2" + (d.mode === "abx" ? ", 3" : "")
+        + ") pick a signal; space plays or stops.");
     this.submit = el("button", { class: "lt-submit", "data-role": "submit" },
                      d.training ? "Start the test" : "Submit and continue");
     this.submit.addEventListener("click", () => this.onSubmit());
+    const footer = el("div", { class: "lt-footer" });
+    footer.append(this.submit);
+    if (!d.training) {
+      const pause = el("button", { "data-role": "pause" }, "Pause");
+      pause.addEventListener("click", () => this.onPause());
+      footer.append(pause);
+    }
     this.hint = el("div", { class: "lt-status" });
-    this.root.append(this.status, transport, loopctl, body, this.hint, this.submit);
+    this.root.append(this.status, transport, loopctl, keys, body, this.hint, footer);
   }
 
-  playButton(stim, label) {
-    const b = el("button", { "data-role": "play", "data-label": label }, label);
-    b.addEventListener("click", () => this.toggle(stim.id));
+  playButton(stim, label, keys) {
+    const b = el("button", { "data-role": "play", "data-label": label, title: `key ${keys[0].toUpperCase()}` },
+                 label);
+    b.addEventListener("click", () => { b.blur(); this.toggle(stim.id); });
     this.buttons[stim.id] = b;
+    for (const k of keys) this.keyMap[k] = stim.id;
     return b;
   }
 
@@ -149,11 +204,12 @@ class Player {
     if (this.data.reference) {
       const col = el("div", { class: "lt-col ref" });
       col.append(el("div", { class: "lt-value" }), el("div", { style: "height:16rem" }),
-                 this.playButton(this.data.reference, "Reference"));
+                 this.playButton(this.data.reference, "Reference", ["r"]));
       grid.append(col);
     }
     this.sliders = {};
-    this.data.stimuli.forEach((stim) => {
+    this.values = {};
+    this.data.stimuli.forEach((stim, k) => {
       const col = el("div", { class: "lt-col" });
       const value = el("div", { class: "lt-value" }, "–");
       const slider = el("input", { type: "range", min: "0", max: "100", step: "1", value: "50",
@@ -165,10 +221,12 @@ class Player {
         this.ratings[stim.id] = +slider.value;
         value.textContent = slider.value;
         this.refresh();
+        if (!this.data.training) this.scheduleDraft();
       };
       for (const type of ["input", "change", "pointerup", "keyup"]) slider.addEventListener(type, rate);
       this.sliders[stim.id] = slider;
-      col.append(value, slider, this.playButton(stim, stim.label));
+      this.values[stim.id] = value;
+      col.append(value, slider, this.playButton(stim, stim.label, k < 10 ? [String((k + 1) %% 10)] : ["-"]));
       grid.append(col);
     });
     body.append(grid);
@@ -176,20 +234,62 @@ class Player {
 
   buildChoice(body) {
     const row = el("div", { class: "lt-transport" });
-    for (const stim of this.data.stimuli) row.append(this.playButton(stim, stim.label));
+    this.data.stimuli.forEach((stim, k) => {
+      row.append(this.playButton(stim, stim.label, [stim.label.toLowerCase(), String(k + 1)]));
+    });
     const answers = el("div", { class: "lt-answer" });
     const options = this.data.mode === "abx"
       ? [["A", "A is X"], ["B", "B is X"]]
       : [["A", "I prefer A"], ["B", "I prefer B"]]
           .concat(this.data.allow_no_preference ? [["none", "No preference"]] : []);
+    this.radios = {};
     for (const [value, text] of options) {
       const label = el("label");
       const radio = el("input", { type: "radio", name: "lt-answer", value, "data-role": "answer" });
-      radio.addEventListener("change", () => { this.answer = value; this.refresh(); });
+      radio.addEventListener("change", () => {
+        this.answer = value;
+        this.refresh();
+        if (!this.data.training) this.scheduleDraft();
+      });
+      this.radios[value] = radio;
       label.append(radio, document.createTextNode(" " + text));
       answers.append(label);
     }
     body.append(row, answers);
+  }
+
+  restore(draft) {
+    if (!draft || draft.trial !== this.data.trial_key) return;
+    this.events = (draft.events || []).slice();
+    for (const e of this.events) this.played[e.stimulus_id] = (this.played[e.stimulus_id] || 0) + e.duration_s;
+    for (const [id, score] of Object.entries(draft.ratings || {})) {
+      if (!this.sliders || !(id in this.sliders)) continue;
+      this.ratings[id] = score;
+      this.sliders[id].value = String(score);
+      this.sliders[id].classList.remove("unset");
+      this.values[id].textContent = String(score);
+    }
+    if (draft.answer && this.radios && this.radios[draft.answer]) {
+      this.answer = draft.answer;
+      this.radios[draft.answer].checked = true;
+    }
+  }
+
+  key(e) {
+    if (!this.root.isConnected || e.ctrlKey || e.metaKey || e.altKey) return;
+    const target = e.composedPath()[0];
+    if (target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"))) return;
+    if (e.key === " ") {
+      e.preventDefault();
+      e.stopImmediatePropagation();
+      this.toggle(this.selected || this.all[this.data.reference ? 1 : 0].id);
+      return;
+    }
+    const id = this.keyMap[e.key.toLowerCase()];
+    if (!id) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    if (!this.current || this.current.id !== id) this.toggle(id);
   }
 
   position() {
@@ -214,6 +314,7 @@ class Player {
     source.connect(gain).connect(this.ctx.destination);
     source.start(now, offset);
     this.current = { id, source, gain, ctxStart: now, offset };
+    this.selected = id;
   }
 
   fadeOut() {
@@ -230,6 +331,7 @@ class Player {
     c.gain.gain.linearRampToValueAtTime(0, now + FADE_S);
     c.source.stop(now + FADE_S + 0.005);
     this.current = null;
+    if (!this.data.training) this.scheduleDraft();
   }
 
   async toggle(id) {
@@ -263,6 +365,7 @@ class Player {
     this.loopEnd = b;
     if (this.current) this.seek(Math.max(a, Math.min(this.position(), b - 0.01)));
     this.refresh();
+    if (!this.data.training) this.scheduleDraft();
   }
 
   drawHead() {
@@ -282,7 +385,7 @@ class Player {
   missing() {
     const rated = this.data.stimuli;
     const unplayed = rated.filter((s) => !this.playedEnough(s.id)).map((s) => s.label);
-    if (this.data.training) return [];
+    if (this.data.training) return this.data.require_play && unplayed.length ? [`play ${unplayed.join(", ")}`] : [];
     if (unplayed.length) return [`play ${unplayed.join(", ")}`];
     if (this.data.mode === "mushra" && rated.some((s) => !(s.id in this.ratings))) {
       return ["rate " + rated.filter((s) => !(s.id in this.ratings)).map((s) => s.label).join(", ")];
@@ -299,13 +402,39 @@ class Player {
       for (const [id, s] of Object.entries(this.sliders)) s.disabled = !this.playedEnough(id);
     }
     const missing = this.missing();
-    this.submit.disabled = missing.length > 0;
+    this.submit.disabled = missing.length > 0 || this.sent;
     this.hint.textContent = missing.length ? `Before you continue: ${missing.join("; ")}.` : "";
+  }
+
+  draft() {
+    const events = this.events.slice();
+    if (this.current) {  // the segment playing now counts as played so far
+      events.push({ stimulus_id: this.current.id, start_s: +this.current.offset.toFixed(3),
+                    duration_s: +(this.ctx.currentTime - this.current.ctxStart).toFixed(3),
+                    at_ms: +(performance.now() - this.t0).toFixed(1) });
+    }
+    return { trial: this.data.trial_key, ratings: this.ratings, answer: this.answer, events,
+             position_s: +this.position().toFixed(3), loop_start_s: this.loopStart, loop_end_s: this.loopEnd };
+  }
+
+  scheduleDraft() {
+    if (this.sent) return;
+    clearTimeout(this.draftTimer);
+    this.draftTimer = setTimeout(() => { if (!this.sent) this.send("draft", this.draft()); }, DRAFT_DELAY_MS);
+  }
+
+  onPause() {
+    this.fadeOut();
+    clearTimeout(this.draftTimer);
+    this.sent = true;
+    this.send("pause", this.draft());
   }
 
   onSubmit() {
     this.fadeOut();
+    clearTimeout(this.draftTimer);
     if (this.missing().length) { this.refresh(); return; }
+    this.sent = true;
     this.submit.disabled = true;
     this.send("submit", { trial: this.data.trial_key, ratings: this.ratings, answer: this.answer,
                           events: this.events });
@@ -313,6 +442,8 @@ class Player {
 
   dispose() {
     this.timers.forEach(clearInterval);
+    clearTimeout(this.draftTimer);
+    window.removeEventListener("keydown", this.onKey, true);
     try { if (this.current) this.current.source.stop(); } catch (e) { /* already stopped */ }
     this.ctx.close();
   }

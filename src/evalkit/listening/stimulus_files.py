@@ -35,15 +35,17 @@ def quantize_24bit(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(q, -(2**23), PCM24_MAX).astype(np.int32)
 
 
-def encode_flac(x: np.ndarray, sample_rate: int, rng: np.random.Generator) -> bytes:
-    """Dithered 24-bit FLAC of ``[channels, samples]`` float audio (libsndfile's encoder, metadata reduced to
-    STREAMINFO with unknown frame sizes)."""
+def encode_flac(x: np.ndarray, sample_rate: int, rng: np.random.Generator, bits: int = 24) -> bytes:
+    """Dithered 24-bit (or 16-bit: the headphone check's noise) FLAC of ``[channels, samples]`` float audio
+    (libsndfile's encoder, metadata reduced to STREAMINFO with unknown frame sizes)."""
     import soundfile as sf
 
-    q = quantize_24bit(x, rng)
+    if bits not in (16, 24):
+        raise ValueError(f"bits: expected 16 or 24, got {bits}")
+    q = quantize_24bit(x, rng) if bits == 24 else (quantize_24bit(x / 256, rng) << 8)
     buffer = io.BytesIO()
     # libsndfile reads int32 data as full-scale 32-bit: shift the 24-bit values into the top bytes
-    sf.write(buffer, (q.T << 8), int(sample_rate), format="FLAC", subtype="PCM_24")
+    sf.write(buffer, (q.T << 8), int(sample_rate), format="FLAC", subtype=f"PCM_{bits}")
     return _streaminfo_only(buffer.getvalue())
 
 

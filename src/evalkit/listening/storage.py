@@ -3,7 +3,9 @@
 Every participant has an unguessable token (``secrets.token_urlsafe``) that resumes the session after a refresh,
 a crash or a server restart; all reads by the app are keyed by that token's participant, so a participant sees
 only its own session. A trial is stored once: a second submit of the same trial (double click, two tabs) is
-refused by the primary key, never duplicated. Condition names are resolved here, on the server.
+refused by the primary key, never duplicated. Condition names are resolved here, on the server. A trial in progress
+is kept as a draft (ratings, answer and play events so far), so a refresh restores it; the draft is deleted when
+the trial is stored. The headphone check's result is one row per participant (the first result stands).
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ CREATE TABLE IF NOT EXISTS choices (
     participant_id INTEGER NOT NULL, trial_index INTEGER NOT NULL, item TEXT NOT NULL, condition_a TEXT NOT NULL,
     condition_b TEXT NOT NULL, answer TEXT NOT NULL, chosen TEXT, x TEXT,
     PRIMARY KEY (participant_id, trial_index)
+);
+CREATE TABLE IF NOT EXISTS drafts (
+    participant_id INTEGER NOT NULL, trial_index INTEGER NOT NULL, data TEXT NOT NULL,
+    updated TEXT DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (participant_id, trial_index)
+);
+CREATE TABLE IF NOT EXISTS headphone_checks (
+    participant_id INTEGER PRIMARY KEY, passed INTEGER NOT NULL, correct INTEGER, n_trials INTEGER, details TEXT,
+    at TEXT DEFAULT CURRENT_TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS play_events (
     participant_id INTEGER NOT NULL, trial_index INTEGER NOT NULL, seq INTEGER NOT NULL, stimulus_id TEXT NOT NULL,
@@ -179,6 +189,7 @@ class ListeningStore:
             self.db.executemany("INSERT INTO play_events VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 [(pid, trial_index, k, e.stimulus_id, e.start_s, e.duration_s, e.at_ms)
                                  for k, e in enumerate(events)])
+            self.db.execute("DELETE FROM drafts WHERE participant_id = ? AND trial_index = ?", (pid, trial_index))
             done = self.db.execute("SELECT COUNT(*) FROM trials WHERE participant_id = ?", (pid,)).fetchone()[0]
             if done == len(trials):
                 self.db.execute("UPDATE participants SET finished = CURRENT_TIMESTAMP WHERE participant_id = ?",
@@ -189,6 +200,39 @@ class ListeningStore:
                 self.db.execute("ROLLBACK")
             raise
         return True
+
+    # --- drafts and the headphone check -------------------------------------------------------------------
+
+    def save_draft(self, participant: Participant, trial_index: int, data: dict) -> None:
+        """Keep the state of a trial in progress (replaces the previous draft of that trial)."""
+        self.db.execute("INSERT INTO drafts (participant_id, trial_index, data) VALUES (?, ?, ?) "
+                        "ON CONFLICT (participant_id, trial_index) DO UPDATE SET data = excluded.data, "
+                        "updated = CURRENT_TIMESTAMP", (participant.participant_id, trial_index, json.dumps(data)))
+
+    def draft(self, participant: Participant, trial_index: int) -> dict | None:
+        row = self.db.execute("SELECT data FROM drafts WHERE participant_id = ? AND trial_index = ?",
+                              (participant.participant_id, trial_index)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_headphone_check(self, participant: Participant, passed: bool, correct: int, n_trials: int,
+                             details: dict) -> bool:
+        """Store the participant's screening result; False (nothing written) if one is stored already."""
+        cur = self.db.execute("INSERT OR IGNORE INTO headphone_checks (participant_id, passed, correct, n_trials, "
+                              "details) VALUES (?, ?, ?, ?, ?)", (participant.participant_id, int(passed), correct,
+                                                                  n_trials, json.dumps(details)))
+        return cur.rowcount == 1
+
+    def headphone_result(self, participant: Participant) -> bool | None:
+        """Whether the participant passed the headphone check (None: not taken yet)."""
+        row = self.db.execute("SELECT passed FROM headphone_checks WHERE participant_id = ?",
+                              (participant.participant_id,)).fetchone()
+        return None if row is None else bool(row[0])
+
+    def headphone_results(self) -> dict[str, bool]:
+        """Assessor label (as in ratings and choices) → passed the headphone check, for those who took it."""
+        return {label: bool(passed) for label, passed in self.db.execute(
+            "SELECT p.label, h.passed FROM headphone_checks h JOIN participants p USING (participant_id) "
+            "ORDER BY p.label")}
 
     # --- reads for analysis and the admin page ----------------------------------------------------------------
 
@@ -205,11 +249,16 @@ class ListeningStore:
     def progress(self, definition: TestDefinition) -> list[dict]:
         """Per participant: label, slot, trials done of total, consent/training/finish times (no tokens)."""
         rows = self.db.execute(
-            "SELECT p.label, p.slot, COUNT(t.trial_index), p.created, p.consented, p.trained, p.finished "
-            "FROM participants p LEFT JOIN trials t USING (participant_id) GROUP BY p.participant_id "
+            "SELECT p.label, p.slot, COUNT(t.trial_index), p.created, p.consented, p.trained, p.finished, h.passed "
+            "FROM participants p LEFT JOIN trials t USING (participant_id) "
+            "LEFT JOIN headphone_checks h USING (participant_id) GROUP BY p.participant_id "
             "ORDER BY p.participant_id").fetchall()
-        return [{"assessor": r[0], "slot": r[1], "done": r[2], "trials": len(definition.trials_for(r[1])),
-                 "created": r[3], "consented": r[4], "trained": r[5], "finished": r[6]} for r in rows]
+        out = [{"assessor": r[0], "slot": r[1], "done": r[2], "trials": len(definition.trials_for(r[1])),
+                "created": r[3], "consented": r[4], "trained": r[5], "finished": r[6]} for r in rows]
+        if definition.headphone is not None:
+            for row, r in zip(out, rows, strict=True):
+                row["headphones"] = None if r[7] is None else ("passed" if r[7] else "failed")
+        return out
 
 
 def _rating_rows(definition: TestDefinition, trial: Trial, scores: Mapping[str, float] | None) -> list[tuple]:
