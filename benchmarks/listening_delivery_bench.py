@@ -1,0 +1,195 @@
+"""Listening-test delivery benchmark: Submit → next MUSHRA trial playable, over an emulated 10 Mbit/s, 40 ms link.
+
+A real run on three stereo 44.1 kHz demo music items (Opus 12 and 24 kbps, MP3 64 kbps, a 5 kHz low-pass: with
+the hidden reference and two anchors, 7 rated signals + the open reference per trial) is prepared twice: as the
+former 24-bit WAV and as the current FLAC. Headless chromium (CDP ``Network.emulateNetworkConditions``: 10 Mbit/s
+down and up, 40 ms latency) takes each test through ``evalkit listen serve``'s app: consent, skip training, then
+for every trial play each signal, rate it and submit. The time from the Submit click to the next trial's player
+having decoded all its audio ("playable") is measured in the page. Configurations: WAV without prefetch (the
+former behaviour), FLAC without prefetch, FLAC with prefetch (the default; the benchmark waits for the prefetch to
+finish, as a participant spending the usual 30 s or more on a trial would). Prints bytes per trial (ratio FLAC /
+WAV) and the median Submit → playable time per configuration (ratio to the former). Skips without chromium.
+
+Usage: .venv/bin/python benchmarks/listening_delivery_bench.py [--items 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "data" / "demo"
+ITEMS = ("music_bach_bwv4_8.flac", "music_guit_em9.flac", "music_loop_tabla.flac", "music_bach_bwv66_6.flac")
+CONDITIONS = ("opus?bitrate_kbps=12", "opus?bitrate_kbps=24", "mp3?bitrate_kbps=64", "lowpass?cutoff_hz=5000")
+LINK = {"offline": False, "latency": 40, "downloadThroughput": 10e6 / 8, "uploadThroughput": 10e6 / 8}
+READY_PROBE = """
+window.__evalkitReady = {};
+setInterval(() => {
+  for (const h of document.querySelectorAll('*')) {
+    const lt = h.shadowRoot && h.shadowRoot.querySelector('.lt[data-ready="1"]');
+    if (lt && lt.__player && !(lt.__player.data.trial_key in window.__evalkitReady))
+      window.__evalkitReady[lt.__player.data.trial_key] = performance.now();
+  }
+}, 5);
+"""
+
+
+def make_run(root: Path, n_items: int) -> Path:
+    from evalkit.runner import load_config, run_evaluation
+
+    data = root / "data"
+    data.mkdir(parents=True)
+    for name in ITEMS[:n_items]:
+        shutil.copy(DEMO / name, data / name)
+    codecs = "\n".join(f'  - spec: "{s}"' for s in CONDITIONS)
+    config = root / "run.yaml"
+    config.write_text(f'dataset: {{folder: {data}, glob: "*.flac"}}\ncodecs:\n{codecs}\nmetrics: [si_sdr]\n'
+                      f"output: {root / 'run'}\nworkers: 1\n")
+    cfg, parsed = load_config(config)
+    run_evaluation(cfg, parsed, progress=False)
+    return root / "run"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(folder: Path, prefetch: bool) -> tuple[subprocess.Popen, str]:
+    from evalkit.listening.serve import ADMIN_ENV, PREFETCH_ENV, streamlit_command, write_launcher
+
+    port = free_port()
+    write_launcher(folder)
+    env = dict(os.environ, **{ADMIN_ENV: "benchmark-admin", PREFETCH_ENV: "1" if prefetch else "0"})
+    proc = subprocess.Popen(streamlit_command(folder, "127.0.0.1", port), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, process_group=0)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "_stcore/health", timeout=1):
+                return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("streamlit did not start")
+
+
+def wait(predicate, timeout: float = 120.0, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception:  # the page is re-rendering
+            value = None
+        if value:
+            return value
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def session(driver, url: str, n_trials: int, prefetch: bool) -> list[float]:
+    """Seconds from each Submit click to the next trial's player being playable."""
+    from selenium.webdriver.common.by import By
+
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions", LINK)
+    driver.get(url)
+    wait(lambda: driver.find_elements(By.CSS_SELECTOR, "[data-testid=stCheckbox] label"), what="consent")[0].click()
+    wait(lambda: [b for b in driver.find_elements(By.TAG_NAME, "button") if b.text == "Start" and b.is_enabled()],
+         what="start")[0].click()
+    wait(lambda: [b for b in driver.find_elements(By.TAG_NAME, "button") if b.text.startswith("Skip training")],
+         what="training")[0].click()
+    driver.execute_script(READY_PROBE)
+    find = ("return Array.from(document.querySelectorAll('*')).map(e => e.shadowRoot && "
+            "e.shadowRoot.querySelector('.lt[data-ready=\"1\"]')).find(lt => lt && "
+            "lt.__player.data.trial_key === arguments[0]) || null;")
+    times = []
+    for index in range(n_trials):
+        lt = wait(lambda i=index: driver.execute_script(find, f"trial-{i}"), what=f"trial {index}")
+        driver.execute_script(  # play every signal 0.3 s (must-play), then rate it
+            "const p = arguments[0].__player; const done = arguments[1];"
+            "(async () => { for (const s of p.data.stimuli) { await p.toggle(s.id);"
+            " await new Promise(r => setTimeout(r, 300)); } p.fadeOut();"
+            " p.data.stimuli.forEach((s, k) => { p.ratings[s.id] = 10 * k; }); p.refresh(); })();", lt, None)
+        wait(lambda lt=lt: driver.execute_script("return !arguments[0].__player.submit.disabled", lt),
+             what="submit enabled")
+        if prefetch and index + 1 < n_trials:
+            driver.execute_async_script("const done = arguments[arguments.length - 1];"
+                                        "Promise.all([...(window.__evalkitAudio || new Map()).values()]).then(done);")
+        if index + 1 == n_trials:
+            break
+        t0 = driver.execute_script("const p = arguments[0].__player; const t = performance.now(); p.onSubmit();"
+                                   " return t;", lt)
+        ready = wait(lambda i=index: driver.execute_script(
+            f"return window.__evalkitReady['trial-{i + 1}'] || null;"), what=f"trial {index + 1} playable")
+        times.append((ready - t0) / 1000)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=3, help="items = MUSHRA trials per session (2..4)")
+    n_items = max(2, min(len(ITEMS), parser.parse_args().items))
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or chromedriver is None:
+        print("skipped: needs Debian's chromium and chromium-driver (make browser)")
+        return
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    from evalkit.listening.design import PrepareOptions, prepare_test
+    from evalkit.listening.model import STIMULI_DIR, Design
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        run = make_run(root, n_items)
+        tests, sizes = {}, {}
+        for fmt in ("wav", "flac"):
+            d = prepare_test(run, root / fmt, PrepareOptions(Design.MUSHRA, listeners=1, stimulus_format=fmt))
+            trials = d.slots[0]
+            sizes[fmt] = statistics.mean(
+                sum((root / fmt / STIMULI_DIR / d.file_name(s)).stat().st_size for s in (t.reference, *t.stimuli))
+                for t in trials)
+            tests[fmt] = (root / fmt, len(trials), len(trials[0].stimuli))
+        results = {}
+        for name, fmt, prefetch in (("WAV, no prefetch (former)", "wav", False), ("FLAC, no prefetch", "flac", False),
+                                    ("FLAC + prefetch (now)", "flac", True)):
+            folder, n_trials, _ = tests[fmt]
+            proc, url = start_server(folder, prefetch)
+            opts = webdriver.ChromeOptions()
+            for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                        "--no-first-run", "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1000"):
+                opts.add_argument(arg)
+            opts.binary_location = chromium
+            driver = webdriver.Chrome(options=opts, service=Service(chromedriver))
+            try:
+                results[name] = session(driver, url, n_trials, prefetch)
+            finally:
+                driver.quit()
+                os.killpg(proc.pid, 15)
+                proc.wait(10)
+        _, n_trials, n_rated = tests["flac"]
+        print(f"MUSHRA trial: {n_rated} rated signals + open reference, 44.1 kHz stereo, {n_items} items; link "
+              f"10 Mbit/s, 40 ms latency (CDP)")
+        print(f"bytes per trial: WAV {sizes['wav'] / 1e6:.2f} MB, FLAC {sizes['flac'] / 1e6:.2f} MB; "
+              f"ratio FLAC/WAV {sizes['flac'] / sizes['wav']:.2f}")
+        former = statistics.median(results["WAV, no prefetch (former)"])
+        for name, times in results.items():
+            med = statistics.median(times)
+            print(f"Submit -> next trial playable, {name}: median {med:.2f} s over {len(times)} transitions "
+                  f"({', '.join(f'{t:.2f}' for t in times)}); ratio to former {med / former:.2f}")
+
+
+if __name__ == "__main__":
+    main()
