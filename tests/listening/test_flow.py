@@ -1,0 +1,144 @@
+"""Participant flow without a browser (Streamlit AppTest, store and session functions): drafts, the headphone
+check's scoring, --require-training, custom texts, the end page, errors that name no server path, and the
+`listen prepare` options on the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evalkit.cli import main
+from evalkit.listening.design import PrepareOptions, prepare_test
+from evalkit.listening.model import STORE_FILE, Design, load_definition
+from evalkit.listening.serve import COMPLETION_ENV, write_launcher
+from evalkit.listening.session import expected_minutes, handle_draft, handle_headphone_check
+from evalkit.listening.storage import ListeningStore
+from tests.listening.test_app import _texts
+from tests.listening.test_storage import _events, _scores
+
+
+@pytest.fixture(scope="module")
+def hp_dir(run_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("flow") / "test"
+    prepare_test(run_dir, out, PrepareOptions(Design.MUSHRA, items=2, listeners=1, headphone_check=True,
+                                              require_training=True, instructions="## Our own instructions",
+                                              consent="Consent: *data kept 5 years*."))
+    return out
+
+
+def _app(folder, **params):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(write_launcher(folder)), default_timeout=30)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at
+
+
+def test_draft_is_checked_kept_and_cleared_on_submit(mushra_dir, fresh_copy):
+    folder = fresh_copy(mushra_dir)
+    definition = load_definition(folder)
+    with ListeningStore(folder / STORE_FILE) as store:
+        p = store.create_participant(definition)
+        trial = definition.trials_for(p.slot)[0]
+        a, b = trial.stimuli[:2]
+        events = [{"stimulus_id": a, "start_s": 0.0, "duration_s": 0.5, "at_ms": 1.0},
+                  {"stimulus_id": "not-in-trial", "start_s": 0.0, "duration_s": 0.5, "at_ms": 2.0}]
+        assert not handle_draft(store, definition, p, 0, {"trial": "trial-1", "ratings": {a: 5}})
+        assert store.draft(p, 0) is None
+        assert handle_draft(store, definition, p, 0, {"trial": "trial-0", "ratings": {a: 40, b: 140, "x": 3},
+                                                      "answer": "Z", "events": events, "position_s": 1.5})
+        kept = store.draft(p, 0)
+        assert kept["ratings"] == {a: 40.0} and kept["answer"] is None and kept["position_s"] == 1.5
+        assert [e["stimulus_id"] for e in kept["events"]] == [a]
+        store.submit(definition, p, 0, scores=_scores(trial, 1), events=_events(trial))
+        assert store.draft(p, 0) is None
+
+
+def test_headphone_check_scored_on_the_server_first_result_stands(hp_dir, fresh_copy):
+    folder = fresh_copy(hp_dir)
+    definition = load_definition(folder)
+    check = definition.headphone
+    with ListeningStore(folder / STORE_FILE) as store:
+        p = store.create_participant(definition)
+        right = {t.stimulus_id: t.answer for t in check.trials}
+        assert handle_headphone_check(store, definition, p, {"responses": dict(list(right.items())[:5])}) \
+            == ["answer every sound with 1, 2 or 3"]
+        assert store.headphone_result(p) is None
+        one_wrong = dict(right, **{check.trials[0].stimulus_id: check.trials[0].answer % 3 + 1})
+        assert handle_headphone_check(store, definition, p, {"responses": one_wrong}) == []
+        assert store.headphone_result(p) is True  # 5 of 6
+        wrong = {k: v % 3 + 1 for k, v in right.items()}
+        assert handle_headphone_check(store, definition, p, {"responses": wrong}) == []
+        assert store.headphone_results() == {p.label: True}
+        q = store.create_participant(definition)
+        two_wrong = dict(one_wrong, **{check.trials[1].stimulus_id: check.trials[1].answer % 3 + 1})
+        handle_headphone_check(store, definition, q, {"responses": two_wrong})
+        assert store.headphone_results() == {p.label: True, q.label: False}
+        assert [r["headphones"] for r in store.progress(definition)] == ["passed", "failed"]
+
+
+def test_welcome_headphone_then_required_training(hp_dir, fresh_copy):
+    folder = fresh_copy(hp_dir)
+    definition = load_definition(folder)
+    at = _app(folder).run()
+    text = _texts(at)
+    assert "Our own instructions" in text and "data kept 5 years" in text
+    n = len(definition.slots[0])
+    assert f"**{n} trials** and takes about **{expected_minutes(definition)} minutes**" in text
+    assert "headphone check" in text
+    with ListeningStore(folder / STORE_FILE) as store:
+        p = store.create_participant(definition)
+    at = _app(folder, p=p.token).run()
+    assert not at.exception and "Headphone check" in _texts(at)
+    with ListeningStore(folder / STORE_FILE) as store:
+        store.save_headphone_check(p, False, 2, 6, {})
+    at = _app(folder, p=p.token).run()
+    assert "Training" in _texts(at)
+    assert not [b for b in at.button if b.label.startswith("Skip training")]  # --require-training
+
+
+def test_end_page_shows_the_completion_code_not_the_link(mushra_dir, fresh_copy, monkeypatch):
+    folder = fresh_copy(mushra_dir)
+    definition = load_definition(folder)
+    monkeypatch.setenv(COMPLETION_ENV, "PROLIFIC-77")
+    with ListeningStore(folder / STORE_FILE) as store:
+        p = store.create_participant(definition)
+        store.mark(p, "trained")
+        for index, trial in enumerate(definition.trials_for(p.slot)):
+            store.submit(definition, p, index, scores=_scores(trial, 3), events=_events(trial))
+        assert store.participant(p.token).finished
+    text = _texts(_app(folder, p=p.token).run())
+    assert "Thank you!" in text and "PROLIFIC-77" in text
+    assert "bookmark" not in text and p.token not in text
+
+
+def test_a_broken_test_folder_shows_no_server_path(mushra_dir, fresh_copy):
+    folder = fresh_copy(mushra_dir)
+    (folder / "test.json").write_text("{")
+    at = _app(folder).run()
+    text = _texts(at)
+    assert "This test cannot run" in text and str(folder) not in text and "test.json" not in text
+
+
+def test_prepare_cli_options(run_dir, tmp_path, capsys):
+    (tmp_path / "instr.md").write_text("**Listen carefully.**")
+    out = tmp_path / "t"
+    assert main(["listen", "prepare", "--run", str(run_dir), "--design", "abx", "--items", "1", "--repeats", "2",
+                 "--label", "lowpass?cutoff_hz=2000=Narrow", "--instructions", str(tmp_path / "instr.md"),
+                 "--excerpt-seconds", "5", "--loudness-lufs", "-26", "--headphone-check", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Narrow = lowpass?cutoff_hz=2000" in printed and "headphone check" in printed
+    raw = json.loads((out / "test.json").read_text())
+    assert raw["instructions"] == "**Listen carefully.**" and raw["repeats"] == 2 and raw["target_lufs"] == -26.0
+    assert raw["labels"]["lowpass?cutoff_hz=2000"] == "Narrow"
+    for argv, message in [
+        (["--instructions", str(tmp_path / "missing.md")], f"--instructions {tmp_path / 'missing.md'}: cannot read"),
+        (["--label", "no-equals-sign"], "--label 'no-equals-sign': expected SPEC=NAME"),
+        (["--repeats", "0"], "--repeats: expected an integer >= 1, got 0"),
+    ]:
+        assert main(["listen", "prepare", "--run", str(run_dir), "--design", "ab", "--out", str(tmp_path / "x"),
+                     *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
