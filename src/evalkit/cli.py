@@ -258,19 +258,51 @@ def _listen_serve(args: argparse.Namespace) -> int:
                  prefetch=not args.no_prefetch)
 
 
+def _listen_panel(args: argparse.Namespace, command: str):
+    from evalkit.labels import parse_label_options
+    from evalkit.listening.errors import ListenError
+    from evalkit.listening.report import csv_panel, folder_panel
+
+    folder = args.test_dir if command == "analyze" else args.pilot
+    if (folder is None) == (args.ratings is None):
+        raise ListenError(f"listen {command}: give either {'TEST_DIR' if command == 'analyze' else '--pilot TEST_DIR'}"
+                          f" or --ratings FILE.csv")
+    try:
+        overrides = parse_label_options(args.label or [])
+    except ValueError as exc:
+        raise ListenError(str(exc)) from None
+    if args.ratings is not None:
+        if args.exclude_headphone_fail:
+            raise ListenError(f"{args.ratings}: a ratings CSV has no headphone check (--exclude-headphone-fail "
+                              f"needs a test folder)")
+        return csv_panel(args.ratings, args.include_incomplete, overrides)
+    return folder_panel(folder, args.include_incomplete, args.exclude_headphone_fail, overrides)
+
+
 def _listen_analyze(args: argparse.Namespace) -> int:
     import json
 
-    from evalkit.listening.errors import ListenError
-    from evalkit.listening.report import analyze_test_dir, format_report, load_ratings_csv, mushra_report
+    from evalkit.listening.model import Design
+    from evalkit.listening.report import choices_report, format_report, mushra_report
 
-    if (args.test_dir is None) == (args.ratings is None):
-        raise ListenError("listen analyze: give either TEST_DIR or --ratings FILE.csv")
-    if args.ratings is not None:
-        report = mushra_report(load_ratings_csv(args.ratings), test=args.test)
+    panel = _listen_panel(args, "analyze")
+    if panel.design is Design.MUSHRA:
+        report = mushra_report(panel, test=args.test, versus=args.versus)
     else:
-        report = analyze_test_dir(args.test_dir, test=args.test)
+        report = choices_report(panel, panel.design)
     print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
+def _listen_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from evalkit.listening.report import plan_report
+    from evalkit.listening.report_text import format_plan
+
+    plan = plan_report(_listen_panel(args, "plan"), args.difference, power=args.power, alpha=args.alpha,
+                       pairs=args.pairs, items=args.items, versus=args.versus, sims=args.sims, seed=args.seed)
+    print(json.dumps(plan) if args.json else format_plan(plan))
     return 0
 
 
@@ -286,6 +318,15 @@ def _report(args: argparse.Namespace) -> int:
     size_mb = path.stat().st_size / 1e6
     print(f"report ({size_mb:.1f} MB): {path}")
     return 0
+
+
+def _listen_filter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--include-incomplete", action="store_true",
+                        help="also analyse assessors who did not finish all their trials")
+    parser.add_argument("--exclude-headphone-fail", action="store_true",
+                        help="leave out assessors who did not pass the test's headphone check")
+    parser.add_argument("--label", action="append", metavar="SPEC=NAME",
+                        help="display label of a condition (name or spec); repeatable")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -386,13 +427,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-prefetch", action="store_true",
                        help="do not fetch the next trial's audio during the current trial")
     serve.set_defaults(func=_listen_serve)
-    analyze_l = listen.add_parser("analyze", help="post-screening, means with 95%% CIs, paired tests")
+    analyze_l = listen.add_parser("analyze", help="post-screening, means with 95%% CIs, mixed-model comparisons")
     analyze_l.add_argument("test_dir", nargs="?", help="test folder (its listening.sqlite)")
     analyze_l.add_argument("--ratings", help="long-format CSV: assessor,item,condition,score")
-    analyze_l.add_argument("--test", choices=["wilcoxon", "permutation"], default="wilcoxon",
-                           help="paired test between conditions (default wilcoxon)")
+    analyze_l.add_argument("--test", choices=["mixed", "t", "wilcoxon", "permutation"], default="mixed",
+                           help="MUSHRA comparison: mixed model on all ratings (default), paired t, Wilcoxon or "
+                                "sign-flip permutation on assessor means")
+    analyze_l.add_argument("--versus", metavar="CONDITION",
+                           help="compare CONDITION (name, spec or label) with each other condition")
+    _listen_filter_options(analyze_l)
     analyze_l.add_argument("--json", action="store_true", help="one JSON object")
     analyze_l.set_defaults(func=_listen_analyze)
+    plan = listen.add_parser("plan", help="MUSHRA panel size: assessors needed to detect a difference (simulated)")
+    plan.add_argument("--pilot", metavar="TEST_DIR", help="pilot test folder")
+    plan.add_argument("--ratings", help="pilot ratings CSV: assessor,item,condition,score")
+    plan.add_argument("--difference", type=float, required=True, metavar="D",
+                      help="true difference to detect, in MUSHRA points")
+    plan.add_argument("--power", type=float, default=0.8, help="target power (default 0.8)")
+    plan.add_argument("--alpha", type=float, default=0.05, help="family-wise alpha (default 0.05)")
+    plan.add_argument("--pairs", type=int, help="comparisons sharing alpha (default: the pilot analysis' pairs)")
+    plan.add_argument("--items", type=int, help="items per assessor in the planned test (default: the pilot's)")
+    plan.add_argument("--versus", metavar="CONDITION", help="plan CONDITION against each other condition")
+    plan.add_argument("--sims", type=int, default=2000, help="simulated panels per panel size (default 2000)")
+    plan.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
+    _listen_filter_options(plan)
+    plan.add_argument("--json", action="store_true", help="one JSON object")
+    plan.set_defaults(func=_listen_plan)
 
     report = sub.add_parser("report", help="one self-contained HTML report of a run (and a listening test)")
     report.add_argument("run_dir", metavar="RUN_DIR", help="output folder of `evalkit run`")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from evalkit.analysis.choice_stats import analyze_choices
 from evalkit.analysis.listening_stats import (
-    analyze_choices,
     analyze_mushra,
     holm,
     screen_assessors,
@@ -92,7 +92,7 @@ def test_paired_comparisons_match_scipy_wilcoxon_and_holm():
             ratings += [Rating(f"a{a}", f"i{i}", "reference", 100.0),
                         Rating(f"a{a}", f"i{i}", "good", float(rng.integers(70, 90))),
                         Rating(f"a{a}", f"i{i}", "bad", float(rng.integers(20, 60)))]
-    result = analyze_mushra(ratings)
+    result = analyze_mushra(ratings, test="wilcoxon")
     means = {c: [np.mean([r.score for r in ratings if r.assessor == f"a{a}" and r.condition == c]) for a in range(8)]
              for c in ("reference", "good", "bad")}
     expected = {}
@@ -136,24 +136,31 @@ def test_wilson_hand_value():
     assert hi == pytest.approx((centre + half) / (1 + z * z / 9))
 
 
-def test_ab_counts_binomial_and_per_listener():
+def test_ab_pooled_counts_binomial_and_per_listener():
     choices = [Choice("L1", f"i{k}", "klt", "base", "klt") for k in range(5)]
     choices += [Choice("L2", "i0", "klt", "base", "klt"), Choice("L2", "i1", "klt", "base", "klt"),
                 Choice("L2", "i2", "klt", "base", "base"), Choice("L2", "i3", "klt", "base", "base"),
                 Choice("L2", "i4", "klt", "base", None)]
     (pair,) = analyze_choices(choices)
     assert (pair.n, pair.prefer_a, pair.prefer_b, pair.no_preference) == (10, 7, 2, 1)
-    # exact two-sided binomial on 9 decisive answers: 2·P(X ≥ 7) = 2·(36 + 9 + 1)/512
-    assert pair.p == pytest.approx(92 / 512)
-    assert pair.share == pytest.approx(7 / 9)
-    assert (pair.ci_low, pair.ci_high) == pytest.approx(wilson_interval(7, 9))
-    assert pair.per_listener == {"L1": {"prefer_a": 5, "prefer_b": 0, "no_preference": 0},
-                                 "L2": {"prefer_a": 2, "prefer_b": 2, "no_preference": 1}}
+    # pooled (answers as independent): exact two-sided binomial on 9 decisive answers: 2·P(X ≥ 7) = 2·46/512
+    assert pair.p_pooled == pytest.approx(92 / 512)
+    assert pair.pooled_share == pytest.approx(7 / 9)
+    assert (pair.pooled_ci_low, pair.pooled_ci_high) == pytest.approx(wilson_interval(7, 9))
+    # over listeners: shares 5/5 and 2/4, one-sample t against 0.5 (scipy on the same two numbers)
+    assert pair.share == pytest.approx(0.75)
+    assert pair.p == pytest.approx(stats.ttest_1samp([1.0, 0.5], 0.5).pvalue)
+    assert pair.listeners == 2
+    assert {k: pair.per_listener["L2"][k] for k in ("prefer_a", "prefer_b", "no_preference")} == \
+        {"prefer_a": 2, "prefer_b": 2, "no_preference": 1}
+    assert pair.per_listener["L1"]["p"] == pytest.approx(2 / 32)  # 5 of 5 decisive, two-sided exact
 
 
 def test_abx_one_sided_binomial():
     choices = [Choice("L1", f"i{k}", "a", "b", "a" if k < 9 else "b", x="a") for k in range(10)]
     (pair,) = analyze_choices(choices, abx=True)
     assert pair.correct == 9
-    assert pair.p == pytest.approx(11 / 1024)  # P(X ≥ 9 | n = 10, 1/2)
+    assert pair.p_pooled == pytest.approx(11 / 1024)  # P(X ≥ 9 | n = 10, 1/2)
+    assert pair.p == pytest.approx(11 / 1024)  # one listener: the group test is that listener's binomial test
     assert pair.share == pytest.approx(0.9)
+    assert pair.discriminating_listeners == 1

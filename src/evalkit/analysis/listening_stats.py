@@ -1,7 +1,9 @@
-"""Statistics of listening tests as pure functions (ITU-R BS.1534-3 MUSHRA; AB and ABX).
+"""Statistics of MUSHRA listening tests as pure functions (ITU-R BS.1534-3); AB and ABX are in ``choice_stats``.
 
 Ratings of one assessor are not independent, so MUSHRA confidence intervals are Student-t intervals over the
-assessors' per-condition means (one number per assessor), and paired comparisons pair those means by assessor.
+assessors' per-condition means (one number per assessor, clipped to the 0-100 scale), and comparisons either fit
+the mixed model of :mod:`evalkit.analysis.mixed_model` to every kept rating (``mixed``, the default) or pair the
+assessors' means (``t``, ``wilcoxon``, ``permutation``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalkit.listening.model import ANCHOR_MID, REFERENCE, Choice, Rating
+from evalkit.listening.model import ANCHOR_MID, REFERENCE, Rating
 
 SCREEN_SHARE = 0.15  # BS.1534-3 post-screening: more than 15 % of the items
 SCREEN_LEVEL = 90.0
@@ -193,23 +195,45 @@ class Summary:
     iqr: float
 
 
-def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
+SCALE = (0.0, 100.0)  # the MUSHRA scale; CIs are clipped to it
+CI_METHOD = "Student-t over assessor means, clipped to 0..100"
+
+
+def summarize(values: Sequence[float], confidence: float = 0.95, clip: tuple[float, float] | None = SCALE) -> Summary:
+    """Mean, Student-t CI (bounds clipped to ``clip``: the scale holds the true mean), median and IQR.
+
+    >>> s = summarize([100.0, 100.0, 90.0])  # t CI 96.67 ± 14.34 reaches 111.0: clipped to 100
+    >>> round(s.mean, 2), round(s.ci_low, 2), s.ci_high
+    (96.67, 82.32, 100.0)
+    """
     iv = t_interval(values, confidence)
+    low, high = iv.low, iv.high
+    if clip is not None and not math.isnan(low):
+        low, high = min(max(low, clip[0]), clip[1]), min(max(high, clip[0]), clip[1])
     med, iqr = median_iqr(values)
-    return Summary(iv.mean, iv.low, iv.high, iv.n, med, iqr)
+    return Summary(iv.mean, low, high, iv.n, med, iqr)
+
+
+TESTS = ("mixed", "t", "wilcoxon", "permutation")
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Paired test of two conditions over the assessors who rated both (their per-condition means)."""
+    """One tested pair: ``mean_difference`` = a − b in points with its CI, p and Holm-adjusted p over the tested
+    pairs. ``mixed``: model contrast, Wald t with Satterthwaite ``df``; ``t``: paired t on assessor means
+    (``df`` = n − 1); ``wilcoxon`` / ``permutation``: rank / sign-flip p on assessor means with the paired-t CI
+    (``df`` NaN). ``n``: assessors who rated both."""
 
     a: str
     b: str
     n: int
-    mean_difference: float  # mean of (a − b)
+    mean_difference: float
     test: str
     p: float
     p_holm: float
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    df: float = math.nan
 
 
 def assessor_means(ratings: Iterable[Rating]) -> dict[str, dict[str, float]]:
@@ -223,89 +247,120 @@ def assessor_means(ratings: Iterable[Rating]) -> dict[str, dict[str, float]]:
     return dict(out)
 
 
-def paired_comparisons(means: dict[str, dict[str, float]], test: str = "wilcoxon") -> list[Comparison]:
-    """Every pair of conditions, tested on per-assessor mean differences, Holm-corrected over all pairs."""
-    if test not in ("wilcoxon", "permutation"):
-        raise ValueError(f"test: expected 'wilcoxon' or 'permutation', got {test!r}")
-    rows = []
-    for a, b in itertools.combinations(sorted(means), 2):
-        common = sorted(set(means[a]) & set(means[b]))
-        d = [means[a][k] - means[b][k] for k in common]
+def comparison_pairs(conditions: Iterable[str], versus: str | None = None) -> list[tuple[str, str]]:
+    """Every pair of conditions (sorted names, ``a`` < ``b``), or ``versus`` against each other condition.
+
+    >>> comparison_pairs(["x", "ref", "y"]), comparison_pairs(["x", "ref", "y"], versus="ref")
+    ([('ref', 'x'), ('ref', 'y'), ('x', 'y')], [('ref', 'x'), ('ref', 'y')])
+
+    Raises:
+        ValueError: ``versus`` is not one of the conditions.
+    """
+    names = sorted(set(conditions))
+    if versus is None:
+        return list(itertools.combinations(names, 2))
+    if versus not in names:
+        raise ValueError(f"--versus {versus}: not a condition of the test (conditions: {', '.join(names)})")
+    return [(versus, c) for c in names if c != versus]
+
+
+def _paired(a: str, b: str, means: dict[str, dict[str, float]], test: str, confidence: float) -> tuple:
+    from scipy import stats
+
+    common = sorted(set(means[a]) & set(means[b]))
+    d = np.array([means[a][k] - means[b][k] for k in common])
+    iv = t_interval(d, confidence)
+    if test == "t":
+        sd = float(d.std(ddof=1)) if len(d) > 1 else math.nan
+        if len(d) < 2:
+            p = math.nan
+        elif sd == 0:
+            p = 1.0 if iv.mean == 0 else 0.0
+        else:
+            p = float(stats.ttest_1samp(d, 0.0).pvalue)
+    else:
         p = wilcoxon_p(d) if test == "wilcoxon" else sign_flip_p(d)
-        rows.append((a, b, len(common), float(np.mean(d)) if d else math.nan, p))
+    return len(common), iv.mean, p, iv.low, iv.high, float(len(d) - 1) if test == "t" else math.nan
+
+
+def paired_comparisons(means: dict[str, dict[str, float]], test: str = "wilcoxon", *,
+                       pairs: Sequence[tuple[str, str]] | None = None, confidence: float = 0.95) -> list[Comparison]:
+    """Pairs of conditions (default: every pair) tested on per-assessor mean differences, Holm over the pairs."""
+    if test not in ("t", "wilcoxon", "permutation"):
+        raise ValueError(f"test: expected 't', 'wilcoxon' or 'permutation', got {test!r}")
+    pairs = comparison_pairs(means) if pairs is None else list(pairs)
+    rows = [(a, b, *_paired(a, b, means, test, confidence)) for a, b in pairs]
     adjusted = holm([r[4] for r in rows])
-    return [Comparison(a, b, n, md, test, p, pa) for (a, b, n, md, p), pa in zip(rows, adjusted, strict=True)]
+    return [Comparison(a, b, n, md, test, p, pa, lo, hi, df)
+            for (a, b, n, md, p, lo, hi, df), pa in zip(rows, adjusted, strict=True)]
 
 
-@dataclass(frozen=True)
+def mixed_comparisons(ratings: Sequence[Rating], pairs: Sequence[tuple[str, str]], fit=None,
+                      confidence: float = 0.95) -> list[Comparison]:
+    """Wald-t contrasts of the mixed model (fitted here unless ``fit`` is given), Holm over ``pairs``.
+
+    Raises:
+        ModelError: the ratings cannot support the model (see :func:`evalkit.analysis.mixed_model.fit_mixed`).
+    """
+    from evalkit.analysis.mixed_model import contrast, fit_mixed
+
+    fit = fit_mixed(ratings) if fit is None else fit
+    raters: dict[str, set[str]] = defaultdict(set)
+    for r in ratings:
+        raters[r.condition].add(r.assessor)
+    results = [contrast(fit, a, b, confidence) for a, b in pairs]
+    adjusted = holm([c.p for c in results])
+    return [Comparison(a, b, len(raters[a] & raters[b]), c.estimate, "mixed", c.p, pa, c.ci_low, c.ci_high, c.df)
+            for (a, b), c, pa in zip(pairs, results, adjusted, strict=True)]
+
+
+@dataclass(frozen=True, eq=False)
 class MushraAnalysis:
     conditions: dict[str, Summary]
     items: dict[str, dict[str, Summary]]
     excluded: list[Exclusion]
     comparisons: list[Comparison]
     assessors: int
+    model: object | None = None  # the MixedFit of the kept ratings (None when it could not be fitted)
+    model_error: str | None = None
 
 
-def analyze_mushra(ratings: Sequence[Rating], *, test: str = "wilcoxon", confidence: float = 0.95) -> MushraAnalysis:
-    """Post-screening, then per condition and per item summaries and Holm-corrected paired comparisons."""
+def analyze_mushra(ratings: Sequence[Rating], *, test: str = "mixed", versus: str | None = None,
+                   confidence: float = 0.95) -> MushraAnalysis:
+    """Post-screening, then per condition and per item summaries and Holm-corrected comparisons of every pair
+    (or of ``versus`` against each other condition). The mixed model is fitted whatever ``test`` is (the panel
+    planning needs its variance components); when it cannot be, ``mixed`` comparisons are NaN and
+    ``model_error`` says why.
+
+    Raises:
+        ValueError: an unknown ``test`` or ``versus``.
+    """
+    from evalkit.analysis.mixed_model import ModelError, fit_mixed
+
+    if test not in TESTS:
+        raise ValueError(f"test: expected one of {', '.join(TESTS)}, got {test!r}")
     excluded = screen_assessors(ratings)
     out = {e.assessor for e in excluded}
     kept = [r for r in ratings if r.assessor not in out]
     means = assessor_means(kept)
+    pairs = comparison_pairs(means, versus)
     conditions = {c: summarize(list(v.values()), confidence) for c, v in means.items()}
     conditions = dict(sorted(conditions.items(), key=lambda kv: -kv[1].mean))
     per_item: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in kept:
         per_item[r.item][r.condition].append(r.score)
     items = {i: {c: summarize(v, confidence) for c, v in sorted(cs.items())} for i, cs in sorted(per_item.items())}
-    return MushraAnalysis(conditions, items, excluded, paired_comparisons(means, test),
-                          len({r.assessor for r in kept}))
-
-
-@dataclass(frozen=True)
-class PairSummary:
-    """AB: preference for ``a`` among decisive answers (two-sided binomial, Wilson CI of the share).
-    ABX: ``correct`` identifications among all answers (one-sided binomial against chance)."""
-
-    a: str
-    b: str
-    n: int
-    prefer_a: int
-    prefer_b: int
-    no_preference: int
-    share: float  # AB: prefer_a / decisive; ABX: correct / n
-    ci_low: float
-    ci_high: float
-    p: float
-    correct: int | None = None
-    per_listener: dict | None = None
-
-
-def analyze_choices(choices: Sequence[Choice], abx: bool = False, confidence: float = 0.95) -> list[PairSummary]:
-    """AB or ABX summaries per condition pair (pairs as written in the choices: ``condition_a`` first)."""
-    by_pair: dict[tuple[str, str], list[Choice]] = defaultdict(list)
-    for c in choices:
-        by_pair[(c.condition_a, c.condition_b)].append(c)
-    out = []
-    for (a, b), cs in sorted(by_pair.items()):
-        listeners: dict[str, dict[str, int]] = {}
-        for c in cs:
-            row = listeners.setdefault(c.assessor, {"prefer_a": 0, "prefer_b": 0, "no_preference": 0}
-                                       | ({"correct": 0} if abx else {}))
-            row["prefer_a" if c.chosen == a else "prefer_b" if c.chosen == b else "no_preference"] += 1
-            if abx and c.chosen is not None and c.chosen == c.x:
-                row["correct"] += 1
-        pa = sum(c.chosen == a for c in cs)
-        pb = sum(c.chosen == b for c in cs)
-        if abx:
-            correct = sum(c.chosen is not None and c.chosen == c.x for c in cs)
-            lo, hi = wilson_interval(correct, len(cs), confidence)
-            out.append(PairSummary(a, b, len(cs), pa, pb, len(cs) - pa - pb, correct / len(cs), lo, hi,
-                                   binomial_p(correct, len(cs), "greater"), correct, dict(sorted(listeners.items()))))
-        else:
-            decisive = pa + pb
-            lo, hi = wilson_interval(pa, decisive, confidence)
-            out.append(PairSummary(a, b, len(cs), pa, pb, len(cs) - decisive,
-                                   pa / decisive if decisive else math.nan, lo, hi, binomial_p(pa, decisive),
-                                   None, dict(sorted(listeners.items()))))
-    return out
+    fit, error = None, None
+    try:
+        fit = fit_mixed(kept)
+    except ModelError as exc:
+        error = str(exc)
+    except np.linalg.LinAlgError as exc:
+        error = f"mixed model: {exc}"
+    if test != "mixed":
+        comparisons = paired_comparisons(means, test, pairs=pairs, confidence=confidence)
+    elif fit is not None:
+        comparisons = mixed_comparisons(kept, pairs, fit, confidence)
+    else:
+        comparisons = [Comparison(a, b, 0, math.nan, "mixed", math.nan, math.nan) for a, b in pairs]
+    return MushraAnalysis(conditions, items, excluded, comparisons, len({r.assessor for r in kept}), fit, error)

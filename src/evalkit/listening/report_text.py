@@ -1,0 +1,131 @@
+"""Plain-text tables of ``listen analyze`` and ``listen plan`` reports (short condition labels, aligned columns)."""
+
+from __future__ import annotations
+
+TEST_NAMES = {"mixed": "mixed model, Wald t (Satterthwaite df)", "t": "paired t on assessor means",
+              "wilcoxon": "Wilcoxon signed-rank on assessor means", "permutation": "sign-flip on assessor means"}
+
+
+def _f(x, digits: int = 1) -> str:
+    return "nan" if x is None else f"{x:.{digits}f}"
+
+
+def _p(x) -> str:
+    if x is None:
+        return "nan"
+    return f"{x:.4f}" if x >= 0.0001 else f"{x:.1e}"
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """Columns as wide as their widest cell; the first ``left`` columns left-aligned, the others right."""
+    widths = [max(len(str(r[k])) for r in [header, *rows]) for k in range(len(header))]
+
+    def line(cells):
+        return "  ".join(f"{c:<{w}}" if k < left else f"{c:>{w}}"
+                         for k, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
+
+
+def _excluded_lines(report: dict) -> list[str]:
+    lines = ["excluded: " + ("none" if not report["excluded"] else "")]
+    lines.extend(f"  {e['assessor']}: {e['reason']}" for e in report["excluded"])
+    kept = [p for p in report.get("incomplete", []) if p["included"]]
+    if kept:
+        lines.append("unfinished but included (--include-incomplete): "
+                     + ", ".join(f"{p['assessor']} ({p['done']} of {p['trials']})" for p in kept))
+    return lines
+
+
+def format_mushra(report: dict) -> str:
+    labels = report.get("labels", {})
+    name = labels.get
+    lines = [f"MUSHRA: {report['assessors']} assessors after post-screening"]
+    rows = [[name(c, c), _f(s["mean"]), f"[{_f(s['ci_low'])}, {_f(s['ci_high'])}]", str(s["n"]), _f(s["median"]),
+             _f(s["iqr"])] for c, s in report["conditions"].items()]
+    lines += _table(["condition", "mean", "95% CI", "n", "median", "IQR"], rows)
+    lines.append(f"(CI: {report.get('ci_method', 'Student-t over assessor means')})")
+    lines.append("")
+    lines.append("per item: mean [95% CI] over assessors")
+    for item, conditions in report["items"].items():
+        cells = [f"{name(c, c)} {_f(s['mean'])} [{_f(s['ci_low'])}, {_f(s['ci_high'])}]"
+                 for c, s in conditions.items()]
+        lines.append(f"  {item}: " + "; ".join(cells))
+    lines.append("")
+    lines += _excluded_lines(report)
+    lines.append("")
+    test = report.get("test") or (report["comparisons"][0]["test"] if report["comparisons"] else "")
+    scope = f"{name(report['versus'], report['versus'])} vs each other condition" if report.get("versus") \
+        else "every pair"
+    lines.append(f"comparisons ({scope}; {TEST_NAMES.get(test, test)}; Holm over {len(report['comparisons'])}):")
+    rows = [[name(c["a"], c["a"]), name(c["b"], c["b"]), _f(c["mean_difference"]),
+             f"[{_f(c['ci_low'])}, {_f(c['ci_high'])}]", str(c["n"]), _f(c.get("df")), _p(c["p"]), _p(c["p_holm"])]
+            for c in report["comparisons"]]
+    lines += ["  " + x for x in _table(["a", "b", "a − b", "95% CI", "n", "df", "p", "Holm p"], rows, left=2)]
+    model = report.get("model") or {}
+    if model.get("error"):
+        lines.append(f"mixed model: not fitted ({model['error']})")
+    elif model.get("variance_components"):
+        vc = model["variance_components"]
+        lines.append("mixed model variance components (points², SD): "
+                     + ", ".join(f"{k} {v:.1f} ({v ** 0.5:.1f})" for k, v in vc.items()))
+    mdd = report.get("minimum_detectable_difference") or {}
+    if mdd.get("points") is not None:
+        lines.append(f"minimum detectable difference for this panel: {mdd['points']:.1f} points (power "
+                     f"{mdd['power']:g}, alpha {mdd['alpha']:g} over {mdd['pairs']} pairs, {mdd['assessors']} "
+                     f"assessors x {mdd['items']} items)")
+    return "\n".join(lines)
+
+
+def format_choices(report: dict) -> str:
+    lines = []
+    abx = report["design"] == "abx"
+    for p in report["pairs"]:
+        lines.append(f"{p.get('a_label', p['a'])} vs {p.get('b_label', p['b'])}: n {p['n']} answers, "
+                     f"{p.get('listeners', 0)} listeners")
+        if abx:
+            lines.append(f"  correct {p['correct']}/{p['n']}; mean listener share {_f(p['share'], 3)} (95% CI "
+                         f"{_f(p['ci_low'], 3)}-{_f(p['ci_high'], 3)}), p {_p(p['p'])} [{p.get('group_test')}]; "
+                         f"{p.get('discriminating_listeners')} of {p.get('listeners')} listeners discriminate "
+                         f"individually (one-sided binomial p < 0.05)")
+        else:
+            lines.append(f"  prefer a {p['prefer_a']}, prefer b {p['prefer_b']}, no preference {p['no_preference']}; "
+                         f"mean listener share of a {_f(p['share'], 3)} (95% CI {_f(p['ci_low'], 3)}-"
+                         f"{_f(p['ci_high'], 3)}), p {_p(p['p'])} [{p.get('group_test')}]")
+        lines.append(f"  pooled over answers (ignores listeners): share {_f(p.get('pooled_share'), 3)}, "
+                     f"binomial p {_p(p.get('p_pooled'))}")
+        keys = ["prefer_a", "prefer_b", "no_preference"] + (["correct"] if abx else [])
+        rows = [[who, *(str(row[k]) for k in keys), _f(row.get("share"), 3), _p(row.get("p"))]
+                + (["yes" if row.get("discriminates") else "no"] if abx else [])
+                for who, row in p["per_listener"].items()]
+        header = ["listener", *keys, "share", "p"] + (["discriminates"] if abx else [])
+        lines += ["    " + x for x in _table(header, rows)]
+    lines += _excluded_lines(report)
+    return "\n".join(lines)
+
+
+def format_plan(plan: dict) -> str:
+    """Plain text of :func:`evalkit.listening.report.plan_report`."""
+    labels = plan.get("labels", {})
+    need = plan["assessors_needed"]
+    lines = [f"panel plan: difference {plan['difference']:g} points, power {plan['power']:g}, alpha {plan['alpha']:g} "
+             f"over {plan['pairs']} pairs (each at {plan['alpha'] / plan['pairs']:.4g}), {plan['items']} items, "
+             f"{plan['conditions']} conditions",
+             f"pilot: {plan['pilot_assessors']} assessors; variance components (points²): "
+             + ", ".join(f"{k} {v:.1f}" for k, v in plan["variance_components"].items()),
+             f"assessors needed: {need if need is not None else 'more than ' + str(plan['max_assessors'])} "
+             f"(simulated power {_f(plan['achieved_power'], 3)})",
+             f"minimum detectable difference with the pilot's {plan['pilot_assessors']} assessors: "
+             f"{_f(plan['minimum_detectable_difference'])} points", ""]
+    rows = []
+    for r in plan["rows"]:
+        obs = r["assessors_for_observed"]
+        rows.append([labels.get(r["a"], r["a"]), labels.get(r["b"], r["b"]), _f(r["pilot_difference"]),
+                     _p(r["pilot_p_holm"]), str(r["assessors_needed"] if r["assessors_needed"] is not None else
+                                                f">{plan['max_assessors']}"),
+                     _f(r["power_with_pilot_panel"], 2),
+                     f">{plan['max_assessors']}" if obs is None else str(obs)])
+    lines += _table(["a", "b", "pilot a − b", "pilot Holm p", f"assessors for {plan['difference']:g}",
+                     "power now", "assessors for pilot diff."], rows, left=2)
+    lines.append(f"({plan['method']})")
+    return "\n".join(lines)
