@@ -169,18 +169,64 @@ def _run(args: argparse.Namespace) -> int:
         except RunInterrupted as exc:
             print(exc, file=sys.stderr)
             return EXIT_INTERRUPTED
-    print(report.summary_table)
-    if report.speed_table:
-        print()
-        print(report.speed_table)
+    from evalkit.reports.console import run_scoreboard, shown_path, terminal_width, wide_table
+    from evalkit.reports.rundata import load_run
+
+    print(wide_table(run_scoreboard(load_run(output)), terminal_width()))
     print(f"\nunits: {report.units_total} planned, {report.units_run} run, {report.units_rescored} rescored, "
           f"{report.units_failed} failed, {report.units_total - report.units_run - report.units_rescored} "
           f"already done or skipped; {report.wall_s:.1f} s")
     for spec, reason in report.variants_skipped:
         print(f"skipped {spec}: {reason}")
-    print(f"store: {report.store}")
-    print(f"exports: {report.exports['results_parquet']}, {report.exports['summary_csv']}, "
-          f"{report.exports['codebook_usage_csv']}; log: {output / 'run.log'}")
+    folder = shown_path(output)
+    print(f"store: {shown_path(report.store)}")
+    print(f"exports: {', '.join(shown_path(report.exports[k]) for k in ('results_parquet', 'summary_csv'))}, "
+          f"{shown_path(report.exports['codebook_usage_csv'])}; long table: {shown_path(output / 'summary.txt')}; "
+          f"log: {shown_path(output / 'run.log')}")
+    print(f"next: evalkit summary {folder} --long · evalkit report {folder}")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from evalkit.reports.console import board_json, long_table, run_scoreboard, terminal_width, wide_table
+    from evalkit.reports.rundata import load_run
+
+    run = load_run(args.run_dir)
+    board = run_scoreboard(run, args.metrics)
+    if args.json:
+        _print_json(board_json(board))
+    elif args.long:
+        print(long_table(run, args.metrics))
+    else:
+        print(wide_table(board, terminal_width()))
+    return 0
+
+
+def _compare_paired(args: argparse.Namespace) -> int:
+    import json
+
+    from evalkit.analysis.errors import CompareError
+    from evalkit.analysis.paired import compare_variants, format_paired
+    from evalkit.reports.rundata import load_run
+    from evalkit.reports.scoreboard import metric_column, variant_labels, variant_order
+
+    if args.anchor is not None:
+        raise CompareError("--anchor: --paired compares every pair of variants, it takes no anchor")
+    run = load_run(args.run_dir)
+    if args.metric not in run.metrics:
+        raise CompareError(f"metric {args.metric!r} is not in this run; its metrics: "
+                           f"{', '.join(run.metrics) or 'none'}")
+    column = metric_column(run, args.metric)
+    if column.higher_is_better is None:
+        raise CompareError(f"metric {args.metric!r} has no direction (higher or lower is better): no verdicts")
+    seed = int((run.provenance.get("config") or {}).get("seed") or 0)
+    result = compare_variants(run.results, args.metric, column.higher_is_better, variants=variant_order(run),
+                              seed=seed)
+    labels = variant_labels(run)
+    if args.json:
+        print(json.dumps({**result.to_json(), "labels": {s: labels[s] for s in result.variants}}))
+    else:
+        print(format_paired(result, labels))
     return 0
 
 
@@ -190,6 +236,8 @@ def _compare(args: argparse.Namespace) -> int:
     from evalkit.analysis.compare import compare, format_comparison
     from evalkit.runner.rate_quality import load_rate_quality
 
+    if args.paired:
+        return _compare_paired(args)
     result = compare(load_rate_quality(args.run_dir), args.metric, args.anchor)
     print(json.dumps(result.to_json()) if args.json else format_comparison(result))
     return 0
@@ -371,13 +419,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="discard the store and caches and start over")
     run.set_defaults(func=_run)
 
+    summary = sub.add_parser("summary", help="the per-variant table of a finished run, as `evalkit run` ends")
+    summary.add_argument("run_dir", metavar="RUN_DIR", help="output folder of `evalkit run`")
+    summary.add_argument("--long", action="store_true",
+                         help="one line per variant x metric with 95%% CI, n, failures and the full spec "
+                              "(summary.txt), then the real-time factors")
+    summary.add_argument("--metrics", nargs="+", metavar="NAME",
+                         help="metric columns in this order (default: the headline metrics, then the others as "
+                              "far as the terminal is wide)")
+    summary.add_argument("--json", action="store_true",
+                         help='one JSON object {"metrics": [...], "variants": [{"codec_spec", "label", "kbps", '
+                              '"metrics": {name: {"mean", "ci_low", "ci_high", "n", "failures", "best"}}}]}, every '
+                              "metric unless --metrics, NaN as null")
+    summary.set_defaults(func=_summary)
+
     cmp = sub.add_parser("compare", help="Bjontegaard BD-rate / BD-quality of every family against an anchor")
     cmp.add_argument("run_dir", metavar="RUN_DIR", help="output folder of `evalkit run` (holds rate_quality.csv)")
     cmp.add_argument("--metric", required=True, metavar="NAME", help="metric of the rate-quality curves")
     cmp.add_argument("--anchor", metavar="FAMILY", help="anchor family (default: opus)")
+    cmp.add_argument("--paired", action="store_true",
+                     help="instead of BD deltas: every pair of variants on their shared items (paired bootstrap "
+                          "95%% CI of the mean difference, Wilcoxon signed-rank, Holm over the pairs), with each "
+                          "variant's wins, ties and losses")
     cmp.add_argument("--json", action="store_true",
                      help='one JSON object {"metric", "anchor", "families": {name: {"bd_rate_percent", '
-                          '"bd_quality", "points", "reason"}}}, NaN as null')
+                          '"bd_quality", "points", "reason", "bd_rate_flags", "bd_quality_flags", ...}}}; with '
+                          '--paired {"metric", "alpha", "pairs": [{"a", "b", "n", "mean_difference", "ci_low", '
+                          '"ci_high", "p", "p_holm", "outcome"}], "records", "labels"}; NaN as null')
     cmp.set_defaults(func=_compare)
 
     klt = sub.add_parser("klt", help="KLT-truncated RVQ variants").add_subparsers(dest="action", required=True)

@@ -137,7 +137,7 @@ def short_label(spec: str) -> str:
     base_raw = {k: v for k, v in raw.items() if k not in own}
     extra = [f"{k}={v}" for k, v in raw.items() if k in own and k not in ("base", "dim") and v != own[k]
              and k != "calibration"]
-    if "calibration" in raw:
+    if raw.get("calibration"):
         extra.append(_token("calibration", raw["calibration"]))
     label = _describe(base_family, base_raw)
     suffix = f", KLT d={raw.get('dim', own.get('dim', 'full'))}"

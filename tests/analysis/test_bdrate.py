@@ -68,3 +68,46 @@ def test_undefined_cases_give_nan_and_the_reason():
     assert math.isnan(zero.value) and zero.reason == "test has a non-positive bitrate"
     with pytest.raises(ValueError, match="anchor: rates and quality must be 1-d of equal length"):
         bd_rate(RATES, HIGHER[:3], RATES, HIGHER)
+
+
+bjontegaard = pytest.importorskip("bjontegaard", reason="the reference package: pip install bjontegaard==1.3.0")
+
+
+@pytest.mark.parametrize(("test_rates", "test_quality"), [
+    (RATES / 1.2, HIGHER + 0.05), (RATES * 1.3, HIGHER - 0.1), (np.array([5.0, 9.0, 20.0, 40.0]), HIGHER)])
+def test_monotonic_curves_with_enough_overlap_match_the_bjontegaard_package(test_rates, test_quality):
+    """PCHIP deltas as the package computes them (its log10 rate axis gives the same percentages)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the package warns under 75 % overlap: none here
+        rate = bjontegaard.bd_rate(RATES, HIGHER, test_rates, test_quality, method="pchip")
+        psnr = bjontegaard.bd_psnr(RATES, HIGHER, test_rates, test_quality, method="pchip")
+    ours_rate, ours_quality = bd_rate(RATES, HIGHER, test_rates, test_quality), bd_quality(RATES, HIGHER, test_rates,
+                                                                                           test_quality)
+    assert ours_rate.value == pytest.approx(rate, abs=1e-6) and ours_quality.value == pytest.approx(psnr, abs=1e-9)
+    assert ours_rate.flags == () and ours_quality.flags == ()
+
+
+def test_low_overlap_is_flagged_where_the_package_warns():
+    test_quality = HIGHER + 0.9  # quality ranges [2.1, 4] and [3, 4.9]: share 1 / 2.8 = 36 %
+    with pytest.warns(UserWarning, match="Insufficient curve overlap: '35.71'"):
+        expected = bjontegaard.bd_rate(RATES, HIGHER, RATES, test_quality, method="pchip")
+    ours = bd_rate(RATES, HIGHER, RATES, test_quality)
+    assert ours.value == pytest.approx(expected, abs=1e-6)  # computed, as the package does, but flagged
+    assert ours.overlap == pytest.approx(1 / 2.8)
+    assert ours.flags == ("low overlap: the quality ranges share 36 % of their union (under 75 %)",)
+    assert bd_quality(RATES, HIGHER, RATES, test_quality).flags == ()  # same bitrates: full overlap
+
+
+def test_non_monotonic_curve_is_flagged_where_the_package_refuses():
+    zigzag = np.array([2.3, 3.4, 3.1, 4.1])  # quality falls from 12 to 24 kbps
+    with pytest.raises(ValueError, match="strictly increasing"):  # rate as a function of quality is no function
+        bjontegaard.bd_rate(RATES, HIGHER, RATES, zigzag, method="pchip")
+    ours = bd_rate(RATES, HIGHER, RATES, zigzag)
+    assert not math.isnan(ours.value)
+    assert ours.flags == ("non-monotonic: test's quality does not change one way with bitrate (quality 3.4 at 12 then "
+                          "3.1 at 24)",)
+    assert bd_quality(RATES, HIGHER, RATES, zigzag).flagged
+    opposite = bd_rate(RATES, HIGHER, RATES, LOWER + 2.0)  # rises for one, falls for the other
+    assert opposite.flags[0].startswith("non-monotonic: quality rises with bitrate for one of anchor and test")

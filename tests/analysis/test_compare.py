@@ -1,6 +1,7 @@
 """Rate-quality families and the compare command on synthetic tables."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -43,7 +44,8 @@ def test_compare_lower_is_better_and_json_contract():
     assert set(out) == {"metric", "anchor", "families"} and out["metric"] == "mel_distance"
     assert set(out["families"]) == {"encodec-24khz", "dac-44khz", "mp3"}  # the anchor is not compared to itself
     for entry in out["families"].values():
-        assert set(entry) == {"bd_rate_percent", "bd_quality", "points", "reason"}
+        assert set(entry) == {"bd_rate_percent", "bd_quality", "points", "reason", "bd_rate_flags",
+                              "bd_quality_flags", "bd_rate_overlap", "bd_quality_overlap"}
     encodec = out["families"]["encodec-24khz"]
     assert encodec["bd_rate_percent"] == pytest.approx(-50.0, abs=0.1) and encodec["bd_quality"] < 0
     assert encodec["points"] == 3 and encodec["reason"] is None
@@ -53,7 +55,13 @@ def test_compare_lower_is_better_and_json_contract():
                              "intersect; BD-quality: no overlap: bitrate ranges [6, 24] (opus) and [24, 48] "
                              "(dac-44khz) do not intersect")
     assert out["families"]["mp3"] == {"bd_rate_percent": None, "bd_quality": None, "points": 1,
-                                      "reason": "mp3 has 1 rate-quality point with finite values, need at least 2"}
+                                      "reason": "mp3 has 1 rate-quality point with finite values, need at least 2",
+                                      "bd_rate_flags": [], "bd_quality_flags": [], "bd_rate_overlap": None,
+                                      "bd_quality_overlap": None}
+    assert encodec["bd_rate_flags"] == [] and encodec["bd_rate_overlap"] == pytest.approx(1.0)
+    # opus 6-24 kbps against encodec 3-12 kbps: log-rate ranges share ln 2 of ln 8 = 33 %
+    assert encodec["bd_quality_overlap"] == pytest.approx(1 / 3)
+    assert encodec["bd_quality_flags"] == ["low overlap: the bitrate ranges share 33 % of their union (under 75 %)"]
 
 
 def test_compare_against_another_anchor_reverses_the_sign():
@@ -99,3 +107,27 @@ def test_compare_command_prints_table_and_json(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "missing"), "--metric", "mel_distance"]) == 2
     assert "missing/rate_quality.csv: not found" in capsys.readouterr().err
     assert len(load_rate_quality(tmp_path)) == len(table())
+
+
+def flagged_table():
+    return pd.DataFrame(
+        points("opus", [6, 12, 24, 48], [3.0, 3.5, 3.8, 4.0], "visqol_audio", True)
+        + points("zigzag", [6, 12, 24, 48], [3.1, 3.9, 3.4, 4.1], "visqol_audio", True)  # dips at 24 kbps
+        + points("wide", [6, 12, 24, 48], [2.0, 3.2, 3.4, 4.6], "visqol_audio", True))
+
+
+def test_flagged_values_are_never_printed_plain(tmp_path, capsys):
+    result = compare(flagged_table(), "visqol_audio")
+    zigzag = result.families["zigzag"]
+    assert zigzag.bd_rate_flags[0].startswith("non-monotonic: zigzag's quality does not change one way")
+    assert "3.9 at 12 then 3.4 at 24" in zigzag.bd_rate_flags[0]
+    assert not result.families["wide"].bd_quality_flags  # same bitrates: full log-rate overlap
+    assert result.families["wide"].bd_rate_flags == (
+        "low overlap: the quality ranges share 38 % of their union (under 75 %)",)
+    flagged_table().to_csv(tmp_path / "rate_quality.csv", index=False)
+    assert main(["compare", str(tmp_path), "--metric", "visqol_audio"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.split()}
+    assert "(!)" in lines["zigzag"].split("non-monotonic")[0] and "non-monotonic" in lines["zigzag"]
+    # BD-rate flagged, BD-quality (full bitrate overlap, monotonic curves) plain
+    assert re.fullmatch(r"wide +4 +[-+][\d.]+ \(!\) +[-+][\d.]+  BD-rate: low overlap: .*", lines["wide"])
+    assert "(!) flagged" in lines["(!)"]

@@ -18,18 +18,23 @@ from evalkit.reports.html import write_report
 from evalkit.reports.rundata import ReportError, load_run
 from tests.reports.conftest import CODECS, ITEMS
 
-SECTIONS = ("provenance", "metrics", "rate-quality", "codebooks", "klt", "speech", "speed", "audio", "failures")
+SECTIONS = ("scoreboard", "headline", "rate-quality", "paired", "metrics", "more-figures", "codebooks", "klt", "audio",
+            "speed", "failures", "provenance")
 
 
 class Resources(HTMLParser):
-    """Every URL-carrying attribute and every tag name of a page."""
+    """Every URL-carrying attribute and every tag name of a page, section ids in order, script attributes."""
 
     def __init__(self):
         super().__init__()
-        self.urls, self.tags, self.ids = [], [], set()
+        self.urls, self.tags, self.ids, self.sections, self.scripts = [], [], set(), [], []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
+        if tag == "section":
+            self.sections.append(dict(attrs).get("id"))
+        if tag == "script":
+            self.scripts.append(dict(attrs))
         for name, value in attrs:
             if name in ("src", "href", "xlink:href", "data", "poster", "action") and value:
                 self.urls.append(value)
@@ -53,20 +58,25 @@ def test_report_is_one_file_that_requests_nothing(report):
     path, _ = report
     html = path.read_text()
     page = parse(html)
-    assert not {"script", "link", "iframe", "img", "object", "embed"} & set(page.tags)  # figures are inline SVG
+    assert not {"link", "iframe", "img", "object", "embed"} & set(page.tags)  # figures are inline SVG
+    assert page.scripts == [{}]  # one inline script (scoreboard sorting and filter): no src, no type, no module
     external = [u for u in page.urls if not (u.startswith("#") or u.startswith("data:"))]
     assert external == []
     # inline SVG may only name its XML namespaces, never fetch anything
     assert not [u for u in re.findall(r"https?://[^\s\"'<>)]+", html) if "www.w3.org" not in u]
     assert "@import" not in html
+    script = html.split("<script>")[1].split("</script>")[0]
+    assert not re.search(r"fetch|XMLHttpRequest|import\(|src\s*=|https?:", script)
     assert set(re.findall(r"url\((.)", html)) <= {"#"}  # only in-page references (SVG clip paths)
 
 
-def test_every_section_with_data_is_present(report):
+def test_every_section_with_data_is_present_scoreboard_first_provenance_last(report):
     path, _ = report
-    ids = parse(path.read_text()).ids
-    assert set(SECTIONS) <= ids
-    assert "listening" not in ids  # no listening data given
+    page = parse(path.read_text())
+    assert set(SECTIONS) <= page.ids
+    assert "listening" not in page.ids  # no listening data given
+    assert page.sections[0] == "scoreboard" and page.sections[-1] == "provenance"
+    assert page.sections == [s for s in SECTIONS if s in page.sections]
 
 
 def test_random_weights_are_flagged_on_their_rows(report):
@@ -74,10 +84,10 @@ def test_random_weights_are_flagged_on_their_rows(report):
     html = path.read_text()
     assert 'id="random-weights"' in html
     random_spec = "encodec-24khz?bandwidth=1.5&amp;seed=0&amp;weights=random"
-    rows = [r for r in re.findall(r"<tr>.*?</tr>", html, flags=re.S) if random_spec in r]
-    assert len(rows) >= 4  # metric table, weights table, speed, codebooks...
+    rows = [r for r in re.findall(r"<tr[ >].*?</tr>", html, flags=re.S) if random_spec in r]
+    assert len(rows) >= 6  # scoreboard, paired, metric table, weights table, speed, codebooks...
     assert all("RANDOM WEIGHTS" in r for r in rows)
-    pretrained = [r for r in re.findall(r"<tr>.*?</tr>", html, flags=re.S) if "lowpass?cutoff_hz=3500" in r]
+    pretrained = [r for r in re.findall(r"<tr[ >].*?</tr>", html, flags=re.S) if "lowpass?cutoff_hz=3500" in r]
     assert pretrained and not any("RANDOM WEIGHTS" in r for r in pretrained)
 
 
@@ -90,8 +100,12 @@ def test_best_value_per_metric_is_the_summary_extreme_among_codecs(report):
     sisdr = codecs[codecs["metric"] == "si_sdr"]
     best_sisdr = sisdr.loc[sisdr["mean"].idxmax()]
     html = path.read_text()
-    marked = re.findall(r'<td class="best">([-\d.]+) ★', html)
-    assert f"{best['mean']:.3f}" in marked and f"{best_sisdr['mean']:.3f}" in marked
+    scoreboard = html.split('id="scoreboard"')[1].split("</section>")[0]
+    marked = re.findall(r'class="best">([-\d.]+) ★', scoreboard)
+    assert {f"{best['mean']:.3f}", f"{best_sisdr['mean']:.3f}"} <= set(marked)
+    assert len(marked) == 3  # one per headline metric: SI-SDR, mel distance, DNSMOS OVRL
+    detail = html.split('id="metrics"')[1].split("</section>")[0]
+    assert len(re.findall(r'class="best">([-\d.]+) ★', detail)) == 4  # every metric, STFT distance too
 
 
 def test_audio_examples_inline_every_variant_of_each_item(report):
@@ -161,8 +175,11 @@ def test_report_with_listening_results(report_run, rated, tmp_path):
     assert "Post-screening" in section and "Paired comparisons" in section
     assert section.count("<figure") >= 3  # means, per item, box plots (+ correlation scatter plots)
     table = section.split("Listening scores against objective metrics")[1]
-    for metric in ("si_sdr", "mel_distance"):
-        assert f'<td class="spec">{metric}</td>' in table
+    for metric, header in (("si_sdr", "SI-SDR (dB) ↑"), ("mel_distance", "Mel distance ↓")):
+        assert f'<td class="txt" title="{metric}">{header}</td>' in table
+    means = section.split("<tbody>")[1].split("</tbody>")[0]
+    assert ">Opus 6 kbps</td>" in means and ">Opus 12 kbps</td>" in means and ">Reference</td>" in means
+    assert ">3.5 kHz anchor</td>" in means and 'title="opus?application=audio&amp;bitrate_kbps=12"' in means
 
 
 def test_listening_points_join_item_means_with_metric_values(report_run, rated):

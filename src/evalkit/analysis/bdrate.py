@@ -15,7 +15,13 @@ Each curve is a few (bitrate, quality) points of one codec family. Both deltas c
   the test codec is better.
 
 Undefined cases (fewer than 2 points, no overlap, repeated abscissae, non-finite or non-positive values) give
-NaN plus the reason, never a sentinel.
+NaN plus the reason, never a sentinel. Defined but doubtful cases keep their value and carry ``flags``, which
+every output shows next to it (the ``bjontegaard`` package raises or warns in the same cases):
+
+* a curve whose quality is not strictly monotonic in bitrate (more bits, worse quality somewhere), or two
+  curves running in opposite directions: rate as a function of quality is then not a function;
+* a common range under :data:`MIN_OVERLAP` (75 %) of the union of the two ranges, along the integration
+  axis (quality for BD-rate, log-bitrate for BD-quality): the delta averages over a small part of the curves.
 
 >>> anchor_rates, anchor_q = [8, 16, 32, 64], [1.0, 2.0, 3.0, 4.0]
 >>> bd_rate(anchor_rates, anchor_q, [4, 8, 16, 32], [1.0, 2.0, 3.0, 4.0]).value  # same quality at half the rate
@@ -38,14 +44,23 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 
 MIN_POINTS = 2
+MIN_OVERLAP = 0.75  # common range / union of ranges, as the ``bjontegaard`` package's ``min_overlap``
 
 
 @dataclass(frozen=True)
 class Delta:
-    """One Bjøntegaard delta: ``value`` (NaN when undefined) and, then, the ``reason``."""
+    """One Bjøntegaard delta: ``value`` (NaN when undefined) and, then, the ``reason``; ``flags`` say why a
+    defined value is doubtful (never show it without them); ``overlap`` is the common share of the two ranges
+    along the integration axis (NaN when undefined)."""
 
     value: float
     reason: str | None = None
+    flags: tuple[str, ...] = ()
+    overlap: float = math.nan
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
 
     @classmethod
     def undefined(cls, reason: str) -> Delta:
@@ -69,6 +84,44 @@ def _curve(rates: Sequence[float], quality: Sequence[float], who: str) -> tuple[
     if np.any(r <= 0):
         raise _Undefined(f"{who} has a non-positive bitrate")
     return np.log(r), q
+
+
+def _direction(log_rates: np.ndarray, quality: np.ndarray) -> tuple[int, str | None]:
+    """+1 / −1 when quality rises / falls strictly with bitrate, else 0 and where it turns."""
+    order = np.argsort(log_rates, kind="stable")
+    r, q = np.exp(log_rates[order]), quality[order]
+    steps = np.sign(np.diff(q))
+    if np.all(steps > 0) or np.all(steps < 0):
+        return int(steps[0]), None
+    first = int(steps[0]) or 1
+    turn = int(np.flatnonzero(steps != first)[0])
+    return 0, (f"quality {q[turn]:.4g} at {r[turn]:.4g} then {q[turn + 1]:.4g} at {r[turn + 1]:.4g}")
+
+
+def _overlap(x_anchor: np.ndarray, x_test: np.ndarray) -> float:
+    union = max(x_anchor.max(), x_test.max()) - min(x_anchor.min(), x_test.min())
+    common = min(x_anchor.max(), x_test.max()) - max(x_anchor.min(), x_test.min())
+    return float(max(common, 0.0) / union) if union > 0 else 0.0
+
+
+def _flags(la: np.ndarray, qa: np.ndarray, lt: np.ndarray, qt: np.ndarray, axis: str,
+           labels: tuple[str, str]) -> tuple[tuple[str, ...], float]:
+    """Flags of a defined delta (see the module doc) and the overlap share along ``axis``."""
+    flags = []
+    directions = []
+    for rates, quality, who in ((la, qa, labels[0]), (lt, qt, labels[1])):
+        direction, where = _direction(rates, quality)
+        directions.append(direction)
+        if not direction:
+            flags.append(f"non-monotonic: {who}'s quality does not change one way with bitrate ({where})")
+    if all(directions) and directions[0] != directions[1]:
+        flags.append(f"non-monotonic: quality rises with bitrate for one of {labels[0]} and {labels[1]} and "
+                     "falls for the other")
+    overlap = _overlap(qa, qt) if axis == "quality" else _overlap(la, lt)
+    if overlap < MIN_OVERLAP:
+        flags.append(f"low overlap: the {axis} ranges share {100 * overlap:.0f} % of their union (under "
+                     f"{100 * MIN_OVERLAP:.0f} %)")
+    return tuple(flags), overlap
 
 
 def _mean_gap(x_anchor: np.ndarray, y_anchor: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
@@ -105,7 +158,8 @@ def bd_rate(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
 
     Returns:
         :class:`Delta` in percent: the average bitrate change of the test codec relative to the anchor at equal
-        quality (−50 = half the bitrate), rounded to 1e-9; NaN plus the reason when undefined.
+        quality (−50 = half the bitrate), rounded to 1e-9; NaN plus the reason when undefined; ``flags`` for a
+        non-monotonic curve or a quality overlap under 75 %.
 
     Raises:
         ValueError: rates and quality of a curve differ in shape.
@@ -116,7 +170,8 @@ def bd_rate(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
         gap = _mean_gap(qa, la, qt, lt, "quality", labels)
     except _Undefined as exc:
         return Delta.undefined(str(exc))
-    return Delta(round((math.exp(gap) - 1) * 100, 9))
+    flags, overlap = _flags(la, qa, lt, qt, "quality", labels)
+    return Delta(round((math.exp(gap) - 1) * 100, 9), None, flags, overlap)
 
 
 def bd_quality(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
@@ -129,7 +184,8 @@ def bd_quality(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
 
     Returns:
         :class:`Delta` in the metric's unit, rounded to 1e-9 (positive = the test curve has the higher metric
-        value, which is worse for a lower-is-better metric); NaN plus the reason when undefined.
+        value, which is worse for a lower-is-better metric); NaN plus the reason when undefined; ``flags`` for
+        a non-monotonic curve or a log-bitrate overlap under 75 %.
 
     Raises:
         ValueError: rates and quality of a curve differ in shape.
@@ -140,4 +196,5 @@ def bd_quality(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
         gap = _mean_gap(la, qa, lt, qt, "bitrate", labels)
     except _Undefined as exc:
         return Delta.undefined(str(exc))
-    return Delta(round(gap, 9))
+    flags, overlap = _flags(la, qa, lt, qt, "bitrate", labels)
+    return Delta(round(gap, 9), None, flags, overlap)

@@ -23,12 +23,26 @@ DEFAULT_ANCHOR = "opus"
 
 @dataclass(frozen=True)
 class FamilyDelta:
-    """One family against the anchor: BD-rate (%), BD-quality (metric unit), its point count, why NaN."""
+    """One family against the anchor: BD-rate (%), BD-quality (metric unit), its point count, why NaN, and why
+    a defined value is doubtful (``*_flags``: non-monotonic curves, overlap under 75 %; see ``bdrate``)."""
 
     bd_rate_percent: float
     bd_quality: float
     points: int
     reason: str | None
+    bd_rate_flags: tuple[str, ...] = ()
+    bd_quality_flags: tuple[str, ...] = ()
+    bd_rate_overlap: float = math.nan
+    bd_quality_overlap: float = math.nan
+
+    @property
+    def flags(self) -> list[str]:
+        """Every flag once, prefixed with the delta it concerns when only one of them has it."""
+        out = []
+        for flag in dict.fromkeys(self.bd_rate_flags + self.bd_quality_flags):
+            both = flag in self.bd_rate_flags and flag in self.bd_quality_flags
+            out.append(flag if both else f"{'BD-rate' if flag in self.bd_rate_flags else 'BD-quality'}: {flag}")
+        return out
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,11 @@ class Comparison:
 
         return {"metric": self.metric, "anchor": self.anchor,
                 "families": {name: {"bd_rate_percent": num(d.bd_rate_percent), "bd_quality": num(d.bd_quality),
-                                    "points": d.points, "reason": d.reason} for name, d in self.families.items()}}
+                                    "points": d.points, "reason": d.reason, "bd_rate_flags": list(d.bd_rate_flags),
+                                    "bd_quality_flags": list(d.bd_quality_flags),
+                                    "bd_rate_overlap": num(d.bd_rate_overlap),
+                                    "bd_quality_overlap": num(d.bd_quality_overlap)}
+                             for name, d in self.families.items()}}
 
 
 def _curve(rows: pd.DataFrame) -> pd.DataFrame:
@@ -63,7 +81,8 @@ def compare(table: pd.DataFrame, metric: str, anchor: str | None = None) -> Comp
 
     Returns:
         :class:`Comparison`; a family with fewer than 2 points, or without overlap with the anchor, gets NaN and
-        the reason (BD-rate's and BD-quality's reasons, when they differ, are both given).
+        the reason (BD-rate's and BD-quality's reasons, when they differ, are both given); a doubtful value
+        keeps its flags.
 
     Raises:
         CompareError: the metric or the anchor family is not in the table.
@@ -90,23 +109,39 @@ def compare(table: pd.DataFrame, metric: str, anchor: str | None = None) -> Comp
         reasons = list(dict.fromkeys(r for r in (rate.reason, quality.reason) if r))
         if len(reasons) == 2:
             reasons = [f"BD-rate: {rate.reason}", f"BD-quality: {quality.reason}"]
-        deltas[family] = FamilyDelta(rate.value, quality.value, len(curve), "; ".join(reasons) or None)
+        deltas[family] = FamilyDelta(rate.value, quality.value, len(curve), "; ".join(reasons) or None,
+                                     rate.flags, quality.flags, rate.overlap, quality.overlap)
     higher = bool(direction.iloc[0]) if len(direction) else None
     return Comparison(metric, anchor, len(base), higher, deltas)
 
 
+def shown(value: float, flags: tuple[str, ...], digits: int, unit: str = "") -> str:
+    """A delta as printed: ``NaN``, ``+12.3`` or, when flagged, ``+12.3 (!)``: never a plain flagged value.
+
+    >>> shown(-12.345, (), 1), shown(-12.345, ("low overlap",), 1), shown(float("nan"), (), 1)
+    ('-12.3', '-12.3 (!)', 'NaN')
+    """
+    if math.isnan(value):
+        return "NaN"
+    return f"{value:+.{digits}f}{unit}" + (" (!)" if flags else "")
+
+
 def format_comparison(result: Comparison) -> str:
-    """Plain-text table of a :class:`Comparison`."""
+    """Plain-text table of a :class:`Comparison`; flagged values carry ``(!)`` and their flags."""
     direction = {True: "higher is better", False: "lower is better", None: "direction unknown"}
     lines = [f"Bjontegaard deltas against {result.anchor} ({result.anchor_points} points), metric {result.metric} "
              f"({direction[result.higher_is_better]})",
              "BD-rate: average bitrate change at equal quality (negative = needs less bitrate); "
              "BD-quality: metric difference at equal bitrate (family minus anchor)",
-             f"{'family':<36} {'points':>6} {'BD-rate %':>10} {'BD-quality':>11}  note"]
+             f"{'family':<36} {'points':>6} {'BD-rate %':>12} {'BD-quality':>13}  note"]
     for name, d in result.families.items():
-        rate = "NaN" if math.isnan(d.bd_rate_percent) else f"{d.bd_rate_percent:+.1f}"
-        quality = "NaN" if math.isnan(d.bd_quality) else f"{d.bd_quality:+.4f}"
-        lines.append(f"{name:<36} {d.points:>6} {rate:>10} {quality:>11}  {d.reason or ''}".rstrip())
+        rate = shown(d.bd_rate_percent, d.bd_rate_flags, 1)
+        quality = shown(d.bd_quality, d.bd_quality_flags, 4)
+        note = "; ".join([d.reason] if d.reason else d.flags)
+        lines.append(f"{name:<36} {d.points:>6} {rate:>12} {quality:>13}  {note}".rstrip())
     if not result.families:
         lines.append("(no other family has rate-quality points)")
+    if any(d.flags for d in result.families.values()):
+        lines.append("(!) flagged: the value is computed but doubtful for the reason in its note "
+                     "(non-monotonic curve, or ranges overlapping under 75 %)")
     return "\n".join(lines)

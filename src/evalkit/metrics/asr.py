@@ -81,13 +81,14 @@ def error_rate(reference_text: str, hypothesis_text: str, unit: str) -> float:
     return float(jiwer.wer(reference, hypothesis) if unit == "word" else jiwer.cer(reference, hypothesis))
 
 
-def _info(name: str, variant: str, unit: str, description: str, needs_text: bool) -> MetricInfo:
+def _info(name: str, variant: str, unit: str, description: str, needs_text: bool, display_name: str) -> MetricInfo:
     return MetricInfo(
         name=name, variant=f"{variant}; PocketSphinx en-US, 16 kHz", kind=MetricKind.REFERENCE, unit=unit,
         higher_is_better=False, sample_rate=SPEECH_RATE, min_duration_s=0.3, channels=ChannelMode.MONO,
         library="pocketsphinx", paper=PAPER, description=f"{description} (English-only ASR)",
         value_range=(0.0, None), aligns_internally=True, applies_to=SPEECH, needs_text=needs_text,
-        dependencies=("jiwer",))
+        dependencies=("jiwer",),
+        display_name=display_name)
 
 
 class TranscriptError(Metric):
@@ -98,7 +99,8 @@ class TranscriptError(Metric):
         word = unit == "word"
         self.info = _info("wer" if word else "cer", "vs the manifest transcript",
                           "word error rate" if word else "character error rate",
-                          "errors of the decoded audio's transcript against the item's known text", True)
+                          "errors of the decoded audio's transcript against the item's known text", True,
+                          "WER" if word else "CER")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any], *, text: str) -> float:
         return error_rate(text, transcribe(mono(degraded, "degraded")), self.unit)
@@ -110,7 +112,7 @@ class DeltaWer(Metric):
     def __init__(self) -> None:
         self.info = _info("dwer", "decoded vs reference transcript", "word error rate",
                           "words the codec changed: WER of the decoded audio's transcript against the "
-                          "reference audio's transcript", False)
+                          "reference audio's transcript", False, "dWER")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         if "transcript" not in cache:  # once per item: the whole reference is the same for every variant

@@ -22,7 +22,8 @@ INFO = MetricInfo(
     name="codebook_usage", variant="per codebook over the evaluation set", kind=MetricKind.CORPUS,
     unit="bits / perplexity", higher_is_better=True, sample_rate=None, min_duration_s=0.0,
     channels=ChannelMode.PER_CHANNEL, library="evalkit", paper="Miller (1955) bias correction",
-    description="entropy, perplexity, utilisation and entropy-coding bitrate bound of each codebook")
+    description="entropy, perplexity, utilisation and entropy-coding bitrate bound of each codebook",
+    display_name="Codebook usage")
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,8 @@ class Dnsmos(Metric):
             description="no-reference speech quality predicted by DNSMOS (trained on noisy and enhanced speech; "
                         "samples beyond ±1 clipped)",
             value_range=(1.0, 5.0), aligns_internally=True, applies_to=SPEECH,
-            dependencies=("onnxruntime", "librosa"))
+            dependencies=("onnxruntime", "librosa"),
+            display_name=f"DNSMOS {'P.808' if score == 'p808' else score.upper()}")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         return dnsmos_scores(mono(degraded, "degraded"))[self.key]

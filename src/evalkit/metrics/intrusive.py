@@ -40,7 +40,8 @@ class Pesq(Metric):
             min_duration_s=PESQ_MIN_S, channels=ChannelMode.MONO, library="pesq",
             paper="ITU-T P.862 (2001), P.862.2 (2007)", description="perceptual evaluation of speech quality",
             value_range=(1.0, 4.64 if wide else 4.55), version="2", aligns_internally=True,
-            fallback_rates=() if wide else (8_000,), applies_to=SPEECH, uncategorised=True)
+            fallback_rates=() if wide else (8_000,), applies_to=SPEECH, uncategorised=True,
+            display_name="PESQ-WB" if wide else "PESQ-NB")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any],
                 rate: int | None = None) -> float:
@@ -67,7 +68,8 @@ class Stoi(Metric):
             channels=ChannelMode.MONO, library="pystoi",
             paper="Jensen & Taal, IEEE/ACM TASLP 2016" if extended else "Taal et al., IEEE TASLP 2011",
             description="short-time objective intelligibility", value_range=(None, 1.0), applies_to=SPEECH,
-            uncategorised=True)
+            uncategorised=True,
+            display_name="ESTOI" if extended else "STOI")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         from pystoi import stoi
@@ -107,7 +109,8 @@ class Visqol(Metric):
             library="visqol-python", paper="Chinen et al., ViSQOL v3, QoMEX 2020",
             description="virtual speech/audio quality objective listener (order: reference, degraded)",
             value_range=(1.0, 5.0), version="2", aligns_internally=True,
-            applies_to=None if audio else SPEECH, uncategorised=not audio)
+            applies_to=None if audio else SPEECH, uncategorised=not audio,
+            display_name="ViSQOL audio" if audio else "ViSQOL speech")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         if not np.any(reference):

@@ -60,6 +60,8 @@ class MetricInfo:
             with the library's).
         fallback_rates: lower rates the metric is also defined at, used (highest first) when the pair's
             lower rate is below ``sample_rate``; such a metric's ``compute`` is given ``rate=``.
+        display_name: what people read in reports, figures and the console (``"SI-SDR"``, ``"ViSQOL audio"``);
+            empty: the metric's name (see :attr:`label`).
     """
 
     name: str
@@ -81,6 +83,29 @@ class MetricInfo:
     needs_text: bool = False
     dependencies: tuple[str, ...] = ()
     fallback_rates: tuple[int, ...] = ()
+    display_name: str = ""
+
+    @property
+    def label(self) -> str:
+        """The display name, or the metric's name when it has none."""
+        return self.display_name or self.name
+
+    @property
+    def short_unit(self) -> str:
+        """The unit when it is one token (``dB``, ``MOS-LQO``), else empty: a header shows it, a longer unit
+        (``log10 mel L1 (sum of 7 scale means)``) goes to the detail table and tooltips."""
+        return self.unit if self.unit and " " not in self.unit else ""
+
+    @property
+    def header(self) -> str:
+        """``"SI-SDR (dB) ↑"``, ``"Mel distance ↓"``: display name, short unit, direction.
+
+        >>> MetricInfo("si_sdr", "", MetricKind.REFERENCE, "dB", True, None, 0.0, ChannelMode.MONO, "", "", "",
+        ...            display_name="SI-SDR").header
+        'SI-SDR (dB) ↑'
+        """
+        unit = f" ({self.short_unit})" if self.short_unit else ""
+        return f"{self.label}{unit} {'↑' if self.higher_is_better else '↓'}"
 
     @property
     def rates(self) -> tuple[int, ...]:

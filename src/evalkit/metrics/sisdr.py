@@ -51,7 +51,8 @@ class SiSdr(Metric):
         name="si_sdr", variant="zero-mean, per channel then averaged", kind=MetricKind.REFERENCE, unit="dB",
         higher_is_better=True, sample_rate=None, min_duration_s=0.0, channels=ChannelMode.PER_CHANNEL,
         library="evalkit", paper="Le Roux et al., ICASSP 2019, doi:10.1109/ICASSP.2019.8683855",
-        description="scale-invariant SDR at the reference's rate")
+        description="scale-invariant SDR at the reference's rate",
+        display_name="SI-SDR")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         ref_energy, deg_energy, values = _si_sdr_terms(reference, degraded, zero_mean=True)

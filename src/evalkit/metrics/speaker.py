@@ -74,7 +74,8 @@ class SpeakerSimilarity(Metric):
                   "ICASSP 2018",
             description="cosine of speaker embeddings (reference vs decoded); needs >= 0.3 s of voice",
             value_range=(0.0, 1.0), aligns_internally=True, applies_to=SPEECH,
-            dependencies=("torch", "librosa", "webrtcvad"))
+            dependencies=("torch", "librosa", "webrtcvad"),
+            display_name="Speaker similarity")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         if "embedding" not in cache:  # once per item: the whole reference is the same for every variant

@@ -132,7 +132,8 @@ class MelDistance(Metric):
             min_duration_s=2048 / 2 / sample_rate, channels=ChannelMode.PER_CHANNEL, library="evalkit",
             paper="Kumar et al., High-Fidelity Audio Compression with Improved RVQGAN, NeurIPS 2023",
             description="mel distance as DAC's training/evaluation loss (audiotools MelSpectrogramLoss)",
-            value_range=(0.0, None))
+            value_range=(0.0, None),
+            display_name="Mel distance" if sample_rate == 44_100 else f"Mel distance {sample_rate / 1000:g} kHz")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         if "spectra" not in cache:
@@ -147,7 +148,8 @@ class StftDistance(Metric):
         kind=MetricKind.REFERENCE, unit="log10 power L1 + magnitude L1 (sum of 2 scales)", higher_is_better=False,
         sample_rate=44_100, min_duration_s=1024 / 44_100, channels=ChannelMode.PER_CHANNEL, library="evalkit",
         paper="Kumar et al., NeurIPS 2023 (audiotools MultiScaleSTFTLoss)",
-        description="multi-scale STFT distance as in DAC's training losses", value_range=(0.0, None))
+        description="multi-scale STFT distance as in DAC's training losses", value_range=(0.0, None),
+        display_name="STFT distance")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         if "terms" not in cache:

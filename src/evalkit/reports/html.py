@@ -9,51 +9,18 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 import evalkit
 from evalkit.reports import tables
-from evalkit.reports.rundata import ANCHOR_FAMILY, ReportError, RunData, load_run
+from evalkit.reports.rundata import ReportError, RunData, load_run
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 TEMPLATE = "report.html.j2"
-DEFAULT_ANCHOR = "opus"
-
-
-def _figure(make, *args, alt: str) -> dict | None:
-    """Render one figure to inline SVG with its alt text; None when there is nothing to plot."""
-    from evalkit.reports import plots
-
-    fig = make(*args)
-    return None if fig is None else {"svg": plots.figure_svg(fig), "alt": alt}
-
-
-def _bd_tables(run: RunData) -> list[dict]:
-    from evalkit.analysis.compare import compare
-    from evalkit.analysis.errors import CompareError
-
-    rq = run.rate_quality
-    if rq.empty:
-        return []
-    families = list(dict.fromkeys(rq["family"]))
-    anchor = DEFAULT_ANCHOR if DEFAULT_ANCHOR in families else None
-    if anchor is None:
-        counts = rq.groupby("family")["bitrate_kbps"].nunique()
-        anchor = next((f for f in families if counts[f] >= 2), None)
-    if anchor is None:
-        return []
-    out = []
-    for metric in sorted(rq["metric"].unique()):
-        try:
-            result = compare(rq, metric, anchor)
-        except CompareError as exc:
-            out.append({"metric": metric, "anchor": anchor, "rows": [], "note": str(exc)})
-            continue
-        rows = [{"family": f, "bd_rate": tables.fmt(d.bd_rate_percent, 1), "bd_quality": tables.fmt(d.bd_quality),
-                 "points": d.points, "reason": d.reason or ""} for f, d in result.families.items()]
-        out.append({"metric": metric, "anchor": anchor, "anchor_points": result.anchor_points, "rows": rows,
-                    "higher": result.higher_is_better, "note": None})
-    return out
 
 
 def _klt_metrics(run: RunData) -> list[str]:
@@ -63,17 +30,30 @@ def _klt_metrics(run: RunData) -> list[str]:
                                                   ["metric"])]
 
 
+def _spec_html(spec: str) -> Markup:
+    """A codec spec as HTML with break opportunities after ``?`` and ``&`` (no word is cut mid-way)."""
+    from markupsafe import Markup, escape
+
+    return Markup("<wbr>".join(escape(part) for part in spec.replace("?", "?\0").replace("&", "&\0").split("\0")))
+
+
 def build_context(run: RunData, listening=None, *, examples: int = 3, excerpt_s: float = 5.0) -> dict:
     """Everything the template shows, computed from the run (and listening) tables."""
     from evalkit.reports import plots
     from evalkit.reports.audio_examples import OPUS_KBPS_PER_CHANNEL, audio_examples
+    from evalkit.reports.comparisons import bd_context, paired_context
+    from evalkit.reports.figures import figure, grid
+    from evalkit.reports.listening_section import listening_context
+    from evalkit.reports.scoreboard import metric_column, scoreboard, variant_labels
 
     prov = run.provenance
-    random_specs = sorted(run.random_specs)
-    metric_table = tables.metric_table(run)
+    board = scoreboard(run)
+    headline = [c.name for c in board.columns]
+    others = [m for m in run.metrics if m not in headline]
     rq_metrics = sorted(run.rate_quality["metric"].unique()) if not run.rate_quality.empty else []
-    speech = [m for m in tables.SPEECH_METRICS if m in run.metrics]
+    labels = variant_labels(run)
     codec_speed, metric_speed = tables.speed_rows(run)
+    header = {m: metric_column(run, m).header for m in run.metrics}
     ctx = {
         "title": f"evalkit report: {run.run_dir.name}",
         "run_dir": str(run.run_dir.resolve()),
@@ -83,69 +63,46 @@ def build_context(run: RunData, listening=None, *, examples: int = 3, excerpt_s:
         "provenance": prov,
         "config_yaml": yaml.safe_dump(prov["config"], sort_keys=False) if prov.get("config") else None,
         "libraries": prov.get("libraries", {}),
-        "weights": tables.weights_table(run),
-        "random_specs": random_specs,
-        "metric_table": metric_table,
+        "weights": tables.weights_table(run, labels),
+        "random_specs": sorted(run.random_specs),
+        "board": tables.board_records(board),
+        "items": int(run.summary["n"].max()) if not run.summary.empty else 0,
+        "metric_table": tables.metric_table(run, labels=labels),
         "small_n": tables.SMALL_N,
-        "metric_figures": [f for m in run.metrics
-                           if (f := _figure(plots.metric_figure, run, m, alt=f"{m}: mean and 95 % CI per variant"))],
-        "rate_quality": [f for m in rq_metrics if (f := _figure(
-            plots.rate_quality_figure, run, m, alt=f"{m} against measured bitrate, one line per codec family, "
-                                                   f"{ANCHOR_FAMILY} anchors as horizontal lines"))],
-        "bd_tables": _bd_tables(run),
-        "perplexity": _figure(plots.perplexity_figure, run, alt="perplexity of each codebook against its index "
-                                                                  "(number of codebooks used), every codec with "
-                                                                  "codes"),
-        "codebook_usage": _figure(plots.codebook_usage_figure, run, alt="per-codebook perplexity and utilisation"),
-        "codebook_rows": tables.codebook_rows(run),
-        "klt_rows": tables.klt_rows(run), "klt_columns": [label for _, label in tables.KLT_COLUMNS],
-        "klt_spectrum": _figure(plots.klt_spectrum_figure, run, alt="KLT eigen-spectra and variance kept against "
-                                                                      "the kept dimension"),
-        "klt_metric_figures": [f for m in _klt_metrics(run) if (f := _figure(
-            plots.klt_metric_figure, run, m, alt=f"{m} against the kept KLT dimension"))],
-        "speech_table": tables.metric_table(run, speech) if speech else None,
+        "speech": [m for m in tables.SPEECH_METRICS if m in run.metrics],
+        "headline_grid": grid(run, headline, plots.metric_figure, shared_legend=False,
+                              caption="Mean of each headline metric with its 95 % bootstrap CI over items, per "
+                                      "variant: anchors first, then codecs by family and bitrate.",
+                              alt=lambda m: f"{header[m]}: mean and 95 % CI per variant"),
+        "rq_grid": grid(run, [m for m in headline if m in rq_metrics], plots.rate_quality_figure,
+                        shared_legend=True,
+                        caption="Headline metrics against the measured bitrate (log axis), one line per codec "
+                                "family with 95 % CI bars; anchors and the uncoded reference as horizontal lines.",
+                        alt=lambda m: f"{header[m]} against measured bitrate, one line per codec family"),
+        "more_figures": [f for m in others if (f := figure(plots.metric_figure, run, m,
+                                                            alt=f"{header[m]}: mean and 95 % CI per variant"))]
+                        + [f for m in rq_metrics if m not in headline and (f := figure(
+                            plots.rate_quality_figure, run, m, alt=f"{header[m]} against measured bitrate, one "
+                                                                   "line per codec family"))],
+        "bd": bd_context(run, headline),
+        "paired": paired_context(run, board, seed=int((prov.get("config") or {}).get("seed") or 0)),
+        "perplexity": figure(plots.perplexity_figure, run, alt="Perplexity of each codebook against its index "
+                                                                 "(RVQ stage), every codec with codes"),
+        "codebook_usage": figure(plots.codebook_usage_figure, run, alt="Per-codebook perplexity and utilisation"),
+        "codebook_rows": tables.codebook_rows(run, labels),
+        "klt_rows": tables.klt_rows(run, labels), "klt_columns": [label for _, label in tables.KLT_COLUMNS],
+        "klt_spectrum": figure(plots.klt_spectrum_figure, run, alt="KLT eigen-spectra and variance kept against "
+                                                                     "the kept dimension"),
+        "klt_metric_figures": [f for m in _klt_metrics(run) if (f := figure(
+            plots.klt_metric_figure, run, m, alt=f"{header[m]} against the kept KLT dimension"))],
         "codec_speed": codec_speed, "metric_speed": metric_speed,
         "warmup": prov.get("warmup_s") or {},
-        "failures": tables.failure_rows(run),
-        "listening": _listening_context(listening) if listening is not None else None,
+        "failures": tables.failure_rows(run, labels),
+        "listening": listening_context(listening) if listening is not None else None,
         "examples": audio_examples(run, examples, excerpt_s) if examples else [],
+        "labels": labels,
         "opus_kbps": OPUS_KBPS_PER_CHANNEL,
     }
-    return ctx
-
-
-def _listening_context(data) -> dict:
-    from evalkit.reports import plots
-
-    analysis = data.analysis
-    ctx = {"folder": str(data.folder), "design": data.design, "analysis": analysis, "figures": [],
-           "correlations": [], "conditions": data.conditions}
-    if data.design == "mushra":
-        ctx["figures"] = [f for f in (
-            _figure(plots.mushra_figure, analysis, alt="MUSHRA mean score with 95 % CI per condition"),
-            _figure(plots.mushra_items_figure, analysis, alt="MUSHRA mean score with 95 % CI per item and condition"),
-            _figure(plots.mushra_box_figure, data.ratings, alt="MUSHRA score distribution per condition"))
-            if f]
-        for c in data.correlations:
-            p, s = c["pearson"], c["spearman"]
-            ctx["correlations"].append({
-                "metric": c["metric"], "n": c["n"],
-                "pearson": tables.fmt(p.value), "pearson_ci": f"[{tables.fmt(p.ci_low)}, {tables.fmt(p.ci_high)}]",
-                "spearman": tables.fmt(s.value),
-                "spearman_ci": f"[{tables.fmt(s.ci_low)}, {tables.fmt(s.ci_high)}]",
-                "reason": p.reason or s.reason or ""})
-            if not data.points.empty:
-                from evalkit.metrics import ALL_INFO
-
-                points = data.points[data.points["metric"] == c["metric"]]
-                unit = ALL_INFO[c["metric"]].unit if c["metric"] in ALL_INFO else ""
-                fig = _figure(plots.correlation_figure, points, c["metric"], unit,
-                              alt=f"MUSHRA mean per item and condition against {c['metric']}")
-                if fig:
-                    ctx["figures"].append(fig)
-    else:
-        ctx["figures"] = [f for f in [_figure(plots.ab_figure, analysis, alt=f"{data.design.upper()} results with "
-                                                                              f"95 % Wilson intervals")] if f]
     return ctx
 
 
@@ -155,6 +112,7 @@ def render(ctx: dict) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("evalkit.reports", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True,
                              lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["spec"] = _spec_html
     return env.get_template(TEMPLATE).render(**ctx)
 
 

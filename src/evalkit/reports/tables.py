@@ -45,7 +45,7 @@ def variant_order(summary: pd.DataFrame, bitrates: dict[str, float] | None = Non
     return list(first["codec_spec"])
 
 
-def metric_table(run: RunData, metrics: list[str] | None = None) -> dict:
+def metric_table(run: RunData, metrics: list[str] | None = None, labels: dict[str, str] | None = None) -> dict:
     """Variants × metrics: mean, 95 % CI, n, failures per cell; the best codec value per column marked.
 
     The best value is taken over codec variants with pretrained or trained weights only (not the anchors, the
@@ -80,25 +80,62 @@ def metric_table(run: RunData, metrics: list[str] | None = None) -> dict:
                               "delta": fmt(r.delta_mean) if pd.notna(r.delta_mean) and spec != REFERENCE_SPEC
                               else None})
         any_row = summary[summary["codec_spec"] == spec].iloc[0]
-        out_rows.append({"spec": spec, "kind": _kind(spec), "kbps": fmt(bitrates.get(spec), 2),
+        out_rows.append({"spec": spec, "label": (labels or {}).get(spec, spec), "kind": _kind(spec),
+                         "kbps": fmt(bitrates.get(spec), 2),
                          "weights": str(any_row["weights"]), "random": spec in random, "cells": row_cells})
+    from evalkit.reports.scoreboard import metric_column
+
     headers = []
     for metric in metrics:
-        r = summary[summary["metric"] == metric].iloc[0]
-        headers.append({"name": metric, "unit": str(r["unit"]), "arrow": "↑" if r["higher_is_better"] else "↓"})
+        c = metric_column(run, metric)
+        headers.append({"name": metric, "label": c.label, "unit": c.unit, "arrow": c.arrow})
     return {"metrics": headers, "rows": out_rows, "small_n": small}
 
 
-def weights_table(run: RunData) -> list[dict]:
+def board_records(board) -> dict:
+    """The scoreboard (:class:`~evalkit.reports.scoreboard.Scoreboard`) as template records: header texts,
+    per cell the shown mean, a sortable value and the CI / n tooltip."""
+    columns = [{"name": c.name, "label": c.label, "unit": c.unit, "short_unit": c.short_unit, "arrow": c.arrow,
+                "higher": c.higher_is_better} for c in board.columns]
+    rows = []
+    for index, r in enumerate(board.rows):
+        cells = []
+        for c in board.columns:
+            cell = r.cells.get(c.name)
+            if cell is None or math.isnan(cell.mean):
+                why = "not scored" if cell is None else f"every item failed ({cell.failures})"
+                cells.append({"text": "–", "value": "", "title": why, "best": False, "failures": 0})
+                continue
+            title = f"95 % CI [{fmt(cell.ci_low)}, {fmt(cell.ci_high)}], n={cell.n}"
+            if cell.failures:
+                title += f", {cell.failures} failed"
+            cells.append({"text": fmt(cell.mean), "value": f"{cell.mean:.9g}", "title": title, "best": cell.best,
+                          "failures": cell.failures, "small_n": 0 < cell.n < SMALL_N})
+        rows.append({"index": index, "spec": r.spec, "label": r.label, "group": r.group, "kind": r.kind,
+                     "random": r.random, "weights": r.weights, "kbps": fmt(r.kbps, 2),
+                     "kbps_value": "" if math.isnan(r.kbps) else f"{r.kbps:.9g}", "cells": cells})
+    return {"columns": columns, "rows": rows, "groups": board.groups}
+
+
+def _label(labels: dict[str, str] | None, spec: str) -> str:
+    if labels and spec in labels:
+        return labels[spec]
+    from evalkit.labels import short_label
+
+    return short_label(spec)
+
+
+def weights_table(run: RunData, labels: dict[str, str] | None = None) -> list[dict]:
     """Every codec variant of the plan with its weights label; skipped ones with their reason."""
     rows, seen = [], set()
     for v in run.provenance.get("variants", []):
         seen.add(v["codec_spec"])
-        rows.append({"spec": v["codec_spec"], "weights": v["weights"], "random": is_random_weights(v["weights"]),
-                     "skipped": v.get("skipped")})
+        rows.append({"spec": v["codec_spec"], "label": _label(labels, v["codec_spec"]), "weights": v["weights"],
+                     "random": is_random_weights(v["weights"]), "skipped": v.get("skipped")})
     for spec, label in run.weights.items():
         if spec not in seen and spec != REFERENCE_SPEC:
-            rows.append({"spec": spec, "weights": label, "random": is_random_weights(label), "skipped": None})
+            rows.append({"spec": spec, "label": _label(labels, spec), "weights": label,
+                         "random": is_random_weights(label), "skipped": None})
     return rows
 
 
@@ -111,7 +148,8 @@ def speed_rows(run: RunData) -> tuple[list[dict], list[dict]]:
         for spec, g in ok.groupby("codec_spec", sort=True):
             audio_s = g["input_seconds"].sum()
             if audio_s and g["process_s"].notna().any():
-                codecs.append({"spec": spec, "encode": fmt(g["encode_s"].sum() / audio_s, 4),
+                codecs.append({"spec": spec, "label": _label(None, spec),
+                               "encode": fmt(g["encode_s"].sum() / audio_s, 4),
                                "decode": fmt(g["decode_s"].sum() / audio_s, 4),
                                "total": fmt(g["process_s"].sum() / audio_s, 4), "audio_s": fmt(audio_s, 1),
                                "random": spec in run.random_specs})
@@ -120,12 +158,19 @@ def speed_rows(run: RunData) -> tuple[list[dict], list[dict]]:
         for metric, g in results.groupby("metric", sort=True):
             audio_s = g["input_seconds"].sum()
             if audio_s:
-                metrics.append({"metric": metric, "rtf": fmt(g["metric_s"].sum() / audio_s, 4),
+                metrics.append({"metric": metric, "label": _metric_label(metric),
+                                "rtf": fmt(g["metric_s"].sum() / audio_s, 4),
                                 "audio_s": fmt(audio_s, 1)})
     return codecs, metrics
 
 
-def codebook_rows(run: RunData) -> list[dict]:
+def _metric_label(metric: str) -> str:
+    from evalkit.metrics import ALL_INFO
+
+    return ALL_INFO[metric].label if metric in ALL_INFO else metric
+
+
+def codebook_rows(run: RunData, labels: dict[str, str] | None = None) -> list[dict]:
     """Per variant with codes: codebooks, mean perplexity and utilisation, entropy bound vs nominal bitrate."""
     rows = []
     usage, depth = run.codebook_usage, run.codebook_by_depth
@@ -133,7 +178,8 @@ def codebook_rows(run: RunData) -> list[dict]:
         return rows
     for spec, g in usage.groupby("codec_spec", sort=True):
         last = depth[depth["codec_spec"] == spec].sort_values("num_codebooks").iloc[-1]
-        rows.append({"spec": spec, "codebooks": len(g), "perplexity": fmt(g["perplexity"].mean(), 1),
+        rows.append({"spec": spec, "label": _label(labels, spec), "codebooks": len(g),
+                     "perplexity": fmt(g["perplexity"].mean(), 1),
                      "utilisation": fmt(100 * g["utilisation"].mean(), 1),
                      "bound_kbps": fmt(last["bitrate_bound_bps"] / 1000, 2),
                      "nominal_kbps": fmt(last["nominal_bitrate_bps"] / 1000, 2), "random": spec in run.random_specs})
@@ -147,7 +193,7 @@ KLT_COLUMNS = (("dim", "d̃"), ("full_dim", "D"), ("variance_kept", "variance ke
                ("saving_search", "search saving"))
 
 
-def klt_rows(run: RunData) -> list[dict]:
+def klt_rows(run: RunData, labels: dict[str, str] | None = None) -> list[dict]:
     rows = []
     for r in run.klt_accounting.to_dict("records"):
         cells = []
@@ -157,21 +203,24 @@ def klt_rows(run: RunData) -> list[dict]:
                 cells.append(f"{100 * value:.1f} %" if pd.notna(value) else "-")
             else:
                 cells.append(str(int(value)) if pd.notna(value) else "-")
-        rows.append({"spec": r["codec_spec"], "cells": cells, "random": r["codec_spec"] in run.random_specs})
+        rows.append({"spec": r["codec_spec"], "label": _label(labels, r["codec_spec"]), "cells": cells,
+                     "random": r["codec_spec"] in run.random_specs})
     return rows
 
 
-def failure_rows(run: RunData) -> list[dict]:
+def failure_rows(run: RunData, labels: dict[str, str] | None = None) -> list[dict]:
     """Every unit that did not run (failed, error, skipped) and every NaN result, grouped by reason."""
     rows = []
     if not run.units.empty:
         bad = run.units[run.units["status"] != "ok"]
         for (spec, status, reason), g in bad.groupby(["codec_spec", "status", "reason"], dropna=False, sort=True):
-            rows.append({"what": spec, "kind": status, "reason": str(reason), "count": len(g),
+            rows.append({"what": _label(labels, spec), "spec": spec, "kind": status, "reason": str(reason),
+                         "count": len(g),
                          "items": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
     if not run.results.empty:
         nan = run.results[run.results["value"].isna()]
         for (spec, metric, reason), g in nan.groupby(["codec_spec", "metric", "reason"], dropna=False, sort=True):
-            rows.append({"what": f"{spec} · {metric}", "kind": "NaN", "reason": str(reason), "count": len(g),
+            rows.append({"what": f"{_label(labels, spec)} · {_metric_label(metric)}", "spec": spec, "kind": "NaN",
+                         "reason": str(reason), "count": len(g),
                          "items": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
     return rows

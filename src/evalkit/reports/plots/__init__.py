@@ -33,12 +33,16 @@ from evalkit.reports.plots.style import (
     FamilyStyle,
     anchor_label,
     family_style,
+    legend_entries,
+    legend_swatch,
     metric_label,
+    metric_name,
     short_label,
 )
 
 __all__ = ["COLUMN_IN", "FIGURE_FORMATS", "GREY", "HEIGHT_IN", "OKABE_ITO", "PNG_DPI", "RANDOM_FLAG", "RANDOM_NOTE",
            "STYLE", "FamilyStyle", "ab_figure", "anchor_label", "codebook_usage_figure", "correlation_figure",
            "family_style", "figure_png_data_uri", "figure_svg", "klt_metric_figure", "klt_spectrum_figure",
-           "metric_figure", "metric_label", "mushra_box_figure", "mushra_figure", "mushra_items_figure",
-           "perplexity_figure", "rate_quality_figure", "save_figure", "short_label"]
+           "legend_entries", "legend_swatch", "metric_figure", "metric_label", "metric_name", "mushra_box_figure",
+           "mushra_figure", "mushra_items_figure", "perplexity_figure", "rate_quality_figure", "save_figure",
+           "short_label"]

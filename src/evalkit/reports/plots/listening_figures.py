@@ -27,16 +27,15 @@ from evalkit.reports.plots.style import (
     _wrap,
     family_style,
     metric_label,
+    metric_name,
     short_label,
 )
 from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC
 
-_CONDITION_NAMES = {HIDDEN_REFERENCE: "hidden reference", ANCHOR_LOW: "3.5 kHz low-pass (anchor)",
-                    ANCHOR_MID: "7 kHz low-pass (anchor)"}
-
 
 def _condition_label(name: str) -> str:
-    return _CONDITION_NAMES.get(name) or short_label(name)
+    """The shared short label: ``Reference`` (hidden), ``3.5 kHz anchor``, ``Opus 12 kbps``."""
+    return short_label(name)
 
 
 def _condition_style(name: str) -> FamilyStyle:
@@ -200,6 +199,6 @@ def correlation_figure(points: pd.DataFrame, metric: str, unit: str) -> Figure |
         f"Pearson r = {r.value:.2f}, Spearman ρ = {rho.value:.2f}, n = {r.n}"
     ax.set_xlabel(metric_label(metric, unit, hib, width=34))
     ax.set_ylabel("MUSHRA mean (0–100), ↑ better")
-    ax.set_title(f"MUSHRA against {metric}\n{stats}", fontsize=8)
+    ax.set_title(f"MUSHRA against {metric_name(metric)}\n{stats}", fontsize=8)
     _finish(fig, ax, False)
     return fig

@@ -29,6 +29,7 @@ from evalkit.reports.plots.style import (
     anchor_label,
     family_style,
     metric_label,
+    metric_name,
     short_label,
 )
 from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC, RunData
@@ -95,11 +96,12 @@ def _reference_lines(ax, rows: pd.DataFrame) -> None:
 
 
 @_styled
-def rate_quality_figure(data: RunData, metric: str) -> Figure | None:
+def rate_quality_figure(data: RunData, metric: str, legend: bool = True) -> Figure | None:
     """Mean of ``metric`` (95 % CI bars) against measured bitrate (log x), one line per family; low-pass
     anchors and the uncoded reference as horizontal lines. A family with random and pretrained variants gets
     two lines (gids ``family:NAME`` and ``family:NAME+random``). None when no variant with a bitrate has the
-    metric.
+    metric. ``legend=False``: a panel of a small-multiples grid, whose legend is shared (the artists keep
+    their labels, see :func:`~evalkit.reports.plots.style.legend_entries`).
 
     Raises:
         ValueError: ``metric`` is not in the run's summary (the message lists the run's metrics).
@@ -112,7 +114,8 @@ def rate_quality_figure(data: RunData, metric: str) -> Figure | None:
     points = points.assign(random=points["codec_spec"].isin(data.random_specs))
     groups = sorted(points.groupby(["family", "random"]), key=lambda g: (_family_key(g[0][0]), g[0][1]))
     n_refs = int(rows["codec_spec"].map(lambda s: s == REFERENCE_SPEC or _family(s) == ANCHOR_FAMILY).sum())
-    fig, ax = _figure(HEIGHT_IN + _legend_height(len(groups) + n_refs) + 0.2 * bool(points["random"].any()))
+    extra = _legend_height(len(groups) + n_refs) + 0.2 * bool(points["random"].any()) if legend else 0.0
+    fig, ax = _figure(HEIGHT_IN + extra)
     for (family, random), group in groups:
         group = group.sort_values("bitrate_kbps")
         style = family_style(family)
@@ -126,8 +129,9 @@ def rate_quality_figure(data: RunData, metric: str) -> Figure | None:
     unit, hib = _metric_info(rows, metric)
     ax.set_xlabel("measured bitrate (kbps, log scale)")
     ax.set_ylabel(metric_label(metric, unit, hib, width=34))
-    ax.set_title(f"{metric} against bitrate (mean, 95 % CI)")
-    _finish(fig, ax, bool(points["random"].any()))
+    ax.set_title(f"{metric_name(metric)} against bitrate (mean, 95 % CI)" if legend else metric_name(metric))
+    if legend:
+        _finish(fig, ax, bool(points["random"].any()))
     return fig
 
 
@@ -295,7 +299,7 @@ def klt_metric_figure(data: RunData, metric: str) -> Figure | None:
     unit, hib = _metric_info(rows, metric)
     ax.set_xlabel("kept dimensions $\\tilde{d}$ (of D)")
     ax.set_ylabel(metric_label(metric, unit, hib, width=34))
-    ax.set_title(f"{metric} against the kept dimension")
+    ax.set_title(f"{metric_name(metric)} against the kept dimension")
     _finish(fig, ax, random)
     return fig
 
@@ -313,10 +317,11 @@ def _variant_order(rows: pd.DataFrame) -> list[str]:
 
 
 @_styled
-def metric_figure(data: RunData, metric: str) -> Figure | None:
+def metric_figure(data: RunData, metric: str, legend: bool = True) -> Figure | None:
     """Mean ``metric`` with its 95 % CI per codec variant (dot and whisker), anchors (grey squares) first, then
     codecs by family and bitrate (KLT variants after their base), the reference (black diamond) last; hollow
-    markers and "(random weights)" for random weights. None without rows.
+    markers and "(random weights)" for random weights. None without rows. ``legend=False``: a panel of a
+    small-multiples grid (no random-weights headline: the labels and the page say it).
 
     Raises:
         ValueError: ``metric`` is not in the run's summary.
@@ -331,14 +336,14 @@ def metric_figure(data: RunData, metric: str) -> Figure | None:
     labels = _wrap([lab + (RANDOM_FLAG if r and RANDOM_FLAG.strip() not in lab else "") for lab, r in zip(
         labels, random, strict=True)])
     styles = [family_style(REFERENCE_SPEC if s == REFERENCE_SPEC else _family(s)) for s in order]
-    title = f"{metric} (mean, 95 % CI)"
+    title = f"{metric_name(metric)} (mean, 95 % CI)"
     height, width = _rows_size(labels, title)
-    fig, ax = _figure(height + 0.2 * any(random), width=width)
+    fig, ax = _figure(height + 0.2 * (any(random) and legend), width=width)
     _dot_whisker(ax, labels, by_spec["mean"], by_spec["ci_low"], by_spec["ci_high"], styles, random,
                  [f"variant:{s}" for s in order], rules=True)
     unit, hib = _metric_info(rows, metric)
     ax.set_xlabel(metric_label(metric, unit, hib, width=30))
     ax.set_ylabel("codec variant")
     ax.set_title(title)
-    _finish(fig, ax, any(random))
+    _finish(fig, ax, any(random) and legend)
     return fig

@@ -15,7 +15,6 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -47,7 +46,7 @@ _FAMILY_STYLES = {
     "dac-44khz": ("DAC 44.1 kHz", "vermillion", "o"), "dac-24khz": ("DAC 24 kHz", "vermillion", "^"),
     "dac-16khz": ("DAC 16 kHz", "vermillion", "v"),
     "dac-44khz-16kbps": ("DAC 44.1 kHz (16 kbps model)", "vermillion", "s"),
-    "qincodec": ("QinCodec", "green", "D"), "qincodec-rvq": ("QinCodec RVQ baseline", "purple", "v"),
+    "qincodec": ("QinCodec", "green", "D"), "qincodec-rvq": ("QinCodec RVQ", "purple", "v"),
     "opus": ("Opus", "orange", "P"), "aac": ("AAC", "black", "X"), "mp3": ("MP3", "sky_blue", "h"),
 }
 _KLT_MARKERS = "dp*<>"
@@ -94,42 +93,6 @@ def _family(spec: str) -> str:
         return spec
 
 
-def _token(key: str, value: str) -> str:
-    try:
-        number = float(value)
-    except ValueError:
-        number = None
-    if number is not None and (key.endswith("_kbps") or key == "bandwidth"):
-        return f"{number:g} kbps"
-    if number is not None and key.endswith("_hz"):
-        return f"{number / 1000:g} kHz" if number >= 1000 else f"{number:g} Hz"
-    if key in ("checkpoint", "calibration", "weights") and "/" in value:
-        value = Path(value).name  # a path: its file name is enough to tell variants apart
-    return f"{key}={value}"
-
-
-def _describe(family: str, raw: dict[str, str]) -> str:
-    from evalkit.codecs import FAMILIES
-
-    params = {p.name: p for p in FAMILIES[family].params} if family in FAMILIES else {}
-    random = raw.get("weights") == "random"
-    tokens: list[tuple[bool, str]] = []
-    for key, value in raw.items():
-        p = params.get(key)
-        if key in ("weights", "seed") and random:
-            continue
-        if key == "n_steps" and "bitrate_kbps" in raw:
-            continue  # QinCodec's canonical specs fill n_steps from the bitrate: the same fact twice
-        if p is not None and not p.sweep and value == format_value(p.default):
-            continue
-        tokens.append((not (p is not None and p.sweep), _token(key, value)))
-    text = " ".join([family, ", ".join(t for _, t in sorted(tokens, key=lambda t: t[0]))]).strip()
-    if random:
-        seed = raw.get("seed", "0")
-        text += f" (random weights{'' if seed == '0' else f', seed {seed}'})"
-    return text
-
-
 def _klt_parts(spec: str) -> tuple[str, str, dict[str, str]]:
     """(base spec, kept dim text, the klt family's own other parameters) of a ``klt?...`` spec."""
     from evalkit.codecs import FAMILIES
@@ -143,47 +106,38 @@ def _klt_parts(spec: str) -> tuple[str, str, dict[str, str]]:
 
 
 def short_label(spec: str) -> str:
-    """A readable label of a codec spec: bitrate-setting parameters with units, then the parameters that differ
-    from the family's defaults; random weights as a suffix; KLT variants as ``BASE, KLT dim=D``. Text that is
-    not a spec comes back unchanged.
+    """The shared short label of a codec spec or listening condition (:func:`evalkit.labels.short_label`).
 
     >>> short_label("opus?application=audio&bitrate_kbps=12"), short_label("lowpass?cutoff_hz=3500")
-    ('opus 12 kbps', 'lowpass 3.5 kHz')
-    >>> short_label("encodec-24khz?bandwidth=1.5&seed=0&weights=random")
-    'encodec-24khz 1.5 kbps (random weights)'
+    ('Opus 12 kbps', '3.5 kHz anchor')
     """
-    try:
-        family, raw = split_spec(spec)
-        if family != "klt":
-            return _describe(family, raw)
-        from evalkit.codecs import FAMILIES
+    from evalkit.labels import short_label as shared
 
-        base, dim, own = _klt_parts(spec)
-        defaults = {k: format_value(v) for k, v in FAMILIES["klt"].defaults.items()}
-        extra = [_token(k, v) for k, v in own.items() if v != defaults.get(k)]
-        base_family, base_raw = split_spec(base)
-        head = _describe(base_family, base_raw)
-        return f"{head}, KLT dim={dim}" + (f" ({', '.join(extra)})" if extra else "")
-    except SpecError:
-        return spec
+    return shared(spec)
 
 
 def anchor_label(spec: str) -> str:
-    """``lowpass?cutoff_hz=3500`` → ``3.5 kHz low-pass``; the reference → ``reference (uncoded)``."""
-    if spec == REFERENCE_SPEC:
-        return "reference (uncoded)"
-    cutoff = split_spec(spec)[1].get("cutoff_hz")
-    return f"{float(cutoff) / 1000:g} kHz low-pass" if cutoff else short_label(spec)
+    """Label of a horizontal reference line: ``3.5 kHz anchor``, ``Reference (uncoded)``."""
+    return "Reference (uncoded)" if spec == REFERENCE_SPEC else short_label(spec)
+
+
+def metric_name(metric: str) -> str:
+    """The metric's display name (``SI-SDR``), or its name when the registry has none."""
+    from evalkit.metrics import ALL_INFO
+
+    info = ALL_INFO.get(metric)
+    return info.label if info is not None else metric
 
 
 def metric_label(metric: str, unit: str, higher_is_better: bool | None, width: int = 44) -> str:
-    """Axis label ``metric (unit), ↑ better`` wrapped at ``width`` characters.
+    """Axis label ``display name (unit), ↑ better`` wrapped at ``width`` characters.
 
     >>> metric_label("si_sdr", "dB", True)
-    'si_sdr (dB), ↑ better'
+    'SI-SDR (dB), ↑ better'
     """
     arrow = "" if higher_is_better is None else ", ↑ better" if higher_is_better else ", ↓ better"
-    text = f"{metric} ({unit}){arrow}" if unit else f"{metric}{arrow}"
+    name = metric_name(metric)
+    text = f"{name} ({unit}){arrow}" if unit else f"{name}{arrow}"
     return textwrap.fill(text, width, break_long_words=False)
 
 
@@ -239,3 +193,31 @@ def _dot_whisker(ax, labels: list[str], means, lows, highs, styles: list[FamilyS
     ax.set_yticks(range(len(labels)), labels)
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.grid(axis="y", visible=False)
+
+
+def legend_entries(figures: list[Figure]) -> list[tuple[str, object]]:
+    """(label, artist) of every labelled artist of the figures' axes, each label once, in first-seen order:
+    the shared legend of a small-multiples grid."""
+    seen: dict[str, object] = {}
+    for fig in figures:
+        for ax in fig.axes:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                seen.setdefault(label, handle)
+    return list(seen.items())
+
+
+@_styled
+def legend_swatch(handle) -> Figure:
+    """A small figure drawing one legend handle's line and marker (an HTML legend entry's symbol)."""
+    fig = Figure(figsize=(0.42, 0.16))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.plot([0.05, 0.95], [0.5, 0.5], color=handle.get_color(), ls=handle.get_linestyle(),
+            lw=handle.get_linewidth())
+    marker = handle.get_marker()
+    if marker not in (None, "None", "", " "):
+        ax.plot([0.5], [0.5], marker=marker, color=handle.get_color(), mfc=handle.get_markerfacecolor(), ms=4.5,
+                ls="none")
+    return fig

@@ -1,0 +1,117 @@
+"""The report's listening-test section as plain records: conditions by their short labels ("Opus 12 kbps",
+"3.5 kHz anchor", "Reference"), full specs on hover, scores and CIs on the 0–100 scale (a Student-t bound past
+the scale is shown at the scale's end and marked), paired comparisons with their CIs when the analysis has them,
+excluded or incomplete assessors with reasons, and the minimum detectable difference beside the MUSHRA means.
+"""
+
+from __future__ import annotations
+
+import math
+
+from evalkit.reports.tables import fmt
+
+SCALE = (0.0, 100.0)
+
+
+def _score(value, digits: int = 1) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def clamp_ci(low, high) -> tuple[str, bool]:
+    """A MUSHRA CI as shown: ``[a, b]`` inside 0–100, and whether a bound had to be clamped to the scale.
+
+    >>> clamp_ci(91.3, 104.2), clamp_ci(None, None)
+    (('[91.3, 100.0]', True), ('-', False))
+    """
+    if low is None or high is None:
+        return "-", False
+    lo, hi = max(SCALE[0], float(low)), min(SCALE[1], float(high))
+    return f"[{lo:.1f}, {hi:.1f}]", (lo, hi) != (float(low), float(high))
+
+
+def _label(name: str, conditions: dict[str, str]) -> tuple[str, str]:
+    """(short label, full spec or name) of a listening condition."""
+    from evalkit.labels import short_label
+
+    spec = conditions.get(name, name)
+    label = short_label(spec) if name in conditions else short_label(name)
+    return label, spec if name in conditions else ("hidden reference" if name == "reference" else name)
+
+
+def _assessor_rows(analysis: dict) -> list[dict]:
+    rows = [{"assessor": e.get("assessor", "?"), "status": "excluded", "reason": e.get("reason", "")}
+            for e in analysis.get("excluded") or []]
+    for key in ("incomplete", "incomplete_assessors"):
+        rows += [{"assessor": e.get("assessor", "?"), "status": "incomplete", "reason": e.get("reason", "")}
+                 for e in analysis.get(key) or [] if isinstance(e, dict)]
+    return rows
+
+
+def _mdd(analysis: dict) -> dict | None:
+    found = analysis.get("minimum_detectable_difference")
+    if not isinstance(found, dict) or found.get("points") is None:
+        return None
+    return {"points": _score(found.get("points")), "power": found.get("power"), "alpha": found.get("alpha"),
+            "assessors": found.get("assessors"), "pairs": found.get("pairs"), "method": found.get("method", "")}
+
+
+def listening_context(data) -> dict:
+    """Records of a :class:`~evalkit.reports.listening_data.ListeningData` for the template."""
+    from evalkit.reports import plots
+    from evalkit.reports.figures import figure
+
+    analysis, conditions = data.analysis, data.conditions
+    ctx = {"folder": str(data.folder), "design": data.design, "analysis": analysis, "figures": [],
+           "correlations": [], "rows": [], "comparisons": [], "assessors": _assessor_rows(analysis),
+           "mdd": _mdd(analysis), "clamped": False}
+    if data.design != "mushra":
+        ctx["figures"] = [f for f in [figure(plots.ab_figure, analysis, alt=f"{data.design.upper()} results with "
+                                                                              "95 % Wilson intervals")] if f]
+        for p in analysis.get("pairs", []):
+            a, b = _label(p["a"], conditions), _label(p["b"], conditions)
+            share = None if p.get("share") is None else f"{p['share']:.2f}"
+            ci = "-" if p.get("ci_low") is None else f"[{p['ci_low']:.2f}, {p['ci_high']:.2f}]"
+            ctx["comparisons"].append({"a": a, "b": b, "n": p["n"], "share": share or "-", "ci": ci,
+                                       "p": "-" if p.get("p") is None else f"{p['p']:.4f}",
+                                       "counts": str(p.get("correct")) if data.design == "abx" else
+                                       f"{p.get('prefer_a')} / {p.get('prefer_b')} / {p.get('no_preference')}"})
+        return ctx
+    ctx["figures"] = [f for f in (
+        figure(plots.mushra_figure, analysis, alt="MUSHRA mean score with 95 % CI per condition"),
+        figure(plots.mushra_items_figure, analysis, alt="MUSHRA mean score with 95 % CI per item and condition"),
+        figure(plots.mushra_box_figure, data.ratings, alt="MUSHRA score distribution per condition")) if f]
+    for name, s in analysis.get("conditions", {}).items():
+        ci, clamped = clamp_ci(s.get("ci_low"), s.get("ci_high"))
+        ctx["clamped"] |= clamped
+        label, spec = _label(name, conditions)
+        ctx["rows"].append({"label": label, "spec": spec, "mean": _score(s.get("mean")), "ci": ci,
+                            "clamped": clamped, "n": s.get("n"), "median": _score(s.get("median")),
+                            "iqr": _score(s.get("iqr"))})
+    for c in analysis.get("comparisons", []):
+        ci = "-"
+        if c.get("ci_low") is not None and c.get("ci_high") is not None:
+            ci = f"[{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]"
+        ctx["comparisons"].append({
+            "a": _label(c["a"], conditions), "b": _label(c["b"], conditions), "n": c.get("n"),
+            "diff": "-" if c.get("mean_difference") is None else f"{c['mean_difference']:+.1f}", "ci": ci,
+            "test": c.get("test", ""), "p": "-" if c.get("p") is None else f"{c['p']:.4f}",
+            "p_holm": "-" if c.get("p_holm") is None else f"{c['p_holm']:.4f}"})
+    ctx["has_comparison_ci"] = any(c["ci"] != "-" for c in ctx["comparisons"])
+    from evalkit.metrics import ALL_INFO
+
+    for c in data.correlations:
+        p, s = c["pearson"], c["spearman"]
+        info = ALL_INFO.get(c["metric"])
+        header = info.header if info is not None else c["metric"]
+        ctx["correlations"].append({
+            "metric": c["metric"], "header": header, "n": c["n"],
+            "pearson": fmt(p.value), "pearson_ci": f"[{fmt(p.ci_low)}, {fmt(p.ci_high)}]",
+            "spearman": fmt(s.value), "spearman_ci": f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]",
+            "reason": p.reason or s.reason or ""})
+        if not data.points.empty:
+            points = data.points[data.points["metric"] == c["metric"]]
+            fig = figure(plots.correlation_figure, points, c["metric"], info.unit if info is not None else "",
+                         alt=f"MUSHRA mean per item and condition against {header}")
+            if fig:
+                ctx["figures"].append(fig)
+    return ctx

@@ -1,0 +1,181 @@
+"""The scoreboard a researcher reads first, in the report and on the console: one row per codec variant (short
+label, measured kbps) and one column per headline metric (display name, unit, direction), mean over items.
+
+Headline metrics are :data:`HEADLINE_METRICS` that the run has, in that order (a run with none of them shows its
+first metrics). Rows come anchors first, then codecs by family and bitrate, the reference pseudo-variant last.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from evalkit.labels import family_display_name, labels_for
+from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC, RunData
+
+HEADLINE_METRICS = ("visqol_audio", "si_sdr", "mel_distance", "pesq_wb", "estoi", "dnsmos_ovrl",
+                    "speaker_similarity", "dwer")
+FALLBACK_HEADLINE = 4  # a run with no headline metric shows this many of its own
+
+
+@dataclass(frozen=True)
+class MetricColumn:
+    """How one metric is shown: ``label`` (display name), full ``unit``, ``short_unit`` (headers; empty when the
+    unit is a phrase), direction and the header text ``"SI-SDR (dB) ↑"``."""
+
+    name: str
+    label: str
+    unit: str
+    short_unit: str
+    higher_is_better: bool | None
+
+    @property
+    def arrow(self) -> str:
+        return "" if self.higher_is_better is None else "↑" if self.higher_is_better else "↓"
+
+    @property
+    def header(self) -> str:
+        unit = f" ({self.short_unit})" if self.short_unit else ""
+        return f"{self.label}{unit} {self.arrow}".strip()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One variant's mean of one metric over ``n`` items (NaN when every item failed), its 95 % CI, failures."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+    failures: int
+    best: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    spec: str
+    label: str
+    group: str  # what the family filter shows: "Opus", "QinCodec", "Anchors", "Reference"...
+    kind: str  # anchor, codec or reference
+    kbps: float
+    weights: str
+    random: bool
+    cells: dict[str, Cell | None]
+
+
+@dataclass(frozen=True)
+class Scoreboard:
+    columns: list[MetricColumn]
+    rows: list[Row]
+
+    @property
+    def groups(self) -> list[str]:
+        return list(dict.fromkeys(r.group for r in self.rows))
+
+
+def metric_column(run: RunData, metric: str) -> MetricColumn:
+    """Display name, unit and direction of a metric: the registry's, else the summary's (a plugin metric)."""
+    from evalkit.metrics import ALL_INFO
+
+    info = ALL_INFO.get(metric)
+    if info is not None:
+        return MetricColumn(metric, info.label, info.unit, info.short_unit, info.higher_is_better)
+    rows = run.summary[run.summary["metric"] == metric] if not run.summary.empty else pd.DataFrame()
+    unit = str(rows["unit"].dropna().iloc[0]) if not rows.empty and rows["unit"].notna().any() else ""
+    hib = rows["higher_is_better"].dropna() if not rows.empty else pd.Series(dtype=object)
+    return MetricColumn(metric, metric, unit, unit if " " not in unit else "", bool(hib.iloc[0]) if len(hib)
+                        else None)
+
+
+def headline_metrics(available: list[str]) -> list[str]:
+    """The headline metrics among ``available``, in :data:`HEADLINE_METRICS` order; else the first few.
+
+    >>> headline_metrics(["stft_distance", "si_sdr", "mel_distance", "visqol_audio"])
+    ['visqol_audio', 'si_sdr', 'mel_distance']
+    >>> headline_metrics(["b", "a"])
+    ['b', 'a']
+    """
+    found = [m for m in HEADLINE_METRICS if m in available]
+    return found or list(available)[:FALLBACK_HEADLINE]
+
+
+def kind_of(spec: str) -> str:
+    """``anchor`` (low-pass), ``reference`` (the uncoded pseudo-variant) or ``codec``."""
+    from evalkit.analysis.rate_quality import rate_family
+    from evalkit.codecs.spec import SpecError
+
+    if spec == REFERENCE_SPEC:
+        return "reference"
+    try:
+        return "anchor" if rate_family(spec) == ANCHOR_FAMILY else "codec"
+    except SpecError:
+        return "codec"
+
+
+def group_of(spec: str) -> str:
+    """The family filter's group of a variant: its family's display name, ``Anchors`` or ``Reference``."""
+    from evalkit.codecs.spec import SpecError, split_spec
+
+    kind = kind_of(spec)
+    if kind != "codec":
+        return "Anchors" if kind == "anchor" else "Reference"
+    try:
+        family, raw = split_spec(spec)
+    except SpecError:
+        return spec
+    if family == "klt":
+        return f"{family_display_name(raw.get('base', 'klt'))} KLT"
+    return family_display_name(family)
+
+
+def variant_order(run: RunData) -> list[str]:
+    """Anchors first, then codecs by family and measured bitrate, the reference last."""
+    if run.summary.empty:
+        return []
+    bitrates = run.bitrates
+    rank = {"anchor": 0, "codec": 1, "reference": 2}
+
+    def key(spec: str):
+        kbps = bitrates.get(spec, math.nan)
+        return rank[kind_of(spec)], group_of(spec), math.isnan(kbps), 0.0 if math.isnan(kbps) else kbps, spec
+
+    return sorted(dict.fromkeys(run.summary["codec_spec"]), key=key)
+
+
+def variant_labels(run: RunData) -> dict[str, str]:
+    """Unique short labels of the run's variants ("QinCodec 8 kbps", "3.5 kHz anchor", "Reference")."""
+    return labels_for(variant_order(run))
+
+
+def _best(summary: pd.DataFrame, metric: str, random: set[str], higher: bool | None) -> str | None:
+    rows = summary[(summary["metric"] == metric) & summary["mean"].notna()]
+    rows = rows[rows["codec_spec"].map(lambda s: kind_of(s) == "codec" and s not in random)]
+    if rows.empty or higher is None:
+        return None
+    return str(rows.loc[rows["mean"].idxmax() if higher else rows["mean"].idxmin(), "codec_spec"])
+
+
+def scoreboard(run: RunData, metrics: list[str] | None = None) -> Scoreboard:
+    """Rows per variant × the given metrics (default: the headline ones); the best codec per column marked
+    (pretrained or trained codecs only: not anchors, the reference or random weights)."""
+    summary = run.summary
+    if summary.empty:
+        return Scoreboard([], [])
+    metrics = list(metrics) if metrics is not None else headline_metrics(run.metrics)
+    columns = [metric_column(run, m) for m in metrics]
+    random = run.random_specs
+    best = {c.name: _best(summary, c.name, random, c.higher_is_better) for c in columns}
+    found = {(r.codec_spec, r.metric): r for r in summary.itertuples()}
+    labels, bitrates, weights = variant_labels(run), run.bitrates, run.weights
+    rows = []
+    for spec in variant_order(run):
+        cells: dict[str, Cell | None] = {}
+        for c in columns:
+            r = found.get((spec, c.name))
+            cells[c.name] = None if r is None else Cell(float(r.mean), float(r.ci_low), float(r.ci_high), int(r.n),
+                                                         int(r.failures), best[c.name] == spec)
+        rows.append(Row(spec, labels[spec], group_of(spec), kind_of(spec), float(bitrates.get(spec, math.nan)),
+                        str(weights.get(spec, "")), spec in random, cells))
+    return Scoreboard(columns, rows)
