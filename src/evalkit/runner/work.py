@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 
 from evalkit import audio as audio_lib
-from evalkit.codecs import Codec, parse_spec
+from evalkit.codecs import Codec
 from evalkit.codecs.plugins import load_plugin_files
+from evalkit.codecs.spec import split_spec
 from evalkit.metrics import Reference, get_metrics, score_pair
 from evalkit.metrics.codebook import valid_frames
 from evalkit.runner.codec_cache import CodecCache
-from evalkit.runner.decoded import DECODED, WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
+from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
 from evalkit.runner.plan import REFERENCE, Item
 from evalkit.runner.store import ResultRow, UnitRow, UnitStatus, to_json
 
@@ -83,10 +84,7 @@ def describe_exception(exc: BaseException) -> str:
 
 def _unit(item: Item, job: UnitJob, task: ItemTask, status: UnitStatus, reason: str | None = None,
           **fields) -> UnitRow:
-    if job.spec == str(REFERENCE.spec):
-        family = REFERENCE.spec.family
-    else:
-        family = DECODED if is_decoded_spec(job.spec) else parse_spec(job.spec).family
+    family = split_spec(job.spec)[0]  # canonical already; no registry lookup, so a failure can always be recorded
     return UnitRow(unit_key=job.unit_key, item_id=item.item_id, item_path=str(item.path), category=item.category,
                    content_hash=item.content_hash, codec_spec=job.spec, family=family,
                    status=status, reason=reason, settings=json.dumps(task.decode, sort_keys=True), **fields)
