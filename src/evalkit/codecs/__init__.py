@@ -16,15 +16,24 @@ from collections.abc import Iterable, Iterator, Mapping
 from evalkit._lazy import torch
 from evalkit.codecs import anchors, dac, encodec, klt, pyav, qincodec
 from evalkit.codecs.base import AudioTransform, Codec, Encoded, Reconstruction, ReconstructionReport
-from evalkit.codecs.plugins import BUILTIN, FamilySource, PluginError, SourceKind, check_family, load_entry_points
+from evalkit.codecs.plugins import (
+    BUILTIN,
+    RESERVED_NAMES,
+    FamilySource,
+    PluginError,
+    SourceKind,
+    check_family,
+    load_entry_points,
+)
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param, SpecError, split_spec
 
 
 class FamilyRegistry(Mapping[str, CodecFamily]):
     """Codec families by name: evalkit's own, then plugins (entry points read on first need, files as loaded).
 
-    A built-in name is answered without reading entry points; an unknown name, listing or counting reads them
-    once (a broken entry point raises :class:`PluginError` each time until it is fixed).
+    A built-in (or reserved: ``decoded``, ``reference``) name is answered without reading entry points; an unknown
+    name, listing or counting reads them once (a broken entry point raises :class:`PluginError` each time until it
+    is fixed).
     """
 
     def __init__(self, builtins: Iterable[CodecFamily]):
@@ -46,12 +55,12 @@ class FamilyRegistry(Mapping[str, CodecFamily]):
             raise
 
     def __getitem__(self, name: str) -> CodecFamily:
-        if name not in self._families:
+        if name not in self._families and name not in RESERVED_NAMES:
             self._read_entry_points()
         return self._families[name]
 
     def __contains__(self, name: object) -> bool:
-        if name not in self._families:
+        if name not in self._families and name not in RESERVED_NAMES:
             self._read_entry_points()
         return name in self._families
 
