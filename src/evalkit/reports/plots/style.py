@@ -154,6 +154,8 @@ def short_label(spec: str) -> str:
     """
     try:
         family, raw = split_spec(spec)
+        if family == "decoded" and raw.get("label"):  # a decoded folder is shown by its configured label
+            return raw["label"]
         if family != "klt":
             return _describe(family, raw)
         from evalkit.codecs import FAMILIES
