@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.plugin_fixtures import clean_families  # noqa: F401 - a fixture for plugin tests
+
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 
 

@@ -16,7 +16,8 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 USER_ERRORS = (("evalkit.audio", "AudioError"), ("evalkit.codecs.spec", "SpecError"),
                ("evalkit.codecs.weights", "WeightsNotFound"), ("evalkit.metrics.registry", "UnknownMetric"),
                ("evalkit.runner.config", "ConfigError"), ("evalkit.listening.errors", "ListenError"),
-               ("evalkit.analysis.errors", "CompareError"), ("evalkit.reports.rundata", "ReportError"))
+               ("evalkit.analysis.errors", "CompareError"), ("evalkit.reports.rundata", "ReportError"),
+               ("evalkit.codecs.plugins", "PluginError"), ("evalkit.api", "RunNotFound"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -36,7 +37,9 @@ def _print_json(value: object) -> None:
 
 def _codecs_list(args: argparse.Namespace) -> int:
     from evalkit.codecs.catalog import catalog_records, render_catalog
+    from evalkit.codecs.plugins import load_plugin_files
 
+    load_plugin_files(args.plugin or ())
     if args.json:
         _print_json(catalog_records())
         return 0
@@ -386,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     codecs = sub.add_parser("codecs", help="codec families").add_subparsers(dest="action", required=True)
     codecs_list = codecs.add_parser("list", help="every family, its parameters and bitrates")
     codecs_list.add_argument("--json", action="store_true", help="one JSON list of families")
+    codecs_list.add_argument("--plugin", action="append", metavar="FILE.py",
+                             help="also load this plugin file (repeatable; as `plugins:` in a run config)")
     codecs_list.set_defaults(func=_codecs_list)
 
     weights = sub.add_parser("weights", help="pretrained weights").add_subparsers(dest="action", required=True)

@@ -116,6 +116,8 @@ def short_label(spec: str) -> str:
     'EnCodec 24 kHz 1.5 kbps (random weights)'
     >>> short_label("klt?base=encodec-24khz&bandwidth=6&dim=72&n_cov=2&estimator=codebook")
     'EnCodec 24 kHz 6 kbps, KLT d=72'
+    >>> short_label("decoded?folder=/out/mine&label=mine 6 kbps&length_tolerance_s=0.1")
+    'mine 6 kbps'
     >>> short_label("anchor35"), short_label("reference"), short_label("not a spec?x")
     ('3.5 kHz anchor', 'Reference', 'not a spec?x')
     """
@@ -125,6 +127,8 @@ def short_label(spec: str) -> str:
         family, raw = split_spec(spec)
     except SpecError:
         return spec
+    if family == "decoded" and raw.get("label"):  # a decoded folder: the label its config gives it
+        return raw["label"]
     from evalkit.codecs import FAMILIES
 
     if family not in FAMILIES:

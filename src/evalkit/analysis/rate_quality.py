@@ -2,8 +2,9 @@
 
 A *family* is a curve for Bjøntegaard comparisons: the codec family's name, except that KLT variants form one
 family per base codec and kept dimension (their bitrate is their base's), see :func:`rate_family`. QinCodec's
-``qincodec`` and ``qincodec-rvq`` are families of their own by that same rule. A *point* is one codec variant:
-its bitrate is the mean over items of the per-unit bitrate (measured where the codec measures it), its quality
+``qincodec`` and ``qincodec-rvq`` are families of their own by that same rule; decoded folders with the same
+``family`` form one curve (``decoded:NAME``), each other decoded folder a curve of its own. A *point* is one codec
+variant: its bitrate is the mean over items of the per-unit bitrate (measured where the codec measures it), its quality
 the mean of the metric over items with the 95 % bootstrap CI of the run's summary.
 """
 
@@ -24,10 +25,14 @@ def rate_family(spec: str) -> str:
     'opus'
     >>> rate_family("klt?bandwidth=6&base=encodec-24khz&dim=72&estimator=codebook&n_cov=2")
     'klt:encodec-24khz:dim=72'
+    >>> rate_family("decoded?family=mycodec&folder=/d/6k&label=mycodec 6 kbps")
+    'decoded:mycodec'
     """
     family, raw = split_spec(spec)
     if family == "klt":
         return f"klt:{raw.get('base', '?')}:dim={raw.get('dim', '?')}"
+    if family == "decoded":  # a decoded folder: its declared curve, else a curve of its own
+        return f"decoded:{raw.get('family') or raw.get('label', '?')}"
     return family
 
 

@@ -252,7 +252,33 @@ class AudioTransform(ABC):
 
 
 class Codec(AudioTransform):
-    """A transform through discrete codes (residual VQ or similar)."""
+    """A transform through discrete codes (residual VQ or similar): subclass it to add a codec.
+
+    Implement, from the constructor's arguments alone (no model needed, so listing and planning stay cheap):
+
+    * :attr:`sample_rate` (Hz the model runs at), :attr:`frame_rate` (code frames per second),
+      :attr:`num_codebooks` (codebooks in use) and :attr:`cardinality` (entries per codebook, K); the bitrate
+      :attr:`bitrate_bps` is derived from them (``frame_rate × Σ log2 K``), never declared;
+    * :meth:`encode` (``[batch, channels, samples]`` at :attr:`sample_rate` → :class:`Encoded` with integer codes
+      ``[batch, num_codebooks, frames]`` and ``num_samples``) and :meth:`decode` (back to
+      ``[batch, channels, samples]``, at most ``num_samples`` long).
+
+    Optionally override :attr:`channels` (``1`` for a mono model, the default ``None`` takes any number),
+    :meth:`load` (build the model and fetch weights, idempotent; import optional packages here with a pip hint),
+    :attr:`weights_label` (``"pretrained"``, ``"random (seed 0) - NOT a pretrained model"``...),
+    :meth:`weights_identity` (a checkpoint's hash, keyed with every unit), :attr:`side_info_bps`,
+    :attr:`codebook_sizes` (codebooks of different sizes), :meth:`codebooks` (codewords, for analyses) and
+    :meth:`info` (extra provenance). The constructor takes ``(spec, device)``: read the parameters from
+    ``spec.params`` (declared as :class:`~evalkit.codecs.Param` in the family), keep it cheap, and call
+    ``super().__init__(spec, device)``.
+
+    Do not override :meth:`~AudioTransform.reconstruct`: it validates the input, resamples to
+    :attr:`sample_rate` and back (soxr VHQ), applies the channel policy (mono models code each channel), times
+    encode and decode, restores the input's exact length and reports every step (:class:`ReconstructionReport`).
+    The codes it returns give the codebook-usage metrics; padding frames past the input's end are excluded.
+    A family (:class:`~evalkit.codecs.CodecFamily`) ties a name and its parameters to the class; give it to
+    evalkit as a plugin (README, "How to add a codec").
+    """
 
     @property
     @abstractmethod

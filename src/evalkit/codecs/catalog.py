@@ -1,4 +1,8 @@
-"""Human-readable catalogue of codec families and their bitrates (``evalkit codecs list``)."""
+"""Human-readable catalogue of codec families, their sources and bitrates (``evalkit codecs list``).
+
+Imports no torch: every family's variants are described from constructor arguments (no model is built), and a
+plugin family whose constructor fails is a :class:`~evalkit.codecs.PluginError` naming it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from evalkit.codecs import FAMILIES, build_codec
 from evalkit.codecs.base import Codec
+from evalkit.codecs.plugins import PluginError, SourceKind
 from evalkit.codecs.spec import CodecFamily, CodecSpec, format_value
 
 
@@ -37,7 +42,7 @@ def variants(family: CodecFamily) -> list[VariantRow]:
     rows = []
     for value in sweep_values(family):
         spec = family.resolve({sweep.name: value})
-        codec = build_codec(spec, device="cpu")
+        codec = _describable(spec, family)
         is_codec = isinstance(codec, Codec)
         rows.append(VariantRow(
             spec=CodecSpec(family.name, {sweep.name: value}).__str__(),
@@ -49,6 +54,22 @@ def variants(family: CodecFamily) -> list[VariantRow]:
     return rows
 
 
+def _describable(spec: CodecSpec, family: CodecFamily):
+    """The (unloaded) codec of ``spec``; a plugin whose constructor or bitrate fails is a PluginError."""
+    source = FAMILIES.source(family.name)
+    if source.kind is SourceKind.EVALKIT:
+        return build_codec(spec, device="cpu")
+    try:
+        codec = build_codec(spec, device="cpu")
+        _ = codec.sample_rate, codec.bitrate_bps
+        if isinstance(codec, Codec):
+            _ = codec.frame_rate, codec.num_codebooks, codec.side_info_bps
+    except Exception as exc:  # noqa: BLE001 - plugin code: one line naming it
+        raise PluginError(f"{family.name} ({source.describe()}): describing {spec} failed: "
+                          f"{type(exc).__name__}: {exc}") from None
+    return codec
+
+
 def catalog_records() -> list[dict]:
     """Every family as a JSON-ready record: name, description, parameters and one row per sweep value."""
     records = []
@@ -56,7 +77,8 @@ def catalog_records() -> list[dict]:
         params = [{"name": p.name, "type": p.kind.__name__, "default": p.default, "help": p.help,
                    "choices": list(p.choices) if p.choices is not None else None, "minimum": p.minimum,
                    "maximum": p.maximum, "sweep": p.sweep} for p in family.params]
-        records.append({"name": family.name, "description": family.description, "params": params,
+        records.append({"name": family.name, "description": family.description,
+                        "source": FAMILIES.source(family.name).describe(), "params": params,
                         "variants": [asdict(row) for row in variants(family)]})
     return records
 
@@ -65,11 +87,14 @@ def render_catalog() -> str:
     lines = []
     for family in FAMILIES.values():
         lines.append(f"{family.name}: {family.description}")
+        lines.append(f"    source: {FAMILIES.source(family.name).describe()}")
         for p in family.params:
             lines.append(f"    {p.describe()}")
         rows = variants(family)
-        if not rows:
+        if not rows and family.name == "klt":
             lines.append("    bitrate: that of its base codec")
+        elif not rows:
+            lines.append("    bitrate: set by its parameters (no parameter is marked sweep=True)")
         elif rows[0].bitrate_kbps is None:
             lines.append("    bitrate: none (reference condition)")
         elif rows[0].frame_rate is None:  # a reference codec: bitrate as requested, rate from the input's

@@ -7,6 +7,8 @@ Example::
       - family: encodec-24khz
         params: {bandwidth: [1.5, 6]}
       - spec: "lowpass?cutoff_hz=3500"
+      - decoded: {folder: decoded/mycodec-6k, label: "mycodec 6 kbps", bitrate_kbps: 6.0}
+    plugins: [my_codec.py]                       # plugin files defining FAMILIES (see codecs.plugins)
     metrics: [si_sdr, mel_distance, pesq_wb]     # or "applicable"
     exclude_metrics: []                          # left out of either (e.g. [wer, cer, dwer])
     output: runs/demo
@@ -14,10 +16,10 @@ Example::
     workers: 2
     seed: 0
 
-Relative paths (dataset, output, and ``weights=``/``calibration=`` inside codec specs) are taken from the
-config file's folder. Every field is classified below as changing decoded audio (:data:`DECODE_FIELDS`, part
-of every unit key), changing metric values (:data:`SCORE_FIELDS`, part of every result key), or neither
-(:data:`PLAN_FIELDS`); a test checks that no field is left out.
+Relative paths (dataset, output, plugins, decoded folders, and ``weights=``/``calibration=`` inside codec specs)
+are taken from the config file's folder. Every field is classified below as changing decoded audio
+(:data:`DECODE_FIELDS`, part of every unit key), changing metric values (:data:`SCORE_FIELDS`, part of every
+result key), or neither (:data:`PLAN_FIELDS`); a test checks that no field is left out.
 """
 
 from __future__ import annotations
@@ -66,17 +68,37 @@ class DatasetConfig(_Strict):
         return self
 
 
+class DecodedConfig(_Strict):
+    """Files decoded by another tool, one per item (see :mod:`evalkit.runner.decoded`)."""
+
+    folder: Path
+    label: str = Field(min_length=1)
+    bitrate_kbps: float | None = Field(default=None, gt=0)
+    codes: Path | None = None
+    cardinality: int | None = Field(default=None, ge=2)
+    family: str | None = Field(default=None, min_length=1)  # rate-quality curve (default: the label)
+    length_tolerance_s: float = Field(default=0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _codes_with_cardinality(self) -> DecodedConfig:
+        if (self.codes is None) != (self.cardinality is None):
+            raise ValueError("'codes' and 'cardinality' go together (codebook entries K of the code arrays)")
+        return self
+
+
 class CodecGrid(_Strict):
-    """Either a spec string, or a family with a list of values per parameter (their product is the grid)."""
+    """A spec string, a family with a list of values per parameter (their product is the grid), or a folder of
+    decoded files."""
 
     spec: str | None = None
     family: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    decoded: DecodedConfig | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> CodecGrid:
-        if (self.spec is None) == (self.family is None):
-            raise ValueError("give exactly one of 'spec' or 'family' (+ 'params')")
+        if sum(x is not None for x in (self.spec, self.family, self.decoded)) != 1:
+            raise ValueError("give exactly one of 'spec', 'family' (+ 'params') or 'decoded'")
         if self.spec is not None and self.params:
             raise ValueError("'params' goes with 'family', not with 'spec'")
         return self
@@ -85,6 +107,7 @@ class CodecGrid(_Strict):
 class RunConfig(_Strict):
     dataset: DatasetConfig
     codecs: list[CodecGrid] = Field(min_length=1)
+    plugins: list[Path] = []  # plugin files defining codec families (FAMILIES)
     metrics: list[str] | Literal["applicable"] = "applicable"
     exclude_metrics: list[str] = []
     output: Path
@@ -103,7 +126,8 @@ DECODE_FIELDS = ("channel_policy", "dataset.segment_seconds")
 SCORE_FIELDS = ("max_delay_s",)
 #: Fields that only choose what is planned or how it is run; they change no stored value.
 PLAN_FIELDS = ("dataset.folder", "dataset.glob", "dataset.manifest", "dataset.max_items", "codecs", "metrics",
-               "exclude_metrics", "output", "device", "workers", "seed")
+               "exclude_metrics", "output", "device", "workers", "seed",
+               "plugins")  # a plugin's code identity is keyed per variant (see ``plan.plan_variant``)
 
 
 def _field(config: RunConfig, dotted: str):
@@ -141,8 +165,10 @@ def _resolve_param_paths(raw: dict[str, Any], base_dir: Path | None) -> dict[str
 def expand_grid(grid: CodecGrid, base_dir: Path | None = None) -> list[CodecSpec]:
     """Spec(s) of one grid entry; raises SpecError naming the bad parameter.
 
-    Relative ``weights=``/``calibration=`` paths are taken from ``base_dir`` when given.
+    Relative ``weights=``/``calibration=`` paths (and a decoded entry's folders) are taken from ``base_dir``.
     """
+    if grid.decoded is not None:
+        return [_decoded_source(grid.decoded, base_dir).spec()]
     if grid.spec is not None:
         family, raw = split_spec(grid.spec)
         return [get_family(family).resolve(_resolve_param_paths(raw, base_dir))]
@@ -151,6 +177,48 @@ def expand_grid(grid: CodecGrid, base_dir: Path | None = None) -> list[CodecSpec
     values = [v if isinstance(v, list) else [v] for v in grid.params.values()]
     return [family.resolve(_resolve_param_paths(dict(zip(names, combo, strict=True)), base_dir))
             for combo in itertools.product(*values)]
+
+
+def _decoded_source(decoded: DecodedConfig, base_dir: Path | None):
+    from evalkit.runner.decoded import DecodedSource
+
+    def where(path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        path = path.expanduser()
+        return path if base_dir is None else _resolve(path, base_dir)
+
+    return DecodedSource(where(decoded.folder), decoded.label, decoded.bitrate_kbps, where(decoded.codes),
+                         decoded.cardinality, decoded.family, decoded.length_tolerance_s)
+
+
+def decoded_problems(decoded: DecodedConfig, base_dir: Path) -> list[str]:
+    """Problems of a decoded entry known before any unit runs (folders, characters a spec cannot hold)."""
+    source = _decoded_source(decoded, base_dir)
+    problems = []
+    for name, folder in (("folder", source.folder), ("codes", source.codes)):
+        if folder is not None and not folder.is_dir():
+            problems.append(f"{name}: {folder} is not a folder")
+    for name in ("folder", "label", "codes", "family"):
+        value = getattr(source, name)
+        if value is not None and "&" in str(value):
+            problems.append(f"{name}: {str(value)!r} contains '&', which a spec string cannot hold")
+    return problems
+
+
+def plugin_problems(paths: list[Path], base_dir: Path) -> tuple[list[Path], list[str]]:
+    """Import every plugin file (registering its families); the resolved paths and one line per problem."""
+    from evalkit.codecs.plugins import PluginError, load_plugin_file
+
+    resolved, problems = [], []
+    for i, path in enumerate(paths):
+        path = _resolve(path.expanduser(), base_dir)
+        resolved.append(path)
+        try:
+            load_plugin_file(path)
+        except PluginError as exc:
+            problems.append(f"plugins.{i}: {exc}")
+    return resolved, problems
 
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -199,8 +267,8 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
 
 
 def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[RunConfig, list[CodecSpec]]:
-    """Check everything (schema, codec specs, explicit weights files, KLT calibration audio, device, metric
-    names, dataset paths) and report all problems at once.
+    """Check everything (schema, plugin files, codec specs, decoded folders, explicit weights files, KLT
+    calibration audio, device, metric names, dataset paths) and report all problems at once.
 
     Relative paths, including ``weights=``/``calibration=`` inside codec specs, are taken from ``base_dir``.
 
@@ -215,10 +283,13 @@ def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(source, _pydantic_problems(exc)) from None
-    problems: list[str] = []
+    plugins, problems = plugin_problems(config.plugins, base_dir)  # before the specs: they name its families
     specs: list[CodecSpec] = []
     checked: set[str] = set()
     for i, grid in enumerate(config.codecs):
+        if grid.decoded is not None and (bad := decoded_problems(grid.decoded, base_dir)):
+            problems += [f"codecs.{i}.decoded.{p}" for p in bad]
+            continue
         try:
             grid_specs = expand_grid(grid, base_dir)
         except SpecError as exc:
@@ -240,7 +311,7 @@ def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[
         if name not in PAIR_METRICS:
             problems.append(f"exclude_metrics.{i}: unknown metric {name!r}; valid: {', '.join(PAIR_METRICS)}")
     ds = config.dataset
-    updates: dict[str, Any] = {"output": _resolve(config.output, base_dir)}
+    updates: dict[str, Any] = {"output": _resolve(config.output, base_dir), "plugins": plugins}
     if ds.folder is not None:
         folder = _resolve(ds.folder, base_dir)
         if not folder.is_dir():
@@ -281,5 +352,6 @@ def load_config(path: str | Path) -> tuple[RunConfig, list[CodecSpec]]:
 
 
 __all__ = ["DECODE_FIELDS", "FAMILIES", "PLAN_FIELDS", "SCORE_FIELDS", "CodecGrid", "ConfigError", "DatasetConfig",
+           "DecodedConfig",
            "RunConfig", "decode_settings", "device_problem", "expand_grid", "load_config", "score_settings",
            "validate_config"]

@@ -23,16 +23,18 @@ log = logging.getLogger(__name__)
 OnOutcome = Callable[[list[UnitOutcome]], None]
 
 
-def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, log_path: str | None = None) -> None:
+def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, log_path: str | None = None,
+              plugins: tuple[str, ...] = ()) -> None:
     """Run tasks in this process (one worker) or a pool of ``workers`` processes, each given cores / workers
-    threads and, with ``log_path``, its log records, warnings and library chatter sent there."""
+    threads and, with ``log_path``, its log records, warnings and library chatter sent there; each pool worker
+    imports the ``plugins`` files at start-up (every task also does, once per process: Dask workers too)."""
     if workers == 1:
         for task in tasks:
             on_outcome(run_item_task(task))
         return
     context = multiprocessing.get_context("spawn")  # torch's thread pools do not survive fork
     setup = WorkerSetup(threads_per_worker(workers), log_path, logging.getLogger().isEnabledFor(logging.DEBUG),
-                        parent_pid=os.getpid())
+                        parent_pid=os.getpid(), plugins=tuple(plugins))
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(setup,))
     try:
         pending = set()

@@ -4,7 +4,9 @@ An item is a file: its id is its path relative to the dataset root, extension in
 the item id and its audio bytes, the variant identity (canonical codec spec, weights file identity, the device
 the codec runs on, evalkit and codec library versions) and the decode settings (channel policy, segmenting);
 a result key adds the metric name, its definition version, its library version and the score settings
-(alignment). Changing one setting, codec or metric changes exactly the keys it affects.
+(alignment). Changing one setting, codec or metric changes exactly the keys it affects. A plugin family's
+variants add the plugin's identity (distribution version, or the plugin file's SHA-256); a decoded-folder
+unit adds the SHA-256 of the item's decoded file and codes file (see :mod:`evalkit.runner.decoded`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from typing import Any
 import soundfile as sf
 
 import evalkit
-from evalkit.codecs import CodecSpec, build_codec
+from evalkit.codecs import FAMILIES, CodecSpec, build_codec
 from evalkit.codecs.weights import WeightsNotFound, get_entry
 from evalkit.hashing import file_sha256
 from evalkit.metrics import Metric
 from evalkit.runner.config import DatasetConfig
+from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec
 from evalkit.versions import installed_version
 
 log = logging.getLogger(__name__)
@@ -131,11 +134,19 @@ def plan_variant(spec: CodecSpec, device: str = "cpu") -> Variant:
     always run on the CPU). Missing pretrained weights found through the search path make the variant
     skipped, with the command that fetches them.
 
+    A decoded folder's identity is its spec (folder, label, declared bitrate) and evalkit's version; each of
+    its units adds its files' hashes (:func:`unit_key`).
+
     Raises:
         WeightsNotFound: an explicit ``weights=PATH`` that does not exist (a config error, not a skip).
     """
+    if is_decoded_spec(spec):
+        source = DecodedSource.from_spec(spec)
+        return Variant(spec, f"{spec}|evalkit={evalkit.__version__}", WEIGHTS_LABEL, source.bitrate_kbps)
     codec = build_codec(spec, device=device)
     parts = [str(spec), f"evalkit={evalkit.__version__}", f"device={codec.device_type}"]
+    if (plugin := FAMILIES.source(spec.family).identity()) is not None:  # the plugin's code version
+        parts.append(plugin)
     model_family = spec.params.get("base", spec.family)  # a KLT variant runs its base codec's library
     for prefix, dist in CODEC_LIBRARIES.items():
         if model_family.startswith(prefix):
@@ -173,8 +184,12 @@ def _hash(parts: list[Any]) -> str:
 
 
 def unit_key(item: Item, variant: Variant, decode_settings: dict[str, Any]) -> str:
-    """Key of one (file, variant) under the settings that change decoded audio."""
-    return _hash([item.item_id, item.content_hash, variant.identity, decode_settings])
+    """Key of one (file, variant) under the settings that change decoded audio (plus, for a decoded folder,
+    the hashes of the item's decoded and codes files)."""
+    parts = [item.item_id, item.content_hash, variant.identity, decode_settings]
+    if is_decoded_spec(variant.spec):
+        parts.append(DecodedSource.from_spec(variant.spec).key_parts(item.item_id))
+    return _hash(parts)
 
 
 def result_key(unit: str, metric: Metric, score_settings: dict[str, Any], text: str | None = None) -> str:

@@ -197,7 +197,8 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
             cached = existing["decoded_path"] if status == UnitStatus.OK else None
             jobs.append(UnitJob(key, spec, todo, cached))
         if jobs:
-            plan.tasks.append(ItemTask(item, tuple(jobs), config.device, decode, score))
+            plan.tasks.append(ItemTask(item, tuple(jobs), config.device, decode, score,
+                                       plugins=tuple(str(p) for p in config.plugins)))
     # Longest work first, so the pool's last tasks are short ones and no worker idles while one finishes.
     plan.tasks.sort(key=lambda t: t.item.seconds * sum(1 + len(j.metrics) for j in t.jobs), reverse=True)
     return plan
@@ -329,7 +330,8 @@ def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, ex
             if executor == "dask":
                 run_dask(iter(plan.tasks), config.workers, writer, scheduler)
             else:
-                run_local(iter(plan.tasks), config.workers, writer, log_path=str(output / "run.log"))
+                run_local(iter(plan.tasks), config.workers, writer, log_path=str(output / "run.log"),
+                          plugins=tuple(str(p) for p in config.plugins))
         from evalkit.runner import exports  # pandas: not imported by worker processes, which import this module
 
         report.exports, report.summary_table, report.speed_table = exports.write_all(

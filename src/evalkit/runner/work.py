@@ -5,6 +5,10 @@ reused by every variant (:class:`evalkit.metrics.Reference`). Tasks and outcomes
 records: the same function runs in-process, in a local process pool or on Dask workers. Workers never touch
 the store; decoded audio and codes travel back in the outcome and the coordinator writes them.
 
+A decoded-folder unit runs no codec: its decoded file is read and matched to the item
+(:func:`evalkit.runner.decoded.read_decoded`) and scored like a codec's output. Plugin files named by the task
+are imported (once per process) before its first unit.
+
 Nothing raised inside a unit escapes: bad input audio gives ``failed`` units, any other exception ``error``
 units (retried by the next run), both with NaN rows for every metric and the exception's type and message.
 """
@@ -20,10 +24,13 @@ from typing import Any
 import numpy as np
 
 from evalkit import audio as audio_lib
-from evalkit.codecs import Codec, parse_spec
+from evalkit.codecs import Codec
+from evalkit.codecs.plugins import load_plugin_files
+from evalkit.codecs.spec import split_spec
 from evalkit.metrics import Reference, get_metrics, score_pair
 from evalkit.metrics.codebook import valid_frames
 from evalkit.runner.codec_cache import CodecCache
+from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
 from evalkit.runner.plan import REFERENCE, Item
 from evalkit.runner.store import ResultRow, UnitRow, UnitStatus, to_json
 
@@ -51,6 +58,7 @@ class ItemTask:
     device: str
     decode: dict[str, Any] = field(default_factory=dict)
     score: dict[str, Any] = field(default_factory=dict)
+    plugins: tuple[str, ...] = ()  # plugin files to import before the first unit (config ``plugins``)
 
 
 @dataclass
@@ -76,7 +84,7 @@ def describe_exception(exc: BaseException) -> str:
 
 def _unit(item: Item, job: UnitJob, task: ItemTask, status: UnitStatus, reason: str | None = None,
           **fields) -> UnitRow:
-    family = REFERENCE.spec.family if job.spec == str(REFERENCE.spec) else parse_spec(job.spec).family
+    family = split_spec(job.spec)[0]  # canonical already; no registry lookup, so a failure can always be recorded
     return UnitRow(unit_key=job.unit_key, item_id=item.item_id, item_path=str(item.path), category=item.category,
                    content_hash=item.content_hash, codec_spec=job.spec, family=family,
                    status=status, reason=reason, settings=json.dumps(task.decode, sort_keys=True), **fields)
@@ -104,6 +112,10 @@ def run_item_task(task: ItemTask) -> list[UnitOutcome]:
     """Process one item against all its pending variants; exceptions become failed units with reasons."""
     item = task.item
     try:
+        load_plugin_files(task.plugins)
+    except Exception as exc:  # noqa: BLE001 - a plugin that breaks in this worker: every unit errs with it
+        return [_failure(task, job, exc) for job in task.jobs]
+    try:
         clip = audio_lib.load(item.path)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded per unit, the run goes on
         return [_failure(task, job, exc) for job in task.jobs]
@@ -117,7 +129,7 @@ def run_item_task(task: ItemTask) -> list[UnitOutcome]:
     outcomes = []
     for job in task.jobs:
         try:
-            outcomes.append(_run_job(task, job, reference, common))
+            outcomes.append(_run_job(task, job, reference, common, item_samples=clip.samples.shape[1]))
         except Exception as exc:  # noqa: BLE001 - codec or metric: failed rows with type and message
             log.debug("unit %s failed", job.unit_key, exc_info=True)
             outcomes.append(_failure(task, job, exc, **common))
@@ -140,7 +152,20 @@ def _cached_decoded(job: UnitJob, reference: Reference) -> np.ndarray | None:
     return decoded
 
 
-def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict) -> UnitOutcome:
+def _decoded_outcome(task: ItemTask, job: UnitJob, reference: Reference, common: dict,
+                     item_samples: int) -> UnitOutcome:
+    """A decoded-folder unit: the item's decoded file matched to the reference (raises DecodedError)."""
+    source = DecodedSource.from_spec(job.spec)
+    unit = read_decoded(source, task.item.item_id, reference.samples, reference.sample_rate, item_samples,
+                        task.decode["channel_policy"])
+    fields = dict(weights=WEIGHTS_LABEL, bitrate_bps=None if source.bitrate_kbps is None else
+                  source.bitrate_kbps * 1000, reconstruction=to_json(unit.report))
+    if unit.codes is not None:
+        fields.update(frame_rate=unit.frame_rate, cardinality=source.cardinality, num_codebooks=unit.num_codebooks)
+    return UnitOutcome(_unit(task.item, job, task, UnitStatus.OK, **fields, **common), [], unit.audio, unit.codes)
+
+
+def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, item_samples: int = 0) -> UnitOutcome:
     item, rate = task.item, reference.sample_rate
     metrics = get_metrics(name for _, name in job.metrics)
     decoded = _cached_decoded(job, reference)
@@ -149,6 +174,12 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict) -
         outcome = UnitOutcome(_unit(item, job, task, UnitStatus.OK, **common), [])
     elif decoded is not None:
         outcome = UnitOutcome(_unit(item, job, task, UnitStatus.OK, **common), [], rescored=True)
+    elif is_decoded_spec(job.spec):
+        try:
+            outcome = _decoded_outcome(task, job, reference, common, item_samples or reference.samples.shape[1])
+        except audio_lib.AudioError as exc:  # missing or unfit decoded file: failed, with the reason
+            return _failure(task, job, exc, weights=WEIGHTS_LABEL, **common)
+        decoded = outcome.decoded
     else:
         codec = CODECS.get(job.spec, task.device)
         try:

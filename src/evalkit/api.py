@@ -1,0 +1,245 @@
+"""evalkit's Python API, for scripts and notebooks (``import evalkit``; README, "Python API").
+
+* :func:`score` — metrics of one degraded signal against its reference, as ``evalkit score`` computes them;
+* :func:`build_codec` — a codec (or anchor) from a spec string; ``.reconstruct(audio, sample_rate)`` codes audio;
+* :func:`run` — a whole evaluation from a config (YAML path or dict), as ``evalkit run``;
+* :func:`load_run` — a run folder's tables as tidy pandas DataFrames (:class:`Run`).
+
+Everything here is reached through ``evalkit.<name>``, imported on first use, so ``import evalkit`` itself
+loads neither torch nor scipy nor pandas.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from evalkit import audio as audio_lib
+from evalkit.audio import DEFAULT_MAX_DELAY_S
+from evalkit.codecs import build_codec
+from evalkit.metrics import MetricResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from evalkit.runner import RunReport
+
+Signal = str | os.PathLike | np.ndarray | tuple[Any, int]
+
+
+class RunNotFound(ValueError):
+    """A folder that holds no finished ``evalkit run`` output; the message names it."""
+
+
+class Scores(dict):
+    """Metric name → value (NaN where the metric failed), in the order the metrics were given.
+
+    Attributes:
+        details: each metric's :class:`~evalkit.metrics.MetricResult` (unit, reason, preparation, library).
+    """
+
+    def __init__(self, results: Sequence[MetricResult]):
+        super().__init__((r.metric, r.value) for r in results)
+        self.details: dict[str, MetricResult] = {r.metric: r for r in results}
+
+    @property
+    def reasons(self) -> dict[str, str]:
+        """Why each failed metric is NaN (empty when every metric has a value)."""
+        return {name: r.reason for name, r in self.details.items() if r.reason}
+
+    @property
+    def units(self) -> dict[str, str]:
+        """The unit of each value (``dB``, ``MOS``...)."""
+        return {name: r.unit for name, r in self.details.items()}
+
+
+def _signal(value: Signal, sample_rate: int | None, what: str) -> tuple[np.ndarray, int, str]:
+    """``[channels, samples]`` float32, its rate, and a name for messages."""
+    if isinstance(value, str | os.PathLike):
+        clip = audio_lib.load(value)
+        return clip.samples, clip.sample_rate, str(value)
+    if isinstance(value, tuple) and len(value) == 2:
+        value, sample_rate = value
+    if sample_rate is None:
+        raise ValueError(f"{what}: an array needs its sample rate (sample_rate=, or an (array, rate) pair)")
+    samples = audio_lib.as_2d(np.asarray(value, dtype=np.float32))
+    return samples, int(sample_rate), what
+
+
+def score(reference: Signal, degraded: Signal, sample_rate: int | None = None,
+          metrics: str | Sequence[str] = "applicable", *, category: str | None = None, text: str | None = None,
+          max_delay_s: float = DEFAULT_MAX_DELAY_S) -> Scores:
+    """Score ``degraded`` against ``reference`` with evalkit's metrics (the values ``evalkit score`` prints).
+
+    Args:
+        reference: an audio file path, an array ``[channels, samples]`` or ``[samples]`` at ``sample_rate``,
+            or an ``(array, rate)`` pair.
+        degraded: the same forms; its rate may differ from the reference's (each metric resamples).
+        sample_rate: rate in Hz of arrays given without one.
+        metrics: ``"applicable"`` (every metric the rates and ``category`` allow), one name or a list of names
+            (``evalkit metrics list``).
+        category: content category as in a manifest (``speech`` adds the speech metrics).
+        text: the reference's transcript (for ``wer`` and ``cer``).
+        max_delay_s: delay search range when aligning the pair, in seconds.
+
+    Returns:
+        metric → value in the metric's unit (``Scores.units``); NaN with ``Scores.reasons[metric]`` where a
+        metric could not be computed.
+
+    Raises:
+        AudioError: an unreadable or invalid audio file.
+        UnknownMetric: a metric name evalkit does not have.
+        ValueError: an array without a sample rate.
+
+    >>> import numpy as np
+    >>> t = np.arange(16000) / 16000
+    >>> ref = np.sin(2 * np.pi * 500 * t)
+    >>> round(score(ref, ref + 0.1 * np.cos(2 * np.pi * 500 * t), 16000, metrics="si_sdr")["si_sdr"], 2)
+    20.0
+    """
+    from evalkit.metrics import Reference, applicable_metrics, get_metrics, score_pair
+
+    ref, ref_rate, ref_name = _signal(reference, sample_rate, "reference")
+    deg, deg_rate, deg_name = _signal(degraded, sample_rate, "degraded")
+    if isinstance(metrics, str) and metrics == "applicable":
+        chosen = applicable_metrics(ref_rate, deg_rate, category=category)
+    else:
+        chosen = get_metrics([metrics] if isinstance(metrics, str) else list(metrics))
+    results = score_pair(Reference(ref, ref_rate, ref_name, text=text), deg, deg_rate, chosen, source=deg_name,
+                         max_delay_s=max_delay_s)
+    return Scores(results)
+
+
+def run(config: str | os.PathLike | Mapping[str, Any], *, base_dir: str | os.PathLike | None = None,
+        executor: str = "local", scheduler: str | None = None, fresh: bool = False,
+        progress: bool = False) -> Run:
+    """Run an evaluation (as ``evalkit run``: validated first, resumable) and return its tables.
+
+    Args:
+        config: a YAML file, or the same fields as a mapping (relative paths then taken from ``base_dir``,
+            default the current folder).
+        executor: ``"local"`` (in-process for ``workers: 1``, else a process pool) or ``"dask"``
+            (a LocalCluster, or the cluster at ``scheduler``).
+        fresh: discard the output folder's store and caches first.
+
+    Returns:
+        The run's tables (:class:`Run`), with ``Run.report`` holding the counts of this run.
+
+    Raises:
+        ConfigError: every problem of the config, one line each.
+    """
+    from evalkit.runner import load_config, run_evaluation, validate_config
+
+    if isinstance(config, str | os.PathLike):
+        config, specs = load_config(config)
+    else:
+        config, specs = validate_config(dict(config), Path(base_dir or ".").resolve(), "config")
+    report = run_evaluation(config, specs, executor=executor, scheduler=scheduler, fresh=fresh, progress=progress)
+    return Run(Path(config.output), report)
+
+
+def load_run(run_dir: str | os.PathLike) -> Run:
+    """The tables of a run folder written by ``evalkit run`` (read when first used).
+
+    Raises:
+        RunNotFound: the folder holds no finished run (no ``results.sqlite`` and ``summary.csv``).
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "results.sqlite").is_file() or not (run_dir / "summary.csv").is_file():
+        raise RunNotFound(f"{run_dir}: not a finished run folder (no results.sqlite or summary.csv; run "
+                          f"`evalkit run CONFIG` or evalkit.run(config) first)")
+    return Run(run_dir)
+
+
+@dataclass
+class Run:
+    """A run folder's exports as tidy DataFrames; every table with a ``codec_spec`` gains a ``label`` column
+    (:func:`evalkit.labels.labels_for`: ``Opus 12 kbps``, a decoded folder's own label, ``Reference``).
+
+    Attributes:
+        run_dir: the output folder.
+        report: counts and paths of the run that produced it (only from :func:`run`).
+    """
+
+    run_dir: Path
+    report: RunReport | None = None
+
+    @cached_property
+    def _data(self):
+        from evalkit.codecs.plugins import PluginError, load_plugin_files
+        from evalkit.reports.rundata import load_run as load_run_data
+
+        data = load_run_data(self.run_dir)
+        # The run's plugin families, for their labels; moved or broken since: labelled by their spec strings.
+        with contextlib.suppress(PluginError):
+            load_plugin_files((data.provenance.get("config") or {}).get("plugins") or ())
+        return data
+
+    @cached_property
+    def labels(self) -> dict[str, str]:
+        """codec spec → its short label, for every variant of the run."""
+        from evalkit.labels import labels_for
+
+        specs = [*self._data.summary.get("codec_spec", []), *self._data.results.get("codec_spec", [])]
+        return labels_for(specs)
+
+    def _labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        if "codec_spec" in frame and not frame.empty:
+            labels = self.labels
+            from evalkit.labels import short_label
+
+            frame.insert(frame.columns.get_loc("codec_spec") + 1, "label",
+                         [labels.get(s) or short_label(s) for s in frame["codec_spec"]])
+        return frame
+
+    @cached_property
+    def results(self) -> pd.DataFrame:
+        """One row per item × variant × metric: ``value`` (NaN + ``reason`` where it failed), ``unit``,
+        ``bitrate_kbps``, weights, preparation (rate, delay, channels) and provenance columns."""
+        return self._labelled(self._data.results)
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """One row per variant × metric: ``mean``, 95 % bootstrap CI (``ci_low``, ``ci_high``) over items, ``n``,
+        ``failures``, ``bitrate_kbps``, ``unit``, ``higher_is_better``."""
+        return self._labelled(self._data.summary)
+
+    @cached_property
+    def rate_quality(self) -> pd.DataFrame:
+        """Rate–quality points (``rate_quality.csv``): one row per family × bitrate point × metric."""
+        return self._labelled(self._data.rate_quality)
+
+    @cached_property
+    def codebooks(self) -> pd.DataFrame:
+        """Codebook usage per variant and codebook over the run's items: entropy (bits), perplexity,
+        utilisation (``codebook_usage.csv``); empty when no variant has codes."""
+        return self._labelled(self._data.codebook_usage)
+
+    @cached_property
+    def codebooks_by_depth(self) -> pd.DataFrame:
+        """The same as a function of the number of codebooks used (``codebook_usage_by_depth.csv``)."""
+        return self._labelled(self._data.codebook_by_depth)
+
+    @cached_property
+    def units(self) -> pd.DataFrame:
+        """One row per item × variant of the current plan: status, reason, bitrate, timings, cached files."""
+        return self._labelled(self._data.units)
+
+    @property
+    def provenance(self) -> dict:
+        """``run.json``: config, versions, machine and dates of the run."""
+        return self._data.provenance
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.run_dir)!r})"
+
+
+__all__ = ["Run", "RunNotFound", "Scores", "build_codec", "load_run", "run", "score"]

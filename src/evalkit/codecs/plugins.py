@@ -1,0 +1,205 @@
+"""Codec families from outside evalkit: installed packages (entry points) and plain Python files.
+
+Two ways to add a codec without editing evalkit (README, "How to add a codec"):
+
+* **An installed package** declares an entry point in the group ``evalkit.codecs``; it names a
+  :class:`~evalkit.codecs.CodecFamily`, a list of them, or a callable returning either. Entry points are read the
+  first time a family name is not a built-in one, or when every family is listed (``evalkit codecs list``), so a
+  package installed on a Dask worker is found there too.
+* **A file** ``my_codec.py`` listed under ``plugins:`` in a run config (or ``evalkit codecs list --plugin``)
+  defines ``FAMILIES`` the same way. The coordinator imports it while validating the config; every worker
+  imports it again before its first task.
+
+Every family records where it came from (:class:`FamilySource`): ``codecs list`` shows it, and a plugin's
+identity (its distribution version, or the file's SHA-256) is part of every unit key of its variants, so an
+edited plugin never reuses results of the old code. A plugin that cannot be imported, defines no family, or
+reuses a taken name raises :class:`PluginError` with one line naming it (exit code 2 on the command line).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import importlib.util
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evalkit.codecs.spec import CodecFamily
+
+if TYPE_CHECKING:
+    from evalkit.codecs import FamilyRegistry
+
+ENTRY_POINT_GROUP = "evalkit.codecs"
+FAMILY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: Names with a meaning of their own in a run: the reference pseudo-variant and decoded folders.
+RESERVED_NAMES = ("reference", "decoded")
+
+
+class PluginError(ValueError):
+    """A plugin that cannot be used; the message is one line naming the plugin (file or entry point)."""
+
+
+class SourceKind(enum.StrEnum):
+    EVALKIT = "evalkit"
+    ENTRY_POINT = "entry point"
+    FILE = "file"
+
+
+@dataclass(frozen=True)
+class FamilySource:
+    """Where a codec family comes from.
+
+    Attributes:
+        kind: built into evalkit, an installed package's entry point, or a plugin file.
+        name: the entry point's name (entry points only).
+        dist: the distribution that declares the entry point, and ``version`` its version.
+        path: the plugin file (files only) and ``sha256`` the SHA-256 of its bytes.
+    """
+
+    kind: SourceKind
+    name: str = ""
+    dist: str = ""
+    version: str = ""
+    path: str = ""
+    sha256: str = ""
+
+    def describe(self) -> str:
+        """``evalkit``, ``entry point toy (evalkit-toy-codec 0.1.0)`` or ``file /path/my_codec.py``.
+
+        >>> FamilySource(SourceKind.ENTRY_POINT, "toy", "evalkit-toy-codec", "0.1.0").describe()
+        'entry point toy (evalkit-toy-codec 0.1.0)'
+        """
+        if self.kind is SourceKind.ENTRY_POINT:
+            dist = f"{self.dist} {self.version}".strip() or "unknown distribution"
+            return f"entry point {self.name} ({dist})"
+        if self.kind is SourceKind.FILE:
+            return f"file {self.path}"
+        return "evalkit"
+
+    def identity(self) -> str | None:
+        """What identifies the plugin's code in unit keys (``None`` for evalkit's own families, whose version
+        is keyed already)."""
+        if self.kind is SourceKind.ENTRY_POINT:
+            return f"plugin={self.dist or self.name}=={self.version or 'unknown'}"
+        if self.kind is SourceKind.FILE:
+            return f"plugin-file-sha256={self.sha256}"
+        return None
+
+
+BUILTIN = FamilySource(SourceKind.EVALKIT)
+
+
+def families_of(value: Any, where: str) -> list[CodecFamily]:
+    """The families an entry point or a file's ``FAMILIES`` stands for: one family, an iterable of them, or a
+    callable returning either.
+
+    Raises:
+        PluginError: anything else, a callable that raises, or no family at all; the message names ``where``.
+    """
+    if callable(value) and not isinstance(value, CodecFamily):
+        try:
+            value = value()
+        except Exception as exc:  # noqa: BLE001 - any failure of plugin code is one line naming the plugin
+            raise PluginError(f"{where}: calling it failed: {type(exc).__name__}: {exc}") from None
+    if isinstance(value, CodecFamily):
+        return [value]
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        families = list(value)
+        bad = [f for f in families if not isinstance(f, CodecFamily)]
+        if bad:
+            raise PluginError(f"{where}: expected CodecFamily objects, got {type(bad[0]).__name__}")
+        if not families:
+            raise PluginError(f"{where}: defines no codec family (an empty list)")
+        return families
+    raise PluginError(f"{where}: expected a CodecFamily, a list of them or a callable returning them, "
+                      f"got {type(value).__name__}")
+
+
+def check_family(family: CodecFamily, where: str) -> None:
+    """A plugin family's name is a valid spec family and not reserved; its factory is callable."""
+    if not FAMILY_NAME.fullmatch(family.name or ""):
+        raise PluginError(f"{where}: codec family name {family.name!r} is not usable in spec strings "
+                          f"(letters, digits, '.', '_', '-')")
+    if family.name in RESERVED_NAMES:
+        raise PluginError(f"{where}: codec family name {family.name!r} is reserved by evalkit")
+    if not callable(family.factory):
+        raise PluginError(f"{where}: family {family.name!r} has no callable factory")
+
+
+def load_entry_points(registry: FamilyRegistry) -> None:
+    """Register the families of every ``evalkit.codecs`` entry point.
+
+    Raises:
+        PluginError: an entry point that cannot be loaded or gives no family; a name already taken.
+    """
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = getattr(ep, "dist", None)
+        source = FamilySource(SourceKind.ENTRY_POINT, ep.name, dist.name if dist else "",
+                              dist.version if dist else "")
+        where = f"codec plugin {source.describe()} = {ep.value}"
+        try:
+            value = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure is one line naming the plugin
+            raise PluginError(f"{where}: import failed: {type(exc).__name__}: {exc}") from None
+        for family in families_of(value, where):
+            registry.register(family, source, where)
+
+
+_FILES: dict[str, tuple[str, list[CodecFamily]]] = {}  # resolved path -> (sha256, families), for this process
+
+
+def load_plugin_file(path: str | Path, registry: FamilyRegistry | None = None) -> list[CodecFamily]:
+    """Import a plugin file and register the families of its ``FAMILIES``; idempotent per path and content.
+
+    Returns:
+        The file's families.
+
+    Raises:
+        PluginError: a missing file, an import failure, no ``FAMILIES``, or a family name already taken.
+    """
+    if registry is None:
+        from evalkit.codecs import FAMILIES as registry
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise PluginError(f"{path}: plugin file not found")
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    known = _FILES.get(str(path))
+    if known is not None and known[0] == sha256 and all(registry.get(f.name) is f for f in known[1]):
+        return known[1]
+    module_name = f"evalkit_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{sha256[:12]}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise PluginError(f"{path}: not an importable Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # classes defined in it must be findable by their module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001 - SyntaxError, ImportError, anything: one line naming the file
+            del sys.modules[module_name]
+            line = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
+            raise PluginError(f"{path}: import failed{line}: {type(exc).__name__}: {exc}") from None
+    if not hasattr(module, "FAMILIES"):
+        raise PluginError(f"{path}: defines no FAMILIES (a CodecFamily, a list of them, or a callable "
+                          f"returning them)")
+    families = families_of(module.FAMILIES, f"{path}: FAMILIES")
+    source = FamilySource(SourceKind.FILE, path=str(path), sha256=sha256)
+    for family in families:
+        registry.register(family, source, str(path))
+    _FILES[str(path)] = (sha256, families)
+    return families
+
+
+def load_plugin_files(paths: Iterable[str | Path]) -> None:
+    """:func:`load_plugin_file` for each path (a worker's start-up and every task call this; cheap when
+    loaded already)."""
+    for path in paths:
+        load_plugin_file(path)
