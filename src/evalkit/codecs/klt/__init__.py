@@ -30,7 +30,8 @@ from evalkit.codecs.klt.transform import (
     latent_statistics,
 )
 
-__all__ = ["ESTIMATORS", "FAMILIES", "RVQ_BASES", "CalibrationError", "EuclideanKlt", "KltAccounting", "KltCodec", "KltRankError",
+__all__ = ["ESTIMATORS", "FAMILIES", "RVQ_BASES", "CalibrationError", "EuclideanKlt", "KltAccounting", "KltCodec",
+           "KltRankError",
            "KltStatistics", "KltTransform", "ProjectedKlt", "QuantizerKind", "RvqSearch", "check_calibration",
            "codebook_statistics", "findings", "from_codebooks", "from_data", "greedy_rvq", "klt_spec_from_base",
            "latent_statistics"]

@@ -131,7 +131,8 @@ CONFIGS: dict[str, QinConfig] = {
         QuantizerConfig(steps=4, codebook_size=16, embed_dim=8, hidden_dim=16, blocks=1, train_candidates=8,
                         train_beam=2, candidates=8, beam=2),
         TrainConfig(segment_s=0.5, batch_size=4, ae_steps=30, warmup_steps=5, quantizer_vectors=4000,
-                    quantizer_val_vectors=2000, kmeans_iters=4, quantizer_epochs=3, quantizer_batch=256, finetune_steps=20,
+                    quantizer_val_vectors=2000, kmeans_iters=4, quantizer_epochs=3, quantizer_batch=256,
+                    finetune_steps=20,
                     finetune_min_steps=1, val_fraction=0.3, val_segments=4, checkpoint_every_s=1e9),
     ),
 }

@@ -81,5 +81,6 @@ FAMILIES = (
                                "(implicit neural codebooks, beam search); 24 kHz mono, 100 Hz frames",
                    (*COMMON, *SEARCH), _qinco2),
     QincodecFamily("qincodec-rvq", "QinCodec's plain-RVQ baseline: the same autoencoder, residual k-means "
-                                   "codebooks with the same M and K, greedy or beam search", (*COMMON, *RVQ_SEARCH), _rvq),
+                                   "codebooks with the same M and K, greedy or beam search",
+                   (*COMMON, *RVQ_SEARCH), _rvq),
 )
