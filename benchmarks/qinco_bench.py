@@ -1,14 +1,24 @@
-"""QINCo2 vs plain RVQ on held-out latents at equal bitrate (same M and K): latent MSE and encode/decode time.
+"""QINCo2 vs plain RVQ on held-out latents at equal bitrate (same M and K), with the search separated out.
 
-The latents are the shipped checkpoint's encoder applied to the demo corpus (not used in training). Ratios are
-QINCo2 / RVQ from one run; target: MSE ratio ≤ 0.9 at every M.
+Per M (a prefix of the checkpoint's steps), four latent MSEs (mean over frames and dimensions, in the encoder's
+latent units²):
 
-    python benchmarks/qinco_bench.py [--checkpoint PATH] [--data data/demo] [--repeats 3]
+* ``rvq_greedy_mse`` — RVQ, greedy search (``qincodec-rvq``);
+* ``rvq_beam_mse`` — RVQ, beam search with QINCo2's B (``qincodec-rvq?beam=B``): the search-matched baseline;
+* ``qinco2_b1_mse`` — QINCo2 with its A and B = 1 (``qincodec?beam=1``): the network without the beam;
+* ``qinco2_mse`` — QINCo2 with its A and B (``qincodec``).
+
+``qinco2_mse / rvq_beam_mse`` is what the implicit codebooks add over a search of the same width (target ≤ 0.9);
+``rvq_beam_mse / rvq_greedy_mse`` is what the beam alone gives. The latents are the checkpoint's encoder applied
+to the demo corpus (not used in training). Times are best of ``--repeats``, seconds per second of audio.
+
+    python benchmarks/qinco_bench.py [--checkpoint PATH] [--data data/demo] [--repeats 3] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -16,6 +26,13 @@ import torch
 
 from evalkit import audio as audio_lib
 from evalkit.codecs import build_codec
+
+VARIANTS = {  # column → (family, extra spec parameters given B)
+    "rvq_greedy": ("qincodec-rvq", lambda b: "&beam=1"),
+    "rvq_beam": ("qincodec-rvq", lambda b: f"&beam={b}"),
+    "qinco2_b1": ("qincodec", lambda b: "&beam=1"),
+    "qinco2": ("qincodec", lambda b: ""),
+}
 
 
 def best_time(fn, repeats: int):
@@ -27,47 +44,70 @@ def best_time(fn, repeats: int):
     return best, out
 
 
+def held_out_latents(checkpoint: str, data: Path) -> tuple[torch.Tensor, object]:
+    """Latent frames ``[D, frames]`` of every FLAC in ``data`` and a loaded probe codec."""
+    probe = build_codec(f"qincodec?checkpoint={checkpoint}&n_steps=1", "cpu").load()
+    encoder = probe.parts[0]
+    latents = []
+    with torch.no_grad():
+        for path in sorted(data.glob("*.flac")):
+            clip = audio_lib.load(path, channel_policy="mono")
+            x = audio_lib.resample(clip.samples, clip.sample_rate, probe.sample_rate)
+            x = x[:, : x.shape[1] // probe.hop_length * probe.hop_length]
+            latents.append(encoder(torch.from_numpy(x)[None])[0])
+    return torch.cat(latents, dim=-1), probe
+
+
+def measure(checkpoint: str, data: Path, repeats: int) -> dict:
+    latent, probe = held_out_latents(checkpoint, data)
+    seconds = latent.shape[-1] / probe.frame_rate
+    q = probe.config.quantizer
+    rows = []
+    for m in sorted({max(1, q.steps // 4), q.steps // 2, q.steps}):
+        row: dict = {"M": m}
+        for column, (family, extra) in VARIANTS.items():
+            codec = build_codec(f"{family}?checkpoint={checkpoint}&n_steps={m}{extra(q.beam)}", "cpu").load()
+            with torch.no_grad():
+                enc_s, codes = best_time(lambda c=codec: c.quantize(latent[None]), repeats)
+                dec_s, rec = best_time(lambda c=codec, k=codes: c.dequantize(k), repeats)
+            row["kbps"] = codec.bitrate_bps / 1000
+            row[f"{column}_mse"] = float((rec[0] - latent).pow(2).mean())
+            row[f"{column}_encode_s_per_s"] = enc_s / seconds
+            row[f"{column}_decode_s_per_s"] = dec_s / seconds
+        row["ratio_qinco2_to_rvq_beam"] = row["qinco2_mse"] / row["rvq_beam_mse"]
+        row["ratio_qinco2_to_rvq_greedy"] = row["qinco2_mse"] / row["rvq_greedy_mse"]
+        row["ratio_rvq_beam_to_greedy"] = row["rvq_beam_mse"] / row["rvq_greedy_mse"]
+        row["ratio_qinco2_b1_to_rvq_greedy"] = row["qinco2_b1_mse"] / row["rvq_greedy_mse"]
+        rows.append(row)
+    return {"checkpoint_sha256": probe.sha256, "data": str(data), "frames": int(latent.shape[-1]),
+            "seconds": seconds, "latent_dim": int(latent.shape[0]), "candidates": q.candidates, "beam": q.beam,
+            "mse_unit": "latent units squared, mean over frames and dimensions", "repeats": repeats, "rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="shipped")
     parser.add_argument("--data", type=Path, default=Path("data/demo"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
-    probe = build_codec(f"qincodec?checkpoint={args.checkpoint}&n_steps=1", "cpu").load()
-    encoder = probe.parts[0]
-    latents = []
-    with torch.no_grad():
-        for path in sorted(args.data.glob("*.flac")):
-            clip = audio_lib.load(path, channel_policy="mono")
-            x = audio_lib.resample(clip.samples, clip.sample_rate, probe.sample_rate)
-            x = x[:, : x.shape[1] // probe.hop_length * probe.hop_length]
-            latents.append(encoder(torch.from_numpy(x)[None])[0].T)
-    x = torch.cat(latents)
-    seconds = len(x) / probe.frame_rate
-    steps = probe.config.quantizer.steps
-    print(f"{len(x)} held-out latent frames ({seconds:.1f} s of audio, D={x.shape[1]}) from {args.data}; "
-          f"checkpoint sha256 {probe.sha256[:12]}")
-    print(f"{'M':>3} {'kbps':>6} {'MSE qinco2':>11} {'MSE rvq':>9} {'ratio':>6} {'enc s/s q':>10} {'enc s/s r':>10} "
-          f"{'enc ratio':>9} {'dec ratio':>9}")
-    for m in sorted({max(1, steps // 4), steps // 2, steps}):
-        rows = {}
-        for family in ("qincodec", "qincodec-rvq"):
-            codec = build_codec(f"{family}?checkpoint={args.checkpoint}&n_steps={m}", "cpu").load()
-            quantizer = codec.parts[2]
-            with torch.no_grad():
-                if family == "qincodec":
-                    enc_s, codes = best_time(lambda q=quantizer, c=codec, m=m: q.encode(x, c.candidates, c.beam, m),
-                                             args.repeats)
-                else:
-                    enc_s, codes = best_time(lambda q=quantizer, m=m: q.encode(x, m), args.repeats)
-                dec_s, rec = best_time(lambda q=quantizer, c=codes: q.decode(c), args.repeats)
-            rows[family] = (float((rec - x).pow(2).mean()), enc_s / seconds, dec_s / seconds, codec.bitrate_bps)
-        (mq, eq, dq, rate), (mr, er, dr, _) = rows["qincodec"], rows["qincodec-rvq"]
-        print(f"{m:>3} {rate / 1000:>6.2f} {mq:>11.5f} {mr:>9.5f} {mq / mr:>6.3f} {eq:>10.4f} {er:>10.4f} "
-              f"{eq / er:>9.1f} {dq / dr:>9.1f}")
-    print("ratio = QINCo2 / RVQ (target MSE ratio <= 0.9); times are best of "
-          f"{args.repeats}, seconds per second of audio")
+    result = measure(args.checkpoint, args.data, args.repeats)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    print(f"{result['frames']} held-out latent frames ({result['seconds']:.1f} s of audio, D={result['latent_dim']}) "
+          f"from {args.data}; checkpoint sha256 {result['checkpoint_sha256'][:12]}; QINCo2 A={result['candidates']}, "
+          f"B={result['beam']}")
+    print(f"{'M':>3} {'kbps':>6} {'rvq greedy':>11} {'rvq beam':>9} {'qinco2 B=1':>11} {'qinco2':>9} "
+          f"{'q2/beam':>8} {'q2/greedy':>9} {'beam/greedy':>11} {'enc q2/beam':>11}")
+    for r in result["rows"]:
+        print(f"{r['M']:>3} {r['kbps']:>6.2f} {r['rvq_greedy_mse']:>11.5f} {r['rvq_beam_mse']:>9.5f} "
+              f"{r['qinco2_b1_mse']:>11.5f} {r['qinco2_mse']:>9.5f} {r['ratio_qinco2_to_rvq_beam']:>8.3f} "
+              f"{r['ratio_qinco2_to_rvq_greedy']:>9.3f} {r['ratio_rvq_beam_to_greedy']:>11.3f} "
+              f"{r['qinco2_encode_s_per_s'] / r['rvq_beam_encode_s_per_s']:>11.1f}")
+    print("MSE in latent units²; target q2/beam (QINCo2 / search-matched RVQ) <= 0.9; times best of "
+          f"{args.repeats}")
 
 
 if __name__ == "__main__":

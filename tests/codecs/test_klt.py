@@ -179,7 +179,7 @@ def test_accounting_counts_what_dac_stores():
 
     quantizer = ResidualVectorQuantize(input_dim=1024, n_codebooks=9, codebook_size=1024, codebook_dim=8)
     assert sum(p.numel() for p in quantizer.parameters()) == 239_760
-    fewer = build_codec("klt?base=dac-44khz&n_codebooks=4&weights=random&dim=72", device="cpu").accounting()
+    fewer = build_codec("klt?base=dac-44khz&n_codebooks=4&weights=random&dim=32&n_cov=4", device="cpu").accounting()
     assert fewer.total_floats_full == 239_760 and fewer.search_macs_full == 4 * 24_576
 
 def test_spec_parsing_and_bad_parameters():
@@ -189,6 +189,9 @@ def test_spec_parsing_and_bad_parameters():
     for text, message in [
         ("klt?base=encodec-24khz&dim=129", r"dim=129 is outside 1..128"),
         ("klt?base=dac-44khz&dim=2000", r"dim=2000 is outside 1..1024"),
+        # DAC's codebook estimator sums n_cov covariances of rank <= 8: dim above 8 x n_cov is refused at once
+        ("klt?base=dac-44khz&dim=72", r"dim=72 exceeds the rank 16 of the covariance estimate \(estimator "
+                                      r"codebook, n_cov=2; dac-44khz: rank <= 8 x n_cov\).*use dim <= 16"),
         ("klt?base=encodec-24khz&bandwidth=1.5&n_cov=3", "n_cov=3 exceeds the 2 codebooks in use"),
         ("klt?base=lowpass", "base 'lowpass' has no quantizer"),
         ("klt?base=vorbis", "base 'vorbis' is not a codec family"),
@@ -324,3 +327,40 @@ def test_klt_analyze_prints_the_dac_finding(capsys):
     assert "finding: the codebooks are 8-dimensional and KLT does not shrink them (0.00 %)" in out
     assert "finding: KLT saves no storage with the transform as the paper counts it (D x D): it needs 373.15 %" in out
     assert "random (seed 0) - NOT a pretrained model" in out
+
+
+def test_dim_above_the_rank_of_a_data_estimate_is_refused_when_the_rank_is_known(tmp_path, capsys):
+    # 0.5 s of calibration audio = 38 EnCodec frames: their covariance has rank <= 37 < dim = 72 < D = 128
+    (tmp_path / "cal").mkdir()
+    write_clips(tmp_path / "cal", 24000, n=1, seconds=0.5)
+    spec = f"klt?base=encodec-24khz&weights=random&dim=72&estimator=data&calibration={tmp_path / 'cal'}"
+    codec = build_codec(spec, device="cpu")
+    from evalkit.codecs.klt import KltRankError
+
+    with pytest.raises(KltRankError, match=r"^klt: dim=72 exceeds the rank (3[0-7]) of the covariance estimate "
+                                           r"\(estimator data, n_cov=2\).*use dim <= \1, dim=128"):
+        codec.load()
+    with pytest.raises(KltRankError) as refused:
+        codec.load()
+    rank = int(re.search(r"rank (\d+)", str(refused.value)).group(1))
+    from evalkit.codecs.klt.calibration import calibration_clips, gather
+
+    base = codec.base.load()
+    clips = calibration_clips(str(tmp_path / "cal"), base.sample_rate, base.channels, 60.0, base.min_samples)
+    _, latents = gather(clips, base.encode_with, base.quantize, base.num_codebooks, with_latents=True)
+    centred = latents.double().numpy() - latents.double().numpy().mean(0)
+    assert rank == np.linalg.matrix_rank(centred.T @ centred / len(centred))  # numpy's rank of the same estimate
+    # dim at the rank works; the command line gives one line and exit 2
+    build_codec(spec.replace("dim=72", f"dim={rank}"), device="cpu").load()
+    assert main(["klt", "analyze", spec]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"dim=72 exceeds the rank {rank}" in err
+
+
+def test_klt_analyze_refuses_dac_dim_above_eight_per_covariance_codebook(capsys):
+    assert main(["klt", "analyze", "dac-44khz?n_codebooks=9&weights=random", "--dim", "32", "--n-cov", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "dim=32 exceeds the rank 16" in err
+    assert main(["klt", "analyze", "dac-44khz?n_codebooks=9&weights=random", "--dim", "16", "--n-cov", "2",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rank"] == 16

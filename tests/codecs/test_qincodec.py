@@ -296,3 +296,52 @@ def test_init_starts_the_autoencoder_from_a_packaged_checkpoint(run, tmp_path, c
     assert main(["qincodec", "train", "--data", str(run.data), "--out", str(tmp_path / "x"), "--config", "small",
                  "--init", str(packaged)]) == 2
     assert "is not the one of config 'small'" in capsys.readouterr().err
+
+
+def random_rvq(dim=5, steps=3, size=4, seed=3):
+    from evalkit.codecs.qincodec.qinco2 import ResidualVQ
+
+    torch.manual_seed(seed)
+    rvq = ResidualVQ(dim, steps, size)
+    with torch.no_grad():
+        rvq.codebooks.copy_(torch.randn(steps, size, dim) / torch.arange(1, steps + 1)[:, None, None])
+    return rvq
+
+
+def test_rvq_beam_search_with_every_path_kept_finds_the_best_code_combination():
+    import itertools
+
+    rvq = random_rvq()
+    x = torch.randn(30, 5)
+    books = rvq.codebooks.detach().numpy()
+    combos = np.array(list(itertools.product(range(4), repeat=3)))  # all K^M codes, exhaustively
+    sums = sum(books[m][combos[:, m]] for m in range(3))  # [64, D]
+    best = ((x.numpy()[:, None] - sums[None]) ** 2).sum(-1).argmin(1)
+    codes = rvq.encode_normalized(x, beam=16)  # B = K^(M-1): no path is ever dropped
+    np.testing.assert_array_equal(codes.numpy(), combos[best])
+    # B = 1 is the greedy search: nearest codeword of each residual in turn
+    residual, greedy = x.numpy().copy(), []
+    for m in range(3):
+        idx = ((residual[:, None] - books[m][None]) ** 2).sum(-1).argmin(1)
+        residual -= books[m][idx]
+        greedy.append(idx)
+    np.testing.assert_array_equal(rvq.encode_normalized(x, beam=1).numpy(), np.stack(greedy, 1))
+    assert not torch.equal(rvq.encode_normalized(x, beam=2), rvq.encode_normalized(x, beam=1))
+
+
+def test_rvq_adapter_beam_is_a_spec_parameter(run):
+    path = str(run.out / "qincodec.pt")
+    x = held_out_latents(run)[:200]
+    beamed = build_codec(f"qincodec-rvq?checkpoint={path}&n_steps=4&beam=2", "cpu").load()
+    rvq = beamed.parts[2]  # the checkpoint's (float16-stored) codebooks; the search is checked on its own above
+    assert beamed.spec.params["beam"] == 2 and beamed.info()["beam"] == 2
+    codes = beamed.quantize(x.T.contiguous()[None])[0].T
+    assert torch.equal(codes, rvq.encode(x, 4, beam=2))
+    greedy = build_codec(f"qincodec-rvq?checkpoint={path}&n_steps=4", "cpu").load()
+    assert greedy.beam == 1 and torch.equal(greedy.quantize(x.T.contiguous()[None])[0].T, rvq.encode(x, 4))
+    mse = [float((rvq.decode(c) - x).pow(2).mean()) for c in (rvq.encode(x, 4), codes)]
+    assert mse[1] < mse[0]
+    with pytest.raises(SpecError, match="beam"):
+        parse_spec(f"qincodec-rvq?checkpoint={path}&n_steps=4&beam=0")
+    with pytest.raises(SpecError, match="searches greedily; use beam=1"):
+        parse_spec(f"klt?base=qincodec-rvq&checkpoint={path}&n_steps=4&beam=2&dim=3")

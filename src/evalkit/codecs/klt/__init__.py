@@ -12,7 +12,14 @@ truncated RVQ), :mod:`.calibration` (calibration audio, :func:`check_calibration
 
 from evalkit.codecs.klt.accounting import KltAccounting, QuantizerKind, findings
 from evalkit.codecs.klt.calibration import CalibrationError, check_calibration
-from evalkit.codecs.klt.codec import ESTIMATORS, FAMILIES, RVQ_BASES, KltCodec, klt_spec_from_base
+from evalkit.codecs.klt.codec import (
+    ESTIMATORS,
+    FAMILIES,
+    RVQ_BASES,
+    KltCodec,
+    KltRankError,
+    klt_spec_from_base,
+)
 from evalkit.codecs.klt.quantizers import EuclideanKlt, ProjectedKlt, RvqSearch, greedy_rvq
 from evalkit.codecs.klt.transform import (
     KltStatistics,
@@ -24,6 +31,7 @@ from evalkit.codecs.klt.transform import (
 )
 
 __all__ = ["ESTIMATORS", "FAMILIES", "RVQ_BASES", "CalibrationError", "EuclideanKlt", "KltAccounting", "KltCodec",
+           "KltRankError",
            "KltStatistics", "KltTransform", "ProjectedKlt", "QuantizerKind", "RvqSearch", "check_calibration",
            "codebook_statistics", "findings", "from_codebooks", "from_data", "greedy_rvq", "klt_spec_from_base",
            "latent_statistics"]

@@ -21,6 +21,27 @@ RVQ_BASES = ("encodec-24khz", "encodec-48khz", "dac-44khz", "dac-24khz", "dac-16
              "qincodec-rvq")
 
 
+class KltRankError(SpecError):
+    """``dim`` above the rank of the covariance estimate: the extra directions would be arbitrary."""
+
+
+def rank_problem(dim: int, rank: int, full_dim: int, estimator: str, n_cov: int, why: str = "") -> str | None:
+    """The one-line refusal of ``rank < dim < D`` (``None`` when ``dim`` fits; ``dim = D`` keeps the whole
+    space, an exact rotation, whatever the rank).
+
+    >>> rank_problem(32, 16, 1024, "codebook", 2).split(":")[1]
+    ' dim=32 exceeds the rank 16 of the covariance estimate (estimator codebook, n_cov=2)'
+    >>> rank_problem(16, 16, 1024, "codebook", 2), rank_problem(1024, 16, 1024, "codebook", 2)
+    (None, None)
+    """
+    if dim <= rank or dim >= full_dim:
+        return None
+    detail = f"estimator {estimator}, n_cov={n_cov}" + (f"; {why}" if why else "")
+    more = "a larger n_cov" if estimator != "data" else "more calibration audio"
+    return (f"klt: dim={dim} exceeds the rank {rank} of the covariance estimate ({detail}): its directions beyond "
+            f"{rank} would be arbitrary; use dim <= {rank}, dim={full_dim} (no truncation) or {more}")
+
+
 class KltCodec(Codec):
     """An RVQ codec whose quantizer runs in a KLT-truncated latent space; same codes format and bitrate."""
 
@@ -106,6 +127,9 @@ class KltCodec(Codec):
         transform = KltTransform.from_statistics(stats.mean, stats.cov, self.full_dim)
         if self.dim_param != "full":
             dim = int(self.dim_param)
+            problem = rank_problem(dim, transform.rank, self.full_dim, self.estimator, self.n_cov)
+            if problem:
+                raise KltRankError(problem)
         else:
             dim = transform.rank if self.projected else self.full_dim
         self.transform = transform.with_dim(dim)
@@ -180,6 +204,16 @@ class KltFamily(CodecFamily):
             if not 1 <= own["dim"] <= full_dim:
                 raise SpecError(f"klt: dim={own['dim']} is outside 1..{full_dim} (the latent dimension D of "
                                 f"{base_name})")
+        if own["dim"] != "full" and isinstance(base, DacCodec) and own["estimator"] != "data":
+            # R sums n_cov covariances of out-projected c-dimensional codewords: rank <= c * n_cov
+            bound = min(full_dim, base.arch.codebook_dim * own["n_cov"])
+            problem = rank_problem(own["dim"], bound, full_dim, own["estimator"], own["n_cov"],
+                                   f"{base_name}: rank <= {base.arch.codebook_dim} x n_cov")
+            if problem:
+                raise KltRankError(problem)
+        if int(base_spec.params.get("beam", 1)) != 1:
+            raise SpecError(f"klt: base {base_name} with beam={base_spec.params['beam']}: the truncated quantizer "
+                            f"searches greedily; use beam=1")
         if own["n_cov"] > base.num_codebooks:
             raise SpecError(f"klt: n_cov={own['n_cov']} exceeds the {base.num_codebooks} codebooks in use by "
                             f"{base_spec.short(FAMILIES[base_name].defaults)}")

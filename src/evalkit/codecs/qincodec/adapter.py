@@ -26,8 +26,11 @@ class QincodecCodec(Codec):
         self.config = QinConfig.from_dict(header["config"])
         self.sha256 = header["sha256"]
         self.n_steps = int(spec.params["n_steps"])
-        self.candidates = int(spec.params.get("candidates", 0)) or self.config.quantizer.candidates
-        self.beam = int(spec.params.get("beam", 0)) or self.config.quantizer.beam
+        if quantizer == "qinco2":
+            self.candidates = int(spec.params.get("candidates", 0)) or self.config.quantizer.candidates
+            self.beam = int(spec.params.get("beam", 0)) or self.config.quantizer.beam
+        else:  # exhaustive candidates; greedy unless a beam is asked for
+            self.candidates, self.beam = self.config.quantizer.codebook_size, int(spec.params.get("beam", 1))
         where = "shipped with evalkit" if self.checkpoint == "shipped" else self.checkpoint
         self.weights_label = f"evalkit-trained QinCodec '{self.config.name}' ({where}, sha256 {self.sha256[:12]})"
         self._parts = None
@@ -117,7 +120,7 @@ class QincodecCodec(Codec):
         if self.quantizer_kind == "qinco2":
             codes = quantizer.encode(flat, self.candidates, self.beam, self.n_steps)
         else:
-            codes = quantizer.encode(flat, self.n_steps)
+            codes = quantizer.encode(flat, self.n_steps, self.beam)
         return codes.reshape(b, t, -1).transpose(1, 2)
 
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
@@ -154,5 +157,5 @@ class QincodecCodec(Codec):
         prov = bundle["provenance"]
         keys = ("config_name", "train_minutes", "ae_steps", "ae_best_val_mel", "finetune_val_mel_after", "created")
         return {"checkpoint_sha256": self.sha256, "quantizer": self.quantizer_kind, "n_steps": self.n_steps,
-                **({"candidates": self.candidates, "beam": self.beam} if self.quantizer_kind == "qinco2" else {}),
+                **({"candidates": self.candidates} if self.quantizer_kind == "qinco2" else {}), "beam": self.beam,
                 **{k: prov[k] for k in keys if k in prov}}

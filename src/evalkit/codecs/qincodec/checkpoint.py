@@ -53,10 +53,19 @@ def resolve_path(checkpoint: str) -> Path:
     return path
 
 
+def refused_global(exc: Exception) -> str:
+    """The line of a ``weights_only`` refusal that names the blocked global (else the exception's type)."""
+    return next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "Unsupported" in line),
+                type(exc).__name__)
+
+
 @lru_cache(maxsize=4)
 def _load(path: str, size: int, mtime_ns: int) -> dict:
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refused a class or function: never run it
+        raise CheckpointError(f"QinCodec checkpoint {path} refused: it holds objects other than tensors and plain "
+                              f"data, which loading would run ({refused_global(exc)})") from None
     except Exception as exc:  # any unreadable file: one clear line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise CheckpointError(f"QinCodec checkpoint {path} is unreadable: {type(exc).__name__}: {first}") from None

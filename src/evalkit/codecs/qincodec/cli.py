@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
                        help="run only this stage (repeatable; earlier stages must be done); default: all")
     train.add_argument("--init", type=Path, help="start the autoencoder from this packaged checkpoint's encoder "
                        "and decoder ('shipped': the package's); recorded in the provenance")
+    train.add_argument("--keep-autoencoder", action="store_true",
+                       help="with --init: keep its encoder and decoder as the autoencoder stage (no autoencoder "
+                       "training); the latents, quantizer and finetune stages run on them")
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     train.add_argument("--max-minutes", type=float, help="stop (resumably) after this many minutes")
     train.set_defaults(func=train_command)
@@ -61,9 +64,11 @@ def train_command(args: argparse.Namespace) -> int:
             from evalkit.codecs.qincodec.checkpoint import read_header, resolve_path
 
             init = resolve_path(str(args.init))
-            theirs = read_header(str(init))["config"]["model"]
+            theirs = json.loads(json.dumps(read_header(str(init))["config"]["model"]))  # tuples → lists
             if theirs != json.loads(json.dumps(config.as_dict()["model"])):
                 raise ValueError(f"--init {args.init}: its autoencoder is not the one of config {config.name!r}")
+        if args.keep_autoencoder and init is None:
+            raise ValueError("--keep-autoencoder needs --init CHECKPOINT (the autoencoder to keep)")
     except (ValueError, RuntimeError) as exc:
         print(f"evalkit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -73,7 +78,7 @@ def train_command(args: argparse.Namespace) -> int:
     stages = tuple(args.stage) if args.stage else STAGES
     ctx = Context(config, args.data, args.out, device,
                   budget_s=args.max_minutes * 60 if args.max_minutes else None, progress=sys.stderr.isatty(),
-                  init=init)
+                  init=init, keep_autoencoder=args.keep_autoencoder)
     print(f"qincodec: training config {config.name!r} on {device} into {args.out} (log: {args.out / 'train.log'})",
           file=sys.stderr)
     try:

@@ -48,8 +48,8 @@ class QuantizerConfig:
     embed_dim: int = 64  # d_e (= latent_dim: identity in/out projections)
     hidden_dim: int = 128  # d_h
     blocks: int = 2  # L residual MLP blocks per step
-    train_candidates: int = 8  # A while training
-    train_beam: int = 1  # B while training
+    train_candidates: int = 16  # A while training (the reference trains with its test-time A and B)
+    train_beam: int = 4  # B while training
     candidates: int = 16  # A at inference (raise for better codes)
     beam: int = 4  # B at inference
 
@@ -68,11 +68,19 @@ class TrainConfig:
     l1_weight: float = 10.0  # without the waveform L1 term the phase never aligns
     warmup_steps: int = 500
     grad_clip: float = 1.0
-    quantizer_vectors: int = 80_000  # training latents for k-means / QINCo2 (sampled)
+    quantizer_vectors: int = 100_000  # training latents for k-means / QINCo2 (sampled)
+    quantizer_val_vectors: int = 10_000  # held-out latents scored after every QINCo2 epoch
     kmeans_iters: int = 12
     quantizer_epochs: int = 6
     quantizer_batch: int = 1024
-    quantizer_lr: float = 1e-3
+    # QINCo2 optimiser as the reference (facebookresearch/Qinco config/qinco_cfg.yaml): AdamW lr 8e-4, weight
+    # decay 0.1, gradient clipping by value 0.1, codebooks = RQ + 0.1 x std noise, cosine to lr x 1e-3
+    quantizer_lr: float = 8e-4
+    quantizer_weight_decay: float = 0.1
+    quantizer_grad_clip_value: float = 0.1
+    quantizer_lr_floor: float = 1e-3
+    quantizer_warmup_fraction: float = 0.05  # the reference ramps 3 of 60 epochs
+    codebook_noise_init: float = 0.1
     finetune_steps: int = 500
     finetune_lr: float = 2e-4
     finetune_min_steps: int = 4  # quantized latents use a random prefix of M' ∈ [min, M] steps
@@ -109,7 +117,7 @@ CONFIGS: dict[str, QinConfig] = {
         "paper",
         ModelConfig(sample_rate=44_100, strides=(3, 3, 7, 7), encoder_channels=(32, 64, 128, 384),
                     encoder_blocks=(1, 1, 2, 2), latent_dim=128, decoder_channels=512, decoder_blocks=8, n_fft=1764),
-        QuantizerConfig(embed_dim=128, hidden_dim=256, blocks=4, train_candidates=16, train_beam=4,
+        QuantizerConfig(embed_dim=128, hidden_dim=256, blocks=4, train_candidates=32, train_beam=8,
                         candidates=32, beam=8),
         TrainConfig(batch_size=32, ae_steps=200_000, warmup_steps=2000, quantizer_vectors=1_000_000,
                     kmeans_iters=20, quantizer_epochs=30, quantizer_batch=4096, finetune_steps=20_000),
@@ -120,10 +128,11 @@ CONFIGS: dict[str, QinConfig] = {
         ModelConfig(sample_rate=16_000, strides=(4, 5, 8), encoder_channels=(8, 16, 32), encoder_blocks=(0, 1, 1),
                     latent_dim=8,
                     decoder_channels=32, decoder_blocks=1, n_fft=640),
-        QuantizerConfig(steps=4, codebook_size=16, embed_dim=8, hidden_dim=16, blocks=1, train_candidates=4,
-                        candidates=8, beam=2),
+        QuantizerConfig(steps=4, codebook_size=16, embed_dim=8, hidden_dim=16, blocks=1, train_candidates=8,
+                        train_beam=2, candidates=8, beam=2),
         TrainConfig(segment_s=0.5, batch_size=4, ae_steps=30, warmup_steps=5, quantizer_vectors=4000,
-                    kmeans_iters=4, quantizer_epochs=3, quantizer_batch=256, finetune_steps=20,
+                    quantizer_val_vectors=2000, kmeans_iters=4, quantizer_epochs=3, quantizer_batch=256,
+                    finetune_steps=20,
                     finetune_min_steps=1, val_fraction=0.3, val_segments=4, checkpoint_every_s=1e9),
     ),
 }

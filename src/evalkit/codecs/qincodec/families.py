@@ -23,6 +23,10 @@ SEARCH = (
     Param("candidates", int, 0, "QINCo2 pre-selected candidates per beam, A (0: the checkpoint's)", minimum=0),
     Param("beam", int, 0, "QINCo2 beam size, B (0: the checkpoint's)", minimum=0),
 )
+RVQ_SEARCH = (
+    Param("beam", int, 1, "beam size B of the RVQ search (1: greedy; QINCo2's B for a search-matched "
+                          "baseline, the shipped checkpoint's is 4)", minimum=1),
+)
 
 
 class QincodecFamily(CodecFamily):
@@ -77,5 +81,6 @@ FAMILIES = (
                                "(implicit neural codebooks, beam search); 24 kHz mono, 100 Hz frames",
                    (*COMMON, *SEARCH), _qinco2),
     QincodecFamily("qincodec-rvq", "QinCodec's plain-RVQ baseline: the same autoencoder, residual k-means "
-                                   "codebooks with the same M and K, greedy search", COMMON, _rvq),
+                                   "codebooks with the same M and K, greedy or beam search",
+                   (*COMMON, *RVQ_SEARCH), _rvq),
 )

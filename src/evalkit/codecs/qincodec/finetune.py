@@ -157,10 +157,12 @@ def package(ctx, decoder_state: dict, extra: dict) -> Path:
         "data_files": len(corpus.files), "train_minutes": round(corpus.train_seconds / 60, 2),
         "val_minutes": round(corpus.val_seconds / 60, 2),
         "command": f"evalkit qincodec train --data {ctx.data} --out {ctx.out} --config {ctx.config.name}"
-                   + (f" --init {ctx.init}" if ctx.init else ""),
-        "init": init_identity(ctx.init),
+                   + (f" --init {ctx.init}" if ctx.init else "")
+                   + (" --keep-autoencoder" if ctx.keep_autoencoder else ""),
+        "init": init_identity(ctx.init), "autoencoder_kept_from": ae.get("kept_from"),
         "ae_steps": ae["steps"], "ae_best_val_mel": ae["best_val_mel"], "ae_wall_s": round(ae["wall_s"], 1),
         "quantizer_val_mse_qinco2": quant["val_mse_qinco2"], "quantizer_val_mse_rvq": quant["val_mse_rvq"],
+        "quantizer_val_mse_rvq_beam": quant.get("val_mse_rvq_beam"),
         "quantizer_wall_s": round(quant["wall_s"], 1), **extra,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "history_tail": history[-40:],

@@ -30,10 +30,23 @@ class StepNetwork(nn.Module):
             nn.Sequential(nn.Linear(embed_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, embed_dim))
             for _ in range(blocks))
         self.proj_out = nn.Linear(embed_dim, dim, bias=False)
-        for layer in (self.mix, self.proj_out, *(b[-1] for b in self.blocks)):
+        for layer in (self.mix, *(b[-1] for b in self.blocks)):
             nn.init.zeros_(layer.weight)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
+            nn.init.zeros_(layer.bias)
+        for block in self.blocks:
+            nn.init.kaiming_uniform_(block[0].weight, nonlinearity="relu")
+        # P_out = I when d_e = D (as the reference's identity projections): gradients reach the mixing and block
+        # layers from the first step, and f(c, x̂) = 2c until they move (init_from_rq halves C_m to match).
+        # With d_e ≠ D, P_out starts at zero: f(c, x̂) = c.
+        if embed_dim == dim:
+            nn.init.eye_(self.proj_out.weight)
+        else:
+            nn.init.zeros_(self.proj_out.weight)
+
+    @property
+    def initial_gain(self) -> float:
+        """``f(c, x̂) = gain · c`` at initialisation (2 with identity projections, else 1)."""
+        return 2.0 if isinstance(self.proj_in, nn.Identity) else 1.0
 
     def forward(self, codeword: torch.Tensor, partial: torch.Tensor) -> torch.Tensor:
         e = self.proj_in(codeword)
@@ -70,7 +83,7 @@ def _sq_dist(x: torch.Tensor, books: torch.Tensor) -> torch.Tensor:
 
 
 class ResidualVQ(nn.Module):
-    """Plain residual VQ with greedy encoding (the baseline: residual k-means codebooks, same M and K)."""
+    """Plain residual VQ (the baseline: residual k-means codebooks, same M and K), greedy or beam search."""
 
     def __init__(self, dim: int, steps: int, size: int):
         super().__init__()
@@ -82,15 +95,38 @@ class ResidualVQ(nn.Module):
         return self.codebooks.shape[0]
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        """Raw latents ``[N, D]`` → codes ``[N, steps]`` (greedy)."""
-        residual = self.norm(x)
-        codes = []
-        for m in range(steps or self.steps):
-            idx = _sq_dist(residual, self.codebooks[m]).argmin(-1)
-            residual = residual - self.codebooks[m][idx]
-            codes.append(idx)
-        return torch.stack(codes, dim=-1)
+    def encode(self, x: torch.Tensor, steps: int | None = None, beam: int = 1) -> torch.Tensor:
+        """Raw latents ``[N, D]`` → codes ``[N, steps]``; ``beam`` as QINCo2's B (1: greedy)."""
+        return self.encode_normalized(self.norm(x), steps, beam)
+
+    @torch.no_grad()
+    def encode_normalized(self, x: torch.Tensor, steps: int | None = None, beam: int = 1) -> torch.Tensor:
+        """Normalised ``[N, D]`` → codes ``[N, steps]``.
+
+        Beam search with the semantics of :meth:`Qinco2.encode_normalized`: the B best partial sums are kept
+        after every step (one at the last), each extended by all K codewords (no pre-selection: scoring a
+        plain codeword costs one dot product).
+        """
+        steps = steps or self.steps
+        if beam <= 1 or steps == 1:
+            residual, codes = x.clone(), []
+            for m in range(steps):
+                idx = _sq_dist(residual, self.codebooks[m]).argmin(-1)
+                residual -= self.codebooks[m][idx]
+                codes.append(idx)
+            return torch.stack(codes, dim=-1)
+        n, size = x.shape[0], self.codebooks.shape[1]
+        rows = torch.arange(n, device=x.device)[:, None]
+        idx = _sq_dist(x, self.codebooks[0]).topk(min(beam, size), dim=-1, largest=False).indices
+        codes, residual = idx.unsqueeze(-1), x[:, None] - self.codebooks[0][idx]  # [N, B, 1], [N, B, D]
+        for m in range(1, steps):
+            keep = 1 if m == steps - 1 else beam
+            err = _sq_dist(residual, self.codebooks[m]).flatten(1)  # [N, B·K]
+            best = err.topk(min(keep, err.shape[1]), dim=-1, largest=False).indices
+            beam_of, word = best // size, best % size
+            codes = torch.cat([codes[rows, beam_of], word.unsqueeze(-1)], dim=-1)
+            residual = residual[rows, beam_of] - self.codebooks[m][word]
+        return codes[:, 0]
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``[N, m]`` → raw latents ``[N, D]`` from the first m codebooks."""
@@ -125,11 +161,22 @@ class Qinco2(nn.Module):
         return self.codebooks.shape[1]
 
     @torch.no_grad()
-    def init_from_rq(self, rq: ResidualVQ) -> None:
-        """Start from residual k-means codebooks: the untrained model then encodes like plain RQ."""
+    def init_from_rq(self, rq: ResidualVQ, noise: float = 0.0, generator: torch.Generator | None = None) -> None:
+        """Start from residual k-means codebooks (plus Gaussian noise of ``noise`` × each codebook's std, as the
+        reference's ``codebook_noise_init``); without noise the untrained model encodes exactly like plain RQ.
+
+        Before training ``f_m(c, x̂) = gain · c`` (:attr:`StepNetwork.initial_gain`), so ``C_m = RQ_m / gain``
+        (m ≥ 2) and the increments equal the RQ codewords; ``G_m`` pre-selects on the residual: ``G_m = RQ_m``.
+        """
         self.norm.load_state_dict(rq.norm.state_dict())
-        self.codebooks.copy_(rq.codebooks)
-        self.preselect.copy_(rq.codebooks)
+        books = rq.codebooks.detach().clone()
+        if noise:
+            for m in range(self.steps):
+                books[m] += torch.randn(books[m].shape, generator=generator) * books[m].std() * noise
+        self.preselect.copy_(books)
+        for m in range(1, self.steps):
+            books[m] /= self.steps_nets[m - 1].initial_gain
+        self.codebooks.copy_(books)
 
     def step(self, m: int, codeword: torch.Tensor, partial: torch.Tensor) -> torch.Tensor:
         """The increment of step ``m`` (0-based) for ``codeword`` given the partial reconstruction."""

@@ -1,9 +1,11 @@
 """Stage 3: offline quantizers on the encoder's latents — residual k-means (the RVQ baseline), then QINCo2.
 
-QINCo2 training: each batch is encoded by the current model without gradients (A, B of the training
-configuration), decoded differentiably, and trained on ``Σ_m MSE(x̂_m, x)`` plus the pre-selection codebooks'
-loss ``Σ_m MSE(G_m[i_m], x − x̂_{m−1})``; AdamW with warm-up + cosine decay, gradient clipping, dead codewords
-reset to residuals of the batch after each epoch, best-validation weights kept.
+QINCo2 training follows the reference (facebookresearch/Qinco): codebooks start from residual k-means plus
+noise; each batch is encoded by the current model without gradients, with the test-time A and B (the training
+configuration's ``train_candidates``/``train_beam``), decoded differentiably, and trained on
+``Σ_m MSE(x̂_m, x)`` plus the pre-selection codebooks' loss ``Σ_m MSE(G_m[i_m], x − x̂_{m−1})``; AdamW
+(lr 8e-4, weight decay 0.1), gradient clipping by value (0.1), linear warm-up then cosine decay to lr × 1e-3,
+dead codewords reset to residuals of the batch after each epoch, best-validation weights kept.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def reset_dead_codewords(model: Qinco2, usage: torch.Tensor, xn: torch.Tensor, c
             continue
         residual = xn if m == 0 else xn - recs[m - 1]
         pick = torch.randint(len(residual), (len(dead),), generator=generator)
-        model.codebooks[m, dead] = residual[pick]
+        model.codebooks[m, dead] = residual[pick] / (1.0 if m == 0 else model.steps_nets[m - 1].initial_gain)
         model.preselect[m, dead] = residual[pick]
         reset += len(dead)
     return reset
@@ -93,7 +95,8 @@ def train_quantizers(ctx) -> Path:
     pick = rng.choice(len(train_all), size=min(t.quantizer_vectors, len(train_all)), replace=False)
     x = torch.from_numpy(train_all[np.sort(pick)])
     val_all = data["val"]
-    val = torch.from_numpy(val_all[rng.choice(len(val_all), size=min(len(val_all), 20_000), replace=False)])
+    val = torch.from_numpy(val_all[rng.choice(len(val_all), size=min(len(val_all), t.quantizer_val_vectors),
+                                              replace=False)])
     rvq_path = ctx.path("rvq.pt")
     if rvq_path.exists():
         rvq = ResidualVQ(x.shape[1], q.steps, q.codebook_size)
@@ -105,15 +108,17 @@ def train_quantizers(ctx) -> Path:
         log.info("quantizer: residual k-means (M=%d, K=%d) on %d latents in %.0f s", q.steps, q.codebook_size,
                  len(x), time.monotonic() - t0)
     rvq_val = prefix_mse(rvq, val, rvq.encode(val))
+    rvq_val_beam = prefix_mse(rvq, val, rvq.encode(val, beam=q.beam))
     model = Qinco2(x.shape[1], q)
-    model.init_from_rq(rvq)
+    model.init_from_rq(rvq, t.codebook_noise_init, torch.Generator().manual_seed(t.seed))
     model = model.to(ctx.device)
     x, val = x.to(ctx.device), val.to(ctx.device)
     batches = math.ceil(len(x) / t.quantizer_batch)
     total = t.quantizer_epochs * batches
-    opt = torch.optim.AdamW(model.parameters(), lr=t.quantizer_lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.quantizer_lr, weight_decay=t.quantizer_weight_decay)
+    warmup = max(1, round(total * t.quantizer_warmup_fraction))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: schedule.warmup_cosine(s, total, min(200, max(1, total // 10))))
+        opt, lambda s: schedule.warmup_cosine(s, total, warmup, t.quantizer_lr_floor))
     epoch, best, best_state, wall = 0, float("inf"), None, 0.0
     last = ctx.path("quantizer_last.pt")
     if last.exists():
@@ -137,7 +142,7 @@ def train_quantizers(ctx) -> Path:
             loss, codes = qinco_loss(model, xn, q.train_candidates, q.train_beam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            torch.nn.utils.clip_grad_value_(model.parameters(), t.quantizer_grad_clip_value)
             opt.step()
             sched.step()
             usage.scatter_add_(1, codes.T, torch.ones_like(codes.T))
@@ -150,10 +155,11 @@ def train_quantizers(ctx) -> Path:
         if mse[-1] < best:
             best = mse[-1]
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        log.info("qinco2 epoch %d: val MSE %.4f at M=%d (RVQ %.4f), %d dead codewords reset", epoch, mse[-1],
-                 q.steps, rvq_val[-1], reset)
+        log.info("qinco2 epoch %d: val MSE %.4f at M=%d (RVQ greedy %.4f, beam %d %.4f), %d dead codewords reset",
+                 epoch, mse[-1], q.steps, rvq_val[-1], q.beam, rvq_val_beam[-1], reset)
         schedule.append_history(ctx.out, {"stage": "quantizer", "epoch": epoch, "val_mse": mse, "rvq_val_mse": rvq_val,
-                                          "reset": reset, "wall_s": round(wall + timer.elapsed, 1)})
+                                          "rvq_beam_val_mse": rvq_val_beam, "reset": reset,
+                                          "wall_s": round(wall + timer.elapsed, 1)})
         schedule.save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                               "epoch": epoch, "best": best, "best_state": best_state,
                               "wall_s": wall + timer.elapsed}, last)
@@ -164,9 +170,11 @@ def train_quantizers(ctx) -> Path:
     model.load_state_dict(best_state)
     model.eval()
     inference = prefix_mse(model, val, model.encode(val, q.candidates, q.beam))
-    log.info("quantizer: done; val MSE at M=%d: QINCo2 %.4f (A=%d, B=%d), RVQ %.4f (ratio %.3f)", q.steps,
-             inference[-1], q.candidates, q.beam, rvq_val[-1], inference[-1] / rvq_val[-1])
+    log.info("quantizer: done; val MSE at M=%d: QINCo2 %.4f (A=%d, B=%d), RVQ beam %d %.4f (ratio %.3f), "
+             "greedy %.4f", q.steps, inference[-1], q.candidates, q.beam, q.beam, rvq_val_beam[-1],
+             inference[-1] / rvq_val_beam[-1], rvq_val[-1])
     schedule.save_atomic({"rvq": rvq.state_dict(), "qinco2": best_state, "val_mse_qinco2": inference,
-                          "val_mse_rvq": rvq_val, "wall_s": wall + timer.elapsed}, final)
+                          "val_mse_rvq": rvq_val, "val_mse_rvq_beam": rvq_val_beam, "wall_s": wall + timer.elapsed},
+                         final)
     last.unlink(missing_ok=True)
     return final

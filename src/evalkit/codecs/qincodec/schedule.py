@@ -36,8 +36,30 @@ def save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class TrainingStateError(ValueError):
+    """A stage file (``ae.pt``, ``*_last.pt``, ...) that cannot be loaded safely; the message names the file."""
+
+
 def load(path: Path):
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A stage file written by :func:`save_atomic`, loaded with ``weights_only=True``: tensors, numbers, strings
+    and plain containers only, so a planted object (a pickle ``__reduce__`` that runs code) is refused, not run.
+
+    Raises:
+        TrainingStateError: the file holds anything else, or is unreadable (one line naming it).
+    """
+    import pickle
+
+    from evalkit.codecs.qincodec.checkpoint import refused_global
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise TrainingStateError(f"{path}: refused: it holds objects other than tensors and plain data, which "
+                                 f"loading would run ({refused_global(exc)}); delete it to redo the stage") from None
+    except (OSError, RuntimeError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainingStateError(f"{path}: unreadable training state ({first}); delete it to redo the stage"
+                                 ) from None
 
 
 class Timer:

@@ -1,7 +1,9 @@
 """``evalkit qincodec train``: the three QinCodec stages, each resumable from its last checkpoint.
 
-1. ``ae`` — continuous autoencoder, multi-scale mel + waveform L1 loss (no GAN), AdamW, warm-up + cosine;
-   the weights with the best validation mel distance are kept.
+1. ``ae`` — continuous autoencoder, multi-scale mel + waveform L1 loss (plus, where the configuration asks for
+   it, multi-period and multi-resolution discriminators with feature matching), AdamW, warm-up + cosine; the
+   weights with the best validation mel distance are kept. ``keep_autoencoder`` takes a packaged checkpoint's
+   encoder and decoder instead (no training).
 2. ``latents`` — the training and validation audio encoded into latents with that encoder.
 3. ``quantizer`` — offline: residual k-means (faiss), which is the plain-RVQ baseline, then QINCo2 initialised
    from it and trained on the same latents with the same M and K.
@@ -45,6 +47,7 @@ class Context:
     budget_s: float | None = None
     progress: bool = True
     init: Path | None = None  # packaged checkpoint whose encoder and decoder start the autoencoder stage
+    keep_autoencoder: bool = False  # take init's encoder and decoder as the finished autoencoder stage
     _corpus: Corpus | None = None
 
     @property
@@ -93,6 +96,8 @@ def train_autoencoder(ctx: Context) -> Path:
     final = ctx.path("ae.pt")
     if final.exists():
         return final
+    if ctx.keep_autoencoder:
+        return keep_autoencoder(ctx)
     cfg, t = ctx.config, ctx.config.train
     _seed(t.seed)
     seg = int(t.segment_s * cfg.model.sample_rate)
@@ -162,6 +167,22 @@ def train_autoencoder(ctx: Context) -> Path:
     return final
 
 
+def keep_autoencoder(ctx: Context) -> Path:
+    """Stage 1 without training: ``ae.pt`` holds ``--init``'s encoder and decoder and its autoencoder provenance."""
+    from evalkit.codecs.qincodec.checkpoint import load_checkpoint
+
+    if ctx.init is None:
+        raise ValueError("--keep-autoencoder needs --init CHECKPOINT (the autoencoder to keep)")
+    prov = load_checkpoint(str(ctx.init))["provenance"]
+    state = {"model": init_state(ctx.init), "config": ctx.config.as_dict(), "steps": prov.get("ae_steps"),
+             "best_val_mel": prov.get("ae_best_val_mel"), "wall_s": prov.get("ae_wall_s") or 0.0,
+             "kept_from": init_identity(ctx.init)}
+    final = ctx.path("ae.pt")
+    schedule.save_atomic(state, final)
+    log.info("ae: kept the autoencoder of %s (%s steps, trained there)", ctx.init, prov.get("ae_steps"))
+    return final
+
+
 def init_state(checkpoint: Path) -> dict:
     """The autoencoder state dict (``encoder.*``, ``decoder.*``) of a packaged checkpoint, for ``--init``."""
     from evalkit.codecs.qincodec.checkpoint import load_checkpoint
@@ -223,7 +244,7 @@ def check_run_folder(ctx: Context) -> None:
     ctx.out.mkdir(parents=True, exist_ok=True)
     meta = ctx.path("run.json")
     mine = json.loads(json.dumps({"config": ctx.config.as_dict(), "data": str(ctx.data.resolve()),
-                                  "init": init_identity(ctx.init)}))
+                                  "init": init_identity(ctx.init), "keep_autoencoder": ctx.keep_autoencoder}))
     if meta.exists():
         theirs = json.loads(meta.read_text())
         if theirs["config"] != mine["config"]:
@@ -232,6 +253,9 @@ def check_run_folder(ctx: Context) -> None:
         if (theirs.get("init") or {}).get("sha256") != (mine["init"] or {}).get("sha256"):  # same bytes, any path
             raise ValueError(f"{ctx.out} holds a run started from another --init checkpoint; "
                              f"use another --out or delete it")
+        if bool(theirs.get("keep_autoencoder")) != ctx.keep_autoencoder:
+            raise ValueError(f"{ctx.out} holds a run {'without' if ctx.keep_autoencoder else 'with'} "
+                             f"--keep-autoencoder; use another --out or delete it")
     else:
         meta.write_text(json.dumps(mine, indent=1))
 
