@@ -16,7 +16,8 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 USER_ERRORS = (("evalkit.audio", "AudioError"), ("evalkit.codecs.spec", "SpecError"),
                ("evalkit.codecs.weights", "WeightsNotFound"), ("evalkit.metrics.registry", "UnknownMetric"),
                ("evalkit.runner.config", "ConfigError"), ("evalkit.listening.errors", "ListenError"),
-               ("evalkit.analysis.errors", "CompareError"), ("evalkit.reports.rundata", "ReportError"))
+               ("evalkit.analysis.errors", "CompareError"), ("evalkit.reports.rundata", "ReportError"),
+               ("evalkit.runner.store", "StoreError"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

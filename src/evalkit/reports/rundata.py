@@ -41,7 +41,9 @@ def _csv(path: Path) -> pd.DataFrame:
 
 
 def _units(store: Path) -> pd.DataFrame:
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+    from evalkit.runner.store import read_store  # read-only, also in a folder that cannot be written
+
+    with read_store(store) as db:
         db.row_factory = sqlite3.Row
         rows = db.execute("""SELECT u.* FROM units u JOIN current_plan c ON c.unit_key = u.unit_key
                              ORDER BY u.codec_spec, u.item_id""").fetchall()

@@ -19,7 +19,7 @@ from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
 from evalkit.runner.plan import REFERENCE
 from evalkit.runner.rate_quality import write_rate_quality
-from evalkit.runner.store import Store
+from evalkit.runner.store import Store, resolve_stored
 
 if TYPE_CHECKING:
     from evalkit.runner.run import Plan
@@ -117,8 +117,10 @@ def codebook_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFram
                            JOIN plan_units p ON p.unit_key = u.unit_key
                            WHERE u.status = 'ok' AND u.codes_path IS NOT NULL ORDER BY u.codec_spec""")
     per_codebook, by_depth = [], []
+    for u in units:  # relative to the run folder (absolute in stores of older versions)
+        u["codes_path"] = resolve_stored(u["codes_path"], store.path.parent)
     for spec in dict.fromkeys(u["codec_spec"] for u in units):
-        mine = [u for u in units if u["codec_spec"] == spec and Path(u["codes_path"]).is_file()]
+        mine = [u for u in units if u["codec_spec"] == spec and u["codes_path"].is_file()]
         if not mine:
             continue
         cardinality, frame_rate = mine[0]["cardinality"], mine[0]["frame_rate"]
