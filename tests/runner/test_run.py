@@ -48,8 +48,10 @@ def test_end_to_end_bad_items_skips_and_exports(dataset, tmp_path):
     summary = pd.read_csv(report.exports["summary_csv"])
     lp = summary[(summary.codec_spec == "lowpass?cutoff_hz=3500") & (summary.metric == "si_sdr")].iloc[0]
     lp_values = tidy[(tidy.family == "lowpass") & (tidy.metric == "si_sdr")].set_index("item_id")["value"]
-    assert lp.n == 4 and lp.failures == 2  # tiny gets SI-SDR; corrupt and silent fail
-    assert lp["mean"] == pytest.approx(np.mean([lp_values[f"item{i}.wav"] for i in range(3)] + [lp_values["tiny.wav"]]))
+    assert lp.n == 3 and lp.failures == 3  # corrupt and silent fail; tiny (5 ms) is too short for SI-SDR
+    assert lp["mean"] == pytest.approx(np.mean([lp_values[f"item{i}.wav"] for i in range(3)]))
+    tiny_si_sdr = tidy[(tidy.item_id == "tiny.wav") & (tidy.family == "lowpass") & (tidy.metric == "si_sdr")].iloc[0]
+    assert np.isnan(tiny_si_sdr.value) and tiny_si_sdr.reason.startswith("too short for si_sdr: 0.005 s")
 
     # the stored value is SI-SDR (by its definition) of the item against the cached decoded audio, and the
     # cached audio is the item low-passed: nothing above the cut-off's stop band is left
