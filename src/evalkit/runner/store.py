@@ -100,6 +100,31 @@ def store_failure(path: str | Path, exc: sqlite3.Error, kept_units: int | None =
                       f"start the run folder over")
 
 
+EXPORTED_PLAN_NAME = "exported_plan.json"  # the unit keys of the plan the exports of a run folder describe
+
+
+def write_exported_plan(run_dir: str | Path, unit_keys: Iterable[str]) -> Path:
+    """Record, beside the exports, which plan they describe (atomically; written after them)."""
+    path = Path(run_dir) / EXPORTED_PLAN_NAME
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"unit_keys": sorted(unit_keys)}))
+    os.replace(tmp, path)
+    return path
+
+
+def exported_plan(run_dir: str | Path) -> list[str] | None:
+    """The unit keys of the plan the run folder's exports describe; ``None`` for folders written before this
+    was recorded (readers then fall back to the store's ``current_plan``, the latest run's plan, which a killed
+    rerun with another config leaves different from the exports)."""
+    path = Path(run_dir) / EXPORTED_PLAN_NAME
+    try:
+        return list(json.loads(path.read_text())["unit_keys"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{path}: malformed ({exc})") from None
+
+
 def stored_path(path: str | Path, run_dir: str | Path) -> str:
     """``path`` as the store keeps it: relative to ``run_dir`` when inside it (POSIX), else absolute.
 
