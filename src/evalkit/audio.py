@@ -158,6 +158,7 @@ def normalize_loudness(x: np.ndarray, sample_rate: int, target_lufs: float = -23
 MIN_DELAY_CONFIDENCE = 0.3  # peak |normalised cross-correlation| below this: no reliable delay
 MIN_PEAK_RATIO = 1.1  # the peak must exceed every value more than PEAK_SEPARATION_S away by this factor
 PEAK_SEPARATION_S = 0.001
+GUARD_FACTOR = 3  # lags up to this many times max_delay_s are searched too, to see a peak beyond the window
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,10 @@ def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int
     ``r(τ) = Σ_n d[n + τ] x[n] / (‖x‖ ‖d‖)`` over ``|τ| ≤ max_delay_s``; the magnitude is used so that a
     polarity-inverted copy is found at its true lag (its sign is returned as ``polarity``). The estimate is
     reliable when ``|r|`` at the peak is at least 0.3, exceeds every value more than 1 ms away by 10 % (a
-    periodic or unrelated signal has no distinct peak) and does not lie on the edge of the search window (the
-    true delay may then be larger). Otherwise ``samples`` is 0 and ``note`` says why.
+    periodic or unrelated signal has no distinct peak), does not lie on the edge of the search window, and no
+    lag beyond the window (up to 3 × ``max_delay_s``) correlates better: a true delay just outside the window
+    otherwise shows up as a spurious peak inside it, near the edge (a 55 ms delay "found" at 49 ms). Otherwise
+    ``samples`` is 0 and ``note`` says why ("no reliable delay …").
 
     >>> x = np.random.default_rng(0).standard_normal(4000)
     >>> e = estimate_delay(x, -np.concatenate([np.zeros(30), x]), 8000)
@@ -221,10 +224,16 @@ def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int
     energy = float(np.sqrt(np.dot(r, r) * np.dot(d, d)))
     if energy == 0.0:
         return DelayEstimate(0, 1, 0.0, 1.0, "a signal is silent: delay not estimated")
+    if max_lag == 0:
+        return DelayEstimate(0, 1, float(abs(np.dot(r[: len(d)], d[: len(r)])) / energy), 1.0,
+                             "delay search disabled (max_delay_s = 0); not shifted")
     nfft = scipy.fft.next_fast_len(len(r) + len(d) - 1, real=True)
     xc = scipy.fft.irfft(scipy.fft.rfft(d, nfft) * np.conj(scipy.fft.rfft(r, nfft)), nfft)
-    lags = np.arange(-max_lag, max_lag + 1)
-    lags = lags[(lags < len(d)) & (lags > -len(r))]
+    all_lags = np.arange(-GUARD_FACTOR * max_lag, GUARD_FACTOR * max_lag + 1)
+    all_lags = all_lags[(all_lags < len(d)) & (all_lags > -len(r))]
+    inside = np.abs(all_lags) <= max_lag
+    beyond = np.abs(xc[all_lags[~inside] % nfft]) / energy
+    lags = all_lags[inside]
     values = xc[lags % nfft] / energy
     magnitude = np.abs(values)
     # ties (e.g. periodic signals) go to the smallest |lag|
@@ -236,13 +245,18 @@ def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int
     ratio = float(confidence / magnitude[far].max()) if np.any(far) and magnitude[far].max() > 0 else np.inf
     window = f"±{1000 * max_delay_s:g} ms"
     note = None
-    if confidence < MIN_DELAY_CONFIDENCE:
+    strongest_beyond = float(beyond.max()) if beyond.size else 0.0
+    if strongest_beyond > confidence and strongest_beyond >= MIN_DELAY_CONFIDENCE:
+        outside = int(all_lags[~inside][int(np.argmax(beyond))])
+        note = (f"no reliable delay within {window}: the cross-correlation is stronger outside the window (|r| = "
+                f"{strongest_beyond:.3f} at {1000 * outside / sample_rate:.1f} ms), the delay may be larger")
+    elif confidence < MIN_DELAY_CONFIDENCE:
         note = f"no reliable delay within {window} (peak |r| = {confidence:.3f} < {MIN_DELAY_CONFIDENCE})"
     elif ratio < MIN_PEAK_RATIO:
         note = (f"no distinct delay within {window} (peak |r| = {confidence:.3f} at {lag} samples is only "
                 f"{ratio:.3f}x the next peak)")
     elif abs(lag) == max_lag:
-        note = f"the peak lies on the edge of the {window} window: the delay may be larger"
+        note = f"no reliable delay: the peak lies on the edge of the {window} window (the delay may be larger)"
     if note is not None:
         note += "; not shifted"
     return DelayEstimate(0 if note else lag, polarity, confidence, ratio, note)

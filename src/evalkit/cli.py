@@ -17,7 +17,8 @@ USER_ERRORS = (("evalkit.audio", "AudioError"), ("evalkit.codecs.spec", "SpecErr
                ("evalkit.codecs.weights", "WeightsNotFound"), ("evalkit.metrics.registry", "UnknownMetric"),
                ("evalkit.runner.config", "ConfigError"), ("evalkit.listening.errors", "ListenError"),
                ("evalkit.analysis.errors", "CompareError"), ("evalkit.reports.rundata", "ReportError"),
-               ("evalkit.codecs.plugins", "PluginError"), ("evalkit.api", "RunNotFound"))
+               ("evalkit.codecs.plugins", "PluginError"), ("evalkit.api", "RunNotFound"),
+               ("evalkit.runner.store", "StoreError"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -103,3 +103,28 @@ def init_worker(setup: WorkerSetup) -> None:
         except PluginError as exc:  # each task imports them again and records the failure in its units
             logging.getLogger(__name__).warning("worker start-up: %s", exc)
 
+
+
+def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
+    """Main loop of a local pool worker (:mod:`evalkit.runner.executors`): set up, then run item tasks.
+
+    ``inbox`` (a queue) brings ``(task_id, ItemTask)`` pairs and finally ``None``; every message goes back
+    through ``results`` (this worker's own pipe, so a worker killed mid-message corrupts nothing shared):
+    ``("ready",)``, then per task ``("start", id)``, ``("unit", id, UnitOutcome)`` as each unit finishes, and
+    ``("done", id)`` or ``("crash", id, "Type: message")`` when something escaped the task.
+    """
+    init_worker(setup)
+    from evalkit.runner.work import iter_item_task  # numpy, torch: only after the thread counts are set
+
+    results.send(("ready", worker_id))
+    while (message := inbox.get()) is not None:
+        task_id, task = message
+        results.send(("start", task_id))
+        try:
+            for outcome in iter_item_task(task):
+                results.send(("unit", task_id, outcome))
+        except Exception as exc:  # noqa: BLE001 - reported; the coordinator records the task's other units
+            results.send(("crash", task_id, f"{type(exc).__name__}: {exc}"))
+            continue
+        results.send(("done", task_id))
+    results.close()

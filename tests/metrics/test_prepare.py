@@ -79,3 +79,22 @@ def test_registry_errors_and_applicability():
     assert {"pesq_wb", "visqol_speech", "stoi", "si_sdr"} <= names16
     assert not {"visqol_audio", "mel_distance", "mel_distance_22k"} & names16
     assert "visqol_audio" in {m.info.name for m in applicable_metrics(44100, 44100)}
+
+
+def test_a_pair_shorter_than_a_metrics_minimum_is_nan_with_the_reason(rng):
+    # 10 samples used to score SI-SDR 140.8 dB (the optimal scale fits ten samples almost exactly)
+    x = (0.1 * rng.standard_normal((1, 10))).astype(np.float32)
+    (result,) = score_pair(Reference(x, 16000), x * 0.5 + 1e-4 * rng.standard_normal((1, 10)), 16000,
+                           [get_metric("si_sdr")])
+    assert np.isnan(result.value)
+    assert result.reason == "too short for si_sdr: 0.001 s after alignment, need 0.100 s"
+    long = (0.1 * rng.standard_normal((1, 1600))).astype(np.float32)  # exactly 0.1 s: scored
+    (ok,) = score_pair(Reference(long, 16000), long, 16000, [get_metric("si_sdr")])
+    assert ok.reason is None and ok.value > 100
+
+
+def test_every_pair_metric_declares_a_real_minimum_duration():
+    from evalkit.metrics import PAIR_METRICS
+
+    for name, metric in PAIR_METRICS.items():
+        assert metric.info.min_duration_s >= 0.02, name  # at least one analysis frame; nothing scores 0 samples

@@ -48,15 +48,17 @@ def test_end_to_end_bad_items_skips_and_exports(dataset, tmp_path):
     summary = pd.read_csv(report.exports["summary_csv"])
     lp = summary[(summary.codec_spec == "lowpass?cutoff_hz=3500") & (summary.metric == "si_sdr")].iloc[0]
     lp_values = tidy[(tidy.family == "lowpass") & (tidy.metric == "si_sdr")].set_index("item_id")["value"]
-    assert lp.n == 4 and lp.failures == 2  # tiny gets SI-SDR; corrupt and silent fail
-    assert lp["mean"] == pytest.approx(np.mean([lp_values[f"item{i}.wav"] for i in range(3)] + [lp_values["tiny.wav"]]))
+    assert lp.n == 3 and lp.failures == 3  # corrupt and silent fail; tiny (5 ms) is too short for SI-SDR
+    assert lp["mean"] == pytest.approx(np.mean([lp_values[f"item{i}.wav"] for i in range(3)]))
+    tiny_si_sdr = tidy[(tidy.item_id == "tiny.wav") & (tidy.family == "lowpass") & (tidy.metric == "si_sdr")].iloc[0]
+    assert np.isnan(tiny_si_sdr.value) and tiny_si_sdr.reason.startswith("too short for si_sdr: 0.005 s")
 
     # the stored value is SI-SDR (by its definition) of the item against the cached decoded audio, and the
     # cached audio is the item low-passed: nothing above the cut-off's stop band is left
     decoded_path = db.execute("SELECT decoded_path FROM units WHERE item_id = 'item0.wav' AND family = 'lowpass'"
                               ).fetchone()[0]
     ref = audio.load(dataset / "item0.wav").samples
-    decoded = audio.load(decoded_path).samples
+    decoded = audio.load(tmp_path / "out" / decoded_path).samples  # relative to the run folder
     assert lp_values["item0.wav"] == pytest.approx(_si_sdr(ref, decoded), rel=1e-6)
     spectrum = np.abs(np.fft.rfft(decoded[0])) / np.abs(np.fft.rfft(ref[0])).max()
     freqs = np.fft.rfftfreq(decoded.shape[1], 1 / 16000)
@@ -261,8 +263,9 @@ def test_corrupt_or_empty_cached_files_are_recomputed(small_dataset, tmp_path):
         {"spec": "encodec-24khz?bandwidth=1.5&weights=random"}], metrics=["si_sdr"])
     first = run_raw(raw, tmp_path)
     db = sqlite3.connect(first.store)
-    paths = dict(db.execute("SELECT item_id, decoded_path FROM units WHERE status = 'ok'"))
-    codes = dict(db.execute("SELECT item_id, codes_path FROM units WHERE status = 'ok'"))
+    out = tmp_path / "out"
+    paths = {k: out / v for k, v in db.execute("SELECT item_id, decoded_path FROM units WHERE status = 'ok'")}
+    codes = {k: out / v for k, v in db.execute("SELECT item_id, codes_path FROM units WHERE status = 'ok'")}
     open(paths["item0.wav"], "wb").close()  # empty
     with open(codes["item1.wav"], "r+b") as fh:  # torn
         fh.truncate(100)
@@ -319,7 +322,8 @@ def test_cached_files_are_fsynced_before_their_row_commits(small_dataset, tmp_pa
     assert sorted(u.family for _, u in commits) == ["encodec-24khz", "lowpass"]
     for index, unit in commits:
         synced = [path for kind, path in events[:index] if kind == "fsync"]
-        for path in filter(None, (unit.decoded_path, unit.codes_path)):
+        for stored in filter(None, (unit.decoded_path, unit.codes_path)):
+            path = str(tmp_path / "out" / stored)
             temporaries = [p for p in synced if os.path.basename(p).startswith(f".{os.path.basename(path)}.")]
             assert temporaries, f"{path} committed before it was fsynced"
             assert os.path.dirname(path) in synced  # the rename itself is durable

@@ -59,13 +59,12 @@ def read_run(run_dir: str | Path) -> RunContents:
     db_path = run_dir / RUN_STORE
     if not db_path.is_file():
         raise ListenError(f"{db_path}: no run store (run `evalkit run CONFIG` first)")
+    from evalkit.runner.store import read_store  # read-only, also in a folder that cannot be written
+
     try:
-        db = sqlite3.connect(f"file:{db_path.resolve()}?mode=ro", uri=True, timeout=30)
-        try:
+        with read_store(db_path) as db:
             db.row_factory = sqlite3.Row
             rows = db.execute("SELECT * FROM units ORDER BY item_id, codec_spec").fetchall()
-        finally:
-            db.close()
     except sqlite3.DatabaseError as exc:
         raise ListenError(f"{db_path}: not a readable run store ({exc})") from None
     units, unavailable = [], {}

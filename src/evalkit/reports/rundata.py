@@ -41,10 +41,15 @@ def _csv(path: Path) -> pd.DataFrame:
 
 
 def _units(store: Path) -> pd.DataFrame:
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+    from evalkit.runner.store import exported_plan, read_store  # read-only, also in an unwritable folder
+
+    keys = exported_plan(store.parent)  # the plan of the exports (a killed rerun leaves current_plan another)
+    plan, params = ("current_plan", ()) if keys is None else ("(SELECT value AS unit_key FROM json_each(?))",
+                                                              (json.dumps(keys),))
+    with read_store(store) as db:
         db.row_factory = sqlite3.Row
-        rows = db.execute("""SELECT u.* FROM units u JOIN current_plan c ON c.unit_key = u.unit_key
-                             ORDER BY u.codec_spec, u.item_id""").fetchall()
+        rows = db.execute(f"""SELECT u.* FROM units u JOIN {plan} c ON c.unit_key = u.unit_key
+                              ORDER BY u.codec_spec, u.item_id""", params).fetchall()
     return pd.DataFrame([dict(r) for r in rows])
 
 

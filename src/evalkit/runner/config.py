@@ -324,8 +324,12 @@ def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[
         if not manifest.is_file():
             problems.append(f"dataset.manifest: {manifest} not found")
         else:
-            with open(manifest, newline="") as fh:
-                header = next(csv.reader(fh), [])
+            try:
+                with open(manifest, newline="", encoding="utf-8") as fh:
+                    header = next(csv.reader(fh), [])
+            except UnicodeDecodeError as exc:
+                problems.append(f"dataset.manifest: {manifest}: {not_utf8(exc)}")
+                header = ["file"]
             if "file" not in header:
                 problems.append(f"dataset.manifest: {manifest.name} has no 'file' column (columns: "
                                 f"{', '.join(header) or 'none'})")
@@ -333,6 +337,11 @@ def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[
     if problems:
         raise ConfigError(source, problems)
     return config.model_copy(update=updates), specs
+
+
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """The problem line for a file that is not UTF-8 text."""
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
 
 
 def _resolve(path: Path, base_dir: Path) -> Path:
@@ -345,9 +354,11 @@ def load_config(path: str | Path) -> tuple[RunConfig, list[CodecSpec]]:
     if not path.is_file():
         raise ConfigError(str(path), [f"config file {path} not found"])
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), [f"(yaml): {exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [not_utf8(exc)]) from None
     return validate_config(raw, path.resolve().parent, str(path))
 
 

@@ -1,10 +1,14 @@
-"""Executors: run item tasks in-process, in a local process pool, or on a Dask cluster.
+"""Executors: run item tasks in-process, in a local pool of worker processes, or on a Dask cluster.
 
 All three stream: at most ``2 × workers`` tasks are in flight, so memory does not grow with the dataset.
-Outcomes are handed to ``on_outcome`` in the coordinating process as they complete.
+Outcomes are handed to ``on_outcome`` in the coordinating process as they complete; the local executors hand
+over each unit as soon as it is finished, not when its whole item is.
 
 Local pool workers ignore SIGINT (the coordinator handles Ctrl-C and stops them) and exit when the
 coordinator dies, even by SIGKILL: ``PR_SET_PDEATHSIG`` on Linux, plus a thread polling the parent's pid.
+A worker that dies itself (killed, segmentation fault, out of memory) costs only the item it was working on:
+that item's unfinished units are recorded as ``error`` with the worker's exit signal as the reason (the next
+run retries them), the tasks queued for it go to the other workers, and a new worker takes its place.
 """
 
 from __future__ import annotations
@@ -12,15 +16,49 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 
-from evalkit.runner.work import ItemTask, UnitOutcome, run_item_task
-from evalkit.worker_setup import WorkerSetup, init_worker, threads_per_worker
+from evalkit.runner.work import ItemTask, UnitOutcome, error_outcomes, iter_item_task, run_item_task
+from evalkit.worker_setup import WorkerSetup, serve_tasks, threads_per_worker
 
 log = logging.getLogger(__name__)
 OnOutcome = Callable[[list[UnitOutcome]], None]
+TASKS_PER_WORKER = 2  # one running, one queued: a worker never waits for the coordinator between tasks
+MAX_START_FAILURES = 3  # workers in a row that die before finishing any task: stop the run
+
+
+class WorkerDied(RuntimeError):
+    """The worker process running an item died; the message says how (its signal or exit code)."""
+
+
+class WorkersCannotStart(RuntimeError):
+    """Worker processes keep dying before they finish a single task (a broken environment, not the data)."""
+
+
+def death_reason(exitcode: int | None, pid: int | None) -> str:
+    """How a worker process ended, for the reason of its item's units.
+
+    >>> death_reason(-9, 41)
+    'worker process 41 died (killed by signal SIGKILL: out of memory or killed by hand) while running this item'
+    >>> death_reason(3, 41)
+    'worker process 41 died (exit code 3) while running this item'
+    """
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = {"SIGKILL": ": out of memory or killed by hand", "SIGSEGV": ": segmentation fault in native code",
+                "SIGBUS": ": bus error in native code", "SIGABRT": ": aborted by native code"}.get(name, "")
+        how = f"killed by signal {name}{hint}"
+    else:
+        how = f"exit code {exitcode}"
+    return f"worker process {pid} died ({how}) while running this item"
 
 
 def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, log_path: str | None = None,
@@ -30,67 +68,222 @@ def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, lo
     imports the ``plugins`` files at start-up (every task also does, once per process: Dask workers too)."""
     if workers == 1:
         for task in tasks:
-            on_outcome(run_item_task(task))
+            for outcome in iter_item_task(task):
+                on_outcome([outcome])
         return
-    context = multiprocessing.get_context("spawn")  # torch's thread pools do not survive fork
     setup = WorkerSetup(threads_per_worker(workers), log_path, logging.getLogger().isEnabledFor(logging.DEBUG),
                         parent_pid=os.getpid(), plugins=tuple(plugins))
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(setup,))
+    pool = LocalPool(workers, setup)
     try:
-        pending = set()
-        for task in tasks:
-            pending.add(pool.submit(run_item_task, task))
-            if len(pending) >= 2 * workers:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    on_outcome(future.result())
-        for future in pending:
-            on_outcome(future.result())
+        pool.run(iter(tasks), on_outcome)
     except BaseException:  # Ctrl-C included: stop the workers now rather than after their tasks
-        stop_pool(pool)
+        pool.stop()
         raise
-    # Every task is done: the workers exit on their own (joined at interpreter exit) while the caller writes
-    # its exports, instead of the caller waiting about a second for their teardown.
-    pool.shutdown(wait=False)
+    # Every task is done: the workers exit on their own while the caller writes its exports.
+    pool.close()
 
 
-def stop_pool(pool: ProcessPoolExecutor, timeout_s: float = 5.0) -> None:
-    """Cancel queued tasks and terminate the pool's worker processes (SIGTERM, then SIGKILL)."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before 3.14
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
-    deadline = time.monotonic() + timeout_s
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
-            process.join()
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    inbox: object  # multiprocessing Queue of (task id, ItemTask) | None
+    results: object  # the receiving end of the worker's pipe
+    assigned: deque = field(default_factory=deque)  # task ids sent, oldest (the running one) first
+    started: set = field(default_factory=set)  # task ids the worker said it started
+    ready: bool = False
+
+
+@dataclass
+class _Pending:
+    task: ItemTask
+    finished: set = field(default_factory=set)  # unit keys handed to on_outcome
+
+
+class LocalPool:
+    """Worker processes (spawned: torch's thread pools do not survive fork), each with its own task queue and
+    result pipe, so the coordinator always knows which item a dead worker was running."""
+
+    def __init__(self, workers: int, setup: WorkerSetup):
+        self.size, self.setup = workers, setup
+        self.context = multiprocessing.get_context("spawn")
+        self.workers: dict[int, _Worker] = {}
+        self._next_worker = 0
+        self.start_failures = 0
+        for _ in range(workers):
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        worker_id, self._next_worker = self._next_worker, self._next_worker + 1
+        inbox = self.context.Queue()
+        receiver, sender = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=serve_tasks, args=(self.setup, inbox, sender, worker_id),
+                                       name=f"evalkit-worker-{worker_id}")
+        process.start()
+        sender.close()  # the worker holds the only sending end: its death shows as end-of-file here
+        self.workers[worker_id] = _Worker(process, inbox, receiver)
+
+    def run(self, tasks: Iterator[ItemTask], on_outcome: OnOutcome) -> None:
+        """Run every task, handing each finished unit to ``on_outcome``; returns when all are done."""
+        pending: dict[int, _Pending] = {}
+        requeued: deque[int] = deque()  # tasks of a dead worker that it had not started
+        ids = iter(range(1 << 62))
+        exhausted = False
+        while True:
+            for worker in sorted(self.workers.values(), key=lambda w: len(w.assigned)):
+                while len(worker.assigned) < TASKS_PER_WORKER:
+                    if requeued:
+                        task_id = requeued.popleft()
+                    elif not exhausted and (task := next(tasks, None)) is not None:
+                        task_id = next(ids)
+                        pending[task_id] = _Pending(task)
+                    else:
+                        exhausted = True
+                        break
+                    worker.inbox.put((task_id, pending[task_id].task))
+                    worker.assigned.append(task_id)
+            if not pending:
+                return
+            by_handle = {}
+            for worker_id, worker in self.workers.items():
+                by_handle[worker.results] = by_handle[worker.process.sentinel] = worker_id
+            for handle in wait(list(by_handle)):
+                worker_id = by_handle[handle]
+                if worker_id not in self.workers:  # already handled in this round (pipe and sentinel both ready)
+                    continue
+                worker = self.workers[worker_id]
+                if handle is worker.results:
+                    try:
+                        message = worker.results.recv()
+                    except (EOFError, OSError):  # the worker is gone; its sentinel says how
+                        worker.process.join()
+                        self._died(worker_id, pending, requeued, on_outcome)
+                        continue
+                    self._handle(worker, message, pending, on_outcome)
+                else:
+                    self._drain(worker, pending, on_outcome)
+                    self._died(worker_id, pending, requeued, on_outcome)
+
+    def _handle(self, worker: _Worker, message: tuple, pending: dict[int, _Pending], on_outcome: OnOutcome) -> None:
+        kind = message[0]
+        if kind == "ready":
+            worker.ready = True
+        elif kind == "start":
+            worker.started.add(message[1])
+        elif kind == "unit":
+            _, task_id, outcome = message
+            pending[task_id].finished.add(outcome.unit.unit_key)
+            on_outcome([outcome])
+        else:  # "done", or "crash": an exception escaped the task (a bug), its other units become errors
+            task_id = message[1]
+            if kind == "crash":
+                self._record_rest(pending[task_id], RuntimeError(f"worker error: {message[2]}"), on_outcome)
+            worker.assigned.remove(task_id)
+            worker.started.discard(task_id)
+            del pending[task_id]
+            self.start_failures = 0
+
+    @staticmethod
+    def _record_rest(entry: _Pending, exc: BaseException, on_outcome: OnOutcome) -> None:
+        rest = [job for job in entry.task.jobs if job.unit_key not in entry.finished]
+        if rest:
+            on_outcome(error_outcomes(entry.task, rest, exc))
+
+    def _drain(self, worker: _Worker, pending: dict[int, _Pending], on_outcome: OnOutcome) -> None:
+        """Handle what a dead worker sent before it died (complete messages only)."""
+        while True:
+            try:
+                if not worker.results.poll():
+                    return
+                message = worker.results.recv()
+            except (EOFError, OSError):
+                return
+            self._handle(worker, message, pending, on_outcome)
+
+    def _died(self, worker_id: int, pending: dict[int, _Pending], requeued: deque[int],
+              on_outcome: OnOutcome) -> None:
+        """A worker is gone: its running item's unfinished units become errors, its queued tasks go back."""
+        worker = self.workers.pop(worker_id)
+        worker.process.join(5.0)
+        if worker.process.is_alive():  # closed its pipe but did not exit: make sure
+            worker.process.kill()
+            worker.process.join()
+        code, pid = worker.process.exitcode, worker.process.pid
+        worker.results.close()
+        worker.inbox.cancel_join_thread()  # tasks still queued for it are re-sent below
+        worker.inbox.close()
+        blamed = worker.assigned.popleft() if worker.assigned and worker.assigned[0] in worker.started else None
+        requeued.extendleft(reversed(worker.assigned))
+        reason = death_reason(code, pid)
+        if blamed is not None:
+            entry = pending.pop(blamed)
+            log.warning("%s: %s; its unfinished units are recorded as errors, the run goes on",
+                        entry.task.item.item_id, reason)
+            self._record_rest(entry, WorkerDied(reason), on_outcome)
+        else:
+            self.start_failures += 1
+            if self.start_failures >= MAX_START_FAILURES:
+                raise WorkersCannotStart(f"{self.start_failures} worker processes in a row died before finishing "
+                                         f"a task (last: {reason.removesuffix(' while running this item')}); see "
+                                         f"{self.setup.log_path or 'the log'}")
+        if pending or requeued:
+            self._start_worker()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Terminate every worker now (SIGTERM, then SIGKILL after ``timeout_s``)."""
+        workers = list(self.workers.values())
+        self.workers.clear()
+        for worker in workers:
+            worker.process.terminate()
+        deadline = time.monotonic() + timeout_s
+        for worker in workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.results.close()
+            worker.inbox.cancel_join_thread()
+            worker.inbox.close()
+
+    def close(self) -> None:
+        """Tell every worker to exit after its queue (which is empty once :meth:`run` returned)."""
+        for worker in self.workers.values():
+            worker.inbox.put(None)
+            worker.inbox.close()
+            worker.results.close()
+        self.workers.clear()
 
 
 def run_dask(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, scheduler: str | None = None) -> None:
     """Send the same tasks to a Dask cluster (``scheduler`` address, or a LocalCluster of ``workers``).
 
-    Workers must be able to read the dataset paths (shared filesystem); results come back to this process.
+    Workers must be able to read the dataset paths (shared filesystem); results come back to this process. A
+    task whose Dask workers keep dying (Dask's ``KilledWorker``) gets ``error`` units; the run goes on.
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, KilledWorker, LocalCluster, as_completed
+
+    def outcomes(future) -> list[UnitOutcome]:
+        task = submitted.pop(future)
+        try:
+            return future.result()
+        except KilledWorker as exc:
+            return error_outcomes(task, task.jobs, WorkerDied(f"Dask workers died running this item ({exc})"))
 
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     client = Client(scheduler or cluster)
+    submitted = {}
     try:
         futures = as_completed()
-        in_flight = 0
         limit = 2 * max(1, len(client.scheduler_info().get("workers", {})) or workers)
         for task in tasks:
-            futures.add(client.submit(run_item_task, task, pure=False))
-            in_flight += 1
-            if in_flight >= limit:
-                on_outcome(next(futures).result())
-                in_flight -= 1
+            future = client.submit(run_item_task, task, pure=False)
+            submitted[future] = task
+            futures.add(future)
+            if len(submitted) >= limit:
+                on_outcome(outcomes(next(futures)))
         for future in futures:
-            on_outcome(future.result())
+            on_outcome(outcomes(future))
     finally:
         client.close()
         if cluster is not None:

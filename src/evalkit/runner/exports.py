@@ -19,7 +19,7 @@ from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
 from evalkit.runner.plan import REFERENCE
 from evalkit.runner.rate_quality import write_rate_quality
-from evalkit.runner.store import Store
+from evalkit.runner.store import Store, resolve_stored, write_exported_plan
 
 if TYPE_CHECKING:
     from evalkit.runner.run import Plan
@@ -58,7 +58,8 @@ def tidy_results(store: Store, plan: Plan) -> pd.DataFrame:
     _plan_tables(store, plan)
     rows = store.query("""
         SELECT u.item_id, pu.category, u.codec_spec, u.family, pv.weights,
-               COALESCE(u.measured_bitrate_bps / 1000.0, pv.bitrate_kbps) AS bitrate_kbps,
+               CASE WHEN u.status = 'ok' THEN COALESCE(u.measured_bitrate_bps / 1000.0, pv.bitrate_kbps)
+                    END AS bitrate_kbps,  -- a unit the codec did not run on has no bitrate
                pv.bitrate_kbps AS nominal_bitrate_kbps,
                r.metric, r.value, r.unit, r.reason, r.metric_version, r.library, r.library_version,
                r.preparation, r.seconds AS metric_s, u.encode_s, u.decode_s, u.process_s, u.input_seconds, u.device,
@@ -93,14 +94,17 @@ def _with_reference_delta(frame: pd.DataFrame) -> pd.DataFrame:
 
 def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Per codec variant × metric: mean, 95 % bootstrap CI over items, n, failures; ``bitrate_kbps`` is the
-    mean per-unit bitrate (measured where the codec measures it, see ``ReconstructionReport``), the nominal
-    bitrate and the weights label are the variant's (every row of a variant carries the same ones)."""
+    variant's mean per-unit bitrate over the units its codec ran on (measured where the codec measures it, see
+    ``ReconstructionReport``; units that failed count nowhere, not at the nominal rate), the same for every
+    metric; the nominal bitrate and the weights label are the variant's."""
     rows = []
+    units = tidy.drop_duplicates("unit_key")
+    bitrates = units["bitrate_kbps"].groupby(units["codec_spec"]).mean()
     for (spec, metric), group in tidy.groupby(["codec_spec", "metric"], sort=True):
         values = group["value"].dropna().to_numpy()
         lo, hi = bootstrap_ci(values, seed)
         info = ALL_INFO.get(metric)
-        rows.append({"codec_spec": spec, "metric": metric, "bitrate_kbps": group["bitrate_kbps"].mean(),
+        rows.append({"codec_spec": spec, "metric": metric, "bitrate_kbps": bitrates[spec],
                      "nominal_bitrate_kbps": group["nominal_bitrate_kbps"].iloc[0],
                      "weights": group["weights"].iloc[0],
                      "mean": float(values.mean()) if len(values) else math.nan, "ci_low": lo, "ci_high": hi,
@@ -117,8 +121,10 @@ def codebook_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFram
                            JOIN plan_units p ON p.unit_key = u.unit_key
                            WHERE u.status = 'ok' AND u.codes_path IS NOT NULL ORDER BY u.codec_spec""")
     per_codebook, by_depth = [], []
+    for u in units:  # relative to the run folder (absolute in stores of older versions)
+        u["codes_path"] = resolve_stored(u["codes_path"], store.path.parent)
     for spec in dict.fromkeys(u["codec_spec"] for u in units):
-        mine = [u for u in units if u["codec_spec"] == spec and Path(u["codes_path"]).is_file()]
+        mine = [u for u in units if u["codec_spec"] == spec and u["codes_path"].is_file()]
         if not mine:
             continue
         cardinality, frame_rate = mine[0]["cardinality"], mine[0]["frame_rate"]
@@ -213,4 +219,5 @@ def write_all(store: Store, plan: Plan, output: Path, seed: int) -> tuple[dict[s
     paths["rate_quality_csv"] = write_rate_quality(summary, output)
     table = format_summary(summary)
     (output / "summary.txt").write_text(table + "\n")
+    paths["exported_plan_json"] = write_exported_plan(output, plan.units)  # last: the exports are complete
     return paths, table, speed_table(tidy)

@@ -27,7 +27,7 @@ from evalkit.codecs import FAMILIES, CodecSpec, build_codec
 from evalkit.codecs.weights import WeightsNotFound, get_entry
 from evalkit.hashing import file_sha256
 from evalkit.metrics import Metric
-from evalkit.runner.config import DatasetConfig
+from evalkit.runner.config import DatasetConfig, not_utf8
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec
 from evalkit.versions import installed_version
 
@@ -81,17 +81,24 @@ def _header(path: Path) -> tuple[int | None, float]:
         return None, 0.0
 
 
+def _manifest_rows(path: Path, field: str = "dataset.manifest") -> list[dict]:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{field}: {path}: {not_utf8(exc)}") from None
+
+
 def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]:
     """Dataset items in a stable order (sorted paths, or manifest order); unreadable files still get an item.
 
     Files inside ``exclude`` (the output folder) are never items.
 
     Raises:
-        ValueError: a manifest lists the same file twice or a file inside ``exclude``.
+        ValueError: a manifest is not UTF-8 text, lists the same file twice or a file inside ``exclude``.
     """
     if ds.manifest is not None:
-        with open(ds.manifest, newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = _manifest_rows(ds.manifest)
         root = ds.manifest.parent
         entries = [(root / r["file"], r) for r in rows]
         if exclude is not None and (inside := [str(p) for p, _ in entries if _inside(p, exclude)]):
@@ -102,8 +109,7 @@ def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]
                    if p.is_file() and not (exclude is not None and _inside(p, exclude))]
         manifest = ds.folder / "MANIFEST.csv"
         if manifest.is_file():
-            with open(manifest, newline="") as fh:
-                described = {r["file"]: r for r in csv.DictReader(fh)}
+            described = {r.get("file"): r for r in _manifest_rows(manifest, "dataset.folder")}
             entries = [(p, described.get(p.relative_to(root).as_posix(), described.get(p.name, {})))
                        for p, _ in entries]
     seen: set[str] = set()

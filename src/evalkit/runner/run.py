@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from evalkit.runner.config import ConfigError, RunConfig, decode_settings, score
 from evalkit.runner.executors import run_dask, run_local
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
 from evalkit.runner.provenance import run_provenance, write_provenance
-from evalkit.runner.store import Store, UnitRow, UnitStatus
+from evalkit.runner.store import Store, UnitRow, UnitStatus, resolve_stored, store_failure, stored_path, write_failure
 from evalkit.runner.work import ItemTask, UnitJob, UnitOutcome, nan_rows
 
 log = logging.getLogger(__name__)
@@ -132,13 +133,14 @@ def nyquist_problems(items: list[Item], variants: list[Variant]) -> list[str]:
     return problems
 
 
-def cache_usable(unit: dict) -> bool:
+def cache_usable(unit: dict, run_dir: Path) -> bool:
     """Whether an ``ok`` unit's cached decoded audio (and codes) are complete readable files."""
-    decoded, codes = unit.get("decoded_path"), unit.get("codes_path")
+    decoded = resolve_stored(unit.get("decoded_path"), run_dir)
+    codes = resolve_stored(unit.get("codes_path"), run_dir)
     if not decoded:
         return False
     try:
-        info = sf.info(decoded)
+        info = sf.info(str(decoded))
         expected = round((unit["input_seconds"] or 0) * (unit["input_rate"] or 0))
         if info.frames != expected or info.frames == 0:
             return False
@@ -160,6 +162,7 @@ class Plan:
 
 
 def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: Store, report: RunReport) -> Plan:
+    output = Path(config.output)
     plan = Plan(variants={str(v.spec): v for v in (REFERENCE, *variants)})
     decode, score = decode_settings(config), score_settings(config)
     for item in items:
@@ -182,7 +185,7 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
             keyed = [(result_key(key, m, score, item.text), m.info.name) for m in variant_metrics]
             plan.results += [rk for rk, _ in keyed]
             status = existing["status"] if existing else None
-            if status == UnitStatus.OK and variant is not REFERENCE and not cache_usable(existing):
+            if status == UnitStatus.OK and variant is not REFERENCE and not cache_usable(existing, output):
                 log.warning("recomputing %s x %s: cached files missing or incomplete", item.item_id, spec)
                 status = None
             done = store.done_results(key) if status in (UnitStatus.OK, UnitStatus.FAILED) else set()
@@ -194,7 +197,7 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
                 store.write_unit(UnitRow(**{k: existing[k] for k in UnitRow.__dataclass_fields__}),
                                  nan_rows(item, job, existing["reason"], score))
                 continue
-            cached = existing["decoded_path"] if status == UnitStatus.OK else None
+            cached = str(resolve_stored(existing["decoded_path"], output)) if status == UnitStatus.OK else None
             jobs.append(UnitJob(key, spec, todo, cached))
         if jobs:
             plan.tasks.append(ItemTask(item, tuple(jobs), config.device, decode, score,
@@ -215,9 +218,13 @@ def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
 def _atomic_write(path: Path, writer) -> None:
     """Write through a temporary name, fsync it, rename it into place (the folder is fsynced by the caller)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    writer(tmp)
-    _fsync(tmp)
-    os.replace(tmp, path)
+    try:
+        writer(tmp)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a disk-full write leaves no partial file behind
+        raise
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -229,7 +236,7 @@ class _Writer:
     """Coordinator side: cache files first (fsynced, atomic renames), then one store transaction per unit."""
 
     def __init__(self, store: Store, output: Path, report: RunReport, bar: tqdm):
-        self.store, self.report, self.bar = store, report, bar
+        self.store, self.report, self.bar, self.output = store, report, bar, output
         self.decoded_dir = output / "cache" / "decoded"
         self.codes_dir = output / "cache" / "codes"
         for folder in (self.decoded_dir, self.codes_dir):
@@ -239,35 +246,44 @@ class _Writer:
 
     def __call__(self, outcomes: list[UnitOutcome]) -> None:
         for outcome in outcomes:
-            unit = outcome.unit
-            codec_unit = unit.codec_spec != str(REFERENCE.spec)  # not the reference pseudo-unit
-            updates = {}
-            if outcome.decoded is not None:
-                path = self.decoded_dir / f"{unit.unit_key}.wav"
-                _atomic_write(path, lambda p, o=outcome, u=unit: sf.write(
-                    str(p), o.decoded.T, u.input_rate, subtype="FLOAT", format="WAV"))
-                updates["decoded_path"] = str(path)
-            if outcome.codes is not None:
-                path = self.codes_dir / f"{unit.unit_key}.npy"
-                _atomic_write(path, lambda p, o=outcome: _save_npy(p, o.codes))
-                updates["codes_path"] = str(path)
-            for folder in {Path(p).parent for p in updates.values()}:
-                _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)  # the renames are durable before the row commits
-            if outcome.rescored:
-                existing = self.store.unit(unit.unit_key)
-                unit = UnitRow(**{k: existing[k] for k in UnitRow.__dataclass_fields__})
-                self.report.units_rescored += 1
-            else:
-                unit = UnitRow(**{**unit.__dict__, **updates})
-                self.report.units_run += codec_unit
-            self.store.write_unit(unit, outcome.results, outcome.variant_info)
-            for metric, seconds in outcome.warmup_s.items():
-                self.report.warmup_s[metric] = self.report.warmup_s.get(metric, 0.0) + seconds
-                log.info("warm-up of %s in a worker: %.2f s (not charged to %s)", metric, seconds, unit.item_id)
-            if unit.status in (UnitStatus.FAILED, UnitStatus.ERROR) and codec_unit:
-                self.report.units_failed += 1
-                log.warning("%s x %s %s: %s", unit.item_id, unit.codec_spec, unit.status, unit.reason)
-            self.bar.update(1)
+            try:
+                self._write(outcome)
+            except (OSError, sf.LibsndfileError) as exc:  # disk full, folder gone: one line, nothing lost
+                path = getattr(exc, "filename", None) or self.output / "cache"
+                raise write_failure(path, exc, self.report.units_run + self.report.units_rescored) from None
+
+    def _write(self, outcome: UnitOutcome) -> None:
+        unit = outcome.unit
+        codec_unit = unit.codec_spec != str(REFERENCE.spec)  # not the reference pseudo-unit
+        updates = {}
+        if outcome.decoded is not None:
+            path = self.decoded_dir / f"{unit.unit_key}.wav"
+            _atomic_write(path, lambda p, o=outcome, u=unit: sf.write(
+                str(p), o.decoded.T, u.input_rate, subtype="FLOAT", format="WAV"))
+            updates["decoded_path"] = stored_path(path, self.output)
+        if outcome.codes is not None:
+            path = self.codes_dir / f"{unit.unit_key}.npy"
+            _atomic_write(path, lambda p, o=outcome: _save_npy(p, o.codes))
+            updates["codes_path"] = stored_path(path, self.output)
+        for folder in {(self.output / p).parent for p in updates.values()}:
+            _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)  # the renames are durable before the row commits
+        if outcome.rescored:
+            existing = self.store.unit(unit.unit_key)
+            unit = UnitRow(**{k: existing[k] for k in UnitRow.__dataclass_fields__})
+        else:
+            unit = UnitRow(**{**unit.__dict__, **updates})
+        self.store.write_unit(unit, outcome.results, outcome.variant_info)
+        if outcome.rescored:  # counted once committed (a failed write reports the units really stored)
+            self.report.units_rescored += 1
+        else:
+            self.report.units_run += codec_unit
+        for metric, seconds in outcome.warmup_s.items():
+            self.report.warmup_s[metric] = self.report.warmup_s.get(metric, 0.0) + seconds
+            log.info("warm-up of %s in a worker: %.2f s (not charged to %s)", metric, seconds, unit.item_id)
+        if unit.status in (UnitStatus.FAILED, UnitStatus.ERROR) and codec_unit:
+            self.report.units_failed += 1
+            log.warning("%s x %s %s: %s", unit.item_id, unit.codec_spec, unit.status, unit.reason)
+        self.bar.update(1)
 
 
 def _discard(output: Path) -> None:
@@ -298,6 +314,8 @@ def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str =
             _run_locked(config, specs, report, executor, scheduler, fresh, progress)
         except KeyboardInterrupt:
             raise RunInterrupted(report.units_run + report.units_rescored) from None
+        except sqlite3.Error as exc:  # corrupt, full or read-only store: one line; committed units are kept
+            raise store_failure(report.store, exc, report.units_run + report.units_rescored) from None
     if report.warmup_s and report.speed_table:
         report.speed_table += ("\nwarm-up, once per worker and not in the factors above (s): "
                                + ", ".join(f"{m} {s:.2f}" for m, s in sorted(report.warmup_s.items())))
@@ -334,6 +352,13 @@ def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, ex
                           plugins=tuple(str(p) for p in config.plugins))
         from evalkit.runner import exports  # pandas: not imported by worker processes, which import this module
 
-        report.exports, report.summary_table, report.speed_table = exports.write_all(
-            store, plan, output, seed=config.seed)
-    report.exports["provenance_json"] = write_provenance(output, run_provenance(config, variants, report, started))
+        try:
+            report.exports, report.summary_table, report.speed_table = exports.write_all(
+                store, plan, output, seed=config.seed)
+        except OSError as exc:  # every unit is in the store: a rerun writes the exports again
+            raise write_failure(exc.filename or output, exc, report.units_run + report.units_rescored) from None
+    try:
+        record = run_provenance(config, variants, report, started)
+        report.exports["provenance_json"] = write_provenance(output, record)
+    except OSError as exc:
+        raise write_failure(exc.filename or output / "run.json", exc) from None

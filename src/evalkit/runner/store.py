@@ -5,15 +5,24 @@ row per (item, codec variant, metric) with value (NULL = NaN) or reason. Rows ar
 (see :mod:`evalkit.runner.plan`), written with ``INSERT OR REPLACE`` inside a single transaction per unit, so
 a run killed at any moment leaves only whole units behind and a rerun neither loses nor duplicates anything.
 Rows of earlier plans stay (history); ``current_plan`` lists the unit keys of the latest run's plan.
+
+Paths of cached files are stored relative to the run folder (``cache/decoded/KEY.wav``), so a moved run folder
+still finds them; :func:`resolve_stored` also reads the absolute paths older versions wrote. Readers that must
+not write (reports, listening tests, a read-only folder) open the store with :func:`read_store`.
 """
 
 from __future__ import annotations
 
 import enum
+import errno
 import json
 import math
+import os
+import shutil
 import sqlite3
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +48,164 @@ CREATE TABLE IF NOT EXISTS current_plan (unit_key TEXT PRIMARY KEY);
 """
 ADDED_COLUMNS = {  # columns that stores written by older versions lack
     "units": {"settings": "TEXT", "measured_bitrate_bps": "REAL"}, "results": {"settings": "TEXT"}}
+
+
+class StoreError(Exception):
+    """The store or a run file cannot be read or written (corrupt, disk full, not writable): one line that
+    names the file; units already stored are kept."""
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full: ``OSError`` ENOSPC/EDQUOT, SQLite's
+    SQLITE_FULL ("database or disk is full"), or libsndfile's write error while the disk has no space left."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        return True
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return "No space left" in str(exc)
+
+
+def _no_space_left(path: Path) -> bool:
+    """Whether the file system holding ``path`` has (almost) no space left (libsndfile hides the errno)."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free < 1 << 20
+            except OSError:
+                return False
+    return False
+
+
+def write_failure(path: str | Path, exc: BaseException, kept_units: int | None = None) -> StoreError:
+    """The one-line error for a failed write of ``path`` (the store or a cache or export file)."""
+    if is_disk_full(exc) or not isinstance(exc, OSError | sqlite3.Error) and _no_space_left(Path(path)):
+        cause = "the disk is full (no space left on device)"
+    elif isinstance(exc, OSError):
+        cause = exc.strerror or str(exc)
+    else:
+        cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    kept = "" if kept_units is None else (f"; every unit stored so far is kept ({kept_units} from this run): free "
+                                          f"space and rerun to resume")
+    return StoreError(f"{path}: cannot write ({cause}){kept}")
+
+
+def store_failure(path: str | Path, exc: sqlite3.Error, kept_units: int | None = None) -> StoreError:
+    """The one-line error for an SQLite error on the run store ``path``: corrupt, full or not writable."""
+    if is_disk_full(exc) or isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
+        return write_failure(path, exc, kept_units)
+    return StoreError(f"{path}: not a readable evalkit store ({exc}); move it away, or rerun with --fresh to "
+                      f"start the run folder over")
+
+
+EXPORTED_PLAN_NAME = "exported_plan.json"  # the unit keys of the plan the exports of a run folder describe
+
+
+def write_exported_plan(run_dir: str | Path, unit_keys: Iterable[str]) -> Path:
+    """Record, beside the exports, which plan they describe (atomically; written after them)."""
+    path = Path(run_dir) / EXPORTED_PLAN_NAME
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"unit_keys": sorted(unit_keys)}))
+    os.replace(tmp, path)
+    return path
+
+
+def exported_plan(run_dir: str | Path) -> list[str] | None:
+    """The unit keys of the plan the run folder's exports describe; ``None`` for folders written before this
+    was recorded (readers then fall back to the store's ``current_plan``, the latest run's plan, which a killed
+    rerun with another config leaves different from the exports)."""
+    path = Path(run_dir) / EXPORTED_PLAN_NAME
+    try:
+        return list(json.loads(path.read_text())["unit_keys"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{path}: malformed ({exc})") from None
+
+
+def stored_path(path: str | Path, run_dir: str | Path) -> str:
+    """``path`` as the store keeps it: relative to ``run_dir`` when inside it (POSIX), else absolute.
+
+    >>> stored_path("/runs/a/cache/decoded/k.wav", "/runs/a"), stored_path("/data/x.wav", "/runs/a")
+    ('cache/decoded/k.wav', '/data/x.wav')
+    """
+    path, run_dir = Path(os.path.abspath(path)), Path(os.path.abspath(run_dir))
+    return path.relative_to(run_dir).as_posix() if path.is_relative_to(run_dir) else str(path)
+
+
+def resolve_stored(value: str | None, run_dir: str | Path) -> Path | None:
+    """A stored cache path as a usable path: relative ones are taken from ``run_dir``; an absolute one (as
+    older versions stored them) that no longer exists, because the folder moved, is looked up under the same
+    ``cache/<kind>/<file>`` of ``run_dir``."""
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_absolute():
+        return Path(run_dir) / path
+    if not path.exists() and len(path.parts) >= 3 and path.parts[-3] == "cache":
+        moved = Path(run_dir).joinpath(*path.parts[-3:])
+        if moved.exists():
+            return moved
+    return path
+
+
+@contextmanager
+def read_store(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to a run store, also in a folder this process cannot write.
+
+    SQLite's read-only mode still creates the ``-shm`` file of a WAL database beside it; where the folder is
+    not writable the store is opened ``immutable`` (exact when no ``-wal`` file is left) or, when a killed run
+    left a ``-wal`` file with committed rows in it, from a private copy of both files.
+
+    Raises:
+        sqlite3.Error: not a database (``DatabaseError``), missing or unreadable (``OperationalError``).
+    """
+    path = Path(path).resolve()
+    wal = path.with_name(path.name + "-wal")
+    scratch = None
+    try:
+        try:
+            db = _probe(f"file:{path}?mode=ro")
+        except sqlite3.OperationalError:
+            if os.access(path.parent, os.W_OK) and _can_create(path.parent) or not path.is_file():
+                raise
+            if wal.is_file() and wal.stat().st_size > 0:
+                scratch = Path(tempfile.mkdtemp(prefix="evalkit-store-"))
+                shutil.copy2(path, scratch / path.name)
+                shutil.copy2(wal, scratch / wal.name)
+                db = _probe(f"file:{scratch / path.name}?mode=ro")
+            else:
+                db = _probe(f"file:{path}?immutable=1")
+        try:
+            yield db
+        finally:
+            db.close()
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _probe(uri: str) -> sqlite3.Connection:
+    db = sqlite3.connect(uri, uri=True, timeout=30)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens the file now, not at the first query
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
+
+
+def _can_create(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder`` (``os.access`` says yes to root on a read-only mount)."""
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".evalkit-probe-")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
 
 
 class UnitStatus(enum.StrEnum):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,15 +111,27 @@ def _failure(task: ItemTask, job: UnitJob, exc: BaseException, **fields) -> Unit
 
 def run_item_task(task: ItemTask) -> list[UnitOutcome]:
     """Process one item against all its pending variants; exceptions become failed units with reasons."""
+    return list(iter_item_task(task))
+
+
+def error_outcomes(task: ItemTask, jobs: Iterable[UnitJob], exc: BaseException) -> list[UnitOutcome]:
+    """``error`` units (``failed`` for bad audio) with NaN rows for ``jobs``, the reason taken from ``exc``."""
+    return [_failure(task, job, exc) for job in jobs]
+
+
+def iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
+    """:func:`run_item_task`, one unit's outcome at a time (as each unit finishes)."""
     item = task.item
     try:
         load_plugin_files(task.plugins)
     except Exception as exc:  # noqa: BLE001 - a plugin that breaks in this worker: every unit errs with it
-        return [_failure(task, job, exc) for job in task.jobs]
+        yield from error_outcomes(task, task.jobs, exc)
+        return
     try:
         clip = audio_lib.load(item.path)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded per unit, the run goes on
-        return [_failure(task, job, exc) for job in task.jobs]
+        yield from error_outcomes(task, task.jobs, exc)
+        return
     samples = clip.samples
     segment = task.decode.get("segment_seconds")
     if segment:
@@ -126,14 +139,13 @@ def run_item_task(task: ItemTask) -> list[UnitOutcome]:
     reference = Reference(samples, clip.sample_rate, str(item.path), text=item.text)
     common = dict(input_rate=clip.sample_rate, input_channels=int(samples.shape[0]),
                   input_seconds=samples.shape[1] / clip.sample_rate)
-    outcomes = []
     for job in task.jobs:
         try:
-            outcomes.append(_run_job(task, job, reference, common, item_samples=clip.samples.shape[1]))
+            outcome = _run_job(task, job, reference, common, item_samples=clip.samples.shape[1])
         except Exception as exc:  # noqa: BLE001 - codec or metric: failed rows with type and message
             log.debug("unit %s failed", job.unit_key, exc_info=True)
-            outcomes.append(_failure(task, job, exc, **common))
-    return outcomes
+            outcome = _failure(task, job, exc, **common)
+        yield outcome
 
 
 def _cached_decoded(job: UnitJob, reference: Reference) -> np.ndarray | None:
