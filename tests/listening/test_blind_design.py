@@ -128,6 +128,8 @@ def test_ab_sides_balanced_within_listener(tmp_path, run_dir):
     definition = prepare_test(run_dir, tmp_path / "ab", PrepareOptions(Design.AB, items=3, listeners=3))
     for count, _, first_on_a in _balance(definition):
         assert abs(first_on_a - count / 2) <= 0.5
+    assert definition.labels == {"reference": "Reference", "anchor35": "3.5 kHz anchor", "anchor70": "7 kHz anchor",
+                                 "lowpass?cutoff_hz=2000": "2 kHz anchor", "lowpass?cutoff_hz=5000": "5 kHz anchor"}
 
 
 def test_anchor_named_in_conditions_is_the_anchor_once(tmp_path):

@@ -161,14 +161,16 @@ def _check_options(options: PrepareOptions) -> None:
 
 def test_labels(design: Design, conditions: list[str], overrides: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """``labels`` of test.json: condition name as stored in ratings → display label (``--label`` first, then
-    :func:`evalkit.labels.labels_for`). An override may name an anchor by its spec (``lowpass?cutoff_hz=3500``).
+    :func:`evalkit.labels.labels_for`), for the conditions and the fixed names ``reference``, ``anchor35`` and
+    ``anchor70`` (whatever the design). In MUSHRA an override may name an anchor by its spec
+    (``lowpass?cutoff_hz=3500``).
 
     Raises:
         ListenError: an override that names no condition of the test.
     """
     from evalkit.labels import labels_for
 
-    names = ([REFERENCE, ANCHOR_LOW, ANCHOR_MID] if design is Design.MUSHRA else []) + conditions
+    names = list(dict.fromkeys([REFERENCE, ANCHOR_LOW, ANCHOR_MID, *conditions]))  # fixed names always
     by_canonical = {_canonical(n): n for n in names} | (
         {_canonical(s): n for n, s in ANCHOR_SPECS.items()} if design is Design.MUSHRA else {})
     resolved = {}
