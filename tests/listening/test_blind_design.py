@@ -128,6 +128,8 @@ def test_ab_sides_balanced_within_listener(tmp_path, run_dir):
     definition = prepare_test(run_dir, tmp_path / "ab", PrepareOptions(Design.AB, items=3, listeners=3))
     for count, _, first_on_a in _balance(definition):
         assert abs(first_on_a - count / 2) <= 0.5
+    assert definition.labels == {"reference": "Reference", "anchor35": "3.5 kHz anchor", "anchor70": "7 kHz anchor",
+                                 "lowpass?cutoff_hz=2000": "2 kHz anchor", "lowpass?cutoff_hz=5000": "5 kHz anchor"}
 
 
 def test_anchor_named_in_conditions_is_the_anchor_once(tmp_path):
@@ -155,12 +157,21 @@ def test_labels_options_and_texts_land_in_test_json(run_dir, tmp_path):
         prepare_test(run_dir, tmp_path / "x", PrepareOptions(Design.MUSHRA, labels=(("opus?bitrate_kbps=6", "O"),)))
 
 
-def test_old_definitions_without_labels_get_short_labels(mushra_dir, fresh_copy):
+def test_old_definitions_wav_without_labels_still_load(mushra_dir, fresh_copy):
+    from evalkit.listening.session import player_data
+
     folder = fresh_copy(mushra_dir)
     raw = json.loads((folder / "test.json").read_text())
-    del raw["labels"]
+    for key in ("labels", "stimulus_format", "headphone", "repeats", "instructions", "consent", "require_training"):
+        raw.pop(key, None)
     (folder / "test.json").write_text(json.dumps(raw))
-    assert load_definition(folder).labels["anchor35"] == "3.5 kHz anchor"
+    for path in (folder / STIMULI_DIR).glob("*.flac"):  # an old test folder: WAV files
+        path.rename(path.with_suffix(".wav"))
+    definition = load_definition(folder)
+    assert definition.stimulus_format == "wav" and definition.labels["anchor35"] == "3.5 kHz anchor"
+    trial = definition.slots[0][0]
+    assert {s["url"] for s in player_data(definition, trial, "trial-0", False)["stimuli"]} \
+        == {f"app/static/{sid}.wav" for sid in trial.stimuli}
 
 
 def test_excerpt_seconds_and_loudness_clipping_note(tmp_path):

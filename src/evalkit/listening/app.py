@@ -50,7 +50,8 @@ def _definition(folder: str) -> TestDefinition:
 
 @st.cache_resource
 def _player():
-    from evalkit.listening.player_js import PLAYER_CSS, PLAYER_HTML, PLAYER_JS
+    from evalkit.listening.player_css import PLAYER_CSS
+    from evalkit.listening.player_js import PLAYER_HTML, PLAYER_JS
 
     return st.components.v2.component("evalkit_listening_player", html=PLAYER_HTML, css=PLAYER_CSS,
                                       js=PLAYER_JS % {"min_play_s": MIN_PLAY_S})

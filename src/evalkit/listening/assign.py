@@ -9,6 +9,7 @@ so each trial is also shown both ways over every two listeners.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import numpy as np
@@ -51,7 +52,8 @@ def training_trial(design: Design, item: str, conditions: list[str], pairs: list
                      reference)
     a, b = pairs[0]
     ids = (write(item, a, None), write(item, b, None))
-    return Trial(item, ids + ((write(item, a, None),) if design is Design.ABX else ()))
+    x = a if secrets.randbelow(2) == 0 else b  # training is not scored: X is either side
+    return Trial(item, ids + ((write(item, x, None),) if design is Design.ABX else ()))
 
 
 def half_flags(n: int, rng: np.random.Generator, extra: bool = False) -> np.ndarray:

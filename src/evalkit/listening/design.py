@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import secrets
 import shutil
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +37,7 @@ from evalkit.listening.model import (
 )
 from evalkit.listening.runsource import RunContents, RunUnit, read_run
 from evalkit.listening.stimuli import apply_fades, choose_excerpt, limiting_stimulus, loudness_gains_db
-from evalkit.listening.stimulus_files import encode_flac, equal_size, set_fixed_mtime
+from evalkit.listening.stimulus_files import StimulusWriter
 
 MAX_PEAK = 0.98  # loudness matching never lets a stimulus peak above this (linear full scale)
 
@@ -163,14 +161,16 @@ def _check_options(options: PrepareOptions) -> None:
 
 def test_labels(design: Design, conditions: list[str], overrides: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """``labels`` of test.json: condition name as stored in ratings → display label (``--label`` first, then
-    :func:`evalkit.labels.labels_for`). An override may name an anchor by its spec (``lowpass?cutoff_hz=3500``).
+    :func:`evalkit.labels.labels_for`), for the conditions and the fixed names ``reference``, ``anchor35`` and
+    ``anchor70`` (whatever the design). In MUSHRA an override may name an anchor by its spec
+    (``lowpass?cutoff_hz=3500``).
 
     Raises:
         ListenError: an override that names no condition of the test.
     """
     from evalkit.labels import labels_for
 
-    names = ([REFERENCE, ANCHOR_LOW, ANCHOR_MID] if design is Design.MUSHRA else []) + conditions
+    names = list(dict.fromkeys([REFERENCE, ANCHOR_LOW, ANCHOR_MID, *conditions]))  # fixed names always
     by_canonical = {_canonical(n): n for n in names} | (
         {_canonical(s): n for n, s in ANCHOR_SPECS.items()} if design is Design.MUSHRA else {})
     resolved = {}
@@ -255,7 +255,7 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
         if not math.isfinite(v):
             notes.append(f"{keys[k][0]} / {keys[k][1]}: below the BS.1770 gate, left unscaled")
 
-    writer = _StimulusWriter(out_dir / STIMULI_DIR, options.stimulus_format)
+    writer = StimulusWriter(out_dir / STIMULI_DIR, options.stimulus_format)
     stimuli: dict[str, Stimulus] = {}
 
     def write(item: str, name: str, stored: str | None = None) -> str:
@@ -287,52 +287,7 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
     return definition
 
 
-class _StimulusWriter:
-    """Collects the encoded files of each item, then writes them padded to one size per item, with one mtime."""
-
-    def __init__(self, folder: Path, file_format: str):
-        self.folder = folder
-        self.format = file_format
-        self.rng = np.random.default_rng(secrets.randbits(128))  # dither: fresh for every file, not reproducible
-        self.pending: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
-
-    def add(self, group: str, x: np.ndarray, rate: int, bits: int = 24) -> str:
-        sid = secrets.token_hex(8)
-        if self.format == "flac":
-            data = encode_flac(x, rate, self.rng, bits)
-        else:
-            import io
-
-            import soundfile as sf
-
-            buffer = io.BytesIO()
-            sf.write(buffer, np.clip(x, -1.0, 1.0).T, rate, format="WAV", subtype="PCM_24")
-            data = buffer.getvalue()
-        self.pending[group].append((sid, data))
-        return sid
-
-    def flush(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for files in self.pending.values():
-            ids = [sid for sid, _ in files]
-            datas = [d for _, d in files]
-            if self.format == "flac":
-                datas = equal_size(datas)
-            for sid, data in zip(ids, datas, strict=True):
-                path = self.folder / f"{sid}.{self.format}"
-                path.write_bytes(data)
-                written.append(path)
-        if self.format == "flac":
-            set_fixed_mtime(written)
-        else:  # the old behaviour, kept for before/after comparisons: files written one after another
-            for k, path in enumerate(written):
-                now = time.time_ns() + k * 1000
-                os.utime(path, ns=(now, now))
-        self.pending.clear()
-
-
-def _headphone_check(writer: _StimulusWriter) -> HeadphoneCheck:
+def _headphone_check(writer: StimulusWriter) -> HeadphoneCheck:
     from evalkit.listening import headphone as hp
 
     rng = np.random.default_rng(secrets.randbits(128))  # noise and answer order: unpredictable, never seeded

@@ -122,12 +122,11 @@ def _headphone(raw: dict | None) -> HeadphoneCheck | None:
                           tuple(HeadphoneTrial(str(t["stimulus_id"]), int(t["answer"])) for t in raw["trials"]))
 
 
-def default_labels(design: Design, conditions: dict[str, str]) -> dict[str, str]:
+def default_labels(conditions: dict[str, str]) -> dict[str, str]:
     """Labels of a definition written before ``labels`` existed: the short labels of its condition names."""
     from evalkit.labels import labels_for
 
-    names = ([REFERENCE] if design is Design.MUSHRA else []) + list(conditions)
-    return labels_for(names)
+    return labels_for(dict.fromkeys([REFERENCE, ANCHOR_LOW, ANCHOR_MID, *conditions]))
 
 
 def load_definition(folder: str | Path, *, check_files: bool = True) -> TestDefinition:
@@ -161,7 +160,7 @@ def load_definition(folder: str | Path, *, check_files: bool = True) -> TestDefi
     if problems:
         raise ListenError(f"{path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     if not definition.labels:
-        definition = replace(definition, labels=default_labels(definition.design, definition.conditions))
+        definition = replace(definition, labels=default_labels(definition.conditions))
     return definition
 
 

@@ -105,7 +105,7 @@ def limiting_stimulus(loudness_lufs: dict[str, float], peaks: dict[str, float],
     forced :func:`loudness_gains_db` to lower the target.
 
     >>> limiting_stimulus({"a": -20.0, "b": -30.0}, {"a": 0.5, "b": 0.5}, -23.0)  # b: 0.5·10^(7/20)
-    ('b', 1.1193)
+    ('b', 1.1194)
     """
     after = {k: peaks[k] * 10 ** ((target_lufs - v) / 20) for k, v in loudness_lufs.items() if math.isfinite(v)}
     key = max(after, key=after.get)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
+import time
+from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -103,3 +106,50 @@ def set_fixed_mtime(paths: Iterable[Path]) -> None:
     ns = FIXED_MTIME_S * 10**9
     for path in paths:
         os.utime(path, ns=(ns, ns))
+
+
+class StimulusWriter:
+    """Collects the encoded files of each group (an item), then writes them padded to one size per group, with one
+    mtime. ``file_format`` "wav": the former files (24-bit WAV, no dither, mtimes in writing order), kept only for
+    before/after comparisons."""
+
+    def __init__(self, folder: Path, file_format: str):
+        self.folder = folder
+        self.format = file_format
+        self.rng = np.random.default_rng(secrets.randbits(128))  # dither: fresh for every file, not reproducible
+        self.pending: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
+
+    def add(self, group: str, x: np.ndarray, rate: int, bits: int = 24) -> str:
+        """Encode ``[channels, samples]`` audio under a new random id (returned); written by :meth:`flush`."""
+        sid = secrets.token_hex(8)
+        if self.format == "flac":
+            data = encode_flac(x, rate, self.rng, bits)
+        else:
+            import soundfile as sf
+
+            buffer = io.BytesIO()
+            sf.write(buffer, np.clip(x, -1.0, 1.0).T, rate, format="WAV", subtype="PCM_24")
+            data = buffer.getvalue()
+        self.pending[group].append((sid, data))
+        return sid
+
+    def flush(self) -> None:
+        """Write every collected file under ``folder`` (created)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for files in self.pending.values():
+            ids = [sid for sid, _ in files]
+            datas = [d for _, d in files]
+            if self.format == "flac":
+                datas = equal_size(datas)
+            for sid, data in zip(ids, datas, strict=True):
+                path = self.folder / f"{sid}.{self.format}"
+                path.write_bytes(data)
+                written.append(path)
+        if self.format == "flac":
+            set_fixed_mtime(written)
+        else:  # the old behaviour, kept for before/after comparisons: files written one after another
+            for k, path in enumerate(written):
+                now = time.time_ns() + k * 1000
+                os.utime(path, ns=(now, now))
+        self.pending.clear()
