@@ -149,3 +149,20 @@ def test_binary_or_non_utf8_ratings_is_one_line(tmp_path, capsys, content):
         err = captured.err.strip()
         assert captured.out == "" and "\n" not in err and "Traceback" not in err
         assert str(path) in err and "not a UTF-8 text CSV file" in err
+
+
+def test_nobody_finished_yet_reports_why(run_dir, tmp_path, capsys):
+    out = tmp_path / "t"
+    prepare_test(run_dir, out, PrepareOptions(Design.MUSHRA, items=2, listeners=2))
+    definition = load_definition(out)
+    with ListeningStore(out / STORE_FILE) as store:
+        p = store.create_participant(definition)
+        trial = definition.trials_for(p.slot)[0]
+        store.submit(definition, p, 0, scores={s: 50.0 for s in trial.stimuli}, events=_events(trial))
+    report = _json(capsys, ["listen", "analyze", str(out), "--json"])
+    assert report["assessors"] == 0 and report["comparisons"] == [] and report["conditions"] == {}
+    assert report["excluded"] == [{"assessor": "L001", "reason": "unfinished: 1 of 2 trials"}]
+    assert report["minimum_detectable_difference"]["points"] is None
+    assert "needs at least 2 assessors" in report["minimum_detectable_difference"]["reason"]
+    assert main(["listen", "analyze", str(out)]) == 0
+    assert "L001: unfinished: 1 of 2 trials" in capsys.readouterr().out

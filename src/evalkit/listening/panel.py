@@ -138,9 +138,6 @@ def exclude_assessors(records: list, incomplete: list[dict], headphone_failed: d
 
 def _filtered(design, records, incomplete, failed, include_incomplete, labels, unit) -> Panel:
     kept, excluded = exclude_assessors(records, incomplete, failed, include_incomplete, unit)
-    if not kept:
-        raise ListenError("no assessor is left to analyse: " + "; ".join(f"{e['assessor']} ({e['reason']})"
-                                                                          for e in excluded[:3]))
     return Panel(design, kept, excluded, incomplete, labels)
 
 
