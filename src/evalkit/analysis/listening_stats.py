@@ -81,7 +81,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     for rank, idx in enumerate(valid[np.argsort(p[valid], kind="stable")]):
         running = max(running, min(1.0, p[idx] * (m - rank)))
         out[idx] = running
-    return [round(float(v), 12) for v in out]
+    return [float(f"{v:.12g}") for v in out]  # drop float noise (0.03 not 0.030000000000000002)
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

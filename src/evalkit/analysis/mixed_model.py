@@ -18,6 +18,7 @@ ANOVA test of the pair against the assessor×condition mean square, df = (assess
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -94,6 +95,8 @@ def fit_mixed(ratings: Sequence[Rating]) -> MixedFit:
     Raises:
         ModelError: fewer than 2 assessors or 2 conditions, or no residual degrees of freedom.
     """
+    if not ratings:
+        raise ModelError("mixed model: needs at least 2 assessors, got 0")
     conditions, items, n_assessors, y, a, c, i, x = _design(ratings)
     if n_assessors < 2:
         raise ModelError(f"mixed model: needs at least 2 assessors, got {n_assessors}")
@@ -108,11 +111,17 @@ def fit_mixed(ratings: Sequence[Rating]) -> MixedFit:
 
 def _one_blas_thread():
     """The blocks are small (one assessor's ratings): one BLAS thread is faster than many competing ones."""
+    controller = _blas_controller()
+    return contextlib.nullcontext() if controller is None else controller.limit(limits=1)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
+        return None
+    return ThreadpoolController()
 
 
 def _fit(ratings, conditions, items, n_assessors, y, a, c, i, x) -> MixedFit:
@@ -158,14 +167,18 @@ class _Blocks:
 
     def __init__(self, y, x, a, c, i, k: int, n_items: int):
         self.x, self.y, self.n_items = x, y, n_items
-        self.blocks = []
+        by_size: dict[int, list] = {}
         for g in np.unique(a):
-            rows = a == g
-            zc, zi = np.eye(k)[c[rows]], np.eye(max(n_items, 1))[i[rows]]
-            n = int(rows.sum())
-            parts = {"assessor": np.ones((n, n)), "assessor_x_condition": zc @ zc.T,
-                     "assessor_x_item": zi @ zi.T, "residual": np.eye(n)}
-            self.blocks.append((x[rows], y[rows], parts))
+            rows = np.flatnonzero(a == g)
+            by_size.setdefault(len(rows), []).append(rows)
+        self.groups = []  # assessors with the same number of ratings, stacked: X [G, n, p], y [G, n], V_j [G, n, n]
+        for n, members in by_size.items():
+            idx = np.array(members)
+            zc, zi = np.eye(k)[c[idx]], np.eye(max(n_items, 1))[i[idx]]
+            parts = {"assessor": np.ones((len(members), n, n)), "assessor_x_condition": zc @ zc.transpose(0, 2, 1),
+                     "assessor_x_item": zi @ zi.transpose(0, 2, 1),
+                     "residual": np.broadcast_to(np.eye(n), (len(members), n, n))}
+            self.groups.append((x[idx], y[idx], parts))
 
     def _free(self, variance: dict[str, float]) -> list[str]:
         total = sum(variance.values())
@@ -176,36 +189,40 @@ class _Blocks:
         p = self.x.shape[1]
         xtwx, xtwy = np.zeros((p, p)), np.zeros(p)
         ws, logdet = [], 0.0
-        for xg, yg, parts in self.blocks:
+        for xg, yg, parts in self.groups:
             v = sum(variance[name] * parts[name] for name in COMPONENTS)
             sign, ld = np.linalg.slogdet(v)
             w = np.linalg.inv(v)
-            logdet += ld if sign > 0 else math.inf
+            logdet += float(ld.sum()) if np.all(sign > 0) else math.inf
             ws.append(w)
-            xtwx += xg.T @ w @ xg
-            xtwy += xg.T @ w @ yg
+            wx = w @ xg
+            xtwx += np.einsum("gip,giq->pq", xg, wx)
+            xtwy += np.einsum("giq,gi->q", wx, yg)
         cov = np.linalg.pinv(xtwx)
         beta = cov @ xtwy
+        r = len(free)
         m = [np.zeros((p, p)) for _ in free]
-        t1 = np.zeros((len(free), len(free)))
+        t1 = np.zeros((r, r))
         nn = [[np.zeros((p, p)) for _ in free] for _ in free]
-        tr_wv, quad, rwr = np.zeros(len(free)), np.zeros(len(free)), 0.0
-        for (xg, yg, parts), w in zip(self.blocks, ws, strict=True):
-            wx, wr = w @ xg, w @ (yg - xg @ beta)
-            rwr += float((yg - xg @ beta) @ wr)
+        tr_wv, quad, rwr = np.zeros(r), np.zeros(r), 0.0
+        for (xg, yg, parts), w in zip(self.groups, ws, strict=True):
+            wx = w @ xg
+            resid = yg - xg @ beta
+            wr = np.einsum("gij,gj->gi", w, resid)
+            rwr += float(np.sum(resid * wr))
             wd = [w @ parts[name] for name in free]  # W V_j
             u = [parts[name] @ wx for name in free]  # V_j W X
             q = [w @ uj for uj in u]  # W V_j W X
             for j, name in enumerate(free):
-                m[j] += wx.T @ u[j]
-                tr_wv[j] += float(np.trace(wd[j]))
-                quad[j] += float(wr @ parts[name] @ wr)
-                for kk in range(len(free)):
-                    t1[j, kk] += float(np.sum(wd[j] * wd[kk].T))
-                    nn[j][kk] += u[kk].T @ q[j]  # X'W V_k W V_j W X
+                m[j] += np.einsum("gip,giq->pq", wx, u[j])
+                tr_wv[j] += float(np.einsum("gii->", wd[j]))
+                quad[j] += float(np.einsum("gi,gij,gj->", wr, parts[name], wr))
+                for kk in range(r):
+                    t1[j, kk] += float(np.einsum("gij,gji->", wd[j], wd[kk]))
+                    nn[j][kk] += np.einsum("gip,giq->pq", u[kk], q[j])  # X'W V_k W V_j W X
         info = np.empty_like(t1)
-        for j in range(len(free)):
-            for kk in range(len(free)):
+        for j in range(r):
+            for kk in range(r):
                 info[j, kk] = 0.5 * (t1[j, kk] - 2 * np.trace(cov @ nn[j][kk]) + np.trace(cov @ m[j] @ cov @ m[kk]))
         score = 0.5 * (quad - (tr_wv - np.array([np.trace(cov @ mj) for mj in m])))
         sign, ld_xtwx = np.linalg.slogdet(xtwx)

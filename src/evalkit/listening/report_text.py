@@ -113,19 +113,18 @@ def format_plan(plan: dict) -> str:
              f"{plan['conditions']} conditions",
              f"pilot: {plan['pilot_assessors']} assessors; variance components (points²): "
              + ", ".join(f"{k} {v:.1f}" for k, v in plan["variance_components"].items()),
-             f"assessors needed: {need if need is not None else 'more than ' + str(plan['max_assessors'])} "
-             f"(simulated power {_f(plan['achieved_power'], 3)})",
+             f"assessors needed for {plan['difference']:g} points: "
+             f"{need if need is not None else 'more than ' + str(plan['max_assessors'])} (simulated power "
+             f"{_f(plan['achieved_power'], 3)}); the pilot's {plan['pilot_assessors']} assessors have power "
+             f"{_f(plan['rows'][0]['power_with_pilot_panel'] if plan['rows'] else None, 2)}",
              f"minimum detectable difference with the pilot's {plan['pilot_assessors']} assessors: "
-             f"{_f(plan['minimum_detectable_difference'])} points", ""]
+             f"{_f(plan['minimum_detectable_difference'])} points", "",
+             "per pair: the pilot's difference and the assessors needed to detect a difference that large:"]
     rows = []
     for r in plan["rows"]:
         obs = r["assessors_for_observed"]
         rows.append([labels.get(r["a"], r["a"]), labels.get(r["b"], r["b"]), _f(r["pilot_difference"]),
-                     _p(r["pilot_p_holm"]), str(r["assessors_needed"] if r["assessors_needed"] is not None else
-                                                f">{plan['max_assessors']}"),
-                     _f(r["power_with_pilot_panel"], 2),
-                     f">{plan['max_assessors']}" if obs is None else str(obs)])
-    lines += _table(["a", "b", "pilot a − b", "pilot Holm p", f"assessors for {plan['difference']:g}",
-                     "power now", "assessors for pilot diff."], rows, left=2)
+                     _p(r["pilot_p_holm"]), f">{plan['max_assessors']}" if obs is None else str(obs)])
+    lines += ["  " + x for x in _table(["a", "b", "pilot a − b", "pilot Holm p", "assessors"], rows, left=2)]
     lines.append(f"({plan['method']})")
     return "\n".join(lines)

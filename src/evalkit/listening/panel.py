@@ -1,0 +1,156 @@
+"""Which assessors a listening analysis counts, and the conditions' short labels.
+
+By default only assessors who finished all their trials count (a CSV has no trial record, so there an assessor
+who rated fewer items than the most complete one counts as unfinished); with ``exclude_headphone_fail`` also only
+those who passed the headphone check. Every one left out is listed with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evalkit.listening.model import DEFINITION_FILE, STORE_FILE, Design, ListenError, load_definition
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Records of a test (ratings or choices) with the assessors left out before the statistics, and labels."""
+
+    design: Design
+    records: list
+    excluded: list[dict] = field(default_factory=list)  # [{assessor, reason}] left out before the statistics
+    incomplete: list[dict] = field(default_factory=list)  # [{assessor, done, trials, included}]
+    labels: dict[str, str] = field(default_factory=dict)  # condition name -> short label
+
+
+def condition_labels(names, specs: dict[str, str] | None = None, given: dict[str, str] | None = None,
+                     overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Short label per condition name: ``overrides`` (``--label``, by name or spec), then the test's own labels
+    (``test.json`` ``labels``), then :func:`evalkit.labels.short_label` of the condition's spec; kept unique."""
+    from evalkit.labels import short_label
+
+    specs, given, overrides = specs or {}, given or {}, overrides or {}
+    out = {}
+    for name in sorted(set(names)):
+        spec = specs.get(name, name)
+        out[name] = overrides.get(name) or overrides.get(spec) or given.get(name) or short_label(spec)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for name, label in out.items():
+        groups[label].append(name)
+    for label, group in groups.items():
+        if len(group) > 1:
+            for name in group:
+                out[name] = f"{label} [{name}]"
+    return out
+
+
+def csv_panel(path: str | Path, include_incomplete: bool = False, overrides: dict[str, str] | None = None) -> Panel:
+    """A ratings CSV as a panel: an assessor with fewer rated items than the most complete one is unfinished."""
+    from evalkit.listening.report import load_ratings_csv
+
+    ratings = load_ratings_csv(path)
+    items: dict[str, set[str]] = defaultdict(set)
+    for r in ratings:
+        items[r.assessor].add(r.item)
+    most = max(len(v) for v in items.values())
+    incomplete = [{"assessor": a, "done": len(v), "trials": most, "included": include_incomplete}
+                  for a, v in sorted(items.items()) if len(v) < most]
+    return _filtered(Design.MUSHRA, ratings, incomplete, {}, include_incomplete,
+                     condition_labels({r.condition for r in ratings}, overrides=overrides), "items")
+
+
+def folder_panel(test_dir: str | Path, include_incomplete: bool = False, exclude_headphone_fail: bool = False,
+                   overrides: dict[str, str] | None = None) -> Panel:
+    """Everything stored so far in a test folder, with unfinished (and headphone-failed) assessors left out.
+
+    Raises:
+        ListenError: no definition, no ratings or answers yet, or no headphone check when one is asked for.
+    """
+    from evalkit.listening.storage import ListeningStore
+
+    definition = load_definition(test_dir, check_files=False)
+    db = Path(test_dir) / STORE_FILE
+    if not db.is_file():
+        raise ListenError(f"{db}: no ratings yet (serve the test with `evalkit listen serve`)")
+    with ListeningStore(db) as store:
+        records = store.ratings() if definition.design is Design.MUSHRA else store.choices()
+        if not records:
+            raise ListenError(f"{db}: no {'ratings' if definition.design is Design.MUSHRA else 'answers'} yet")
+        incomplete = [{"assessor": p["assessor"], "done": p["done"], "trials": p["trials"],
+                       "included": include_incomplete}
+                      for p in store.progress(definition) if p["finished"] is None and p["done"] > 0]
+        headphone = _headphone_results(store, definition, db) if exclude_headphone_fail else {}
+    names = {r.condition for r in records} if definition.design is Design.MUSHRA else \
+        {c for r in records for c in (r.condition_a, r.condition_b)}
+    given = getattr(definition, "labels", None) or _raw_labels(Path(test_dir))
+    labels = condition_labels(names, dict(definition.conditions), given, overrides)
+    failed = headphone_exclusions({r.assessor for r in records}, headphone) if exclude_headphone_fail else {}
+    return _filtered(definition.design, records, incomplete, failed, include_incomplete, labels, "trials")
+
+
+def _raw_labels(folder: Path) -> dict[str, str]:
+    try:
+        raw = json.loads((folder / DEFINITION_FILE).read_text()).get("labels") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+
+def _headphone_results(store, definition, db: Path) -> dict[str, bool]:
+    read = getattr(store, "headphone_results", None)
+    results = read() if callable(read) else {}
+    if getattr(definition, "headphone", None) is None and not results:
+        raise ListenError(f"{db.parent}: this test has no headphone check (--exclude-headphone-fail needs one)")
+    return dict(results)
+
+
+def headphone_exclusions(assessors, results: dict[str, bool]) -> dict[str, str]:
+    """Reason per assessor who did not pass the headphone check (failed it, or has no result).
+
+    >>> headphone_exclusions({"L001", "L002", "L003"}, {"L001": True, "L002": False})
+    {'L002': 'failed the headphone check', 'L003': 'no headphone check result'}
+    """
+    out = {}
+    for a in sorted(assessors):
+        if a not in results:
+            out[a] = "no headphone check result"
+        elif not results[a]:
+            out[a] = "failed the headphone check"
+    return out
+
+
+def exclude_assessors(records: list, incomplete: list[dict], headphone_failed: dict[str, str],
+                      include_incomplete: bool, unit: str = "trials") -> tuple[list, list[dict]]:
+    """Records of the assessors kept, and ``[{assessor, reason}]`` for those left out (unfinished unless
+    ``include_incomplete``; headphone reasons as given)."""
+    reasons: dict[str, list[str]] = defaultdict(list)
+    if not include_incomplete:
+        for p in incomplete:
+            reasons[p["assessor"]].append(f"unfinished: {p['done']} of {p['trials']} {unit}")
+    for assessor, why in headphone_failed.items():
+        reasons[assessor].append(why)
+    kept = [r for r in records if r.assessor not in reasons]
+    return kept, [{"assessor": a, "reason": "; ".join(v)} for a, v in sorted(reasons.items())]
+
+
+def _filtered(design, records, incomplete, failed, include_incomplete, labels, unit) -> Panel:
+    kept, excluded = exclude_assessors(records, incomplete, failed, include_incomplete, unit)
+    return Panel(design, kept, excluded, incomplete, labels)
+
+
+def resolve_condition(name: str, labels: dict[str, str]) -> str:
+    """A condition given by name, spec or label → its name.
+
+    Raises:
+        ListenError: it matches no condition.
+    """
+    if name in labels:
+        return name
+    matches = [n for n, label in labels.items() if label == name]
+    if len(matches) == 1:
+        return matches[0]
+    raise ListenError(f"--versus {name}: not a condition of the test (conditions: "
+                      + ", ".join(f"{n} ({labels[n]})" for n in labels) + ")")
