@@ -36,7 +36,9 @@ function scrolls(el) {
 const out = [];
 for (const el of document.body.querySelectorAll('*')) {
   const r = el.getBoundingClientRect();
-  if (r.width && r.right > width + 1 && !scrolls(el)) out.push(el.tagName + ' in ' + ((el.closest('[aria-label]') || {}).getAttribute ? el.closest('[aria-label]').getAttribute('aria-label') : '') + ' ' + r.right);
+  if (!r.width || r.right <= width + 1 || scrolls(el)) continue;
+  const owner = el.closest('[aria-label]');
+  out.push(el.tagName + ' in ' + (owner ? owner.getAttribute('aria-label') : el.className) + ' ' + r.right);
 }
 return {page: document.documentElement.scrollWidth, width: width, offenders: out.slice(0, 10)};
 """
