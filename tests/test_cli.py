@@ -71,7 +71,7 @@ def test_metrics_list(capsys):
     assert main(["metrics", "list"]) == 0
     out = capsys.readouterr().out
     assert [line.split(":")[0] for line in out.splitlines() if not line.startswith(" ")] == list(ALL_INFO)
-    assert "visqol_audio: audio mode, 48 kHz" in out
+    assert "visqol_audio: audio mode, 48 kHz" in out and 'shown as "ViSQOL audio (MOS-LQO) ↑"' in out
     # each metric's implementing library with its installed version, as the package metadata gives it
     for dist, name in (("pesq", "pesq_wb"), ("pystoi", "stoi"), ("visqol-python", "visqol_audio")):
         block = out.split(f"{name}:", 1)[1].split("\n")[:3]

@@ -105,7 +105,8 @@ def _metrics_list(args: argparse.Namespace) -> int:
             rate += " (the highest the input reaches)"
         direction = "higher is better" if info.higher_is_better else "lower is better"
         print(f"{info.name}: {info.variant}")
-        print(f"    kind {info.kind}, unit {info.unit}, {direction}, {rate}, min {info.min_duration_s:g} s, "
+        print(f"    shown as \"{info.header}\"; kind {info.kind}, unit {info.unit}, {direction}, {rate}, "
+              f"min {info.min_duration_s:g} s, "
               f"channels {info.channels}")
         print(f"    {info.library} {info.library_version()}; v{info.version}; {info.paper}"
               + ("; aligns internally" if info.aligns_internally else ""))

@@ -14,7 +14,7 @@ from evalkit.cli import main
 from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.model import ANCHOR_LOW, ANCHOR_MID, REFERENCE, Design, load_definition
 from evalkit.listening.storage import ListeningStore
-from evalkit.reports.html import write_report
+from evalkit.reports.html import build_context, render, write_report
 from evalkit.reports.rundata import ReportError, load_run
 from tests.reports.conftest import CODECS, ITEMS
 
@@ -249,3 +249,32 @@ def test_bitrate_is_one_value_per_variant_over_its_units(report_run):
 def test_load_run_refuses_a_folder_without_a_finished_run(tmp_path):
     with pytest.raises(ReportError, match="not a finished run folder"):
         load_run(tmp_path)
+
+
+def test_listening_section_shows_the_analysis_extras_and_keeps_cis_on_the_scale(report_run, rated):
+    """Keys the listening analysis may carry (comparison CIs, incomplete assessors, the minimum detectable
+    difference) are shown when present; a Student-t bound past 100 is shown at 100 and marked."""
+    import dataclasses
+
+    from evalkit.reports.listening_data import load_listening
+    from evalkit.reports.listening_section import listening_context
+
+    data = load_listening(rated, load_run(report_run))
+    analysis = dict(data.analysis)
+    analysis["conditions"] = {**analysis["conditions"],
+                              "reference": {**analysis["conditions"]["reference"], "ci_low": 96.0, "ci_high": 103.5}}
+    analysis["comparisons"] = [{**c, "ci_low": -12.5, "ci_high": -3.25} for c in analysis["comparisons"]]
+    analysis["incomplete"] = [{"assessor": "p9", "reason": "rated 2 of 6 trials"}]
+    analysis["minimum_detectable_difference"] = {"points": 7.46, "power": 0.8, "alpha": 0.05, "assessors": 4,
+                                                 "pairs": 10, "method": "paired t, Holm-adjusted alpha"}
+    ctx = listening_context(dataclasses.replace(data, analysis=analysis))
+    reference = next(r for r in ctx["rows"] if r["label"] == "Reference")
+    assert reference["ci"] == "[96.0, 100.0]" and reference["clamped"] and ctx["clamped"]
+    assert all(0 <= float(b) <= 100 for r in ctx["rows"] if r["ci"] != "-" for b in r["ci"][1:-1].split(", "))
+    assert ctx["comparisons"][0]["ci"] == "[-12.5, -3.2]" and ctx["has_comparison_ci"]
+    assert {"assessor": "p9", "status": "incomplete", "reason": "rated 2 of 6 trials"} in ctx["assessors"]
+    html = render(build_context(load_run(report_run), dataclasses.replace(data, analysis=analysis), examples=0))
+    section = html.split('id="listening"')[1].split("</section>")[0]
+    assert "Minimum detectable difference: 7.5 points" in section and "power 80 %" in section
+    assert "rated 2 of 6 trials" in section and "‡ a bound beyond the scale" in section
+    assert section.index("Minimum detectable difference") < section.index("Post-screening")

@@ -36,12 +36,16 @@ function scrolls(el) {
 const out = [];
 for (const el of document.body.querySelectorAll('*')) {
   const r = el.getBoundingClientRect();
-  if (r.width && r.right > width + 1 && !scrolls(el)) out.push(el.tagName + '.' + el.className + ' ' + r.right);
+  if (!r.width || r.right <= width + 1 || scrolls(el)) continue;
+  const owner = el.closest('[aria-label]');
+  out.push(el.tagName + ' in ' + (owner ? owner.getAttribute('aria-label') : el.className) + ' ' + r.right);
 }
 return {page: document.documentElement.scrollWidth, width: width, offenders: out.slice(0, 10)};
 """
 
-# Table cells whose content box is narrower than the widest unbreakable run of text they hold.
+# Table cells whose content box is narrower than the widest unbreakable run of text they hold: a word ends at
+# white space or after a hyphen or en dash (where browsers may break a line), so a cell squeezed until its words
+# wrap letter by letter fails.
 NARROW_CELLS = """
 const canvas = document.createElement('canvas').getContext('2d');
 const bad = [];
@@ -52,7 +56,7 @@ for (const cell of document.querySelectorAll('td, th')) {
   const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     canvas.font = getComputedStyle(node.parentElement).font;
-    for (const word of node.textContent.split(/\\s+/)) {
+    for (const word of node.textContent.split(/\\s+|(?<=[-\u2013])/)) {
       if (word && canvas.measureText(word).width > inner + 1)
         bad.push(word + ' (' + Math.round(canvas.measureText(word).width) + ' > ' + Math.round(inner) + ')');
     }

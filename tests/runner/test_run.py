@@ -362,7 +362,8 @@ def test_manifest_dataset_and_cli_run(dataset, tmp_path, capsys):
     path.write_text(yaml.safe_dump(raw))
     assert main(["run", str(path), "--workers", "1"]) == 0
     out = capsys.readouterr().out
-    assert "lowpass?cutoff_hz=7000" in out and "units: 2 planned, 2 run" in out and "store: " in out
+    assert "7 kHz anchor" in out and "units: 2 planned, 2 run" in out and "store: " in out
+    assert "/../" not in out and "next: evalkit summary " in out  # normalised paths, then what to run next
     tidy = pd.read_csv(tmp_path / "out" / "results.csv")
     assert dict(zip(tidy.item_id, tidy.category, strict=True)) == {"data/item0.wav": "speech",
                                                                     "data/item2.wav": "other"}

@@ -1,7 +1,9 @@
 """``evalkit report``: one self-contained HTML file from a run folder (and optionally a listening test).
 
 Figures are inline SVG (matplotlib, text as paths where fonts could differ), audio excerpts inline Opus data
-URIs, CSS inline: the file makes no request when opened. Sections appear only when their data exist.
+URIs, CSS and one small script (scoreboard sorting and family filter) inline: the file makes no request when
+opened. The scoreboard comes first, details are collapsed, provenance last; sections appear only when their data
+exist.
 """
 
 from __future__ import annotations

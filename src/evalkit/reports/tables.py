@@ -216,11 +216,11 @@ def failure_rows(run: RunData, labels: dict[str, str] | None = None) -> list[dic
         for (spec, status, reason), g in bad.groupby(["codec_spec", "status", "reason"], dropna=False, sort=True):
             rows.append({"what": _label(labels, spec), "spec": spec, "kind": status, "reason": str(reason),
                          "count": len(g),
-                         "items": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
+                         "item_ids": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
     if not run.results.empty:
         nan = run.results[run.results["value"].isna()]
         for (spec, metric, reason), g in nan.groupby(["codec_spec", "metric", "reason"], dropna=False, sort=True):
             rows.append({"what": f"{_label(labels, spec)} · {_metric_label(metric)}", "spec": spec, "kind": "NaN",
                          "reason": str(reason), "count": len(g),
-                         "items": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
+                         "item_ids": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
     return rows

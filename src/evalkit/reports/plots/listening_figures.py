@@ -50,10 +50,15 @@ def _num(value) -> float:
     return np.nan if value is None else float(value)
 
 
+def _on_scale(value) -> float:
+    """A CI bound drawn on the 0–100 MUSHRA scale (a Student-t bound past it ends at the scale's end)."""
+    return float(np.clip(_num(value), 0.0, 100.0))
+
+
 @_styled
 def mushra_figure(report: dict) -> Figure | None:
-    """MUSHRA mean score with 95 % CI per condition, best at the top, from ``mushra_report``. None without
-    conditions."""
+    """MUSHRA mean score with 95 % CI per condition (bounds kept within 0–100), best at the top, from
+    ``mushra_report``. None without conditions."""
     conditions = report.get("conditions") or {}
     if not conditions:
         return None
@@ -63,7 +68,7 @@ def mushra_figure(report: dict) -> Figure | None:
     title = f"MUSHRA: mean and 95 % CI, {report.get('assessors', '?')} assessors"
     fig, ax = _figure(*_rows_size(labels, title))
     _dot_whisker(ax, labels, [_num(s["mean"]) for s in stats],
-                 [_num(s["ci_low"]) for s in stats], [_num(s["ci_high"]) for s in stats],
+                 [_on_scale(s["ci_low"]) for s in stats], [_on_scale(s["ci_high"]) for s in stats],
                  [_condition_style(c) for c in order], [False] * len(order), [f"condition:{c}" for c in order])
     ax.set_xlim(-2, 102)  # room for markers at 0 and 100
     ax.set_xlabel("MUSHRA score (0–100), ↑ better")
@@ -99,8 +104,8 @@ def mushra_items_figure(report: dict) -> Figure | None:
         xs = [i for i, item in enumerate(items) if name in items[item]]
         s = [items[item][name] for item in items if name in items[item]]
         mean = np.array([_num(v["mean"]) for v in s])
-        err = np.clip(np.nan_to_num([mean - [_num(v["ci_low"]) for v in s],
-                                     np.array([_num(v["ci_high"]) for v in s]) - mean], nan=0.0), 0, None)
+        err = np.clip(np.nan_to_num([mean - [_on_scale(v["ci_low"]) for v in s],
+                                     np.array([_on_scale(v["ci_high"]) for v in s]) - mean], nan=0.0), 0, None)
         style, hatch = looks[name]
         ax.bar(np.array(xs) + (k - (len(names) - 1) / 2) * width, mean, width * 0.92, yerr=err,
                color=style.color, alpha=0.85, hatch=hatch, edgecolor="white", linewidth=0.3,

@@ -129,7 +129,8 @@ def rate_quality_figure(data: RunData, metric: str, legend: bool = True) -> Figu
     unit, hib = _metric_info(rows, metric)
     ax.set_xlabel("measured bitrate (kbps, log scale)")
     ax.set_ylabel(metric_label(metric, unit, hib, width=34))
-    ax.set_title(f"{metric_name(metric)} against bitrate (mean, 95 % CI)" if legend else metric_name(metric))
+    ax.set_title(_wrap([f"{metric_name(metric)} against bitrate (mean, 95 % CI)"], 44)[0] if legend
+                 else metric_name(metric))  # wrapped: a title wider than the figure would be cut off
     if legend:
         _finish(fig, ax, bool(points["random"].any()))
     return fig
@@ -299,7 +300,7 @@ def klt_metric_figure(data: RunData, metric: str) -> Figure | None:
     unit, hib = _metric_info(rows, metric)
     ax.set_xlabel("kept dimensions $\\tilde{d}$ (of D)")
     ax.set_ylabel(metric_label(metric, unit, hib, width=34))
-    ax.set_title(f"{metric_name(metric)} against the kept dimension")
+    ax.set_title(_wrap([f"{metric_name(metric)} against the kept dimension"], 44)[0])
     _finish(fig, ax, random)
     return fig
 
