@@ -124,3 +124,51 @@ def test_an_entry_point_naming_a_callable_gives_its_families(clean_families, tmp
     out = build_codec("lp2?cutoff_hz=7000").reconstruct(np.ones((1, 480), np.float32) * 0.1, 48000)
     assert out.audio.shape == (1, 480) and math.isclose(float(out.audio[0, 240]), 0.1, rel_tol=1e-3)
     assert clean_families.source("lp1").describe() == "entry point toy (evalkit-callable 0.1.0)"
+
+
+WIDE_PLUGIN = '''
+import torch
+from evalkit.codecs import Codec, CodecFamily, Encoded, Param
+
+
+class Wide(Codec):
+    """16-bit linear PCM at 8 kHz (K = 65536, more than int16 holds); a `weights` file parameter."""
+
+    sample_rate, channels, frame_rate, num_codebooks, cardinality = 8000, 1, 8000.0, 1, 65536
+
+    def encode(self, wav):
+        return Encoded(((wav.clamp(-1, 1) + 1) / 2 * 65535).round().long(), num_samples=wav.shape[-1])
+
+    def decode(self, encoded):
+        return encoded.codes.float() / 65535 * 2 - 1
+
+
+FAMILIES = [CodecFamily("wide-pcm", "16-bit PCM", (Param("weights", str, "none", "a file"),), Wide)]
+'''
+
+
+def test_a_plugin_weights_file_is_keyed_and_wide_codes_are_stored_exactly(clean_families, tmp_path):
+    from evalkit.codecs.weights import WeightsNotFound
+    from evalkit.runner.plan import plan_variant
+    from tests.runner.conftest import run_raw
+
+    (tmp_path / "wide.py").write_text(WIDE_PLUGIN)
+    load_plugin_file(tmp_path / "wide.py")
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"12345")
+    identity = plan_variant(get_family("wide-pcm").resolve({"weights": str(weights)}), "cpu").identity
+    assert "weights=w.bin:5:" in identity
+    with pytest.raises(WeightsNotFound, match="weights file .*nowhere.bin does not exist"):
+        plan_variant(get_family("wide-pcm").resolve({"weights": str(tmp_path / "nowhere.bin")}), "cpu")
+    import soundfile as sf
+
+    (tmp_path / "d").mkdir()
+    x = np.linspace(-0.99, 0.99, 800, dtype=np.float32)
+    sf.write(tmp_path / "d" / "ramp.wav", x, 8000, subtype="FLOAT")
+    raw = {"dataset": {"folder": "d", "glob": "*.wav"}, "codecs": [{"spec": f"wide-pcm?weights={weights}"}],
+           "metrics": ["si_sdr"], "output": "out", "workers": 1, "plugins": ["wide.py"]}
+    run_raw(raw, tmp_path)
+    [codes_file] = (tmp_path / "out" / "cache" / "codes").glob("*.npy")
+    codes = np.load(codes_file)
+    expected = np.round((x + 1) / 2 * 65535).astype(np.int64)
+    assert codes.dtype == np.int32 and np.array_equal(codes[0, 0], expected)

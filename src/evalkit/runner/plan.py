@@ -163,7 +163,13 @@ def plan_variant(spec: CodecSpec, device: str = "cpu") -> Variant:
     labels: dict[str, Any] = {"weights": codec.weights_label,
                               "bitrate_kbps": None if bitrate is None else bitrate / 1000}
     weights = spec.params.get("weights")
-    if weights is not None and weights != "random":
+    if isinstance(weights, str) and weights not in ("random", "pretrained") and not hasattr(codec, "arch"):
+        path = Path(weights)  # a plugin codec's weights file: its identity as for evalkit's own
+        if not path.is_file():
+            raise WeightsNotFound(f"{spec}: weights file {weights} does not exist")
+        stat = path.stat()
+        parts.append(f"weights={path.name}:{stat.st_size}:{int(stat.st_mtime)}")
+    elif weights is not None and weights != "random" and hasattr(codec, "arch"):
         entry = get_entry(codec.arch.weights_name)
         explicit = None if weights == "pretrained" else weights
         if explicit is not None and not Path(explicit).is_file():

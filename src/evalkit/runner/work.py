@@ -209,7 +209,8 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, i
             frames = rec.encoded.codes.shape[-1]
             if rec.encoded.segment_frames is None:
                 frames = min(frames, valid_frames(rec.encoded.num_samples, codec.hop_length))
-            codes = rec.encoded.codes[..., :frames].cpu().numpy().astype(np.int16)
+            small = codec.cardinality <= np.iinfo(np.int16).max + 1  # a plugin's K may not fit int16
+            codes = rec.encoded.codes[..., :frames].cpu().numpy().astype(np.int16 if small else np.int32)
             fields.update(frame_rate=codec.frame_rate, cardinality=codec.cardinality,
                           num_codebooks=codec.num_codebooks)
         info = codec.info()
