@@ -10,6 +10,7 @@ from evalkit.labels import labels_for, parse_label_options, short_label
     ("opus?application=audio&bitrate_kbps=12", "Opus 12 kbps"),
     ("lowpass?cutoff_hz=3500", "3.5 kHz anchor"),
     ("lowpass?cutoff_hz=7000", "7 kHz anchor"),
+    ("lowpass?cutoff_hz=2000", "2 kHz low-pass"),  # only BS.1534-3's two cut-offs are its anchors
     ("dac-44khz?n_codebooks=9&seed=0&weights=pretrained", "DAC 44.1 kHz 7.75 kbps"),
     ("opus?application=voip&bitrate_kbps=6", "Opus 6 kbps (application=voip)"),
     ("encodec-48khz?bandwidth=24&seed=3&weights=random", "EnCodec 48 kHz 24 kbps (random weights, seed 3)"),

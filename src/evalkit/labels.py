@@ -76,7 +76,7 @@ def _describe(family: str, raw: Mapping[str, str], extra: Iterable[str] = ()) ->
     sweep = next((p.name for p in params.values() if p.sweep), None)
     if family == "lowpass":
         cutoff = float(raw.get("cutoff_hz", defaults.get("cutoff_hz", "3500")))
-        return f"{_hz(cutoff)} anchor"
+        return f"{_hz(cutoff)} {'anchor' if cutoff in (3500.0, 7000.0) else 'low-pass'}"  # BS.1534-3 anchors
     head = family_display_name(family)
     rate = None
     for key in ("bitrate_kbps", "bandwidth"):

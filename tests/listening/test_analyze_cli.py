@@ -76,8 +76,8 @@ def test_csv_assessor_with_fewer_items_is_unfinished(tmp_path, capsys):
 
 def test_labels_in_json_and_aligned_text(rated_dir, capsys):
     report = _json(capsys, ["listen", "analyze", str(rated_dir), "--json"])
-    assert report["labels"] == {"anchor35": "3.5 kHz anchor", "anchor70": "7 kHz anchor", LOW: "2 kHz anchor",
-                                HIGH: "5 kHz anchor", "reference": "Reference"}
+    assert report["labels"] == {"anchor35": "3.5 kHz anchor", "anchor70": "7 kHz anchor", LOW: "2 kHz low-pass",
+                                HIGH: "5 kHz low-pass", "reference": "Reference"}
     assert set(report["conditions"]) == set(report["labels"])  # keys stay the condition names
     for c in report["comparisons"]:
         assert (c["a_label"], c["b_label"]) == (report["labels"][c["a"]], report["labels"][c["b"]])

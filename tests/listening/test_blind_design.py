@@ -129,7 +129,7 @@ def test_ab_sides_balanced_within_listener(tmp_path, run_dir):
     for count, _, first_on_a in _balance(definition):
         assert abs(first_on_a - count / 2) <= 0.5
     assert definition.labels == {"reference": "Reference", "anchor35": "3.5 kHz anchor", "anchor70": "7 kHz anchor",
-                                 "lowpass?cutoff_hz=2000": "2 kHz anchor", "lowpass?cutoff_hz=5000": "5 kHz anchor"}
+                                 "lowpass?cutoff_hz=2000": "2 kHz low-pass", "lowpass?cutoff_hz=5000": "5 kHz low-pass"}
 
 
 def test_anchor_named_in_conditions_is_the_anchor_once(tmp_path):
@@ -140,7 +140,7 @@ def test_anchor_named_in_conditions_is_the_anchor_once(tmp_path):
     names = Counter(definition.stimuli[s].condition for s in definition.slots[0][0].stimuli)
     assert names == Counter({REFERENCE: 1, ANCHOR_LOW: 1, ANCHOR_MID: 1, "lowpass?cutoff_hz=5000": 1})
     assert definition.labels == {"reference": "Reference", "anchor35": "3.5 kHz anchor", "anchor70": "7 kHz anchor",
-                                 "lowpass?cutoff_hz=5000": "5 kHz anchor"}
+                                 "lowpass?cutoff_hz=5000": "5 kHz low-pass"}
 
 
 def test_labels_options_and_texts_land_in_test_json(run_dir, tmp_path):
@@ -150,7 +150,7 @@ def test_labels_options_and_texts_land_in_test_json(run_dir, tmp_path):
         instructions="# Hello\nListen well.", consent="I agree.", require_training=True, excerpt_s=5.0))
     raw = json.loads((out / "test.json").read_text())
     assert raw["labels"] == {"reference": "Reference", "anchor35": "3.5 kHz anchor", "anchor70": "Mid",
-                             "lowpass?cutoff_hz=2000": "Two", "lowpass?cutoff_hz=5000": "5 kHz anchor"}
+                             "lowpass?cutoff_hz=2000": "Two", "lowpass?cutoff_hz=5000": "5 kHz low-pass"}
     assert raw["instructions"] == "# Hello\nListen well." and raw["consent"] == "I agree."
     assert raw["require_training"] is True and raw["stimulus_format"] == "flac"
     with pytest.raises(ListenError, match=r"--label opus\?bitrate_kbps=6=O: opus\?bitrate_kbps=6 is not a condition"):
