@@ -11,7 +11,6 @@ loads neither torch nor scipy nor pandas.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -173,14 +172,9 @@ class Run:
 
     @cached_property
     def _data(self):
-        from evalkit.codecs.plugins import PluginError, load_plugin_files
         from evalkit.reports.rundata import load_run as load_run_data
 
-        data = load_run_data(self.run_dir)
-        # The run's plugin families, for their labels; moved or broken since: labelled by their spec strings.
-        with contextlib.suppress(PluginError):
-            load_plugin_files((data.provenance.get("config") or {}).get("plugins") or ())
-        return data
+        return load_run_data(self.run_dir)  # imports the run's plugin files too, for their labels
 
     @cached_property
     def labels(self) -> dict[str, str]:

@@ -5,6 +5,7 @@ current plan from ``results.sqlite`` (read-only) and the run's provenance (``run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from dataclasses import dataclass, field
@@ -124,6 +125,19 @@ def load_run(run_dir: str | Path) -> RunData:
             provenance = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ReportError(f"{path}: malformed ({exc})") from None
+    _load_run_plugins(provenance)
     return RunData(run_dir, results, _csv(run_dir / "summary.csv"), _csv(run_dir / "rate_quality.csv"),
                    _csv(run_dir / "codebook_usage.csv"), _csv(run_dir / "codebook_usage_by_depth.csv"),
                    _csv(run_dir / "klt_accounting.csv"), _csv(run_dir / "klt_spectra.csv"), units, provenance)
+
+
+def _load_run_plugins(provenance: dict) -> None:
+    """Import the run's plugin codec files, so their families have labels; a plugin moved or broken since the run
+    is skipped (its variants are then labelled by their spec strings)."""
+    paths = (provenance.get("config") or {}).get("plugins") or ()
+    if not paths:
+        return
+    from evalkit.codecs.plugins import PluginError, load_plugin_files
+
+    with contextlib.suppress(PluginError):
+        load_plugin_files(paths)
