@@ -70,8 +70,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     # Adversarial stage 1 (DAC/Vocos): multi-period + multi-resolution discriminators, least-squares GAN, feature
     # matching; weights relative to the mel distance as DAC's 15 : 1 : 2 (mel : adversarial : feature matching).
-    # Off in `small`: on this 2-core CPU a GAN step of the small model costs about 2.3x a plain one (measured by
-    # benchmarks/qincodec_gan_bench.py, the README gives the figures), which the 86 CPU-minute budget cannot pay.
+    # Off in `small`: on this 2-core CPU (1 thread) a step of 16 x 1 s took 5.8 s plain and 522 s with the
+    # DAC-width discriminators (41.4 M parameters), 89x (benchmarks/qincodec_gan_bench.py, one run, machine shared):
+    # the 5000 steps of the small recipe would take about 30 days instead of 8 hours.
     adversarial: bool = False
     adversarial_weight: float = 1 / 15
     feature_matching_weight: float = 2 / 15
