@@ -23,7 +23,7 @@ from evalkit.reports import plot_cli, plots
 from evalkit.reports.rundata import load_run
 
 OPUS = "opus?application=audio&bitrate_kbps=12"
-RVQ8 = "qincodec-rvq?bitrate_kbps=8&checkpoint=shipped&n_steps=8"
+RVQ8 = "qincodec-rvq?beam=1&bitrate_kbps=8&checkpoint=shipped&n_steps=8"
 RANDOM_ENCODEC = "encodec-24khz?bandwidth=1.5&seed=0&weights=random"
 
 

@@ -68,6 +68,19 @@ class TrainConfig:
     l1_weight: float = 10.0  # without the waveform L1 term the phase never aligns
     warmup_steps: int = 500
     grad_clip: float = 1.0
+    # Adversarial stage 1 (DAC/Vocos): multi-period + multi-resolution discriminators, least-squares GAN, feature
+    # matching; weights relative to the mel distance as DAC's 15 : 1 : 2 (mel : adversarial : feature matching).
+    # Off in `small`: on this 2-core CPU (1 thread) a step of 16 x 1 s took 5.8 s plain and 522 s with the
+    # DAC-width discriminators (41.4 M parameters), 89x (benchmarks/qincodec_gan_bench.py, one run, machine shared):
+    # the 5000 steps of the small recipe would take about 30 days instead of 8 hours.
+    adversarial: bool = False
+    adversarial_weight: float = 1 / 15
+    feature_matching_weight: float = 2 / 15
+    discriminator_periods: tuple[int, ...] = (2, 3, 5, 7, 11)
+    discriminator_fft_sizes: tuple[int, ...] = (2048, 1024, 512)
+    discriminator_width: int = 32  # MPD channels w, 4w, 16w, 32w, 32w (DAC/HiFi-GAN: 32); MRD: w throughout
+    discriminator_lr: float = 1e-4
+    gan_start_step: int = 0  # plain reconstruction steps before the discriminators join
     quantizer_vectors: int = 100_000  # training latents for k-means / QINCo2 (sampled)
     quantizer_val_vectors: int = 10_000  # held-out latents scored after every QINCo2 epoch
     kmeans_iters: int = 12
@@ -105,8 +118,11 @@ class QinConfig:
         model = dict(data["model"])
         for key in ("strides", "encoder_channels", "encoder_blocks"):
             model[key] = tuple(model[key])
-        return cls(data["name"], ModelConfig(**model), QuantizerConfig(**data["quantizer"]),
-                   TrainConfig(**data["train"]))
+        train = dict(data["train"])
+        for key in ("discriminator_periods", "discriminator_fft_sizes"):
+            if key in train:
+                train[key] = tuple(train[key])
+        return cls(data["name"], ModelConfig(**model), QuantizerConfig(**data["quantizer"]), TrainConfig(**train))
 
 
 CONFIGS: dict[str, QinConfig] = {
@@ -119,7 +135,7 @@ CONFIGS: dict[str, QinConfig] = {
                     encoder_blocks=(1, 1, 2, 2), latent_dim=128, decoder_channels=512, decoder_blocks=8, n_fft=1764),
         QuantizerConfig(embed_dim=128, hidden_dim=256, blocks=4, train_candidates=32, train_beam=8,
                         candidates=32, beam=8),
-        TrainConfig(batch_size=32, ae_steps=200_000, warmup_steps=2000, quantizer_vectors=1_000_000,
+        TrainConfig(batch_size=32, ae_steps=200_000, warmup_steps=2000, adversarial=True, quantizer_vectors=1_000_000,
                     kmeans_iters=20, quantizer_epochs=30, quantizer_batch=4096, finetune_steps=20_000),
     ),
     # For tests: trains all stages in well under a minute on one core.

@@ -107,6 +107,11 @@ def train_autoencoder(ctx: Context) -> Path:
     criterion = ReconstructionLoss(cfg.model.sample_rate, t.l1_weight).to(ctx.device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.ae_lr, betas=(0.8, 0.99), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule.warmup_cosine(s, t.ae_steps, t.warmup_steps))
+    gan = None
+    if t.adversarial:
+        from evalkit.codecs.qincodec.adversarial import Adversary
+
+        gan = Adversary(t, ctx.device)
     step, best, best_state, wall = 0, float("inf"), None, 0.0
     last = ctx.path("ae_last.pt")
     if last.exists():
@@ -114,6 +119,8 @@ def train_autoencoder(ctx: Context) -> Path:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
+        if gan is not None:
+            gan.load_state_dict(state["gan"])
         sampler.set_state(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         step, best, best_state, wall = state["step"], state["best"], state["best_state"], state["wall_s"]
@@ -126,7 +133,8 @@ def train_autoencoder(ctx: Context) -> Path:
     def save() -> None:
         schedule.save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                               "sampler": sampler.state(), "torch_rng": torch.get_rng_state(), "step": step,
-                              "best": best, "best_state": best_state, "wall_s": wall + timer.elapsed}, last)
+                              "best": best, "best_state": best_state, "wall_s": wall + timer.elapsed,
+                              **({"gan": gan.state_dict()} if gan is not None else {})}, last)
 
     val_every = max(1, min(250, t.ae_steps // 8))
     timer = schedule.Timer(t.checkpoint_every_s, ctx.budget_s)
@@ -136,6 +144,8 @@ def train_autoencoder(ctx: Context) -> Path:
         batch = sampler.batch(t.batch_size).to(ctx.device)
         recon, _ = model(batch)
         loss, parts = criterion(recon, batch)
+        if gan is not None and step >= t.gan_start_step:
+            loss, parts = gan.step(recon, batch, loss, parts)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip * 100)
