@@ -22,11 +22,11 @@ def test_after_a_killed_rerun_with_another_config_report_units_match_the_exports
 
     real = run_module.run_local
 
-    def killed(tasks, workers, on_outcome, log_path=None):  # Ctrl-C (or SIGKILL) after one unit of the rerun
+    def killed(tasks, workers, on_outcome, log_path=None, pool=None):  # Ctrl-C (or SIGKILL) after one unit
         def first_then_stop(outcomes):
             on_outcome(outcomes)
             raise KeyboardInterrupt
-        real(tasks, workers, first_then_stop, log_path)
+        real(tasks, workers, first_then_stop, log_path, pool)
 
     monkeypatch.setattr(run_module, "run_local", killed)
     with pytest.raises(RunInterrupted):
