@@ -172,8 +172,7 @@ class LocalPool:
                 if handle is worker.results:
                     try:
                         message = worker.results.recv()
-                    except (EOFError, OSError):  # the worker is gone; its sentinel says how
-                        worker.process.join()
+                    except (EOFError, OSError):  # the worker is gone; its exit code says how
                         self._died(worker_id, pending, requeued, on_outcome)
                         continue
                     self._handle(worker, message, pending, on_outcome)
