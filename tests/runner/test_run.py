@@ -216,7 +216,10 @@ def test_summary_labels_come_from_the_variant(small_dataset, tmp_path):
     summary = pd.read_csv(report.exports["summary_csv"])
     assert summary.bitrate_kbps.tolist() == [1.5, 1.5] and summary.weights.tolist() == [label, label]
     tidy = pd.read_csv(report.exports["results_csv"])
-    assert tidy.item_id.iloc[0] == "corrupt.wav" and tidy.weights.eq(label).all() and tidy.bitrate_kbps.eq(1.5).all()
+    assert tidy.item_id.iloc[0] == "corrupt.wav" and tidy.weights.eq(label).all()
+    assert tidy.nominal_bitrate_kbps.eq(1.5).all()
+    ok = tidy.status == "ok"  # a failed unit has no bitrate (it is not counted at the nominal one)
+    assert tidy.bitrate_kbps[ok].eq(1.5).all() and tidy.bitrate_kbps[~ok].isna().all() and (~ok).sum() == 2
     for name in ("codebook_usage_csv", "codebook_usage_by_depth_csv", "klt_accounting_csv", "klt_spectra_csv"):
         assert pd.read_csv(report.exports[name]).weights.eq(label).all(), name
     table_lines = report.summary_table.splitlines()[1:] + report.speed_table.splitlines()[2:4]
