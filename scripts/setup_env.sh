@@ -6,6 +6,7 @@
 #   * descript-audiotools pins protobuf<3.20 but streamlit needs >=5.26: dac/audiotools/argbind go in --no-deps
 #     with their runtime dependencies listed in requirements/base.txt.
 # Idempotent: a stamp holding the hash of every install input skips the work when nothing changed.
+# Last, it fills numba's on-disk caches, so that the first run compiles nothing.
 # Fails loudly if a smoke import fails or ViSQOL would run without numba.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,5 +67,10 @@ import torch
 
 print(f"setup: ok (torch {torch.__version__}, cuda available: {torch.cuda.is_available()})")
 PY
+# numba compiles ViSQOL's and librosa's kernels on first use: ~100 s on a fresh install, paid by every worker
+# of the first run at once. Compile them now into numba's on-disk cache (the packages' __pycache__ inside
+# $VENV, or $NUMBA_CACHE_DIR when set), which every later process, pool workers included, loads in a second.
+echo "setup: warming the numba caches (once per install)"
+"$VENV/bin/python" -W ignore -m evalkit.metrics.jit_cache
 rm -f "$VENV"/.evalkit-setup-*
 touch "$stamp"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 
 
+@functools.cache  # read once per process: planning a run asks for every metric's library per result key
 def installed_version(dist: str, missing: str = "not installed") -> str:
     """The installed version of PyPI distribution ``dist``, or ``missing`` when it is not installed.
 

@@ -22,7 +22,7 @@ def test_after_a_killed_rerun_with_another_config_report_units_match_the_exports
 
     real = run_module.run_local
 
-    def killed(tasks, workers, on_outcome, log_path=None, **kwargs):  # Ctrl-C (or SIGKILL) after one unit of the rerun
+    def killed(tasks, workers, on_outcome, log_path=None, **kwargs):  # Ctrl-C (or SIGKILL) after one unit
         def first_then_stop(outcomes):
             on_outcome(outcomes)
             raise KeyboardInterrupt

@@ -43,7 +43,8 @@ def warm_up(metrics: Iterable[Metric]) -> dict[str, float]:
             continue
         _WARM.add(info.name)
         rate = info.sample_rate or 44_100
-        ref, deg = synthetic_pair(rate, max(WARMUP_SECONDS, 1.2 * info.min_duration_s))
+        seconds = getattr(metric, "warmup_seconds", WARMUP_SECONDS)  # a metric may know its cheapest length
+        ref, deg = synthetic_pair(rate, max(seconds, 1.2 * info.min_duration_s))
         extra: dict = {"rate": rate} if info.fallback_rates else {}
         if info.needs_text:
             extra["text"] = "warm up"

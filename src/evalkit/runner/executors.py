@@ -20,6 +20,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
@@ -62,20 +63,39 @@ def death_reason(exitcode: int | None, pid: int | None) -> str:
 
 
 def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, log_path: str | None = None,
-              plugins: tuple[str, ...] = ()) -> None:
+              pool: LocalPool | None = None, plugins: tuple[str, ...] = ()) -> None:
     """Run tasks in this process (one worker) or a pool of ``workers`` processes, each given cores / workers
     threads and, with ``log_path``, its log records, warnings and library chatter sent there; each pool worker
-    imports the ``plugins`` files at start-up (every task also does, once per process: Dask workers too)."""
+    imports the ``plugins`` files at start-up (every task also does, once per process: Dask workers too).
+
+    ``pool``: one started by :func:`local_pool` (which also closes it), whose workers have been starting up
+    while the caller planned the tasks.
+    """
     if workers == 1:
         for task in tasks:
             for outcome in iter_item_task(task):
                 on_outcome([outcome])
         return
+    if pool is not None:
+        pool.run(iter(tasks), on_outcome)
+        return
+    with local_pool(workers, log_path, plugins) as started:
+        started.run(iter(tasks), on_outcome)
+
+
+@contextmanager
+def local_pool(workers: int, log_path: str | None = None,
+               plugins: tuple[str, ...] = ()) -> Iterator[LocalPool | None]:
+    """Start the worker processes now (``None`` for one worker: tasks then run in this process); on leaving,
+    let them exit after their work, or stop them at once on an exception (Ctrl-C included)."""
+    if workers == 1:
+        yield None
+        return
     setup = WorkerSetup(threads_per_worker(workers), log_path, logging.getLogger().isEnabledFor(logging.DEBUG),
                         parent_pid=os.getpid(), plugins=tuple(plugins))
     pool = LocalPool(workers, setup)
     try:
-        pool.run(iter(tasks), on_outcome)
+        yield pool
     except BaseException:  # Ctrl-C included: stop the workers now rather than after their tasks
         pool.stop()
         raise
@@ -154,8 +174,7 @@ class LocalPool:
                 if handle is worker.results:
                     try:
                         message = worker.results.recv()
-                    except (EOFError, OSError):  # the worker is gone; its sentinel says how
-                        worker.process.join()
+                    except (EOFError, OSError):  # the worker is gone; its exit code says how
                         self._died(worker_id, pending, requeued, on_outcome)
                         continue
                     self._handle(worker, message, pending, on_outcome)
@@ -245,9 +264,14 @@ class LocalPool:
             worker.inbox.close()
 
     def close(self) -> None:
-        """Tell every worker to exit after its queue (which is empty once :meth:`run` returned)."""
+        """Tell every worker to exit after its queue (which is empty once :meth:`run` returned); one still
+        starting up (there was nothing to do) is stopped rather than waited for."""
         for worker in self.workers.values():
-            worker.inbox.put(None)
+            if worker.ready or worker.assigned:
+                worker.inbox.put(None)
+            else:
+                worker.process.terminate()
+                worker.inbox.cancel_join_thread()
             worker.inbox.close()
             worker.results.close()
         self.workers.clear()

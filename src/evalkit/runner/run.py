@@ -26,7 +26,7 @@ from tqdm import tqdm
 from evalkit.codecs import CodecSpec
 from evalkit.metrics import Metric, MetricKind, applicable_metrics, get_metrics
 from evalkit.runner.config import ConfigError, RunConfig, decode_settings, score_settings
-from evalkit.runner.executors import run_dask, run_local
+from evalkit.runner.executors import LocalPool, local_pool, run_dask, run_local
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
 from evalkit.runner.provenance import run_provenance, write_provenance
 from evalkit.runner.store import Store, UnitRow, UnitStatus, resolve_stored, store_failure, stored_path, write_failure
@@ -202,9 +202,17 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
         if jobs:
             plan.tasks.append(ItemTask(item, tuple(jobs), config.device, decode, score,
                                        plugins=tuple(str(p) for p in config.plugins)))
-    # Longest work first, so the pool's last tasks are short ones and no worker idles while one finishes.
-    plan.tasks.sort(key=lambda t: t.item.seconds * sum(1 + len(j.metrics) for j in t.jobs), reverse=True)
+    # Longest work first, so the pool's last tasks are short ones and no worker idles while one finishes; but the
+    # shortest task goes first of all, so that the first unit (with its worker's one-off start-up) is done soon.
+    plan.tasks.sort(key=_task_work, reverse=True)
+    if len(plan.tasks) > 1:
+        plan.tasks.insert(0, plan.tasks.pop())
     return plan
+
+
+def _task_work(task: ItemTask) -> float:
+    """Audio seconds × (codec runs + metric values) of a task: its share of the work, roughly."""
+    return task.item.seconds * sum(1 + len(j.metrics) for j in task.jobs)
 
 
 def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
@@ -325,6 +333,14 @@ def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str =
 
 def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, executor: str,
                 scheduler: str | None, fresh: bool, progress: bool) -> None:
+    workers = config.workers if executor == "local" else 1
+    plugins = tuple(str(p) for p in config.plugins)
+    with local_pool(workers, str(report.output / "run.log"), plugins) as pool:  # workers start up while we plan
+        _plan_and_run(config, specs, report, executor, scheduler, fresh, progress, pool)
+
+
+def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, executor: str,
+                  scheduler: str | None, fresh: bool, progress: bool, pool: LocalPool | None) -> None:
     output = report.output
     started = time.time()
     variants = [plan_variant(s, config.device) for s in specs]
@@ -348,7 +364,7 @@ def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, ex
             if executor == "dask":
                 run_dask(iter(plan.tasks), config.workers, writer, scheduler)
             else:
-                run_local(iter(plan.tasks), config.workers, writer, log_path=str(output / "run.log"),
+                run_local(iter(plan.tasks), config.workers, writer, log_path=str(output / "run.log"), pool=pool,
                           plugins=tuple(str(p) for p in config.plugins))
         from evalkit.runner import exports  # pandas: not imported by worker processes, which import this module
 
