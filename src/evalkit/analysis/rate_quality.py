@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from evalkit.codecs.spec import split_spec
+from evalkit.codecs.spec import format_value, split_spec
 
 COLUMNS = ["family", "codec_spec", "bitrate_kbps", "nominal_bitrate_kbps", "metric", "mean", "ci_low", "ci_high",
            "n", "failures", "unit", "higher_is_better"]
@@ -27,13 +27,26 @@ def rate_family(spec: str) -> str:
     'klt:encodec-24khz:dim=72'
     >>> rate_family("decoded?family=mycodec&folder=/d/6k&label=mycodec 6 kbps")
     'decoded:mycodec'
+    >>> rate_family("qincodec-rvq?beam=4&bitrate_kbps=8&checkpoint=shipped&n_steps=8")
+    'qincodec-rvq:beam=4'
+
+    Parameters other than the bitrate-setting one that differ from the family's defaults (a beam, an application,
+    another checkpoint, random weights) make a curve of their own: one curve never mixes two models or searches.
     """
     family, raw = split_spec(spec)
     if family == "klt":
         return f"klt:{raw.get('base', '?')}:dim={raw.get('dim', '?')}"
     if family == "decoded":  # a decoded folder: its declared curve, else a curve of its own
         return f"decoded:{raw.get('family') or raw.get('label', '?')}"
-    return family
+    from evalkit.codecs import FAMILIES
+
+    found = FAMILIES.get(family)
+    if found is None:
+        return family
+    defaults = {p.name: format_value(p.default) for p in found.params}
+    implied = {p.name for p in found.params if p.sweep} | {"n_steps", "bitrate_kbps", "seed"}
+    extra = [f"{k}={v}" for k, v in sorted(raw.items()) if k in defaults and k not in implied and v != defaults[k]]
+    return f"{family}:{','.join(extra)}" if extra else family
 
 
 def rate_quality_table(summary: pd.DataFrame) -> pd.DataFrame:

@@ -123,7 +123,7 @@ def rate_quality_figure(data: RunData, metric: str, legend: bool = True) -> Figu
         ax.errorbar(x, y, yerr=_yerr(group), fmt="none", ecolor=style.color, elinewidth=0.8, zorder=2)
         ax.plot(x, y, color=style.color, marker=style.marker, ls=style.linestyle, mfc="white" if random else
                 style.color, label=style.label + (RANDOM_FLAG if random else ""),
-                gid=f"family:{family}" + ("+random" if random else ""), zorder=3)
+                gid=f"family:{family}" + ("+random" if random and "weights=random" not in family else ""), zorder=3)
     _reference_lines(ax, rows)
     _bitrate_axis(ax, points["bitrate_kbps"].to_numpy(float))
     unit, hib = _metric_info(rows, metric)

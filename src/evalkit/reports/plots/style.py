@@ -75,6 +75,14 @@ def family_style(family: str) -> FamilyStyle:
         b = family_style(base)
         marker = _KLT_MARKERS[zlib.crc32(dim.encode()) % len(_KLT_MARKERS)]
         return FamilyStyle(f"{b.label}, KLT $\\tilde{{d}}$ = {dim.removeprefix('dim=')}", b.color, marker, "--")
+    if ":" in family and not family.startswith("decoded:"):  # a family with other settings: its colour, dashed
+        base, extra = family.split(":", 1)
+        b = family_style(base)
+        extra = ",".join(t for t in extra.split(",") if t != "weights=random")  # said by RANDOM_FLAG already
+        if not extra:
+            return b
+        marker = _KLT_MARKERS[zlib.crc32(extra.encode()) % len(_KLT_MARKERS)]
+        return FamilyStyle(f"{b.label} ({extra.replace(',', ', ')})", b.color, marker, "--")
     if family == ANCHOR_FAMILY:
         return FamilyStyle("low-pass anchor", GREY, "s", ":")
     if family == REFERENCE_SPEC:
