@@ -549,8 +549,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _restore_sigint() -> None:
+    """Honour SIGINT even when started with it ignored (a background job of a non-interactive shell inherits
+    SIG_IGN), so `kill -INT` stops a run or a listening server as Ctrl-C does."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # the command itself, not a call from Python code, which keeps its own signal handling
+        _restore_sigint()
     from evalkit.logs import configure_console
 
     configure_console(args.verbose)
