@@ -94,7 +94,8 @@ def test_run_and_load_run_give_tidy_labelled_tables(tmp_path, rng):
                                                                              for m in ("mel_distance", "si_sdr")}
     assert set(loaded.codebooks["codebook"]) == {0, 1} and set(loaded.codebooks["label"]) == {
         "EnCodec 24 kHz 1.5 kbps (random weights)"}
-    assert set(loaded.rate_quality["family"]) == {"encodec-24khz"}
+    # a non-default, non-swept parameter (random weights) is its own curve, never mixed with the pretrained one
+    assert set(loaded.rate_quality["family"]) == {"encodec-24khz:weights=random"}
     assert loaded.provenance["config"]["workers"] == 1 and set(loaded.units["status"]) == {"ok"}
     from evalkit.runner import ConfigError
 
