@@ -129,7 +129,7 @@ CONFIGS: dict[str, QinConfig] = {
     # QINCo2 deviates from the reference (the defaults above) where this 2-core CPU forces it, as measured here:
     # at the reference's settings (train with the test-time A = 16, B = 4, weight decay 0.1, codebook noise 0.1)
     # one epoch of 100,000 latents took 14-45 min and three epochs ended level with beam-4 RVQ (ratio 1.0); with
-    # A = 8, B = 1 in training an epoch of 300,000 latents takes about 2.5 min, so 12 epochs fit.
+    # A = 8, B = 1 in training an epoch of 300,000 latents took 1.7 min on 2 threads, so 12 epochs fit.
     "small": QinConfig(
         "small",
         quantizer=QuantizerConfig(train_candidates=8, train_beam=1),
