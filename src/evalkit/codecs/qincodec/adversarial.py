@@ -22,6 +22,17 @@ from evalkit.codecs.qincodec import schedule
 SLOPE = 0.1
 
 
+def conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv layers then ``post``: flattened logits and every intermediate map (for feature matching)."""
+    features = []
+    for conv in convs:
+        x = nn.functional.leaky_relu(conv(x), SLOPE)
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return x.flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     """One period of the multi-period discriminator; channels ``w, 4w, 16w, 32w, 32w`` (DAC/HiFi-GAN: w = 32)."""
 
@@ -38,13 +49,7 @@ class PeriodDiscriminator(nn.Module):
         extra = (-x.shape[-1]) % self.period
         x = nn.functional.pad(x, (0, extra), mode="reflect")
         x = x.view(x.shape[0], 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = nn.functional.leaky_relu(conv(x), SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return conv_stack(self.convs, self.post, x)
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -65,13 +70,7 @@ class ResolutionDiscriminator(nn.Module):
         spec = torch.stft(x.reshape(-1, x.shape[-1]), self.n_fft, self.n_fft // 4, window=self.window,
                           center=True, return_complex=True).abs()
         x = spec.transpose(1, 2).unsqueeze(1)  # [B, 1, frames, bins]
-        features = []
-        for conv in self.convs:
-            x = nn.functional.leaky_relu(conv(x), SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return conv_stack(self.convs, self.post, x)
 
 
 class Discriminators(nn.Module):
