@@ -60,6 +60,10 @@ class DacArch:
 
         Arguments absent from the file, training-only ones (``quantizer_dropout``) and a ``latent_dim`` of
         ``None`` (derived from the encoder) are not compared; lists and tuples compare equal.
+
+        >>> ARCHS["dac-16khz"].mismatches({"sample_rate": 24000, "encoder_rates": [2, 4, 5, 8], "latent_dim": 1024,
+        ...                                "quantizer_dropout": 0.5})
+        ['sample_rate 24000 (official 16000)']
         """
         own = self.kwargs()
         if own["latent_dim"] is None:

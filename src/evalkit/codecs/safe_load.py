@@ -107,6 +107,10 @@ def fit_problem(expected: Mapping[str, Any], state: Mapping[str, Any]) -> str | 
     """What keeps ``state`` from loading strictly into a model whose state dict is ``expected``, or ``None``.
 
     Missing keys, unexpected keys and shape mismatches, the first few of each, on one line.
+
+    >>> import torch
+    >>> fit_problem({"w": torch.zeros(2), "b": torch.zeros(1)}, {"w": torch.zeros(3), "v": torch.zeros(1)})
+    'missing keys: b; unexpected keys: v; shape mismatches: w [3] (model [2])'
     """
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
