@@ -216,6 +216,20 @@ def test_dac_metadata_of_another_architecture_is_one_line_naming_the_file(dac16_
                                          f"12 (official 32); sample_rate 16000 (official 24000)")
 
 
+def test_dac_metadata_that_is_not_plain_is_one_line(tmp_path):
+    state = {"w": torch.zeros(1)}
+    for name, metadata, why in [
+        ("list.pth", [1, 2], "DAC checkpoint metadata is not a mapping with a 'kwargs' mapping"),
+        ("tensor.pth", {"kwargs": {"n_codebooks": torch.tensor([9, 9])}},
+         "its metadata describes another model than dac-44khz: n_codebooks tensor([9, 9]) (official 9)"),
+    ]:
+        path = tmp_path / name
+        torch.save({"state_dict": state, "metadata": metadata}, path)
+        with pytest.raises(WeightsFileError) as info:
+            build_codec(f"dac-44khz?weights={path}", device="cpu").load()
+        assert one_line(str(info.value)) == f"{path}: {why}"
+
+
 def test_missing_unexpected_and_misshapen_keys_are_one_line(tmp_path, dac16_checkpoint):
     _, reference = dac16_checkpoint
     state = dict(reference)

@@ -75,9 +75,15 @@ class DacArch:
                 continue
             if isinstance(given, (list, tuple)) and isinstance(expected, (list, tuple)):
                 given, expected = list(given), list(expected)
-            if given != expected:
+            if not _is_plain(given) or given != expected:  # a tensor is never an architecture argument
                 out.append(f"{name} {given!r} (official {expected!r})")
         return out
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    return isinstance(value, (bool, int, float, str))
 
 
 ARCHS = {a.family: a for a in (
@@ -100,11 +106,11 @@ def dac_state_dict(checkpoint: Any, path: Path, arch: DacArch) -> Mapping[str, t
     """
     if not (isinstance(checkpoint, Mapping) and "state_dict" in checkpoint):
         return as_state_dict(checkpoint, path)
-    metadata = checkpoint.get("metadata") or {}
-    kwargs = (metadata.get("kwargs") or {}) if isinstance(metadata, Mapping) else None
-    if not isinstance(kwargs, Mapping):
+    metadata = checkpoint.get("metadata")
+    kwargs = metadata.get("kwargs") if isinstance(metadata, Mapping) else metadata
+    if kwargs is not None and not isinstance(kwargs, Mapping):
         raise WeightsFileError(f"{path}: DAC checkpoint metadata is not a mapping with a 'kwargs' mapping")
-    if bad := arch.mismatches(kwargs):
+    if bad := arch.mismatches(kwargs or {}):
         raise WeightsFileError(f"{path}: its metadata describes another model than {arch.family}: {'; '.join(bad)}")
     return as_state_dict(checkpoint["state_dict"], path)
 
@@ -166,10 +172,7 @@ class DacCodec(PretrainedRvqCodec):
     def load(self) -> DacCodec:
         if self._model is not None:
             return self
-        model = self.build_model()
-        if self.weights != "random":
-            self.load_weights_into(model)
-        self._model = model.eval().to(self.device)
+        self._model = self.build_loaded_model().eval().to(self.device)
         return self
 
     # The model's own encode/decode, split at the quantizer so that variants (KLT) can replace it.

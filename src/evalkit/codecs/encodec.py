@@ -93,7 +93,7 @@ class EncodecCodec(PretrainedRvqCodec):
                  else EncodecModel.encodec_model_48khz)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            model = build(pretrained=False)  # never torch.hub: weights come from load_weights_into
+            model = build(pretrained=False)  # never torch.hub: weights come from build_loaded_model
             if self.weights == "random":
                 fill_random_codebooks(model)
         return model
@@ -105,9 +105,7 @@ class EncodecCodec(PretrainedRvqCodec):
     def load(self) -> EncodecCodec:
         if self._model is not None:
             return self
-        model = self.build_model()
-        if self.weights != "random":
-            self.load_weights_into(model)
+        model = self.build_loaded_model()
         model.set_target_bandwidth(self.bandwidth_kbps)
         self._model = model.eval().to(self.device)
         return self

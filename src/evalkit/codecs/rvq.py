@@ -86,10 +86,16 @@ class PretrainedRvqCodec(Codec):
         explicit = None if self.weights == "pretrained" else self.weights
         return get_entry(self.arch.weights_name).resolve(explicit)
 
-    def load_weights_into(self, model) -> None:
-        """Load :meth:`weights_path`'s state dict into ``model`` (strict: every key, every shape)."""
+    def build_loaded_model(self):
+        """:meth:`build_model` with the pretrained state dict loaded strictly (every key, every shape); the
+        weights file is read and checked before the model is built. Random weights read no file."""
+        if self.weights == "random":
+            return self.build_model()
         path = self.weights_path()
-        load_checked(model, self.state_dict_from(path), path, self.spec.family)
+        state = self.state_dict_from(path)
+        model = self.build_model()
+        load_checked(model, state, path, self.spec.family)
+        return model
 
     def check_weights_file(self, path: Path) -> None:
         """Refuse ``path`` as this model's weights unless it would load, reading no tensor data (plan time).
