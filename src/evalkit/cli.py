@@ -18,7 +18,7 @@ USER_ERRORS = (("evalkit.audio", "AudioError"), ("evalkit.codecs.spec", "SpecErr
                ("evalkit.runner.config", "ConfigError"), ("evalkit.listening.errors", "ListenError"),
                ("evalkit.analysis.errors", "CompareError"), ("evalkit.reports.rundata", "ReportError"),
                ("evalkit.codecs.plugins", "PluginError"), ("evalkit.api", "RunNotFound"),
-               ("evalkit.runner.store", "StoreError"))
+               ("evalkit.runner.store", "StoreError"), ("evalkit.codecs.safe_load", "WeightsFileError"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -4,18 +4,24 @@ Each quantizer projects the latent to an 8-d code space (``in_proj``), searches 
 cosine similarity (L2-normalised codes), and projects back (``out_proj``). :meth:`DacCodec.codebooks`
 returns the 8-d codebooks; :meth:`DacCodec.projections` the in/out projections with the weight norm
 materialised (``W = g · v / ‖v‖``), which KLT and other latent-space analyses need.
+
+The model is built from :data:`ARCHS`, never by ``DAC.load`` (which runs the code of a ``torch.package``
+archive); a checkpoint only supplies its state dict (see :func:`dac_state_dict`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from evalkit._lazy import torch
 from evalkit.codecs.base import Encoded
 from evalkit.codecs.rvq import PretrainedRvqCodec, weights_params
+from evalkit.codecs.safe_load import WeightsFileError, as_state_dict, load_plain
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
-from evalkit.codecs.weights import get_entry
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,36 @@ class DacArch:
                     codebook_size=self.codebook_size, codebook_dim=self.codebook_dim,
                     sample_rate=self.sample_rate)
 
+    def mismatches(self, kwargs: Mapping[str, Any]) -> list[str]:
+        """Constructor arguments in a checkpoint's ``metadata["kwargs"]`` that differ from this architecture.
+
+        Arguments absent from the file, training-only ones (``quantizer_dropout``) and a ``latent_dim`` of
+        ``None`` (derived from the encoder) are not compared; lists and tuples compare equal.
+
+        >>> ARCHS["dac-16khz"].mismatches({"sample_rate": 24000, "encoder_rates": [2, 4, 5, 8], "latent_dim": 1024,
+        ...                                "quantizer_dropout": 0.5})
+        ['sample_rate 24000 (official 16000)']
+        """
+        own = self.kwargs()
+        if own["latent_dim"] is None:
+            own["latent_dim"] = self.encoder_dim * 2 ** len(self.encoder_rates)  # as DAC derives it
+        out = []
+        for name, expected in own.items():
+            given = kwargs.get(name)
+            if given is None:
+                continue
+            if isinstance(given, (list, tuple)) and isinstance(expected, (list, tuple)):
+                given, expected = list(given), list(expected)
+            if not _is_plain(given) or given != expected:  # a tensor is never an architecture argument
+                out.append(f"{name} {given!r} (official {expected!r})")
+        return out
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    return isinstance(value, (bool, int, float, str))
+
 
 ARCHS = {a.family: a for a in (
     DacArch("dac-44khz", "dac_44khz", 44_100, (2, 4, 8, 8), (8, 8, 4, 2), 9),
@@ -56,6 +92,27 @@ ARCHS = {a.family: a for a in (
     DacArch("dac-16khz", "dac_16khz", 16_000, (2, 4, 5, 8), (8, 5, 4, 2), 12),
     DacArch("dac-44khz-16kbps", "dac_44khz_16kbps", 44_100, (2, 4, 8, 8), (8, 8, 4, 2), 18, latent_dim=128),
 )}
+
+
+def dac_state_dict(checkpoint: Any, path: Path, arch: DacArch) -> Mapping[str, torch.Tensor]:
+    """The state dict of a DAC checkpoint, checked against ``arch``.
+
+    ``checkpoint`` is what :func:`~evalkit.codecs.safe_load.load_plain` read: ``{"state_dict", "metadata"}`` as
+    the official files and ``DAC.save(path, package=False)`` hold it, or a bare state dict. Architecture
+    arguments in ``metadata["kwargs"]``, when present, must be the official ones of ``arch``.
+
+    Raises:
+        WeightsFileError: another layout, or metadata describing another architecture (one line naming ``path``).
+    """
+    if not (isinstance(checkpoint, Mapping) and "state_dict" in checkpoint):
+        return as_state_dict(checkpoint, path)
+    metadata = checkpoint.get("metadata")
+    kwargs = metadata.get("kwargs") if isinstance(metadata, Mapping) else metadata
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise WeightsFileError(f"{path}: DAC checkpoint metadata is not a mapping with a 'kwargs' mapping")
+    if bad := arch.mismatches(kwargs or {}):
+        raise WeightsFileError(f"{path}: its metadata describes another model than {arch.family}: {'; '.join(bad)}")
+    return as_state_dict(checkpoint["state_dict"], path)
 
 
 @dataclass(frozen=True)
@@ -102,20 +159,20 @@ class DacCodec(PretrainedRvqCodec):
     def cardinality(self) -> int:
         return self.arch.codebook_size
 
+    def build_model(self):
+        from dac import DAC
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return DAC(**self.arch.kwargs())
+
+    def state_dict_from(self, path: Path, *, mmap: bool = False) -> Mapping[str, torch.Tensor]:
+        return dac_state_dict(load_plain(path, mmap=mmap), path, self.arch)
+
     def load(self) -> DacCodec:
         if self._model is not None:
             return self
-        from dac import DAC
-
-        if self.weights == "random":
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                model = DAC(**self.arch.kwargs())
-        else:
-            explicit = None if self.weights == "pretrained" else self.weights
-            path = get_entry(self.arch.weights_name).resolve(explicit)
-            model = DAC.load(str(path))
-        self._model = model.eval().to(self.device)
+        self._model = self.build_loaded_model().eval().to(self.device)
         return self
 
     # The model's own encode/decode, split at the quantizer so that variants (KLT) can replace it.

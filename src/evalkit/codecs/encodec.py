@@ -11,13 +11,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from evalkit._lazy import torch
 from evalkit.codecs.base import Encoded
 from evalkit.codecs.rvq import PretrainedRvqCodec, weights_params
+from evalkit.codecs.safe_load import as_state_dict, load_plain
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
-from evalkit.codecs.weights import get_entry
 
 SCALE_BITS = 32
 
@@ -84,22 +86,26 @@ class EncodecCodec(PretrainedRvqCodec):
         stride = self.arch.segment_stride
         return 0.0 if stride is None else SCALE_BITS * self.sample_rate / stride
 
-    def load(self) -> EncodecCodec:
-        if self._model is not None:
-            return self
+    def build_model(self):
         from encodec import EncodecModel
 
         build = (EncodecModel.encodec_model_24khz if self.arch.sample_rate == 24_000
                  else EncodecModel.encodec_model_48khz)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            model = build(pretrained=False)
+            model = build(pretrained=False)  # never torch.hub: weights come from build_loaded_model
             if self.weights == "random":
                 fill_random_codebooks(model)
-        if self.weights != "random":
-            explicit = None if self.weights == "pretrained" else self.weights
-            path = get_entry(self.arch.weights_name).resolve(explicit)
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model
+
+    def state_dict_from(self, path: Path, *, mmap: bool = False) -> Mapping[str, torch.Tensor]:
+        """The official files are a bare state dict."""
+        return as_state_dict(load_plain(path, mmap=mmap), path)
+
+    def load(self) -> EncodecCodec:
+        if self._model is not None:
+            return self
+        model = self.build_loaded_model()
         model.set_target_bandwidth(self.bandwidth_kbps)
         self._model = model.eval().to(self.device)
         return self

@@ -3,15 +3,22 @@
 The ``weights``/``seed`` spec options, the lazily built model, and encode/decode expressed through the
 pipeline split at the quantizer (``encode_with``/``decode_with`` + ``quantize``/``dequantize``), which lets
 variants such as KLT swap the quantizer and keep everything else.
+
+Models are built from evalkit's own architecture tables; a weights file only supplies a state dict, read by
+:mod:`evalkit.codecs.safe_load` (``weights_only=True``, code archives refused) and loaded strictly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from evalkit._lazy import torch
 from evalkit.codecs.base import Codec, Encoded
+from evalkit.codecs.safe_load import WeightsFileError, load_checked, require_fit
 from evalkit.codecs.spec import CodecSpec, Param
+from evalkit.codecs.weights import get_entry
 
 
 def weights_params(default_seed: int = 0) -> tuple[Param, ...]:
@@ -61,6 +68,52 @@ class PretrainedRvqCodec(Codec):
         """
         return (self.spec.family, self.weights, self.seed if self.weights == "random" else None, str(self.device))
 
+    def build_model(self):
+        """The official architecture from evalkit's table (random weights seeded by ``seed``); no file is read."""
+        raise NotImplementedError
+
+    def state_dict_from(self, path: Path, *, mmap: bool = False) -> Mapping[str, torch.Tensor]:
+        """The state dict held by the weights file ``path``, read safely (see :mod:`evalkit.codecs.safe_load`).
+
+        Raises:
+            WeightsFileError: a code archive, objects beyond tensors and plain data, an unreadable file, or a
+                file that describes another architecture.
+        """
+        raise NotImplementedError
+
+    def weights_path(self) -> Path:
+        """The pretrained weights file: the explicit ``weights=PATH``, else the search path (or a download)."""
+        explicit = None if self.weights == "pretrained" else self.weights
+        return get_entry(self.arch.weights_name).resolve(explicit)
+
+    def build_loaded_model(self):
+        """:meth:`build_model` with the pretrained state dict loaded strictly (every key, every shape); the
+        weights file is read and checked before the model is built. Random weights read no file."""
+        if self.weights == "random":
+            return self.build_model()
+        path = self.weights_path()
+        state = self.state_dict_from(path)
+        model = self.build_model()
+        load_checked(model, state, path, self.spec.family)
+        return model
+
+    def check_weights_file(self, path: Path) -> None:
+        """Refuse ``path`` as this model's weights unless it would load, reading no tensor data (plan time).
+
+        The file is opened as :meth:`load` opens it (memory-mapped) and its keys and shapes are compared with the
+        architecture built on the ``meta`` device. Without the model's library only the file itself is checked.
+
+        Raises:
+            WeightsFileError: as :meth:`state_dict_from`, or keys or shapes that differ from the architecture.
+        """
+        state = self.state_dict_from(path, mmap=True)
+        try:
+            with torch.device("meta"):
+                model = self.build_model()
+        except ImportError:
+            return  # the units report the missing library
+        require_fit(model.state_dict(), state, path, self.spec.family)
+
     def use_model(self, model) -> PretrainedRvqCodec:
         """Share a model already loaded by a variant with the same :attr:`model_key`."""
         self._model = model
@@ -71,3 +124,29 @@ class PretrainedRvqCodec(Codec):
 
     def decode(self, encoded: Encoded) -> torch.Tensor:
         return self.decode_with(encoded, self.dequantize)
+
+
+_CHECKED: dict[tuple, str | None] = {}
+
+
+def pretrained_model_of(codec) -> PretrainedRvqCodec | None:
+    """The pretrained RVQ codec that ``codec`` runs: itself, or the base of a variant wrapping one (KLT)."""
+    target = getattr(codec, "base", codec)
+    return target if isinstance(target, PretrainedRvqCodec) else None
+
+
+def weights_file_problem(codec: PretrainedRvqCodec, path: Path) -> str | None:
+    """Why ``path`` cannot be ``codec``'s weights (one line naming the file), or ``None``.
+
+    :meth:`PretrainedRvqCodec.check_weights_file`, remembered per family and file state (size, mtime), so that
+    a grid of variants over one model checks its file once.
+    """
+    stat = path.stat()
+    key = (codec.spec.family, str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _CHECKED:
+        try:
+            codec.check_weights_file(path)
+            _CHECKED[key] = None
+        except WeightsFileError as exc:
+            _CHECKED[key] = str(exc)
+    return _CHECKED[key]

@@ -243,8 +243,11 @@ def _spec_problems(spec: CodecSpec) -> list[str]:
     """Problems of one variant that are known before any unit runs (missing files, unusable calibration)."""
     problems = []
     weights = spec.params.get("weights")
-    if isinstance(weights, str) and weights not in WEIGHTS_KEYWORDS and not Path(weights).is_file():
-        problems.append(f"{spec}: weights file {weights} does not exist")
+    if isinstance(weights, str) and weights not in WEIGHTS_KEYWORDS:
+        if not Path(weights).is_file():
+            problems.append(f"{spec}: weights file {weights} does not exist")
+        elif (problem := _weights_file_problem(spec, Path(weights))) is not None:
+            problems.append(f"{spec}: {problem}")
     if spec.family == "klt":
         from evalkit.codecs.klt import CalibrationError, check_calibration
 
@@ -253,6 +256,15 @@ def _spec_problems(spec: CodecSpec) -> list[str]:
         except CalibrationError as exc:
             problems.append(str(exc))
     return problems
+
+
+def _weights_file_problem(spec: CodecSpec, path: Path) -> str | None:
+    """Why an explicit weights file of EnCodec/DAC (or a KLT variant of one) would be refused at load time."""
+    from evalkit.codecs import build_codec
+    from evalkit.codecs.rvq import pretrained_model_of, weights_file_problem
+
+    model = pretrained_model_of(build_codec(spec, device="cpu"))
+    return None if model is None else weights_file_problem(model, path)
 
 
 def _pydantic_problems(exc: ValidationError) -> list[str]:

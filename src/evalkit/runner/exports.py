@@ -130,7 +130,7 @@ def codebook_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFram
         cardinality, frame_rate = mine[0]["cardinality"], mine[0]["frame_rate"]
         counts = None
         for u in mine:  # streamed: one codes file at a time
-            codes = np.load(u["codes_path"]).astype(np.int64)
+            codes = np.load(u["codes_path"], allow_pickle=False).astype(np.int64)
             flat = codes.transpose(1, 0, 2).reshape(codes.shape[1], -1)
             c = np.stack([np.bincount(row, minlength=cardinality) for row in flat])
             counts = c if counts is None else counts + c

@@ -24,6 +24,8 @@ import soundfile as sf
 
 import evalkit
 from evalkit.codecs import FAMILIES, CodecSpec, build_codec
+from evalkit.codecs.rvq import pretrained_model_of, weights_file_problem
+from evalkit.codecs.safe_load import WeightsFileError
 from evalkit.codecs.weights import WeightsNotFound, get_entry
 from evalkit.hashing import file_sha256
 from evalkit.metrics import Metric
@@ -138,13 +140,15 @@ def plan_variant(spec: CodecSpec, device: str = "cpu") -> Variant:
 
     The identity includes the device the codec really runs on (``device`` resolved; the low-pass anchors
     always run on the CPU). Missing pretrained weights found through the search path make the variant
-    skipped, with the command that fetches them.
+    skipped, with the command that fetches them; a weights file found there that would be refused at load time
+    (:meth:`~evalkit.codecs.rvq.PretrainedRvqCodec.check_weights_file`) skips it with that reason.
 
     A decoded folder's identity is its spec (folder, label, declared bitrate) and evalkit's version; each of
     its units adds its files' hashes (:func:`unit_key`).
 
     Raises:
         WeightsNotFound: an explicit ``weights=PATH`` that does not exist (a config error, not a skip).
+        WeightsFileError: an explicit ``weights=PATH`` that would be refused at load time.
     """
     if is_decoded_spec(spec):
         source = DecodedSource.from_spec(spec)
@@ -181,6 +185,11 @@ def plan_variant(spec: CodecSpec, device: str = "cpu") -> Variant:
             return Variant(spec, "|".join(parts), **labels,
                            skipped=f"weights {entry.filename} not found ({where}); get them with `evalkit weights "
                                    f"fetch {entry.name}` (see `evalkit weights status`)")
+        model = pretrained_model_of(codec)
+        if model is not None and (problem := weights_file_problem(model, path)) is not None:
+            if explicit is not None:
+                raise WeightsFileError(f"{spec}: {problem}")
+            return Variant(spec, "|".join(parts), **labels, skipped=f"weights refused: {problem}")
         stat = path.stat()
         parts.append(f"weights={path.name}:{stat.st_size}:{int(stat.st_mtime)}")
     return Variant(spec, "|".join(parts), **labels)

@@ -145,7 +145,7 @@ def cache_usable(unit: dict, run_dir: Path) -> bool:
         if info.frames != expected or info.frames == 0:
             return False
         if codes:
-            np.load(codes, mmap_mode="r")  # header and size checked
+            np.load(codes, mmap_mode="r", allow_pickle=False)  # header and size checked
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError):
         return False
     return True

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from evalkit._lazy import torch
+from evalkit.codecs.safe_load import code_archive_kind, refused_global
 from evalkit.hashing import file_sha256
 
 FORMAT = "evalkit-qincodec/1"
@@ -53,14 +54,15 @@ def resolve_path(checkpoint: str) -> Path:
     return path
 
 
-def refused_global(exc: Exception) -> str:
-    """The line of a ``weights_only`` refusal that names the blocked global (else the exception's type)."""
-    return next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "Unsupported" in line),
-                type(exc).__name__)
+def _refuse_code_archive(path: str) -> None:
+    if (kind := code_archive_kind(Path(path))) is not None:  # never handed to a loader that could import it
+        raise CheckpointError(f"QinCodec checkpoint {path} is {kind}: it carries Python code, which evalkit never "
+                              f"runs")
 
 
 @lru_cache(maxsize=4)
 def _load(path: str, size: int, mtime_ns: int) -> dict:
+    _refuse_code_archive(path)
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # weights_only refused a class or function: never run it
@@ -93,6 +95,7 @@ class _HeaderUnpickler(pickle.Unpickler):
 
 @lru_cache(maxsize=4)
 def _header(path: str, size: int, mtime_ns: int) -> dict:
+    _refuse_code_archive(path)
     try:
         with zipfile.ZipFile(path) as archive:
             name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))

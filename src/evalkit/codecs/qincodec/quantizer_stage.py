@@ -89,7 +89,7 @@ def train_quantizers(ctx) -> Path:
     if final.exists():
         return final
     t, q = ctx.config.train, ctx.config.quantizer
-    data = np.load(ctx.path("latents.npz"))
+    data = np.load(ctx.path("latents.npz"), allow_pickle=False)
     rng = np.random.default_rng(t.seed)
     train_all = data["train"]
     pick = rng.choice(len(train_all), size=min(t.quantizer_vectors, len(train_all)), replace=False)

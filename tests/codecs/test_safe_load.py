@@ -1,0 +1,278 @@
+"""Pretrained weights files never run code: torch.package/TorchScript archives and pickled objects are refused with
+one line naming the file; DAC is built from evalkit's own table and loaded strictly from a plain state dict."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from evalkit.cli import main
+from evalkit.codecs import build_codec, parse_spec
+from evalkit.codecs.qincodec.checkpoint import CheckpointError, load_checkpoint
+from evalkit.codecs.safe_load import WeightsFileError, code_archive_kind
+from evalkit.codecs.weights import get_entry
+from evalkit.runner.plan import plan_variant
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+DAC44_FILE = get_entry("dac_44khz").filename  # weights_44khz_8kbps_0.0.1.pth
+
+
+def package_archive(path: Path, marker: Path) -> Path:
+    """A real ``torch.package`` archive laid out as ``DAC.save`` writes one (resource ``DAC/DAC.pth``); unpickling
+    that resource imports the interned module ``planted``, whose top-level code creates ``marker``."""
+    from torch.package import PackageExporter
+
+    source = f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n\n\nclass Model:\n    pass\n"
+    with PackageExporter(str(path)) as exporter:
+        exporter.save_source_string("planted", source)  # interned: its code travels inside the archive
+        exporter.save_binary("DAC", "DAC.pth", b"\x80\x02cplanted\nModel\n)\x81.")  # pickle of planted.Model()
+    return path
+
+
+class Planted:
+    """Unpickling this runs ``touch MARKER``."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "Traceback" not in text
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def dac16_checkpoint(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A dac-16khz checkpoint written by the ``dac`` library's own ``DAC.save(package=False)`` at random weights,
+    with the state dict it holds."""
+    model = build_codec("dac-16khz?weights=random&seed=2", device="cpu").load().model
+    path = tmp_path_factory.mktemp("dac") / "dac16.pth"
+    model.save(str(path), package=False)
+    return path, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_the_archive_runs_its_code_under_dacs_own_loader(tmp_path):
+    """The control: ``DAC.load`` (what evalkit called before) imports the archive's module."""
+    from dac import DAC
+
+    marker = tmp_path / "ran"
+    path = package_archive(tmp_path / "evil.pth", marker)
+    loaded = DAC.load(str(path))
+    assert marker.exists()
+    assert type(loaded).__name__ == "Model"  # the planted class, handed back as if it were the model
+
+
+def test_an_explicit_package_archive_is_refused_unopened(tmp_path):
+    marker = tmp_path / "ran"
+    path = package_archive(tmp_path / "evil.pth", marker)
+    assert code_archive_kind(path) == "a torch.package archive"
+    with pytest.raises(WeightsFileError) as info:
+        build_codec(f"dac-44khz?weights={path}", device="cpu").load()
+    assert one_line(str(info.value)).startswith(f"{path} is a torch.package archive: it carries Python code")
+    with pytest.raises(WeightsFileError, match="evil.pth is a torch.package archive"):
+        plan_variant(parse_spec(f"dac-44khz?weights={path}"))  # config time, before any unit
+    with pytest.raises(WeightsFileError, match="evil.pth is a torch.package archive"):
+        build_codec(f"encodec-24khz?weights={path}", device="cpu").load()
+    assert not marker.exists()
+
+
+def test_a_package_archive_planted_in_evalkit_weights_is_refused_unopened(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    planted = package_archive(folder / DAC44_FILE, marker)
+    monkeypatch.setenv("EVALKIT_WEIGHTS", str(folder))
+    with pytest.raises(WeightsFileError, match=re.escape(f"{planted} is a torch.package archive")):
+        build_codec("dac-44khz", device="cpu").load()
+    variant = plan_variant(parse_spec("dac-44khz?n_codebooks=4"))
+    assert variant.skipped == (f"weights refused: {planted} is a torch.package archive: it carries Python code, "
+                               f"which evalkit never runs; give a plain state dict "
+                               f"(torch.save(model.state_dict(), FILE))")
+    assert not marker.exists()
+
+
+def _dataset(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    sf.write(folder / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(4410).astype(np.float32), 44100)
+    return folder
+
+
+def _config(tmp_path: Path, spec: str) -> Path:
+    raw = {"dataset": {"folder": str(_dataset(tmp_path)), "glob": "*.wav"}, "codecs": [{"spec": spec}],
+           "metrics": ["si_sdr"], "output": str(tmp_path / "out"), "workers": 1}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_evalkit_run_with_an_explicit_package_archive_is_one_line_exit_2(tmp_path, capsys):
+    marker = tmp_path / "ran"
+    path = package_archive(tmp_path / "evil.pth", marker)
+    assert main(["run", str(_config(tmp_path, f"dac-44khz?weights={path}"))]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"evalkit: error: {tmp_path / 'run.yaml'}: codecs.0: dac-44khz?")
+    assert line.endswith(f"{path} is a torch.package archive: it carries Python code, which evalkit never runs; "
+                         f"give a plain state dict (torch.save(model.state_dict(), FILE))")
+    assert not marker.exists() and not (tmp_path / "out" / "results.sqlite").exists()
+
+
+def test_evalkit_run_skips_a_variant_whose_planted_weights_are_refused(tmp_path, monkeypatch, capsys):
+    marker = tmp_path / "ran"
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    planted = package_archive(folder / DAC44_FILE, marker)
+    monkeypatch.setenv("EVALKIT_WEIGHTS", str(folder))
+    assert main(["run", str(_config(tmp_path, "dac-44khz?n_codebooks=2"))]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped dac-44khz?n_codebooks=2&seed=0&weights=pretrained: weights refused: {planted} is a " \
+           f"torch.package archive" in out
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol,why", [
+    (2, "refused: it holds objects other than tensors and plain data, which loading could run (Trying to load "
+        "unsupported GLOBAL posix.system whose module posix is blocked.)"),
+    (5, "is unreadable as a torch.save file (Unsupported operand 149)"),  # torch's unpickler stops at FRAME
+])
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_plain_pickle_with_a_reduce_payload_is_refused_and_not_run(tmp_path, protocol, why):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as fh:
+        pickle.dump({"state_dict": {}, "metadata": Planted(marker)}, fh, protocol=protocol)
+    for spec in (f"dac-44khz?weights={path}", f"encodec-24khz?weights={path}"):
+        with pytest.raises(WeightsFileError) as info:
+            build_codec(spec, device="cpu").load()
+        assert one_line(str(info.value)) == f"{path}{':' if why.startswith('refused') else ''} {why}"
+    assert not marker.exists()
+
+
+def test_a_torch_save_with_a_planted_object_is_refused_at_config_time(tmp_path, capsys):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "metadata": {"kwargs": {}}, "x": Planted(marker)}, path)
+    assert main(["run", str(_config(tmp_path, f"dac-44khz?weights={path}"))]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(f"{path}: refused: it holds objects other than tensors and plain data, which loading could "
+                         f"run (Trying to load unsupported GLOBAL posix.system whose module posix is blocked.)")
+    assert not marker.exists()
+
+
+def test_a_torchscript_archive_is_refused(tmp_path):
+    path = tmp_path / "scripted.pt"
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(path))
+    with pytest.raises(WeightsFileError, match=r"scripted.pt is a TorchScript archive: it carries Python code"):
+        build_codec(f"encodec-24khz?weights={path}", device="cpu").load()
+
+
+def test_truncated_and_garbage_files_are_one_line(tmp_path, dac16_checkpoint):
+    good, _ = dac16_checkpoint
+    files = {"truncated.pth": good.read_bytes()[: good.stat().st_size // 2], "garbage.pth": b"not a checkpoint",
+             "empty.pth": b""}
+    reasons = {"truncated.pth": "central directory",  # torch's words for a zip cut short
+               "garbage.pth": "Unsupported operand 110",  # "n" is no pickle opcode
+               "empty.pth": "(EOFError)"}
+    for name, data in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(WeightsFileError) as info:
+            build_codec(f"dac-16khz?weights={path}", device="cpu").load()
+        line = one_line(str(info.value))
+        assert line.startswith(f"{path} is unreadable as a torch.save file (") and reasons[name] in line
+
+
+def test_dac_save_format_loads_strictly_into_evalkits_architecture(tmp_path, dac16_checkpoint):
+    path, reference = dac16_checkpoint
+    loaded = build_codec(f"dac-16khz?n_codebooks=4&weights={path}", device="cpu")
+    assert plan_variant(loaded.spec).skipped is None  # the config-time check accepts it
+    state = loaded.load().model.state_dict()
+    assert state.keys() == reference.keys()
+    assert all(torch.equal(state[k], reference[k]) for k in reference)
+    bare = tmp_path / "bare.pth"  # a plain state dict (no metadata) loads as well
+    torch.save(reference, bare)
+    state = build_codec(f"dac-16khz?weights={bare}", device="cpu").load().model.state_dict()
+    assert all(torch.equal(state[k], reference[k]) for k in reference)
+
+
+def test_dac_metadata_of_another_architecture_is_one_line_naming_the_file(dac16_checkpoint):
+    path, _ = dac16_checkpoint
+    with pytest.raises(WeightsFileError) as info:
+        build_codec(f"dac-24khz?weights={path}", device="cpu").load()
+    assert one_line(str(info.value)) == (f"{path}: its metadata describes another model than dac-24khz: n_codebooks "
+                                         f"12 (official 32); sample_rate 16000 (official 24000)")
+
+
+def test_dac_metadata_that_is_not_plain_is_one_line(tmp_path):
+    state = {"w": torch.zeros(1)}
+    for name, metadata, why in [
+        ("list.pth", [1, 2], "DAC checkpoint metadata is not a mapping with a 'kwargs' mapping"),
+        ("tensor.pth", {"kwargs": {"n_codebooks": torch.tensor([9, 9])}},
+         "its metadata describes another model than dac-44khz: n_codebooks tensor([9, 9]) (official 9)"),
+    ]:
+        path = tmp_path / name
+        torch.save({"state_dict": state, "metadata": metadata}, path)
+        with pytest.raises(WeightsFileError) as info:
+            build_codec(f"dac-44khz?weights={path}", device="cpu").load()
+        assert one_line(str(info.value)) == f"{path}: {why}"
+
+
+def test_missing_unexpected_and_misshapen_keys_are_one_line(tmp_path, dac16_checkpoint):
+    _, reference = dac16_checkpoint
+    state = dict(reference)
+    del state["encoder.block.0.bias"]
+    state["extra.weight"] = torch.zeros(1)
+    state["quantizer.quantizers.0.codebook.weight"] = torch.zeros(512, 8)
+    path = tmp_path / "odd.pth"
+    torch.save({"state_dict": state, "metadata": {"kwargs": {"n_codebooks": 12, "sample_rate": 16000}}}, path)
+    message = (f"{path} does not fit dac-16khz: missing keys: encoder.block.0.bias; unexpected keys: extra.weight; "
+               f"shape mismatches: quantizer.quantizers.0.codebook.weight [512, 8] (model [1024, 8])")
+    with pytest.raises(WeightsFileError) as info:
+        build_codec(f"dac-16khz?weights={path}", device="cpu").load()
+    assert one_line(str(info.value)) == message
+    with pytest.raises(WeightsFileError, match=re.escape(message)):
+        plan_variant(parse_spec(f"dac-16khz?weights={path}"))  # found at config time from the meta-device model
+
+
+def test_encodec_state_dict_with_a_missing_key_is_one_line(tmp_path):
+    state = build_codec("encodec-24khz?weights=random", device="cpu").load().model.state_dict()
+    del state["decoder.model.0.conv.conv.bias"]
+    path = tmp_path / "enc.th"
+    torch.save(state, path)
+    with pytest.raises(WeightsFileError, match=r"^\S*enc.th does not fit encodec-24khz: missing keys: "
+                                               r"decoder.model.0.conv.conv.bias$"):
+        build_codec(f"encodec-24khz?weights={path}", device="cpu").load()
+
+
+def test_a_package_archive_as_qincodec_checkpoint_is_refused_unopened(tmp_path):
+    marker = tmp_path / "ran"
+    path = package_archive(tmp_path / "evil.pt", marker)
+    with pytest.raises(CheckpointError, match="evil.pt is a torch.package archive"):
+        load_checkpoint(str(path))
+    assert not marker.exists()
+
+
+def test_no_code_running_loader_in_evalkit():
+    """Audit: no loader that can import or unpickle arbitrary code, and numpy never unpickles."""
+    forbidden = re.compile(r"DAC\.load\(|\.load_package|PackageImporter\(|torch\.hub\.load|load_state_dict_from_url|"
+                           r"jit\.load|allow_pickle=True|pickle\.loads?\(|from_pretrained|\.load_model\(")
+    hits, np_loads = [], []
+    for path in SRC.rglob("*.py"):
+        text = path.read_text()
+        hits += [(path.name, m.group()) for m in forbidden.finditer(text)]
+        np_loads += [(path.name, line) for line in text.splitlines() if "np.load(" in line]
+    assert not hits, hits
+    assert np_loads and all("allow_pickle=False" in line for _, line in np_loads), np_loads
