@@ -11,7 +11,6 @@ unit adds the SHA-256 of the item's decoded file and codes file (see :mod:`evalk
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -23,11 +22,12 @@ from typing import Any
 import soundfile as sf
 
 import evalkit
+from evalkit.audio import AUDIO_EXTENSIONS, PYAV_EXTENSIONS, AudioError, pyav_header
 from evalkit.codecs import FAMILIES, CodecSpec, build_codec
 from evalkit.codecs.weights import WeightsNotFound, get_entry
 from evalkit.hashing import file_sha256
 from evalkit.metrics import Metric
-from evalkit.runner.config import DatasetConfig, not_utf8
+from evalkit.runner.config import DatasetConfig, empty_file_rows, manifest_rows, not_utf8
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec
 from evalkit.versions import installed_version
 
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec",
                    "opus": "av", "mp3": "av", "aac": "av"}  # PyAV's wheel pins FFmpeg, libopus and LAME
 MISSING = "missing"
+DESCRIPTIONS = "MANIFEST.csv"  # in a dataset folder: category and text of its files (not an item)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Item:
     sample_rate: int | None = None
     text: str | None = None  # transcript (manifest column `text`), for wer/cer
     seconds: float = 0.0  # duration from the file's header (0 when unreadable); orders the work, keys nothing
+    channels: int | None = None  # from the file's header (None when unreadable); checks codec limits, keys nothing
 
 
 @dataclass(frozen=True)
@@ -72,44 +74,72 @@ def _inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
-def _header(path: Path) -> tuple[int | None, float]:
-    """(sample rate, seconds) from the file's header; ``(None, 0.0)`` when it cannot be read."""
+def _header(path: Path) -> tuple[int | None, int | None, float]:
+    """(sample rate, channels, seconds) from the file's header; ``(None, None, 0.0)`` when it cannot be read."""
     try:
+        if path.suffix.lower() in PYAV_EXTENSIONS:
+            return pyav_header(path)
         info = sf.info(str(path))
-        return int(info.samplerate), float(info.frames) / info.samplerate
-    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError, ZeroDivisionError):
-        return None, 0.0
+        return int(info.samplerate), int(info.channels), float(info.frames) / info.samplerate
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError, ZeroDivisionError, AudioError):
+        return None, None, 0.0
 
 
-def _manifest_rows(path: Path, field: str = "dataset.manifest") -> list[dict]:
+def _manifest_rows(path: Path, field: str = "dataset.manifest") -> list[tuple[int, dict]]:
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh))
+        return manifest_rows(path)[1]
     except UnicodeDecodeError as exc:
         raise ValueError(f"{field}: {path}: {not_utf8(exc)}") from None
+
+
+def default_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """A folder's files when no glob is given: (audio files by :data:`~evalkit.audio.AUDIO_EXTENSIONS`, any
+    case; the other files), each sorted, subfolders not entered. ``MANIFEST.csv`` (the items' descriptions) is
+    neither."""
+    audio, other = [], []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name != DESCRIPTIONS:
+            (audio if path.suffix.lower() in AUDIO_EXTENSIONS else other).append(path)
+    return audio, other
+
+
+def skipped_note(folder: Path, skipped: list[Path], shown: int = 8) -> str:
+    """The one line naming the non-audio files a folder's default listing left out (the first ``shown``)."""
+    names = ", ".join(p.name for p in skipped[:shown]) + (f" and {len(skipped) - shown} more"
+                                                          if len(skipped) > shown else "")
+    return f"skipped {len(skipped)} non-audio file{'s' if len(skipped) > 1 else ''} in {folder}: {names}"
 
 
 def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]:
     """Dataset items in a stable order (sorted paths, or manifest order); unreadable files still get an item.
 
-    Files inside ``exclude`` (the output folder) are never items.
+    Without ``ds.glob``, a folder's items are its audio files (:func:`default_files`) and the other files are
+    named in one logged line. Files inside ``exclude`` (the output folder) are never items.
 
     Raises:
-        ValueError: a manifest is not UTF-8 text, lists the same file twice or a file inside ``exclude``.
+        ValueError: a manifest is not UTF-8 text, has a row with an empty ``file``, lists the same file twice
+            or a file inside ``exclude``.
     """
     if ds.manifest is not None:
         rows = _manifest_rows(ds.manifest)
+        if empty := empty_file_rows(rows):
+            raise ValueError(f"dataset.manifest: {ds.manifest}: {empty}")
         root = ds.manifest.parent
-        entries = [(root / r["file"], r) for r in rows]
+        entries = [(root / r["file"], r) for _, r in rows]
         if exclude is not None and (inside := [str(p) for p, _ in entries if _inside(p, exclude)]):
             raise ValueError(f"dataset.manifest: {inside[0]} is inside the output folder {exclude}")
     else:
         root = ds.folder
-        entries = [(p, {}) for p in sorted(ds.folder.glob(ds.glob))
-                   if p.is_file() and not (exclude is not None and _inside(p, exclude))]
-        manifest = ds.folder / "MANIFEST.csv"
+        if ds.glob is None:
+            found, skipped = default_files(ds.folder)
+            if skipped:
+                log.warning("%s", skipped_note(ds.folder, skipped))
+        else:
+            found = sorted(ds.folder.glob(ds.glob))
+        entries = [(p, {}) for p in found if p.is_file() and not (exclude is not None and _inside(p, exclude))]
+        manifest = ds.folder / DESCRIPTIONS
         if manifest.is_file():
-            described = {r.get("file"): r for r in _manifest_rows(manifest, "dataset.folder")}
+            described = {r.get("file"): r for _, r in _manifest_rows(manifest, "dataset.folder")}
             entries = [(p, described.get(p.relative_to(root).as_posix(), described.get(p.name, {})))
                        for p, _ in entries]
     seen: set[str] = set()
@@ -125,8 +155,8 @@ def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]
             raise ValueError(f"dataset.manifest: {item_id} is listed twice")
         seen.add(item_id)
         present = path.is_file()
-        rate, seconds = _header(path) if present else (None, 0.0)
-        yield Item(item_id, path, file_hash(path) if present else MISSING, category, rate, text, seconds)
+        rate, channels, seconds = _header(path) if present else (None, None, 0.0)
+        yield Item(item_id, path, file_hash(path) if present else MISSING, category, rate, text, seconds, channels)
 
 
 def _version(dist: str) -> str:
@@ -199,6 +229,8 @@ def unit_key(item: Item, variant: Variant, decode_settings: dict[str, Any]) -> s
     """Key of one (file, variant) under the settings that change decoded audio (plus, for a decoded folder,
     the hashes of the item's decoded and codes files)."""
     parts = [item.item_id, item.content_hash, variant.identity, decode_settings]
+    if item.path.suffix.lower() in PYAV_EXTENSIONS:  # its samples come from FFmpeg's decoder
+        parts.append(f"av={_version('av')}")
     if is_decoded_spec(variant.spec):
         parts.append(DecodedSource.from_spec(variant.spec).key_parts(item.item_id))
     return _hash(parts)
