@@ -140,8 +140,8 @@ class ReferenceCodec(AudioTransform):
         limit = self.max_bitrate_bps(codec_rate, channels) if channels in LAYOUTS else None
         if limit is None or int(round(self.bitrate_bps)) <= limit[0]:  # as `encode` sets the encoder's bit_rate
             return None
-        return (f"bitrate_kbps={self.bitrate_kbps:g} is above the {limit[0] / 1000:g} kbps {self.encoder} takes "
-                f"for {LAYOUTS[channels]} at {codec_rate} Hz ({limit[1]})")
+        return (f"bitrate_kbps={self.bitrate_kbps:g} is above the maximum of the {self.encoder} encoder for "
+                f"{LAYOUTS[channels]}: {limit[0] / 1000:g} kbps ({limit[1]})")
 
     @abstractmethod
     def frame_samples(self, rate: int) -> int:
@@ -268,7 +268,8 @@ class Aac(ReferenceCodec):
         # FFmpeg's AAC encoder clamps the bitrate (a warning in its log, nothing else) to 6144 bits per channel
         # per 1024-sample frame, truncated to an integer: the stored nominal bitrate would be false.
         return (int(AAC_MAX_FRAME_BITS_PER_CHANNEL * channels / 1024 * codec_rate),
-                "6144 bits per channel per 1024-sample frame; it would lower the bitrate without an error")
+                f"6144 bits per channel per 1024-sample frame at {codec_rate} Hz; FFmpeg would lower the bitrate "
+                f"without an error")
 
 
 FAMILIES = (

@@ -154,7 +154,7 @@ def codec_input_problems(items: list[Item], variants: list[Variant], channel_pol
             if reasons[shape] is not None:
                 bad.setdefault(reasons[shape], []).append(item)
         for reason, hit in bad.items():
-            problems.append(f"{variant.spec}: {reason}: {len(hit)} item(s), e.g. {hit[0].item_id}")
+            problems.append(f"{variant.spec}: {reason}, for {len(hit)} item(s), e.g. {hit[0].item_id}")
     return problems
 
 
