@@ -229,7 +229,7 @@ def unit_key(item: Item, variant: Variant, decode_settings: dict[str, Any]) -> s
     """Key of one (file, variant) under the settings that change decoded audio (plus, for a decoded folder,
     the hashes of the item's decoded and codes files)."""
     parts = [item.item_id, item.content_hash, variant.identity, decode_settings]
-    if item.path.suffix.lower() in PYAV_EXTENSIONS:  # its samples come from FFmpeg's decoder
+    if item.item_id.lower().endswith(PYAV_EXTENSIONS):  # its samples come from FFmpeg's decoder
         parts.append(f"av={_version('av')}")
     if is_decoded_spec(variant.spec):
         parts.append(DecodedSource.from_spec(variant.spec).key_parts(item.item_id))
