@@ -20,9 +20,13 @@ wherever evalkit runs. Audio is encoded into an in-memory container (no temporar
   ``trimmed_samples``).
 
 Mono and stereo inputs are coded as they are (stereo jointly, the bitrate being the stream's total); more
-channels are refused. The nominal bitrate is the requested one; the measured one is the payload bytes of the
-encoded packets × 8 / input duration (container overhead excluded), reported per call. These codecs have no
-codebooks: they are :class:`AudioTransform`\\ s, not :class:`Codec`\\ s, so codebook metrics do not apply.
+channels are refused. :meth:`ReferenceCodec.stream_problem` names a bitrate the library would not take as given
+for a stream's rate and channels (libopus: at most 256 kbps per channel, else FFmpeg refuses to open it; AAC: at
+most 6144 bits per channel per 1024-sample frame, else FFmpeg lowers it silently); ``evalkit run`` checks it
+against every item before any unit runs. The nominal bitrate is the requested one; the measured one is the
+payload bytes of the encoded packets × 8 / input duration (container overhead excluded), reported per call.
+These codecs have no codebooks: they are :class:`AudioTransform`\\ s, not :class:`Codec`\\ s, so codebook
+metrics do not apply.
 """
 
 from __future__ import annotations

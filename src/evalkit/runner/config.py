@@ -25,7 +25,6 @@ result key), or neither (:data:`PLAN_FIELDS`); a test checks that no field is le
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import re
 import typing
@@ -37,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from evalkit.codecs import FAMILIES, CodecSpec, SpecError, get_family, split_spec
 from evalkit.messages import nearest, shown
+from evalkit.runner.dataset import folder_problems, manifest_problems, not_utf8
 
 
 class ConfigError(ValueError):
@@ -366,61 +366,6 @@ def _metric_problems(field: str, names: list[str]) -> list[str]:
     return problems
 
 
-def manifest_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str | None]]]]:
-    """A manifest CSV's header and rows; each row with its number as a spreadsheet shows it (the header is row
-    1) and its cells by column (``None`` past a short row's end). Blank rows are left out; a UTF-8 byte-order
-    mark (as Excel writes) is not part of the first column's name.
-
-    Raises:
-        UnicodeDecodeError: the file is not UTF-8 text.
-        OSError: it cannot be read.
-    """
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        records = list(csv.reader(fh))
-    header = records[0] if records else []
-    rows = [(number, {name: record[k] if k < len(record) else None for k, name in enumerate(header)})
-            for number, record in enumerate(records[1:], start=2) if record]
-    return header, rows
-
-
-def empty_file_rows(rows: list[tuple[int, dict[str, str | None]]], shown_rows: int = 5) -> str | None:
-    """The problem of manifest rows with an empty ``file`` cell, naming their row numbers; ``None`` if none."""
-    empty = [number for number, row in rows if not (row.get("file") or "").strip()]
-    if not empty:
-        return None
-    numbers = ", ".join(map(str, empty[:shown_rows])) + (f" and {len(empty) - shown_rows} more"
-                                                         if len(empty) > shown_rows else "")
-    return f"row{'s' if len(empty) > 1 else ''} {numbers}: empty 'file' (the header is row 1)"
-
-
-def _manifest_problems(manifest: Path) -> list[str]:
-    if not manifest.is_file():
-        return [f"dataset.manifest: {manifest} not found"]
-    try:
-        header, rows = manifest_rows(manifest)
-    except UnicodeDecodeError as exc:
-        return [f"dataset.manifest: {manifest}: {not_utf8(exc)}"]
-    if "file" not in header:
-        return [f"dataset.manifest: {manifest.name} has no 'file' column (columns: {', '.join(header) or 'none'})"]
-    if (empty := empty_file_rows(rows)) is not None:
-        return [f"dataset.manifest: {manifest}: {empty}"]
-    return []
-
-
-def _folder_problems(ds: DatasetConfig, folder: Path) -> list[str]:
-    from evalkit.audio import AUDIO_EXTENSIONS
-    from evalkit.runner.plan import default_files
-
-    if not folder.is_dir():
-        return [f"dataset.folder: {folder} is not a folder"]
-    if ds.glob is not None:
-        return [] if any(folder.glob(ds.glob)) else [f"dataset.glob: {ds.glob!r} matches no file in {folder}"]
-    if not default_files(folder)[0]:
-        return [f"dataset.folder: {folder} holds no audio file ({' '.join(AUDIO_EXTENSIONS)}; give dataset.glob "
-                f"for others or for subfolders)"]
-    return []
-
-
 def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[RunConfig, list[CodecSpec]]:
     """Check everything (schema, plugin files, codec specs, decoded folders, explicit weights files, KLT
     calibration audio, device, metric names, dataset paths and manifest) and report all problems at once: a
@@ -455,20 +400,15 @@ def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[
     if (ds := parts.get("dataset")) is not None:
         if ds.folder is not None:
             folder = _resolve(ds.folder, base_dir)
-            problems += _folder_problems(ds, folder)
+            problems += folder_problems(folder, ds.glob)
             updates["dataset"] = ds.model_copy(update={"folder": folder})
         else:
             manifest = _resolve(ds.manifest, base_dir)
-            problems += _manifest_problems(manifest)
+            problems += manifest_problems(manifest)
             updates["dataset"] = ds.model_copy(update={"manifest": manifest})
     if problems:
         raise ConfigError(source, problems)
     return config.model_copy(update=updates), specs
-
-
-def not_utf8(exc: UnicodeDecodeError) -> str:
-    """The problem line for a file that is not UTF-8 text."""
-    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
 
 
 def _resolve(path: Path, base_dir: Path) -> Path:

@@ -1,8 +1,9 @@
 """config → plan: dataset items, codec variants, and the keys that make runs resumable.
 
 An item is a file: its id is its path relative to the dataset root, extension included. A unit key hashes
-the item id and its audio bytes, the variant identity (canonical codec spec, weights file identity, the device
-the codec runs on, evalkit and codec library versions) and the decode settings (channel policy, segmenting);
+the item id and its audio bytes (and PyAV's version for an item FFmpeg decodes: ``.m4a``, ``.aac``), the
+variant identity (canonical codec spec, weights file identity, the device the codec runs on, evalkit and codec
+library versions) and the decode settings (channel policy, segmenting);
 a result key adds the metric name, its definition version, its library version and the score settings
 (alignment). Changing one setting, codec or metric changes exactly the keys it affects. A plugin family's
 variants add the plugin's identity (distribution version, or the plugin file's SHA-256); a decoded-folder
@@ -22,12 +23,13 @@ from typing import Any
 import soundfile as sf
 
 import evalkit
-from evalkit.audio import AUDIO_EXTENSIONS, PYAV_EXTENSIONS, AudioError, pyav_header
+from evalkit.audio import PYAV_EXTENSIONS, AudioError, pyav_header
 from evalkit.codecs import FAMILIES, CodecSpec, build_codec
 from evalkit.codecs.weights import WeightsNotFound, get_entry
 from evalkit.hashing import file_sha256
 from evalkit.metrics import Metric
-from evalkit.runner.config import DatasetConfig, empty_file_rows, manifest_rows, not_utf8
+from evalkit.runner.config import DatasetConfig
+from evalkit.runner.dataset import DESCRIPTIONS, default_files, empty_file_rows, manifest_rows, not_utf8, skipped_note
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec
 from evalkit.versions import installed_version
 
@@ -35,7 +37,6 @@ log = logging.getLogger(__name__)
 CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec",
                    "opus": "av", "mp3": "av", "aac": "av"}  # PyAV's wheel pins FFmpeg, libopus and LAME
 MISSING = "missing"
-DESCRIPTIONS = "MANIFEST.csv"  # in a dataset folder: category and text of its files (not an item)
 
 
 @dataclass(frozen=True)
@@ -90,24 +91,6 @@ def _manifest_rows(path: Path, field: str = "dataset.manifest") -> list[tuple[in
         return manifest_rows(path)[1]
     except UnicodeDecodeError as exc:
         raise ValueError(f"{field}: {path}: {not_utf8(exc)}") from None
-
-
-def default_files(folder: Path) -> tuple[list[Path], list[Path]]:
-    """A folder's files when no glob is given: (audio files by :data:`~evalkit.audio.AUDIO_EXTENSIONS`, any
-    case; the other files), each sorted, subfolders not entered. ``MANIFEST.csv`` (the items' descriptions) is
-    neither."""
-    audio, other = [], []
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.name != DESCRIPTIONS:
-            (audio if path.suffix.lower() in AUDIO_EXTENSIONS else other).append(path)
-    return audio, other
-
-
-def skipped_note(folder: Path, skipped: list[Path], shown: int = 8) -> str:
-    """The one line naming the non-audio files a folder's default listing left out (the first ``shown``)."""
-    names = ", ".join(p.name for p in skipped[:shown]) + (f" and {len(skipped) - shown} more"
-                                                          if len(skipped) > shown else "")
-    return f"skipped {len(skipped)} non-audio file{'s' if len(skipped) > 1 else ''} in {folder}: {names}"
 
 
 def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]:
