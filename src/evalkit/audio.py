@@ -16,6 +16,13 @@ import soxr
 
 RESAMPLER = f"soxr {soxr.__version__} VHQ"
 DEFAULT_MAX_DELAY_S = 0.05
+#: File extensions (lower case) libsndfile reads through soundfile (MP3 and Ogg Opus since libsndfile 1.1).
+SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf",
+                        ".w64", ".rf64")
+#: Extensions soundfile cannot read, decoded through PyAV (FFmpeg): AAC in MP4 (``.m4a``) or ADTS (``.aac``).
+PYAV_EXTENSIONS = (".m4a", ".aac")
+#: Every extension :func:`load` reads: a dataset folder's files by default (``dataset.glob`` unset).
+AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS + PYAV_EXTENSIONS
 
 
 class AudioError(ValueError):
@@ -77,7 +84,10 @@ def validate(x: np.ndarray, source: str | Path = "signal", *, allow_silent: bool
 
 def load(path: str | Path, *, channel_policy: ChannelPolicy | str = ChannelPolicy.PER_CHANNEL,
          allow_silent: bool = False) -> Audio:
-    """Read a WAV/FLAC/OGG file as float32 ``[channels, samples]``.
+    """Read an audio file (:data:`AUDIO_EXTENSIONS`) as float32 ``[channels, samples]``.
+
+    Files with one of :data:`PYAV_EXTENSIONS` are decoded by FFmpeg through PyAV (:func:`read_with_pyav`), any
+    other through libsndfile.
 
     Raises:
         AudioError: missing, unreadable, empty, non-finite or silent audio; the message names the file.
@@ -85,14 +95,69 @@ def load(path: str | Path, *, channel_policy: ChannelPolicy | str = ChannelPolic
     path = Path(path)
     if not path.is_file():
         raise AudioError(path, "file not found")
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        detail = getattr(exc, "error_string", None) or str(exc)  # libsndfile's reason, without the path
-        raise AudioError(path, f"cannot decode audio ({detail})") from exc
-    samples = np.ascontiguousarray(data.T)
+    if path.suffix.lower() in PYAV_EXTENSIONS:
+        samples, rate = read_with_pyav(path)
+    else:
+        try:
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            detail = getattr(exc, "error_string", None) or str(exc)  # libsndfile's reason, without the path
+            raise AudioError(path, f"cannot decode audio ({detail})") from exc
+        samples = np.ascontiguousarray(data.T)
     validate(samples, path, allow_silent=allow_silent)
     return Audio(apply_channel_policy(samples, channel_policy), int(rate))
+
+
+def read_with_pyav(path: Path) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of ``path`` with FFmpeg (PyAV): (float32 ``[channels, samples]``, rate).
+
+    The decoder's priming is removed by the demuxer (the MP4 edit list); samples past the stream's stated
+    duration (the last frame's padding) are cut.
+
+    Raises:
+        AudioError: no audio stream, or FFmpeg cannot decode it.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioError(path, "cannot decode audio (no audio stream)")
+            stream = container.streams.audio[0]
+            to_float = av.AudioResampler(format="fltp")  # sample format only: rate and layout are kept
+            chunks = [out.to_ndarray() for frame in container.decode(stream) for out in to_float.resample(frame)]
+            chunks += [out.to_ndarray() for out in to_float.resample(None)]
+            rate = stream.codec_context.sample_rate
+            stated = None if stream.duration is None else round(stream.duration * stream.time_base * rate)
+    except av.error.FFmpegError as exc:
+        raise AudioError(path, f"cannot decode audio (FFmpeg: {exc})") from exc
+    if not chunks:
+        raise AudioError(path, "audio is empty (0 samples)")
+    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    return np.ascontiguousarray(samples[:, :stated] if stated else samples), int(rate)
+
+
+def pyav_header(path: Path) -> tuple[int, int, float]:
+    """(sample rate, channels, seconds) of the first audio stream, from the container (PyAV), decoding nothing.
+
+    Raises:
+        AudioError: no audio stream, or FFmpeg cannot open the file.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioError(path, "cannot decode audio (no audio stream)")
+            stream = container.streams.audio[0]
+            rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
+            if stream.duration is not None:
+                seconds = float(stream.duration * stream.time_base)
+            else:
+                seconds = (container.duration or 0) / 1e6  # av.time_base: microseconds
+    except av.error.FFmpegError as exc:
+        raise AudioError(path, f"cannot decode audio (FFmpeg: {exc})") from exc
+    return int(rate), int(channels), seconds
 
 
 def save(path: str | Path, samples: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> Path:

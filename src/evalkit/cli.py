@@ -174,25 +174,27 @@ def _run(args: argparse.Namespace) -> int:
         except RunInterrupted as exc:
             print(exc, file=sys.stderr)
             return EXIT_INTERRUPTED
+    from evalkit.messages import shown, shown_lines
     from evalkit.reports.console import run_scoreboard, shown_path, terminal_width, wide_table
     from evalkit.reports.rundata import load_run
 
-    print(wide_table(run_scoreboard(load_run(output)), terminal_width()))
+    print(shown_lines(wide_table(run_scoreboard(load_run(output)), terminal_width())))
     print(f"\nunits: {report.units_total} planned, {report.units_run} run, {report.units_rescored} rescored, "
           f"{report.units_failed} failed, {report.units_total - report.units_run - report.units_rescored} "
           f"already done or skipped; {report.wall_s:.1f} s")
     for spec, reason in report.variants_skipped:
-        print(f"skipped {spec}: {reason}")
+        print(shown(f"skipped {spec}: {reason}"))
     folder = shown_path(output)
-    print(f"store: {shown_path(report.store)}")
-    print(f"exports: {', '.join(shown_path(report.exports[k]) for k in ('results_parquet', 'summary_csv'))}, "
-          f"{shown_path(report.exports['codebook_usage_csv'])}; long table: {shown_path(output / 'summary.txt')}; "
-          f"log: {shown_path(output / 'run.log')}")
-    print(f"next: evalkit summary {folder} --long · evalkit report {folder}")
+    print(shown(f"store: {shown_path(report.store)}"))
+    print(shown(f"exports: {', '.join(shown_path(report.exports[k]) for k in ('results_parquet', 'summary_csv'))}, "
+                f"{shown_path(report.exports['codebook_usage_csv'])}; long table: "
+                f"{shown_path(output / 'summary.txt')}; log: {shown_path(output / 'run.log')}"))
+    print(shown(f"next: evalkit summary {folder} --long · evalkit report {folder}"))
     return 0
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from evalkit.messages import shown_lines
     from evalkit.reports.console import board_json, long_table, run_scoreboard, terminal_width, wide_table
     from evalkit.reports.rundata import load_run
 
@@ -201,9 +203,9 @@ def _summary(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(board_json(board))
     elif args.long:
-        print(long_table(run, args.metrics))
+        print(shown_lines(long_table(run, args.metrics)))
     else:
-        print(wide_table(board, terminal_width()))
+        print(shown_lines(wide_table(board, terminal_width())))
     return 0
 
 
@@ -569,7 +571,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except _user_errors() as exc:
-        print(f"evalkit: error: {exc}", file=sys.stderr)
+        from evalkit.messages import shown
+
+        message = str(exc) if getattr(exc, "terminal_safe", False) else shown(exc)  # names escaped, one line
+        print(f"evalkit: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head` and closed early
         return 0

@@ -23,6 +23,17 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONSOLE_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
+class ShownFormatter(logging.Formatter):
+    """Writes each record's message with control characters escaped (:func:`evalkit.messages.shown`): a file
+    name holding an escape sequence or a newline cannot rewrite the terminal or forge a line. A traceback
+    after the message keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        from evalkit.messages import shown
+
+        return shown(super().formatMessage(record))
+
+
 class _ConsoleHandler(logging.StreamHandler):
     """Writes through ``tqdm.write``, which clears a progress bar first and redraws it after the line."""
 
@@ -60,7 +71,7 @@ def configure_console(verbose: bool = False) -> None:
         return
     logging.captureWarnings(True)
     handler = _ConsoleHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+    handler.setFormatter(ShownFormatter(CONSOLE_FORMAT))
     if verbose:
         handler.setLevel(logging.DEBUG)
         root.setLevel(logging.DEBUG)
@@ -75,7 +86,7 @@ def log_to_file(path: str | Path) -> logging.Handler:
     """Append every record at INFO and above (third-party ones and Python warnings included) to ``path``
     (instead of the file an earlier call named)."""
     handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(ShownFormatter(FORMAT))
     handler.setLevel(logging.INFO)
     _install(handler, "file")
     root = logging.getLogger()

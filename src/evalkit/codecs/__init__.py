@@ -26,6 +26,7 @@ from evalkit.codecs.plugins import (
     load_entry_points,
 )
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param, SpecError, split_spec
+from evalkit.messages import nearest
 
 
 class FamilyRegistry(Mapping[str, CodecFamily]):
@@ -118,7 +119,9 @@ def get_family(name: str) -> CodecFamily:
     try:
         return FAMILIES[name]
     except KeyError:
-        raise SpecError(f"unknown codec family {name!r}; known: {', '.join(FAMILIES)}") from None
+        close = nearest(name, FAMILIES)
+        hint = f"; did you mean {close!r}?" if close else ""
+        raise SpecError(f"unknown codec family {name!r}; known: {', '.join(FAMILIES)}{hint}") from None
 
 
 def parse_spec(text: str | CodecSpec) -> CodecSpec:

@@ -161,6 +161,25 @@ class AudioTransform(ABC):
         """Build the model / fetch weights; idempotent. Cheap transforms need nothing."""
         return self
 
+    def input_problem(self, sample_rate: int, channels: int,
+                      channel_policy: ChannelPolicy | str = ChannelPolicy.PER_CHANNEL) -> str | None:
+        """Why these parameters cannot code an input of ``channels`` at ``sample_rate`` (the codec library
+        refuses them, or would silently change them), known without running it; ``None`` when they can.
+
+        An input :meth:`reconstruct` refuses anyway (more channels than the codec takes) gives ``None``: that is
+        a failed unit with its reason, not a problem of the parameters.
+        """
+        try:
+            batch, _ = self._channels_to_batch(np.zeros((channels, 1), np.float32), "input", channel_policy)
+        except AudioError:
+            return None
+        return self.stream_problem(self.codec_rate_for(sample_rate), batch.shape[1])
+
+    def stream_problem(self, codec_rate: int, channels: int) -> str | None:
+        """Why these parameters cannot code one stream of ``channels`` at ``codec_rate``; ``None`` (the default)
+        when they can. Override it where the codec library has limits that depend on the input."""
+        return None
+
     @abstractmethod
     def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
         """``[batch, channels, samples]`` at ``context.sample_rate`` → same shape; fills ``context``."""

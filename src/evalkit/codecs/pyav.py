@@ -20,9 +20,13 @@ wherever evalkit runs. Audio is encoded into an in-memory container (no temporar
   ``trimmed_samples``).
 
 Mono and stereo inputs are coded as they are (stereo jointly, the bitrate being the stream's total); more
-channels are refused. The nominal bitrate is the requested one; the measured one is the payload bytes of the
-encoded packets × 8 / input duration (container overhead excluded), reported per call. These codecs have no
-codebooks: they are :class:`AudioTransform`\\ s, not :class:`Codec`\\ s, so codebook metrics do not apply.
+channels are refused. :meth:`ReferenceCodec.stream_problem` names a bitrate the library would not take as given
+for a stream's rate and channels (libopus: at most 256 kbps per channel, else FFmpeg refuses to open it; AAC: at
+most 6144 bits per channel per 1024-sample frame, else FFmpeg lowers it silently); ``evalkit run`` checks it
+against every item before any unit runs. The nominal bitrate is the requested one; the measured one is the
+payload bytes of the encoded packets × 8 / input duration (container overhead excluded), reported per call.
+These codecs have no codebooks: they are :class:`AudioTransform`\\ s, not :class:`Codec`\\ s, so codebook
+metrics do not apply.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ MP3_TABLES: dict[tuple[int, ...], tuple[int, ...]] = {
 }
 MP3_BITRATES = tuple(sorted({b for table in MP3_TABLES.values() for b in table}))
 OPUS_RATES = (8_000, 12_000, 16_000, 24_000, 48_000)
+OPUS_MAX_BPS_PER_CHANNEL = 256_000  # FFmpeg libopusenc.c: bit_rate above 256000 × channels is refused
+AAC_MAX_FRAME_BITS_PER_CHANNEL = 6144  # FFmpeg aacenc.c: the bitrate is clamped to this per 1024-sample frame
 AAC_RATES = (7_350, 8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000, 64_000, 88_200, 96_000)
 
 
@@ -128,6 +134,18 @@ class ReferenceCodec(AudioTransform):
 
     def encoder_options(self) -> dict[str, str]:
         return {}
+
+    def max_bitrate_bps(self, codec_rate: int, channels: int) -> tuple[int, str] | None:
+        """The highest bitrate (bit/s) the encoder takes as given for a stream of ``channels`` at
+        ``codec_rate``, and why; ``None`` when it has no limit below the family's maximum."""
+        return None
+
+    def stream_problem(self, codec_rate: int, channels: int) -> str | None:
+        limit = self.max_bitrate_bps(codec_rate, channels) if channels in LAYOUTS else None
+        if limit is None or int(round(self.bitrate_bps)) <= limit[0]:  # as `encode` sets the encoder's bit_rate
+            return None
+        return (f"bitrate_kbps={self.bitrate_kbps:g} is above the maximum of the {self.encoder} encoder for "
+                f"{LAYOUTS[channels]}: {limit[0] / 1000:g} kbps ({limit[1]})")
 
     @abstractmethod
     def frame_samples(self, rate: int) -> int:
@@ -225,6 +243,10 @@ class Opus(ReferenceCodec):
     def encoder_options(self) -> dict[str, str]:
         return {"application": str(self.spec.params["application"])}
 
+    def max_bitrate_bps(self, codec_rate: int, channels: int) -> tuple[int, str]:
+        # FFmpeg's libopus wrapper refuses to open the encoder above 256 kbit/s per channel.
+        return OPUS_MAX_BPS_PER_CHANNEL * channels, "256 kbps per channel; FFmpeg refuses more"
+
 
 class Mp3(ReferenceCodec):
     encoder, container, demuxer = "libmp3lame", "mp3", "mp3"
@@ -245,6 +267,13 @@ class Aac(ReferenceCodec):
 
     def frame_samples(self, rate: int) -> int:
         return 1024
+
+    def max_bitrate_bps(self, codec_rate: int, channels: int) -> tuple[int, str]:
+        # FFmpeg's AAC encoder clamps the bitrate (a warning in its log, nothing else) to 6144 bits per channel
+        # per 1024-sample frame, truncated to an integer: the stored nominal bitrate would be false.
+        return (int(AAC_MAX_FRAME_BITS_PER_CHANNEL * channels / 1024 * codec_rate),
+                f"6144 bits per channel per 1024-sample frame at {codec_rate} Hz; FFmpeg would lower the bitrate "
+                f"without an error")
 
 
 FAMILIES = (

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalkit.messages import nearest
+
 
 class SpecError(ValueError):
     """An unknown family, unknown parameter or bad value in a codec spec; the message names it."""
@@ -135,7 +137,9 @@ class CodecFamily:
         known = {p.name for p in self.params}
         unknown = sorted(set(raw) - known)
         if unknown:
+            close = [c for c in (nearest(u, known) for u in unknown) if c is not None]
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise SpecError(f"{self.name}: unknown parameter {', '.join(map(repr, unknown))}; "
-                            f"valid: {', '.join(sorted(known)) or 'none'}")
+                            f"valid: {', '.join(sorted(known)) or 'none'}{hint}")
         values = {p.name: p.parse(raw[p.name], self.name) if p.name in raw else p.default for p in self.params}
         return CodecSpec(self.name, values)

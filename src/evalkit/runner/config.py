@@ -2,7 +2,7 @@
 
 Example::
 
-    dataset: {folder: data/demo, glob: "*.flac", segment_seconds: null, max_items: null}
+    dataset: {folder: data/demo, glob: null, segment_seconds: null, max_items: null}  # glob null: every audio file
     codecs:
       - family: encodec-24khz
         params: {bandwidth: [1.5, 6]}
@@ -24,30 +24,38 @@ result key), or neither (:data:`PLAN_FIELDS`); a test checks that no field is le
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import itertools
 import re
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from evalkit.codecs import FAMILIES, CodecSpec, SpecError, get_family, split_spec
+from evalkit.messages import nearest, shown
+from evalkit.runner.dataset import folder_problems, manifest_problems, not_utf8
 
 
 class ConfigError(ValueError):
     """A config with problems; ``problems`` holds one line per problem, each naming its field.
 
-    One problem reads as one line (``source: field: message``); several as a header and one line each.
+    One problem reads as one line (``source: field: message``); several as a header and one line each. The
+    message shows control characters in names escaped (:func:`~evalkit.messages.shown`); ``problems`` keeps
+    them as they are.
     """
+
+    terminal_safe = True  # its message is already escaped: the CLI prints it as it is
 
     def __init__(self, source: str, problems: list[str]):
         self.problems = problems
         if len(problems) == 1:
-            super().__init__(f"{source}: {problems[0]}")
+            super().__init__(f"{shown(source)}: {shown(problems[0])}")
         else:
-            super().__init__(f"{source}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
+            super().__init__(f"{shown(source)}: {len(problems)} problems:\n"
+                             + "\n".join(f"  - {shown(p)}" for p in problems))
 
 
 class _Strict(BaseModel):
@@ -56,7 +64,7 @@ class _Strict(BaseModel):
 
 class DatasetConfig(_Strict):
     folder: Path | None = None
-    glob: str = "*.flac"
+    glob: str | None = None  # None: the folder's audio files (evalkit.audio.AUDIO_EXTENSIONS), not its subfolders
     manifest: Path | None = None
     segment_seconds: float | None = Field(default=None, gt=0)
     max_items: int | None = Field(default=None, gt=0)
@@ -267,38 +275,80 @@ def _weights_file_problem(spec: CodecSpec, path: Path) -> str | None:
     return None if model is None else weights_file_problem(model, path)
 
 
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The config model whose fields sit at ``loc`` (field names and list indices from the top), if any."""
+    model: type[BaseModel] | None = RunConfig
+    for part in loc:
+        if isinstance(part, int):  # an entry of a list: the list's model
+            continue
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return None
+        model = _model_in(field.annotation)
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):  # list[X], X | None
+        if (model := _model_in(arg)) is not None:
+            return model
+    return None
+
+
 def _pydantic_problems(exc: ValidationError) -> list[str]:
+    """One line per schema error; an unknown field nearly spelled like a known one says "did you mean", and
+    that field's own "Field required" is then left out (it is the same mistake)."""
+    errors = exc.errors()
+    meant: dict[tuple, str] = {}  # loc of an unknown key -> the known field it is close to
+    for err in errors:
+        model = _model_at(err["loc"][:-1]) if err["type"] == "extra_forbidden" else None
+        if model is not None and (close := nearest(str(err["loc"][-1]), model.model_fields)) is not None:
+            meant[err["loc"]] = close
+    standing_for = {loc[:-1] + (close,) for loc, close in meant.items()}
     lines = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    for err in errors:
+        loc = err["loc"]
+        if err["type"] == "missing" and loc in standing_for:
+            continue
+        field = ".".join(str(p) for p in loc) or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown field"
+            message = "unknown field" + (f"; did you mean {meant[loc]!r}?" if loc in meant else "")
         lines.append(f"{field}: {message}")
     return lines
 
 
-def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[RunConfig, list[CodecSpec]]:
-    """Check everything (schema, plugin files, codec specs, decoded folders, explicit weights files, KLT
-    calibration audio, device, metric names, dataset paths) and report all problems at once.
+def _valid_parts(raw: dict, config: RunConfig | None) -> dict[str, Any]:
+    """Every top-level field that is valid by itself (absent optional ones at their default), and ``codecs`` as
+    {index: entry} of the valid entries: what the checks beyond the schema can look at when the schema failed."""
+    if config is not None:
+        return {**{name: getattr(config, name) for name in RunConfig.model_fields},
+                "codecs": dict(enumerate(config.codecs))}
+    values: dict[str, Any] = {}
+    for name, info in RunConfig.model_fields.items():
+        if name == "codecs":
+            continue
+        if name not in raw:
+            if not info.is_required():
+                values[name] = info.get_default(call_default_factory=True)
+            continue
+        with contextlib.suppress(ValidationError):  # the schema's own error names it
+            values[name] = TypeAdapter(Annotated[info.annotation, info]).validate_python(raw[name])
+    grids = raw.get("codecs")
+    values["codecs"] = {}
+    for i, grid in enumerate(grids if isinstance(grids, list) else []):
+        with contextlib.suppress(ValidationError):
+            values["codecs"][i] = CodecGrid.model_validate(grid)
+    return values
 
-    Relative paths, including ``weights=``/``calibration=`` inside codec specs, are taken from ``base_dir``.
 
-    Raises:
-        ConfigError: with one line per problem.
-    """
-    from evalkit.metrics import PAIR_METRICS
-
-    if not isinstance(raw, dict):
-        raise ConfigError(source, ["(top level): expected a mapping of fields"])
-    try:
-        config = RunConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(source, _pydantic_problems(exc)) from None
-    plugins, problems = plugin_problems(config.plugins, base_dir)  # before the specs: they name its families
+def _codec_problems(grids: dict[int, CodecGrid], base_dir: Path) -> tuple[list[CodecSpec], list[str]]:
     specs: list[CodecSpec] = []
+    problems: list[str] = []
     checked: set[str] = set()
-    for i, grid in enumerate(config.codecs):
+    for i, grid in grids.items():
         if grid.decoded is not None and (bad := decoded_problems(grid.decoded, base_dir)):
             problems += [f"codecs.{i}.decoded.{p}" for p in bad]
             continue
@@ -313,47 +363,64 @@ def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[
                 problems += [f"codecs.{i}: {p}" for p in _spec_problems(spec)]
             if spec not in specs:
                 specs.append(spec)
-    if (problem := device_problem(config.device)) is not None:
-        problems.append(problem)
-    if config.metrics != "applicable":
-        for i, name in enumerate(config.metrics):
-            if name not in PAIR_METRICS:
-                problems.append(f"metrics.{i}: unknown metric {name!r}; valid: {', '.join(PAIR_METRICS)}")
-    for i, name in enumerate(config.exclude_metrics):
+    return specs, problems
+
+
+def _metric_problems(field: str, names: list[str]) -> list[str]:
+    from evalkit.metrics import PAIR_METRICS
+
+    problems = []
+    for i, name in enumerate(names):
         if name not in PAIR_METRICS:
-            problems.append(f"exclude_metrics.{i}: unknown metric {name!r}; valid: {', '.join(PAIR_METRICS)}")
-    ds = config.dataset
-    updates: dict[str, Any] = {"output": _resolve(config.output, base_dir), "plugins": plugins}
-    if ds.folder is not None:
-        folder = _resolve(ds.folder, base_dir)
-        if not folder.is_dir():
-            problems.append(f"dataset.folder: {folder} is not a folder")
-        elif not any(folder.glob(ds.glob)):
-            problems.append(f"dataset.glob: {ds.glob!r} matches no file in {folder}")
-        updates["dataset"] = ds.model_copy(update={"folder": folder})
-    else:
-        manifest = _resolve(ds.manifest, base_dir)
-        if not manifest.is_file():
-            problems.append(f"dataset.manifest: {manifest} not found")
+            close = nearest(name, PAIR_METRICS)
+            hint = f"; did you mean {close!r}?" if close else ""
+            problems.append(f"{field}.{i}: unknown metric {name!r}; valid: {', '.join(PAIR_METRICS)}{hint}")
+    return problems
+
+
+def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[RunConfig, list[CodecSpec]]:
+    """Check everything (schema, plugin files, codec specs, decoded folders, explicit weights files, KLT
+    calibration audio, device, metric names, dataset paths and manifest) and report all problems at once: a
+    field the schema rejects leaves the checks of the other fields running. A misspelled field name, codec
+    parameter or metric name gets "did you mean".
+
+    Relative paths, including ``weights=``/``calibration=`` inside codec specs, are taken from ``base_dir``.
+
+    Raises:
+        ConfigError: with one line per problem.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of fields"])
+    try:
+        config, problems = RunConfig.model_validate(raw), []
+    except ValidationError as exc:
+        config, problems = None, _pydantic_problems(exc)
+    parts = _valid_parts(raw, config)
+    updates: dict[str, Any] = {}
+    if "plugins" in parts:  # before the specs: they name its families
+        updates["plugins"], bad = plugin_problems(parts["plugins"], base_dir)
+        problems += bad
+    specs, bad = _codec_problems(parts["codecs"], base_dir)
+    problems += bad
+    if "device" in parts and (problem := device_problem(parts["device"])) is not None:
+        problems.append(problem)
+    if isinstance(parts.get("metrics"), list):
+        problems += _metric_problems("metrics", parts["metrics"])
+    problems += _metric_problems("exclude_metrics", parts.get("exclude_metrics", []))
+    if "output" in parts:
+        updates["output"] = _resolve(parts["output"], base_dir)
+    if (ds := parts.get("dataset")) is not None:
+        if ds.folder is not None:
+            folder = _resolve(ds.folder, base_dir)
+            problems += folder_problems(folder, ds.glob)
+            updates["dataset"] = ds.model_copy(update={"folder": folder})
         else:
-            try:
-                with open(manifest, newline="", encoding="utf-8") as fh:
-                    header = next(csv.reader(fh), [])
-            except UnicodeDecodeError as exc:
-                problems.append(f"dataset.manifest: {manifest}: {not_utf8(exc)}")
-                header = ["file"]
-            if "file" not in header:
-                problems.append(f"dataset.manifest: {manifest.name} has no 'file' column (columns: "
-                                f"{', '.join(header) or 'none'})")
-        updates["dataset"] = ds.model_copy(update={"manifest": manifest})
+            manifest = _resolve(ds.manifest, base_dir)
+            problems += manifest_problems(manifest)
+            updates["dataset"] = ds.model_copy(update={"manifest": manifest})
     if problems:
         raise ConfigError(source, problems)
     return config.model_copy(update=updates), specs
-
-
-def not_utf8(exc: UnicodeDecodeError) -> str:
-    """The problem line for a file that is not UTF-8 text."""
-    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
 
 
 def _resolve(path: Path, base_dir: Path) -> Path:

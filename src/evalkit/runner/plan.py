@@ -1,8 +1,9 @@
 """config → plan: dataset items, codec variants, and the keys that make runs resumable.
 
 An item is a file: its id is its path relative to the dataset root, extension included. A unit key hashes
-the item id and its audio bytes, the variant identity (canonical codec spec, weights file identity, the device
-the codec runs on, evalkit and codec library versions) and the decode settings (channel policy, segmenting);
+the item id and its audio bytes (and PyAV's version for an item FFmpeg decodes: ``.m4a``, ``.aac``), the
+variant identity (canonical codec spec, weights file identity, the device the codec runs on, evalkit and codec
+library versions) and the decode settings (channel policy, segmenting);
 a result key adds the metric name, its definition version, its library version and the score settings
 (alignment). Changing one setting, codec or metric changes exactly the keys it affects. A plugin family's
 variants add the plugin's identity (distribution version, or the plugin file's SHA-256); a decoded-folder
@@ -11,7 +12,6 @@ unit adds the SHA-256 of the item's decoded file and codes file (see :mod:`evalk
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -23,13 +23,15 @@ from typing import Any
 import soundfile as sf
 
 import evalkit
+from evalkit.audio import PYAV_EXTENSIONS, AudioError, pyav_header
 from evalkit.codecs import FAMILIES, CodecSpec, build_codec
 from evalkit.codecs.rvq import pretrained_model_of, weights_file_problem
 from evalkit.codecs.safe_load import WeightsFileError
 from evalkit.codecs.weights import WeightsNotFound, get_entry
 from evalkit.hashing import file_sha256
 from evalkit.metrics import Metric
-from evalkit.runner.config import DatasetConfig, not_utf8
+from evalkit.runner.config import DatasetConfig
+from evalkit.runner.dataset import DESCRIPTIONS, default_files, empty_file_rows, manifest_rows, not_utf8, skipped_note
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec
 from evalkit.versions import installed_version
 
@@ -50,6 +52,7 @@ class Item:
     sample_rate: int | None = None
     text: str | None = None  # transcript (manifest column `text`), for wer/cer
     seconds: float = 0.0  # duration from the file's header (0 when unreadable); orders the work, keys nothing
+    channels: int | None = None  # from the file's header (None when unreadable); checks codec limits, keys nothing
 
 
 @dataclass(frozen=True)
@@ -74,19 +77,20 @@ def _inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
-def _header(path: Path) -> tuple[int | None, float]:
-    """(sample rate, seconds) from the file's header; ``(None, 0.0)`` when it cannot be read."""
+def _header(path: Path) -> tuple[int | None, int | None, float]:
+    """(sample rate, channels, seconds) from the file's header; ``(None, None, 0.0)`` when it cannot be read."""
     try:
+        if path.suffix.lower() in PYAV_EXTENSIONS:
+            return pyav_header(path)
         info = sf.info(str(path))
-        return int(info.samplerate), float(info.frames) / info.samplerate
-    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError, ZeroDivisionError):
-        return None, 0.0
+        return int(info.samplerate), int(info.channels), float(info.frames) / info.samplerate
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError, ZeroDivisionError, AudioError):
+        return None, None, 0.0
 
 
-def _manifest_rows(path: Path, field: str = "dataset.manifest") -> list[dict]:
+def _manifest_rows(path: Path, field: str = "dataset.manifest") -> list[tuple[int, dict]]:
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh))
+        return manifest_rows(path)[1]
     except UnicodeDecodeError as exc:
         raise ValueError(f"{field}: {path}: {not_utf8(exc)}") from None
 
@@ -94,24 +98,33 @@ def _manifest_rows(path: Path, field: str = "dataset.manifest") -> list[dict]:
 def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]:
     """Dataset items in a stable order (sorted paths, or manifest order); unreadable files still get an item.
 
-    Files inside ``exclude`` (the output folder) are never items.
+    Without ``ds.glob``, a folder's items are its audio files (:func:`default_files`) and the other files are
+    named in one logged line. Files inside ``exclude`` (the output folder) are never items.
 
     Raises:
-        ValueError: a manifest is not UTF-8 text, lists the same file twice or a file inside ``exclude``.
+        ValueError: a manifest is not UTF-8 text, has a row with an empty ``file``, lists the same file twice
+            or a file inside ``exclude``.
     """
     if ds.manifest is not None:
         rows = _manifest_rows(ds.manifest)
+        if empty := empty_file_rows(rows):
+            raise ValueError(f"dataset.manifest: {ds.manifest}: {empty}")
         root = ds.manifest.parent
-        entries = [(root / r["file"], r) for r in rows]
+        entries = [(root / r["file"], r) for _, r in rows]
         if exclude is not None and (inside := [str(p) for p, _ in entries if _inside(p, exclude)]):
             raise ValueError(f"dataset.manifest: {inside[0]} is inside the output folder {exclude}")
     else:
         root = ds.folder
-        entries = [(p, {}) for p in sorted(ds.folder.glob(ds.glob))
-                   if p.is_file() and not (exclude is not None and _inside(p, exclude))]
-        manifest = ds.folder / "MANIFEST.csv"
+        if ds.glob is None:
+            found, skipped = default_files(ds.folder)
+            if skipped:
+                log.warning("%s", skipped_note(ds.folder, skipped))
+        else:
+            found = sorted(ds.folder.glob(ds.glob))
+        entries = [(p, {}) for p in found if p.is_file() and not (exclude is not None and _inside(p, exclude))]
+        manifest = ds.folder / DESCRIPTIONS
         if manifest.is_file():
-            described = {r.get("file"): r for r in _manifest_rows(manifest, "dataset.folder")}
+            described = {r.get("file"): r for _, r in _manifest_rows(manifest, "dataset.folder")}
             entries = [(p, described.get(p.relative_to(root).as_posix(), described.get(p.name, {})))
                        for p, _ in entries]
     seen: set[str] = set()
@@ -127,8 +140,8 @@ def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]
             raise ValueError(f"dataset.manifest: {item_id} is listed twice")
         seen.add(item_id)
         present = path.is_file()
-        rate, seconds = _header(path) if present else (None, 0.0)
-        yield Item(item_id, path, file_hash(path) if present else MISSING, category, rate, text, seconds)
+        rate, channels, seconds = _header(path) if present else (None, None, 0.0)
+        yield Item(item_id, path, file_hash(path) if present else MISSING, category, rate, text, seconds, channels)
 
 
 def _version(dist: str) -> str:
@@ -208,6 +221,8 @@ def unit_key(item: Item, variant: Variant, decode_settings: dict[str, Any]) -> s
     """Key of one (file, variant) under the settings that change decoded audio (plus, for a decoded folder,
     the hashes of the item's decoded and codes files)."""
     parts = [item.item_id, item.content_hash, variant.identity, decode_settings]
+    if item.item_id.lower().endswith(PYAV_EXTENSIONS):  # its samples come from FFmpeg's decoder
+        parts.append(f"av={_version('av')}")
     if is_decoded_spec(variant.spec):
         parts.append(DecodedSource.from_spec(variant.spec).key_parts(item.item_id))
     return _hash(parts)

@@ -23,14 +23,16 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from evalkit.codecs import CodecSpec
+from evalkit.codecs import CodecSpec, build_codec
 from evalkit.metrics import Metric, MetricKind, applicable_metrics, get_metrics
 from evalkit.runner.config import ConfigError, RunConfig, decode_settings, score_settings
+from evalkit.runner.decoded import is_decoded_spec
 from evalkit.runner.executors import LocalPool, local_pool, run_dask, run_local
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
 from evalkit.runner.provenance import run_provenance, write_provenance
 from evalkit.runner.store import Store, UnitRow, UnitStatus, resolve_stored, store_failure, stored_path, write_failure
 from evalkit.runner.work import ItemTask, UnitJob, UnitOutcome, nan_rows
+from evalkit.worker_setup import available_cores
 
 log = logging.getLogger(__name__)
 STORE_NAME = "results.sqlite"
@@ -131,6 +133,39 @@ def nyquist_problems(items: list[Item], variants: list[Variant]) -> list[str]:
                             f"{len(bad)} item(s), e.g. {low.item_id} ({low.sample_rate} Hz: "
                             f"{low.sample_rate / 2:g} Hz)")
     return problems
+
+
+def codec_input_problems(items: list[Item], variants: list[Variant], channel_policy: str) -> list[str]:
+    """Variants whose parameters their codec library refuses, or would silently change, for the sample rate and
+    channel count of some items (e.g. an Opus bitrate above 256 kbps per channel on mono items)."""
+    problems = []
+    for variant in variants:
+        if variant.skipped or is_decoded_spec(variant.spec):
+            continue
+        codec = build_codec(variant.spec)  # constructor only: no model is loaded
+        reasons: dict[tuple[int, int], str | None] = {}
+        bad: dict[str, list[Item]] = {}
+        for item in items:
+            if item.sample_rate is None or item.channels is None:  # unreadable: a failed unit
+                continue
+            shape = (item.sample_rate, item.channels)
+            if shape not in reasons:
+                reasons[shape] = codec.input_problem(*shape, channel_policy)
+            if reasons[shape] is not None:
+                bad.setdefault(reasons[shape], []).append(item)
+        for reason, hit in bad.items():
+            problems.append(f"{variant.spec}: {reason}, for {len(hit)} item(s), e.g. {hit[0].item_id}")
+    return problems
+
+
+def local_workers(requested: int) -> int:
+    """``requested`` worker processes, capped at the cores this process may use (one note when capped)."""
+    cores = available_cores()
+    if requested > cores:
+        log.warning("workers: %d requested, but this process may use %d CPU core(s); running %d", requested, cores,
+                    cores)
+        return cores
+    return requested
 
 
 def cache_usable(unit: dict, run_dir: Path) -> bool:
@@ -309,14 +344,17 @@ def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str =
     hold exactly the rows of this plan (older rows stay in the store).
 
     Raises:
-        ConfigError: output folder not writable or in use, or a low-pass cut-off at or above an item's
-            Nyquist frequency (before any unit runs).
+        ConfigError: output folder not writable or in use, a low-pass cut-off at or above an item's Nyquist
+            frequency, or codec parameters the codec library refuses for some items' rate and channels
+            (:func:`codec_input_problems`; all before any unit runs).
         WeightsNotFound: an explicit ``weights=PATH`` that does not exist.
         RunInterrupted: Ctrl-C; the workers are stopped and every unit written so far is kept.
     """
     t0 = time.perf_counter()
     output = Path(config.output)
     report = RunReport(output, output / STORE_NAME)
+    if executor == "local":  # under Dask the workers are the cluster's
+        config = config.model_copy(update={"workers": local_workers(config.workers)})
     with output_lock(output):
         try:
             _run_locked(config, specs, report, executor, scheduler, fresh, progress)
@@ -348,7 +386,7 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
         items = list(list_items(config.dataset, exclude=output))
     except ValueError as exc:
         raise ConfigError("dataset", [str(exc)]) from None
-    if problems := nyquist_problems(items, variants):
+    if problems := nyquist_problems(items, variants) + codec_input_problems(items, variants, config.channel_policy):
         raise ConfigError("codecs", problems)
     if fresh:
         _discard(output)
