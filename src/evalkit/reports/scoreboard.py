@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from evalkit.labels import family_display_name, labels_for
+from evalkit.labels import family_display_name
 from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC, RunData
 
 HEADLINE_METRICS = ("visqol_audio", "si_sdr", "mel_distance", "pesq_wb", "estoi", "dnsmos_ovrl",
@@ -145,8 +145,9 @@ def variant_order(run: RunData) -> list[str]:
 
 
 def variant_labels(run: RunData) -> dict[str, str]:
-    """Unique short labels of the run's variants ("QinCodec 8 kbps", "3.5 kHz anchor", "Reference")."""
-    return labels_for(variant_order(run))
+    """Unique short labels of the run's variants ("QinCodec 8 kbps", "3.5 kHz anchor", "Reference"; "QinCodec
+    8 kbps/ch" where the run coded stereo items channel by channel)."""
+    return run.labels(variant_order(run))
 
 
 def _best(summary: pd.DataFrame, metric: str, random: set[str], higher: bool | None) -> str | None:

@@ -148,7 +148,7 @@ def speed_rows(run: RunData) -> tuple[list[dict], list[dict]]:
         for spec, g in ok.groupby("codec_spec", sort=True):
             audio_s = g["input_seconds"].sum()
             if audio_s and g["process_s"].notna().any():
-                codecs.append({"spec": spec, "label": _label(None, spec),
+                codecs.append({"spec": spec, "label": run.label(spec),
                                "encode": fmt(g["encode_s"].sum() / audio_s, 4),
                                "decode": fmt(g["decode_s"].sum() / audio_s, 4),
                                "total": fmt(g["process_s"].sum() / audio_s, 4), "audio_s": fmt(audio_s, 1),
