@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit.analysis.bootstrap import mean_ci
+from evalkit.analysis.shared_items import shared_item_means
 from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
 from evalkit.runner.plan import REFERENCE
@@ -85,7 +86,12 @@ def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Per codec variant × metric: mean, 95 % CI over items (:func:`~evalkit.analysis.bootstrap.mean_ci`), n,
     failures; ``bitrate_kbps`` is the variant's mean per-unit bitrate over the units its codec ran on (measured
     where the codec measures it, see ``ReconstructionReport``; units that failed count nowhere, not at the
-    nominal rate), the same for every metric; the nominal bitrate and the weights label are the variant's."""
+    nominal rate), the same for every metric; the nominal bitrate and the weights label are the variant's.
+
+    ``mean``, ``ci_*`` and ``n`` are over the variant's own items; ``mean_shared``, ``ci_*_shared`` and
+    ``n_shared`` over the items every variant with values of the metric scored, ``n_any`` the items any of them
+    scored and ``complete`` whether this variant scored them all (:mod:`evalkit.analysis.shared_items`): the
+    means to put side by side."""
     rows = []
     units = tidy.drop_duplicates("unit_key")
     bitrates = units["bitrate_kbps"].groupby(units["codec_spec"]).mean()
@@ -100,7 +106,8 @@ def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
                      "delta_mean": group["delta"].mean(),  # vs the reference (no-reference metrics), else NaN
                      "n": len(values), "failures": int(group["value"].isna().sum()),
                      "unit": group["unit"].iloc[0], "higher_is_better": info.higher_is_better if info else None})
-    return pd.DataFrame(rows)
+    shared = shared_item_means(tidy[["item_id", "codec_spec", "metric", "value"]], seed).drop(columns="n_scored")
+    return pd.DataFrame(rows).merge(shared, on=["codec_spec", "metric"], how="left")
 
 
 def codebook_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
