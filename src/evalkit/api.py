@@ -198,8 +198,9 @@ class Run:
 
     @cached_property
     def summary(self) -> pd.DataFrame:
-        """One row per variant × metric: ``mean``, 95 % bootstrap CI (``ci_low``, ``ci_high``) over items, ``n``,
-        ``failures``, ``bitrate_kbps``, ``unit``, ``higher_is_better``."""
+        """One row per variant × metric: ``mean``, 95 % CI (``ci_low``, ``ci_high``) over its items, ``n``,
+        ``failures``, ``bitrate_kbps``, ``unit``, ``higher_is_better``; ``mean_shared``, ``ci_*_shared`` over the
+        ``n_shared`` items every variant scored, ``complete`` (see :mod:`evalkit.analysis.shared_items`)."""
         return self._labelled(self._data.summary)
 
     @cached_property
