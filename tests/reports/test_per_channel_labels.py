@@ -90,9 +90,27 @@ def test_listening_test_prepared_from_the_run_labels_per_channel(stereo_run, tmp
     assert main(["listen", "prepare", "--run", str(stereo_run), "--design", "mushra", "--listeners", "2",
                  "--out", str(out)]) == 0
     labels = json.loads((out / "test.json").read_text())["labels"]
-    assert labels[next(n for n in labels if n.startswith("encodec"))] == \
-        "EnCodec 24 kHz 1.5 kbps/ch (random weights)"
+    mono = next(n for n in labels if n.startswith("encodec"))
+    assert labels[mono] == "EnCodec 24 kHz 1.5 kbps/ch (random weights)"
     assert labels[next(n for n in labels if n.startswith("opus"))] == "Opus 12 kbps"
+    # the report's listening section and its figures show the test's labels
+    from evalkit.listening.model import STORE_FILE, load_definition
+    from evalkit.listening.storage import ListeningStore
+    from evalkit.reports.listening_data import load_listening
+    from evalkit.reports.listening_section import listening_context
+    from tests.listening.test_storage import _events
+
+    definition = load_definition(out)
+    with ListeningStore(out / STORE_FILE) as store:
+        for _ in range(2):
+            p = store.create_participant(definition)
+            for index, trial in enumerate(definition.trials_for(p.slot)):
+                scores = {sid: 100.0 if definition.stimuli[sid].condition == "reference" else 40.0
+                          for sid in trial.stimuli}
+                store.submit(definition, p, index, scores=scores, events=_events(trial))
+    context = listening_context(load_listening(out, load_run(stereo_run)))
+    assert labels[mono] in {row["label"] for row in context["rows"]}
+    assert any(labels[mono] in figure["svg"] for figure in context["figures"])
 
 
 def test_mono_items_keep_the_plain_rate(tmp_path, capsys):
