@@ -31,3 +31,26 @@ def test_label_option_parsing_rejects_missing_name():
     assert parse_label_options(["mp3?bitrate_kbps=64=MP3"]) == {"mp3?bitrate_kbps=64": "MP3"}
     with pytest.raises(ValueError, match="expected SPEC=NAME"):
         parse_label_options(["=x"])
+
+
+def test_per_channel_rates_are_labelled_per_channel_and_nothing_else_changes():
+    assert short_label("qincodec?bitrate_kbps=8&checkpoint=shipped", per_channel=True) == "QinCodec 8 kbps/ch"
+    assert short_label("encodec-24khz?bandwidth=1.5&weights=random", per_channel=True) == \
+        "EnCodec 24 kHz 1.5 kbps/ch (random weights)"
+    assert short_label("klt?base=encodec-24khz&bandwidth=6&dim=72", per_channel=True) == \
+        "EnCodec 24 kHz 6 kbps/ch, KLT d=72"
+    assert short_label("lowpass?cutoff_hz=3500", per_channel=True) == "3.5 kHz anchor"  # no rate to qualify
+    specs = ["qincodec?bitrate_kbps=8", "opus?bitrate_kbps=12"]
+    assert labels_for(specs, per_channel={specs[0]}) == {specs[0]: "QinCodec 8 kbps/ch", specs[1]: "Opus 12 kbps"}
+    assert labels_for(specs, {specs[0]: "Mine"}, per_channel={specs[0]}) == {specs[0]: "Mine",
+                                                                              specs[1]: "Opus 12 kbps"}
+
+
+def test_coded_per_channel_reads_a_units_reconstruction_report():
+    from evalkit.labels import coded_per_channel
+
+    assert coded_per_channel('{"channel_handling": "per-channel (2 x mono)", "input_channels": 2}')
+    assert coded_per_channel({"channel_handling": "per-channel (3 x mono)"})
+    for other in ('{"channel_handling": "as-is"}', '{"channel_handling": "downmix 2->1"}',
+                  '{"channel_handling": "upmix 1->2, output averaged"}', "not json", None, "{}"):
+        assert not coded_per_channel(other)

@@ -179,19 +179,15 @@ class Run:
     @cached_property
     def labels(self) -> dict[str, str]:
         """codec spec → its short label, for every variant of the run."""
-        from evalkit.labels import labels_for
-
         specs = [*self._data.summary.get("codec_spec", []), *self._data.results.get("codec_spec", [])]
-        return labels_for(specs)
+        return self._data.labels(specs)
 
     def _labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.copy()
         if "codec_spec" in frame and not frame.empty:
             labels = self.labels
-            from evalkit.labels import short_label
-
             frame.insert(frame.columns.get_loc("codec_spec") + 1, "label",
-                         [labels.get(s) or short_label(s) for s in frame["codec_spec"]])
+                         [labels.get(s) or self._data.label(s) for s in frame["codec_spec"]])
         return frame
 
     @cached_property
@@ -202,8 +198,9 @@ class Run:
 
     @cached_property
     def summary(self) -> pd.DataFrame:
-        """One row per variant × metric: ``mean``, 95 % bootstrap CI (``ci_low``, ``ci_high``) over items, ``n``,
-        ``failures``, ``bitrate_kbps``, ``unit``, ``higher_is_better``."""
+        """One row per variant × metric: ``mean``, 95 % CI (``ci_low``, ``ci_high``) over its items, ``n``,
+        ``failures``, ``bitrate_kbps``, ``unit``, ``higher_is_better``; ``mean_shared``, ``ci_*_shared`` over the
+        ``n_shared`` items every variant scored, ``complete`` (see :mod:`evalkit.analysis.shared_items`)."""
         return self._labelled(self._data.summary)
 
     @cached_property

@@ -6,6 +6,11 @@ the variant's nominal bitrate, then in parentheses the parameters that differ fr
 (random weights as ``random weights``). :func:`labels_for` labels a set of variants at once, applies the user's
 ``SPEC=NAME`` overrides and keeps labels unique. The full spec string stays in every detail table and export.
 
+A mono codec given a stereo item codes each channel separately (``channel_policy: per_channel``), so its nominal
+rate is per channel: a run that did so says ``per_channel`` (:func:`coded_per_channel` reads it from a unit's
+reconstruction report) and the label reads ``"QinCodec 8 kbps/ch"``. Codecs that code stereo jointly (Opus,
+MP3, AAC, EnCodec 48 kHz), and runs with mono items only, keep ``"8 kbps"``.
+
 This module imports no torch, scipy or pandas unless a label needs a bitrate computed by a codec's constructor
 (DAC's ``n_codebooks``), which builds no model.
 """
@@ -13,7 +18,8 @@ This module imports no torch, scipy or pandas unless a label needs a bitrate com
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Collection, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -67,7 +73,7 @@ def _token(key: str, value: str) -> str:
     return f"{key}={value}"
 
 
-def _describe(family: str, raw: Mapping[str, str], extra: Iterable[str] = ()) -> str:
+def _describe(family: str, raw: Mapping[str, str], extra: Iterable[str] = (), per_channel: bool = False) -> str:
     from evalkit.codecs import FAMILIES
 
     fam = FAMILIES.get(family)
@@ -88,7 +94,7 @@ def _describe(family: str, raw: Mapping[str, str], extra: Iterable[str] = ()) ->
         text = family + "?" + "&".join(f"{k}={v}" for k, v in sorted(raw.items())) if raw else family
         rate = _computed_kbps(text)
     if rate is not None:
-        head += f" {_kbps(rate)}"
+        head += f" {_kbps(rate)}" + ("/ch" if per_channel else "")
     notes = [_token(k, v) for k, v in raw.items()
              if k not in _HIDDEN and k not in ("bitrate_kbps", "bandwidth") and k != sweep
              and v != defaults.get(k) and not (k in ("candidates", "beam") and v == "0")]
@@ -103,10 +109,11 @@ def _describe(family: str, raw: Mapping[str, str], extra: Iterable[str] = ()) ->
     return head + (f" ({', '.join(notes)})" if notes else "")
 
 
-def short_label(spec: str) -> str:
+def short_label(spec: str, per_channel: bool = False) -> str:
     """A short readable label of a codec spec or a listening condition name.
 
-    Text that is neither comes back unchanged, so a label never fails.
+    Text that is neither comes back unchanged, so a label never fails. ``per_channel``: the run coded some
+    item channel by channel with this (mono) codec, so its nominal rate is per channel (``8 kbps/ch``).
 
     >>> short_label("qincodec?bitrate_kbps=8&candidates=0&beam=0&checkpoint=shipped&n_steps=8")
     'QinCodec 8 kbps'
@@ -116,6 +123,8 @@ def short_label(spec: str) -> str:
     'EnCodec 24 kHz 1.5 kbps (random weights)'
     >>> short_label("klt?base=encodec-24khz&bandwidth=6&dim=72&n_cov=2&estimator=codebook")
     'EnCodec 24 kHz 6 kbps, KLT d=72'
+    >>> short_label("qincodec?bitrate_kbps=8", per_channel=True), short_label("lowpass?cutoff_hz=7000", True)
+    ('QinCodec 8 kbps/ch', '7 kHz anchor')
     >>> short_label("decoded?folder=/out/mine&label=mine 6 kbps&length_tolerance_s=0.1")
     'mine 6 kbps'
     >>> short_label("anchor35"), short_label("reference"), short_label("not a spec?x")
@@ -134,7 +143,7 @@ def short_label(spec: str) -> str:
     if family not in FAMILIES:
         return spec
     if family != "klt":
-        return _describe(family, raw)
+        return _describe(family, raw, per_channel=per_channel)
     klt = FAMILIES["klt"]
     own = {p.name: format_value(p.default) for p in klt.params}
     base_family = raw.get("base", own.get("base", ""))
@@ -143,16 +152,18 @@ def short_label(spec: str) -> str:
              and k != "calibration"]
     if raw.get("calibration"):
         extra.append(_token("calibration", raw["calibration"]))
-    label = _describe(base_family, base_raw)
+    label = _describe(base_family, base_raw, per_channel=per_channel)
     suffix = f", KLT d={raw.get('dim', own.get('dim', 'full'))}"
     if extra:
         suffix += f" ({', '.join(extra)})"
     return label + suffix
 
 
-def labels_for(specs: Iterable[str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+def labels_for(specs: Iterable[str], overrides: Mapping[str, str] | None = None,
+               per_channel: Collection[str] = ()) -> dict[str, str]:
     """Labels of several variants: ``overrides`` (spec → name, matched on the canonical spec too) first, then
-    :func:`short_label`; labels that would collide get the full spec's query appended so every one is unique.
+    :func:`short_label` (``per_channel``: the specs a run coded channel by channel, labelled ``kbps/ch``);
+    labels that would collide get the full spec's query appended so every one is unique.
 
     >>> labels_for(["opus?application=audio&bitrate_kbps=12", "lowpass?cutoff_hz=7000"],
     ...            {"opus?bitrate_kbps=12": "Opus (12k)"})
@@ -163,7 +174,7 @@ def labels_for(specs: Iterable[str], overrides: Mapping[str, str] | None = None)
     out = {}
     for spec in specs:
         given = (overrides or {}).get(spec) or canonical_overrides.get(canonical(spec))
-        out[spec] = given or short_label(spec)
+        out[spec] = given or short_label(spec, per_channel=spec in per_channel)
     seen: dict[str, list[str]] = {}
     for spec, label in out.items():
         seen.setdefault(label, []).append(spec)
@@ -172,6 +183,24 @@ def labels_for(specs: Iterable[str], overrides: Mapping[str, str] | None = None)
             for spec in group:
                 out[spec] = f"{label} [{spec.partition('?')[2] or spec}]"
     return out
+
+
+def coded_per_channel(reconstruction: str | Mapping | None) -> bool:
+    """Whether a unit's reconstruction report (JSON text or dict, ``units.reconstruction``) says a mono codec
+    coded the item channel by channel (``channel_handling`` ``per-channel (2 x mono)``): the fact that makes
+    its nominal rate a rate per channel. Missing or unreadable reports say no.
+
+    >>> coded_per_channel('{"channel_handling": "per-channel (2 x mono)"}'), coded_per_channel(None)
+    (True, False)
+    """
+    if isinstance(reconstruction, str):
+        try:
+            reconstruction = json.loads(reconstruction)
+        except ValueError:
+            return False
+    if not isinstance(reconstruction, Mapping):
+        return False
+    return str(reconstruction.get("channel_handling") or "").startswith("per-channel")
 
 
 def canonical(spec: str) -> str:

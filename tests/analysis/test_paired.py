@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from evalkit.analysis.paired import Outcome, compare_pair, compare_variants, paired_bootstrap_ci, smallest_p
+from evalkit.analysis.bootstrap import widened_level
+from evalkit.analysis.paired import Outcome, compare_pair, compare_variants, smallest_p
 
 
 def _long(values: dict[str, list[float]]) -> pd.DataFrame:
@@ -41,15 +42,15 @@ def test_wilcoxon_and_mean_match_scipy_on_the_shared_items_only():
     assert d.p == pytest.approx(expected.pvalue) and d.statistic == pytest.approx(expected.statistic)
 
 
-def test_paired_bootstrap_ci_matches_scipy_percentile_bootstrap():
+def test_paired_ci_is_scipys_paired_bca_bootstrap_at_the_widened_level():
     rng = np.random.default_rng(1)
     a = rng.normal(3, 1, 20)
     b = a - 0.4 + rng.normal(0, 0.5, 20)
-    ours = paired_bootstrap_ci(a - b, seed=0, resamples=20_000)
-    ref = stats.bootstrap((a, b), lambda x, y: np.mean(x - y), paired=True, vectorized=False,
-                          method="percentile", n_resamples=20_000, random_state=3).confidence_interval
-    se = np.std(a - b, ddof=1) / math.sqrt(20)
-    assert ours[0] == pytest.approx(ref.low, abs=0.05 * se) and ours[1] == pytest.approx(ref.high, abs=0.05 * se)
+    ours = compare_pair(a, b, seed=3)
+    ref = stats.bootstrap((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), paired=True, method="BCa",
+                          n_resamples=2000, confidence_level=widened_level(20),
+                          rng=np.random.default_rng(3)).confidence_interval
+    assert (ours.ci_low, ours.ci_high) == pytest.approx((ref.low, ref.high), rel=1e-9)
 
 
 def test_holm_over_every_pair_matches_statsmodels(scores):

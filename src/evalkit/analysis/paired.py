@@ -3,8 +3,9 @@
 For variants a and b, the per-item differences ``d_i = x_a,i − x_b,i`` over their shared items (both values
 finite) give:
 
-* the mean difference with its 95 % **paired percentile bootstrap** CI: items are resampled with replacement
-  (the same items for both variants, so item difficulty cancels), ``resamples`` times, seeded;
+* the mean difference with its 95 % CI over the differences (:func:`evalkit.analysis.bootstrap.mean_ci`: a BCa
+  bootstrap widened for small n, Student's t under 6 items; the items are resampled, the same items for both
+  variants, so item difficulty cancels), ``resamples`` times, seeded;
 * the two-sided **Wilcoxon signed-rank** test of a zero median difference (scipy; zero differences dropped,
   exact for small tie-free samples); all-zero differences give p = 1;
 * **Holm**'s step-down adjustment over every pair of the metric (family-wise error at ``alpha``).
@@ -29,12 +30,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from evalkit.analysis.bootstrap import METHOD as BOOTSTRAP_METHOD
+from evalkit.analysis.bootstrap import RESAMPLES as BOOTSTRAP_RESAMPLES
+from evalkit.analysis.bootstrap import mean_ci
 from evalkit.analysis.listening_stats import holm
 
 ALPHA = 0.05
-RESAMPLES = 2000
-METHOD = ("paired percentile bootstrap 95 % CI of the mean difference over shared items; two-sided Wilcoxon "
+RESAMPLES = BOOTSTRAP_RESAMPLES
+METHOD = (f"paired 95 % CI of the mean difference over shared items ({BOOTSTRAP_METHOD}); two-sided Wilcoxon "
           "signed-rank test; Holm over every pair of the metric")
+paired_bootstrap_ci = mean_ci  # the one CI of a mean over items, under its old name
 
 
 class Outcome(enum.StrEnum):
@@ -123,23 +128,6 @@ def smallest_p(n: int) -> float:
     return min(1.0, 2.0 / 2.0 ** n) if n > 0 else 1.0
 
 
-def paired_bootstrap_ci(differences: Sequence[float], seed: int = 0, level: float = 0.95,
-                        resamples: int = RESAMPLES) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of paired differences (items resampled with replacement); NaN for
-    fewer than 2 differences.
-
-    >>> paired_bootstrap_ci([2.0, 2.0, 2.0])  # every resample has mean 2
-    (2.0, 2.0)
-    """
-    d = np.asarray(differences, dtype=float)
-    if len(d) < 2:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), (resamples, len(d)))].mean(axis=1)
-    tail = (1 - level) / 2
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
-
-
 def wilcoxon_signed_rank(differences: Sequence[float]) -> tuple[float, float]:
     """(statistic, two-sided p) of scipy's Wilcoxon signed-rank test, zero differences dropped; all-zero
     differences give (0, 1); fewer than one difference gives NaN."""
@@ -167,7 +155,7 @@ def compare_pair(a: Sequence[float], b: Sequence[float], *, seed: int = 0, names
     if len(d) < 2:
         return PairedDifference(*names, len(d), math.nan, math.nan, math.nan, math.nan, math.nan,
                                 reason=f"{len(d)} shared item{'s' if len(d) != 1 else ''} with values, need 2")
-    lo, hi = paired_bootstrap_ci(d, seed, resamples=resamples)
+    lo, hi = mean_ci(d, seed, resamples=resamples)
     statistic, p = wilcoxon_signed_rank(d)
     return PairedDifference(*names, len(d), float(d.mean()), lo, hi, statistic, p)
 

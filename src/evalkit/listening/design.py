@@ -14,6 +14,7 @@ import math
 import secrets
 import shutil
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,11 +160,13 @@ def _check_options(options: PrepareOptions) -> None:
         raise ListenError(f"stimulus format: expected flac or wav, got {options.stimulus_format!r}")
 
 
-def test_labels(design: Design, conditions: list[str], overrides: tuple[tuple[str, str], ...]) -> dict[str, str]:
+def test_labels(design: Design, conditions: list[str], overrides: tuple[tuple[str, str], ...],
+                per_channel: Collection[str] = ()) -> dict[str, str]:
     """``labels`` of test.json: condition name as stored in ratings → display label (``--label`` first, then
     :func:`evalkit.labels.labels_for`), for the conditions and the fixed names ``reference``, ``anchor35`` and
     ``anchor70`` (whatever the design). In MUSHRA an override may name an anchor by its spec
-    (``lowpass?cutoff_hz=3500``).
+    (``lowpass?cutoff_hz=3500``). ``per_channel``: conditions whose codec coded the test's items channel by
+    channel (labelled ``8 kbps/ch``).
 
     Raises:
         ListenError: an override that names no condition of the test.
@@ -180,7 +183,7 @@ def test_labels(design: Design, conditions: list[str], overrides: tuple[tuple[st
             raise ListenError(f"--label {spec}={label}: {spec} is not a condition of this test; "
                               f"conditions: {', '.join(names)}")
         resolved[name] = label
-    return labels_for(names, resolved)
+    return labels_for(names, resolved, per_channel)
 
 
 def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptions) -> TestDefinition:
@@ -201,7 +204,6 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
     run = read_run(run_dir)
     rng = np.random.default_rng(options.seed)
     conditions = select_conditions(run, options.design, options.conditions)
-    labels = test_labels(options.design, conditions, options.labels)
     anchor_spec_of = {_canonical(s): name for name, s in ANCHOR_SPECS.items()}
     units_by_item: dict[str, dict[str, RunUnit]] = defaultdict(dict)
     for u in run.units:
@@ -210,6 +212,8 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
     if not complete:
         raise ListenError(f"{run.run_dir}: no item has decoded audio for every condition ({', '.join(conditions)})")
     items = pick_items(complete, options.items, rng)
+    per_channel = {c for c in conditions if any(complete[item][c].per_channel for item in items)}
+    labels = test_labels(options.design, conditions, options.labels, per_channel)
 
     signals: dict[tuple[str, str], np.ndarray] = {}
     rates: dict[str, int] = {}

@@ -24,6 +24,7 @@ class RunUnit:
     category: str
     codec_spec: str
     decoded_path: Path
+    per_channel: bool = False  # a mono codec coded this item channel by channel: its nominal rate is per channel
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def read_run(run_dir: str | Path) -> RunContents:
     db_path = run_dir / RUN_STORE
     if not db_path.is_file():
         raise ListenError(f"{db_path}: no run store (run `evalkit run CONFIG` first)")
+    from evalkit.labels import coded_per_channel
     from evalkit.runner.store import read_store  # read-only, also in a folder that cannot be written
 
     try:
@@ -84,7 +86,8 @@ def read_run(run_dir: str | Path) -> RunContents:
         if item_path is None or not item_path.is_file():
             unavailable.setdefault(spec, f"reference audio missing for item {row['item_id']}: {row['item_path']}")
             continue
-        units.append(RunUnit(str(row["item_id"]), item_path, str(row["category"] or ""), spec, decoded))
+        per_channel = coded_per_channel(row["reconstruction"] if "reconstruction" in keys else None)
+        units.append(RunUnit(str(row["item_id"]), item_path, str(row["category"] or ""), spec, decoded, per_channel))
     for spec in {u.codec_spec for u in units}:
         unavailable.pop(spec, None)
     return RunContents(run_dir, tuple(units), unavailable)

@@ -37,7 +37,7 @@ def number(value: float) -> str:
 def _cell(cell: Cell | None) -> str:
     if cell is None:
         return ""
-    return number(cell.mean) + ("*" if cell.best else "") + ("!" if cell.failures else "")
+    return number(cell.mean) + ("*" if cell.best else "") + ("" if cell.complete else "!")
 
 
 def _header(column: MetricColumn, width: int) -> list[str]:
@@ -86,12 +86,26 @@ def wide_table(board: Scoreboard, width: int = MIN_WIDTH) -> str:
         kbps = "-" if math.isnan(row.kbps) else f"{row.kbps:.2f}"
         cells = "".join(" " * GAP + f"{_cell(row.cells.get(c.name)):>{w}}" for c, w in columns)
         lines.append((f"{_clip(row.label, label_w):<{label_w}}{'':{GAP}}{kbps:>6}" + cells).rstrip())
-    notes = ["* best codec per column (not anchors, reference, random weights) · ! some items failed · "
-             "↑ higher, ↓ lower is better",
-             "means over items; CIs, n and full specs: evalkit summary RUN_DIR --long (or summary.csv)"]
+    notes = ["* best codec per column (not anchors, reference, random weights; only variants that scored every "
+             "item) · ! failed on items others scored: never starred · ↑ higher, ↓ lower is better",
+             shared_note(board, [c for c, _ in columns]),
+             "each variant's own mean, CIs, n and full specs: evalkit summary RUN_DIR --long (or summary.csv)"]
     if left_out:
         notes.append(f"not shown (no room): {', '.join(left_out)}; choose with --metrics NAME ...")
     return "\n".join(lines + [textwrap.fill(n, width) for n in notes])
+
+
+def shared_note(board: Scoreboard, columns: list[MetricColumn]) -> str:
+    """What the means of ``columns`` are over: ``means over the 12 items every variant scored`` when every
+    column shares all its items, else each column's shared count of its items (``mel distance 11/12``)."""
+    counts = {c.label: (board.n_shared.get(c.name, 0), board.n_any.get(c.name, 0)) for c in columns}
+    if not counts:
+        return "means over the items every variant in the column scored"
+    if len(set(counts.values())) == 1 and all(shared == total for shared, total in counts.values()):
+        n = next(iter(counts.values()))[0]
+        return f"means over the {n} item{'s' if n != 1 else ''} every variant scored, in every column"
+    per_column = ", ".join(f"{label} {shared}/{total}" for label, (shared, total) in counts.items())
+    return f"each column's means are over the items every variant in it scored (shared/scored by any): {per_column}"
 
 
 def run_scoreboard(run: RunData, metrics: list[str] | None = None) -> Scoreboard:
@@ -114,18 +128,22 @@ def run_scoreboard(run: RunData, metrics: list[str] | None = None) -> Scoreboard
 
 
 def board_json(board: Scoreboard) -> dict:
-    """``{"metrics": [{name, label, unit, higher_is_better}], "variants": [{codec_spec, label, group, kind,
-    kbps, weights, random, metrics: {name: {mean, ci_low, ci_high, n, failures, best}}}]}``; NaN as null."""
+    """``{"metrics": [{name, label, unit, higher_is_better, n_shared, n_any}], "variants": [{codec_spec, label,
+    group, kind, kbps, weights, random, metrics: {name: {mean, ci_low, ci_high, n, failures, best, n_scored,
+    complete, mean_all}}}]}``; NaN as null. ``mean`` and its CI are over the column's ``n`` = ``n_shared``
+    items; ``mean_all`` over the variant's own ``n_scored``."""
     def num(v: float) -> float | None:
         return None if v is None or math.isnan(v) else float(v)
 
-    return {"metrics": [{"name": c.name, "label": c.label, "unit": c.unit, "higher_is_better": c.higher_is_better}
+    return {"metrics": [{"name": c.name, "label": c.label, "unit": c.unit, "higher_is_better": c.higher_is_better,
+                         "n_shared": board.n_shared.get(c.name, 0), "n_any": board.n_any.get(c.name, 0)}
                         for c in board.columns],
             "variants": [{"codec_spec": r.spec, "label": r.label, "group": r.group, "kind": r.kind,
                           "kbps": num(r.kbps), "weights": r.weights, "random": r.random,
                           "metrics": {name: None if c is None else {
                               "mean": num(c.mean), "ci_low": num(c.ci_low), "ci_high": num(c.ci_high), "n": c.n,
-                              "failures": c.failures, "best": c.best} for name, c in r.cells.items()}}
+                              "failures": c.failures, "best": c.best, "n_scored": c.n_scored,
+                              "complete": c.complete, "mean_all": num(c.mean_all)} for name, c in r.cells.items()}}
                          for r in board.rows]}
 
 

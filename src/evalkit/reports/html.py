@@ -68,7 +68,6 @@ def build_context(run: RunData, listening=None, *, examples: int = 3, excerpt_s:
         "weights": tables.weights_table(run, labels),
         "random_specs": sorted(run.random_specs),
         "board": tables.board_records(board),
-        "items": int(run.summary["n"].max()) if not run.summary.empty else 0,
         "metric_table": tables.metric_table(run, labels=labels),
         "small_n": tables.SMALL_N,
         "speech": [m for m in tables.SPEECH_METRICS if m in run.metrics],

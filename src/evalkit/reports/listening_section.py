@@ -29,12 +29,13 @@ def clamp_ci(low, high) -> tuple[str, bool]:
     return f"[{lo:.1f}, {hi:.1f}]", (lo, hi) != (float(low), float(high))
 
 
-def _label(name: str, conditions: dict[str, str]) -> tuple[str, str]:
-    """(short label, full spec or name) of a listening condition."""
+def _label(name: str, conditions: dict[str, str], labels: dict[str, str] | None = None) -> tuple[str, str]:
+    """(label, full spec or name) of a listening condition: the test's own label (``labels``, from
+    ``test.json``: per-channel rates marked when prepared from a run), else its short label."""
     from evalkit.labels import short_label
 
     spec = conditions.get(name, name)
-    label = short_label(spec) if name in conditions else short_label(name)
+    label = (labels or {}).get(name) or (short_label(spec) if name in conditions else short_label(name))
     return label, spec if name in conditions else ("hidden reference" if name == "reference" else name)
 
 
@@ -61,6 +62,7 @@ def listening_context(data) -> dict:
     from evalkit.reports.figures import figure
 
     analysis, conditions = data.analysis, data.conditions
+    given = analysis.get("labels") or {}
     ctx = {"folder": str(data.folder), "design": data.design, "analysis": analysis, "figures": [],
            "correlations": [], "rows": [], "comparisons": [], "assessors": _assessor_rows(analysis),
            "mdd": _mdd(analysis), "clamped": False}
@@ -68,7 +70,7 @@ def listening_context(data) -> dict:
         ctx["figures"] = [f for f in [figure(plots.ab_figure, analysis, alt=f"{data.design.upper()} results with "
                                                                               "95 % Wilson intervals")] if f]
         for p in analysis.get("pairs", []):
-            a, b = _label(p["a"], conditions), _label(p["b"], conditions)
+            a, b = _label(p["a"], conditions, given), _label(p["b"], conditions, given)
             share = None if p.get("share") is None else f"{p['share']:.2f}"
             ci = "-" if p.get("ci_low") is None else f"[{p['ci_low']:.2f}, {p['ci_high']:.2f}]"
             ctx["comparisons"].append({"a": a, "b": b, "n": p["n"], "share": share or "-", "ci": ci,
@@ -79,11 +81,11 @@ def listening_context(data) -> dict:
     ctx["figures"] = [f for f in (
         figure(plots.mushra_figure, analysis, alt="MUSHRA mean score with 95 % CI per condition"),
         figure(plots.mushra_items_figure, analysis, alt="MUSHRA mean score with 95 % CI per item and condition"),
-        figure(plots.mushra_box_figure, data.ratings, alt="MUSHRA score distribution per condition")) if f]
+        figure(plots.mushra_box_figure, data.ratings, given, alt="MUSHRA score distribution per condition")) if f]
     for name, s in analysis.get("conditions", {}).items():
         ci, clamped = clamp_ci(s.get("ci_low"), s.get("ci_high"))
         ctx["clamped"] |= clamped
-        label, spec = _label(name, conditions)
+        label, spec = _label(name, conditions, given)
         ctx["rows"].append({"label": label, "spec": spec, "mean": _score(s.get("mean")), "ci": ci,
                             "clamped": clamped, "n": s.get("n"), "median": _score(s.get("median")),
                             "iqr": _score(s.get("iqr"))})
@@ -92,7 +94,7 @@ def listening_context(data) -> dict:
         if c.get("ci_low") is not None and c.get("ci_high") is not None:
             ci = f"[{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]"
         ctx["comparisons"].append({
-            "a": _label(c["a"], conditions), "b": _label(c["b"], conditions), "n": c.get("n"),
+            "a": _label(c["a"], conditions, given), "b": _label(c["b"], conditions, given), "n": c.get("n"),
             "diff": "-" if c.get("mean_difference") is None else f"{c['mean_difference']:+.1f}", "ci": ci,
             "test": c.get("test", ""), "p": "-" if c.get("p") is None else f"{c['p']:.4f}",
             "p_holm": "-" if c.get("p_holm") is None else f"{c['p_holm']:.4f}"})
@@ -110,7 +112,7 @@ def listening_context(data) -> dict:
             "reason": p.reason or s.reason or ""})
         if not data.points.empty:
             points = data.points[data.points["metric"] == c["metric"]]
-            fig = figure(plots.correlation_figure, points, c["metric"], info.unit if info is not None else "",
+            fig = figure(plots.correlation_figure, points, c["metric"], info.unit if info is not None else "", given,
                          alt=f"MUSHRA mean per item and condition against {header}")
             if fig:
                 ctx["figures"].append(fig)

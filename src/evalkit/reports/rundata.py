@@ -96,6 +96,33 @@ class RunData:
         return kbps.groupby(ok["codec_spec"]).mean().to_dict()
 
     @property
+    def per_channel_specs(self) -> set[str]:
+        """Codec specs that coded some item of the plan channel by channel (a mono codec given a multi-channel
+        item): their nominal rate is per channel, and their labels say so (``QinCodec 8 kbps/ch``)."""
+        from evalkit.labels import coded_per_channel
+
+        if self.units.empty or "reconstruction" not in self.units:
+            return set()
+        ok = self.units[self.units["status"] == "ok"]
+        return set(ok.loc[ok["reconstruction"].map(coded_per_channel), "codec_spec"])
+
+    def labels(self, specs=None) -> dict[str, str]:
+        """Unique short labels of ``specs`` (default: the summary's variants), per-channel rates marked
+        (:func:`evalkit.labels.labels_for` with :attr:`per_channel_specs`)."""
+        from evalkit.labels import labels_for
+
+        if specs is None:
+            specs = self.summary["codec_spec"] if not self.summary.empty else []
+        return labels_for(specs, per_channel=self.per_channel_specs)
+
+    def label(self, spec: str) -> str:
+        """The short label of one spec (a variant, or the base codec of a KLT variant), ``kbps/ch`` when the
+        run coded it channel by channel."""
+        from evalkit.labels import short_label
+
+        return short_label(spec, per_channel=spec in self.per_channel_specs)
+
+    @property
     def metrics(self) -> list[str]:
         return sorted(self.summary["metric"].unique()) if not self.summary.empty else []
 

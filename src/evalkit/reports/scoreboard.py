@@ -3,16 +3,21 @@ label, measured kbps) and one column per headline metric (display name, unit, di
 
 Headline metrics are :data:`HEADLINE_METRICS` that the run has, in that order (a run with none of them shows its
 first metrics). Rows come anchors first, then codecs by family and bitrate, the reference pseudo-variant last.
+
+The means in a column are over the same items: those every variant with values of the metric scored
+(:mod:`evalkit.analysis.shared_items`). A variant that failed on items others scored is not ``complete``: it is
+marked and never the column's best; its mean over its own items stays in ``mean_all`` (and ``summary.csv``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from evalkit.labels import family_display_name, labels_for
+from evalkit.analysis.shared_items import shared_item_means
+from evalkit.labels import family_display_name
 from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC, RunData
 
 HEADLINE_METRICS = ("visqol_audio", "si_sdr", "mel_distance", "pesq_wb", "estoi", "dnsmos_ovrl",
@@ -43,7 +48,9 @@ class MetricColumn:
 
 @dataclass(frozen=True)
 class Cell:
-    """One variant's mean of one metric over ``n`` items (NaN when every item failed), its 95 % CI, failures."""
+    """One variant's mean of one metric over the column's ``n`` shared items (NaN when it has no values or
+    nothing is shared), its 95 % CI, its failures; ``n_scored`` items it scored of the column's ``n_any``
+    (``complete`` when all), and ``mean_all``, its mean over its own ``n_scored`` items."""
 
     mean: float
     ci_low: float
@@ -51,6 +58,10 @@ class Cell:
     n: int
     failures: int
     best: bool = False
+    n_scored: int = 0
+    n_any: int = 0
+    complete: bool = True
+    mean_all: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,8 @@ class Row:
 class Scoreboard:
     columns: list[MetricColumn]
     rows: list[Row]
+    n_shared: dict[str, int] = field(default_factory=dict)  # per column: the items its means are over
+    n_any: dict[str, int] = field(default_factory=dict)  # per column: the items some variant scored
 
     @property
     def groups(self) -> list[str]:
@@ -145,24 +158,51 @@ def variant_order(run: RunData) -> list[str]:
 
 
 def variant_labels(run: RunData) -> dict[str, str]:
-    """Unique short labels of the run's variants ("QinCodec 8 kbps", "3.5 kHz anchor", "Reference")."""
-    return labels_for(variant_order(run))
+    """Unique short labels of the run's variants ("QinCodec 8 kbps", "3.5 kHz anchor", "Reference"; "QinCodec
+    8 kbps/ch" where the run coded stereo items channel by channel)."""
+    return run.labels(variant_order(run))
+
+
+def _with_shared(run: RunData) -> pd.DataFrame:
+    """The summary with its shared-item columns (``mean_shared``, ``n_shared``, ``n_any``, ``complete``...),
+    computed from the item results for folders exported before ``summary.csv`` had them; without item results
+    a variant's own mean stands in, complete when no variant of the metric scored more items."""
+    summary = run.summary
+    if "mean_shared" in summary:
+        return summary
+    if run.results.empty:
+        n_any = summary.groupby("metric")["n"].transform("max")
+        return summary.assign(mean_shared=summary["mean"], ci_low_shared=summary["ci_low"],
+                              ci_high_shared=summary["ci_high"], n_shared=summary["n"], n_any=n_any,
+                              complete=summary["n"] == n_any)
+    seed = int((run.provenance.get("config") or {}).get("seed") or 0)
+    shared = shared_item_means(run.results[["item_id", "codec_spec", "metric", "value"]], seed)
+    return summary.merge(shared.drop(columns="n_scored"), on=["codec_spec", "metric"], how="left")
 
 
 def _best(summary: pd.DataFrame, metric: str, random: set[str], higher: bool | None) -> str | None:
-    rows = summary[(summary["metric"] == metric) & summary["mean"].notna()]
+    """The best complete codec of a column by its shared-item mean (not anchors, the reference, random weights,
+    nor a variant that failed on items others scored)."""
+    rows = summary[(summary["metric"] == metric) & summary["mean_shared"].notna()
+                   & summary["complete"].fillna(False).astype(bool)]
     rows = rows[rows["codec_spec"].map(lambda s: kind_of(s) == "codec" and s not in random)]
     if rows.empty or higher is None:
         return None
-    return str(rows.loc[rows["mean"].idxmax() if higher else rows["mean"].idxmin(), "codec_spec"])
+    return str(rows.loc[rows["mean_shared"].idxmax() if higher else rows["mean_shared"].idxmin(), "codec_spec"])
+
+
+def _cell(r, best: bool) -> Cell:
+    return Cell(float(r.mean_shared), float(r.ci_low_shared), float(r.ci_high_shared), int(r.n_shared),
+                int(r.failures), best, int(r.n), int(r.n_any), bool(r.complete), float(r.mean))
 
 
 def scoreboard(run: RunData, metrics: list[str] | None = None) -> Scoreboard:
-    """Rows per variant × the given metrics (default: the headline ones); the best codec per column marked
-    (pretrained or trained codecs only: not anchors, the reference or random weights)."""
-    summary = run.summary
-    if summary.empty:
+    """Rows per variant × the given metrics (default: the headline ones), each column's means over its shared
+    items; the best complete codec per column marked (pretrained or trained codecs only: not anchors, the
+    reference or random weights)."""
+    if run.summary.empty:
         return Scoreboard([], [])
+    summary = _with_shared(run)
     metrics = list(metrics) if metrics is not None else headline_metrics(run.metrics)
     columns = [metric_column(run, m) for m in metrics]
     random = run.random_specs
@@ -174,8 +214,12 @@ def scoreboard(run: RunData, metrics: list[str] | None = None) -> Scoreboard:
         cells: dict[str, Cell | None] = {}
         for c in columns:
             r = found.get((spec, c.name))
-            cells[c.name] = None if r is None else Cell(float(r.mean), float(r.ci_low), float(r.ci_high), int(r.n),
-                                                         int(r.failures), best[c.name] == spec)
+            cells[c.name] = None if r is None else _cell(r, best[c.name] == spec)
         rows.append(Row(spec, labels[spec], group_of(spec), kind_of(spec), float(bitrates.get(spec, math.nan)),
                         str(weights.get(spec, "")), spec in random, cells))
-    return Scoreboard(columns, rows)
+    n_shared, n_any = {}, {}
+    for c in columns:
+        scored = summary[(summary["metric"] == c.name) & (summary["n"] > 0)]
+        n_shared[c.name] = int(scored["n_shared"].min()) if len(scored) else 0
+        n_any[c.name] = int(scored["n_any"].max()) if len(scored) else 0
+    return Scoreboard(columns, rows, n_shared, n_any)

@@ -48,43 +48,40 @@ def variant_order(summary: pd.DataFrame, bitrates: dict[str, float] | None = Non
 def metric_table(run: RunData, metrics: list[str] | None = None, labels: dict[str, str] | None = None) -> dict:
     """Variants × metrics: mean, 95 % CI, n, failures per cell; the best codec value per column marked.
 
-    The best value is taken over codec variants with pretrained or trained weights only (not the anchors, the
-    reference pseudo-variant or random weights), in each metric's own direction.
+    As on the scoreboard (:func:`~evalkit.reports.scoreboard.scoreboard`), a column's means are over the items
+    every variant with values scored, a variant that failed on items others scored is marked (``complete``
+    False) and never best, and the best is taken over codec variants with pretrained or trained weights only
+    (not the anchors, the reference pseudo-variant or random weights), in each metric's own direction.
     """
+    from evalkit.reports.scoreboard import metric_column, scoreboard
+
     summary = run.summary
     if summary.empty:
         return {"metrics": [], "rows": [], "small_n": False}
     metrics = metrics or run.metrics
     random = run.random_specs
-    cells = {(r.codec_spec, r.metric): r for r in summary.itertuples()}
-    best: dict[str, str] = {}
-    for metric in metrics:
-        rows = summary[(summary["metric"] == metric) & summary["mean"].notna()
-                       & summary["codec_spec"].map(lambda s: _kind(s) == "codec" and s not in random)]
-        if not rows.empty:
-            higher = bool(rows["higher_is_better"].iloc[0])
-            best[metric] = rows.loc[rows["mean"].idxmax() if higher else rows["mean"].idxmin(), "codec_spec"]
+    deltas = {(r.codec_spec, r.metric): r.delta_mean for r in summary.itertuples()}
+    board = {r.spec: r for r in scoreboard(run, metrics).rows}
     out_rows, small = [], False
     bitrates = run.bitrates
     for spec in variant_order(summary, bitrates):
         row_cells = []
         for metric in metrics:
-            r = cells.get((spec, metric))
-            if r is None:
+            cell = board[spec].cells.get(metric) if spec in board else None
+            if cell is None:
                 row_cells.append(None)
                 continue
-            small |= 0 < r.n < SMALL_N
-            row_cells.append({"mean": fmt(r.mean), "ci": f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
-                              "n": int(r.n), "failures": int(r.failures), "best": best.get(metric) == spec,
-                              "small_n": 0 < r.n < SMALL_N,
-                              "delta": fmt(r.delta_mean) if pd.notna(r.delta_mean) and spec != REFERENCE_SPEC
-                              else None})
+            small |= 0 < cell.n < SMALL_N
+            delta = deltas.get((spec, metric))
+            row_cells.append({"mean": fmt(cell.mean), "ci": f"[{fmt(cell.ci_low)}, {fmt(cell.ci_high)}]",
+                              "n": cell.n, "failures": cell.failures, "best": cell.best,
+                              "complete": cell.complete, "n_scored": cell.n_scored, "n_any": cell.n_any,
+                              "mean_all": fmt(cell.mean_all), "small_n": 0 < cell.n < SMALL_N,
+                              "delta": fmt(delta) if pd.notna(delta) and spec != REFERENCE_SPEC else None})
         any_row = summary[summary["codec_spec"] == spec].iloc[0]
         out_rows.append({"spec": spec, "label": (labels or {}).get(spec, spec), "kind": _kind(spec),
                          "kbps": fmt(bitrates.get(spec), 2),
                          "weights": str(any_row["weights"]), "random": spec in random, "cells": row_cells})
-    from evalkit.reports.scoreboard import metric_column
-
     headers = []
     for metric in metrics:
         c = metric_column(run, metric)
@@ -96,21 +93,25 @@ def board_records(board) -> dict:
     """The scoreboard (:class:`~evalkit.reports.scoreboard.Scoreboard`) as template records: header texts,
     per cell the shown mean, a sortable value and the CI / n tooltip."""
     columns = [{"name": c.name, "label": c.label, "unit": c.unit, "short_unit": c.short_unit, "arrow": c.arrow,
-                "higher": c.higher_is_better} for c in board.columns]
+                "higher": c.higher_is_better, "n_shared": board.n_shared.get(c.name, 0),
+                "n_any": board.n_any.get(c.name, 0)} for c in board.columns]
     rows = []
     for index, r in enumerate(board.rows):
         cells = []
         for c in board.columns:
             cell = r.cells.get(c.name)
             if cell is None or math.isnan(cell.mean):
-                why = "not scored" if cell is None else f"every item failed ({cell.failures})"
-                cells.append({"text": "–", "value": "", "title": why, "best": False, "failures": 0})
+                why = ("not scored" if cell is None else f"every item failed ({cell.failures})" if not cell.n_scored
+                       else "no item scored by every variant")
+                cells.append({"text": "–", "value": "", "title": why, "best": False, "failures": 0,
+                              "complete": True})
                 continue
-            title = f"95 % CI [{fmt(cell.ci_low)}, {fmt(cell.ci_high)}], n={cell.n}"
-            if cell.failures:
-                title += f", {cell.failures} failed"
+            title = f"95 % CI [{fmt(cell.ci_low)}, {fmt(cell.ci_high)}], n={cell.n} shared items"
+            if not cell.complete:
+                title += (f"; scored {cell.n_scored} of the column's {cell.n_any} items ({cell.failures} failed), "
+                          f"mean over its own {fmt(cell.mean_all)}: never starred")
             cells.append({"text": fmt(cell.mean), "value": f"{cell.mean:.9g}", "title": title, "best": cell.best,
-                          "failures": cell.failures, "small_n": 0 < cell.n < SMALL_N})
+                          "failures": cell.failures, "complete": cell.complete, "small_n": 0 < cell.n < SMALL_N})
         rows.append({"index": index, "spec": r.spec, "label": r.label, "group": r.group, "kind": r.kind,
                      "random": r.random, "weights": r.weights, "kbps": fmt(r.kbps, 2),
                      "kbps_value": "" if math.isnan(r.kbps) else f"{r.kbps:.9g}", "cells": cells})
@@ -148,7 +149,7 @@ def speed_rows(run: RunData) -> tuple[list[dict], list[dict]]:
         for spec, g in ok.groupby("codec_spec", sort=True):
             audio_s = g["input_seconds"].sum()
             if audio_s and g["process_s"].notna().any():
-                codecs.append({"spec": spec, "label": _label(None, spec),
+                codecs.append({"spec": spec, "label": run.label(spec),
                                "encode": fmt(g["encode_s"].sum() / audio_s, 4),
                                "decode": fmt(g["decode_s"].sum() / audio_s, 4),
                                "total": fmt(g["process_s"].sum() / audio_s, 4), "audio_s": fmt(audio_s, 1),

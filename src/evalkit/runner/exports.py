@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from evalkit.analysis.bootstrap import mean_ci
+from evalkit.analysis.shared_items import shared_item_means
 from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
 from evalkit.runner.plan import REFERENCE
@@ -24,19 +26,7 @@ from evalkit.runner.store import Store, resolve_stored, write_exported_plan
 if TYPE_CHECKING:
     from evalkit.runner.run import Plan
 
-BOOTSTRAP_RESAMPLES = 2000
-
-
-def bootstrap_ci(values: np.ndarray, seed: int, level: float = 0.95,
-                 resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean over items; NaN for fewer than 2 values."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+bootstrap_ci = mean_ci  # the one CI of a mean over items (evalkit.analysis.bootstrap), under its old name
 
 
 def _plan_tables(store: Store, plan: Plan) -> None:
@@ -93,16 +83,21 @@ def _with_reference_delta(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Per codec variant × metric: mean, 95 % bootstrap CI over items, n, failures; ``bitrate_kbps`` is the
-    variant's mean per-unit bitrate over the units its codec ran on (measured where the codec measures it, see
-    ``ReconstructionReport``; units that failed count nowhere, not at the nominal rate), the same for every
-    metric; the nominal bitrate and the weights label are the variant's."""
+    """Per codec variant × metric: mean, 95 % CI over items (:func:`~evalkit.analysis.bootstrap.mean_ci`), n,
+    failures; ``bitrate_kbps`` is the variant's mean per-unit bitrate over the units its codec ran on (measured
+    where the codec measures it, see ``ReconstructionReport``; units that failed count nowhere, not at the
+    nominal rate), the same for every metric; the nominal bitrate and the weights label are the variant's.
+
+    ``mean``, ``ci_*`` and ``n`` are over the variant's own items; ``mean_shared``, ``ci_*_shared`` and
+    ``n_shared`` over the items every variant with values of the metric scored, ``n_any`` the items any of them
+    scored and ``complete`` whether this variant scored them all (:mod:`evalkit.analysis.shared_items`): the
+    means to put side by side."""
     rows = []
     units = tidy.drop_duplicates("unit_key")
     bitrates = units["bitrate_kbps"].groupby(units["codec_spec"]).mean()
     for (spec, metric), group in tidy.groupby(["codec_spec", "metric"], sort=True):
         values = group["value"].dropna().to_numpy()
-        lo, hi = bootstrap_ci(values, seed)
+        lo, hi = mean_ci(values, seed)
         info = ALL_INFO.get(metric)
         rows.append({"codec_spec": spec, "metric": metric, "bitrate_kbps": bitrates[spec],
                      "nominal_bitrate_kbps": group["nominal_bitrate_kbps"].iloc[0],
@@ -111,7 +106,8 @@ def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
                      "delta_mean": group["delta"].mean(),  # vs the reference (no-reference metrics), else NaN
                      "n": len(values), "failures": int(group["value"].isna().sum()),
                      "unit": group["unit"].iloc[0], "higher_is_better": info.higher_is_better if info else None})
-    return pd.DataFrame(rows)
+    shared = shared_item_means(tidy[["item_id", "codec_spec", "metric", "value"]], seed).drop(columns="n_scored")
+    return pd.DataFrame(rows).merge(shared, on=["codec_spec", "metric"], how="left")
 
 
 def codebook_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:

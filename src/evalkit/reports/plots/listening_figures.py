@@ -33,9 +33,10 @@ from evalkit.reports.plots.style import (
 from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC
 
 
-def _condition_label(name: str) -> str:
-    """The shared short label: ``Reference`` (hidden), ``3.5 kHz anchor``, ``Opus 12 kbps``."""
-    return short_label(name)
+def _condition_label(name: str, labels: dict[str, str] | None = None) -> str:
+    """The test's own label of a condition (``labels``: an analysis' ``labels``, from ``test.json``), else the
+    shared short label: ``Reference`` (hidden), ``3.5 kHz anchor``, ``Opus 12 kbps``."""
+    return (labels or {}).get(name) or short_label(name)
 
 
 def _condition_style(name: str) -> FamilyStyle:
@@ -64,7 +65,7 @@ def mushra_figure(report: dict) -> Figure | None:
         return None
     order = sorted(conditions, key=lambda c: -np.nan_to_num(_num(conditions[c]["mean"]), nan=-np.inf))
     stats = [conditions[c] for c in order]
-    labels = _wrap([_condition_label(c) for c in order])
+    labels = _wrap([_condition_label(c, report.get("labels")) for c in order])
     title = f"MUSHRA: mean and 95 % CI, {report.get('assessors', '?')} assessors"
     fig, ax = _figure(*_rows_size(labels, title))
     _dot_whisker(ax, labels, [_num(s["mean"]) for s in stats],
@@ -109,7 +110,7 @@ def mushra_items_figure(report: dict) -> Figure | None:
         style, hatch = looks[name]
         ax.bar(np.array(xs) + (k - (len(names) - 1) / 2) * width, mean, width * 0.92, yerr=err,
                color=style.color, alpha=0.85, hatch=hatch, edgecolor="white", linewidth=0.3,
-               error_kw={"elinewidth": 0.7, "capsize": 1.5}, label=_condition_label(name))
+               error_kw={"elinewidth": 0.7, "capsize": 1.5}, label=_condition_label(name, report.get("labels")))
     ax.set_xticks(range(len(items)), list(items))
     ax.set_ylim(0, 105)
     ax.grid(axis="x", visible=False)
@@ -121,16 +122,18 @@ def mushra_items_figure(report: dict) -> Figure | None:
 
 
 @_styled
-def mushra_box_figure(ratings: list) -> Figure | None:
+def mushra_box_figure(ratings: list, labels: dict[str, str] | None = None) -> Figure | None:
     """Distribution of MUSHRA scores per condition (box: quartiles, whiskers 1.5 IQR, white diamond: mean),
-    best median at the top, from ``Rating`` records. None without ratings."""
+    best median at the top, from ``Rating`` records (conditions by the test's ``labels`` where given). None
+    without ratings."""
     if not ratings:
         return None
     scores: dict[str, list[float]] = {}
     for r in ratings:
         scores.setdefault(r.condition, []).append(float(r.score))
     order = sorted(scores, key=lambda c: (-np.median(scores[c]), c))[::-1]  # boxplot fills bottom up
-    labels = _wrap([_condition_label(c) for c in order])
+    names = labels
+    labels = _wrap([_condition_label(c, names) for c in order])
     title = f"MUSHRA score distribution, {len({r.assessor for r in ratings})} assessors"
     fig, ax = _figure(*_rows_size(labels, title, per_line=0.17))
     boxes = ax.boxplot([scores[c] for c in order], orientation="horizontal", tick_labels=labels,
@@ -158,7 +161,9 @@ def ab_figure(report: dict) -> Figure | None:
     if not pairs:
         return None
     abx = report.get("design") == "abx"
-    labels = [_wrap([_condition_label(p["a"])])[0] + "\nvs " + _wrap([_condition_label(p["b"])])[0] + "\n"
+    given = report.get("labels")
+    labels = [_wrap([_condition_label(p["a"], given)])[0] + "\nvs " + _wrap([_condition_label(p["b"], given)])[0]
+              + "\n"
               + (f"(n = {p['n']}, p = {_num(p['p']):.2g})" if p["share"] is not None else
                  f"(n = {p['n']}, no decisive answer)") for p in pairs]
     title = ("ABX discrimination" if abx else "AB preference") + ", 95 % Wilson CI"
@@ -177,10 +182,11 @@ def ab_figure(report: dict) -> Figure | None:
 
 
 @_styled
-def correlation_figure(points: pd.DataFrame, metric: str, unit: str) -> Figure | None:
-    """MUSHRA mean per (item, condition) against the metric's value, one colour and marker per condition,
-    Pearson r and Spearman ρ in the title. ``points`` has ``listening_mean``, ``metric_value``, ``condition``
-    and ``item``. None without points."""
+def correlation_figure(points: pd.DataFrame, metric: str, unit: str,
+                       labels: dict[str, str] | None = None) -> Figure | None:
+    """MUSHRA mean per (item, condition) against the metric's value, one colour and marker per condition (by
+    the test's ``labels`` where given), Pearson r and Spearman ρ in the title. ``points`` has
+    ``listening_mean``, ``metric_value``, ``condition`` and ``item``. None without points."""
     from evalkit.analysis.correlation import pearson, spearman
 
     if points.empty:
@@ -193,7 +199,7 @@ def correlation_figure(points: pd.DataFrame, metric: str, unit: str) -> Figure |
         group = points[points["condition"] == name]
         style, _ = looks[name]
         ax.scatter(group["metric_value"], group["listening_mean"], color=style.color, s=16,
-                   marker=markers[names.index(name) % len(markers)], label=_condition_label(name),
+                   marker=markers[names.index(name) % len(markers)], label=_condition_label(name, labels),
                    gid=f"condition:{name}")
     from evalkit.metrics import ALL_INFO
 

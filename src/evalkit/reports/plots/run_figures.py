@@ -168,7 +168,7 @@ def _code_lines(ax, data: RunData, column: str, scale: float = 1.0, label: bool 
         ls = style.linestyle if style.linestyle != "-" else ["-", ":", "-."][k % 3]
         ax.plot(group["codebook"].to_numpy(int) + 1, group[column].to_numpy(float) * scale, color=style.color,
                 marker=style.marker, ls=ls, mfc="white" if random else style.color,
-                label=short_label(spec) if label else "_nolegend_", gid=f"{column}:{spec}")
+                label=data.label(spec) if label else "_nolegend_", gid=f"{column}:{spec}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
@@ -240,7 +240,8 @@ def klt_spectrum_figure(data: RunData) -> Figure | None:
         g = spectra[spectra["codec_spec"] == specs[0]].sort_values("index")
         base, _, own = _klt_parts(specs[0])
         style, is_random = family_style(_family(base)), specs[0] in data.random_specs
-        label = f"{short_label(base)}, {own.get('estimator', 'codebook')} statistics"
+        per_channel = bool(set(specs) & data.per_channel_specs)  # the base's nominal rate is per channel
+        label = f"{short_label(base, per_channel)}, {own.get('estimator', 'codebook')} statistics"
         eig = g["eigenvalue"].to_numpy(float)
         top.plot(g["index"], np.where(eig > 0, eig, np.nan), color=style.color, ls="-",
                  label=label + (RANDOM_FLAG if is_random and RANDOM_FLAG not in label else ""),
@@ -286,7 +287,8 @@ def klt_metric_figure(data: RunData, metric: str) -> Figure | None:
         group = klt[klt["base"] == base].dropna(subset=["dim"]).sort_values("dim")  # dim=full needs D
         style = family_style(_family(base))
         is_random = bool(set(group["codec_spec"]) & data.random_specs)
-        label = short_label(base) + (RANDOM_FLAG if is_random and RANDOM_FLAG not in short_label(base) else "")
+        base_label = short_label(base, bool(set(group["codec_spec"]) & data.per_channel_specs))
+        label = base_label + (RANDOM_FLAG if is_random and RANDOM_FLAG not in base_label else "")
         ax.errorbar(group["dim"], group["mean"], yerr=_yerr(group), fmt="none", ecolor=style.color, elinewidth=0.8)
         ax.plot(group["dim"], group["mean"], color=style.color, marker=style.marker, ls="--",
                 mfc="white" if is_random else style.color, label=f"{label}, KLT", gid=f"klt:{base}")
@@ -333,7 +335,7 @@ def metric_figure(data: RunData, metric: str, legend: bool = True) -> Figure | N
     order = _variant_order(rows)
     by_spec = rows.drop_duplicates("codec_spec").set_index("codec_spec").loc[order]
     random = [s in data.random_specs for s in order]
-    labels = [anchor_label(s) if s == REFERENCE_SPEC else short_label(s) for s in order]
+    labels = [anchor_label(s) if s == REFERENCE_SPEC else data.label(s) for s in order]
     labels = _wrap([lab + (RANDOM_FLAG if r and RANDOM_FLAG.strip() not in lab else "") for lab, r in zip(
         labels, random, strict=True)])
     styles = [family_style(REFERENCE_SPEC if s == REFERENCE_SPEC else _family(s)) for s in order]

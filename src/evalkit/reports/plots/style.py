@@ -113,15 +113,16 @@ def _klt_parts(spec: str) -> tuple[str, str, dict[str, str]]:
     return base, raw.get("dim", "full"), {k: v for k, v in raw.items() if k in own - {"base", "dim"}}
 
 
-def short_label(spec: str) -> str:
-    """The shared short label of a codec spec or listening condition (:func:`evalkit.labels.short_label`).
+def short_label(spec: str, per_channel: bool = False) -> str:
+    """The shared short label of a codec spec or listening condition (:func:`evalkit.labels.short_label`;
+    ``per_channel``: the run coded it channel by channel, ``kbps/ch``).
 
     >>> short_label("opus?application=audio&bitrate_kbps=12"), short_label("lowpass?cutoff_hz=3500")
     ('Opus 12 kbps', '3.5 kHz anchor')
     """
     from evalkit.labels import short_label as shared
 
-    return shared(spec)
+    return shared(spec, per_channel)
 
 
 def anchor_label(spec: str) -> str:
