@@ -271,7 +271,8 @@ def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int
     d = as_2d(degraded).mean(axis=0, dtype=np.float64)
     if search_s is None:
         search_s = delay_search_s(max_delay_s, len(r) / sample_rate)
-    windows = [max_delay_s] + [search_s] * (search_s > max_delay_s)
+    longest_s = max(len(r), len(d)) / sample_rate  # no lag is longer (also bounds an infinite max_delay_s)
+    windows = [min(w, longest_s) for w in [max_delay_s] + [search_s] * (search_s > max_delay_s)]
     energy = float(np.sqrt(np.dot(r, r) * np.dot(d, d)))
     if energy == 0.0:
         return DelayEstimate(0, 1, 0.0, 1.0, "a signal is silent: delay not estimated")
@@ -296,8 +297,8 @@ def _search(xc: np.ndarray, window_s: float, guard: int, n_ref: int, n_deg: int,
     :func:`estimate_delay` (``guard``: the farthest lag, in samples, looked at beyond the window)."""
     nfft = len(xc)
     max_lag = round(window_s * sample_rate)
-    all_lags = np.arange(-max(guard, max_lag), max(guard, max_lag) + 1)
-    all_lags = all_lags[(all_lags < n_deg) & (all_lags > -n_ref)]
+    reach = max(guard, max_lag)
+    all_lags = np.arange(-min(reach, n_ref - 1), min(reach, n_deg - 1) + 1)
     inside = np.abs(all_lags) <= max_lag
     beyond = np.abs(xc[all_lags[~inside] % nfft])
     lags = all_lags[inside]
