@@ -1,4 +1,4 @@
-"""Audio core: load/save, channel policy, resampling, loudness, alignment, clipping.
+"""Audio core: load/save, channel policy, resampling, loudness, alignment, peak level, clipping.
 
 Pure functions over ``numpy`` arrays shaped ``[channels, samples]`` (float32, full scale ±1).
 One resampler (soxr, "VHQ") is used everywhere in evalkit so that every number was made the same way.
@@ -350,6 +350,34 @@ def align(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
     info = Alignment(delay_samples=int(delay), sample_rate=sample_rate, length=length,
                      trimmed_reference=ref.shape[1] - length, trimmed_degraded=deg.shape[1] - length)
     return ref_shifted[:, :length], deg_shifted[:, :length], info
+
+
+# --- level ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Peak:
+    """A signal's sample peak against full scale (±1.0).
+
+    Attributes:
+        dbfs: ``20 log10(max |x|)``: 0 at full scale, > 0 beyond it (float files can hold such samples; fixed-point
+            codecs clip them); ``-inf`` for silence.
+        over_full_scale: some sample has ``|x| > 1.0`` (exactly ±1.0 is full scale, not beyond it).
+    """
+
+    dbfs: float
+    over_full_scale: bool
+
+
+def peak(x: np.ndarray) -> Peak:
+    """The sample peak of ``x`` in dBFS and whether it exceeds full scale.
+
+    >>> p = peak(np.array([[0.5, -3.5]], np.float32))
+    >>> round(p.dbfs, 2), p.over_full_scale, peak(np.array([[-1.0, 0.2]])).over_full_scale
+    (10.88, True, False)
+    """
+    top = float(np.abs(x).max()) if np.size(x) else 0.0
+    with np.errstate(divide="ignore"):
+        return Peak(float(20 * np.log10(top)), top > 1.0)
 
 
 # --- clipping -----------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class RunReport:
     speed_table: str = ""
     wall_s: float = 0.0
     warmup_s: dict[str, float] = field(default_factory=dict)  # metric -> seconds, summed over workers
+    over_full_scale: list[tuple[str, float]] = field(default_factory=list)  # (item id, peak dBFS) beyond ±1.0
 
 
 _HELD_LOCKS: dict[Path, int] = {}  # output folder -> nesting depth, for this process
@@ -373,6 +374,9 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
                 store, plan, output, seed=config.seed)
         except OSError as exc:  # every unit is in the store: a rerun writes the exports again
             raise write_failure(exc.filename or output, exc, report.units_run + report.units_rescored) from None
+        report.over_full_scale = exports.over_full_scale_items(store, plan)
+        if report.over_full_scale:  # once per run, for this run's plan (units of earlier runs included)
+            log.warning(exports.over_full_scale_warning(report.over_full_scale))
     try:
         record = run_provenance(config, variants, report, started)
         report.exports["provenance_json"] = write_provenance(output, record)
