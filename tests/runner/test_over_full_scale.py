@@ -96,3 +96,18 @@ def test_peak_in_dbfs_and_full_scale_by_hand():
     assert not audio.peak(np.array([[-1.0, 1.0]], np.float32)).over_full_scale  # exactly full scale
     assert audio.peak(np.array([[0.0, 1.0001]], np.float32)).over_full_scale
     assert audio.peak(np.zeros((1, 4), np.float32)).dbfs == -math.inf
+
+
+def test_units_stored_without_the_flag_get_it_when_their_cached_audio_is_rescored(hot_dataset, caplog):
+    config, out = hot_dataset
+    assert main(["run", str(config)]) == 0
+    with sqlite3.connect(out / "results.sqlite") as db:  # as an older version left them, with a metric to rescore
+        db.execute("UPDATE units SET input_peak_dbfs = NULL, input_over_full_scale = NULL")
+        db.execute("DELETE FROM results")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main(["run", str(config)]) == 0
+    assert len(_warnings(caplog)) == 1
+    with sqlite3.connect(out / "results.sqlite") as db:
+        flags = db.execute("SELECT item_id, input_over_full_scale FROM units").fetchall()
+    assert sorted(flags) == [(HOT, 1), (HOT, 1), ("quiet.wav", 0), ("quiet.wav", 0)]

@@ -278,7 +278,8 @@ class _Writer:
             _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)  # the renames are durable before the row commits
         if outcome.rescored:
             existing = self.store.unit(unit.unit_key)
-            unit = UnitRow(**{k: existing[k] for k in UnitRow.__dataclass_fields__})
+            level = {"input_peak_dbfs": unit.input_peak_dbfs, "input_over_full_scale": unit.input_over_full_scale}
+            unit = UnitRow(**{**{k: existing[k] for k in UnitRow.__dataclass_fields__}, **level})  # fills older rows
         else:
             unit = UnitRow(**{**unit.__dict__, **updates})
         self.store.write_unit(unit, outcome.results, outcome.variant_info)
