@@ -114,10 +114,11 @@ def test_200ms_delay_of_music_has_no_reliable_peak_within_50ms():
     # lag stands out (and lags beyond the window correlate better): the old estimator shifted by a wrong delay.
     clip = audio.load(DEMO / "music_guit_em9.flac", channel_policy="mono")
     x = clip.samples[:, : clip.sample_rate]
-    estimate = audio.estimate_delay(x, _delayed(x, int(0.2 * clip.sample_rate)), clip.sample_rate)
+    estimate = audio.estimate_delay(x, _delayed(x, int(0.2 * clip.sample_rate)), clip.sample_rate, search_s=0.05)
     assert estimate.samples == 0 and not estimate.reliable
     assert 0.3 < estimate.confidence < 0.6 and estimate.peak_ratio < audio.MIN_PEAK_RATIO
     assert "no reliable delay within ±50 ms: the cross-correlation is stronger outside the window" in estimate.note
+    assert estimate.misaligned and estimate.best_lag_s == pytest.approx(0.2)  # so aligned metrics are NaN
 
 
 def test_unrelated_or_silent_signals_are_not_shifted(rng):
@@ -146,12 +147,15 @@ def test_a_delay_just_beyond_the_window_is_never_aligned_to_a_peak_near_its_edge
     noisy = x + rng.standard_normal(x.shape).astype(np.float32) * np.float32(x.std() * 10 ** (-10 / 20))
     for ms in (52, 55, 58, 60):
         deg = _delayed(noisy, round(ms * rate / 1000))
-        estimate = audio.estimate_delay(x, deg, rate)
+        estimate = audio.estimate_delay(x, deg, rate, search_s=0.05)  # the window kept at ±50 ms
         assert estimate.samples == 0 and not estimate.reliable, (ms, estimate)
         assert estimate.note.startswith("no reliable delay within ±50 ms") and "not shifted" in estimate.note
-        assert audio.align(x, deg, rate)[2].delay_samples == 0
+        assert estimate.misaligned  # and so NaN for the metrics evalkit aligns
         wider = audio.estimate_delay(x, deg, rate, max_delay_s=0.1)
         assert wider.samples == round(ms * rate / 1000) and wider.reliable
+        grown = audio.estimate_delay(x, deg, rate)  # the default window grows to 10 % of the 3 s item
+        assert grown.samples == round(ms * rate / 1000) and grown.reliable and grown.window_s == 0.3
+        assert audio.align(x, deg, rate)[2].delay_samples == grown.samples
     for ms in (3, 30, 49.5):  # inside the window (also near its edge) the delay is still found
         delay = round(ms * rate / 1000)
-        assert audio.estimate_delay(x, _delayed(noisy, delay), rate).samples == delay
+        assert audio.estimate_delay(x, _delayed(noisy, delay), rate, search_s=0.05).samples == delay

@@ -1,4 +1,4 @@
-"""Audio core: load/save, channel policy, resampling, loudness, alignment, clipping.
+"""Audio core: load/save, channel policy, resampling, loudness, alignment, peak level, clipping.
 
 Pure functions over ``numpy`` arrays shaped ``[channels, samples]`` (float32, full scale ±1).
 One resampler (soxr, "VHQ") is used everywhere in evalkit so that every number was made the same way.
@@ -7,7 +7,7 @@ One resampler (soxr, "VHQ") is used everywhere in evalkit so that every number w
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -218,12 +218,35 @@ def normalize_loudness(x: np.ndarray, sample_rate: int, target_lufs: float = -23
     return (as_2d(x) * np.float32(10 ** (gain_db / 20))).astype(np.float32), float(gain_db)
 
 
-# --- alignment ----------------------------------------------------------------------------------
+# --- alignment ---------------------------------------------------------------------------------
 
 MIN_DELAY_CONFIDENCE = 0.3  # peak |normalised cross-correlation| below this: no reliable delay
 MIN_PEAK_RATIO = 1.1  # the peak must exceed every value more than PEAK_SEPARATION_S away by this factor
 PEAK_SEPARATION_S = 0.001
-GUARD_FACTOR = 3  # lags up to this many times max_delay_s are searched too, to see a peak beyond the window
+GUARD_FACTOR = 3  # lags up to this many times the window are searched too, to see a peak beyond the window
+DELAY_SEARCH_FRACTION = 0.1  # the search window grows to this share of the item's length ...
+DELAY_SEARCH_CAP_S = 1.0  # ... but not beyond this (a larger max_delay_s still applies)
+# An unreliable estimate with a pair that would score this much worse at zero lag than at its best lag (as the
+# SNR |r|^2 / (1 - |r|^2) of a scaled copy, in dB) is misaligned: aligned metrics are NaN rather than wrong.
+MAX_ZERO_LAG_LOSS_DB = 3.0
+
+
+def delay_search_s(max_delay_s: float, duration_s: float) -> float:
+    """The delay search window (±seconds) for an item of ``duration_s``: ``max_delay_s`` or 10 % of the item
+    (at most 1 s), whichever is larger; 0 when ``max_delay_s`` is 0 (search disabled).
+
+    >>> delay_search_s(0.05, 3.0), delay_search_s(0.05, 0.3), delay_search_s(0.05, 600.0), delay_search_s(2.0, 60.0)
+    (0.3, 0.05, 1.0, 2.0)
+    """
+    if max_delay_s <= 0:
+        return 0.0
+    return max(max_delay_s, min(round(DELAY_SEARCH_FRACTION * duration_s, 3), DELAY_SEARCH_CAP_S))
+
+
+def _snr_db(r: float) -> float:
+    """``10 log10(r² / (1 − r²))``: the SNR of a scaled copy plus noise whose normalised correlation is ``r``."""
+    r = min(max(abs(r), 1e-6), 1 - 1e-9)
+    return 10 * np.log10(r * r / (1 - r * r))
 
 
 @dataclass(frozen=True)
@@ -236,6 +259,9 @@ class DelayEstimate:
         confidence: ``|normalised cross-correlation|`` at the peak, in [0, 1] (1: a scaled, shifted copy).
         peak_ratio: the peak over the largest value more than 1 ms away from it (1: no distinct peak).
         note: why the estimate was not used (``None`` when it is reliable).
+        window_s: the widest window searched (±s; 0: search disabled or a signal silent).
+        zero_lag_r, best_r, best_lag_s: ``|r|`` at lag 0, and the largest ``|r|`` over every lag with its lag
+            in seconds (inside the window or not): what :attr:`misaligned` compares.
     """
 
     samples: int
@@ -243,10 +269,31 @@ class DelayEstimate:
     confidence: float
     peak_ratio: float
     note: str | None = None
+    window_s: float = 0.0
+    zero_lag_r: float = 0.0
+    best_r: float = 0.0
+    best_lag_s: float = 0.0
 
     @property
     def reliable(self) -> bool:
         return self.note is None
+
+    @property
+    def misaligned(self) -> bool:
+        """No reliable delay, yet some lag correlates clearly better than lag 0 (|r| ≥ 0.3 there, and a scaled
+        copy at lag 0 would be more than 3 dB worse): the pair as given is not aligned, so a metric that needs
+        it aligned cannot be computed on it. Identical signals, periodic ones whose peaks tie with lag 0, and
+        pairs that correlate weakly at every lag (very low bitrates, anchors) are not misaligned."""
+        if self.reliable or self.window_s == 0 or self.best_r < MIN_DELAY_CONFIDENCE:
+            return False
+        return _snr_db(self.best_r) - _snr_db(self.zero_lag_r) > MAX_ZERO_LAG_LOSS_DB
+
+    def misalignment(self) -> str:
+        """The reason a metric that needs the pair aligned is NaN (see :attr:`misaligned`)."""
+        beyond = abs(self.best_lag_s) > self.window_s
+        return (f"no reliable delay within ±{1000 * self.window_s:g} ms and the pair is misaligned (|r| = "
+                f"{self.zero_lag_r:.3f} at zero lag, {self.best_r:.3f} at {1000 * self.best_lag_s:+.1f} ms"
+                + (", beyond the window: raise max_delay_s" if beyond else "") + "): not computed unaligned")
 
 
 @dataclass(frozen=True)
@@ -265,16 +312,18 @@ class Alignment:
 
 
 def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
-                   max_delay_s: float = DEFAULT_MAX_DELAY_S) -> DelayEstimate:
+                   max_delay_s: float = DEFAULT_MAX_DELAY_S, search_s: float | None = None) -> DelayEstimate:
     """Lag that maximises the magnitude of the normalised cross-correlation of the mono mixes.
 
-    ``r(τ) = Σ_n d[n + τ] x[n] / (‖x‖ ‖d‖)`` over ``|τ| ≤ max_delay_s``; the magnitude is used so that a
-    polarity-inverted copy is found at its true lag (its sign is returned as ``polarity``). The estimate is
-    reliable when ``|r|`` at the peak is at least 0.3, exceeds every value more than 1 ms away by 10 % (a
-    periodic or unrelated signal has no distinct peak), does not lie on the edge of the search window, and no
-    lag beyond the window (up to 3 × ``max_delay_s``) correlates better: a true delay just outside the window
-    otherwise shows up as a spurious peak inside it, near the edge (a 55 ms delay "found" at 49 ms). Otherwise
-    ``samples`` is 0 and ``note`` says why ("no reliable delay …").
+    ``r(τ) = Σ_n d[n + τ] x[n] / (‖x‖ ‖d‖)``, from one FFT over every lag; the magnitude is used so that a
+    polarity-inverted copy is found at its true lag (its sign is returned as ``polarity``). The lag is searched
+    within ``|τ| ≤ max_delay_s`` first and, when no reliable peak is there, within ``|τ| ≤ search_s`` (default
+    :func:`delay_search_s` of the reference's length: 10 % of it, at most 1 s). A peak is reliable when ``|r|``
+    there is at least 0.3, exceeds every value more than 1 ms away by 10 % (a periodic or unrelated signal has no
+    distinct peak), does not lie on the edge of the window, and no lag beyond the window (up to 3 × the widest
+    window) correlates better: a true delay just outside a window otherwise shows up as a spurious peak inside
+    it, near the edge (a 55 ms delay "found" at 49 ms). Otherwise ``samples`` is 0 and ``note`` says why ("no
+    reliable delay …"); :attr:`DelayEstimate.misaligned` then says whether the pair is usable unshifted.
 
     >>> x = np.random.default_rng(0).standard_normal(4000)
     >>> e = estimate_delay(x, -np.concatenate([np.zeros(30), x]), 8000)
@@ -285,21 +334,40 @@ def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int
 
     r = as_2d(reference).mean(axis=0, dtype=np.float64)
     d = as_2d(degraded).mean(axis=0, dtype=np.float64)
-    max_lag = int(round(max_delay_s * sample_rate))
+    if search_s is None:
+        search_s = delay_search_s(max_delay_s, len(r) / sample_rate)
+    longest_s = max(len(r), len(d)) / sample_rate  # no lag is longer (also bounds an infinite max_delay_s)
+    windows = [min(w, longest_s) for w in [max_delay_s] + [search_s] * (search_s > max_delay_s)]
     energy = float(np.sqrt(np.dot(r, r) * np.dot(d, d)))
     if energy == 0.0:
         return DelayEstimate(0, 1, 0.0, 1.0, "a signal is silent: delay not estimated")
-    if max_lag == 0:
+    if round(windows[-1] * sample_rate) == 0:
         return DelayEstimate(0, 1, float(abs(np.dot(r[: len(d)], d[: len(r)])) / energy), 1.0,
                              "delay search disabled (max_delay_s = 0); not shifted")
     nfft = scipy.fft.next_fast_len(len(r) + len(d) - 1, real=True)
-    xc = scipy.fft.irfft(scipy.fft.rfft(d, nfft) * np.conj(scipy.fft.rfft(r, nfft)), nfft)
-    all_lags = np.arange(-GUARD_FACTOR * max_lag, GUARD_FACTOR * max_lag + 1)
-    all_lags = all_lags[(all_lags < len(d)) & (all_lags > -len(r))]
+    xc = scipy.fft.irfft(scipy.fft.rfft(d, nfft) * np.conj(scipy.fft.rfft(r, nfft)), nfft) / energy
+    best = int(np.argmax(np.abs(xc)))  # index i is lag i, or i - nfft for the negative lags at the end
+    overall = dict(zero_lag_r=float(abs(xc[0])), best_r=float(abs(xc[best])),
+                   best_lag_s=(best if best < len(d) else best - nfft) / sample_rate)
+    guard = GUARD_FACTOR * round(windows[-1] * sample_rate)
+    for window in windows:
+        estimate = _search(xc, window, guard, len(r), len(d), sample_rate)
+        if estimate.reliable:
+            break
+    return replace(estimate, window_s=float(windows[-1]), **overall)
+
+
+def _search(xc: np.ndarray, window_s: float, guard: int, n_ref: int, n_deg: int, sample_rate: int) -> DelayEstimate:
+    """The peak of the normalised cross-correlation ``xc`` within ±``window_s``, with the checks of
+    :func:`estimate_delay` (``guard``: the farthest lag, in samples, looked at beyond the window)."""
+    nfft = len(xc)
+    max_lag = round(window_s * sample_rate)
+    reach = max(guard, max_lag)
+    all_lags = np.arange(-min(reach, n_ref - 1), min(reach, n_deg - 1) + 1)
     inside = np.abs(all_lags) <= max_lag
-    beyond = np.abs(xc[all_lags[~inside] % nfft]) / energy
+    beyond = np.abs(xc[all_lags[~inside] % nfft])
     lags = all_lags[inside]
-    values = xc[lags % nfft] / energy
+    values = xc[lags % nfft]
     magnitude = np.abs(values)
     # ties (e.g. periodic signals) go to the smallest |lag|
     best = np.flatnonzero(magnitude == magnitude.max())
@@ -308,7 +376,7 @@ def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int
     polarity = -1 if values[i] < 0 else 1
     far = np.abs(lags - lag) > PEAK_SEPARATION_S * sample_rate
     ratio = float(confidence / magnitude[far].max()) if np.any(far) and magnitude[far].max() > 0 else np.inf
-    window = f"±{1000 * max_delay_s:g} ms"
+    window = f"±{1000 * window_s:g} ms"
     note = None
     strongest_beyond = float(beyond.max()) if beyond.size else 0.0
     if strongest_beyond > confidence and strongest_beyond >= MIN_DELAY_CONFIDENCE:
@@ -347,6 +415,34 @@ def align(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
     info = Alignment(delay_samples=int(delay), sample_rate=sample_rate, length=length,
                      trimmed_reference=ref.shape[1] - length, trimmed_degraded=deg.shape[1] - length)
     return ref_shifted[:, :length], deg_shifted[:, :length], info
+
+
+# --- level ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Peak:
+    """A signal's sample peak against full scale (±1.0).
+
+    Attributes:
+        dbfs: ``20 log10(max |x|)``: 0 at full scale, > 0 beyond it (float files can hold such samples; fixed-point
+            codecs clip them); ``-inf`` for silence.
+        over_full_scale: some sample has ``|x| > 1.0`` (exactly ±1.0 is full scale, not beyond it).
+    """
+
+    dbfs: float
+    over_full_scale: bool
+
+
+def peak(x: np.ndarray) -> Peak:
+    """The sample peak of ``x`` in dBFS and whether it exceeds full scale.
+
+    >>> p = peak(np.array([[0.5, -3.5]], np.float32))
+    >>> round(p.dbfs, 2), p.over_full_scale, peak(np.array([[-1.0, 0.2]])).over_full_scale
+    (10.88, True, False)
+    """
+    top = float(np.abs(x).max()) if np.size(x) else 0.0
+    with np.errstate(divide="ignore"):
+        return Peak(float(20 * np.log10(top)), top > 1.0)
 
 
 # --- clipping -----------------------------------------------------------------------------------

@@ -124,12 +124,17 @@ def _score(args: argparse.Namespace) -> int:
     from evalkit.metrics import Reference, applicable_metrics, get_metrics, score_pair
     from evalkit.metrics.score import preparation_notes
 
+    max_delay_s = audio_lib.DEFAULT_MAX_DELAY_S if args.max_delay_s is None else args.max_delay_s
+    if not max_delay_s >= 0:
+        from evalkit.runner.config import ConfigError
+
+        raise ConfigError("score", [f"--max-delay-s: expected a number >= 0, got {max_delay_s:g}"])
     ref = audio_lib.load(args.reference)
     deg = audio_lib.load(args.degraded)
     metrics = get_metrics(args.metric) if args.metric else applicable_metrics(ref.sample_rate, deg.sample_rate,
                                                                                category=args.category)
     results = score_pair(Reference(ref.samples, ref.sample_rate, str(args.reference), text=args.text), deg.samples,
-                         deg.sample_rate, metrics, source=str(args.degraded))
+                         deg.sample_rate, metrics, max_delay_s=max_delay_s, source=str(args.degraded))
     for r in results:
         if r.reason:
             print(f"evalkit: {r.metric}: NaN ({r.reason})", file=sys.stderr)
@@ -418,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="print one JSON object {metric: value}, NaN as null")
     score.add_argument("--category", help="content category as in a manifest; 'speech' adds the speech metrics")
     score.add_argument("--text", help="transcript of the reference (for wer and cer)")
+    score.add_argument("--max-delay-s", type=float, metavar="S",
+                       help="delay search window in seconds, searched first; then up to 10 %% of the reference "
+                            "(at most 1 s) when larger (default 0.05)")
     score.set_defaults(func=_score)
 
     run = sub.add_parser("run", help="evaluate a dataset through a grid of codec variants (resumable)")

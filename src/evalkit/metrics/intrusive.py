@@ -68,7 +68,7 @@ class Stoi(Metric):
             channels=ChannelMode.MONO, library="pystoi",
             paper="Jensen & Taal, IEEE/ACM TASLP 2016" if extended else "Taal et al., IEEE TASLP 2011",
             description="short-time objective intelligibility", value_range=(None, 1.0), applies_to=SPEECH,
-            uncategorised=True,
+            uncategorised=True, version="2",  # 2: delay window grows with the item; misaligned pairs NaN
             display_name="ESTOI" if extended else "STOI")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:

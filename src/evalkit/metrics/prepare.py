@@ -2,7 +2,8 @@
 
 Both signals are resampled with the one resampler to the metric's rate and the channel policy is applied. For
 metrics that do not align by themselves, the degraded signal's delay is compensated (estimated once per pair,
-±50 ms, only when the cross-correlation has a reliable peak) and both are trimmed to their common length;
+within ±``max_delay_s`` or, failing that, a window of 10 % of the item up to 1 s, only when the cross-correlation
+has a reliable peak) and both are trimmed to their common length;
 metrics that align internally (ViSQOL, PESQ: ``info.aligns_internally``) get both whole signals, as their own
 command-line tools would. :class:`Preparation` records all of it next to the value. A :class:`Reference` keeps
 each rate's resampled reference, so scoring many codec variants against one item resamples it once; a
@@ -37,6 +38,7 @@ class Preparation:
         reference_samples, degraded_samples: lengths at ``rate`` before any trimming.
         polarity, delay_confidence, delay_note: the pair's delay estimate (see
             :class:`evalkit.audio.DelayEstimate`); ``delay_note`` says why nothing was shifted.
+        delay_search_s: the widest delay search window (±s) of the estimate.
     """
 
     rate: int
@@ -54,6 +56,7 @@ class Preparation:
     polarity: int = 1
     delay_confidence: float = 1.0
     delay_note: str | None = None
+    delay_search_s: float = 0.0
 
     @property
     def delay_ms(self) -> float:
@@ -146,7 +149,7 @@ def prepare(reference: Reference, degraded: Degraded, info: MetricInfo,
                   reference_samples=ref.shape[1], degraded_samples=deg.shape[1])
     if delay is not None:
         common.update(polarity=delay.polarity, delay_confidence=round(delay.confidence, 4),
-                      delay_note=delay.note)
+                      delay_note=delay.note, delay_search_s=delay.window_s)
     if info.aligns_internally:  # whole signals: the metric finds the delay and the common part itself
         prep = Preparation(delay_samples=0, length=min(ref.shape[1], deg.shape[1]), trimmed_reference=0,
                            trimmed_degraded=0, aligned_by=AlignedBy.METRIC, **common)

@@ -50,7 +50,10 @@ def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_r
                source: str = "degraded") -> list[MetricResult]:
     """Every metric on (reference, degraded): one result per metric, failures as NaN with a reason.
 
-    The degraded signal is resampled once per rate and its delay estimated once, shared by every metric.
+    The degraded signal is resampled once per rate and its delay estimated once, shared by every metric. When
+    no reliable delay is found and the pair is misaligned as given (:attr:`evalkit.audio.DelayEstimate.misaligned`),
+    the metrics evalkit aligns are NaN with the reason (``no reliable delay within …``); metrics that align
+    internally still run.
     """
     if not isinstance(degraded, Degraded):
         degraded = Degraded(degraded, degraded_rate, source)
@@ -66,6 +69,9 @@ def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_r
         info = metric.info
         t0 = time.perf_counter()
         ref, deg, prep, key = prepare(reference, degraded, info, delay)
+        if prep.aligned_by == AlignedBy.EVALKIT and delay.misaligned:  # a value on the unaligned pair is wrong
+            results.append(_failed(metric, delay.misalignment(), prep))
+            continue
         duration = prep.length / prep.rate
         if duration < info.min_duration_s:
             after = "(the shorter signal)" if prep.aligned_by == AlignedBy.METRIC else "after alignment"

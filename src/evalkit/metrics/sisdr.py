@@ -56,7 +56,7 @@ class SiSdr(Metric):
         library="evalkit", paper="Le Roux et al., ICASSP 2019, doi:10.1109/ICASSP.2019.8683855",
         description="scale-invariant SDR at the reference's rate",
         display_name="SI-SDR",
-        version="2")  # 2: NaN below MIN_DURATION_S (version 1 scored any length)
+        version="3")  # 2: NaN below MIN_DURATION_S (1 scored any length); 3: delay window grows, misaligned -> NaN
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         ref_energy, deg_energy, values = _si_sdr_terms(reference, degraded, zero_mean=True)

@@ -132,7 +132,7 @@ class MelDistance(Metric):
             min_duration_s=2048 / 2 / sample_rate, channels=ChannelMode.PER_CHANNEL, library="evalkit",
             paper="Kumar et al., High-Fidelity Audio Compression with Improved RVQGAN, NeurIPS 2023",
             description="mel distance as DAC's training/evaluation loss (audiotools MelSpectrogramLoss)",
-            value_range=(0.0, None),
+            value_range=(0.0, None), version="2",  # 2: delay window grows with the item; misaligned pairs NaN
             display_name="Mel distance" if sample_rate == 44_100 else f"Mel distance {sample_rate / 1000:g} kHz")
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
@@ -149,7 +149,8 @@ class StftDistance(Metric):
         sample_rate=44_100, min_duration_s=1024 / 44_100, channels=ChannelMode.PER_CHANNEL, library="evalkit",
         paper="Kumar et al., NeurIPS 2023 (audiotools MultiScaleSTFTLoss)",
         description="multi-scale STFT distance as in DAC's training losses", value_range=(0.0, None),
-        display_name="STFT distance")
+        display_name="STFT distance",
+        version="2")  # 2: delay window grows with the item; misaligned pairs NaN
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         if "terms" not in cache:

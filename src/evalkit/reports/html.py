@@ -99,6 +99,7 @@ def build_context(run: RunData, listening=None, *, examples: int = 3, excerpt_s:
         "codec_speed": codec_speed, "metric_speed": metric_speed,
         "warmup": prov.get("warmup_s") or {},
         "failures": tables.failure_rows(run, labels),
+        "over_full_scale": tables.over_full_scale_rows(run),
         "listening": listening_context(listening) if listening is not None else None,
         "examples": audio_examples(run, examples, excerpt_s) if examples else [],
         "labels": labels,

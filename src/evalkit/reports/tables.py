@@ -225,3 +225,14 @@ def failure_rows(run: RunData, labels: dict[str, str] | None = None) -> list[dic
                          "reason": str(reason), "count": len(g),
                          "item_ids": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
     return rows
+
+
+def over_full_scale_rows(run: RunData) -> list[dict]:
+    """Items of the run whose input has samples beyond full scale, with their peak in dBFS (by item id); none
+    for units stored before the flag existed."""
+    units = run.units
+    if units.empty or "input_over_full_scale" not in units:
+        return []
+    hot = units[units["input_over_full_scale"].fillna(0).astype(bool)]
+    peaks = hot.groupby("item_id")["input_peak_dbfs"].max()
+    return [{"item": item, "peak_dbfs": float(peak)} for item, peak in peaks.items()]

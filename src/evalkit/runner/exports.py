@@ -53,7 +53,7 @@ def tidy_results(store: Store, plan: Plan) -> pd.DataFrame:
                pv.bitrate_kbps AS nominal_bitrate_kbps,
                r.metric, r.value, r.unit, r.reason, r.metric_version, r.library, r.library_version,
                r.preparation, r.seconds AS metric_s, u.encode_s, u.decode_s, u.process_s, u.input_seconds, u.device,
-               u.status, u.unit_key, r.result_key
+               u.status, u.unit_key, r.result_key, u.input_peak_dbfs, u.input_over_full_scale
         FROM results r JOIN plan_results pr ON pr.result_key = r.result_key
              JOIN units u ON u.unit_key = r.unit_key JOIN plan_units pu ON pu.unit_key = u.unit_key
              JOIN plan_variants pv ON pv.codec_spec = u.codec_spec
@@ -68,6 +68,8 @@ def tidy_results(store: Store, plan: Plan) -> pd.DataFrame:
     frame["channels"] = prep.map(lambda p: p.get("channels"))
     frame["value"] = frame["value"].astype(float)
     frame["bitrate_kbps"] = frame["bitrate_kbps"].astype(float)
+    frame["input_peak_dbfs"] = frame["input_peak_dbfs"].astype(float)
+    frame["input_over_full_scale"] = frame["input_over_full_scale"].astype("boolean")  # empty: stored before it
     return _with_reference_delta(frame)
 
 
@@ -189,6 +191,30 @@ def format_summary(summary: pd.DataFrame) -> str:
         lines.append(f"{r.codec_spec:<44} {kbps:>6} {r.metric:<18} {r.mean:>9.4f} {ci:>21} {r.n:>4} {r.failures:>4}"
                      f" {delta:>8}  {r.weights}")
     return "\n".join(lines)
+
+
+FULL_SCALE_NAMED = 5  # items the warning names
+
+
+def over_full_scale_items(store: Store, plan: Plan) -> list[tuple[str, float]]:
+    """(item id, peak in dBFS) of the plan's items with samples beyond full scale, by item id."""
+    rows = store.query("""SELECT item_id, MAX(input_peak_dbfs) AS peak FROM units
+                          WHERE input_over_full_scale = 1 AND unit_key IN (SELECT value FROM json_each(?))
+                          GROUP BY item_id ORDER BY item_id""", (json.dumps(list(plan.units)),))
+    return [(r["item_id"], float(r["peak"])) for r in rows]
+
+
+def over_full_scale_warning(items: list[tuple[str, float]]) -> str:
+    """The one warning of a run whose input has samples beyond full scale (names quoted and escaped).
+
+    >>> print(over_full_scale_warning([("a.wav", 10.88), ("b\\n.wav", 0.5)]).split(";")[0])
+    2 item(s) exceed full scale (|x| > 1.0, peak up to +10.9 dBFS): 'a.wav', 'b\\n.wav'
+    """
+    named = ", ".join(repr(item) for item, _ in items[:FULL_SCALE_NAMED])
+    more = f" and {len(items) - FULL_SCALE_NAMED} more" if len(items) > FULL_SCALE_NAMED else ""
+    return (f"{len(items)} item(s) exceed full scale (|x| > 1.0, peak up to {max(p for _, p in items):+.1f} dBFS): "
+            f"{named}{more}; codecs may clip or saturate such input, so their scores include that. evalkit does "
+            f"not rescale: see input_over_full_scale and input_peak_dbfs in results.csv")
 
 
 def write_all(store: Store, plan: Plan, output: Path, seed: int) -> tuple[dict[str, Path], str, str]:

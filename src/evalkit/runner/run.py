@@ -61,6 +61,7 @@ class RunReport:
     speed_table: str = ""
     wall_s: float = 0.0
     warmup_s: dict[str, float] = field(default_factory=dict)  # metric -> seconds, summed over workers
+    over_full_scale: list[tuple[str, float]] = field(default_factory=list)  # (item id, peak dBFS) beyond ±1.0
 
 
 _HELD_LOCKS: dict[Path, int] = {}  # output folder -> nesting depth, for this process
@@ -312,7 +313,8 @@ class _Writer:
             _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)  # the renames are durable before the row commits
         if outcome.rescored:
             existing = self.store.unit(unit.unit_key)
-            unit = UnitRow(**{k: existing[k] for k in UnitRow.__dataclass_fields__})
+            level = {"input_peak_dbfs": unit.input_peak_dbfs, "input_over_full_scale": unit.input_over_full_scale}
+            unit = UnitRow(**{**{k: existing[k] for k in UnitRow.__dataclass_fields__}, **level})  # fills older rows
         else:
             unit = UnitRow(**{**unit.__dict__, **updates})
         self.store.write_unit(unit, outcome.results, outcome.variant_info)
@@ -411,6 +413,9 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
                 store, plan, output, seed=config.seed)
         except OSError as exc:  # every unit is in the store: a rerun writes the exports again
             raise write_failure(exc.filename or output, exc, report.units_run + report.units_rescored) from None
+        report.over_full_scale = exports.over_full_scale_items(store, plan)
+        if report.over_full_scale:  # once per run, for this run's plan (units of earlier runs included)
+            log.warning(exports.over_full_scale_warning(report.over_full_scale))
     try:
         record = run_provenance(config, variants, report, started)
         report.exports["provenance_json"] = write_provenance(output, record)

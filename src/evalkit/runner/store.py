@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS units (
     input_rate INTEGER, input_channels INTEGER, input_seconds REAL, encode_s REAL, decode_s REAL, process_s REAL,
     reconstruction TEXT, decoded_path TEXT, codes_path TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP,
     settings TEXT,
-    measured_bitrate_bps REAL
+    measured_bitrate_bps REAL, input_peak_dbfs REAL, input_over_full_scale INTEGER
 );
 CREATE TABLE IF NOT EXISTS results (
     result_key TEXT PRIMARY KEY, unit_key TEXT NOT NULL REFERENCES units(unit_key), item_id TEXT NOT NULL,
@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS variants (codec_spec TEXT PRIMARY KEY, info TEXT NOT 
 CREATE TABLE IF NOT EXISTS current_plan (unit_key TEXT PRIMARY KEY);
 """
 ADDED_COLUMNS = {  # columns that stores written by older versions lack
-    "units": {"settings": "TEXT", "measured_bitrate_bps": "REAL"}, "results": {"settings": "TEXT"}}
+    "units": {"settings": "TEXT", "measured_bitrate_bps": "REAL", "input_peak_dbfs": "REAL",
+              "input_over_full_scale": "INTEGER"},
+    "results": {"settings": "TEXT"}}
 
 
 class StoreError(Exception):
@@ -246,6 +248,8 @@ class UnitRow:
     codes_path: str | None = None
     settings: str | None = None  # JSON of the decode settings hashed into the key
     measured_bitrate_bps: float | None = None  # bits of this unit's coded representation / input seconds
+    input_peak_dbfs: float | None = None  # the input's sample peak (0 dBFS = full scale ±1.0)
+    input_over_full_scale: bool | None = None  # some input sample has |x| > 1.0 (None: stored before this existed)
 
 
 @dataclass(frozen=True)

@@ -137,8 +137,10 @@ def iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
     if segment:
         samples = samples[:, : int(segment * clip.sample_rate)]
     reference = Reference(samples, clip.sample_rate, str(item.path), text=item.text)
+    level = audio_lib.peak(samples)  # what the codecs get: beyond full scale, most clip or saturate
     common = dict(input_rate=clip.sample_rate, input_channels=int(samples.shape[0]),
-                  input_seconds=samples.shape[1] / clip.sample_rate)
+                  input_seconds=samples.shape[1] / clip.sample_rate, input_peak_dbfs=level.dbfs,
+                  input_over_full_scale=level.over_full_scale)
     for job in task.jobs:
         try:
             outcome = _run_job(task, job, reference, common, item_samples=clip.samples.shape[1])
