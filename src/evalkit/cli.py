@@ -18,7 +18,8 @@ USER_ERRORS = (("evalkit.audio", "AudioError"), ("evalkit.codecs.spec", "SpecErr
                ("evalkit.runner.config", "ConfigError"), ("evalkit.listening.errors", "ListenError"),
                ("evalkit.analysis.errors", "CompareError"), ("evalkit.reports.rundata", "ReportError"),
                ("evalkit.codecs.plugins", "PluginError"), ("evalkit.api", "RunNotFound"),
-               ("evalkit.runner.store", "StoreError"), ("evalkit.codecs.safe_load", "WeightsFileError"))
+               ("evalkit.runner.store", "StoreError"), ("evalkit.codecs.safe_load", "WeightsFileError"),
+               ("evalkit.runner.executors", "DaskSchedulerError"))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -161,6 +162,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from evalkit.logs import log_to_file
     from evalkit.runner import ConfigError, load_config, run_evaluation
+    from evalkit.runner.output import check_output
     from evalkit.runner.run import RunInterrupted, output_lock
 
     config, specs = load_config(args.config)
@@ -169,13 +171,16 @@ def _run(args: argparse.Namespace) -> int:
         if args.workers < 1:
             raise ConfigError(args.config, [f"--workers: expected an integer >= 1, got {args.workers}"])
         updates["workers"] = args.workers
+    if args.connect_timeout <= 0:
+        raise ConfigError(args.config, [f"--connect-timeout: expected seconds > 0, got {args.connect_timeout:g}"])
     config = config.model_copy(update=updates)
     output = Path(config.output)
+    check_output(config)  # before the lock file and run.log are written into it
     with output_lock(output):  # creates the folder; exit 2 when unwritable or used by another run
         log_to_file(output / "run.log")  # third-party chatter and warnings included
         try:
             report = run_evaluation(config, specs, executor=args.executor, scheduler=args.scheduler,
-                                    fresh=args.fresh)
+                                    fresh=args.fresh, connect_timeout_s=args.connect_timeout)
         except RunInterrupted as exc:
             print(exc, file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -433,7 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="worker processes (overrides the config)")
     run.add_argument("--executor", choices=["local", "dask"], default="local")
     run.add_argument("--scheduler", help="Dask scheduler address (tcp://...); default: a LocalCluster")
-    run.add_argument("--fresh", action="store_true", help="discard the store and caches and start over")
+    run.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                     help="seconds to wait for the Dask scheduler before giving up (default 10)")
+    run.add_argument("--fresh", action="store_true",
+                     help="delete the store, caches and exports evalkit wrote, and start over")
     run.set_defaults(func=_run)
 
     summary = sub.add_parser("summary", help="the per-variant table of a finished run, as `evalkit run` ends")

@@ -199,3 +199,87 @@ def test_read_store_in_a_read_only_folder_sees_rows_still_in_the_wal(tmp_path, r
     with read_store(read_only(folder) / "results.sqlite") as db:  # closed cleanly: no -wal, opened immutable
         assert db.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 5
     assert sorted(p.name for p in copy.iterdir()) == ["results.sqlite", "results.sqlite-shm", "results.sqlite-wal"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs mounted at ``tmp_path / "disk"`` (root only); skips where it cannot be mounted."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode(errors='replace').strip()})")
+    yield disk
+    from evalkit.logs import log_to_file
+
+    log_to_file(tmp_path / "after.log")  # closes the handler of the run.log on the tmpfs
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def _fill(disk: Path, leave_kib: int) -> Path:
+    """Fill ``disk`` up to ``leave_kib`` KiB free with one file; returns it."""
+    filler = disk / "filler"
+    filler.unlink(missing_ok=True)
+    size = max(0, shutil.disk_usage(disk).free - leave_kib * 1024)
+    with open(filler, "wb") as fh:
+        try:
+            fh.write(b"\0" * size)
+            fh.flush()
+        except OSError:  # full a little before: that is the point
+            pass
+    return filler
+
+
+def test_a_healthy_store_on_a_really_full_disk_is_called_a_full_disk(small_dataset, tmp_path, small_disk, capsys):
+    """Rerunning a finished run with a few KiB free: SQLite says "database or disk is full" or, failing to grow
+    its -shm/-wal files, "disk I/O error"; neither is a damaged store, and --fresh is never suggested."""
+    out = small_disk / "run"
+    config = _config(small_dataset, tmp_path)
+    config.write_text(config.read_text().replace(str(tmp_path / "out"), str(out)))
+    assert main(["run", str(config)]) == 0
+    units = _stored_units(out)
+    failed = []
+    for leave_kib in range(0, 41, 4):
+        filler = _fill(small_disk, leave_kib)
+        capsys.readouterr()
+        code = main(["run", str(config)])
+        err = _errors(capsys)
+        filler.unlink()
+        if code == 0:
+            continue
+        failed.append(leave_kib)
+        assert code == 2 and len(err) == 1, (leave_kib, err)
+        assert "the disk is full" in err[0] and str(out) in err[0], (leave_kib, err)
+        assert "--fresh" not in err[0] and "not a readable" not in err[0], (leave_kib, err)
+    assert failed, "the disk never filled up"
+    capsys.readouterr()
+    assert main(["run", str(config)]) == 0  # space again: the store was fine all along
+    assert "0 run" in capsys.readouterr().out and _stored_units(out) == units
+
+
+@pytest.mark.parametrize("free_bytes,says", [
+    (4096, "the disk is full (no space left on device, 4 KiB free): cannot use the store results.sqlite (disk I/O "
+           "error); the store passes SQLite's integrity check"),
+    (10 << 30, "results.sqlite: cannot use the store (disk I/O error); the store passes SQLite's integrity check"),
+])
+def test_an_io_error_on_a_healthy_store_never_suggests_fresh(small_dataset, tmp_path, monkeypatch, capsys,
+                                                             free_bytes, says):
+    """Where no small file system can be mounted: SQLite failing to open a healthy store (as it does when it
+    cannot grow its -shm file on a full disk) names the disk or the error, not a damaged store."""
+    config = _config(small_dataset, tmp_path)
+    assert main(["run", str(config)]) == 0
+    store_class = _store_class()
+    real_init = store_class.__init__
+
+    def failing_init(self, path):
+        real_init(self, path)
+        self.db.close()
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store_class, "__init__", failing_init)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 << 30, 10 << 30, free_bytes))
+    capsys.readouterr()
+    assert main(["run", str(config)]) == 2
+    err = _errors(capsys)
+    assert len(err) == 1 and says in err[0] and "--fresh" not in err[0], err
+    assert str(tmp_path / "out") in err[0]

@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -277,13 +278,117 @@ class LocalPool:
         self.workers.clear()
 
 
-def run_dask(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, scheduler: str | None = None) -> None:
-    """Send the same tasks to a Dask cluster (``scheduler`` address, or a LocalCluster of ``workers``).
+class DaskSchedulerError(RuntimeError):
+    """The Dask scheduler cannot be reached (malformed address, nothing answering), or was lost during the run;
+    the message is one line naming its address."""
+
+
+class DaskSchedulerLost(DaskSchedulerError):
+    """The connection to the Dask scheduler broke during the run; every unit stored before is kept."""
+
+
+DASK_CONNECT_TIMEOUT_S = 10.0
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C while processes are started: they inherit it (an ignored signal survives ``exec``), so a
+    Ctrl-C reaches the coordinator, which stops them, and not them (each would print its traceback)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _connect_failure(exc: BaseException) -> str:
+    """The cause of a failed connection, one line (Dask's ``OSError`` names the address and the timeout)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _route_output_plugin(log_path: str, verbose: bool):
+    """A Dask worker plugin that sends each worker's log records, warnings and stderr to ``log_path``, as the
+    local pool's workers do (defined here: ``distributed`` is imported only by Dask runs; cloudpickle ships
+    the class itself)."""
+    from distributed import WorkerPlugin
+
+    from evalkit.logs import route_process_output
+
+    class RouteOutput(WorkerPlugin):
+        def setup(self, worker) -> None:
+            route_process_output(log_path, verbose)
+
+    return RouteOutput()
+
+
+@contextmanager
+def dask_client(scheduler: str | None, workers: int, timeout_s: float | None = None,
+                log_path: str | None = None) -> Iterator:
+    """A Dask client connected to the scheduler at ``scheduler`` within ``timeout_s``, or to a new LocalCluster
+    of ``workers`` single-threaded worker processes (which ignore Ctrl-C, the coordinator stops them, and send
+    their output to ``log_path``, as the local pool's do); both are closed on leaving.
+
+    ``timeout_s`` defaults to :data:`DASK_CONNECT_TIMEOUT_S`.
+
+    Raises:
+        DaskSchedulerError: ``dask.distributed`` is not installed, the address is malformed, or no scheduler
+            answered there within ``timeout_s``.
+    """
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise DaskSchedulerError(f"--executor dask needs dask.distributed ({exc}): pip install "
+                                 f"'dask[distributed]'") from None
+    timeout_s = DASK_CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
+    cluster = None
+    if scheduler is None:
+        with _sigint_ignored():
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+        if log_path is not None:
+            client.register_plugin(_route_output_plugin(log_path, logging.getLogger().isEnabledFor(logging.DEBUG)))
+    else:
+        from distributed.comm.addressing import get_address_host_port, normalize_address
+
+        try:  # parsed first: a Client that fails to parse it prints a traceback when garbage-collected
+            get_address_host_port(normalize_address(scheduler))
+        except ValueError as exc:
+            raise DaskSchedulerError(f"--scheduler {scheduler}: not a Dask scheduler address "
+                                     f"({_connect_failure(exc)})") from None
+        try:
+            client = Client(scheduler, timeout=timeout_s)
+        # OSError: refused, unreachable, unknown host (after the timeout); MemoryError: a peer that is not a
+        # Dask scheduler, whose reply Dask reads as a frame length
+        except (OSError, TimeoutError, MemoryError) as exc:
+            raise DaskSchedulerError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler within "
+                                     f"{timeout_s:g} s ({_connect_failure(exc)})") from None
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_dask(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, client) -> None:
+    """Send the same tasks to the Dask cluster of ``client`` (see :func:`dask_client`).
 
     Workers must be able to read the dataset paths (shared filesystem); results come back to this process. A
-    task whose Dask workers keep dying (Dask's ``KilledWorker``) gets ``error`` units; the run goes on.
+    task whose Dask workers keep dying (Dask's ``KilledWorker``) gets ``error`` units; the run goes on. On
+    leaving early (Ctrl-C, an error) the tasks still queued or running are cancelled.
+
+    Raises:
+        DaskSchedulerLost: the connection to the scheduler broke; what was handed to ``on_outcome`` is kept.
     """
-    from dask.distributed import Client, KilledWorker, LocalCluster, as_completed
+    from concurrent.futures import CancelledError
+
+    from dask.distributed import KilledWorker, as_completed
+
+    address = client.scheduler.address if client.scheduler is not None else "?"
 
     def outcomes(future) -> list[UnitOutcome]:
         task = submitted.pop(future)
@@ -292,10 +397,6 @@ def run_dask(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, sch
         except KilledWorker as exc:
             return error_outcomes(task, task.jobs, WorkerDied(f"Dask workers died running this item ({exc})"))
 
-    cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    client = Client(scheduler or cluster)
     submitted = {}
     try:
         futures = as_completed()
@@ -308,7 +409,9 @@ def run_dask(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, sch
                 on_outcome(outcomes(next(futures)))
         for future in futures:
             on_outcome(outcomes(future))
+    except (CancelledError, OSError) as exc:  # Dask cancels every future when the scheduler connection is lost
+        cause = getattr(exc, "reason", None) or " ".join(str(exc).split()) or type(exc).__name__
+        raise DaskSchedulerLost(f"lost the Dask scheduler at {address} during the run ({cause})") from None
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        if submitted and client.status == "running":
+            client.cancel(list(submitted))

@@ -95,6 +95,17 @@ def _manifest_rows(path: Path, field: str = "dataset.manifest") -> list[tuple[in
         raise ValueError(f"{field}: {path}: {not_utf8(exc)}") from None
 
 
+def manifest_files(ds: DatasetConfig) -> list[Path]:
+    """The files a manifest dataset lists (as paths from the manifest's folder); ``[]`` for a folder dataset.
+
+    Raises:
+        ValueError: the manifest is not UTF-8 text.
+    """
+    if ds.manifest is None:
+        return []
+    return [ds.manifest.parent / r["file"] for r in _manifest_rows(ds.manifest) if r.get("file")]
+
+
 def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]:
     """Dataset items in a stable order (sorted paths, or manifest order); unreadable files still get an item.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import shutil
 import sqlite3
 import sys
 import time
@@ -27,16 +26,24 @@ from evalkit.codecs import CodecSpec, build_codec
 from evalkit.metrics import Metric, MetricKind, applicable_metrics, get_metrics
 from evalkit.runner.config import ConfigError, RunConfig, decode_settings, score_settings
 from evalkit.runner.decoded import is_decoded_spec
-from evalkit.runner.executors import LocalPool, local_pool, run_dask, run_local
+from evalkit.runner.executors import DaskSchedulerLost, LocalPool, dask_client, local_pool, run_dask, run_local
+from evalkit.runner.output import LOCK_NAME, LOG_NAME, STORE_NAME, check_output, discard_run_files
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
 from evalkit.runner.provenance import run_provenance, write_provenance
-from evalkit.runner.store import Store, UnitRow, UnitStatus, resolve_stored, store_failure, stored_path, write_failure
+from evalkit.runner.store import (
+    Store,
+    UnitRow,
+    UnitStatus,
+    is_disk_full,
+    resolve_stored,
+    store_failure,
+    stored_path,
+    write_failure,
+)
 from evalkit.runner.work import ItemTask, UnitJob, UnitOutcome, nan_rows
 from evalkit.worker_setup import available_cores
 
 log = logging.getLogger(__name__)
-STORE_NAME = "results.sqlite"
-LOCK_NAME = ".evalkit.lock"
 
 
 class RunInterrupted(Exception):
@@ -87,7 +94,7 @@ def output_lock(output: Path) -> Iterator[None]:
         output.mkdir(parents=True, exist_ok=True)
         fd = os.open(output / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise ConfigError(str(output), [f"output folder is not writable ({exc.strerror or exc})"]) from None
+        raise _unwritable(output, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -100,7 +107,7 @@ def output_lock(output: Path) -> Iterator[None]:
         os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv)}\n".encode(), 0)
     except OSError as exc:
         os.close(fd)
-        raise ConfigError(str(output), [f"output folder is not writable ({exc.strerror or exc})"]) from None
+        raise _unwritable(output, exc) from None
     _HELD_LOCKS[key] = 1
     try:
         yield
@@ -108,6 +115,13 @@ def output_lock(output: Path) -> Iterator[None]:
         del _HELD_LOCKS[key]
         os.ftruncate(fd, 0)
         os.close(fd)  # releases the flock
+
+
+def _unwritable(output: Path, exc: OSError) -> Exception:
+    """The one-line error for an output folder that cannot be created or written: full, or not writable."""
+    if is_disk_full(exc):
+        return write_failure(output / LOCK_NAME, exc)
+    return ConfigError(str(output), [f"output folder is not writable ({exc.strerror or exc})"])
 
 
 def _metrics_for(config: RunConfig, item: Item) -> list[Metric]:
@@ -331,37 +345,43 @@ class _Writer:
         self.bar.update(1)
 
 
-def _discard(output: Path) -> None:
-    (output / STORE_NAME).unlink(missing_ok=True)
-    for suffix in ("-wal", "-shm"):
-        (output / f"{STORE_NAME}{suffix}").unlink(missing_ok=True)
-    shutil.rmtree(output / "cache", ignore_errors=True)
-
-
 def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str = "local",
-                   scheduler: str | None = None, fresh: bool = False, progress: bool = True) -> RunReport:
+                   scheduler: str | None = None, fresh: bool = False, progress: bool = True,
+                   connect_timeout_s: float | None = None) -> RunReport:
     """Evaluate the dataset through every codec variant; resumable and idempotent.
 
     Returns a report with counts, skipped variants, export paths and the printed tables; exports and tables
     hold exactly the rows of this plan (older rows stay in the store).
 
+    With ``executor="dask"`` the scheduler at ``scheduler`` is connected to (within ``connect_timeout_s``,
+    default :data:`~evalkit.runner.executors.DASK_CONNECT_TIMEOUT_S`) before the store is opened or ``fresh``
+    deletes anything.
+
     Raises:
-        ConfigError: output folder not writable or in use, a low-pass cut-off at or above an item's Nyquist
-            frequency, or codec parameters the codec library refuses for some items' rate and channels
-            (:func:`codec_input_problems`; all before any unit runs).
+        ConfigError: an output folder that overlaps the dataset or holds files evalkit did not write (see
+            :func:`~evalkit.runner.output.check_output`), not writable or in use, a low-pass cut-off at or above an
+            item's Nyquist frequency, or codec parameters the codec library refuses for some items' rate and
+            channels (:func:`codec_input_problems`; all before any unit runs).
         WeightsNotFound: an explicit ``weights=PATH`` that does not exist.
+        DaskSchedulerError: no Dask scheduler at ``scheduler``, or the scheduler was lost during the run
+            (``DaskSchedulerLost``: every unit written so far is kept).
         RunInterrupted: Ctrl-C; the workers are stopped and every unit written so far is kept.
     """
     t0 = time.perf_counter()
     output = Path(config.output)
     report = RunReport(output, output / STORE_NAME)
+    check_output(config)
     if executor == "local":  # under Dask the workers are the cluster's
         config = config.model_copy(update={"workers": local_workers(config.workers)})
     with output_lock(output):
         try:
-            _run_locked(config, specs, report, executor, scheduler, fresh, progress)
+            _run_locked(config, specs, report, executor, scheduler, fresh, progress, connect_timeout_s)
         except KeyboardInterrupt:
             raise RunInterrupted(report.units_run + report.units_rescored) from None
+        except DaskSchedulerLost as exc:
+            kept = report.units_run + report.units_rescored
+            raise DaskSchedulerLost(f"{exc}; every unit stored so far is kept ({kept} from this run): rerun to "
+                                    f"resume") from None
         except sqlite3.Error as exc:  # corrupt, full or read-only store: one line; committed units are kept
             raise store_failure(report.store, exc, report.units_run + report.units_rescored) from None
     if report.warmup_s and report.speed_table:
@@ -372,15 +392,19 @@ def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str =
 
 
 def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, executor: str,
-                scheduler: str | None, fresh: bool, progress: bool) -> None:
-    workers = config.workers if executor == "local" else 1
+                scheduler: str | None, fresh: bool, progress: bool, connect_timeout_s: float | None) -> None:
+    if executor == "dask":  # connected before the store is touched: a wrong address deletes nothing
+        with dask_client(scheduler, config.workers, connect_timeout_s, str(report.output / LOG_NAME)) as client:
+            _plan_and_run(config, specs, report, fresh, progress, None, client)
+        return
     plugins = tuple(str(p) for p in config.plugins)
-    with local_pool(workers, str(report.output / "run.log"), plugins) as pool:  # workers start up while we plan
-        _plan_and_run(config, specs, report, executor, scheduler, fresh, progress, pool)
+    with local_pool(config.workers, str(report.output / LOG_NAME), plugins) as pool:  # workers start while we plan
+        _plan_and_run(config, specs, report, fresh, progress, pool)
 
 
-def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, executor: str,
-                  scheduler: str | None, fresh: bool, progress: bool, pool: LocalPool | None) -> None:
+def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, fresh: bool, progress: bool,
+                  pool: LocalPool | None, client=None) -> None:
+    """Plan and run every pending unit: on ``client``'s Dask cluster when given, else locally (in ``pool``)."""
     output = report.output
     started = time.time()
     variants = [plan_variant(s, config.device) for s in specs]
@@ -391,7 +415,7 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
     if problems := nyquist_problems(items, variants) + codec_input_problems(items, variants, config.channel_policy):
         raise ConfigError("codecs", problems)
     if fresh:
-        _discard(output)
+        discard_run_files(output)
     report.variants_skipped = [(str(v.spec), v.skipped) for v in variants if v.skipped]
     for spec, reason in report.variants_skipped:
         log.info("skipping %s: %s", spec, reason)
@@ -401,10 +425,10 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
         pending_units = sum(len(t.jobs) for t in plan.tasks)
         with tqdm(total=pending_units, desc="units", unit="unit", disable=not progress, dynamic_ncols=True) as bar:
             writer = _Writer(store, output, report, bar)
-            if executor == "dask":
-                run_dask(iter(plan.tasks), config.workers, writer, scheduler)
+            if client is not None:
+                run_dask(iter(plan.tasks), config.workers, writer, client)
             else:
-                run_local(iter(plan.tasks), config.workers, writer, log_path=str(output / "run.log"), pool=pool,
+                run_local(iter(plan.tasks), config.workers, writer, log_path=str(output / LOG_NAME), pool=pool,
                           plugins=tuple(str(p) for p in config.plugins))
         from evalkit.runner import exports  # pandas: not imported by worker processes, which import this module
 

@@ -70,15 +70,22 @@ def is_disk_full(exc: BaseException) -> bool:
     return "No space left" in str(exc)
 
 
-def _no_space_left(path: Path) -> bool:
-    """Whether the file system holding ``path`` has (almost) no space left (libsndfile hides the errno)."""
+def _free_bytes(path: Path) -> int | None:
+    """Free bytes on the file system holding ``path`` (its nearest existing folder); ``None`` if unknown."""
     for folder in (path, *path.parents):
         if folder.exists():
             try:
-                return shutil.disk_usage(folder).free < 1 << 20
+                return shutil.disk_usage(folder).free
             except OSError:
-                return False
-    return False
+                return None
+    return None
+
+
+def _no_space_left(path: Path) -> bool:
+    """Whether the file system holding ``path`` has (almost) no space left (libsndfile and SQLite's ``disk I/O
+    error`` hide the errno)."""
+    free = _free_bytes(path)
+    return free is not None and free < 1 << 20
 
 
 def write_failure(path: str | Path, exc: BaseException, kept_units: int | None = None) -> StoreError:
@@ -94,12 +101,61 @@ def write_failure(path: str | Path, exc: BaseException, kept_units: int | None =
     return StoreError(f"{path}: cannot write ({cause}){kept}")
 
 
+def store_intact(path: str | Path) -> bool | None:
+    """Whether the store ``path`` passes SQLite's ``PRAGMA quick_check`` (opened read-only); ``None`` when it
+    cannot be opened to check (missing or unreadable).
+
+    Where SQLite cannot open it read-only as usual (on a full disk it cannot create or grow the ``-shm`` file),
+    the main file alone is checked (``immutable``), without rows still in its ``-wal`` file.
+    """
+    path = Path(path)
+    try:
+        with read_store(path) as db:
+            return _quick_check(db)
+    except sqlite3.OperationalError:
+        pass
+    except sqlite3.DatabaseError:  # "file is not a database", "database disk image is malformed"
+        return False
+    if not path.is_file():
+        return None
+    try:
+        db = _probe(f"file:{path.resolve()}?immutable=1")
+    except sqlite3.OperationalError:  # cannot open or read it: says nothing about its contents
+        return None
+    except sqlite3.DatabaseError:
+        return False
+    try:
+        return _quick_check(db)
+    except sqlite3.OperationalError:
+        return None
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        db.close()
+
+
+def _quick_check(db: sqlite3.Connection) -> bool:
+    return [row[0] for row in db.execute("PRAGMA quick_check")] == ["ok"]
+
+
 def store_failure(path: str | Path, exc: sqlite3.Error, kept_units: int | None = None) -> StoreError:
-    """The one-line error for an SQLite error on the run store ``path``: corrupt, full or not writable."""
+    """The one-line error for an SQLite error on the run store ``path``: full disk, not writable, damaged, or
+    another cause. Only a store that fails SQLite's integrity check is called unreadable (and ``--fresh``
+    suggested); a full disk is named as such even where SQLite reports it as a ``disk I/O error``."""
     if is_disk_full(exc) or isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
         return write_failure(path, exc, kept_units)
-    return StoreError(f"{path}: not a readable evalkit store ({exc}); move it away, or rerun with --fresh to "
-                      f"start the run folder over")
+    path = Path(path)
+    intact = store_intact(path)
+    if intact is False:
+        return StoreError(f"{path}: not a readable evalkit store ({exc}); move it away, or rerun with --fresh to "
+                          f"start the run folder over")
+    state = {True: "; the store passes SQLite's integrity check", None: ""}[intact]
+    kept = "" if kept_units is None else f"; every unit stored so far is kept ({kept_units} from this run)"
+    if _no_space_left(path):  # SQLite cannot grow its -wal/-shm files: "disk I/O error", not SQLITE_FULL
+        free = _free_bytes(path.parent)
+        return StoreError(f"{path.parent}: the disk is full (no space left on device, {free // 1024} KiB free): "
+                          f"cannot use the store {path.name} ({exc}){state}{kept}: free space and rerun to resume")
+    return StoreError(f"{path}: cannot use the store ({exc}){state}{kept}: fix the cause and rerun to resume")
 
 
 EXPORTED_PLAN_NAME = "exported_plan.json"  # the unit keys of the plan the exports of a run folder describe
