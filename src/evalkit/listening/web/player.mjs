@@ -1,63 +1,36 @@
-"""The Web Audio player and rating panel: an inline ES module for Streamlit's components v2 (no build step).
+// The listening-test player and rating panel: an ES module for Streamlit's components v2 (no build step); app.py
+// joins audio.mjs in front of it, which provides el, loadBundle, prefetchBundle and signalBuffer.
+//
+// The trial's signals arrive as one bundle (data.bundle), split into one AudioBuffer per signal, all played through
+// one AudioContext at the stimulus rate. Switching signals keeps the playback position: the new source starts at
+// the old one's position with a 20 ms linear fade-in while the old one fades out. The waveform shows the first
+// signal of the bundle (the open reference in MUSHRA, A in AB/ABX), whichever signal plays: a waveform per signal
+// would let the eye find the hidden reference. Dragging on it selects a loop region, a click moves the playhead,
+// and "loop start/end at playhead" set one end; the loop holds for every signal of the trial. A signal can be rated
+// only once it has been played, and submit stays disabled until every signal has been played and rated (MUSHRA)
+// or an answer chosen (AB/ABX); the server checks the same again. Sliders start without a thumb, so no initial
+// position suggests a score. On submit the module sends, with setTriggerValue, the ratings or answer and every
+// play event (signal id, start position, seconds of audio played, milliseconds since the trial was shown).
+//
+// Also: a draft of the trial (ratings, answer, play events, loop, position) is sent 0.6 s after each change and
+// restored from data.draft after a refresh; "Pause" sends the draft and asks for the pause page; keys 1-9, 0, - and
+// = pick MUSHRA signals 1-12 (R the reference; A/B/X or 1/2/3 in AB/ABX) and space plays or stops; once this
+// trial's audio is ready, the next trial's bundle (data.prefetch) is fetched and parsed into a page-wide cache.
+// The transport (reference or A/B/X buttons, stop, waveform) sticks to the top of the window while the page
+// scrolls, so on a narrow screen every control is reachable with the reference at hand.
 
-One ``AudioContext`` at the stimulus rate holds every stimulus as a decoded buffer (fetched from
-``app/static/<id>.flac``). Switching stimuli keeps the playback position: the new source starts at the old one's
-position with a 20 ms linear fade-in while the old one fades out. Playback loops over the selected region. A
-stimulus can be rated only once it has been played, and the submit button stays disabled until every stimulus has
-been played and rated (MUSHRA) or an answer chosen (AB/ABX); the server checks the same again. Sliders start
-without a thumb, so no initial position suggests a score. On submit the module sends, with ``setTriggerValue``,
-the ratings or answer and every play event (stimulus, start position, seconds of audio played, time since load).
-
-Also: a draft of the trial (ratings, answer, play events, loop, position) is sent 0.6 s after each change and
-restored from ``data.draft`` after a refresh; "Pause" sends the draft and asks for the pause page; keys 1-9 and 0
-(A/B/X, R for the reference) select a signal and space plays or stops it; once this trial's audio is decoded, the
-next trial's files (``data.prefetch``) are fetched and decoded into a page-wide cache, so the next trial is
-playable without a request.
-"""
-
-PLAYER_HTML = '<div class="lt"><div class="lt-status">Loading audio…</div></div>'
-
-PLAYER_JS = r"""
 const FADE_S = 0.02;
-const MIN_PLAY_S = %(min_play_s)s;
 const DRAFT_DELAY_MS = 600;
+const MIN_LOOP_S = 0.5;
+const DRAG_PX = 4;
 const SCALE = ["Excellent", "Good", "Fair", "Poor", "Bad"];
-// Decoded audio fetched ahead of its trial, shared by every player of this page: url -> Promise<AudioBuffer>.
-const CACHE = (window.__evalkitAudio = window.__evalkitAudio || new Map());
+export const SIGNAL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "="];
 
-function el(tag, attrs = {}, text = "") {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text) node.textContent = text;
-  return node;
-}
-
-async function fetchDecoded(ctx, url, label) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`stimulus ${label}: HTTP ${response.status}`);
-  return ctx.decodeAudioData(await response.arrayBuffer());
-}
-
-function prefetch(spec) {
-  if (!spec || !spec.urls || !spec.urls.length) return;
-  const offline = new OfflineAudioContext(1, 1, spec.sample_rate);
-  for (const url of spec.urls) {
-    if (CACHE.has(url)) continue;
-    const pending = fetchDecoded(offline, url, "next");
-    pending.catch(() => CACHE.delete(url));
-    CACHE.set(url, pending);
-  }
-}
-
-async function loadBuffers(ctx, stimuli) {
-  const out = {};
-  await Promise.all(stimuli.map(async (s) => {
-    const cached = CACHE.get(s.url);
-    CACHE.delete(s.url);
-    out[s.id] = cached ? await cached.catch(() => fetchDecoded(ctx, s.url, s.label))
-                       : await fetchDecoded(ctx, s.url, s.label);
-  }));
-  return out;
+/** MUSHRA's key hint: which key plays which signal, for ``n`` rated signals. */
+export function mushraKeyHelp(n) {
+  const parts = [`1–${Math.min(n, 9)} play signals 1–${Math.min(n, 9)}`];
+  SIGNAL_KEYS.slice(9, n).forEach((key, k) => parts.push(`${key} plays ${k + 10}`));
+  return `Keys: ${parts.join(", ")}, R the reference; space plays or stops.`;
 }
 
 class Player {
@@ -70,66 +43,77 @@ class Player {
     this.played = {};
     this.ratings = {};
     this.answer = null;
-    this.current = null;  // {id, source, gain, ctxStart, offset}
+    this.current = null; // {id, source, gain, ctxStart, offset}
     this.selected = null;
     this.draftTimer = null;
+    this.drag = null;
+    this.duration = 0;
     this.ctx = new AudioContext({ sampleRate: data.sample_rate });
     this.all = (data.reference ? [data.reference] : []).concat(data.stimuli);
     this.build();
     this.restore(data.draft);
     this.onKey = (e) => this.key(e);
     window.addEventListener("keydown", this.onKey, true);
-    loadBuffers(this.ctx, this.all).then((buffers) => {
-      this.buffers = buffers;
-      this.duration = Math.min(...Object.values(buffers).map((b) => b.duration));
-      const d = this.data.draft || {};
-      this.loopStart = Math.min(d.loop_start_s ?? 0, this.duration);
-      this.loopEnd = Math.min(d.loop_end_s ?? this.duration, this.duration);
-      if (this.loopEnd - this.loopStart < 0.5) { this.loopStart = 0; this.loopEnd = this.duration; }
-      this.lastPosition = Math.min(d.position_s ?? this.loopStart, this.loopEnd - 0.01);
-      this.loopStartInput.max = this.loopEndInput.max = this.duration.toFixed(2);
-      this.loopStartInput.value = this.loopStart.toFixed(2);
-      this.loopEndInput.value = this.loopEnd.toFixed(2);
-      this.status.textContent = "";
-      this.root.dataset.ready = "1";
-      this.refresh();
-      prefetch(this.data.prefetch);
-    }).catch((err) => { this.status.textContent = `Could not load audio: ${err.message}`; });
+    const progress = (f) => { this.status.textContent = `Loading audio… ${Math.round(100 * f)} %`; };
+    loadBundle(data.bundle, progress).then((parsed) => this.ready(parsed))
+      .catch((err) => { this.status.textContent = `Could not load audio: ${err.message}`; });
     this.timers = [setInterval(() => this.drawHead(), 50), setInterval(() => this.refresh(), 250)];
+  }
+
+  ready(parsed) {
+    const per = this.data.channels;
+    if (parsed.channels.length !== per * this.all.length) {
+      throw new Error(`the bundle holds ${parsed.channels.length} channels, the trial needs ${per * this.all.length}`);
+    }
+    this.buffers = {};
+    this.all.forEach((s, k) => { this.buffers[s.id] = signalBuffer(this.ctx, parsed, k, per); });
+    this.wave = parsed.channels.slice(0, per);
+    this.duration = parsed.frames / parsed.sampleRate;
+    const d = this.data.draft || {};
+    this.loopStart = Math.min(d.loop_start_s ?? 0, this.duration);
+    this.loopEnd = Math.min(d.loop_end_s ?? this.duration, this.duration);
+    if (this.loopEnd - this.loopStart < MIN_LOOP_S) { this.loopStart = 0; this.loopEnd = this.duration; }
+    this.lastPosition = Math.min(d.position_s ?? this.loopStart, this.loopEnd - 0.01);
+    this.status.textContent = "";
+    this.drawWave();
+    this.resizer = new ResizeObserver(() => this.drawWave());
+    this.resizer.observe(this.canvas);
+    this.root.dataset.ready = "1";
+    this.refresh();
+    prefetchBundle(this.data.prefetch);
   }
 
   build() {
     const d = this.data;
     this.root.replaceChildren();
-    this.status = el("div", { class: "lt-status" }, "Loading audio…");
-    const transport = el("div", { class: "lt-transport" });
-    this.stopButton = el("button", { "data-role": "stop" }, "■ Stop");
-    this.stopButton.addEventListener("click", () => this.stop());
-    this.bar = el("div", { class: "lt-bar" });
-    this.loopDiv = el("div", { class: "lt-loop" });
-    this.head = el("div", { class: "lt-head" });
-    this.bar.append(this.loopDiv, this.head);
-    this.bar.addEventListener("click", (e) => {
-      const rect = this.bar.getBoundingClientRect();
-      this.seek(((e.clientX - rect.left) / rect.width) * this.duration);
-    });
-    transport.append(this.stopButton, this.bar);
-    const loopctl = el("div", { class: "lt-loopctl" });
-    this.loopStartInput = el("input", { type: "range", min: "0", step: "0.05", value: "0", "data-role": "loop-start" });
-    this.loopEndInput = el("input", { type: "range", min: "0", step: "0.05", value: "0", "data-role": "loop-end" });
-    this.loopLabel = el("span");
-    for (const input of [this.loopStartInput, this.loopEndInput]) {
-      input.addEventListener("input", () => this.setLoop(+this.loopStartInput.value, +this.loopEndInput.value));
-    }
-    loopctl.append(el("span", {}, "Loop from"), this.loopStartInput, el("span", {}, "to"), this.loopEndInput,
-                   this.loopLabel);
     this.keyMap = {};
     this.buttons = {};
-    const body = el("div");
+    const top = el("div", { class: "lt-top" });
+    const row = el("div", { class: "lt-transport" });
+    if (d.reference) row.append(this.playButton(d.reference, "Reference", ["r"], "ref"));
+    if (d.mode !== "mushra") {
+      d.stimuli.forEach((stim, k) => row.append(this.playButton(stim, stim.label,
+                                                                [stim.label.toLowerCase(), String(k + 1)])));
+    }
+    this.stopButton = el("button", { "data-role": "stop" }, "■ Stop");
+    this.stopButton.addEventListener("click", () => { this.stopButton.blur(); this.stop(); });
+    this.clock = el("span", { class: "lt-clock", "data-role": "clock" });
+    row.append(this.stopButton, this.clock);
+    top.append(row, this.buildWave());
+    const loopctl = el("div", { class: "lt-loopctl" });
+    const loopButton = (role, text, action) => {
+      const b = el("button", { "data-role": role }, text);
+      b.addEventListener("click", () => { b.blur(); action(); });
+      return b;
+    };
+    this.loopLabel = el("span", { "data-role": "loop-label" });
+    loopctl.append(loopButton("loop-start", "Loop start at playhead", () => this.loopStartHere()),
+                   loopButton("loop-end", "Loop end at playhead", () => this.loopEndHere()),
+                   loopButton("loop-clear", "Clear loop", () => this.setLoop(0, this.duration)), this.loopLabel);
+    const body = el("div", { class: "lt-body" });
     if (d.mode === "mushra") this.buildMushra(body);
     else this.buildChoice(body);
-    const keys = el("div", { class: "lt-keys" }, d.mode === "mushra"
-      ? "Keys: 1–9 and 0 pick a signal, R the reference; space plays or stops."
+    const keys = el("div", { class: "lt-keys" }, d.mode === "mushra" ? mushraKeyHelp(d.stimuli.length)
       : "Keys: A, B" + (d.mode === "abx" ? ", X" : "") + " (or 1, 2" + (d.mode === "abx" ? ", 3" : "")
         + ") pick a signal; space plays or stops.");
     this.submit = el("button", { class: "lt-submit", "data-role": "submit" },
@@ -142,13 +126,88 @@ class Player {
       pause.addEventListener("click", () => this.onPause());
       footer.append(pause);
     }
-    this.hint = el("div", { class: "lt-status" });
-    this.root.append(this.status, transport, loopctl, keys, body, this.hint, footer);
+    this.status = el("div", { class: "lt-status" }, "Loading audio…");
+    this.hint = el("div", { class: "lt-status lt-hint" });
+    this.root.append(top, this.status, loopctl, keys, body, this.hint, footer);
   }
 
-  playButton(stim, label, keys) {
-    const b = el("button", { "data-role": "play", "data-label": label, title: `key ${keys[0].toUpperCase()}` },
-                 label);
+  buildWave() {
+    this.bar = el("div", { class: "lt-bar", "data-role": "waveform" });
+    this.canvas = el("canvas", { class: "lt-wave" });
+    this.loopDiv = el("div", { class: "lt-loop" });
+    this.selection = el("div", { class: "lt-selection" });
+    this.selection.hidden = true;
+    this.head = el("div", { class: "lt-head" });
+    this.bar.append(this.canvas, this.loopDiv, this.selection, this.head);
+    this.bar.addEventListener("pointerdown", (e) => {
+      if (!this.duration || e.button !== 0) return;
+      this.bar.setPointerCapture(e.pointerId);
+      this.drag = { x0: e.clientX, t0: this.timeAt(e.clientX), moved: false };
+    });
+    this.bar.addEventListener("pointermove", (e) => {
+      if (!this.drag) return;
+      if (Math.abs(e.clientX - this.drag.x0) > DRAG_PX) this.drag.moved = true;
+      if (this.drag.moved) this.showSelection(this.drag.t0, this.timeAt(e.clientX));
+    });
+    this.bar.addEventListener("pointerup", (e) => {
+      const drag = this.drag;
+      this.drag = null;
+      this.selection.hidden = true;
+      if (!drag) return;
+      const t = this.timeAt(e.clientX);
+      if (drag.moved) this.setLoop(Math.min(drag.t0, t), Math.max(drag.t0, t));
+      else this.seek(t);
+    });
+    this.bar.addEventListener("pointercancel", () => { this.drag = null; this.selection.hidden = true; });
+    return this.bar;
+  }
+
+  timeAt(clientX) {
+    const rect = this.bar.getBoundingClientRect();
+    return Math.max(0, Math.min(1, (clientX - rect.left) / rect.width)) * this.duration;
+  }
+
+  showSelection(a, b) {
+    const lo = Math.min(a, b);
+    const hi = Math.max(a, b);
+    this.selection.hidden = false;
+    this.selection.style.left = `${(100 * lo) / this.duration}%`;
+    this.selection.style.width = `${(100 * (hi - lo)) / this.duration}%`;
+  }
+
+  drawWave() {
+    if (!this.wave) return;
+    const scale = window.devicePixelRatio || 1;
+    const width = Math.max(1, Math.round(this.canvas.clientWidth * scale));
+    const height = Math.max(1, Math.round(this.canvas.clientHeight * scale));
+    this.canvas.width = width;
+    this.canvas.height = height;
+    const g = this.canvas.getContext("2d");
+    g.clearRect(0, 0, width, height);
+    g.fillStyle = getComputedStyle(this.canvas).color;
+    const frames = this.wave[0].length;
+    const mid = height / 2;
+    for (let x = 0; x < width; x++) {
+      const from = Math.floor((x * frames) / width);
+      const to = Math.max(from + 1, Math.floor(((x + 1) * frames) / width));
+      let lo = 0;
+      let hi = 0;
+      for (const channel of this.wave) {
+        for (let i = from; i < to; i++) {
+          const v = channel[i];
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+      }
+      g.fillRect(x, mid - hi * mid, 1, Math.max(1, (hi - lo) * mid));
+    }
+  }
+
+  playButton(stim, label, keys, extraClass = "") {
+    const b = el("button", { "data-role": "play", "data-label": label, title: `key ${keys[0].toUpperCase()}`,
+                             class: `lt-play ${extraClass}`.trim() });
+    b.append(document.createTextNode(label));
+    if (keys[0] !== label.toLowerCase()) b.append(el("kbd", {}, keys[0].toUpperCase()));
     b.addEventListener("click", () => { b.blur(); this.toggle(stim.id); });
     this.buttons[stim.id] = b;
     for (const k of keys) this.keyMap[k] = stim.id;
@@ -160,12 +219,6 @@ class Player {
     const scale = el("div", { class: "lt-scale" });
     for (const word of SCALE) scale.append(el("span", {}, word));
     grid.append(scale);
-    if (this.data.reference) {
-      const col = el("div", { class: "lt-col ref" });
-      col.append(el("div", { class: "lt-value" }), el("div", { style: "height:16rem" }),
-                 this.playButton(this.data.reference, "Reference", ["r"]));
-      grid.append(col);
-    }
     this.sliders = {};
     this.values = {};
     this.data.stimuli.forEach((stim, k) => {
@@ -174,7 +227,7 @@ class Player {
       const slider = el("input", { type: "range", min: "0", max: "100", step: "1", value: "50",
                                    class: "unset", "data-role": "rating", "data-label": stim.label });
       slider.disabled = !this.data.training;
-      const rate = () => {  // pointerup too: a click at the hidden initial value fires no input event
+      const rate = () => { // pointerup too: a click at the hidden initial value fires no input event
         if (slider.disabled) return;
         slider.classList.remove("unset");
         this.ratings[stim.id] = +slider.value;
@@ -185,7 +238,7 @@ class Player {
       for (const type of ["input", "change", "pointerup", "keyup"]) slider.addEventListener(type, rate);
       this.sliders[stim.id] = slider;
       this.values[stim.id] = value;
-      col.append(value, slider, this.playButton(stim, stim.label, k < 10 ? [String((k + 1) %% 10)] : ["-"]));
+      col.append(value, slider, this.playButton(stim, stim.label, [SIGNAL_KEYS[k] ?? ""]));
       grid.append(col);
     });
     this.grid = grid;
@@ -194,10 +247,6 @@ class Player {
   }
 
   buildChoice(body) {
-    const row = el("div", { class: "lt-transport" });
-    this.data.stimuli.forEach((stim, k) => {
-      row.append(this.playButton(stim, stim.label, [stim.label.toLowerCase(), String(k + 1)]));
-    });
     const answers = el("div", { class: "lt-answer" });
     const options = this.data.mode === "abx"
       ? [["A", "A is X"], ["B", "B is X"]]
@@ -216,7 +265,7 @@ class Player {
       label.append(radio, document.createTextNode(" " + text));
       answers.append(label);
     }
-    body.append(row, answers);
+    body.append(answers);
   }
 
   restore(draft) {
@@ -259,7 +308,7 @@ class Player {
     const len = this.loopEnd - this.loopStart;
     const raw = c.offset + (this.ctx.currentTime - c.ctxStart);
     if (raw < this.loopEnd) return raw;
-    return this.loopStart + ((raw - this.loopStart) %% len);
+    return this.loopStart + ((raw - this.loopStart) % len);
   }
 
   startSource(id, offset) {
@@ -321,26 +370,48 @@ class Player {
   }
 
   setLoop(a, b) {
-    if (b - a < 0.5) return;
+    if (!this.duration) return false;
+    a = Math.max(0, Math.min(a, this.duration));
+    b = Math.max(0, Math.min(b, this.duration));
+    if (b - a < MIN_LOOP_S) {
+      this.hint.textContent = `A loop is at least ${MIN_LOOP_S} s long.`;
+      return false;
+    }
+    const position = this.position();
     this.loopStart = a;
     this.loopEnd = b;
-    if (this.current) this.seek(Math.max(a, Math.min(this.position(), b - 0.01)));
+    if (this.current) this.seek(Math.max(a, Math.min(position, b - 0.01)));
+    else this.lastPosition = Math.max(a, Math.min(this.lastPosition ?? a, b - 0.01));
     this.refresh();
     if (!this.data.training) this.scheduleDraft();
+    return true;
+  }
+
+  loopStartHere() {
+    const t = this.position();
+    this.setLoop(t, this.loopEnd - t >= MIN_LOOP_S ? this.loopEnd : this.duration);
+  }
+
+  loopEndHere() {
+    const t = this.position();
+    this.setLoop(t - this.loopStart >= MIN_LOOP_S ? this.loopStart : 0, t);
   }
 
   drawHead() {
     if (!this.duration) return;
     const p = this.position();
-    this.head.style.left = `${(100 * p) / this.duration}%%`;
-    this.loopDiv.style.left = `${(100 * this.loopStart) / this.duration}%%`;
-    this.loopDiv.style.width = `${(100 * (this.loopEnd - this.loopStart)) / this.duration}%%`;
-    this.loopLabel.textContent = `${this.loopStart.toFixed(2)}–${this.loopEnd.toFixed(2)} s, now ${p.toFixed(2)} s`;
+    this.head.style.left = `${(100 * p) / this.duration}%`;
+    this.loopDiv.style.left = `${(100 * this.loopStart) / this.duration}%`;
+    this.loopDiv.style.width = `${(100 * (this.loopEnd - this.loopStart)) / this.duration}%`;
+    this.clock.textContent = `${p.toFixed(2)} / ${this.duration.toFixed(2)} s`;
+    const whole = this.loopStart === 0 && this.loopEnd === this.duration;
+    this.loopLabel.textContent = whole ? "Loop: whole excerpt (drag on the waveform to choose a region)"
+      : `Loop: ${this.loopStart.toFixed(2)}–${this.loopEnd.toFixed(2)} s`;
   }
 
   playedEnough(id) {
     const live = this.current && this.current.id === id ? this.ctx.currentTime - this.current.ctxStart : 0;
-    return (this.played[id] || 0) + live >= MIN_PLAY_S;
+    return (this.played[id] || 0) + live >= this.data.min_play_s;
   }
 
   missing() {
@@ -370,7 +441,7 @@ class Player {
 
   draft() {
     const events = this.events.slice();
-    if (this.current) {  // the segment playing now counts as played so far
+    if (this.current) { // the segment playing now counts as played so far
       events.push({ stimulus_id: this.current.id, start_s: +this.current.offset.toFixed(3),
                     duration_s: +(this.ctx.currentTime - this.current.ctxStart).toFixed(3),
                     at_ms: +(performance.now() - this.t0).toFixed(1) });
@@ -405,6 +476,7 @@ class Player {
   dispose() {
     this.timers.forEach(clearInterval);
     clearTimeout(this.draftTimer);
+    if (this.resizer) this.resizer.disconnect();
     window.removeEventListener("keydown", this.onKey, true);
     try { if (this.current) this.current.source.stop(); } catch (e) { /* already stopped */ }
     this.ctx.close();
@@ -423,4 +495,3 @@ export default function ({ parentElement, data, setTriggerValue }) {
     if (root.__player && !root.isConnected) { root.__player.dispose(); root.__player = null; }
   }, 0);
 }
-"""
