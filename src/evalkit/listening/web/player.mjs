@@ -60,6 +60,15 @@ class Player {
     this.timers = [setInterval(() => this.drawHead(), 50), setInterval(() => this.refresh(), 250)];
   }
 
+  // The transport sticks below Streamlit's header (transparent, so the transport covers what scrolls under it).
+  stick() {
+    const header = document.querySelector("[data-testid=stHeader]");
+    const top = header ? header.getBoundingClientRect().bottom : 0;
+    this.top.style.top = `${top}px`;
+    this.top.style.setProperty("--lt-cover", `${top}px`);
+    this.top.classList.toggle("stuck", this.top.getBoundingClientRect().top <= top + 0.5);
+  }
+
   ready(parsed) {
     const per = this.data.channels;
     if (parsed.channels.length !== per * this.all.length) {
@@ -89,6 +98,7 @@ class Player {
     this.keyMap = {};
     this.buttons = {};
     const top = el("div", { class: "lt-top" });
+    this.top = top;
     const row = el("div", { class: "lt-transport" });
     if (d.reference) row.append(this.playButton(d.reference, "Reference", ["r"], "ref"));
     if (d.mode !== "mushra") {
@@ -186,7 +196,10 @@ class Player {
     g.clearRect(0, 0, width, height);
     g.fillStyle = getComputedStyle(this.canvas).color;
     const frames = this.wave[0].length;
+    let peak = 1e-6;
+    for (const channel of this.wave) for (const v of channel) peak = Math.max(peak, Math.abs(v));
     const mid = height / 2;
+    const gain = (0.95 * mid) / peak; // drawn to the full height: only the shape matters here
     for (let x = 0; x < width; x++) {
       const from = Math.floor((x * frames) / width);
       const to = Math.max(from + 1, Math.floor(((x + 1) * frames) / width));
@@ -199,7 +212,7 @@ class Player {
           if (v > hi) hi = v;
         }
       }
-      g.fillRect(x, mid - hi * mid, 1, Math.max(1, (hi - lo) * mid));
+      g.fillRect(x, mid - hi * gain, 1, Math.max(1, (hi - lo) * gain));
     }
   }
 
@@ -398,13 +411,15 @@ class Player {
   }
 
   drawHead() {
+    this.stick();
     if (!this.duration) return;
     const p = this.position();
     this.head.style.left = `${(100 * p) / this.duration}%`;
+    const whole = this.loopStart === 0 && this.loopEnd === this.duration;
+    this.loopDiv.hidden = whole;
     this.loopDiv.style.left = `${(100 * this.loopStart) / this.duration}%`;
     this.loopDiv.style.width = `${(100 * (this.loopEnd - this.loopStart)) / this.duration}%`;
     this.clock.textContent = `${p.toFixed(2)} / ${this.duration.toFixed(2)} s`;
-    const whole = this.loopStart === 0 && this.loopEnd === this.duration;
     this.loopLabel.textContent = whole ? "Loop: whole excerpt (drag on the waveform to choose a region)"
       : `Loop: ${this.loopStart.toFixed(2)}–${this.loopEnd.toFixed(2)} s`;
   }
