@@ -117,9 +117,11 @@ class Player {
       return b;
     };
     this.loopLabel = el("span", { "data-role": "loop-label" });
+    this.loopNote = el("span", { class: "lt-note", "data-role": "loop-note" });
     loopctl.append(loopButton("loop-start", "Loop start at playhead", () => this.loopStartHere()),
                    loopButton("loop-end", "Loop end at playhead", () => this.loopEndHere()),
-                   loopButton("loop-clear", "Clear loop", () => this.setLoop(0, this.duration)), this.loopLabel);
+                   loopButton("loop-clear", "Clear loop", () => this.setLoop(0, this.duration)), this.loopLabel,
+                   this.loopNote);
     const body = el("div", { class: "lt-body" });
     if (d.mode === "mushra") this.buildMushra(body);
     else this.buildChoice(body);
@@ -387,9 +389,10 @@ class Player {
     a = Math.max(0, Math.min(a, this.duration));
     b = Math.max(0, Math.min(b, this.duration));
     if (b - a < MIN_LOOP_S) {
-      this.hint.textContent = `A loop is at least ${MIN_LOOP_S} s long.`;
+      this.loopNote.textContent = `A loop is at least ${MIN_LOOP_S} s long.`;
       return false;
     }
+    this.loopNote.textContent = "";
     const position = this.position();
     this.loopStart = a;
     this.loopEnd = b;
