@@ -11,7 +11,7 @@ import pytest
 from evalkit.cli import main
 from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.headphone import answers_for
-from evalkit.listening.model import STORE_FILE, Design, load_definition
+from evalkit.listening.model import STORE_FILE, Design, ListenError, load_definition
 from evalkit.listening.serve import COMPLETION_ENV, write_launcher
 from evalkit.listening.session import (
     expected_minutes,
@@ -155,3 +155,34 @@ def test_prepare_cli_options(run_dir, tmp_path, capsys):
                      *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err
+
+
+def test_trial_instructions_from_markdown_or_json(run_dir, tmp_path, capsys):
+    from evalkit.listening.model import Trial
+
+    (tmp_path / "all.md").write_text("Listen to the *cymbals*.")
+    out = tmp_path / "md"
+    assert main(["listen", "prepare", "--run", str(run_dir), "--design", "ab", "--items", "1",
+                 "--trial-instructions", str(tmp_path / "all.md"), "--out", str(out)]) == 0
+    d = load_definition(out)
+    assert d.trial_instructions == {"*": "Listen to the *cymbals*."}
+    assert d.instructions_for(d.slots[0][0]) == "Listen to the *cymbals*."
+    (tmp_path / "per.json").write_text(json.dumps({"*": "Any.", "clip1.wav": "Clip one."}))
+    assert main(["listen", "prepare", "--run", str(run_dir), "--design", "mushra", "--listeners", "1",
+                 "--trial-instructions", str(tmp_path / "per.json"), "--out", str(tmp_path / "js")]) == 0
+    d = load_definition(tmp_path / "js")
+    assert d.instructions_for(Trial("clip1.wav", ())) == "Clip one." and d.instructions_for(Trial("clip0.wav", ())) \
+        == "Any."
+    capsys.readouterr()
+    for content, message in [("{", "not JSON"), ('["a"]', "expected an object"),
+                             ('{"nope.wav": "x"}', "'nope.wav' is not an item of the run")]:
+        (tmp_path / "bad.json").write_text(content)
+        assert main(["listen", "prepare", "--run", str(run_dir), "--design", "ab", "--out", str(tmp_path / "x"),
+                     "--trial-instructions", str(tmp_path / "bad.json")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+    raw = json.loads((out / "test.json").read_text())
+    raw["trial_instructions"] = {"elsewhere.wav": "x"}
+    (out / "test.json").write_text(json.dumps(raw))
+    with pytest.raises(ListenError, match="trial_instructions: 'elsewhere.wav' is neither an item of the test"):
+        load_definition(out)
