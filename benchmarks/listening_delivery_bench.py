@@ -9,8 +9,9 @@ one file: :mod:`evalkit.listening.bundle`). The time from the Submit click to th
 all its audio into buffers ("playable") is measured in the page. Configurations: bundle without prefetch (the next
 trial's bundle built and fetched after Submit) and with prefetch (the default; the benchmark waits for the
 prefetch to finish, as a participant spending the usual 30 s or more on a trial would). Prints the bytes per trial
-as the browser received them (Resource Timing ``transferSize`` of the bundle requests) and the median Submit →
-playable time per configuration. Skips without chromium.
+(computed, and as the browser received them: Resource Timing ``transferSize`` of the bundle requests, headers
+included, early 404 answers counted apart) and the median Submit → playable time per configuration. Skips without
+chromium.
 
 Usage: .venv/bin/python benchmarks/listening_delivery_bench.py [--items 4]
 """
@@ -138,7 +139,8 @@ def session(driver, url: str, n_trials: int, prefetch: bool) -> tuple[list[float
             f"return window.__evalkitReady['trial-{i + 1}'] || null;"), what=f"trial {index + 1} playable")
         times.append((ready - t0) / 1000)
     sizes = driver.execute_script("return performance.getEntriesByType('resource')"
-                                  ".filter((e) => e.name.includes('/app/static/')).map((e) => e.transferSize);")
+                                  ".filter((e) => e.name.includes('/app/static/'))"
+                                  ".map((e) => [e.responseStatus, e.transferSize]);")
     return times, sizes
 
 
@@ -188,9 +190,10 @@ def main() -> None:
         print(f"MUSHRA trial: {n_rated} rated signals + open reference, 44.1 kHz stereo, {n_items} items; link "
               f"10 Mbit/s, 40 ms latency (CDP); {os.cpu_count()} CPUs, load average {load} (server, browser and "
               "benchmark share them)")
+        full = [size for status, size in received if status == 200]
         print(f"bytes per trial: {expected / 1e6:.2f} MB (one bundle: 24-bit PCM + {HEADER_BYTES}-byte header); "
-              f"received per bundle request: mean {statistics.mean(received) / 1e6:.2f} MB over {len(received)} "
-              "requests")
+              f"received per bundle: mean {statistics.mean(full) / 1e6:.2f} MB over {len(full)} bundles, plus "
+              f"{len(received) - len(full)} early requests answered 404 (bundle still being built; retried)")
         for name, times in results.items():
             print(f"Submit -> next trial playable, {name}: median {statistics.median(times):.2f} s over "
                   f"{len(times)} transitions ({', '.join(f'{t:.2f}' for t in times)})")
