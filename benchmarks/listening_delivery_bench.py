@@ -1,15 +1,17 @@
 """Listening-test delivery benchmark: Submit → next MUSHRA trial playable, over an emulated 10 Mbit/s, 40 ms link.
 
 A real run on four stereo 44.1 kHz demo music items (Opus 12 and 24 kbps, MP3 64 kbps, a 5 kHz low-pass: with the
-hidden reference and two anchors, 7 rated signals + the open reference per trial) is prepared twice: as the former
-24-bit WAV and as the current FLAC. Headless chromium (CDP ``Network.emulateNetworkConditions``: 10 Mbit/s down and
-up, 40 ms latency, set once the app's page has loaded) takes each test through ``evalkit listen serve``'s app:
-consent, skip training, then for every trial play each signal, rate it and submit. The time from the Submit click
-to the next trial's player having decoded all its audio ("playable") is measured in the page. Configurations: WAV
-without prefetch (the former behaviour), FLAC without prefetch, FLAC with prefetch (the default; the benchmark
-waits for the prefetch to finish, as a participant spending the usual 30 s or more on a trial would). Prints bytes
-per trial (ratio FLAC / WAV) and the median Submit → playable time per configuration (ratio to the former). Skips
-without chromium.
+hidden reference and two anchors, 7 rated signals + the open reference per trial) is prepared once. Headless
+chromium (CDP ``Network.emulateNetworkConditions``: 10 Mbit/s down and up, 40 ms latency, set once the app's page
+has loaded) takes the test through ``evalkit listen serve``'s app: consent, skip training, then for every trial
+play each signal, rate it and submit. Every trial reaches the browser as one bundle (24-bit PCM, all signals in
+one file: :mod:`evalkit.listening.bundle`). The time from the Submit click to the next trial's player having split
+all its audio into buffers ("playable") is measured in the page. Configurations: bundle without prefetch (the next
+trial's bundle built and fetched after Submit) and with prefetch (the default; the benchmark waits for the
+prefetch to finish, as a participant spending the usual 30 s or more on a trial would). Prints the bytes per trial
+(computed, and as the browser received them: Resource Timing ``transferSize`` of the bundle requests, headers
+included, early 404 answers counted apart) and the median Submit → playable time per configuration. Skips without
+chromium.
 
 Usage: .venv/bin/python benchmarks/listening_delivery_bench.py [--items 4]
 """
@@ -99,8 +101,9 @@ def wait(predicate, timeout: float = 120.0, what: str = ""):
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def session(driver, url: str, n_trials: int, prefetch: bool) -> list[float]:
-    """Seconds from each Submit click to the next trial's player being playable."""
+def session(driver, url: str, n_trials: int, prefetch: bool) -> tuple[list[float], list[int]]:
+    """Seconds from each Submit click to the next trial's player being playable, and the bytes of every bundle
+    the browser received."""
     from selenium.webdriver.common.by import By
 
     driver.get(url)  # the app itself loads at full speed: only the trial transitions are measured
@@ -135,7 +138,10 @@ def session(driver, url: str, n_trials: int, prefetch: bool) -> list[float]:
         ready = wait(lambda i=index: driver.execute_script(
             f"return window.__evalkitReady['trial-{i + 1}'] || null;"), what=f"trial {index + 1} playable")
         times.append((ready - t0) / 1000)
-    return times
+    sizes = driver.execute_script("return performance.getEntriesByType('resource')"
+                                  ".filter((e) => e.name.includes('/app/static/'))"
+                                  ".map((e) => [e.responseStatus, e.transferSize]);")
+    return times, sizes
 
 
 def main() -> None:
@@ -149,25 +155,22 @@ def main() -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    from evalkit.listening.bundle import HEADER_BYTES
     from evalkit.listening.design import PrepareOptions, prepare_test
-    from evalkit.listening.model import STIMULI_DIR, Design
+    from evalkit.listening.model import Design
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run = make_run(root, n_items)
-        tests, sizes = {}, {}
-        for fmt in ("wav", "flac"):
-            d = prepare_test(run, root / fmt, PrepareOptions(Design.MUSHRA, listeners=1, stimulus_format=fmt))
-            trials = d.slots[0]
-            sizes[fmt] = statistics.mean(
-                sum((root / fmt / STIMULI_DIR / d.file_name(s)).stat().st_size for s in (t.reference, *t.stimuli))
-                for t in trials)
-            tests[fmt] = (root / fmt, len(trials), len(trials[0].stimuli))
-        results = {}
-        for name, fmt, prefetch in (("WAV, no prefetch (former)", "wav", False), ("FLAC, no prefetch", "flac", False),
-                                    ("FLAC + prefetch (now)", "flac", True)):
-            folder, n_trials, _ = tests[fmt]
-            proc, url = start_server(folder, prefetch)
+        d = prepare_test(run, root / "test", PrepareOptions(Design.MUSHRA, listeners=1))
+        trials = d.slots[0]
+        expected = statistics.mean(  # 24-bit PCM of every signal of the trial plus the header
+            HEADER_BYTES + 3 * sum(d.stimuli[s].channels * d.stimuli[s].samples for s in (t.reference, *t.stimuli))
+            for t in trials)
+        n_trials, n_rated = len(trials), len(trials[0].stimuli)
+        results, received = {}, []
+        for name, prefetch in (("bundle, no prefetch", False), ("bundle + prefetch (now)", True)):
+            proc, url = start_server(root / "test", prefetch)
             opts = webdriver.ChromeOptions()
             for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                         "--no-first-run", "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1000"):
@@ -177,23 +180,23 @@ def main() -> None:
             driver = webdriver.Chrome(options=opts, service=Service(chromedriver))
             driver.set_script_timeout(300)
             try:
-                results[name] = session(driver, url, n_trials, prefetch)
+                results[name], sizes = session(driver, url, n_trials, prefetch)
+                received += sizes
             finally:
                 driver.quit()
                 os.killpg(proc.pid, 15)
                 proc.wait(10)
-        _, n_trials, n_rated = tests["flac"]
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"MUSHRA trial: {n_rated} rated signals + open reference, 44.1 kHz stereo, {n_items} items; link "
               f"10 Mbit/s, 40 ms latency (CDP); {os.cpu_count()} CPUs, load average {load} (server, browser and "
               "benchmark share them)")
-        print(f"bytes per trial: WAV {sizes['wav'] / 1e6:.2f} MB, FLAC {sizes['flac'] / 1e6:.2f} MB; "
-              f"ratio FLAC/WAV {sizes['flac'] / sizes['wav']:.2f}")
-        former = statistics.median(results["WAV, no prefetch (former)"])
+        full = [size for status, size in received if status == 200]
+        print(f"bytes per trial: {expected / 1e6:.2f} MB (one bundle: 24-bit PCM + {HEADER_BYTES}-byte header); "
+              f"received per bundle: mean {statistics.mean(full) / 1e6:.2f} MB over {len(full)} bundles, plus "
+              f"{len(received) - len(full)} early requests answered 404 (bundle still being built; retried)")
         for name, times in results.items():
-            med = statistics.median(times)
-            print(f"Submit -> next trial playable, {name}: median {med:.2f} s over {len(times)} transitions "
-                  f"({', '.join(f'{t:.2f}' for t in times)}); ratio to former {med / former:.2f}")
+            print(f"Submit -> next trial playable, {name}: median {statistics.median(times):.2f} s over "
+                  f"{len(times)} transitions ({', '.join(f'{t:.2f}' for t in times)})")
 
 
 if __name__ == "__main__":

@@ -285,6 +285,24 @@ def _read_text_option(option: str, path: str | None) -> str:
         raise ListenError(f"{option} {path}: not UTF-8 text (Markdown expected)") from None
 
 
+def _read_trial_instructions(path: str | None) -> tuple[tuple[str, str], ...]:
+    """``--trial-instructions``: Markdown for every trial, or a JSON object {item or "*": Markdown}."""
+    import json
+
+    from evalkit.listening.errors import ListenError
+
+    text = _read_text_option("--trial-instructions", path)
+    if path is None or not path.endswith(".json"):
+        return (("*", text),) if text.strip() else ()
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ListenError(f"--trial-instructions {path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise ListenError(f'--trial-instructions {path}: expected an object {{"item or *": "Markdown"}}')
+    return tuple((str(k), v) for k, v in raw.items())
+
+
 def _listen_prepare(args: argparse.Namespace) -> int:
     from evalkit.labels import parse_label_options
     from evalkit.listening.design import PrepareOptions, prepare_test
@@ -300,6 +318,7 @@ def _listen_prepare(args: argparse.Namespace) -> int:
                              target_lufs=args.loudness_lufs, repeats=args.repeats, labels=labels,
                              instructions=_read_text_option("--instructions", args.instructions),
                              consent=_read_text_option("--consent", args.consent),
+                             trial_instructions=_read_trial_instructions(args.trial_instructions),
                              require_training=args.require_training, headphone_check=args.headphone_check)
     definition = prepare_test(args.run, args.out, options)
     n_trials = len(definition.slots[0])
@@ -503,6 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="display label of a condition in outputs (repeatable; default: short labels)")
     prepare.add_argument("--instructions", metavar="FILE", help="Markdown instructions for the welcome page")
     prepare.add_argument("--consent", metavar="FILE", help="Markdown consent text (the participant must agree)")
+    prepare.add_argument("--trial-instructions", metavar="FILE",
+                         help='Markdown shown above every trial, or FILE.json: {"ITEM" or "*": Markdown}')
     prepare.add_argument("--require-training", action="store_true", help="no 'skip training' button")
     prepare.add_argument("--headphone-check", action="store_true",
                          help="Huggins-pitch headphone screening before training (results stored)")

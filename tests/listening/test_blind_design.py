@@ -4,6 +4,7 @@ listener, --repeats, de-duplicated conditions, labels and the researcher options
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections import Counter
 
@@ -18,18 +19,21 @@ from evalkit.listening.model import (
     ANCHOR_MID,
     OPEN_REFERENCE,
     REFERENCE,
+    STATIC_DIR,
     STIMULI_DIR,
+    STORE_FILE,
     Design,
     ListenError,
     load_definition,
 )
 from evalkit.listening.stimulus_files import FIXED_MTIME_S, encode_flac, equal_size, padded_to
+from evalkit.listening.storage import ListeningStore
 from tests.listening.conftest import CONDITIONS, make_run
 
 
 def _files(folder, definition, trial):
     ids = [*trial.stimuli] + ([trial.reference] if trial.reference else [])
-    return [folder / STIMULI_DIR / definition.file_name(s) for s in ids]
+    return [definition.stimulus_path(folder, s) for s in ids]
 
 
 def _all_trials(definition):
@@ -64,8 +68,8 @@ def test_hidden_reference_is_the_reference_to_within_dither(mushra_dir):
     definition = load_definition(mushra_dir)
     trial = definition.slots[0][0]
     by_name = {definition.stimuli[s].condition: s for s in trial.stimuli}
-    hidden, rate = sf.read(mushra_dir / STIMULI_DIR / definition.file_name(by_name[REFERENCE]), dtype="int32")
-    open_ref, _ = sf.read(mushra_dir / STIMULI_DIR / definition.file_name(trial.reference), dtype="int32")
+    hidden, rate = sf.read(definition.stimulus_path(mushra_dir, by_name[REFERENCE]), dtype="int32")
+    open_ref, _ = sf.read(definition.stimulus_path(mushra_dir, trial.reference), dtype="int32")
     assert definition.stimuli[trial.reference].condition == OPEN_REFERENCE
     diff = np.abs((hidden >> 8).astype(np.int64) - (open_ref >> 8))
     assert diff.max() <= 3 and np.mean(diff > 0) > 0.3  # 24-bit LSBs: independent TPDF dither, nothing more
@@ -157,21 +161,28 @@ def test_labels_options_and_texts_land_in_test_json(run_dir, tmp_path):
         prepare_test(run_dir, tmp_path / "x", PrepareOptions(Design.MUSHRA, labels=(("opus?bitrate_kbps=6", "O"),)))
 
 
-def test_old_definitions_wav_without_labels_still_load(mushra_dir, fresh_copy):
-    from evalkit.listening.session import player_data
+def test_old_definitions_wav_in_static_without_labels_still_load(mushra_dir, fresh_copy):
+    from evalkit.listening.session import deliver, presented
 
     folder = fresh_copy(mushra_dir)
     raw = json.loads((folder / "test.json").read_text())
-    for key in ("labels", "stimulus_format", "headphone", "repeats", "instructions", "consent", "require_training"):
+    for key in ("labels", "stimulus_format", "headphone", "repeats", "instructions", "consent", "require_training",
+                "stimuli_dir", "trial_instructions"):
         raw.pop(key, None)
     (folder / "test.json").write_text(json.dumps(raw))
-    for path in (folder / STIMULI_DIR).glob("*.flac"):  # an old test folder: WAV files
-        path.rename(path.with_suffix(".wav"))
+    for path in (folder / STIMULI_DIR).glob("*.flac"):  # an old test folder: WAV files in static/
+        path.rename(folder / STATIC_DIR / path.with_suffix(".wav").name)
     definition = load_definition(folder)
     assert definition.stimulus_format == "wav" and definition.labels["anchor35"] == "3.5 kHz anchor"
-    trial = definition.slots[0][0]
-    assert {s["url"] for s in player_data(definition, trial, "trial-0", False)["stimuli"]} \
-        == {f"app/static/{sid}.wav" for sid in trial.stimuli}
+    assert definition.stimuli_dir == STATIC_DIR
+    with ListeningStore(folder / STORE_FILE) as store:
+        p = store.create_participant(definition)
+    trial = definition.slots[p.slot][0]
+    path = deliver(folder, definition, p, "trial-0", trial, p.orders[0]).result()
+    x, _ = sf.read(path, dtype="int32")
+    first = presented(trial, p.orders[0])[0]
+    y, _ = sf.read(definition.stimulus_path(folder, first), dtype="int32", always_2d=True)
+    assert np.array_equal(x[:, :y.shape[1]], y)  # the bundle's first channels: the open reference, bit for bit
 
 
 def test_excerpt_seconds_and_loudness_clipping_note(tmp_path):
@@ -198,13 +209,38 @@ def test_bad_prepare_options(run_dir, tmp_path, options, message):
     assert not (tmp_path / "x").exists()
 
 
-def test_headphone_check_files_are_blind_and_answers_balanced(run_dir, tmp_path):
+def test_headphone_check_is_drawn_per_participant_and_stays_on_the_server(run_dir, tmp_path):
+    from evalkit.listening import headphone as hp
+    from evalkit.listening.session import headphone_bundle, headphone_data, headphone_seed
+
     out = tmp_path / "hp"
     d = prepare_test(run_dir, out, PrepareOptions(Design.MUSHRA, items=1, listeners=1, headphone_check=True))
-    hp = d.headphone
-    assert hp is not None and len(hp.trials) == 6 and hp.pass_correct == 5
-    assert sorted(t.answer for t in hp.trials) == [1, 1, 2, 2, 3, 3]
-    paths = [out / STIMULI_DIR / d.file_name(t.stimulus_id) for t in hp.trials]
-    assert len({p.stat().st_size for p in paths}) == 1
-    assert len({hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}) == 6
-    assert load_definition(out).headphone == hp
+    assert d.headphone == hp.HeadphoneCheck(hp.HUGGINS_METHOD, 5, 6) and load_definition(out).headphone == d.headphone
+    assert not list((out / STATIC_DIR).iterdir())  # no shared files: nothing of the check is written at prepare
+    with ListeningStore(out / STORE_FILE) as store:
+        people = [store.create_participant(d) for _ in range(8)]
+    answers = [hp.answers_for(headphone_seed(p)) for p in people]
+    assert all(sorted(a) == [1, 1, 2, 2, 3, 3] for a in answers)  # balanced for everyone
+    assert len({tuple(a) for a in answers}) > 1  # 90 possible sequences: 8 equal ones would be a shared draw
+    bundles = [headphone_bundle(p, 6) for p in people[:2]]
+    assert len(bundles[0]) == len(bundles[1]) and bundles[0] != bundles[1]  # same size, other noise
+    assert headphone_bundle(people[0], 6) == bundles[0]  # drawn once per participant: a reload gets the same
+    data = json.dumps(headphone_data(d, people[0]))
+    assert "answer" not in data and str(answers[0]) not in data
+    # the right burst holds the Huggins pitch: the channels differ in that burst only (from the bundle's samples)
+    x, rate = sf.read(io.BytesIO(bundles[0]), dtype="float64")
+    burst, gap = int(hp.BURST_S * rate), int(hp.GAP_S * rate)
+    for k, answer in enumerate(answers[0], start=1):
+        left, right = x[:, 2 * k], x[:, 2 * k + 1]
+        differs = [not np.allclose(left[j * (burst + gap):j * (burst + gap) + burst],
+                                   right[j * (burst + gap):j * (burst + gap) + burst], atol=1e-3) for j in range(3)]
+        assert differs == [j + 1 == answer for j in range(3)]
+
+
+def test_headphone_sequences_of_two_seeds():
+    from evalkit.listening import headphone as hp
+
+    a, sa = hp.sequence(11)
+    b, sb = hp.sequence(12)
+    assert a == hp.answers_for(11) and b == hp.answers_for(12) and a != b
+    assert all(x.shape == (2, 176400) for x in sa + sb) and not np.allclose(sa[1], sb[1])

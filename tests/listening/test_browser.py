@@ -59,14 +59,21 @@ def _start(d, url: str) -> str:
     return _wait(lambda: "?p=" in d.current_url and d.current_url.split("?p=")[1], what="participant token")
 
 
+def _click(d, element) -> None:
+    """Scroll ``element`` to the middle of the window, then click it (chromedriver does not scroll Streamlit's
+    main container for an element in a component's shadow root)."""
+    d.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'center'})", element)
+    element.click()
+
+
 def _play_all(d, root) -> None:
     from selenium.webdriver.common.by import By
 
     buttons = root.find_elements(By.CSS_SELECTOR, "button[data-role=play]")
     for b in buttons:  # switching from one to the next without stopping
-        b.click()
+        _click(d, b)
         time.sleep(PLAY_S)
-    root.find_element(By.CSS_SELECTOR, "button[data-role=stop]").click()
+    _click(d, root.find_element(By.CSS_SELECTOR, "button[data-role=stop]"))
 
 
 def _submit(d, root) -> None:
@@ -75,7 +82,7 @@ def _submit(d, root) -> None:
     submit = root.find_element(By.CSS_SELECTOR, "button[data-role=submit]")
     hint = root.find_elements(By.CSS_SELECTOR, ".lt-status")[-1]
     _wait(submit.is_enabled, what="submit enabled", detail=lambda: hint.text)
-    submit.click()
+    _click(d, submit)
 
 
 def _skip_training(d) -> None:
@@ -153,7 +160,7 @@ def test_ab_session_in_chromium(driver, ab_dir, fresh_copy, serve_test):
     for index in range(n_trials):
         root = _player(driver, f"trial-{index}")
         _play_all(driver, root)
-        root.find_element(By.CSS_SELECTOR, f"input[data-role=answer][value={answers[index % 3]}]").click()
+        _click(driver, root.find_element(By.CSS_SELECTOR, f"input[data-role=answer][value={answers[index % 3]}]"))
         _submit(driver, root)
     _wait(lambda: "Thank you" in driver.find_element(By.TAG_NAME, "body").text, what="thank-you page")
 

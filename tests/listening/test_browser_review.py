@@ -1,9 +1,9 @@
 """Real-browser checks of what a reviewer would try with dev tools and as a participant (headless chromium).
 
-- MUSHRA: the files of a trial as the browser gets them (distinct SHA-256, one Content-Length, one ETag, one
-  Last-Modified); keyboard shortcuts; a refresh keeps the ratings and played state; the next trial's audio is
-  fetched during the current one (no request for it after Submit); no server path in any websocket message;
-  pause and resume; the end page with the completion code.
+- MUSHRA: a trial as the browser gets it (one bundle: one request, its Content-Length, a fixed Last-Modified);
+  keyboard shortcuts; a refresh keeps the ratings and played state; the next trial's bundle is fetched during the
+  current one (no request for it after Submit); no server path in any websocket message; pause and resume; the
+  end page with the completion code.
 - ABX: always answering "A" scores exactly half.
 - Headphone check under a --base-url-path: pass and fail stored; training audio is fetched only when shown.
 """
@@ -18,10 +18,12 @@ import time
 import pytest
 
 from evalkit.listening.design import PrepareOptions, prepare_test
+from evalkit.listening.headphone import answers_for
 from evalkit.listening.model import STORE_FILE, Design, load_definition
+from evalkit.listening.session import bundle_name, headphone_seed, wire_id
 from evalkit.listening.storage import ListeningStore
 from tests.browser import needs_browser, start_chromium
-from tests.listening.test_browser import _play_all, _player, _skip_training, _submit, _wait
+from tests.listening.test_browser import _click, _play_all, _player, _skip_training, _submit, _wait
 
 pytestmark = needs_browser
 
@@ -113,13 +115,12 @@ def test_mushra_blind_files_refresh_prefetch_pause_in_chromium(driver, mushra_di
     _skip_training(driver)
     root = _player(driver, "trial-0")
 
-    # 1. what dev tools show of this trial's files
-    urls = _js(driver, root, "p.all.map((s) => s.url)")
-    files = driver.execute_async_script(HASH_SCRIPT, urls)
-    assert isinstance(files, list), files
-    assert len({f["sha256"] for f in files}) == len(files)
-    assert len({f["bytes"] for f in files}) == 1 and {f["length"] for f in files} == {str(files[0]["bytes"])}
-    assert len({f["etag"] for f in files}) == 1 and len({f["modified"] for f in files}) == 1
+    # 1. what dev tools show of this trial: one bundle, whose headers give its size and a fixed date only
+    url = _js(driver, root, "p.data.bundle")
+    (file,) = driver.execute_async_script(HASH_SCRIPT, [url])
+    expected = _js(driver, root, "p.wave[0].length * 3 * p.all.length * p.data.channels + 68")  # 24-bit, header
+    assert file["length"] == str(file["bytes"]) == str(expected)
+    assert file["modified"] == "Tue, 14 Nov 2023 22:13:20 GMT"
 
     # 2. keys: "1" plays the first rated signal, space stops it
     first = _js(driver, root, "p.data.stimuli[0].id")
@@ -141,29 +142,30 @@ def test_mushra_blind_files_refresh_prefetch_pause_in_chromium(driver, mushra_di
     kept = draft()["ratings"]
     driver.refresh()
     root = _player(driver, "trial-0")
-    assert _js(driver, root, "p.ratings") == {k: int(v) for k, v in kept.items()}
+    with ListeningStore(folder / STORE_FILE) as store:
+        participant = store.participant(token)
+    assert _js(driver, root, "p.ratings") == {wire_id(participant, k): int(v) for k, v in kept.items()}
     assert _js(driver, root, "p.data.stimuli.every((s) => p.playedEnough(s.id))")
     assert _js(driver, root, "Object.values(p.sliders).every((s) => !s.disabled)")
 
-    # 4. prefetch: the next trial's files are fetched now, none after Submit
+    # 4. prefetch: the next trial's bundle is fetched now, nothing after Submit
     _rate(driver, root, labels={str(k) for k in range(3, 20)})
-    trials = definition.trials_for(db.execute("SELECT slot FROM participants").fetchone()[0])
-    next_files = [definition.file_name(s) for s in (trials[1].reference, *trials[1].stimuli)]
+    next_url = _js(driver, root, "p.data.prefetch")
     assert driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
-        "Promise.all([...window.__evalkitAudio.values()]).then(() => done(window.__evalkitAudio.size));") \
-        == len(next_files)
+        "Promise.all([...window.__evalkitAudio.values()]).then(() => done(window.__evalkitAudio.size));") == 1
     before = _network(driver)
-    assert set(next_files) <= {u.rsplit("/", 1)[1] for u in _requested(before)}
+    assert next_url.rsplit("/", 1)[1] in {u.rsplit("/", 1)[1] for u in _requested(before)}
     _submit(driver, root)
     root = _player(driver, "trial-1")
+    assert _js(driver, root, "p.data.bundle") == next_url
     after = _network(driver)
-    assert not [u for u in _requested(after) if u.rsplit("/", 1)[1] in next_files]
+    assert not [u for u in _requested(after) if "/app/static/" in u]
 
     # 5. pause keeps the position; the end page has the completion code and no bookmark hint
     from selenium.webdriver.common.by import By
 
-    root.find_element(By.CSS_SELECTOR, "button[data-role=pause]").click()
+    _click(driver, root.find_element(By.CSS_SELECTOR, "button[data-role=pause]"))
     _wait(lambda: "Paused" in _body(driver), what="pause page")
     assert "1 of 2 trials done" in _body(driver)
     _button(driver, "Continue").click()
@@ -196,7 +198,7 @@ def test_abx_always_answering_a_scores_half_in_chromium(driver, run_dir, tmp_pat
         for index in range(2):
             root = _player(driver, f"trial-{index}")
             _play_all(driver, root)
-            root.find_element(By.CSS_SELECTOR, "input[data-role=answer][value=A]").click()
+            _click(driver, root.find_element(By.CSS_SELECTOR, "input[data-role=answer][value=A]"))
             _submit(driver, root)
         _wait(lambda: "Thank you" in _body(driver), what="end page")
     with ListeningStore(folder / STORE_FILE) as store:
@@ -208,7 +210,8 @@ def test_abx_always_answering_a_scores_half_in_chromium(driver, run_dir, tmp_pat
     assert all(sum(v) == 1 and len(v) == 2 for v in per_listener.values())  # 50 %, not 0 % or 100 %
 
 
-def test_headphone_check_pass_fail_and_lazy_training_in_chromium(driver, run_dir, tmp_path, serve_test):
+def test_headphone_check_per_participant_pass_fail_and_lazy_training_in_chromium(driver, run_dir, tmp_path,
+                                                                                 serve_test):
     from selenium.webdriver.common.by import By
 
     folder = tmp_path / "hp"
@@ -216,15 +219,22 @@ def test_headphone_check_pass_fail_and_lazy_training_in_chromium(driver, run_dir
                                                               headphone_check=True))
     server = serve_test(folder, base_url_path="study")
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": FAST_AUDIO})
-    answers = [t.answer for t in definition.headphone.trials]
-    training_files = {definition.file_name(s) for s in (definition.training.reference, *definition.training.stimuli)}
+    seen_bundles = []
     for right in (True, False):
-        _consent(driver, server.url)
+        token = _consent(driver, server.url)
+        with ListeningStore(folder / STORE_FILE) as store:
+            participant = store.participant(token)
+        answers = answers_for(headphone_seed(participant))  # this participant's own sequence, on the server only
         _wait(lambda: "Headphone check" in _body(driver), what="headphone page")
         host = _wait(lambda: driver.execute_script(
             "const h = Array.from(document.querySelectorAll('*')).find(e => e.shadowRoot && "
-            "e.shadowRoot.querySelector('.hc')); return h ? h.shadowRoot : null;"), what="headphone component")
-        _wait(lambda h=host: h.find_element(By.CSS_SELECTOR, "button[data-role=start-check]"), what="start").click()
+            "e.shadowRoot.querySelector('.hc[data-ready=\"1\"]')); return h ? h.shadowRoot : null;"),
+            what="headphone component")
+        data = driver.execute_script("return arguments[0].querySelector('.hc').__check.data", host)
+        assert "answer" not in json.dumps(data) and data["trials"] == len(answers) == 6
+        (file,) = driver.execute_async_script(HASH_SCRIPT, [data["bundle"]])
+        seen_bundles.append(file)
+        host.find_element(By.CSS_SELECTOR, "button[data-role=start-check]").click()
         for k, answer in enumerate(answers):
             _wait(lambda k=k, h=host: h.find_element(By.CSS_SELECTOR, ".hc").get_attribute("data-trial") == str(k),
                   what=f"sound check {k + 1}")
@@ -237,16 +247,21 @@ def test_headphone_check_pass_fail_and_lazy_training_in_chromium(driver, run_dir
         _wait(lambda: "Training" in _body(driver), what="training page after the check")
         _network(driver)  # discard: only what follows counts
         time.sleep(1.0)
-        assert not training_files & {u.rsplit("/", 1)[1] for u in _requested(_network(driver))}
+        training = bundle_name(participant, "training")
+        assert training not in {u.rsplit("/", 1)[1] for u in _requested(_network(driver))}
+    # two participants: other URLs and other sounds, of one size
+    assert seen_bundles[0]["url"] != seen_bundles[1]["url"] and seen_bundles[0]["sha256"] != seen_bundles[1]["sha256"]
+    assert seen_bundles[0]["bytes"] == seen_bundles[1]["bytes"]
     _button(driver, "Listen to the training example").click()
     seen: set[str] = set()
 
-    def requested_all() -> bool:
+    def requested_training() -> bool:
         seen.update(u.rsplit("/", 1)[1] for u in _requested(_network(driver)))
-        return training_files <= seen
-    _wait(requested_all, what="training audio requested once shown")
+        return training in seen
+    _wait(requested_training, what="training audio requested once shown")
     with ListeningStore(folder / STORE_FILE) as store:
         assert store.headphone_results() == {"L001": True, "L002": False}
     rows = sqlite3.connect(folder / STORE_FILE).execute(
-        "SELECT correct, n_trials FROM headphone_checks ORDER BY participant_id").fetchall()
-    assert rows == [(6, 6), (0, 6)]
+        "SELECT correct, n_trials, details FROM headphone_checks ORDER BY participant_id").fetchall()
+    assert [r[:2] for r in rows] == [(6, 6), (0, 6)]
+    assert definition.headphone.n_trials == 6 and all(json.loads(r[2])["answers"] for r in rows)

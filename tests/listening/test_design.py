@@ -146,7 +146,7 @@ def test_bad_runs_and_definitions(run_dir, mushra_dir, fresh_copy, tmp_path):
     definition = load_definition(folder)
     victim = definition.slots[0][0].stimuli[1]
     (folder / STIMULI_DIR / f"{victim}.flac").unlink()
-    with pytest.raises(ListenError, match=f"missing stimulus file static/{victim}.flac"):
+    with pytest.raises(ListenError, match=f"missing stimulus file stimuli/{victim}.flac"):
         load_definition(folder)
     folder = fresh_copy(mushra_dir)
     raw = json.loads((folder / "test.json").read_text())

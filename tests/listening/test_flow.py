@@ -10,9 +10,17 @@ import pytest
 
 from evalkit.cli import main
 from evalkit.listening.design import PrepareOptions, prepare_test
-from evalkit.listening.model import STORE_FILE, Design, load_definition
+from evalkit.listening.headphone import answers_for
+from evalkit.listening.model import STORE_FILE, Design, ListenError, load_definition
 from evalkit.listening.serve import COMPLETION_ENV, write_launcher
-from evalkit.listening.session import expected_minutes, handle_draft, handle_headphone_check
+from evalkit.listening.session import (
+    expected_minutes,
+    handle_draft,
+    handle_headphone_check,
+    headphone_seed,
+    presented,
+    wire_id,
+)
 from evalkit.listening.storage import ListeningStore
 from tests.listening.test_app import _texts
 from tests.listening.test_storage import _events, _scores
@@ -43,13 +51,15 @@ def test_draft_is_checked_kept_and_cleared_on_submit(mushra_dir, fresh_copy):
         p = store.create_participant(definition)
         trial = definition.trials_for(p.slot)[0]
         a, b = trial.stimuli[:2]
-        events = [{"stimulus_id": a, "start_s": 0.0, "duration_s": 0.5, "at_ms": 1.0},
+        wire = {s: wire_id(p, s) for s in presented(trial)}  # the browser knows the participant's ids only
+        events = [{"stimulus_id": wire[a], "start_s": 0.0, "duration_s": 0.5, "at_ms": 1.0},
+                  {"stimulus_id": a, "start_s": 0.0, "duration_s": 0.5, "at_ms": 2.0},  # a stored id: unknown
                   {"stimulus_id": "not-in-trial", "start_s": 0.0, "duration_s": 0.5, "at_ms": 2.0}]
-        assert not handle_draft(store, definition, p, 0, {"trial": "trial-1", "ratings": {a: 5}})
+        assert not handle_draft(store, definition, p, 0, {"trial": "trial-1", "ratings": {wire[a]: 5}})
         assert store.draft(p, 0) is None
-        assert handle_draft(store, definition, p, 0, {"trial": "trial-0", "ratings": {a: 40, b: 140, "x": 3},
-                                                      "answer": "Z", "events": events, "position_s": 1.5})
-        kept = store.draft(p, 0)
+        assert handle_draft(store, definition, p, 0, {"trial": "trial-0", "ratings": {
+            wire[a]: 40, wire[b]: 140, b: 30, "x": 3}, "answer": "Z", "events": events, "position_s": 1.5})
+        kept = store.draft(p, 0)  # stored under the test's stimulus ids
         assert kept["ratings"] == {a: 40.0} and kept["answer"] is None and kept["position_s"] == 1.5
         assert [e["stimulus_id"] for e in kept["events"]] == [a]
         store.submit(definition, p, 0, scores=_scores(trial, 1), events=_events(trial))
@@ -59,21 +69,24 @@ def test_draft_is_checked_kept_and_cleared_on_submit(mushra_dir, fresh_copy):
 def test_headphone_check_scored_on_the_server_first_result_stands(hp_dir, fresh_copy):
     folder = fresh_copy(hp_dir)
     definition = load_definition(folder)
-    check = definition.headphone
+    assert definition.headphone.n_trials == 6
     with ListeningStore(folder / STORE_FILE) as store:
         p = store.create_participant(definition)
-        right = {t.stimulus_id: t.answer for t in check.trials}
-        assert handle_headphone_check(store, definition, p, {"responses": dict(list(right.items())[:5])}) \
+        right = answers_for(headphone_seed(p))  # the participant's own sequence, drawn on the server
+        assert handle_headphone_check(store, definition, p, {"responses": right[:5]}) \
             == ["answer every sound with 1, 2 or 3"]
+        assert handle_headphone_check(store, definition, p, {"responses": {"a": 1}}) \
+            == ["this page is out of date; reload it"]
         assert store.headphone_result(p) is None
-        one_wrong = dict(right, **{check.trials[0].stimulus_id: check.trials[0].answer % 3 + 1})
+        one_wrong = [right[0] % 3 + 1, *right[1:]]
         assert handle_headphone_check(store, definition, p, {"responses": one_wrong}) == []
         assert store.headphone_result(p) is True  # 5 of 6
-        wrong = {k: v % 3 + 1 for k, v in right.items()}
+        wrong = [v % 3 + 1 for v in right]
         assert handle_headphone_check(store, definition, p, {"responses": wrong}) == []
         assert store.headphone_results() == {p.label: True}
         q = store.create_participant(definition)
-        two_wrong = dict(one_wrong, **{check.trials[1].stimulus_id: check.trials[1].answer % 3 + 1})
+        q_right = answers_for(headphone_seed(q))
+        two_wrong = [v % 3 + 1 if k < 2 else v for k, v in enumerate(q_right)]
         handle_headphone_check(store, definition, q, {"responses": two_wrong})
         assert store.headphone_results() == {p.label: True, q.label: False}
         assert [r["headphones"] for r in store.progress(definition)] == ["passed", "failed"]
@@ -142,3 +155,34 @@ def test_prepare_cli_options(run_dir, tmp_path, capsys):
                      *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err
+
+
+def test_trial_instructions_from_markdown_or_json(run_dir, tmp_path, capsys):
+    from evalkit.listening.model import Trial
+
+    (tmp_path / "all.md").write_text("Listen to the *cymbals*.")
+    out = tmp_path / "md"
+    assert main(["listen", "prepare", "--run", str(run_dir), "--design", "ab", "--items", "1",
+                 "--trial-instructions", str(tmp_path / "all.md"), "--out", str(out)]) == 0
+    d = load_definition(out)
+    assert d.trial_instructions == {"*": "Listen to the *cymbals*."}
+    assert d.instructions_for(d.slots[0][0]) == "Listen to the *cymbals*."
+    (tmp_path / "per.json").write_text(json.dumps({"*": "Any.", "clip1.wav": "Clip one."}))
+    assert main(["listen", "prepare", "--run", str(run_dir), "--design", "mushra", "--listeners", "1",
+                 "--trial-instructions", str(tmp_path / "per.json"), "--out", str(tmp_path / "js")]) == 0
+    d = load_definition(tmp_path / "js")
+    assert d.instructions_for(Trial("clip1.wav", ())) == "Clip one." and d.instructions_for(Trial("clip0.wav", ())) \
+        == "Any."
+    capsys.readouterr()
+    for content, message in [("{", "not JSON"), ('["a"]', "expected an object"),
+                             ('{"nope.wav": "x"}', "'nope.wav' is not an item of the run")]:
+        (tmp_path / "bad.json").write_text(content)
+        assert main(["listen", "prepare", "--run", str(run_dir), "--design", "ab", "--out", str(tmp_path / "x"),
+                     "--trial-instructions", str(tmp_path / "bad.json")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+    raw = json.loads((out / "test.json").read_text())
+    raw["trial_instructions"] = {"elsewhere.wav": "x"}
+    (out / "test.json").write_text(json.dumps(raw))
+    with pytest.raises(ListenError, match="trial_instructions: 'elsewhere.wav' is neither an item of the test"):
+        load_definition(out)

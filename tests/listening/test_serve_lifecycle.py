@@ -1,5 +1,6 @@
-"""`evalkit listen serve` as a real process: SIGINT, SIGTERM and SIGKILL stop Streamlit within 3 s and free the
-port; the admin token comes from the environment; bad serve options are one line."""
+"""`evalkit listen serve` as a real process: SIGINT, SIGTERM and SIGKILL stop Streamlit and serve within 3 s and free
+the port, also while a participant's download is in flight; the admin token comes from the environment; bad serve
+options are one line."""
 
 from __future__ import annotations
 
@@ -72,27 +73,52 @@ def _start_serve(folder: Path, port: int) -> tuple[subprocess.Popen, int]:
     return proc, child
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_signal_to_serve_stops_streamlit_and_frees_the_port(mushra_dir, fresh_copy, sig):
+def _stalled_download(folder: Path, port: int) -> socket.socket:
+    """A participant on a slow link: a 20 MB file requested and not read, so its response stays in flight."""
+    (folder / "static" / ("f" * 32 + ".wav")).write_bytes(os.urandom(20_000_000))
+    client = socket.create_connection(("127.0.0.1", port))
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.sendall(f"GET /app/static/{'f' * 32}.wav HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    client.recv(1024)  # the response has started
+    return client
+
+
+@pytest.mark.parametrize(("sig", "downloading"), [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                                  (signal.SIGKILL, False), (signal.SIGTERM, True)])
+def test_signal_to_serve_stops_streamlit_and_frees_the_port(mushra_dir, fresh_copy, sig, downloading):
     folder = fresh_copy(mushra_dir)
     port = free_port()
     proc, child = _start_serve(folder, port)
+    client = _stalled_download(folder, port) if downloading else None
     try:
         assert _port_open(port) and _alive(child)
         os.kill(proc.pid, sig)
         t0 = time.monotonic()
-        while time.monotonic() - t0 < STOP_LIMIT_S and (_alive(child) or _port_open(port)):
+        while time.monotonic() - t0 < STOP_LIMIT_S and (_alive(child) or _port_open(port) or proc.poll() is None):
             time.sleep(0.05)
         assert not _alive(child), f"streamlit still running {STOP_LIMIT_S} s after {sig.name} to serve"
         assert not _port_open(port)
-        proc.wait(5)
+        assert proc.poll() is not None, f"serve still running {STOP_LIMIT_S} s after {sig.name}"
         out = proc.stdout.read().decode(errors="replace")
         assert "lifecycle-admin-token" not in out  # a token from the environment is not printed
         assert "?admin=$EVALKIT_ADMIN_TOKEN" in out
     finally:
+        if client is not None:
+            client.close()
         for pid in (proc.pid, child):
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_streamlit_bounds_its_graceful_shutdown():
+    from streamlit.web.server.starlette import starlette_server
+
+    from evalkit.listening.streamlit_boot import SHUTDOWN_S, bound_shutdown
+
+    bound_shutdown()
+    bound_shutdown()  # once only
+    kwargs = starlette_server._get_uvicorn_config_kwargs()
+    assert kwargs["timeout_graceful_shutdown"] == SHUTDOWN_S < serve_module.STOP_GRACE_S < STOP_LIMIT_S
 
 
 def test_admin_token_from_environment_and_serve_options(mushra_dir, fresh_copy, monkeypatch, capsys):

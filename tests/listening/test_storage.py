@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 
 import pytest
 
 from evalkit.listening.model import STORE_FILE, Design, ListenError, PlayEvent, load_definition
-from evalkit.listening.session import MIN_PLAY_S, handle_submission, player_data
+from evalkit.listening.session import MIN_PLAY_S, handle_submission, player_data, presented, wire_id
 from evalkit.listening.storage import ListeningStore
 
 N_PARTICIPANTS = 24
@@ -120,8 +121,12 @@ def test_bad_submissions_write_nothing(mushra_dir, fresh_copy):
             store.submit(definition, p, 99, scores=good)
         with pytest.raises(ListenError, match="not in this trial"):
             store.submit(definition, p, 0, scores=good, events=[PlayEvent("deadbeef", 0, 1, 0)])
-        # the session layer: unplayed, unrated, stale or forged payloads are refused with a reason
-        events = [e.__dict__ for e in _events(trial)]
+        # the session layer (the participant's ids): unplayed, unrated, stale or forged payloads are refused
+        wire = {s: wire_id(p, s) for s in presented(trial)}
+        events = [dict(e.__dict__, stimulus_id=wire[e.stimulus_id]) for e in _events(trial)]
+        stored_ids = {"trial": "trial-0", "ratings": good, "events": [e.__dict__ for e in _events(trial)]}
+        assert handle_submission(store, definition, p, 0, stored_ids) == ["this page is out of date; reload it"]
+        good = {wire[k]: v for k, v in good.items()}
         assert handle_submission(store, definition, p, 0, {"trial": "trial-1", "ratings": good}) \
             == ["this page is out of date; reload it"]
         problems = handle_submission(store, definition, p, 0, {"trial": "trial-0", "ratings": good, "events": []})
@@ -142,24 +147,29 @@ def test_bad_submissions_write_nothing(mushra_dir, fresh_copy):
         assert con.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == len(trial.stimuli)
 
 
-def test_browser_never_sees_conditions_or_paths(mushra_dir, ab_dir):
-    for folder in (mushra_dir, ab_dir):
+def test_browser_never_sees_conditions_stored_ids_or_paths(mushra_dir, ab_dir, fresh_copy):
+    for folder in (fresh_copy(mushra_dir), fresh_copy(ab_dir)):
         definition = load_definition(folder)
-        for slot in definition.slots:
-            for index, trial in enumerate(slot):
-                text = json.dumps(player_data(definition, trial, f"trial-{index}", False))
-                for name in [*definition.conditions.values(), *definition.conditions, "anchor"]:
-                    assert name not in text
+        with ListeningStore(folder / STORE_FILE) as store:
+            participants = [store.create_participant(definition) for _ in definition.slots]
+        for p in participants:
+            for index, trial in enumerate(definition.trials_for(p.slot)):
+                order = list(p.orders[index])
+                text = json.dumps(player_data(definition, p, trial, f"trial-{index}", False, order))
+                for name in [*definition.conditions.values(), *definition.conditions, "anchor", *definition.stimuli]:
+                    assert name not in text  # no condition and no stored stimulus id
                 assert str(folder) not in text and definition.run_dir not in text
                 assert "lowpass" not in text and ".sqlite" not in text
                 data = json.loads(text)
-                assert {s["id"] for s in data["stimuli"]} == set(trial.stimuli)
-                assert all(s["url"] == f"app/static/{s['id']}.flac" for s in data["stimuli"])
+                shown = [trial.stimuli[k] for k in order]
+                assert [s["id"] for s in data["stimuli"]] == [wire_id(p, s) for s in shown]
+                assert re.fullmatch(r"app/static/[0-9a-f]{32}\.wav", data["bundle"])  # one URL for the trial
+                assert "url" not in text
                 # rated stimuli carry neutral labels only; the open reference is the one labelled "Reference"
                 assert [s["label"] for s in data["stimuli"]] == (
                     [str(k + 1) for k in range(len(trial.stimuli))] if definition.design is Design.MUSHRA
                     else ["A", "B"])
-                assert data["reference"] is None or data["reference"]["id"] == trial.reference
+                assert data["reference"] is None or data["reference"]["id"] == wire_id(p, trial.reference)
 
 
 def test_ab_answers_map_to_conditions(ab_dir, fresh_copy):

@@ -19,13 +19,19 @@ import streamlit as st
 from evalkit.listening.model import STORE_FILE, Design, ListenError, TestDefinition, load_definition
 from evalkit.listening.serve import ADMIN_ENV, COMPLETION_ENV, PREFETCH_ENV
 from evalkit.listening.session import (
-    MIN_PLAY_S,
+    HEADPHONE_KEY,
+    bundle_url,
+    deliver,
+    deliver_headphone,
     expected_minutes,
     handle_draft,
     handle_headphone_check,
     handle_submission,
     headphone_data,
     player_data,
+    release,
+    training_order,
+    trial_order,
 )
 from evalkit.listening.storage import ListeningStore, Participant
 
@@ -50,20 +56,27 @@ def _definition(folder: str) -> TestDefinition:
 
 @st.cache_resource
 def _player():
-    from evalkit.listening.player_css import PLAYER_CSS
-    from evalkit.listening.player_js import PLAYER_HTML, PLAYER_JS
+    from evalkit.listening.web import component
 
-    return st.components.v2.component("evalkit_listening_player", html=PLAYER_HTML, css=PLAYER_CSS,
-                                      js=PLAYER_JS % {"min_play_s": MIN_PLAY_S})
+    return st.components.v2.component("evalkit_listening_player", **component("player"))
 
 
 @st.cache_resource
 def _headphone_component():
-    from evalkit.listening import headphone as hp
-    from evalkit.listening.headphone_js import HEADPHONE_CSS, HEADPHONE_HTML, HEADPHONE_JS
+    from evalkit.listening.web import component
 
-    return st.components.v2.component("evalkit_headphone_check", html=HEADPHONE_HTML, css=HEADPHONE_CSS,
-                                      js=HEADPHONE_JS % {"burst_s": hp.BURST_S, "gap_s": hp.GAP_S, "rate": hp.RATE})
+    return st.components.v2.component("evalkit_headphone_check", **component("headphone"))
+
+
+def _ready(future) -> bool:
+    """Wait for a bundle; False (and an error on the page, the reason in the server's log) if it failed."""
+    try:
+        future.result()
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"evalkit listen: cannot build a bundle: {exc}", file=sys.stderr)
+        st.error("The audio of this page could not be prepared (the server's log says why).")
+        return False
+    return True
 
 
 def main(folder: Path) -> None:
@@ -89,7 +102,7 @@ def main(folder: Path) -> None:
             st.error("This link is not valid. Open the address you were given without the part after the `?` "
                      "to start a new session.")
             return
-        participant_page(definition, store, participant)
+        participant_page(folder, definition, store, participant)
 
 
 def welcome_page(definition: TestDefinition, store: ListeningStore) -> None:
@@ -114,7 +127,8 @@ def _personal_link(participant: Participant) -> None:
     st.caption(f"Your personal link (bookmark it to resume): `?p={participant.token}`")
 
 
-def participant_page(definition: TestDefinition, store: ListeningStore, participant: Participant) -> None:
+def participant_page(folder: Path, definition: TestDefinition, store: ListeningStore,
+                     participant: Participant) -> None:
     trials = definition.trials_for(participant.slot)
     done = store.done_trials(participant)
     remaining = [i for i in range(len(trials)) if i not in done]
@@ -122,26 +136,35 @@ def participant_page(definition: TestDefinition, store: ListeningStore, particip
         end_page()
         return
     if definition.headphone is not None and store.headphone_result(participant) is None:
-        headphone_page(definition, store, participant)
+        headphone_page(folder, definition, store, participant)
         return
     prefetch = os.environ.get(PREFETCH_ENV, "1") != "0"
     if not participant.trained:
-        training_page(definition, store, participant, trials[remaining[0]] if prefetch else None)
+        training_page(folder, definition, store, participant, remaining[0] if prefetch else None)
         return
     paused_key = f"paused-{participant.participant_id}"
     if st.session_state.get(paused_key):
         pause_page(len(done), len(trials), paused_key)
         return
     index = remaining[0]
+    key = f"trial-{index}"
     _personal_link(participant)
     st.progress(len(done) / len(trials), text=f"Trial {len(done) + 1} of {len(trials)}")
-    st.markdown(INSTRUCTIONS[definition.design].split("\n\n")[0].replace("\n", " "))
     trial = trials[index]
-    order = participant.orders[index] if index < len(participant.orders) else range(len(trial.stimuli))
-    following = trials[remaining[1]] if prefetch and len(remaining) > 1 else None
-    data = player_data(definition, trial, f"trial-{index}", False, order, draft=store.draft(participant, index),
-                       prefetch=following)
-    result = _player()(key=f"trial-{index}", data=data, on_submit_change=lambda: None,
+    st.markdown(definition.instructions_for(trial)
+                or INSTRUCTIONS[definition.design].split("\n\n")[0].replace("\n", " "))
+    order = trial_order(definition, participant, index)
+    if not _ready(deliver(folder, definition, participant, key, trial, order)):
+        return
+    next_url = None
+    if prefetch and len(remaining) > 1:  # built in the background while this trial is shown
+        following = remaining[1]
+        deliver(folder, definition, participant, f"trial-{following}", trials[following],
+                trial_order(definition, participant, following))
+        next_url = bundle_url(participant, f"trial-{following}")
+    data = player_data(definition, participant, trial, key, False, order, draft=store.draft(participant, index),
+                       prefetch=next_url)
+    result = _player()(key=key, data=data, on_submit_change=lambda: None,
                        on_draft_change=lambda: None, on_pause_change=lambda: None)
     if result.draft:
         handle_draft(store, definition, participant, index, result.draft)
@@ -154,26 +177,32 @@ def participant_page(definition: TestDefinition, store: ListeningStore, particip
         if problems:
             st.error("Not saved: " + "; ".join(problems))
         else:
+            release(folder, participant, key)
             st.rerun()
 
 
-def headphone_page(definition: TestDefinition, store: ListeningStore, participant: Participant) -> None:
+def headphone_page(folder: Path, definition: TestDefinition, store: ListeningStore,
+                   participant: Participant) -> None:
     _personal_link(participant)
     st.title("Headphone check")
     st.markdown("This short check makes sure that you are wearing headphones: you will hear three noises at a "
                 "time, six times, and say which noise holds a faint tone. The tone can be heard only over "
                 "headphones.")
-    result = _headphone_component()(key="headphone-check", data=headphone_data(definition),
+    if not _ready(deliver_headphone(folder, definition, participant)):
+        return
+    result = _headphone_component()(key="headphone-check", data=headphone_data(definition, participant),
                                     on_result_change=lambda: None)
     if result.result:
         problems = handle_headphone_check(store, definition, participant, result.result)
         if problems:
             st.error("Not saved: " + "; ".join(problems))
         else:
+            release(folder, participant, HEADPHONE_KEY)
             st.rerun()
 
 
-def training_page(definition: TestDefinition, store: ListeningStore, participant: Participant, first_trial) -> None:
+def training_page(folder: Path, definition: TestDefinition, store: ListeningStore, participant: Participant,
+                  first_index: int | None) -> None:
     _personal_link(participant)
     st.title("Training")
     st.markdown("Listen to the signals of this example to learn the range of quality in the test and to set "
@@ -181,17 +210,28 @@ def training_page(definition: TestDefinition, store: ListeningStore, participant
                 + (" Play every signal once before you start the test." if definition.require_training else ""))
     shown = definition.require_training or st.session_state.get("training-shown")
     if definition.training is not None and shown:
-        data = player_data(definition, definition.training, "training", True, prefetch=first_trial,
-                           require_play=definition.require_training)
+        order = training_order(definition, participant)
+        if not _ready(deliver(folder, definition, participant, "training", definition.training, order)):
+            return
+        next_url = None
+        if first_index is not None:
+            key = f"trial-{first_index}"
+            deliver(folder, definition, participant, key, definition.trials_for(participant.slot)[first_index],
+                    trial_order(definition, participant, first_index))
+            next_url = bundle_url(participant, key)
+        data = player_data(definition, participant, definition.training, "training", True, order,
+                           prefetch=next_url, require_play=definition.require_training)
         result = _player()(key="training", data=data, on_submit_change=lambda: None)
         if result.submit:
             store.mark(participant, "trained")
+            release(folder, participant, "training")
             st.rerun()
     elif definition.training is not None and st.button("Listen to the training example", type="primary"):
         st.session_state["training-shown"] = True
         st.rerun()
     if not definition.require_training and st.button("Skip training and start the test"):
         store.mark(participant, "trained")
+        release(folder, participant, "training")
         st.rerun()
 
 

@@ -4,14 +4,14 @@ Items and conditions come from the run's decoded cache (:mod:`evalkit.listening.
 to one excerpt (same samples for all conditions, short fades), the hidden reference and the BS.1534-3 anchors
 are added (taken from the run when it has them, else built from the reference with the same filter), every
 stimulus is loudness-matched (BS.1770) to one target, and written as dithered 24-bit FLAC under a random id, one
-file per trial and signal, all files of an item of one size and one mtime (:mod:`evalkit.listening.stimulus_files`).
+file per trial and signal, into ``stimuli/``, which is never served (:mod:`evalkit.listening.stimulus_files`);
+``static/``, the served folder, starts empty: ``listen serve`` puts the per-participant trial bundles there.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import secrets
 import shutil
 from collections import defaultdict
 from collections.abc import Collection
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from evalkit.listening.assign import assign, make_trials, training_trial
-from evalkit.listening.headphone import HeadphoneCheck
+from evalkit.listening.headphone import HUGGINS_METHOD, N_TRIALS, PASS_CORRECT, HeadphoneCheck
 from evalkit.listening.model import (
     ANCHOR_LOW,
     ANCHOR_MID,
@@ -29,6 +29,7 @@ from evalkit.listening.model import (
     DEFINITION_FILE,
     MAX_SIGNALS_PER_TRIAL,
     REFERENCE,
+    STATIC_DIR,
     STIMULI_DIR,
     Design,
     ListenError,
@@ -55,6 +56,7 @@ class PrepareOptions:
     repeats: int = 1  # AB/ABX: presentations of each (item, pair) per listener
     labels: tuple[tuple[str, str], ...] = ()  # (spec or condition name, display label) overrides
     instructions: str = ""  # Markdown for the welcome page (empty: the design's default)
+    trial_instructions: tuple[tuple[str, str], ...] = ()  # (item or "*" for every trial, Markdown above the trial)
     consent: str = ""  # Markdown consent text (empty: the default sentence)
     require_training: bool = False
     headphone_check: bool = False
@@ -197,8 +199,8 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
     from evalkit.codecs.anchors import lowpass
 
     out_dir = Path(out_dir)
-    if (out_dir / DEFINITION_FILE).exists() or (out_dir / STIMULI_DIR).exists():
-        raise ListenError(f"{out_dir}: already holds a test ({DEFINITION_FILE} or {STIMULI_DIR}/); "
+    if any((out_dir / name).exists() for name in (DEFINITION_FILE, STIMULI_DIR, STATIC_DIR)):
+        raise ListenError(f"{out_dir}: already holds a test ({DEFINITION_FILE}, {STIMULI_DIR}/ or {STATIC_DIR}/); "
                           "choose another --out")
     _check_options(options)
     run = read_run(run_dir)
@@ -214,6 +216,7 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
     items = pick_items(complete, options.items, rng)
     per_channel = {c for c in conditions if any(complete[item][c].per_channel for item in items)}
     labels = test_labels(options.design, conditions, options.labels, per_channel)
+    trial_instructions = _trial_instructions(options.trial_instructions, set(units_by_item), items)
 
     signals: dict[tuple[str, str], np.ndarray] = {}
     rates: dict[str, int] = {}
@@ -273,29 +276,37 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
         trials_by_item = make_trials(options.design, items, conditions, pairs, options.repeats, write)
         training = training_trial(options.design, items[0], conditions, pairs, write)
         slots = assign(options.design, items, trials_by_item, options.listeners, rng)
-        headphone = _headphone_check(writer) if options.headphone_check else None
+        headphone = HeadphoneCheck(HUGGINS_METHOD, PASS_CORRECT, N_TRIALS) if options.headphone_check else None
         writer.flush()
+        (out_dir / STATIC_DIR).mkdir()
         definition = TestDefinition(
             options.design, options.seed, str(run.run_dir), tuple(items),
             {c: c for c in conditions} | ({ANCHOR_LOW: ANCHOR_SPECS[ANCHOR_LOW], ANCHOR_MID: ANCHOR_SPECS[ANCHOR_MID]}
                                           if options.design is Design.MUSHRA else {}),
             stimuli, slots, training, target, tuple(notes), tuple(pairs), labels, options.stimulus_format,
-            options.repeats, options.require_training, options.instructions, options.consent, headphone)
+            options.repeats, options.require_training, options.instructions, options.consent, headphone,
+            STIMULI_DIR, trial_instructions)
         problems = validate_definition(definition, out_dir)
         if problems:
             raise ListenError(f"{out_dir}: {problems[0]}")
         definition.save(out_dir)
     except BaseException:
         shutil.rmtree(out_dir / STIMULI_DIR, ignore_errors=True)
+        shutil.rmtree(out_dir / STATIC_DIR, ignore_errors=True)
         raise
     return definition
 
 
-def _headphone_check(writer: StimulusWriter) -> HeadphoneCheck:
-    from evalkit.listening import headphone as hp
+def _trial_instructions(given: tuple[tuple[str, str], ...], run_items: set[str], items: list[str]) -> dict[str, str]:
+    """``trial_instructions`` of test.json: the entries for ``"*"`` and for the chosen items.
 
-    rng = np.random.default_rng(secrets.randbits(128))  # noise and answer order: unpredictable, never seeded
-    calibration = writer.add("headphone", hp.calibration_signal(rng), hp.RATE, bits=16)
-    trials = tuple(hp.HeadphoneTrial(writer.add("headphone", hp.trial_signal(rng, answer), hp.RATE, bits=16), answer)
-                   for answer in hp.balanced_answers(rng))
-    return hp.HeadphoneCheck(hp.HUGGINS_METHOD, hp.PASS_CORRECT, calibration, trials)
+    Raises:
+        ListenError: an entry for an item the run does not have.
+    """
+    out = {}
+    for item, text in given:
+        if item != "*" and item not in run_items:
+            raise ListenError(f"--trial-instructions: {item!r} is not an item of the run (use '*' for every trial)")
+        if item == "*" or item in items:
+            out[item] = text
+    return out

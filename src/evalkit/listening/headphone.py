@@ -4,7 +4,8 @@ Each trial is one file of three 1 s noise bursts 0.5 s apart. Two are diotic (th
 the third, the noise in the right ear has a narrow band (600 Hz ± 6 %) phase-inverted. Over headphones that band
 is heard as a faint tone in the noise; over loudspeakers the two ears' signals mix in the air and the tone is
 lost. The participant says which burst holds the tone; the test is passed with at least 5 of 6 correct (Milne et
-al.'s criterion; guessing passes with probability 13/729 ≈ 1.8 %). The answers stay on the server.
+al.'s criterion; guessing passes with probability 13/729 ≈ 1.8 %). Every participant gets a sequence of its own
+(noise and correct bursts drawn from a per-participant seed, :func:`sequence`); the answers stay on the server.
 """
 
 from __future__ import annotations
@@ -22,19 +23,13 @@ NOISE_RMS = 0.05  # about −26 dBFS per ear; the participant sets the volume on
 
 
 @dataclass(frozen=True)
-class HeadphoneTrial:
-    stimulus_id: str
-    answer: int  # 1, 2 or 3: the burst holding the Huggins pitch (never sent to the browser)
-
-
-@dataclass(frozen=True)
 class HeadphoneCheck:
-    """What ``test.json`` keeps about the screening: the method, the pass mark and the trials."""
+    """What ``test.json`` keeps about the screening: the method, the pass mark and the number of trials (the
+    sounds and answers are drawn per participant)."""
 
     method: str
     pass_correct: int
-    calibration: str  # stimulus id of a diotic calibration noise
-    trials: tuple[HeadphoneTrial, ...]
+    n_trials: int = N_TRIALS
 
 
 def _ramped(x: np.ndarray, rate: int) -> np.ndarray:
@@ -61,7 +56,8 @@ def noise_burst(rng: np.random.Generator, huggins: bool, rate: int = RATE) -> np
 
 
 def trial_signal(rng: np.random.Generator, answer: int, rate: int = RATE) -> np.ndarray:
-    """Three bursts with ``GAP_S`` silence between them; burst ``answer`` (1-3) holds the Huggins pitch."""
+    """Three bursts with ``GAP_S`` silence between them; burst ``answer`` (1-3; 0: none) holds the Huggins
+    pitch."""
     gap = np.zeros((2, int(GAP_S * rate)))
     parts = []
     for k in (1, 2, 3):
@@ -70,8 +66,8 @@ def trial_signal(rng: np.random.Generator, answer: int, rate: int = RATE) -> np.
 
 
 def calibration_signal(rng: np.random.Generator, rate: int = RATE) -> np.ndarray:
-    """Three seconds of the diotic noise at the test's level, for setting the volume."""
-    return np.concatenate([noise_burst(rng, False, rate) for _ in range(3)], axis=1)
+    """Three diotic bursts at the test's level, timed like a trial, for setting the volume."""
+    return trial_signal(rng, 0, rate)
 
 
 def balanced_answers(rng: np.random.Generator, n: int = N_TRIALS) -> list[int]:
@@ -84,12 +80,28 @@ def balanced_answers(rng: np.random.Generator, n: int = N_TRIALS) -> list[int]:
     return [answers[i] for i in rng.permutation(n)]
 
 
-def score(check: HeadphoneCheck, responses: dict[str, int]) -> tuple[int, bool]:
-    """Correct answers (``responses``: stimulus id → chosen burst) and whether the check is passed.
+def answers_for(seed: int, n: int = N_TRIALS) -> list[int]:
+    """The correct bursts of the sequence drawn from ``seed`` (the first draws of :func:`sequence`)."""
+    return balanced_answers(np.random.default_rng(seed), n)
 
-    >>> check = HeadphoneCheck("m", 2, "c", (HeadphoneTrial("a", 1), HeadphoneTrial("b", 3)))
-    >>> score(check, {"a": 1, "b": 2}), score(check, {"a": 1, "b": 3})
+
+def sequence(seed: int, n: int = N_TRIALS) -> tuple[list[int], list[np.ndarray]]:
+    """One participant's screening from its ``seed``: the correct bursts and the ``[2, samples]`` signals (the
+    calibration noise first, then the ``n`` trials), all of one length.
+
+    >>> answers, signals = sequence(1, 3); answers == answers_for(1, 3), len(signals), signals[0].shape
+    (True, 4, (2, 176400))
+    """
+    rng = np.random.default_rng(seed)
+    answers = balanced_answers(rng, n)
+    return answers, [calibration_signal(rng), *(trial_signal(rng, a) for a in answers)]
+
+
+def score(answers: list[int], responses: list[int], pass_correct: int) -> tuple[int, bool]:
+    """Correct answers (``responses[k]``: the burst chosen in trial k) and whether the check is passed.
+
+    >>> score([1, 3], [1, 2], 2), score([1, 3], [1, 3], 2)
     ((1, False), (2, True))
     """
-    correct = sum(responses.get(t.stimulus_id) == t.answer for t in check.trials)
-    return correct, correct >= check.pass_correct
+    correct = sum(r == a for r, a in zip(responses, answers, strict=True))
+    return correct, correct >= pass_correct

@@ -1,8 +1,8 @@
 """Records of a listening test: one small frozen type per concept, plus the test definition file.
 
 The definition (``test.json`` in a test folder) is read by the server only: it maps opaque stimulus ids to files,
-items and conditions. The browser sees stimulus ids and neutral labels ("Reference", "1", "A"), never a condition
-name or a path.
+items and conditions. The browser sees one bundle per trial, ids drawn per participant and neutral labels
+("Reference", "1", "A"), never a stimulus id of this file, a condition name or a path.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from evalkit.listening.errors import ListenError
-from evalkit.listening.headphone import HeadphoneCheck, HeadphoneTrial
+from evalkit.listening.headphone import N_TRIALS, HeadphoneCheck
 
 DEFINITION_FILE = "test.json"
-STIMULI_DIR = "static"  # Streamlit serves <app folder>/static/* at /app/static/*; files are <id>.flac (old: .wav)
+STIMULI_DIR = "stimuli"  # the stimulus files, <id>.flac (old: .wav), never served (folders before: static/)
+STATIC_DIR = "static"  # Streamlit serves <app folder>/static/* at /app/static/*: only the per-participant bundles
 STORE_FILE = "listening.sqlite"
 APP_FILE = "listening_app.py"
 
@@ -79,17 +80,22 @@ class TestDefinition:
     require_training: bool = False  # no "skip training" button
     instructions: str = ""  # Markdown shown on the welcome page (empty: the design's default text)
     consent: str = ""  # Markdown consent text (empty: the default sentence)
-    headphone: HeadphoneCheck | None = None  # screening before training (answers stay on the server)
+    headphone: HeadphoneCheck | None = None  # screening before training (drawn per participant, on the server)
+    stimuli_dir: str = STATIC_DIR  # folder of the stimulus files: STIMULI_DIR since bundles, static/ before
+    trial_instructions: dict[str, str] = field(default_factory=dict)  # item (or "*": every trial) -> Markdown
 
     def file_name(self, stimulus_id: str) -> str:
-        """The stimulus file's name under ``static/`` (the URL's last part)."""
+        """The stimulus file's name under :attr:`stimuli_dir`."""
         return f"{stimulus_id}.{self.stimulus_format}"
 
-    def stimulus_ids(self) -> list[str]:
-        """Every file of the test: the stimuli and the headphone check's."""
-        hp = [] if self.headphone is None else [self.headphone.calibration, *(t.stimulus_id for t in
-                                                                              self.headphone.trials)]
-        return [*self.stimuli, *hp]
+    def stimulus_path(self, folder: str | Path, stimulus_id: str) -> Path:
+        """Where the stimulus file lies in the test folder ``folder``."""
+        return Path(folder) / self.stimuli_dir / self.file_name(stimulus_id)
+
+    def instructions_for(self, trial: Trial) -> str:
+        """The Markdown shown above ``trial``: its item's entry in ``trial_instructions``, else ``"*"``'s, else
+        nothing."""
+        return self.trial_instructions.get(trial.item, self.trial_instructions.get("*", ""))
 
     def pair_of(self, trial: Trial) -> tuple[str, str]:
         """The (a, b) condition pair an AB/ABX trial compares, whatever side each was presented on."""
@@ -116,10 +122,12 @@ def _trial(raw: dict) -> Trial:
 
 
 def _headphone(raw: dict | None) -> HeadphoneCheck | None:
+    """The screening's settings; a definition written before per-participant sequences lists its shared trials
+    (their files and answers are no longer used)."""
     if not raw:
         return None
-    return HeadphoneCheck(str(raw["method"]), int(raw["pass_correct"]), str(raw["calibration"]),
-                          tuple(HeadphoneTrial(str(t["stimulus_id"]), int(t["answer"])) for t in raw["trials"]))
+    n_trials = int(raw.get("n_trials", len(raw.get("trials", ())) or N_TRIALS))
+    return HeadphoneCheck(str(raw["method"]), int(raw["pass_correct"]), n_trials)
 
 
 def default_labels(conditions: dict[str, str]) -> dict[str, str]:
@@ -153,7 +161,8 @@ def load_definition(folder: str | Path, *, check_files: bool = True) -> TestDefi
             stimulus_format=str(raw.get("stimulus_format", "wav")), repeats=int(raw.get("repeats", 1)),
             require_training=bool(raw.get("require_training", False)),
             instructions=str(raw.get("instructions", "")), consent=str(raw.get("consent", "")),
-            headphone=_headphone(raw.get("headphone")))
+            headphone=_headphone(raw.get("headphone")), stimuli_dir=str(raw.get("stimuli_dir", STATIC_DIR)),
+            trial_instructions={str(k): str(v) for k, v in raw.get("trial_instructions", {}).items()})
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ListenError(f"{path}: malformed test definition ({type(exc).__name__}: {exc})") from None
     problems = validate_definition(definition, folder if check_files else None)
@@ -189,10 +198,17 @@ def validate_definition(definition: TestDefinition, folder: Path | None = None) 
             problems.append(f"item {trial.item}: stimuli differ in (rate, channels, samples): {sorted(shapes)}")
     if definition.stimulus_format not in ("flac", "wav"):
         problems.append(f"stimulus_format: expected 'flac' or 'wav', got {definition.stimulus_format!r}")
+    if definition.stimuli_dir not in (STIMULI_DIR, STATIC_DIR):
+        problems.append(f"stimuli_dir: expected {STIMULI_DIR!r} or {STATIC_DIR!r}, got {definition.stimuli_dir!r}")
+    unknown_items = sorted(set(definition.trial_instructions) - {"*", *definition.items})
+    if unknown_items:
+        problems.append(f"trial_instructions: {unknown_items[0]!r} is neither an item of the test nor '*'")
+    if definition.headphone is not None and (definition.headphone.n_trials < 3 or definition.headphone.n_trials % 3):
+        problems.append(f"headphone.n_trials: expected a multiple of 3, got {definition.headphone.n_trials}")
     if folder is not None:
-        for sid in definition.stimulus_ids():
-            if not (folder / STIMULI_DIR / definition.file_name(sid)).is_file():
-                problems.append(f"missing stimulus file {STIMULI_DIR}/{definition.file_name(sid)}")
+        for sid in definition.stimuli:
+            if not definition.stimulus_path(folder, sid).is_file():
+                problems.append(f"missing stimulus file {definition.stimuli_dir}/{definition.file_name(sid)}")
     return problems
 
 

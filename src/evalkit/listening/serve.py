@@ -1,13 +1,15 @@
 """``evalkit listen serve``: run the Streamlit app for one test folder, and stop it with this command.
 
 Streamlit serves ``<app folder>/static/*`` at ``/app/static/*`` when static serving is on, so a two-line launcher
-is written into the test folder next to ``static/`` (the stimuli). Nothing else in the folder is served: the
+is written into the test folder next to ``static/``, which holds only the per-participant trial bundles (built by
+the app; those of an earlier run are deleted at start). Nothing else in the folder is served: the stimuli, the
 definition and the SQLite store stay on the server. The admin token and the completion code reach the app through
 the environment, never a command line (``ps`` shows command lines to every user of the machine).
 
 Lifecycle: Streamlit runs in a process group of its own with a parent-death signal (Linux ``prctl``), so SIGINT or
-SIGTERM of this command stops it (SIGTERM to the group, SIGKILL after 2 s) and SIGKILL of this command kills it
-at once: the port is free again and no server is left accepting answers.
+SIGTERM of this command stops it (SIGTERM to the group, SIGKILL after 1 s; Streamlit itself cancels downloads still
+in flight after 0.5 s) and SIGKILL of this command kills it at once: the port is free again and no server is left
+accepting answers. A trial's answers are stored in one SQLite transaction, so a kill loses nothing stored.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evalkit.listening.model import APP_FILE, ListenError, load_definition
+from evalkit.listening import bundle
+from evalkit.listening.model import APP_FILE, STATIC_DIR, ListenError, load_definition
 
 ADMIN_ENV = "EVALKIT_LISTEN_ADMIN_TOKEN"  # what the app reads (set by serve for its child)
 USER_ADMIN_ENV = "EVALKIT_ADMIN_TOKEN"  # where the researcher may put the token instead of --admin-token
 COMPLETION_ENV = "EVALKIT_LISTEN_COMPLETION_CODE"
 PREFETCH_ENV = "EVALKIT_LISTEN_PREFETCH"
-STOP_GRACE_S = 2.0
+STOP_GRACE_S = 1.0  # Streamlit's own shutdown is bounded at 0.5 s (streamlit_boot); SQLite needs no grace
 PR_SET_PDEATHSIG = 1
 LAUNCHER = """# Written by `evalkit listen serve`: the listening-test app for this folder (stimuli under static/).
 from pathlib import Path
@@ -142,6 +145,8 @@ def serve(test_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8501, ad
         raise ListenError("--completion-code: empty")
     check_port_free(host, port)
     write_launcher(test_dir)
+    (test_dir / STATIC_DIR).mkdir(exist_ok=True)
+    bundle.clear(test_dir / STATIC_DIR)  # bundles of an earlier run are rebuilt on demand
     if not quiet:
         url = f"http://{host}:{port}/" + (f"{base}/" if base else "")
         print(f"participants: {url}")

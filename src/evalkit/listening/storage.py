@@ -5,7 +5,9 @@ a crash or a server restart; all reads by the app are keyed by that token's part
 only its own session. A trial is stored once: a second submit of the same trial (double click, two tabs) is
 refused by the primary key, never duplicated. Condition names are resolved here, on the server. A trial in progress
 is kept as a draft (ratings, answer and play events so far), so a refresh restores it; the draft is deleted when
-the trial is stored. The headphone check's result is one row per participant (the first result stands).
+the trial is stored. The headphone check's result is one row per participant (the first result stands). Each
+participant also has a random ``secret`` that never leaves the server: the ids, bundle names and headphone sequence
+its browser gets are derived from it (:mod:`evalkit.listening.session`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS participants (
     participant_id INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT UNIQUE NOT NULL, label TEXT UNIQUE,
     slot INTEGER NOT NULL, orders TEXT NOT NULL, created TEXT DEFAULT CURRENT_TIMESTAMP,
-    consented TEXT, trained TEXT, finished TEXT
+    consented TEXT, trained TEXT, finished TEXT, secret TEXT
 );
 CREATE TABLE IF NOT EXISTS trials (
     participant_id INTEGER NOT NULL REFERENCES participants, trial_index INTEGER NOT NULL, item TEXT NOT NULL,
@@ -77,6 +79,7 @@ class Participant:
     consented: bool
     trained: bool
     finished: bool
+    secret: str  # 256 random bits (hex), server-side only: the key of everything per participant on the wire
 
 
 class ListeningStore:
@@ -89,6 +92,13 @@ class ListeningStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(participants)")}
+        if "secret" not in columns:  # a store written before per-participant secrets
+            try:
+                self.db.execute("ALTER TABLE participants ADD COLUMN secret TEXT")
+            except sqlite3.OperationalError as exc:  # another connection added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     def close(self) -> None:
         self.db.close()
@@ -115,8 +125,8 @@ class ListeningStore:
                 if definition.design is Design.MUSHRA:
                     shuffler.shuffle(order)
                 orders.append(order)
-            cur = self.db.execute("INSERT INTO participants (token, slot, orders) VALUES (?, ?, ?)",
-                                  (token, slot, json.dumps(orders)))
+            cur = self.db.execute("INSERT INTO participants (token, slot, orders, secret) VALUES (?, ?, ?, ?)",
+                                  (token, slot, json.dumps(orders), secrets.token_hex(32)))
             pid = int(cur.lastrowid)
             self.db.execute("UPDATE participants SET label = ? WHERE participant_id = ?", (f"L{pid:03d}", pid))
             self.db.execute("COMMIT")
@@ -131,12 +141,17 @@ class ListeningStore:
         """The participant holding ``token``, or None (unknown or forged token)."""
         if not isinstance(token, str) or not token:
             return None
-        row = self.db.execute("SELECT participant_id, token, label, slot, orders, consented, trained, finished "
-                              "FROM participants WHERE token = ?", (token,)).fetchone()
+        query = ("SELECT participant_id, token, label, slot, orders, consented, trained, finished, secret "
+                 "FROM participants WHERE token = ?")
+        row = self.db.execute(query, (token,)).fetchone()
         if row is None or not secrets.compare_digest(row[1], token):
             return None
+        if row[8] is None:  # created before secrets existed: draw one now (the first writer wins)
+            self.db.execute("UPDATE participants SET secret = ? WHERE participant_id = ? AND secret IS NULL",
+                            (secrets.token_hex(32), row[0]))
+            row = self.db.execute(query, (token,)).fetchone()
         return Participant(row[0], row[1], row[2], row[3], tuple(tuple(o) for o in json.loads(row[4])),
-                           row[5] is not None, row[6] is not None, row[7] is not None)
+                           row[5] is not None, row[6] is not None, row[7] is not None, row[8])
 
     def mark(self, participant: Participant, stage: str) -> None:
         """Record ``consented`` or ``trained`` (first time only)."""
