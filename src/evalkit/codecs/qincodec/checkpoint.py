@@ -35,7 +35,7 @@ def _float(state: dict) -> dict:
 
 def save_checkpoint(path: Path, config: dict, parts: dict[str, dict], provenance: dict) -> Path:
     """Write the packaged checkpoint (float16 weights) atomically."""
-    from evalkit.codecs.qincodec.schedule import save_atomic
+    from evalkit.training.qincodec.schedule import save_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evalkit.codecs.qincodec import schedule
 from evalkit.codecs.qincodec.qinco2 import Qinco2, ResidualVQ
+from evalkit.training.qincodec import schedule
 
 log = schedule.log
 
@@ -164,7 +164,7 @@ def train_quantizers(ctx) -> Path:
                               "epoch": epoch, "best": best, "best_state": best_state,
                               "wall_s": wall + timer.elapsed}, last)
         if timer.out_of_time() and epoch < t.quantizer_epochs:
-            from evalkit.codecs.qincodec.train import StageStopped
+            from evalkit.training.qincodec.train import StageStopped
 
             raise StageStopped(f"quantizer: stopped after epoch {epoch}/{t.quantizer_epochs}")
     model.load_state_dict(best_state)

@@ -12,15 +12,15 @@ import torch
 
 from evalkit.cli import main
 from evalkit.codecs import SpecError, build_codec, parse_spec
-from evalkit.codecs.qincodec import schedule
 from evalkit.codecs.qincodec.checkpoint import load_checkpoint, save_checkpoint
 from evalkit.codecs.qincodec.config import QuantizerConfig, get_config
-from evalkit.codecs.qincodec.data import audio_files, is_validation
-from evalkit.codecs.qincodec.finetune import load_quantizers, quantize_latents
 from evalkit.codecs.qincodec.model import Decoder
 from evalkit.codecs.qincodec.qinco2 import Qinco2
-from evalkit.codecs.qincodec.train import Context, StageStopped, load_autoencoder, run_training
 from evalkit.metrics.spectral import mel_distance
+from evalkit.training.qincodec import schedule
+from evalkit.training.qincodec.data import audio_files, is_validation
+from evalkit.training.qincodec.finetune import load_quantizers, quantize_latents
+from evalkit.training.qincodec.train import Context, StageStopped, load_autoencoder, run_training
 
 RATE = 16_000
 
@@ -273,7 +273,7 @@ def test_the_checkpoint_hash_is_part_of_the_unit_identity(run, tmp_path):
 
 
 def test_init_starts_the_autoencoder_from_a_packaged_checkpoint(run, tmp_path, capsys):
-    from evalkit.codecs.qincodec.train import init_state
+    from evalkit.training.qincodec.train import init_state
 
     packaged = run.out / "qincodec.pt"
     ctx = Context(get_config("tiny", ae_steps=1), run.data, tmp_path / "warm", torch.device("cpu"), progress=False,

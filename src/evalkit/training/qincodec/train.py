@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evalkit.codecs.qincodec import schedule
 from evalkit.codecs.qincodec.config import QinConfig
-from evalkit.codecs.qincodec.data import Corpus, SegmentSampler, fixed_segments, load_corpus
-from evalkit.codecs.qincodec.losses import ReconstructionLoss
 from evalkit.codecs.qincodec.model import Autoencoder
+from evalkit.training.qincodec import schedule
+from evalkit.training.qincodec.data import Corpus, SegmentSampler, fixed_segments, load_corpus
+from evalkit.training.qincodec.losses import ReconstructionLoss
 
 STAGES = ("ae", "latents", "quantizer", "finetune")
 log = schedule.log
@@ -109,7 +109,7 @@ def train_autoencoder(ctx: Context) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule.warmup_cosine(s, t.ae_steps, t.warmup_steps))
     gan = None
     if t.adversarial:
-        from evalkit.codecs.qincodec.adversarial import Adversary
+        from evalkit.training.qincodec.adversarial import Adversary
 
         gan = Adversary(t, ctx.device)
     step, best, best_state, wall = 0, float("inf"), None, 0.0
@@ -272,11 +272,11 @@ def check_run_folder(ctx: Context) -> None:
 
 def _stage(name: str):
     if name == "quantizer":
-        from evalkit.codecs.qincodec.quantizer_stage import train_quantizers
+        from evalkit.training.qincodec.quantizer_stage import train_quantizers
 
         return train_quantizers
     if name == "finetune":
-        from evalkit.codecs.qincodec.finetune import finetune_decoder
+        from evalkit.training.qincodec.finetune import finetune_decoder
 
         return finetune_decoder
     return {"ae": train_autoencoder, "latents": extract_latents}[name]

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 
 import evalkit
-from evalkit.codecs.qincodec import schedule
 from evalkit.codecs.qincodec.checkpoint import save_checkpoint
-from evalkit.codecs.qincodec.data import SegmentSampler, fixed_segments
-from evalkit.codecs.qincodec.losses import ReconstructionLoss
 from evalkit.codecs.qincodec.qinco2 import Qinco2, ResidualVQ
-from evalkit.codecs.qincodec.train import init_identity
+from evalkit.training.qincodec import schedule
+from evalkit.training.qincodec.data import SegmentSampler, fixed_segments
+from evalkit.training.qincodec.losses import ReconstructionLoss
+from evalkit.training.qincodec.train import init_identity
 
 log = schedule.log
 
@@ -60,7 +60,7 @@ def validation_mel(decoder, criterion, latents: list[torch.Tensor], targets: tor
 
 def finetune_decoder(ctx) -> Path:
     """Stage 4; returns the packaged checkpoint ``qincodec.pt``."""
-    from evalkit.codecs.qincodec.train import StageStopped, load_autoencoder
+    from evalkit.training.qincodec.train import StageStopped, load_autoencoder
 
     packaged = ctx.path("qincodec.pt")
     if packaged.exists():

@@ -50,7 +50,7 @@ def train_command(args: argparse.Namespace) -> int:
 
     from evalkit.codecs.base import resolve_device
     from evalkit.codecs.qincodec.config import get_config
-    from evalkit.codecs.qincodec.train import STAGES, Context, StageStopped, run_training
+    from evalkit.training.qincodec.train import STAGES, Context, StageStopped, run_training
 
     try:
         config = get_config(args.config)
