@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from evalkit.codecs.qincodec.config import get_config
 from evalkit.codecs.qincodec.model import Autoencoder
 from evalkit.training.qincodec.adversarial import Adversary
 from evalkit.training.qincodec.losses import ReconstructionLoss
+from evalkit.training.qincodec.recipes import get_config
 
 
 def main() -> None:
