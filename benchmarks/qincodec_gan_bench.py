@@ -2,7 +2,7 @@
 
 Plain: encoder + decoder forward, mel + L1 loss, backward, AdamW step. Adversarial: the same plus one
 discriminator update (real and detached decoded audio) and the generator's adversarial and feature-matching terms
-(``evalkit.codecs.qincodec.adversarial``). Steps alternate plain/adversarial so that load from other processes
+(``evalkit.training.qincodec.adversarial``). Steps alternate plain/adversarial so that load from other processes
 affects both alike; the figure is the ratio of medians from one run.
 
     python benchmarks/qincodec_gan_bench.py [--config small] [--steps 3] [--threads 1] [--json]
@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from evalkit.codecs.qincodec.adversarial import Adversary
-from evalkit.codecs.qincodec.config import get_config
-from evalkit.codecs.qincodec.losses import ReconstructionLoss
 from evalkit.codecs.qincodec.model import Autoencoder
+from evalkit.training.qincodec.adversarial import Adversary
+from evalkit.training.qincodec.losses import ReconstructionLoss
+from evalkit.training.qincodec.recipes import get_config
 
 
 def main() -> None:

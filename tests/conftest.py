@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.plugin_fixtures import clean_families  # noqa: F401 - a fixture for plugin tests
+from tests.qincodec_fixtures import qincodec_run  # noqa: F401 - a trained tiny QinCodec, once per session
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 

@@ -84,7 +84,8 @@ def test_torch_hub_folder_matches_torch_without_importing_it(monkeypatch, tmp_pa
 def test_qincodec_header_reads_without_torch(tmp_path):
     import torch
 
-    from evalkit.codecs.qincodec.checkpoint import PARTS, load_checkpoint, save_checkpoint
+    from evalkit.codecs.qincodec.checkpoint import PARTS, load_checkpoint
+    from evalkit.training.qincodec.packaging import save_checkpoint
 
     config = {"name": "tiny", "model": {"sample_rate": 16000, "strides": [4, 5]}, "quantizer": {"steps": 2}}
     path = save_checkpoint(tmp_path / "c.pt", config, {k: {"w": torch.ones(2, 3)} for k in PARTS}, {"seed": 1})

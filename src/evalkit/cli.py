@@ -500,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="one JSON object (dim, full_dim, savings, spectrum)")
     analyze.set_defaults(func=_klt_analyze)
 
-    from evalkit.codecs.qincodec.cli import add_parser as add_qincodec_parser
+    from evalkit.training.qincodec.cli import add_parser as add_qincodec_parser
 
     add_qincodec_parser(sub)
 

@@ -1,97 +1,23 @@
-"""QinCodec: the training pipeline (tiny config, synthetic audio), QINCo2's search, the adapters."""
+"""QinCodec inference: QINCo2's and RVQ's searches, the adapters and spec resolution over a trained tiny
+checkpoint (``qincodec_run``), KLT over the RVQ baseline, the checkpoint hash in the unit identity."""
 
 from __future__ import annotations
 
-import json
-import math
-
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
-from evalkit.cli import main
 from evalkit.codecs import SpecError, build_codec, parse_spec
-from evalkit.codecs.qincodec import schedule
-from evalkit.codecs.qincodec.checkpoint import load_checkpoint, save_checkpoint
-from evalkit.codecs.qincodec.config import QuantizerConfig, get_config
-from evalkit.codecs.qincodec.data import audio_files, is_validation
-from evalkit.codecs.qincodec.finetune import load_quantizers, quantize_latents
-from evalkit.codecs.qincodec.model import Decoder
+from evalkit.codecs.qincodec.checkpoint import load_checkpoint
+from evalkit.codecs.qincodec.config import QuantizerConfig
 from evalkit.codecs.qincodec.qinco2 import Qinco2
-from evalkit.codecs.qincodec.train import Context, StageStopped, load_autoencoder, run_training
-from evalkit.metrics.spectral import mel_distance
-
-RATE = 16_000
+from evalkit.training.qincodec.packaging import save_checkpoint
+from tests.qincodec_fixtures import RATE, held_out_latents
 
 
-def synthetic_corpus(folder, files: int = 8, seconds: float = 3.0) -> None:
-    """Harmonic tones with vibrato, noise bursts and chirps: enough structure for a tiny codec to learn."""
-    rng = np.random.default_rng(7)
-    t = np.arange(int(seconds * RATE)) / RATE
-    folder.mkdir(parents=True)
-    for i in range(files):
-        f0 = 110 * 2 ** (i / 4) * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))
-        x = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / RATE) / k for k in range(1, 6))
-        x = x * (0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * t + i)) + 0.05 * rng.standard_normal(len(t))
-        x[int(RATE * 1.5): int(RATE * 1.7)] += 0.3 * rng.standard_normal(int(RATE * 0.2))
-        sf.write(folder / f"clip{i}.wav", (0.2 * x / np.abs(x).max()).astype(np.float32), RATE)
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """`evalkit qincodec train --config tiny` through every stage, via the command line."""
-    root = tmp_path_factory.mktemp("qincodec")
-    synthetic_corpus(root / "data")
-    threads = torch.get_num_threads()
-    try:  # one thread: tiny tensors gain nothing from more, and a busy machine makes them wait
-        assert main(["qincodec", "train", "--data", str(root / "data"), "--out", str(root / "run"),
-                     "--config", "tiny", "--threads", "1"]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    return Context(get_config("tiny"), root / "data", root / "run", torch.device("cpu"), progress=False)
-
-
-def test_the_split_holds_out_files(run):
-    names = [p.relative_to(run.data).as_posix() for p in audio_files(run.data)]
-    held_out = [n for n in names if is_validation(n, run.config.train.val_fraction)]
-    assert 0 < len(held_out) < len(names)
-    assert run.corpus.val_seconds == pytest.approx(3.0 * len(held_out))
-
-
-def test_training_writes_every_stage_and_provenance(run):
-    for name in ("ae.pt", "latents.npz", "rvq.pt", "quantizer.pt", "qincodec.pt", "train.log"):
-        assert (run.out / name).is_file(), name
-    assert not list(run.out.glob("*_last.pt"))  # finished stages leave no resume state
-    prov = load_checkpoint(str(run.out / "qincodec.pt"))["provenance"]
-    assert prov["ae_steps"] == run.config.train.ae_steps
-    assert prov["command"].startswith("evalkit qincodec train --data")
-    assert prov["train_minutes"] == pytest.approx(run.corpus.train_seconds / 60, abs=0.01)
-
-
-def test_an_interrupted_stage_resumes_to_the_same_weights(run, tmp_path):
-    ctx = Context(run.config, run.data, tmp_path / "again", torch.device("cpu"), budget_s=0.0, progress=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the fixture's run: the same summation order, so bitwise-equal weights
-    try:
-        with pytest.raises(StageStopped, match="ae: stopped at step 1/"):
-            run_training(ctx, ("ae",))
-        assert schedule.load(tmp_path / "again" / "ae_last.pt")["step"] == 1
-        ctx.budget_s = None
-        run_training(ctx, ("ae",))
-    finally:
-        torch.set_num_threads(threads)
-    resumed = schedule.load(tmp_path / "again" / "ae.pt")["model"]
-    straight = schedule.load(run.out / "ae.pt")["model"]
-    assert resumed.keys() == straight.keys()
-    for key in straight:
-        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
-
-
-def test_a_run_folder_refuses_another_config(run, tmp_path):
-    other = Context(get_config("tiny", ae_steps=31), run.data, run.out, torch.device("cpu"), progress=False)
-    with pytest.raises(ValueError, match="other settings"):
-        run_training(other, ("ae",))
+@pytest.fixture
+def run(qincodec_run):
+    return qincodec_run
 
 
 def exhaustive_greedy(model: Qinco2, x: torch.Tensor) -> torch.Tensor:
@@ -144,64 +70,6 @@ def test_untrained_qinco2_is_plain_residual_quantization():
     torch.testing.assert_close(model.decode(codes), rvq.decode(codes))
 
 
-def held_out_latents(run) -> torch.Tensor:
-    return torch.from_numpy(np.load(run.out / "latents.npz")["val"])
-
-
-def prefix_errors(quantizer, x: torch.Tensor, codes: torch.Tensor) -> list[float]:
-    return [float((quantizer.decode(codes[:, :m]) - x).pow(2).mean()) for m in range(1, codes.shape[1] + 1)]
-
-
-def test_prefix_decodes_have_non_increasing_latent_error(run):
-    qinco, rvq = load_quantizers(run)
-    x = held_out_latents(run)
-    q = run.config.quantizer
-    for errors in (prefix_errors(qinco, x, qinco.encode(x, q.candidates, q.beam)),
-                   prefix_errors(rvq, x, rvq.encode(x))):
-        assert all(b <= a * (1 + 1e-6) for a, b in zip(errors, errors[1:], strict=False)), errors
-        assert errors[-1] < errors[0]
-
-
-def test_trained_qinco2_beats_residual_quantization_on_held_out_latents(run):
-    qinco, rvq = load_quantizers(run)
-    x = held_out_latents(run)
-    q = run.config.quantizer
-    mse_qinco = float((qinco.decode(qinco.encode(x, q.candidates, q.beam)) - x).pow(2).mean())
-    mse_rvq = float((rvq.decode(rvq.encode(x)) - x).pow(2).mean())
-    assert mse_qinco < mse_rvq
-
-
-def test_finetuning_lowers_the_mel_distance_of_quantized_reconstructions(run):
-    ae = load_autoencoder(run)  # the decoder before finetuning
-    finetuned = Decoder(run.config.model)
-    finetuned.load_state_dict(load_checkpoint(str(run.out / "qincodec.pt"))["decoder"])
-    qinco, _ = load_quantizers(run)
-    q = run.config.quantizer
-    before = after = 0.0
-    with torch.no_grad():
-        for signal in run.corpus.val:
-            x = torch.from_numpy(signal[: len(signal) // 160 * 160]).view(1, 1, -1)
-            zq = quantize_latents(ae.encode(x), qinco, q.steps // 2, q.candidates, q.beam)
-            ref = x[0].numpy()
-            before += mel_distance(ref, ae.decoder(zq)[0].numpy(), RATE)
-            after += mel_distance(ref, finetuned(zq)[0].numpy(), RATE)
-    assert after < before
-
-
-def test_reconstruct_reproduces_codes_after_saving_and_loading(run, tmp_path):
-    path = str(run.out / "qincodec.pt")
-    clip = run.corpus.val[0][None, : int(0.7 * RATE)]
-    first = build_codec(f"qincodec?checkpoint={path}&n_steps=3", "cpu").reconstruct(clip, RATE)
-    bundle = load_checkpoint(path)
-    copy = save_checkpoint(tmp_path / "copy.pt", bundle["config"],
-                           {k: bundle[k] for k in ("encoder", "decoder", "rvq", "qinco2")}, bundle["provenance"])
-    again = build_codec(f"qincodec?checkpoint={copy}&n_steps=3", "cpu").reconstruct(clip, RATE)
-    assert first.encoded.codes.shape == (1, 3, math.ceil(clip.shape[1] / 160))
-    assert torch.equal(first.encoded.codes, again.encoded.codes)
-    np.testing.assert_array_equal(first.audio, again.audio)
-    assert first.audio.shape == clip.shape
-
-
 def test_rvq_baseline_adapter_decodes_its_codebooks_sums(run):
     path = str(run.out / "qincodec.pt")
     codec = build_codec(f"qincodec-rvq?checkpoint={path}&n_steps=4", "cpu").load()
@@ -232,20 +100,6 @@ def test_spec_resolves_bitrate_and_steps_both_ways(run):
         parse_spec("qincodec?checkpoint=/nope.pt")
 
 
-def test_info_prints_the_provenance(run, capsys):
-    assert main(["qincodec", "info", str(run.out / "qincodec.pt")]) == 0
-    info = json.loads(capsys.readouterr().out)
-    assert info["config"]["name"] == "tiny"
-    assert len(info["sha256"]) == 64
-
-
-def test_training_rejects_a_missing_data_folder(tmp_path, capsys):
-    assert main(["qincodec", "train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"),
-                 "--config", "tiny"]) == 2
-    assert "no such folder" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
-
-
 def test_klt_at_full_dimension_reproduces_the_rvq_baseline(run):
     path = str(run.out / "qincodec.pt")
     clip = run.corpus.val[0][None, : int(0.5 * RATE)]
@@ -270,32 +124,6 @@ def test_the_checkpoint_hash_is_part_of_the_unit_identity(run, tmp_path):
     ident_b = plan_variant(parse_spec(f"qincodec-rvq?checkpoint={a}&n_steps=2")).identity
     assert ident_a != ident_b
     assert load_checkpoint(str(a))["sha256"] in ident_b
-
-
-def test_init_starts_the_autoencoder_from_a_packaged_checkpoint(run, tmp_path, capsys):
-    from evalkit.codecs.qincodec.train import init_state
-
-    packaged = run.out / "qincodec.pt"
-    ctx = Context(get_config("tiny", ae_steps=1), run.data, tmp_path / "warm", torch.device("cpu"), progress=False,
-                  init=packaged)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run_training(ctx, ("ae",))
-    finally:
-        torch.set_num_threads(threads)
-    start, after = init_state(packaged), schedule.load(tmp_path / "warm" / "ae.pt")["model"]
-    # one step of AdamW from the packaged weights: every tensor close to them, not to a fresh initialisation
-    for key, value in start.items():
-        assert (after[key] - value).abs().max() < 5 * get_config("tiny").train.ae_lr, key
-    recorded = json.loads((tmp_path / "warm" / "run.json").read_text())["init"]
-    assert recorded == {"path": str(packaged), "sha256": load_checkpoint(str(packaged))["sha256"]}
-    other = Context(ctx.config, run.data, tmp_path / "warm", torch.device("cpu"), progress=False)
-    with pytest.raises(ValueError, match="another --init checkpoint"):
-        run_training(other, ("ae",))
-    assert main(["qincodec", "train", "--data", str(run.data), "--out", str(tmp_path / "x"), "--config", "small",
-                 "--init", str(packaged)]) == 2
-    assert "is not the one of config 'small'" in capsys.readouterr().err
 
 
 def random_rvq(dim=5, steps=3, size=4, seed=3):

@@ -11,9 +11,9 @@ import torch
 
 from evalkit.cli import main
 from evalkit.codecs import SpecError, build_codec
-from evalkit.codecs.qincodec import schedule
 from evalkit.codecs.qincodec.checkpoint import FORMAT, CheckpointError, load_checkpoint
-from evalkit.codecs.qincodec.config import get_config
+from evalkit.training.qincodec import schedule
+from evalkit.training.qincodec.recipes import get_config
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

@@ -1,7 +1,8 @@
 """The packaged QinCodec checkpoint: one file with the config, encoder, decoder, both quantizers and provenance.
 
 Weights are stored as float16 (loaded as float32), so the shipped file stays small; everything the codec
-computes is defined by the stored values, and re-saving a loaded checkpoint changes nothing.
+computes is defined by the stored values, and re-saving a loaded checkpoint changes nothing. This module reads
+checkpoints; training writes them (``evalkit.training.qincodec.packaging``).
 """
 
 from __future__ import annotations
@@ -25,23 +26,8 @@ class CheckpointError(ValueError):
     """A missing or unreadable QinCodec checkpoint; the message names the file."""
 
 
-def _half(state: dict) -> dict:
-    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-
-
 def _float(state: dict) -> dict:
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-
-
-def save_checkpoint(path: Path, config: dict, parts: dict[str, dict], provenance: dict) -> Path:
-    """Write the packaged checkpoint (float16 weights) atomically."""
-    from evalkit.codecs.qincodec.schedule import save_atomic
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic({"format": FORMAT, "config": config, **{k: _half(parts[k]) for k in PARTS},
-                 "provenance": provenance}, path)
-    return path
 
 
 def resolve_path(checkpoint: str) -> Path:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from evalkit.codecs.qincodec import schedule
+from evalkit.training.qincodec import schedule
 
 SLOPE = 0.1
 

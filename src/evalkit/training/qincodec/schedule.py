@@ -1,4 +1,4 @@
-"""Small training utilities shared by the stages: LR schedule, atomic checkpoints, a stage log."""
+"""Small training utilities shared by the stages: LR schedule, atomic checkpoints, time budget, a stage log."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def load(path: Path):
     """
     import pickle
 
-    from evalkit.codecs.qincodec.checkpoint import refused_global
+    from evalkit.codecs.safe_load import refused_global
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -60,6 +60,10 @@ def load(path: Path):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrainingStateError(f"{path}: unreadable training state ({first}); delete it to redo the stage"
                                  ) from None
+
+
+class StageStopped(Exception):
+    """The time budget ran out; the stage saved its state and continues on the next call."""
 
 
 class Timer:

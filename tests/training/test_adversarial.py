@@ -10,15 +10,17 @@ import pytest
 import soundfile as sf
 import torch
 
-from evalkit.codecs.qincodec import schedule
-from evalkit.codecs.qincodec.adversarial import (
+from evalkit.codecs.qincodec.config import QinConfig
+from evalkit.training.qincodec import schedule
+from evalkit.training.qincodec.adversarial import (
     Discriminators,
     PeriodDiscriminator,
     discriminator_loss,
     generator_losses,
 )
-from evalkit.codecs.qincodec.config import CONFIGS, QinConfig, get_config
-from evalkit.codecs.qincodec.train import Context, StageStopped, run_training
+from evalkit.training.qincodec.recipes import CONFIGS, get_config
+from evalkit.training.qincodec.schedule import StageStopped
+from evalkit.training.qincodec.train import Context, run_training
 
 TINY_GAN = {"adversarial": True, "discriminator_width": 2, "discriminator_periods": (2, 3),
             "discriminator_fft_sizes": (256, 128), "ae_steps": 3}

@@ -49,8 +49,9 @@ def train_command(args: argparse.Namespace) -> int:
     import torch
 
     from evalkit.codecs.base import resolve_device
-    from evalkit.codecs.qincodec.config import get_config
-    from evalkit.codecs.qincodec.train import STAGES, Context, StageStopped, run_training
+    from evalkit.training.qincodec.recipes import get_config
+    from evalkit.training.qincodec.schedule import StageStopped
+    from evalkit.training.qincodec.train import STAGES, Context, run_training
 
     try:
         config = get_config(args.config)

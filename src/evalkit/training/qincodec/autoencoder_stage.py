@@ -1,69 +1,29 @@
-"""``evalkit qincodec train``: the three QinCodec stages, each resumable from its last checkpoint.
+"""Stages 1 and 2: the continuous autoencoder (trained, or kept from ``--init``), then its latents.
 
-1. ``ae`` — continuous autoencoder, multi-scale mel + waveform L1 loss (plus, where the configuration asks for
-   it, multi-period and multi-resolution discriminators with feature matching), AdamW, warm-up + cosine; the
-   weights with the best validation mel distance are kept. ``keep_autoencoder`` takes a packaged checkpoint's
-   encoder and decoder instead (no training).
-2. ``latents`` — the training and validation audio encoded into latents with that encoder.
-3. ``quantizer`` — offline: residual k-means (faiss), which is the plain-RVQ baseline, then QINCo2 initialised
-   from it and trained on the same latents with the same M and K.
-4. ``finetune`` — the decoder trained on quantized latents (QINCo2 and RVQ, random prefixes of M steps), encoder
-   and quantizers frozen; then the packaged checkpoint ``qincodec.pt`` is written.
-
-Every stage writes its result file only when finished and keeps a ``*_last.pt`` while running, so an
-interrupted run (Ctrl-C, kill, time budget) continues where it stopped.
+1. ``ae`` — multi-scale mel + waveform L1 loss (plus, where the configuration asks for it, multi-period and
+   multi-resolution discriminators with feature matching), AdamW, warm-up + cosine; the weights with the best
+   validation mel distance are kept in ``ae.pt``. ``keep_autoencoder`` takes a packaged checkpoint's encoder
+   and decoder instead (no training).
+2. ``latents`` — the training and validation audio encoded into latents with that encoder (``latents.npz``).
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from evalkit.codecs.qincodec import schedule
-from evalkit.codecs.qincodec.config import QinConfig
-from evalkit.codecs.qincodec.data import Corpus, SegmentSampler, fixed_segments, load_corpus
-from evalkit.codecs.qincodec.losses import ReconstructionLoss
+from evalkit.codecs.qincodec.checkpoint import load_checkpoint
 from evalkit.codecs.qincodec.model import Autoencoder
+from evalkit.training.qincodec import schedule
+from evalkit.training.qincodec.data import SegmentSampler, fixed_segments
+from evalkit.training.qincodec.losses import ReconstructionLoss
+from evalkit.training.qincodec.packaging import init_identity
+from evalkit.training.qincodec.schedule import StageStopped
 
-STAGES = ("ae", "latents", "quantizer", "finetune")
 log = schedule.log
-
-
-class StageStopped(Exception):
-    """The time budget ran out; the stage saved its state and continues on the next call."""
-
-
-@dataclass
-class Context:
-    config: QinConfig
-    data: Path
-    out: Path
-    device: torch.device
-    budget_s: float | None = None
-    progress: bool = True
-    init: Path | None = None  # packaged checkpoint whose encoder and decoder start the autoencoder stage
-    keep_autoencoder: bool = False  # take init's encoder and decoder as the finished autoencoder stage
-    _corpus: Corpus | None = None
-
-    @property
-    def corpus(self) -> Corpus:
-        if self._corpus is None:
-            t = self.config.train
-            self._corpus = load_corpus(self.data, self.config.model.sample_rate, t.val_fraction, t.segment_s)
-            log.info("corpus: %d files (%d skipped), %.1f min training, %.1f min validation",
-                     len(self._corpus.files), len(self._corpus.skipped), self._corpus.train_seconds / 60,
-                     self._corpus.val_seconds / 60)
-            for reason in self._corpus.skipped:
-                log.warning("skipped %s", reason)
-        return self._corpus
-
-    def path(self, name: str) -> Path:
-        return self.out / name
 
 
 def _bar(total: int, initial: int, desc: str, enabled: bool):
@@ -91,7 +51,7 @@ def validate(model: Autoencoder, criterion: ReconstructionLoss, batch: torch.Ten
     return {"val_mel": mel / len(batch), "val_l1": l1 / len(batch)}
 
 
-def train_autoencoder(ctx: Context) -> Path:
+def train_autoencoder(ctx) -> Path:
     """Stage 1; returns ``ae.pt`` (the best-validation weights)."""
     final = ctx.path("ae.pt")
     if final.exists():
@@ -109,7 +69,7 @@ def train_autoencoder(ctx: Context) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule.warmup_cosine(s, t.ae_steps, t.warmup_steps))
     gan = None
     if t.adversarial:
-        from evalkit.codecs.qincodec.adversarial import Adversary
+        from evalkit.training.qincodec.adversarial import Adversary
 
         gan = Adversary(t, ctx.device)
     step, best, best_state, wall = 0, float("inf"), None, 0.0
@@ -177,10 +137,8 @@ def train_autoencoder(ctx: Context) -> Path:
     return final
 
 
-def keep_autoencoder(ctx: Context) -> Path:
+def keep_autoencoder(ctx) -> Path:
     """Stage 1 without training: ``ae.pt`` holds ``--init``'s encoder and decoder and its autoencoder provenance."""
-    from evalkit.codecs.qincodec.checkpoint import load_checkpoint
-
     if ctx.init is None:
         raise ValueError("--keep-autoencoder needs --init CHECKPOINT (the autoencoder to keep)")
     prov = load_checkpoint(str(ctx.init))["provenance"]
@@ -195,14 +153,12 @@ def keep_autoencoder(ctx: Context) -> Path:
 
 def init_state(checkpoint: Path) -> dict:
     """The autoencoder state dict (``encoder.*``, ``decoder.*``) of a packaged checkpoint, for ``--init``."""
-    from evalkit.codecs.qincodec.checkpoint import load_checkpoint
-
     bundle = load_checkpoint(str(checkpoint))
     return {**{f"encoder.{k}": v for k, v in bundle["encoder"].items()},
             **{f"decoder.{k}": v for k, v in bundle["decoder"].items()}}
 
 
-def load_autoencoder(ctx: Context) -> Autoencoder:
+def load_autoencoder(ctx) -> Autoencoder:
     model = Autoencoder(ctx.config.model)
     model.load_state_dict(schedule.load(ctx.path("ae.pt"))["model"])
     return model.to(ctx.device).eval()
@@ -223,7 +179,7 @@ def encode_signals(model: Autoencoder, signals: list[np.ndarray], device: torch.
     return np.concatenate(out).astype(np.float32)
 
 
-def extract_latents(ctx: Context) -> Path:
+def extract_latents(ctx) -> Path:
     """Stage 2; returns ``latents.npz`` with ``train`` and ``val`` latent frames ``[N, D]``."""
     final = ctx.path("latents.npz")
     if final.exists():
@@ -238,61 +194,3 @@ def extract_latents(ctx: Context) -> Path:
     log.info("latents: %d training and %d validation frames (D=%d) in %.0f s", len(train), len(val),
              train.shape[1], time.monotonic() - t0)
     return final
-
-
-def init_identity(checkpoint: Path | None) -> dict | None:
-    """``{"path", "sha256"}`` of an ``--init`` checkpoint (``None`` without one)."""
-    if checkpoint is None:
-        return None
-    from evalkit.codecs.qincodec.checkpoint import read_header
-
-    return {"path": str(checkpoint), "sha256": read_header(str(checkpoint))["sha256"]}
-
-
-def check_run_folder(ctx: Context) -> None:
-    """A run folder belongs to one configuration: resuming with another one is refused."""
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    meta = ctx.path("run.json")
-    mine = json.loads(json.dumps({"config": ctx.config.as_dict(), "data": str(ctx.data.resolve()),
-                                  "init": init_identity(ctx.init), "keep_autoencoder": ctx.keep_autoencoder}))
-    if meta.exists():
-        theirs = json.loads(meta.read_text())
-        if theirs["config"] != mine["config"]:
-            raise ValueError(f"{ctx.out} holds a run of config {theirs['config']['name']!r} with other settings; "
-                             f"use another --out or delete it")
-        if (theirs.get("init") or {}).get("sha256") != (mine["init"] or {}).get("sha256"):  # same bytes, any path
-            raise ValueError(f"{ctx.out} holds a run started from another --init checkpoint; "
-                             f"use another --out or delete it")
-        if bool(theirs.get("keep_autoencoder")) != ctx.keep_autoencoder:
-            raise ValueError(f"{ctx.out} holds a run {'without' if ctx.keep_autoencoder else 'with'} "
-                             f"--keep-autoencoder; use another --out or delete it")
-    else:
-        meta.write_text(json.dumps(mine, indent=1))
-
-
-def _stage(name: str):
-    if name == "quantizer":
-        from evalkit.codecs.qincodec.quantizer_stage import train_quantizers
-
-        return train_quantizers
-    if name == "finetune":
-        from evalkit.codecs.qincodec.finetune import finetune_decoder
-
-        return finetune_decoder
-    return {"ae": train_autoencoder, "latents": extract_latents}[name]
-
-
-def run_training(ctx: Context, stages: tuple[str, ...] = STAGES) -> Path | None:
-    """Run ``stages`` in order (finished ones are skipped); returns the packaged checkpoint when written."""
-    check_run_folder(ctx)
-    if ctx.device.type == "cpu":
-        torch.set_flush_denormal(True)  # zero-initialised layers produce denormals: 4-50x slower without this
-    packaged = None
-    for name in STAGES:
-        if name in stages:
-            t0 = time.monotonic()
-            result = _stage(name)(ctx)
-            schedule.append_history(ctx.out, {"stage": name, "done": True, "session_s": time.monotonic() - t0})
-            if name == "finetune":
-                packaged = result
-    return packaged

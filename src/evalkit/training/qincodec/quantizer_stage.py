@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evalkit.codecs.qincodec import schedule
 from evalkit.codecs.qincodec.qinco2 import Qinco2, ResidualVQ
+from evalkit.training.qincodec import schedule
+from evalkit.training.qincodec.schedule import StageStopped
 
 log = schedule.log
 
@@ -164,8 +165,6 @@ def train_quantizers(ctx) -> Path:
                               "epoch": epoch, "best": best, "best_state": best_state,
                               "wall_s": wall + timer.elapsed}, last)
         if timer.out_of_time() and epoch < t.quantizer_epochs:
-            from evalkit.codecs.qincodec.train import StageStopped
-
             raise StageStopped(f"quantizer: stopped after epoch {epoch}/{t.quantizer_epochs}")
     model.load_state_dict(best_state)
     model.eval()

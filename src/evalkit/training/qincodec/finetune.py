@@ -7,20 +7,18 @@ distance (mean over both quantizers at M/2 steps) is kept.
 
 from __future__ import annotations
 
-import platform
 import random
-import time
 from pathlib import Path
 
 import torch
 
-import evalkit
-from evalkit.codecs.qincodec import schedule
-from evalkit.codecs.qincodec.checkpoint import save_checkpoint
-from evalkit.codecs.qincodec.data import SegmentSampler, fixed_segments
-from evalkit.codecs.qincodec.losses import ReconstructionLoss
 from evalkit.codecs.qincodec.qinco2 import Qinco2, ResidualVQ
-from evalkit.codecs.qincodec.train import init_identity
+from evalkit.training.qincodec import schedule
+from evalkit.training.qincodec.autoencoder_stage import load_autoencoder
+from evalkit.training.qincodec.data import SegmentSampler, fixed_segments
+from evalkit.training.qincodec.losses import ReconstructionLoss
+from evalkit.training.qincodec.packaging import package
+from evalkit.training.qincodec.schedule import StageStopped
 
 log = schedule.log
 
@@ -60,8 +58,6 @@ def validation_mel(decoder, criterion, latents: list[torch.Tensor], targets: tor
 
 def finetune_decoder(ctx) -> Path:
     """Stage 4; returns the packaged checkpoint ``qincodec.pt``."""
-    from evalkit.codecs.qincodec.train import StageStopped, load_autoencoder
-
     packaged = ctx.path("qincodec.pt")
     if packaged.exists():
         return packaged
@@ -140,34 +136,3 @@ def finetune_decoder(ctx) -> Path:
                                          "finetune_wall_s": wall + timer.elapsed})
     last.unlink(missing_ok=True)
     return packaged
-
-
-def package(ctx, decoder_state: dict, extra: dict) -> Path:
-    """Write ``qincodec.pt``: weights of every part plus what it was trained on, how and how long."""
-    import json
-
-    ae = schedule.load(ctx.path("ae.pt"))
-    quant = schedule.load(ctx.path("quantizer.pt"))
-    history = [json.loads(line) for line in (ctx.out / "history.jsonl").read_text().splitlines()]
-    encoder = {k.removeprefix("encoder."): v for k, v in ae["model"].items() if k.startswith("encoder.")}
-    corpus = ctx.corpus
-    provenance = {
-        "evalkit": evalkit.__version__, "torch": str(torch.__version__), "machine": platform.machine(),
-        "device": str(ctx.device), "config_name": ctx.config.name, "data": str(ctx.data),
-        "data_files": len(corpus.files), "train_minutes": round(corpus.train_seconds / 60, 2),
-        "val_minutes": round(corpus.val_seconds / 60, 2),
-        "command": f"evalkit qincodec train --data {ctx.data} --out {ctx.out} --config {ctx.config.name}"
-                   + (f" --init {ctx.init}" if ctx.init else "")
-                   + (" --keep-autoencoder" if ctx.keep_autoencoder else ""),
-        "init": init_identity(ctx.init), "autoencoder_kept_from": ae.get("kept_from"),
-        "ae_steps": ae["steps"], "ae_best_val_mel": ae["best_val_mel"], "ae_wall_s": round(ae["wall_s"], 1),
-        "quantizer_val_mse_qinco2": quant["val_mse_qinco2"], "quantizer_val_mse_rvq": quant["val_mse_rvq"],
-        "quantizer_val_mse_rvq_beam": quant.get("val_mse_rvq_beam"),
-        "quantizer_wall_s": round(quant["wall_s"], 1), **extra,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "history_tail": history[-40:],
-    }
-    return save_checkpoint(ctx.path("qincodec.pt"), ctx.config.as_dict(),
-                           {"encoder": encoder, "decoder": decoder_state, "rvq": quant["rvq"],
-                            "qinco2": quant["qinco2"]},
-                           provenance)
