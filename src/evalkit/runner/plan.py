@@ -103,7 +103,7 @@ def manifest_files(ds: DatasetConfig) -> list[Path]:
     """
     if ds.manifest is None:
         return []
-    return [ds.manifest.parent / r["file"] for r in _manifest_rows(ds.manifest) if r.get("file")]
+    return [ds.manifest.parent / r["file"] for _, r in _manifest_rows(ds.manifest) if r.get("file")]
 
 
 def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]:
