@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalkit.analysis.listening_stats import binomial_p, t_interval, wilson_interval
+from evalkit.listening.analysis import binomial_p, t_interval, wilson_interval
 from evalkit.listening.model import Choice
 
 

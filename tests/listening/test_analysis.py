@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from evalkit.analysis.choice_stats import analyze_choices
-from evalkit.analysis.listening_stats import (
+from evalkit.listening.analysis import (
     analyze_mushra,
     holm,
     screen_assessors,
@@ -18,6 +17,7 @@ from evalkit.analysis.listening_stats import (
     t_interval,
     wilson_interval,
 )
+from evalkit.listening.choice_analysis import analyze_choices
 from evalkit.listening.model import Choice, Rating
 
 T975_2 = 4.302652729911275  # t quantile (0.975, 2 dof), from tables

@@ -90,7 +90,7 @@ def _design(ratings: Sequence[Rating]):
 def fit_mixed(ratings: Sequence[Rating]) -> MixedFit:
     """REML fit of the model above by Fisher scoring (components kept ≥ 0) from an equal split of the residual
     variance of ordinary least squares; if scoring fails, statsmodels ``MixedLM`` (L-BFGS, BFGS, CG) is fitted and
-    then polished by scoring. ``tests/analysis`` checks the result against ``MixedLM`` and ``AnovaRM``.
+    then polished by scoring. ``tests/stats`` checks the result against ``MixedLM`` and ``AnovaRM``.
 
     Raises:
         ModelError: fewer than 2 assessors or 2 conditions, or no residual degrees of freedom.

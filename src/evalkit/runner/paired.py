@@ -3,7 +3,7 @@
 For variants a and b, the per-item differences ``d_i = x_a,i − x_b,i`` over their shared items (both values
 finite) give:
 
-* the mean difference with its 95 % CI over the differences (:func:`evalkit.analysis.bootstrap.mean_ci`: a BCa
+* the mean difference with its 95 % CI over the differences (:func:`evalkit.stats.bootstrap.mean_ci`: a BCa
   bootstrap widened for small n, Student's t under 6 items; the items are resampled, the same items for both
   variants, so item difficulty cancels), ``resamples`` times, seeded;
 * the two-sided **Wilcoxon signed-rank** test of a zero median difference (scipy; zero differences dropped,
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from evalkit.analysis.bootstrap import METHOD as BOOTSTRAP_METHOD
-from evalkit.analysis.bootstrap import RESAMPLES as BOOTSTRAP_RESAMPLES
-from evalkit.analysis.bootstrap import mean_ci
-from evalkit.analysis.listening_stats import holm
+from evalkit.listening.analysis import holm
+from evalkit.stats.bootstrap import METHOD as BOOTSTRAP_METHOD
+from evalkit.stats.bootstrap import RESAMPLES as BOOTSTRAP_RESAMPLES
+from evalkit.stats.bootstrap import mean_ci
 
 ALPHA = 0.05
 RESAMPLES = BOOTSTRAP_RESAMPLES

@@ -2,7 +2,7 @@
 
 Ratings of one assessor are not independent, so MUSHRA confidence intervals are Student-t intervals over the
 assessors' per-condition means (one number per assessor, clipped to the 0-100 scale), and comparisons either fit
-the mixed model of :mod:`evalkit.analysis.mixed_model` to every kept rating (``mixed``, the default) or pair the
+the mixed model of :mod:`evalkit.stats.mixed_model` to every kept rating (``mixed``, the default) or pair the
 assessors' means (``t``, ``wilcoxon``, ``permutation``).
 """
 
@@ -300,9 +300,9 @@ def mixed_comparisons(ratings: Sequence[Rating], pairs: Sequence[tuple[str, str]
     """Wald-t contrasts of the mixed model (fitted here unless ``fit`` is given), Holm over ``pairs``.
 
     Raises:
-        ModelError: the ratings cannot support the model (see :func:`evalkit.analysis.mixed_model.fit_mixed`).
+        ModelError: the ratings cannot support the model (see :func:`evalkit.stats.mixed_model.fit_mixed`).
     """
-    from evalkit.analysis.mixed_model import contrast, fit_mixed
+    from evalkit.stats.mixed_model import contrast, fit_mixed
 
     fit = fit_mixed(ratings) if fit is None else fit
     raters: dict[str, set[str]] = defaultdict(set)
@@ -335,7 +335,7 @@ def analyze_mushra(ratings: Sequence[Rating], *, test: str = "mixed", versus: st
     Raises:
         ValueError: an unknown ``test`` or ``versus``.
     """
-    from evalkit.analysis.mixed_model import ModelError, fit_mixed
+    from evalkit.stats.mixed_model import ModelError, fit_mixed
 
     if test not in TESTS:
         raise ValueError(f"test: expected one of {', '.join(TESTS)}, got {test!r}")

@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from evalkit.analysis.bootstrap import widened_level
-from evalkit.analysis.paired import Outcome, compare_pair, compare_variants, smallest_p
+from evalkit.runner.paired import Outcome, compare_pair, compare_variants, smallest_p
+from evalkit.stats.bootstrap import widened_level
 
 
 def _long(values: dict[str, list[float]]) -> pd.DataFrame:

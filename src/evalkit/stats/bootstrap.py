@@ -16,7 +16,7 @@ By the number n of finite values:
 
 Why not the plain percentile bootstrap, or plain BCa: at n = 12 they cover the mean of normal data 90–91 % of the
 time and of exponential data 87–88 %; the t interval covers 95 % and 90 %; the widened BCa 94 % and 92 % (2000
-simulated samples; ``tests/analysis/test_bootstrap.py``, which asserts ≥ 93 % and ≥ 90 %). Heavier skew still
+simulated samples; ``tests/stats/test_bootstrap.py``, which asserts ≥ 93 % and ≥ 90 %). Heavier skew still
 costs coverage (lognormal σ = 1: 89 %, the percentile bootstrap 82 %). A studentized bootstrap covers skewed
 data better but can give infinite bounds on tied data such as mostly-zero word error rates.
 
