@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from evalkit.listening.analysis import holm
 from evalkit.listening.model import Rating
 from evalkit.stats.mixed_model import contrast, fit_mixed
+from evalkit.stats.multiple import holm
 from evalkit.stats.power import (
     PanelModel,
     _balanced_test,

@@ -68,7 +68,7 @@ def paired_context(run: RunData, board: Scoreboard, seed: int = 0) -> dict | Non
 
 def _power_note(metrics: list[dict]) -> str | None:
     """One line for the metrics whose design cannot detect any difference (too few items for their pairs)."""
-    from evalkit.runner.paired import smallest_p
+    from evalkit.stats.paired import smallest_wilcoxon_p
 
     blind = [m for m in metrics if m["note"]]
     if not blind:
@@ -77,7 +77,8 @@ def _power_note(metrics: list[dict]) -> str | None:
     pairs = sorted({m["pairs"] for m in blind})
     which = "every metric" if len(blind) == len(metrics) else ", ".join(m["header"] for m in blind)
     span = f"{pairs[0]}" if len(pairs) == 1 else f"{pairs[0]}–{pairs[-1]}"
-    return (f"With {items} shared items the smallest exact Wilcoxon p is {smallest_p(items):.2g}; Holm over {span} "
+    smallest = smallest_wilcoxon_p(items)
+    return (f"With {items} shared items the smallest exact Wilcoxon p is {smallest:.2g}; Holm over {span} "
             f"pairs needs p below {0.05 / pairs[-1]:.2g} for the first: no pair can come out different ({which}), "
             "every pair is a tie by design.")
 

@@ -36,6 +36,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from evalkit.stats.intervals import t_bounds
+
 RESAMPLES = 2000
 MIN_VALUES = 3  # fewer finite values: no interval
 MIN_BOOTSTRAP = 6  # fewer: Student's t interval (a bootstrap interval never leaves the sample's range)
@@ -101,20 +103,11 @@ def _intervals(x: np.ndarray, seed: int, level: float, resamples: int) -> tuple[
     if len(varied) == 0:
         return low, high
     if n < MIN_BOOTSTRAP:
-        lo, hi = _t_interval(varied, level)
+        lo, hi = t_bounds(varied, level)
     else:
         lo, hi = _bca(varied, seed, widened_level(n, level), resamples)
     low[~constant], high[~constant] = lo, hi
     return low, high
-
-
-def _t_interval(x: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    from scipy import stats
-
-    n = x.shape[1]
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(axis=1, ddof=1) / math.sqrt(n)
-    mean = x.mean(axis=1)
-    return mean - half, mean + half
 
 
 def _bca(x: np.ndarray, seed: int, level: float, resamples: int) -> tuple[np.ndarray, np.ndarray]:

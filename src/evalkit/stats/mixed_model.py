@@ -23,13 +23,29 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from evalkit.listening.model import Rating
-
 COMPONENTS = ("assessor", "assessor_x_condition", "assessor_x_item", "residual")
 _BOUNDARY = 1e-6  # a component below this share of the total variance is on the boundary (held at 0 for df)
+
+
+class Rating(Protocol):
+    """What the model reads of one rating (``evalkit.listening.model.Rating`` is one): who rated which item in
+    which condition, and the score in points."""
+
+    @property
+    def assessor(self) -> str: ...
+
+    @property
+    def item(self) -> str: ...
+
+    @property
+    def condition(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
 
 
 class ModelError(ValueError):
