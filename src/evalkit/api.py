@@ -200,7 +200,7 @@ class Run:
     def summary(self) -> pd.DataFrame:
         """One row per variant × metric: ``mean``, 95 % CI (``ci_low``, ``ci_high``) over its items, ``n``,
         ``failures``, ``bitrate_kbps``, ``unit``, ``higher_is_better``; ``mean_shared``, ``ci_*_shared`` over the
-        ``n_shared`` items every variant scored, ``complete`` (see :mod:`evalkit.analysis.shared_items`)."""
+        ``n_shared`` items every variant scored, ``complete`` (see :mod:`evalkit.stats.shared_items`)."""
         return self._labelled(self._data.summary)
 
     @cached_property

@@ -16,7 +16,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 USER_ERRORS = (("evalkit.audio", "AudioError"), ("evalkit.codecs.spec", "SpecError"),
                ("evalkit.codecs.weights", "WeightsNotFound"), ("evalkit.metrics.registry", "UnknownMetric"),
                ("evalkit.runner.config", "ConfigError"), ("evalkit.listening.errors", "ListenError"),
-               ("evalkit.analysis.errors", "CompareError"), ("evalkit.reports.rundata", "ReportError"),
+               ("evalkit.runner.compare_errors", "CompareError"), ("evalkit.reports.rundata", "ReportError"),
                ("evalkit.codecs.plugins", "PluginError"), ("evalkit.api", "RunNotFound"),
                ("evalkit.runner.store", "StoreError"), ("evalkit.codecs.safe_load", "WeightsFileError"),
                ("evalkit.runner.executors", "DaskSchedulerError"))
@@ -222,10 +222,10 @@ def _summary(args: argparse.Namespace) -> int:
 def _compare_paired(args: argparse.Namespace) -> int:
     import json
 
-    from evalkit.analysis.errors import CompareError
-    from evalkit.analysis.paired import compare_variants, format_paired
     from evalkit.reports.rundata import load_run
     from evalkit.reports.scoreboard import metric_column, variant_labels, variant_order
+    from evalkit.runner.compare_errors import CompareError
+    from evalkit.runner.paired import compare_variants, format_paired
 
     if args.anchor is not None:
         raise CompareError("--anchor: --paired compares every pair of variants, it takes no anchor")
@@ -250,7 +250,7 @@ def _compare_paired(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import json
 
-    from evalkit.analysis.compare import compare, format_comparison
+    from evalkit.runner.compare import compare, format_comparison
     from evalkit.runner.rate_quality import load_rate_quality
 
     if args.paired:

@@ -113,7 +113,7 @@ def mushra_report(ratings: list[Rating] | Panel, test: str = "mixed", versus: st
     "excluded": [{assessor, reason}], "incomplete": [...], "comparisons": [{a, b, a_label, b_label, n,
     mean_difference, test, p, p_holm, ci_low, ci_high, df}], "model": {...}, "minimum_detectable_difference":
     {points, power, alpha, assessors, pairs, items, method}}``."""
-    from evalkit.analysis.listening_stats import CI_METHOD, analyze_mushra
+    from evalkit.listening.analysis import CI_METHOD, analyze_mushra
 
     panel = ratings if isinstance(ratings, Panel) else Panel(
         Design.MUSHRA, list(ratings), labels=condition_labels({r.condition for r in ratings}))
@@ -151,7 +151,7 @@ def _model_json(result) -> dict:
 
 
 def _mdd_json(result, pairs: int) -> dict:
-    from evalkit.analysis.panel_plan import PanelModel, minimum_detectable_difference
+    from evalkit.stats.power import PanelModel, minimum_detectable_difference
 
     out = {"points": math.nan, "power": MDD_POWER, "alpha": MDD_ALPHA, "assessors": result.assessors,
            "pairs": pairs, "items": len(result.model.items) if result.model is not None else 0,
@@ -169,8 +169,8 @@ def choices_report(choices: list[Choice] | Panel, design: Design) -> dict:
     """JSON-ready AB/ABX analysis: ``{"design", "labels", "excluded", "incomplete", "pairs": [{a, b, a_label,
     b_label, n, prefer_a, prefer_b, no_preference, share, ci_low, ci_high, p, group_test, listeners,
     pooled_share, pooled_ci_low, pooled_ci_high, p_pooled, correct, discriminating_listeners, per_listener}]}``
-    (see :mod:`evalkit.analysis.choice_stats`: share, CI and p are over listeners, pooled ones over answers)."""
-    from evalkit.analysis.choice_stats import analyze_choices
+    (see :mod:`evalkit.listening.choice_analysis`: share, CI and p are over listeners, pooled ones over answers)."""
+    from evalkit.listening.choice_analysis import analyze_choices
 
     panel = choices if isinstance(choices, Panel) else Panel(
         design, list(choices), labels=condition_labels({c for r in choices for c in (r.condition_a, r.condition_b)}))
@@ -195,7 +195,7 @@ def analyze_test_dir(test_dir: str | Path, test: str = "mixed", *, versus: str |
 
 def plan_report(panel: Panel, difference: float, power: float = 0.8, alpha: float = 0.05, pairs: int | None = None,
                 items: int | None = None, versus: str | None = None, sims: int = 2000, seed: int = 0) -> dict:
-    """Panel-size plan from a pilot MUSHRA panel (see :mod:`evalkit.analysis.panel_plan`): the assessors needed
+    """Panel-size plan from a pilot MUSHRA panel (see :mod:`evalkit.stats.power`): the assessors needed
     for ``difference`` points at ``power`` with each of ``pairs`` comparisons at ``alpha / pairs`` (default: the
     pilot analysis' pairs), the pilot panel's power and minimum detectable difference, and per pair the assessors
     needed to detect the pilot's own difference.
@@ -203,8 +203,8 @@ def plan_report(panel: Panel, difference: float, power: float = 0.8, alpha: floa
     Raises:
         ListenError: not a MUSHRA panel, bad numbers, or a pilot the mixed model cannot be fitted to.
     """
-    from evalkit.analysis.mixed_model import fit_mixed
-    from evalkit.analysis.panel_plan import (
+    from evalkit.stats.mixed_model import fit_mixed
+    from evalkit.stats.power import (
         MAX_ASSESSORS,
         PanelModel,
         assessors_needed,

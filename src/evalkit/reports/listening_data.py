@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalkit.analysis.correlation import Correlation, pearson, spearman
 from evalkit.reports.rundata import ReportError, RunData
+from evalkit.stats.correlation import Correlation, pearson, spearman
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Headline metrics are :data:`HEADLINE_METRICS` that the run has, in that order (a
 first metrics). Rows come anchors first, then codecs by family and bitrate, the reference pseudo-variant last.
 
 The means in a column are over the same items: those every variant with values of the metric scored
-(:mod:`evalkit.analysis.shared_items`). A variant that failed on items others scored is not ``complete``: it is
+(:mod:`evalkit.stats.shared_items`). A variant that failed on items others scored is not ``complete``: it is
 marked and never the column's best; its mean over its own items stays in ``mean_all`` (and ``summary.csv``).
 """
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from evalkit.analysis.shared_items import shared_item_means
 from evalkit.labels import family_display_name
 from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC, RunData
+from evalkit.stats.shared_items import shared_item_means
 
 HEADLINE_METRICS = ("visqol_audio", "si_sdr", "mel_distance", "pesq_wb", "estoi", "dnsmos_ovrl",
                     "speaker_similarity", "dwer")
@@ -116,8 +116,8 @@ def headline_metrics(available: list[str]) -> list[str]:
 
 def kind_of(spec: str) -> str:
     """``anchor`` (low-pass), ``reference`` (the uncoded pseudo-variant) or ``codec``."""
-    from evalkit.analysis.rate_quality import rate_family
     from evalkit.codecs.spec import SpecError
+    from evalkit.runner.rate_curves import rate_family
 
     if spec == REFERENCE_SPEC:
         return "reference"

@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from evalkit.analysis.rate_quality import rate_family
 from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC, RunData, is_random_weights
+from evalkit.runner.rate_curves import rate_family
 
 SMALL_N = 5  # fewer items than this: a bootstrap CI over items says little
 SPEECH_METRICS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "speaker_similarity", "wer", "cer",

@@ -15,18 +15,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from evalkit.analysis.bootstrap import mean_ci
-from evalkit.analysis.shared_items import shared_item_means
 from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
 from evalkit.runner.plan import REFERENCE
 from evalkit.runner.rate_quality import write_rate_quality
 from evalkit.runner.store import Store, resolve_stored, write_exported_plan
+from evalkit.stats.bootstrap import mean_ci
+from evalkit.stats.shared_items import shared_item_means
 
 if TYPE_CHECKING:
     from evalkit.runner.run import Plan
 
-bootstrap_ci = mean_ci  # the one CI of a mean over items (evalkit.analysis.bootstrap), under its old name
+bootstrap_ci = mean_ci  # the one CI of a mean over items (evalkit.stats.bootstrap), under its old name
 
 
 def _plan_tables(store: Store, plan: Plan) -> None:
@@ -85,14 +85,14 @@ def _with_reference_delta(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Per codec variant × metric: mean, 95 % CI over items (:func:`~evalkit.analysis.bootstrap.mean_ci`), n,
+    """Per codec variant × metric: mean, 95 % CI over items (:func:`~evalkit.stats.bootstrap.mean_ci`), n,
     failures; ``bitrate_kbps`` is the variant's mean per-unit bitrate over the units its codec ran on (measured
     where the codec measures it, see ``ReconstructionReport``; units that failed count nowhere, not at the
     nominal rate), the same for every metric; the nominal bitrate and the weights label are the variant's.
 
     ``mean``, ``ci_*`` and ``n`` are over the variant's own items; ``mean_shared``, ``ci_*_shared`` and
     ``n_shared`` over the items every variant with values of the metric scored, ``n_any`` the items any of them
-    scored and ``complete`` whether this variant scored them all (:mod:`evalkit.analysis.shared_items`): the
+    scored and ``complete`` whether this variant scored them all (:mod:`evalkit.stats.shared_items`): the
     means to put side by side."""
     rows = []
     units = tidy.drop_duplicates("unit_key")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalkit.analysis.errors import CompareError
-from evalkit.analysis.rate_quality import rate_quality_table
+from evalkit.runner.compare_errors import CompareError
+from evalkit.runner.rate_curves import rate_quality_table
 
 RATE_QUALITY_CSV = "rate_quality.csv"
 

@@ -187,7 +187,7 @@ def correlation_figure(points: pd.DataFrame, metric: str, unit: str,
     """MUSHRA mean per (item, condition) against the metric's value, one colour and marker per condition (by
     the test's ``labels`` where given), Pearson r and Spearman ρ in the title. ``points`` has
     ``listening_mean``, ``metric_value``, ``condition`` and ``item``. None without points."""
-    from evalkit.analysis.correlation import pearson, spearman
+    from evalkit.stats.correlation import pearson, spearman
 
     if points.empty:
         return None

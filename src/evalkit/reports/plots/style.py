@@ -20,9 +20,9 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from evalkit.analysis.rate_quality import rate_family
 from evalkit.codecs.spec import SpecError, format_value, split_spec
 from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC
+from evalkit.runner.rate_curves import rate_family
 
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
              "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7"}

@@ -1,6 +1,6 @@
 """Panel-size planning for MUSHRA: power of the mixed-model comparison by simulating whole panels.
 
-The variance components come from a pilot's mixed-model fit (:mod:`evalkit.analysis.mixed_model`). A simulated
+The variance components come from a pilot's mixed-model fit (:mod:`evalkit.stats.mixed_model`). A simulated
 panel has every assessor rate every item in every condition (``assessors × items × conditions`` normal ratings:
 assessor-by-condition, assessor-by-item and residual terms; the assessor intercept cancels in every comparison),
 with one pair of conditions apart by the planned difference. Each panel is analysed by the balanced-design form of
@@ -35,7 +35,7 @@ class PanelModel:
 
     @classmethod
     def from_fit(cls, fit, items: int | None = None) -> PanelModel:
-        """From a :class:`~evalkit.analysis.mixed_model.MixedFit` (``items``: planned items, default the pilot's)."""
+        """From a :class:`~evalkit.stats.mixed_model.MixedFit` (``items``: planned items, default the pilot's)."""
         v = fit.variance
         return cls(v["assessor_x_condition"], v["assessor_x_item"], v["residual"],
                    len(fit.items) if items is None else items, len(fit.conditions))

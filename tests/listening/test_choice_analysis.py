@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from evalkit.analysis.choice_stats import analyze_choices
+from evalkit.listening.choice_analysis import analyze_choices
 from evalkit.listening.model import Choice
 
 

@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from evalkit.analysis.choice_stats import analyze_choices
-from evalkit.analysis.listening_stats import (
-    analyze_mushra,
-    holm,
-    screen_assessors,
-    sign_flip_p,
-    t_interval,
-    wilson_interval,
-)
+from evalkit.listening.analysis import analyze_mushra, screen_assessors
+from evalkit.listening.choice_analysis import analyze_choices
 from evalkit.listening.model import Choice, Rating
+from evalkit.stats.multiple import holm
+from evalkit.stats.proportion import wilson_interval
 
 T975_2 = 4.302652729911275  # t quantile (0.975, 2 dof), from tables
 
@@ -79,11 +74,6 @@ def test_ci_is_student_t_over_assessor_means_not_raw_ratings():
     assert item.ci_high - item.mean == pytest.approx(half)
 
 
-def test_t_interval_small_samples():
-    assert math.isnan(t_interval([5.0]).low) and t_interval([5.0]).mean == 5.0
-    assert t_interval([]).n == 0
-
-
 def test_paired_comparisons_match_scipy_wilcoxon_and_holm():
     rng = np.random.default_rng(3)
     ratings = []
@@ -108,32 +98,6 @@ def test_paired_comparisons_match_scipy_wilcoxon_and_holm():
     for key, p_adj in zip(pairs, adjusted, strict=True):
         assert got[key].p_holm == pytest.approx(p_adj)
     assert all(c.p_holm >= c.p for c in result.comparisons)
-
-
-def test_holm_hand_values():
-    # sorted 0.001, 0.01, 0.02, 0.5 (m = 4): 0.004, 0.03, 0.04, 0.5
-    assert holm([0.02, 0.5, 0.001, 0.01]) == [0.04, 0.5, 0.004, 0.03]
-    assert holm([0.6, 0.5]) == [1.0, 1.0]  # 0.5·2 = 1, capped
-    assert math.isnan(holm([math.nan, 0.01])[0]) and holm([math.nan, 0.01])[1] == 0.01
-
-
-def test_sign_flip_exact_matches_enumeration():
-    d = [3.0, -1.0, 4.0, 1.5, 2.0, -0.5]
-    flips = [abs(sum(s * x for s, x in zip(signs, d, strict=True)))
-             for signs in itertools.product([1, -1], repeat=len(d))]
-    expected = sum(f >= abs(sum(d)) - 1e-12 for f in flips) / len(flips)
-    assert sign_flip_p(d) == pytest.approx(expected)
-    assert sign_flip_p([0.0, 0.0]) == 1.0
-
-
-def test_wilson_hand_value():
-    # 7 of 9, z = 1.959964: centre 7/9 + z²/18, half z·sqrt(p(1-p)/9 + z²/324), divided by 1 + z²/9
-    z = 1.959963984540054
-    p = 7 / 9
-    centre, half = p + z * z / 18, z * math.sqrt(p * (1 - p) / 9 + z * z / 324)
-    lo, hi = wilson_interval(7, 9)
-    assert lo == pytest.approx((centre - half) / (1 + z * z / 9))
-    assert hi == pytest.approx((centre + half) / (1 + z * z / 9))
 
 
 def test_ab_pooled_counts_binomial_and_per_listener():

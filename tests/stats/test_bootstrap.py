@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from evalkit.analysis.bootstrap import mean_ci, widened_level
+from evalkit.stats.bootstrap import mean_ci, widened_level
 
 SAMPLES, N = 2000, 12
 
@@ -30,8 +30,8 @@ def test_covers_the_mean_of_skewed_data_at_n12():
 
 
 def test_exports_and_paired_comparisons_use_this_one_interval():
-    from evalkit.analysis.paired import compare_pair, paired_bootstrap_ci
     from evalkit.runner.exports import bootstrap_ci
+    from evalkit.runner.paired import compare_pair, paired_bootstrap_ci
 
     assert bootstrap_ci is mean_ci and paired_bootstrap_ci is mean_ci
     rng = np.random.default_rng(3)

@@ -3,7 +3,7 @@
 For variants a and b, the per-item differences ``d_i = x_a,i − x_b,i`` over their shared items (both values
 finite) give:
 
-* the mean difference with its 95 % CI over the differences (:func:`evalkit.analysis.bootstrap.mean_ci`: a BCa
+* the mean difference with its 95 % CI over the differences (:func:`evalkit.stats.bootstrap.mean_ci`: a BCa
   bootstrap widened for small n, Student's t under 6 items; the items are resampled, the same items for both
   variants, so item difficulty cancels), ``resamples`` times, seeded;
 * the two-sided **Wilcoxon signed-rank** test of a zero median difference (scipy; zero differences dropped,
@@ -12,7 +12,8 @@ finite) give:
 
 A pair is a *win* for a when both agree: the Holm-adjusted p is below ``alpha`` and the CI excludes 0 on the
 side the metric calls better; a *loss* in the mirror case; otherwise a *tie* (no difference detected). With n
-items the smallest two-sided Wilcoxon p is 2 / 2^n: :func:`smallest_p` says when no pair can reach ``alpha``.
+items the smallest two-sided Wilcoxon p is 2 / 2^n: :func:`~evalkit.stats.paired.smallest_wilcoxon_p` says when
+no pair can reach ``alpha``.
 
 >>> d = compare_pair([3.0, 4.0, 5.0, 6.0, 7.0, 8.0], [1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
 >>> d.n, d.mean_difference, d.p  # 6 positive differences: exact p = 2 / 2^6
@@ -30,10 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from evalkit.analysis.bootstrap import METHOD as BOOTSTRAP_METHOD
-from evalkit.analysis.bootstrap import RESAMPLES as BOOTSTRAP_RESAMPLES
-from evalkit.analysis.bootstrap import mean_ci
-from evalkit.analysis.listening_stats import holm
+from evalkit.stats.bootstrap import METHOD as BOOTSTRAP_METHOD
+from evalkit.stats.bootstrap import RESAMPLES as BOOTSTRAP_RESAMPLES
+from evalkit.stats.bootstrap import mean_ci
+from evalkit.stats.multiple import holm
+from evalkit.stats.paired import smallest_wilcoxon_p, wilcoxon
 
 ALPHA = 0.05
 RESAMPLES = BOOTSTRAP_RESAMPLES
@@ -100,9 +102,10 @@ class PairedComparison:
     def power_note(self) -> str | None:
         """Why no pair can come out as a win or loss (too few items for the number of pairs), else None."""
         ns = [d.n for d in self.pairs if d.reason is None]
-        if not ns or smallest_p(max(ns)) * len(ns) < self.alpha:
+        if not ns or smallest_wilcoxon_p(max(ns)) * len(ns) < self.alpha:
             return None
-        return (f"with {max(ns)} shared items the smallest exact Wilcoxon p is {smallest_p(max(ns)):.2g}; times "
+        smallest = smallest_wilcoxon_p(max(ns))
+        return (f"with {max(ns)} shared items the smallest exact Wilcoxon p is {smallest:.2g}; times "
                 f"{len(ns)} pairs (Holm) it cannot reach alpha {self.alpha:g}, so every pair is a tie by design")
 
     def to_json(self) -> dict:
@@ -119,29 +122,6 @@ class PairedComparison:
                 "records": {spec: self.record(spec) for spec in self.variants}, "note": self.power_note()}
 
 
-def smallest_p(n: int) -> float:
-    """The smallest two-sided exact Wilcoxon signed-rank p-value with ``n`` non-zero differences: 2 / 2^n.
-
-    >>> smallest_p(3), smallest_p(12)
-    (0.25, 0.00048828125)
-    """
-    return min(1.0, 2.0 / 2.0 ** n) if n > 0 else 1.0
-
-
-def wilcoxon_signed_rank(differences: Sequence[float]) -> tuple[float, float]:
-    """(statistic, two-sided p) of scipy's Wilcoxon signed-rank test, zero differences dropped; all-zero
-    differences give (0, 1); fewer than one difference gives NaN."""
-    from scipy import stats
-
-    d = np.asarray(differences, dtype=float)
-    if len(d) == 0:
-        return math.nan, math.nan
-    if not np.any(d != 0):
-        return 0.0, 1.0
-    result = stats.wilcoxon(d, zero_method="wilcox")
-    return float(result.statistic), float(result.pvalue)
-
-
 def compare_pair(a: Sequence[float], b: Sequence[float], *, seed: int = 0, names: tuple[str, str] = ("a", "b"),
                  resamples: int = RESAMPLES) -> PairedDifference:
     """Mean difference a − b with its paired bootstrap CI and the Wilcoxon test, over positions where both
@@ -156,8 +136,8 @@ def compare_pair(a: Sequence[float], b: Sequence[float], *, seed: int = 0, names
         return PairedDifference(*names, len(d), math.nan, math.nan, math.nan, math.nan, math.nan,
                                 reason=f"{len(d)} shared item{'s' if len(d) != 1 else ''} with values, need 2")
     lo, hi = mean_ci(d, seed, resamples=resamples)
-    statistic, p = wilcoxon_signed_rank(d)
-    return PairedDifference(*names, len(d), float(d.mean()), lo, hi, statistic, p)
+    test = wilcoxon(d)
+    return PairedDifference(*names, len(d), float(d.mean()), lo, hi, test.statistic, test.p)
 
 
 def _verdict(d: PairedDifference, higher_is_better: bool, alpha: float) -> Outcome:

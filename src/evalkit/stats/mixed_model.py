@@ -23,13 +23,29 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from evalkit.listening.model import Rating
-
 COMPONENTS = ("assessor", "assessor_x_condition", "assessor_x_item", "residual")
 _BOUNDARY = 1e-6  # a component below this share of the total variance is on the boundary (held at 0 for df)
+
+
+class Rating(Protocol):
+    """What the model reads of one rating (``evalkit.listening.model.Rating`` is one): who rated which item in
+    which condition, and the score in points."""
+
+    @property
+    def assessor(self) -> str: ...
+
+    @property
+    def item(self) -> str: ...
+
+    @property
+    def condition(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
 
 
 class ModelError(ValueError):
@@ -90,7 +106,7 @@ def _design(ratings: Sequence[Rating]):
 def fit_mixed(ratings: Sequence[Rating]) -> MixedFit:
     """REML fit of the model above by Fisher scoring (components kept ≥ 0) from an equal split of the residual
     variance of ordinary least squares; if scoring fails, statsmodels ``MixedLM`` (L-BFGS, BFGS, CG) is fitted and
-    then polished by scoring. ``tests/analysis`` checks the result against ``MixedLM`` and ``AnovaRM``.
+    then polished by scoring. ``tests/stats`` checks the result against ``MixedLM`` and ``AnovaRM``.
 
     Raises:
         ModelError: fewer than 2 assessors or 2 conditions, or no residual degrees of freedom.

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalkit.analysis.compare import CompareError, compare
-from evalkit.analysis.rate_quality import COLUMNS, rate_family, rate_quality_table
 from evalkit.cli import main
+from evalkit.runner.compare import CompareError, compare
+from evalkit.runner.rate_curves import COLUMNS, rate_family, rate_quality_table
 from evalkit.runner.rate_quality import load_rate_quality
 
 

@@ -7,7 +7,7 @@ easier) items than its neighbours'. The rule, per metric:
   everywhere has no mean to compare);
 * its **items** (``n_any``) are those some compared variant scored; its **shared items** (``n_shared``) those
   every compared variant scored;
-* each compared variant's ``mean_shared`` and 95 % CI (:func:`evalkit.analysis.bootstrap.mean_ci`, seeded) are
+* each compared variant's ``mean_shared`` and 95 % CI (:func:`evalkit.stats.bootstrap.mean_ci`, seeded) are
   over the shared items: every such mean of the metric is over the same items;
 * a variant is ``complete`` when it scored every item of the metric; one that is not is marked where its mean
   is shown and is never the best of its column (it failed where others did not).
@@ -31,7 +31,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from evalkit.analysis.bootstrap import mean_ci
+from evalkit.stats.bootstrap import mean_ci
 
 COLUMNS = ["codec_spec", "metric", "mean_shared", "ci_low_shared", "ci_high_shared", "n_shared", "n_scored", "n_any",
            "complete"]

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from evalkit.analysis.bdrate import bd_quality, bd_rate
+from evalkit.stats.bdrate import bd_quality, bd_rate
 
 RATES = np.array([6.0, 12.0, 24.0, 48.0])
 HIGHER = np.array([2.1, 3.0, 3.6, 4.0])  # e.g. ViSQOL: concave in log-rate

@@ -11,8 +11,9 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from evalkit.analysis.bootstrap import widened_level
-from evalkit.analysis.paired import Outcome, compare_pair, compare_variants, smallest_p
+from evalkit.runner.paired import Outcome, compare_pair, compare_variants
+from evalkit.stats.bootstrap import widened_level
+from evalkit.stats.paired import smallest_wilcoxon_p
 
 
 def _long(values: dict[str, list[float]]) -> pd.DataFrame:
@@ -84,7 +85,7 @@ def test_too_few_items_is_a_reason_not_a_verdict_and_the_power_note_says_so():
     by_pair = {(d.a, d.b): d for d in result.pairs}
     assert by_pair[("a", "c")].reason == "1 shared item with values, need 2" and math.isnan(by_pair[("a", "c")].p)
     assert result.outcome("a", "c") is None
-    assert by_pair[("a", "b")].p == pytest.approx(smallest_p(3))  # 3 positive differences: exact p = 0.25
+    assert by_pair[("a", "b")].p == pytest.approx(smallest_wilcoxon_p(3))  # 3 positive differences: exact p = 0.25
     assert "cannot reach alpha" in result.power_note()
     assert result.to_json()["pairs"][1]["p"] is None  # NaN -> null
 

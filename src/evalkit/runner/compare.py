@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from evalkit.analysis.bdrate import bd_quality, bd_rate
-from evalkit.analysis.errors import CompareError
+from evalkit.runner.compare_errors import CompareError
+from evalkit.stats.bdrate import bd_quality, bd_rate
 
 DEFAULT_ANCHOR = "opus"
 

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from evalkit.analysis.listening_stats import holm
-from evalkit.analysis.mixed_model import contrast, fit_mixed
-from evalkit.analysis.panel_plan import (
+from evalkit.listening.model import Rating
+from evalkit.stats.mixed_model import contrast, fit_mixed
+from evalkit.stats.multiple import holm
+from evalkit.stats.power import (
     PanelModel,
     _balanced_test,
     assessors_needed,
     minimum_detectable_difference,
     power,
 )
-from evalkit.listening.model import Rating
-from tests.analysis.test_mixed_model import simulate
+from tests.stats.test_mixed_model import simulate
 
 
 def _ratings(y: np.ndarray) -> list[Rating]:

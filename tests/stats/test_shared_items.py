@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalkit.analysis.bootstrap import mean_ci
-from evalkit.analysis.shared_items import shared_item_means
+from evalkit.stats.bootstrap import mean_ci
+from evalkit.stats.shared_items import shared_item_means
 
 NAN = math.nan
 

@@ -1,4 +1,4 @@
-"""The error of ``evalkit compare`` in its own module, so the CLI imports nothing else of analysis at start."""
+"""The error of ``evalkit compare`` in its own module, so the CLI imports nothing else of the comparisons at start."""
 
 
 class CompareError(ValueError):

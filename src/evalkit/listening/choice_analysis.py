@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalkit.analysis.listening_stats import binomial_p, t_interval, wilson_interval
 from evalkit.listening.model import Choice
+from evalkit.stats.intervals import t_interval
+from evalkit.stats.paired import one_sample_t
+from evalkit.stats.proportion import binomial_p, wilson_interval
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,6 @@ class PairSummary:
 
 def _group_test(shares: list[float], abx: bool, confidence: float) -> tuple[float, float, float, float, str]:
     """(mean share, CI low, CI high, p, test name) over listeners' shares against 1/2."""
-    from scipy import stats
-
     x = np.asarray(shares, dtype=float)
     iv = t_interval(x, confidence)
     low, high = (min(max(iv.low, 0.0), 1.0), min(max(iv.high, 0.0), 1.0)) if len(x) > 1 else (math.nan, math.nan)
@@ -67,7 +67,7 @@ def _group_test(shares: list[float], abx: bool, confidence: float) -> tuple[floa
         else:
             p = (1.0 if abx else 2.0) / 2 ** len(x)
         return iv.mean, low, high, p, "sign-flip over listeners' shares (all listeners had the same share)"
-    p = float(stats.ttest_1samp(x, 0.5, alternative=alternative).pvalue)
+    p = one_sample_t(x, 0.5, alternative).p
     return iv.mean, low, high, p, f"one-sample t over listeners' shares vs 0.5 ({alternative})"
 
 

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from evalkit.analysis.listening_stats import analyze_mushra, holm
-from evalkit.analysis.mixed_model import ModelError, _Blocks, _design, contrast, fit_mixed
+from evalkit.listening.analysis import analyze_mushra
 from evalkit.listening.model import Rating
+from evalkit.stats.mixed_model import ModelError, _Blocks, _design, contrast, fit_mixed
+from evalkit.stats.multiple import holm
 
 
 def simulate(n_assessors: int, n_items: int, means, *, seed: int, sd_ac: float = 6.0, sd_ai: float = 4.0,

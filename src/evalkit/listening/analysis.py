@@ -1,8 +1,8 @@
-"""Statistics of MUSHRA listening tests as pure functions (ITU-R BS.1534-3); AB and ABX are in ``choice_stats``.
+"""Statistics of MUSHRA listening tests as pure functions (ITU-R BS.1534-3); AB and ABX are in ``choice_analysis``.
 
 Ratings of one assessor are not independent, so MUSHRA confidence intervals are Student-t intervals over the
 assessors' per-condition means (one number per assessor, clipped to the 0-100 scale), and comparisons either fit
-the mixed model of :mod:`evalkit.analysis.mixed_model` to every kept rating (``mixed``, the default) or pair the
+the mixed model of :mod:`evalkit.stats.mixed_model` to every kept rating (``mixed``, the default) or pair the
 assessors' means (``t``, ``wilcoxon``, ``permutation``).
 """
 
@@ -17,137 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from evalkit.listening.model import ANCHOR_MID, REFERENCE, Rating
+from evalkit.stats.intervals import median_iqr, t_interval
+from evalkit.stats.multiple import holm
+from evalkit.stats.paired import one_sample_t, sign_flip, wilcoxon
 
 SCREEN_SHARE = 0.15  # BS.1534-3 post-screening: more than 15 % of the items
 SCREEN_LEVEL = 90.0
-
-
-@dataclass(frozen=True)
-class Interval:
-    mean: float
-    low: float
-    high: float
-    n: int
-
-
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
-    """Mean and Student-t confidence interval ``mean ± t(1-α/2, n-1) · s/√n`` (s: sample SD, ddof 1).
-
-    Fewer than two values give NaN bounds.
-
-    >>> iv = t_interval([1.0, 2.0, 3.0])  # s = 1, t(0.975, 2) = 4.3027, half-width 4.3027/√3 = 2.4841
-    >>> round(iv.mean, 4), round(iv.low, 4), round(iv.high, 4), iv.n
-    (2.0, -0.4841, 4.4841, 3)
-    """
-    from scipy import stats
-
-    x = np.asarray(values, dtype=float)
-    n = len(x)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
-    mean = float(x.mean())
-    if n < 2:
-        return Interval(mean, math.nan, math.nan, n)
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return Interval(mean, mean - half, mean + half, n)
-
-
-def median_iqr(values: Sequence[float]) -> tuple[float, float]:
-    """Median and interquartile range (linear interpolation between order statistics, numpy's default).
-
-    >>> median_iqr([1, 2, 3, 4, 5])  # quartiles 2 and 4
-    (3.0, 2.0)
-    """
-    x = np.asarray(values, dtype=float)
-    if len(x) == 0:
-        return math.nan, math.nan
-    q1, med, q3 = np.percentile(x, [25, 50, 75])
-    return float(med), float(q3 - q1)
-
-
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm step-down adjusted p-values: sorted ascending, ``p_(i) · (m − i)`` (i from 0), running maximum, ≤ 1.
-
-    NaN p-values are left NaN and do not count in m.
-
-    >>> holm([0.01, 0.04, 0.03])  # 0.01·3 = 0.03; 0.03·2 = 0.06; max(0.04·1, 0.06) = 0.06
-    [0.03, 0.06, 0.06]
-    """
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full(len(p), math.nan)
-    valid = np.flatnonzero(~np.isnan(p))
-    m = len(valid)
-    running = 0.0
-    for rank, idx in enumerate(valid[np.argsort(p[valid], kind="stable")]):
-        running = max(running, min(1.0, p[idx] * (m - rank)))
-        out[idx] = running
-    return [float(f"{v:.12g}") for v in out]  # drop float noise (0.03 not 0.030000000000000002)
-
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion: ``(p̂ + z²/2n ± z·√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)``.
-
-    >>> lo, hi = wilson_interval(8, 10)  # z = 1.96: (0.8 + 0.1921 ± 0.3136) / 1.3841
-    >>> round(lo, 4), round(hi, 4)
-    (0.4902, 0.9433)
-    """
-    from scipy import stats
-
-    if n == 0:
-        return math.nan, math.nan
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = successes / n
-    centre = p + z * z / (2 * n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
-
-
-def binomial_p(successes: int, n: int, alternative: str = "two-sided") -> float:
-    """Exact binomial test against p = 1/2 (``two-sided`` or ``greater``); NaN when n = 0.
-
-    >>> binomial_p(9, 10, "greater")  # (C(10,9) + C(10,10)) / 2^10 = 11/1024
-    0.0107421875
-    >>> binomial_p(9, 10)  # symmetric: 2 · 11/1024
-    0.021484375
-    """
-    from scipy import stats
-
-    if n == 0:
-        return math.nan
-    return float(stats.binomtest(successes, n, 0.5, alternative=alternative).pvalue)
-
-
-def sign_flip_p(differences: Sequence[float], *, max_exact: int = 16, n_random: int = 100_000,
-                seed: int = 0) -> float:
-    """Two-sided paired permutation test of mean difference 0: the share of the 2^n sign flips whose |sum| is at
-    least the observed one (exact up to ``max_exact`` pairs, else ``n_random`` seeded random flips).
-
-    >>> sign_flip_p([1.0, 2.0, 3.0])  # 8 flips, sums ±6, ±4, ±2, ±0: |sum| ≥ 6 in 2 of 8
-    0.25
-    """
-    d = np.asarray(differences, dtype=float)
-    n = len(d)
-    if n == 0:
-        return math.nan
-    observed = abs(d.sum()) - 1e-9 * max(1.0, float(np.abs(d).sum()))
-    if n <= max_exact:
-        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
-    else:
-        signs = np.random.default_rng(seed).choice([-1, 1], size=(n_random, n))
-    return float(np.mean(np.abs(signs @ d) >= observed))
-
-
-def wilcoxon_p(differences: Sequence[float]) -> float:
-    """Two-sided Wilcoxon signed-rank p-value (scipy; zero differences dropped, exact when small and tie-free).
-    All-zero differences give 1.0, the exact sign-flip value."""
-    from scipy import stats
-
-    d = np.asarray(differences, dtype=float)
-    if len(d) == 0:
-        return math.nan
-    if not np.any(d != 0):
-        return 1.0
-    return float(stats.wilcoxon(d, zero_method="wilcox").pvalue)
 
 
 @dataclass(frozen=True)
@@ -265,22 +140,11 @@ def comparison_pairs(conditions: Iterable[str], versus: str | None = None) -> li
 
 
 def _paired(a: str, b: str, means: dict[str, dict[str, float]], test: str, confidence: float) -> tuple:
-    from scipy import stats
-
     common = sorted(set(means[a]) & set(means[b]))
     d = np.array([means[a][k] - means[b][k] for k in common])
     iv = t_interval(d, confidence)
-    if test == "t":
-        sd = float(d.std(ddof=1)) if len(d) > 1 else math.nan
-        if len(d) < 2:
-            p = math.nan
-        elif sd == 0:
-            p = 1.0 if iv.mean == 0 else 0.0
-        else:
-            p = float(stats.ttest_1samp(d, 0.0).pvalue)
-    else:
-        p = wilcoxon_p(d) if test == "wilcoxon" else sign_flip_p(d)
-    return len(common), iv.mean, p, iv.low, iv.high, float(len(d) - 1) if test == "t" else math.nan
+    result = {"t": one_sample_t, "wilcoxon": wilcoxon, "permutation": sign_flip}[test](d)
+    return len(common), iv.mean, result.p, iv.low, iv.high, float(len(d) - 1) if test == "t" else math.nan
 
 
 def paired_comparisons(means: dict[str, dict[str, float]], test: str = "wilcoxon", *,
@@ -300,9 +164,9 @@ def mixed_comparisons(ratings: Sequence[Rating], pairs: Sequence[tuple[str, str]
     """Wald-t contrasts of the mixed model (fitted here unless ``fit`` is given), Holm over ``pairs``.
 
     Raises:
-        ModelError: the ratings cannot support the model (see :func:`evalkit.analysis.mixed_model.fit_mixed`).
+        ModelError: the ratings cannot support the model (see :func:`evalkit.stats.mixed_model.fit_mixed`).
     """
-    from evalkit.analysis.mixed_model import contrast, fit_mixed
+    from evalkit.stats.mixed_model import contrast, fit_mixed
 
     fit = fit_mixed(ratings) if fit is None else fit
     raters: dict[str, set[str]] = defaultdict(set)
@@ -335,7 +199,7 @@ def analyze_mushra(ratings: Sequence[Rating], *, test: str = "mixed", versus: st
     Raises:
         ValueError: an unknown ``test`` or ``versus``.
     """
-    from evalkit.analysis.mixed_model import ModelError, fit_mixed
+    from evalkit.stats.mixed_model import ModelError, fit_mixed
 
     if test not in TESTS:
         raise ValueError(f"test: expected one of {', '.join(TESTS)}, got {test!r}")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from evalkit.analysis.correlation import pearson, spearman
+from evalkit.stats.correlation import pearson, spearman
 
 
 def test_coefficients_equal_scipy_and_intervals_the_fisher_formula():

@@ -16,7 +16,7 @@ By the number n of finite values:
 
 Why not the plain percentile bootstrap, or plain BCa: at n = 12 they cover the mean of normal data 90–91 % of the
 time and of exponential data 87–88 %; the t interval covers 95 % and 90 %; the widened BCa 94 % and 92 % (2000
-simulated samples; ``tests/analysis/test_bootstrap.py``, which asserts ≥ 93 % and ≥ 90 %). Heavier skew still
+simulated samples; ``tests/stats/test_bootstrap.py``, which asserts ≥ 93 % and ≥ 90 %). Heavier skew still
 costs coverage (lognormal σ = 1: 89 %, the percentile bootstrap 82 %). A studentized bootstrap covers skewed
 data better but can give infinite bounds on tied data such as mostly-zero word error rates.
 
@@ -35,6 +35,8 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
+
+from evalkit.stats.intervals import t_bounds
 
 RESAMPLES = 2000
 MIN_VALUES = 3  # fewer finite values: no interval
@@ -101,20 +103,11 @@ def _intervals(x: np.ndarray, seed: int, level: float, resamples: int) -> tuple[
     if len(varied) == 0:
         return low, high
     if n < MIN_BOOTSTRAP:
-        lo, hi = _t_interval(varied, level)
+        lo, hi = t_bounds(varied, level)
     else:
         lo, hi = _bca(varied, seed, widened_level(n, level), resamples)
     low[~constant], high[~constant] = lo, hi
     return low, high
-
-
-def _t_interval(x: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    from scipy import stats
-
-    n = x.shape[1]
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(axis=1, ddof=1) / math.sqrt(n)
-    mean = x.mean(axis=1)
-    return mean - half, mean + half
 
 
 def _bca(x: np.ndarray, seed: int, level: float, resamples: int) -> tuple[np.ndarray, np.ndarray]:
