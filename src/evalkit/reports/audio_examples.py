@@ -77,13 +77,6 @@ def opus_data_uri(x: np.ndarray, sample_rate: int) -> str:
     return "data:audio/ogg;codecs=opus;base64," + base64.b64encode(stream.data).decode("ascii")
 
 
-def _decoded_path(row, run_dir: Path) -> Path | None:
-    for candidate in (row.get("decoded_path"), run_dir / "cache" / "decoded" / f"{row['unit_key']}.wav"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
-
-
 def choose_items(run: RunData, max_items: int) -> list[str]:
     """Up to ``max_items`` items, one per category first (in id order), among items with decoded units."""
     if run.units.empty or "status" not in run.units:
@@ -122,7 +115,7 @@ def audio_examples(run: RunData, max_items: int = 3, excerpt_s: float = 5.0) -> 
                                                                      ref.sample_rate), len(uri) * 3 / 4 / 1000)]
         missing = []
         for row in sorted(rows, key=lambda r: r["codec_spec"]):
-            path = _decoded_path(row, run.run_dir)
+            path = run.reader.decoded_path(row)
             if path is None:
                 missing.append(row["codec_spec"])
                 continue
