@@ -27,7 +27,7 @@ from evalkit.metrics import Metric, MetricKind, applicable_metrics, get_metrics
 from evalkit.runner.config import ConfigError, RunConfig, decode_settings, score_settings
 from evalkit.runner.decoded import is_decoded_spec
 from evalkit.runner.executors import DaskSchedulerLost, LocalPool, dask_client, local_pool, run_dask, run_local
-from evalkit.runner.layout import LOCK_NAME, LOG_NAME, STORE_NAME
+from evalkit.runner.layout import DECODED_CACHE, LOCK_NAME, LOG_NAME, STORE_NAME
 from evalkit.runner.outcome import Plan, RunReport
 from evalkit.runner.output import check_output, discard_run_files
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
@@ -123,7 +123,7 @@ def nyquist_problems(items: list[Item], variants: list[Variant]) -> list[str]:
     """Low-pass anchors whose cut-off is at or above the Nyquist frequency of some item."""
     problems = []
     for variant in variants:
-        cutoff = variant.spec.params.get("cutoff_hz") if variant.spec.family == "lowpass" else None
+        cutoff = describe(variant.spec).anchor_cutoff_hz
         if cutoff is None:
             continue
         bad = [i for i in items if i.sample_rate is not None and cutoff >= i.sample_rate / 2]
@@ -272,7 +272,7 @@ class _Writer:
 
     def __init__(self, store: Store, output: Path, report: RunReport, bar: tqdm):
         self.store, self.report, self.bar, self.output = store, report, bar, output
-        self.decoded_dir = output / "cache" / "decoded"
+        self.decoded_dir = output.joinpath(*DECODED_CACHE)
         self.codes_dir = output / "cache" / "codes"
         for folder in (self.decoded_dir, self.codes_dir):
             folder.mkdir(parents=True, exist_ok=True)
