@@ -69,7 +69,7 @@ def family_style(family: str) -> FamilyStyle:
 
     KLT families take their base's colour with a dashed line; unknown families get a stable palette colour.
 
-    >>> family_style("opus").label, family_style("klt:encodec-24khz:dim=64").linestyle
+    >>> family_style("opus").label, family_style("opus:application=voip").linestyle
     ('Opus', '--')
     """
     parts = curve_parts(family)
@@ -105,7 +105,7 @@ def short_label(spec: str, per_channel: bool = False) -> str:
     """The shared short label of a codec spec or listening condition (its variant record's, see
     :func:`evalkit.codecs.labels.short_label`; ``per_channel``: the run coded it channel by channel, ``kbps/ch``).
 
-    >>> short_label("opus?application=audio&bitrate_kbps=12"), short_label("lowpass?cutoff_hz=3500")
+    >>> short_label("opus?application=audio&bitrate_kbps=12"), short_label("anchor35")
     ('Opus 12 kbps', '3.5 kHz anchor')
     """
     return describe_spec(spec).label_for(per_channel)
