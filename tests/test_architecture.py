@@ -21,7 +21,9 @@ def graph() -> dict:
     spec = importlib.util.spec_from_file_location("import_graph", ROOT / "scripts" / "import_graph.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.measure(ROOT / "src" / "evalkit")
+    import evalkit
+
+    return module.measure(Path(evalkit.__file__).parent)  # the evalkit under test
 
 
 @pytest.mark.parametrize("reader", ["reports", "listening", "labels", "analysis"])
