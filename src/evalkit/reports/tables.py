@@ -203,7 +203,7 @@ def klt_rows(run: RunData, labels: dict[str, str] | None = None) -> list[dict]:
                 cells.append(f"{100 * value:.1f} %" if pd.notna(value) else "-")
             else:
                 cells.append(str(int(value)) if pd.notna(value) else "-")
-        rows.append({"spec": r["codec_spec"], "label": _label(labels, r["codec_spec"]), "cells": cells,
+        rows.append({"spec": r["codec_spec"], "label": _label(run, labels, r["codec_spec"]), "cells": cells,
                      "random": r["codec_spec"] in run.random_specs})
     return rows
 
@@ -214,13 +214,13 @@ def failure_rows(run: RunData, labels: dict[str, str] | None = None) -> list[dic
     if not run.units.empty:
         bad = run.units[run.units["status"] != "ok"]
         for (spec, status, reason), g in bad.groupby(["codec_spec", "status", "reason"], dropna=False, sort=True):
-            rows.append({"what": _label(labels, spec), "spec": spec, "kind": status, "reason": str(reason),
+            rows.append({"what": _label(run, labels, spec), "spec": spec, "kind": status, "reason": str(reason),
                          "count": len(g),
                          "item_ids": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
     if not run.results.empty:
         nan = run.results[run.results["value"].isna()]
         for (spec, metric, reason), g in nan.groupby(["codec_spec", "metric", "reason"], dropna=False, sort=True):
-            rows.append({"what": f"{_label(labels, spec)} · {_metric_label(metric)}", "spec": spec, "kind": "NaN",
+            rows.append({"what": f"{_label(run, labels, spec)} · {_metric_label(metric)}", "spec": spec, "kind": "NaN",
                          "reason": str(reason), "count": len(g),
                          "item_ids": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
     return rows
