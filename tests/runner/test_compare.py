@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from evalkit.cli import main
+from evalkit.codecs.records import rate_curve as rate_family
 from evalkit.runner.compare import CompareError, compare
-from evalkit.runner.rate_curves import COLUMNS, rate_family, rate_quality_table
+from evalkit.runner.rate_curves import COLUMNS, rate_quality_table
 from evalkit.runner.rate_quality import load_rate_quality
 
 
@@ -85,7 +86,7 @@ def test_rate_quality_table_keeps_points_with_a_bitrate():
     summary = pd.DataFrame(table()).drop(columns="family")
     summary.loc[len(summary)] = {**summary.iloc[0].to_dict(), "codec_spec": "lowpass?cutoff_hz=3500",
                                  "bitrate_kbps": np.nan, "nominal_bitrate_kbps": np.nan}
-    rq = rate_quality_table(summary)
+    rq = rate_quality_table(summary, {s: rate_family(s) for s in summary.codec_spec})
     assert list(rq.columns) == COLUMNS and "lowpass" not in set(rq.family)
     assert len(rq) == len(summary) - 1
     opus = rq[(rq.family == "opus") & (rq.metric == "mel_distance")]

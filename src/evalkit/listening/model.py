@@ -132,7 +132,7 @@ def _headphone(raw: dict | None) -> HeadphoneCheck | None:
 
 def default_labels(conditions: dict[str, str]) -> dict[str, str]:
     """Labels of a definition written before ``labels`` existed: the short labels of its condition names."""
-    from evalkit.labels import labels_for
+    from evalkit.runner.reader import labels_for
 
     return labels_for(dict.fromkeys([REFERENCE, ANCHOR_LOW, ANCHOR_MID, *conditions]))
 

@@ -29,14 +29,15 @@ class Panel:
 def condition_labels(names, specs: dict[str, str] | None = None, given: dict[str, str] | None = None,
                      overrides: dict[str, str] | None = None) -> dict[str, str]:
     """Short label per condition name: ``overrides`` (``--label``, by name or spec), then the test's own labels
-    (``test.json`` ``labels``), then :func:`evalkit.labels.short_label` of the condition's spec; kept unique."""
-    from evalkit.labels import short_label
+    (``test.json`` ``labels``), then the short label of the condition's spec (its variant record's); kept
+    unique."""
+    from evalkit.runner.reader import describe_spec
 
     specs, given, overrides = specs or {}, given or {}, overrides or {}
     out = {}
     for name in sorted(set(names)):
         spec = specs.get(name, name)
-        out[name] = overrides.get(name) or overrides.get(spec) or given.get(name) or short_label(spec)
+        out[name] = overrides.get(name) or overrides.get(spec) or given.get(name) or describe_spec(spec).label
     groups: dict[str, list[str]] = defaultdict(list)
     for name, label in out.items():
         groups[label].append(name)

@@ -8,6 +8,7 @@ import math
 
 from evalkit.reports.rundata import RunData
 from evalkit.reports.scoreboard import Scoreboard, metric_column
+from evalkit.runner.reader import curve_name
 
 DEFAULT_ANCHOR = "opus"
 SYMBOL = {"win": "▲", "tie": "·", "loss": "▼"}
@@ -93,10 +94,8 @@ def _delta_cell(value: float, flags: tuple[str, ...], digits: int, reason: str |
 def bd_context(run: RunData, metrics: list[str]) -> dict | None:
     """BD-rate and BD-quality of every family against the anchor (Opus, else the first family with two
     points), per metric; ``headline``: the BD-rate of each family on the given metrics, one table."""
-    from evalkit.labels import family_display_name
     from evalkit.runner.compare import compare
     from evalkit.runner.compare_errors import CompareError
-
     rq = run.rate_quality
     if rq.empty:
         return None
@@ -106,11 +105,10 @@ def bd_context(run: RunData, metrics: list[str]) -> dict | None:
     if anchor is None:
         return None
 
+    curve_names = {r.curve: r.curve_name for r in run.reader.records(rq["codec_spec"]).values()}
+
     def name(family: str) -> str:
-        if family.startswith("klt:"):
-            _, base, dim = family.split(":", 2)
-            return f"{family_display_name(base)} KLT {dim.replace('dim=', 'd=')}"
-        return family_display_name(family)
+        return curve_names.get(family) or curve_name(family)
 
     tables, by_metric = [], {}
     for metric in sorted(rq["metric"].unique()):

@@ -32,7 +32,7 @@ def clamp_ci(low, high) -> tuple[str, bool]:
 def _label(name: str, conditions: dict[str, str], labels: dict[str, str] | None = None) -> tuple[str, str]:
     """(label, full spec or name) of a listening condition: the test's own label (``labels``, from
     ``test.json``: per-channel rates marked when prepared from a run), else its short label."""
-    from evalkit.labels import short_label
+    from evalkit.reports.plots.style import short_label
 
     spec = conditions.get(name, name)
     label = (labels or {}).get(name) or (short_label(spec) if name in conditions else short_label(name))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from evalkit.codecs.records import KLT_FAMILY
 from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
 from evalkit.runner.plan import REFERENCE
@@ -24,7 +25,7 @@ from evalkit.stats.bootstrap import mean_ci
 from evalkit.stats.shared_items import shared_item_means
 
 if TYPE_CHECKING:
-    from evalkit.runner.run import Plan
+    from evalkit.runner.outcome import Plan
 
 bootstrap_ci = mean_ci  # the one CI of a mean over items (evalkit.stats.bootstrap), under its old name
 
@@ -142,14 +143,16 @@ def codebook_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFram
 def klt_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per KLT variant: the storage/complexity accounting, and its eigen-spectrum (for plots)."""
     _plan_tables(store, plan)
-    rows = store.query("""SELECT v.codec_spec, v.info FROM variants v WHERE v.info LIKE '{"klt"%' AND v.codec_spec
+    klt = [spec for spec, record in plan.records.items() if record.kept_dim is not None]
+    rows = store.query("""SELECT v.codec_spec, v.info FROM variants v WHERE v.codec_spec IN (SELECT value FROM
+                          json_each(?)) AND v.codec_spec
                           IN (SELECT u.codec_spec FROM units u JOIN plan_units p ON p.unit_key = u.unit_key
                               WHERE u.status = 'ok')
-                          ORDER BY v.codec_spec""")
+                          ORDER BY v.codec_spec""", (json.dumps(klt),))
     accounting, spectra = [], []
     for row in rows:
         spec, weights = row["codec_spec"], plan.variants[row["codec_spec"]].weights
-        info = json.loads(row["info"])["klt"]
+        info = json.loads(row["info"])[KLT_FAMILY]
         eigenvalues = info.pop("eigenvalues")
         accounting.append({"codec_spec": spec, "weights": weights, **info})
         cumulative = np.cumsum(eigenvalues) / np.sum(eigenvalues)
@@ -238,7 +241,7 @@ def write_all(store: Store, plan: Plan, output: Path, seed: int) -> tuple[dict[s
     by_depth.to_csv(paths["codebook_usage_by_depth_csv"], index=False)
     klt_accounting.to_csv(paths["klt_accounting_csv"], index=False)
     klt_spectra.to_csv(paths["klt_spectra_csv"], index=False)
-    paths["rate_quality_csv"] = write_rate_quality(summary, output)
+    paths["rate_quality_csv"] = write_rate_quality(summary, output, {s: r.curve for s, r in plan.records.items()})
     table = format_summary(summary)
     (output / "summary.txt").write_text(table + "\n")
     paths["exported_plan_json"] = write_exported_plan(output, plan.units)  # last: the exports are complete

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import evalkit
+from evalkit.runner.layout import PROVENANCE_NAME
 from evalkit.versions import installed_version
 
 if TYPE_CHECKING:
     from evalkit.runner.config import RunConfig
+    from evalkit.runner.outcome import RunReport
     from evalkit.runner.plan import Variant
-    from evalkit.runner.run import RunReport
 
-PROVENANCE_NAME = "run.json"
+__all__ = ["LIBRARIES", "PROVENANCE_NAME", "machine", "run_provenance", "write_provenance"]
 #: Distributions whose versions can change a stored value (codecs, resampling, metrics) or the exports.
 LIBRARIES = ("numpy", "scipy", "torch", "soxr", "soundfile", "pyloudnorm", "encodec", "descript-audio-codec",
              "av", "faiss-cpu", "visqol-python", "numba", "pesq", "pystoi", "speechmos", "onnxruntime",
