@@ -159,12 +159,15 @@ def load_run(run_dir: str | Path) -> RunData:
 
 
 def _load_run_plugins(provenance: dict) -> None:
-    """Import the run's plugin codec files, so their families have labels; a plugin moved or broken since the run
-    is skipped (its variants are then labelled by their spec strings)."""
+    """Import the run's plugin files, so their families have labels and their metrics units and directions; a
+    plugin moved or broken since the run is skipped (its variants are then labelled by their spec strings)."""
     paths = (provenance.get("config") or {}).get("plugins") or ()
     if not paths:
         return
     from evalkit.codecs.plugins import PluginError, load_plugin_files
+    from evalkit.metrics.plugins import load_metric_files
 
     with contextlib.suppress(PluginError):
         load_plugin_files(paths)
+    with contextlib.suppress(PluginError):  # plugin metrics: their names, units and directions
+        load_metric_files(paths)
