@@ -95,10 +95,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _metrics_list(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from evalkit.metrics import ALL_INFO
-    from evalkit.metrics.plugins import load_metric_files
+    from evalkit.metrics import ALL_INFO, load_metric_plugins
 
-    load_metric_files(args.plugin or ())
+    load_metric_plugins(args.plugin or ())
     if args.json:
         _print_json([{**asdict(info), "library_version": info.library_version()} for info in ALL_INFO.values()])
         return 0
@@ -126,8 +125,7 @@ def _score(args: argparse.Namespace) -> int:
     import math
 
     from evalkit import audio as audio_lib
-    from evalkit.metrics import Reference, applicable_metrics, get_metrics, score_pair
-    from evalkit.metrics.plugins import load_metric_files
+    from evalkit.metrics import Reference, applicable_metrics, get_metrics, load_metric_plugins, score_pair
     from evalkit.metrics.score import preparation_notes
 
     max_delay_s = audio_lib.DEFAULT_MAX_DELAY_S if args.max_delay_s is None else args.max_delay_s
@@ -135,7 +133,7 @@ def _score(args: argparse.Namespace) -> int:
         from evalkit.runner.config import ConfigError
 
         raise ConfigError("score", [f"--max-delay-s: expected a number >= 0, got {max_delay_s:g}"])
-    load_metric_files(args.plugin or ())
+    load_metric_plugins(args.plugin or ())
     ref = audio_lib.load(args.reference)
     deg = audio_lib.load(args.degraded)
     metrics = get_metrics(args.metric) if args.metric else applicable_metrics(ref.sample_rate, deg.sample_rate,

@@ -97,11 +97,11 @@ def init_worker(setup: WorkerSetup) -> None:
         import logging
 
         from evalkit.codecs.plugins import PluginError, load_plugin_files
-        from evalkit.metrics.plugins import load_metric_files
+        from evalkit.metrics import load_metric_plugins
 
         try:
             load_plugin_files(setup.plugins)
-            load_metric_files(setup.plugins)
+            load_metric_plugins(setup.plugins)
         except PluginError as exc:  # each task imports them again and records the failure in its units
             logging.getLogger(__name__).warning("worker start-up: %s", exc)
 

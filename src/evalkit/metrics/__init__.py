@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from evalkit.metrics import codebook
 from evalkit.metrics.asr import DeltaWer, TranscriptError
 from evalkit.metrics.dnsmos import Dnsmos
 from evalkit.metrics.intrusive import Pesq, Stoi, Visqol
-from evalkit.metrics.plugins import MetricPlugin, load_entry_points
+from evalkit.metrics.plugins import MetricPlugin, load_entry_points, load_metric_files
 from evalkit.metrics.prepare import Degraded, Preparation, Reference
 from evalkit.metrics.registry import (
     InfoView,
@@ -40,6 +41,15 @@ PAIR_METRICS: MetricRegistry = MetricRegistry([
 ], load_entry_points, reserved=CORPUS_METRICS)
 ALL_INFO: InfoView = InfoView(PAIR_METRICS, CORPUS_METRICS)
 APPLICABLE_RATE_RATIO = 0.9
+
+
+def load_metric_plugins(paths: Iterable[str | Path]) -> None:
+    """Register the ``METRICS`` of each plugin file (files that define only codec ``FAMILIES`` add none).
+
+    Raises:
+        PluginError: one line naming the file and the problem.
+    """
+    load_metric_files(paths, PAIR_METRICS)
 
 
 def get_metric(name: str) -> Metric:
@@ -70,4 +80,4 @@ def applicable_metrics(*sample_rates: int, category: str | None = None) -> list[
 __all__ = ["ALL_INFO", "CORPUS_METRICS", "PAIR_METRICS", "Degraded", "Metric", "MetricFailure", "MetricInfo",
            "MetricKind", "MetricPlugin",
            "MetricResult", "Preparation", "Reference", "UnknownMetric", "applicable_metrics", "get_metric",
-           "get_metrics", "score_pair"]
+           "get_metrics", "load_metric_plugins", "score_pair"]

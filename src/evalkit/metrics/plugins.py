@@ -8,7 +8,7 @@ Two ways to add a metric without editing evalkit (README, "How to add a metric")
   ``metrics: applicable``).
 * **A file** listed under ``plugins:`` in a run config (the same list as codec plugin files; one file may define
   both) or given to ``evalkit metrics list --plugin`` / ``evalkit score --plugin`` defines ``METRICS`` the same
-  way.
+  way (:func:`evalkit.metrics.load_metric_plugins` loads such files).
 
 A plugin metric is a plain function over the prepared pair; evalkit resamples, applies the channel mode, aligns
 and trims exactly as for its own metrics, and records the result like theirs. Its code identity (the
@@ -228,8 +228,10 @@ def load_entry_points(registry: MetricRegistry) -> None:
 _FILES: dict[str, tuple[str, list[PluginMetric]]] = {}  # resolved path -> (sha256, metrics), for this process
 
 
-def load_metric_file(path: str | Path, registry: MetricRegistry | None = None) -> list[PluginMetric]:
-    """Import a plugin file and register the metrics of its ``METRICS``; idempotent per path and content.
+def load_metric_file(path: str | Path, registry: MetricRegistry) -> list[PluginMetric]:
+    """Import a plugin file and register the metrics of its ``METRICS`` in ``registry`` (evalkit's is
+    :data:`evalkit.metrics.PAIR_METRICS`: :func:`evalkit.metrics.load_metric_plugins`); idempotent per path and
+    content.
 
     A file that defines only ``FAMILIES`` (codec plugins) gives no metric.
 
@@ -237,8 +239,6 @@ def load_metric_file(path: str | Path, registry: MetricRegistry | None = None) -
         PluginError: a missing file, an import failure, neither ``FAMILIES`` nor ``METRICS``, an unusable
             metric, or a metric name already taken.
     """
-    if registry is None:
-        from evalkit.metrics import PAIR_METRICS as registry
     plugin = import_plugin_file(path)
     known = _FILES.get(str(plugin.path))
     if known is not None and known[0] == plugin.sha256 and all(registry.get(m.info.name) is m for m in known[1]):
@@ -255,10 +255,10 @@ def load_metric_file(path: str | Path, registry: MetricRegistry | None = None) -
     return metrics
 
 
-def load_metric_files(paths: Iterable[str | Path]) -> None:
+def load_metric_files(paths: Iterable[str | Path], registry: MetricRegistry) -> None:
     """:func:`load_metric_file` for each path (cheap when loaded already)."""
     for path in paths:
-        load_metric_file(path)
+        load_metric_file(path, registry)
 
 
 @dataclass(frozen=True)

@@ -165,9 +165,9 @@ def _load_run_plugins(provenance: dict) -> None:
     if not paths:
         return
     from evalkit.codecs.plugins import PluginError, load_plugin_files
-    from evalkit.metrics.plugins import load_metric_files
+    from evalkit.metrics import load_metric_plugins
 
     with contextlib.suppress(PluginError):
         load_plugin_files(paths)
     with contextlib.suppress(PluginError):  # plugin metrics: their names, units and directions
-        load_metric_files(paths)
+        load_metric_plugins(paths)

@@ -218,7 +218,7 @@ def plugin_problems(paths: list[Path], base_dir: Path) -> tuple[list[Path], list
     """Import every plugin file (registering its families and metrics); the resolved paths and one line per
     problem."""
     from evalkit.codecs.plugins import PluginError, load_plugin_file
-    from evalkit.metrics.plugins import load_metric_file
+    from evalkit.metrics import load_metric_plugins
 
     resolved, problems = [], []
     for i, path in enumerate(paths):
@@ -226,7 +226,7 @@ def plugin_problems(paths: list[Path], base_dir: Path) -> tuple[list[Path], list
         resolved.append(path)
         try:
             load_plugin_file(path)
-            load_metric_file(path)
+            load_metric_plugins([path])
         except PluginError as exc:
             problems.append(f"plugins.{i}: {exc}")
     return resolved, problems

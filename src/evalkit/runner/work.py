@@ -28,9 +28,8 @@ from evalkit import audio as audio_lib
 from evalkit.codecs import Codec
 from evalkit.codecs.plugins import load_plugin_files
 from evalkit.codecs.spec import split_spec
-from evalkit.metrics import Reference, get_metric, get_metrics, score_pair
+from evalkit.metrics import Reference, get_metric, get_metrics, load_metric_plugins, score_pair
 from evalkit.metrics.codebook import valid_frames
-from evalkit.metrics.plugins import load_metric_files
 from evalkit.runner.codec_cache import CodecCache
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
 from evalkit.runner.plan import REFERENCE, Item
@@ -130,7 +129,7 @@ def iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
     item = task.item
     try:
         load_plugin_files(task.plugins)
-        load_metric_files(task.plugins)
+        load_metric_plugins(task.plugins)
     except Exception as exc:  # noqa: BLE001 - a plugin that breaks in this worker: every unit errs with it
         yield from error_outcomes(task, task.jobs, exc)
         return
