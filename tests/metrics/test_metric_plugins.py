@@ -263,3 +263,19 @@ def test_pool_workers_import_the_plugin_file_and_score_its_metric(clean_metrics,
     assert main(["run", str(tmp_path / "run.yaml")]) == 0
     values = _results(tmp_path / "out").set_index("item_id")["value"].to_dict()
     assert values == pytest.approx({k: -20 * math.log10(g) for k, g in GAINS.items()}, abs=1e-5)
+
+
+def test_the_readme_metric_fails_as_nan_with_its_reason_and_warms_up_at_its_rate(clean_metrics, readme_metric):
+    from evalkit.metrics import Reference, load_metric_plugins, score_pair
+    from evalkit.metrics.plugins import MetricPlugin, metric_of
+    from evalkit.metrics.warmup import warm_up
+
+    load_metric_plugins([readme_metric])
+    x = np.full((1, 1600), 0.5, dtype=np.float32)
+    [result] = score_pair(Reference(x, 16000), np.zeros_like(x), 16000, [get_metric("peak_level_diff")])
+    assert math.isnan(result.value) and result.reason == "silent signal: its peak level in dB is undefined"
+    calls = []
+    plugin = MetricPlugin("rate_probe", "reference", "", True, "1", lambda r, d, rate: calls.append(rate) or 0.0,
+                          sample_rates=(24000, 16000))
+    warm_up([metric_of(plugin, "test", "test", "test", "0")])
+    assert calls == [24000]

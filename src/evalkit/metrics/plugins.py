@@ -109,8 +109,7 @@ class PluginMetric(Metric):
         self.plugin = plugin
         self.info = info
 
-    def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any], *,
-                rate: int = 0) -> float:
+    def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any], *, rate: int) -> float:
         try:
             if self.info.kind is MetricKind.NO_REFERENCE:
                 value = self.plugin.function(degraded, rate)
