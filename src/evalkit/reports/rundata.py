@@ -5,6 +5,7 @@ current plan from ``results.sqlite`` (read-only) and the run's provenance (``run
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -148,5 +149,20 @@ def load_run(run_dir: str | Path) -> RunData:
     data = RunData(run_dir, results, summary, _csv(run_dir / "rate_quality.csv"),
                    _csv(run_dir / "codebook_usage.csv"), _csv(run_dir / "codebook_usage_by_depth.csv"),
                    _csv(run_dir / "klt_accounting.csv"), _csv(run_dir / "klt_spectra.csv"), units, provenance)
+    _load_metric_plugins(provenance)
     data.__dict__["reader"] = reader  # the reader that read it (its records loaded)
     return data
+
+
+def _load_metric_plugins(provenance: dict) -> None:
+    """Import the run's metric plugins (the files its config named), so that their metrics have their names,
+    units and directions; a plugin moved or broken since the run is skipped (its metric is then shown by name).
+    Variants are never labelled this way: their records say what they are."""
+    paths = (provenance.get("config") or {}).get("plugins") or ()
+    if not paths:
+        return
+    from evalkit.metrics import load_metric_plugins
+    from evalkit.metrics.plugins import PluginError
+
+    with contextlib.suppress(PluginError):
+        load_metric_plugins(paths)
