@@ -113,7 +113,7 @@ def parse_question(raw, where: str) -> Question:
         choices = tuple(str(c).strip() for c in choices)
         if len(set(choices)) < len(choices):
             raise ListenError(f"{where}.choices: {Counter(choices).most_common(1)[0][0]!r} is listed twice")
-    elif choices is not None:
+    elif choices not in (None, []):  # a saved definition writes [] for every other type
         raise ListenError(f"{where}.choices: only a choice question has choices (type is {kind.value})")
     required = raw.get("required", False)
     if not isinstance(required, bool):
