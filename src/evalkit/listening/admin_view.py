@@ -45,7 +45,7 @@ def show_analysis(folder: Path, definition: TestDefinition, store: ListeningStor
         _table(ctx["assessors"] or [{"assessor": "none"}], {"assessor": "assessor", "status": "status",
                                                             "reason": "reason"})
         for f in ctx["figures"]:
-            st.html(f'<figure style="margin:0 0 1em">{f["svg"]}<figcaption>{f["alt"]}</figcaption></figure>')
+            st.image(f["svg"], caption=f["alt"])
     _panel(folder, ctx, definition, store)
 
 

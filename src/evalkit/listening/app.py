@@ -251,16 +251,19 @@ def pause_page(done: int, total: int, paused_key: str) -> None:
 
 
 def _question_widget(question: Question):
-    """One question's input on the questionnaire form; its value (None: not answered)."""
-    label = question.text + (" *" if question.required else "")
-    key, help_text = f"q-{question.id}", question.help or None
+    """One question's input on the questionnaire form, its hint below it; its value (None: not answered)."""
+    label, key = question.text + (" *" if question.required else ""), f"q-{question.id}"
     if question.type is QuestionType.CHOICE:
-        return st.radio(label, question.choices, index=None, key=key, help=help_text, horizontal=True)
-    if question.type is QuestionType.NUMBER:
-        return st.number_input(label, value=None, key=key, help=help_text)
-    if question.id == "comments":
-        return st.text_area(label, key=key, help=help_text, max_chars=MAX_TEXT_CHARS)
-    return st.text_input(label, key=key, help=help_text, max_chars=MAX_TEXT_CHARS)
+        value = st.radio(label, question.choices, index=None, key=key, horizontal=True)
+    elif question.type is QuestionType.NUMBER:
+        value = st.number_input(label, value=None, key=key)
+    elif question.id == "comments":
+        value = st.text_area(label, key=key, max_chars=MAX_TEXT_CHARS)
+    else:
+        value = st.text_input(label, key=key, max_chars=MAX_TEXT_CHARS)
+    if question.help:
+        st.caption(question.help)
+    return value
 
 
 def questionnaire_page(definition: TestDefinition, store: ListeningStore, participant: Participant) -> None:
