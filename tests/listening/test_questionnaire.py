@@ -268,7 +268,10 @@ def test_admin_page_shows_tables_figures_panel_and_exports_answers(panel_dir, fr
     assert list(left_out["assessor"]).count("L005") == 1
     answers = next(f for f in frames if "native_language" in f.columns)
     assert list(answers["assessor"]) == ["L001", "L002", "L003"]
-    assert any("<svg" in str(h.proto.body) for h in at.get("html"))  # the report's figures
+    figures = [caption for image in at.get("image") for caption in image.captions]  # the report's figures
+    assert figures == ["MUSHRA mean score with 95 % CI per condition",
+                       "MUSHRA mean score with 95 % CI per item and condition",
+                       "MUSHRA score distribution per condition"]
     exports = {b.proto.label: b for b in at.get("download_button")}
     assert "Export questionnaire answers (CSV)" in exports and "Export ratings (CSV)" in exports
 

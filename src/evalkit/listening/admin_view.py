@@ -44,6 +44,8 @@ def show_analysis(folder: Path, definition: TestDefinition, store: ListeningStor
         st.subheader("Assessors left out (BS.1534-3 post-screening)")
         _table(ctx["assessors"] or [{"assessor": "none"}], {"assessor": "assessor", "status": "status",
                                                             "reason": "reason"})
+        if ctx["figures"]:
+            st.markdown("**Figures** (as in the HTML report)")
         for f in ctx["figures"]:
             st.image(f["svg"], caption=f["alt"])
     _panel(folder, ctx, definition, store)
