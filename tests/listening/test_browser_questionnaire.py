@@ -10,7 +10,7 @@ import pytest
 from evalkit.listening.model import STORE_FILE
 from evalkit.listening.storage import ListeningStore
 from tests.browser import needs_browser, start_chromium
-from tests.listening.test_browser import _click, _wait
+from tests.listening.test_browser import _choose, _click, _wait
 
 pytestmark = needs_browser
 
@@ -31,15 +31,6 @@ def _body(d) -> str:
     from selenium.webdriver.common.by import By
 
     return d.find_element(By.TAG_NAME, "body").text
-
-
-def _choose(d, question: str, answer: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    group = _wait(lambda: d.find_element(By.CSS_SELECTOR, f'[role=radiogroup][aria-label="{question}"]'),
-                  what=f"radio group {question}")
-    option = next(o for o in group.find_elements(By.CSS_SELECTOR, "[data-testid=stRadioOption]") if o.text == answer)
-    _click(d, option)
 
 
 def _type(d, question: str, text: str) -> None:
