@@ -176,7 +176,7 @@ def check_answers(questions: Iterable[Question], answers) -> tuple[dict[str, str
     a problem.
 
     >>> q = [Question("n", "N", QuestionType.NUMBER, required=True)]
-    >>> check_answers(q, {"n": 3}), check_answers(q, {"n": None})[1], check_answers(q, {"x": 1})[1]
+    >>> check_answers(q, {"n": 3}), check_answers(q, {"n": None})[1], check_answers(q, {"n": 1, "x": 1})[1]
     (({'n': 3.0}, []), ['N: an answer is required'], ['unknown question x'])
     """
     questions = list(questions)
