@@ -312,6 +312,7 @@ def _listen_prepare(args: argparse.Namespace) -> int:
     from evalkit.listening.design import PrepareOptions, prepare_test
     from evalkit.listening.errors import ListenError
     from evalkit.listening.model import Design
+    from evalkit.listening.questionnaire import load_questionnaire
 
     try:
         labels = tuple(parse_label_options(args.label or ()).items())
@@ -323,14 +324,16 @@ def _listen_prepare(args: argparse.Namespace) -> int:
                              instructions=_read_text_option("--instructions", args.instructions),
                              consent=_read_text_option("--consent", args.consent),
                              trial_instructions=_read_trial_instructions(args.trial_instructions),
-                             require_training=args.require_training, headphone_check=args.headphone_check)
+                             require_training=args.require_training, headphone_check=args.headphone_check,
+                             questionnaire=load_questionnaire(args.questionnaire) if args.questionnaire else ())
     definition = prepare_test(args.run, args.out, options)
     n_trials = len(definition.slots[0])
     extra = " (+ hidden reference; anchors included)" if definition.design == "mushra" else ""
     print(f"{args.out}: {definition.design} test, {len(definition.items)} items, "
           f"{len(definition.conditions)} conditions{extra}, {len(definition.stimuli)} stimuli, "
           f"{len(definition.slots)} listener slots of {n_trials} trials; loudness {definition.target_lufs} LUFS"
-          + ("; headphone check" if definition.headphone else ""))
+          + ("; headphone check" if definition.headphone else "")
+          + (f"; {len(definition.questionnaire)} own questions" if definition.questionnaire else ""))
     print("  conditions: " + "; ".join(f"{definition.labels.get(c, c)} = {c}" for c in definition.conditions))
     for note in definition.notes:
         print(f"  {note}")
@@ -535,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--require-training", action="store_true", help="no 'skip training' button")
     prepare.add_argument("--headphone-check", action="store_true",
                          help="Huggins-pitch headphone screening before training (results stored)")
+    prepare.add_argument("--questionnaire", metavar="FILE.yaml",
+                         help="your finish-page questions (id, text, type choice|text|number, choices, required), "
+                              "asked after age range, expertise, headphones and comments")
     prepare.add_argument("--out", required=True, help="new test folder")
     prepare.set_defaults(func=_listen_prepare)
     serve = listen.add_parser("serve", help="run the test in a browser (Streamlit)")

@@ -1,10 +1,11 @@
 """The Streamlit listening-test app (run through ``evalkit listen serve``; Streamlit-only code lives here).
 
 Pages: welcome (instructions, number of trials and expected duration, consent) → headphone check (if the test has
-one) → training (its audio loads only when shown) → trials with a progress indicator and a pause → thank you
-(with the completion code, if any); an admin page at ``?admin=<token>``. A participant is identified only by the
-unguessable ``?p=<token>`` of its URL, so a refresh, a crash or a server restart resumes at its first unfinished
-trial, with the ratings and played state of that trial restored from its draft.
+one) → training (its audio loads only when shown) → trials with a progress indicator and a pause → the
+questionnaire (:mod:`evalkit.listening.questionnaire`) → thank you (with the completion code, if any); an admin
+page at ``?admin=<token>``. A participant is identified only by the unguessable ``?p=<token>`` of its URL, so a
+refresh, a crash or a server restart resumes at its first unfinished trial, with the ratings and played state of
+that trial restored from its draft.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import streamlit as st
 
 from evalkit.listening.model import STORE_FILE, Design, ListenError, TestDefinition, load_definition
+from evalkit.listening.questionnaire import MAX_TEXT_CHARS, Question, QuestionType, all_questions
 from evalkit.listening.serve import ADMIN_ENV, COMPLETION_ENV, PREFETCH_ENV
 from evalkit.listening.session import (
     HEADPHONE_KEY,
@@ -26,6 +28,7 @@ from evalkit.listening.session import (
     expected_minutes,
     handle_draft,
     handle_headphone_check,
+    handle_questionnaire,
     handle_submission,
     headphone_data,
     player_data,
@@ -133,7 +136,10 @@ def participant_page(folder: Path, definition: TestDefinition, store: ListeningS
     done = store.done_trials(participant)
     remaining = [i for i in range(len(trials)) if i not in done]
     if not remaining:
-        end_page()
+        if store.questionnaire_done(participant):
+            end_page()
+        else:
+            questionnaire_page(definition, store, participant)
         return
     if definition.headphone is not None and store.headphone_result(participant) is None:
         headphone_page(folder, definition, store, participant)
@@ -244,6 +250,38 @@ def pause_page(done: int, total: int, paused_key: str) -> None:
         st.rerun()
 
 
+def _question_widget(question: Question):
+    """One question's input on the questionnaire form, its hint below it; its value (None: not answered)."""
+    label, key = question.text + (" *" if question.required else ""), f"q-{question.id}"
+    if question.type is QuestionType.CHOICE:
+        value = st.radio(label, question.choices, index=None, key=key, horizontal=True)
+    elif question.type is QuestionType.NUMBER:
+        value = st.number_input(label, value=None, key=key)
+    elif question.id == "comments":
+        value = st.text_area(label, key=key, max_chars=MAX_TEXT_CHARS)
+    else:
+        value = st.text_input(label, key=key, max_chars=MAX_TEXT_CHARS)
+    if question.help:
+        st.caption(question.help)
+    return value
+
+
+def questionnaire_page(definition: TestDefinition, store: ListeningStore, participant: Participant) -> None:
+    st.title("Almost done")
+    st.success("All your ratings are saved.")
+    st.markdown("Please tell us a little about yourself and your headphones: the report of the test describes "
+                "its panel of listeners (questions marked * need an answer).")
+    with st.form("questionnaire"):
+        answers = {q.id: _question_widget(q) for q in all_questions(definition.questionnaire)}
+        sent = st.form_submit_button("Send", type="primary")
+    if sent:
+        problems = handle_questionnaire(store, definition, participant, answers)
+        if problems:
+            st.error("Not saved: " + "; ".join(problems))
+        else:
+            st.rerun()
+
+
 def end_page() -> None:
     st.title("Thank you!")
     st.success("All your answers are saved. You can close this page.")
@@ -259,7 +297,8 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
         return
     import pandas as pd
 
-    from evalkit.listening.report import analyze_test_dir, export_csv, format_report
+    from evalkit.listening.admin_view import show_analysis
+    from evalkit.listening.report import export_csv
 
     st.title("Listening test: admin")
     rows = store.progress(definition)
@@ -271,17 +310,7 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
     st.dataframe(pd.DataFrame([{"label": definition.labels.get(c, c), "condition": c}
                                for c in ([] if definition.design is not Design.MUSHRA else ["reference"])
                                + list(definition.conditions)]), hide_index=True)
-    try:
-        report = analyze_test_dir(folder)
-    except ListenError as exc:
-        st.info(str(exc))
-        report = None
-    if report is not None:
-        if report["design"] == "mushra":
-            st.subheader("Exclusions (BS.1534-3 post-screening)")
-            st.dataframe(pd.DataFrame(report["excluded"] or [{"assessor": "none", "reason": ""}]), hide_index=True)
-        st.subheader("Analysis")
-        st.code(format_report(report))
+    show_analysis(folder, definition, store)
     records = store.ratings() if definition.design is Design.MUSHRA else store.choices()
     if records:
         st.download_button("Export ratings (CSV)", export_csv(records), file_name=f"{folder.name}-ratings.csv",

@@ -37,6 +37,7 @@ from evalkit.listening.model import (
     TestDefinition,
     validate_definition,
 )
+from evalkit.listening.questionnaire import Question
 from evalkit.listening.runsource import RunContents, RunUnit, read_run
 from evalkit.listening.stimuli import apply_fades, choose_excerpt, limiting_stimulus, loudness_gains_db
 from evalkit.listening.stimulus_files import StimulusWriter
@@ -61,6 +62,7 @@ class PrepareOptions:
     require_training: bool = False
     headphone_check: bool = False
     stimulus_format: str = "flac"  # "wav": the former 24-bit WAV files (kept for before/after comparisons)
+    questionnaire: tuple[Question, ...] = ()  # the researcher's finish-page questions (after the standard ones)
 
     @property
     def max_excerpt_s(self) -> float:
@@ -280,7 +282,7 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
                                           if options.design is Design.MUSHRA else {}),
             stimuli, slots, training, target, tuple(notes), tuple(pairs), labels, options.stimulus_format,
             options.repeats, options.require_training, options.instructions, options.consent, headphone,
-            STIMULI_DIR, trial_instructions)
+            STIMULI_DIR, trial_instructions, questionnaire=options.questionnaire)
         problems = validate_definition(definition, out_dir)
         if problems:
             raise ListenError(f"{out_dir}: {problems[0]}")

@@ -27,6 +27,7 @@ import numpy as np
 from evalkit.listening import bundle
 from evalkit.listening import headphone as hp
 from evalkit.listening.model import STATIC_DIR, Design, ListenError, PlayEvent, TestDefinition, Trial
+from evalkit.listening.questionnaire import all_questions, check_answers
 from evalkit.listening.storage import ListeningStore, Participant
 
 MIN_PLAY_S = 0.25  # seconds of audio a stimulus must have been played before it counts as heard
@@ -302,4 +303,17 @@ def handle_submission(store: ListeningStore, definition: TestDefinition, partici
         store.submit(definition, participant, index, scores=scores, answer=answer, events=events)
     except ListenError as exc:
         return [str(exc)]
+    return []
+
+
+def handle_questionnaire(store: ListeningStore, definition: TestDefinition, participant: Participant,
+                         answers) -> list[str]:
+    """Check and store the finish page's answers ``{question id: answer}`` (the standard questions and the
+    test's own); returns the problems (nothing stored) or ``[]`` (stored, or answered before)."""
+    if len(store.done_trials(participant)) < len(definition.trials_for(participant.slot)):
+        return ["finish the trials first"]
+    checked, problems = check_answers(all_questions(definition.questionnaire), answers)
+    if problems:
+        return problems
+    store.save_questionnaire(participant, checked)
     return []

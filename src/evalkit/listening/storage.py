@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS headphone_checks (
     participant_id INTEGER PRIMARY KEY, passed INTEGER NOT NULL, correct INTEGER, n_trials INTEGER, details TEXT,
     at TEXT DEFAULT CURRENT_TIMESTAMP
 );
+CREATE TABLE IF NOT EXISTS questionnaire (
+    participant_id INTEGER PRIMARY KEY, answers TEXT NOT NULL, at TEXT DEFAULT CURRENT_TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS play_events (
     participant_id INTEGER NOT NULL, trial_index INTEGER NOT NULL, seq INTEGER NOT NULL, stimulus_id TEXT NOT NULL,
     start_s REAL, duration_s REAL, at_ms REAL, PRIMARY KEY (participant_id, trial_index, seq)
@@ -247,6 +250,31 @@ class ListeningStore:
         """Assessor label (as in ratings and choices) → passed the headphone check, for those who took it."""
         return {label: bool(passed) for label, passed in self.db.execute(
             "SELECT p.label, h.passed FROM headphone_checks h JOIN participants p USING (participant_id) "
+            "ORDER BY p.label")}
+
+    def headphone_checks(self) -> list[dict]:
+        """Per participant who took the headphone check: ``{assessor, passed, correct, n_trials}``."""
+        return [{"assessor": r[0], "passed": bool(r[1]), "correct": r[2], "n_trials": r[3]} for r in self.db.execute(
+            "SELECT p.label, h.passed, h.correct, h.n_trials FROM headphone_checks h "
+            "JOIN participants p USING (participant_id) ORDER BY p.label")]
+
+    # --- the finish page's questionnaire ----------------------------------------------------------------------
+
+    def save_questionnaire(self, participant: Participant, answers: Mapping[str, str | float | None]) -> bool:
+        """Store the participant's checked answers (by question id) as one row; False (nothing written) if stored
+        already: the first answers stand."""
+        cur = self.db.execute("INSERT OR IGNORE INTO questionnaire (participant_id, answers) VALUES (?, ?)",
+                              (participant.participant_id, json.dumps(dict(answers))))
+        return cur.rowcount == 1
+
+    def questionnaire_done(self, participant: Participant) -> bool:
+        return self.db.execute("SELECT 1 FROM questionnaire WHERE participant_id = ?",
+                               (participant.participant_id,)).fetchone() is not None
+
+    def questionnaire_answers(self) -> dict[str, dict]:
+        """Assessor label → answers by question id, for those who answered."""
+        return {label: json.loads(answers) for label, answers in self.db.execute(
+            "SELECT p.label, q.answers FROM questionnaire q JOIN participants p USING (participant_id) "
             "ORDER BY p.label")}
 
     # --- reads for analysis and the admin page ----------------------------------------------------------------
