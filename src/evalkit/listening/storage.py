@@ -310,6 +310,8 @@ class ListeningStore:
         Raises:
             ListenError: a trial index, stimulus id, score or answer that does not belong to this trial.
         """
+        if participant.slot is None:
+            raise ListenError(f"{participant.label}: no listener slot yet (its first trial has not started)")
         trials = definition.trials_for(participant.slot)
         if not 0 <= trial_index < len(trials):
             raise ListenError(f"trial {trial_index}: out of range (0..{len(trials) - 1})")
@@ -320,8 +322,6 @@ class ListeningStore:
         bad = [e.stimulus_id for e in events if e.stimulus_id not in known]
         if bad:
             raise ListenError(f"trial {trial_index}: play event for a stimulus not in this trial ({bad[0]})")
-        if participant.slot is None:
-            raise ListenError(f"{participant.label}: no listener slot yet (its first trial has not started)")
         claimed: dict[str, float] = dict.fromkeys(sorted(known), 0.0)
         for e in events:
             claimed[e.stimulus_id] += e.duration_s
