@@ -62,21 +62,38 @@ def test_consent_takes_no_slot_the_first_trial_does(mushra_dir, fresh_copy):
         assert [r["slot"] for r in store.progress(definition)] == [None, None, None, 0]
 
 
-def test_abandoned_slots_are_released_and_completed_panels_stay_balanced(mushra_dir, fresh_copy):
-    """12 arrivals over 4 slots, every third abandons after one trial: every slot ends with 2 finished
-    participants (slots taken for ever would leave some slot with 1 finished while another has 3... or 0)."""
-    folder = fresh_copy(mushra_dir)
-    definition = load_definition(folder)
-    n_slots = len(definition.slots)
+def _arrivals(folder, definition, idle_s: float) -> Counter:
+    """10 participants arriving 7.5 min apart; the 3rd and the 7th abandon after one trial. Finished per slot."""
     clock = Clock()
     with ListeningStore(folder / STORE_FILE, clock=clock) as store:
-        for k in range(12):
-            p = _start(store, definition)
-            _finish(store, definition, p, upto=1 if k % 3 == 2 else None)
-            clock.now_s += IDLE_S / 4  # arrivals 7.5 min apart: an abandoned slot is free after 4 more
-        finished = Counter(r["slot"] for r in store.progress(definition) if r["finished"] is not None)
-    assert sum(finished.values()) == 8
-    assert sorted(finished[s] for s in range(n_slots)) == [2] * n_slots
+        for k in range(10):
+            p = _start(store, definition, idle_s)
+            _finish(store, definition, p, upto=1 if k in (2, 6) else None)
+            clock.now_s += IDLE_S / 4
+        return Counter(r["slot"] for r in store.progress(definition) if r["finished"] is not None)
+
+
+def test_abandoned_slots_are_released_and_completed_panels_stay_balanced(mushra_dir, fresh_copy):
+    definition = load_definition(mushra_dir)
+    slots = range(len(definition.slots))
+    assert len(slots) == 4
+    finished = _arrivals(fresh_copy(mushra_dir), definition, IDLE_S)
+    # counting every participant of a slot for ever (the rule before) gave [3, 3, 0, 2]: both abandoned
+    # sessions held slot 2, which no finished participant ever had
+    assert [finished[s] for s in slots] == [2, 2, 2, 2]
+
+
+def test_a_released_slot_wins_over_one_held_by_an_active_participant(mushra_dir, fresh_copy):
+    definition = load_definition(mushra_dir)
+    clock = Clock()
+    with ListeningStore(fresh_copy(mushra_dir) / STORE_FILE, clock=clock) as store:
+        people = [_start(store, definition) for _ in range(len(definition.slots))]  # slots 0-3, all unfinished
+        clock.now_s += IDLE_S  # the last one stops here, exactly at its idle limit: still holding slot 3
+        for p in people[:-1]:
+            store.hold_slot(definition, p, IDLE_S, assign=True)
+        assert _start(store, definition).slot == 0  # every slot has one active participant: the lowest
+        clock.now_s += 1  # now the last one has released slot 3
+        assert _start(store, definition).slot == 3
 
 
 def test_a_returning_participant_keeps_a_free_slot_or_starts_afresh_in_a_new_one(hp_like_dir, fresh_copy):
