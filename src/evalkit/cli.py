@@ -346,7 +346,7 @@ def _listen_serve(args: argparse.Namespace) -> int:
 
     return serve(args.test_dir, host=args.host, port=args.port, admin_token=args.admin_token,
                  base_url_path=args.base_url_path, completion_code=args.completion_code,
-                 prefetch=not args.no_prefetch)
+                 prefetch=not args.no_prefetch, slot_idle_minutes=args.slot_idle_minutes)
 
 
 def _listen_panel(args: argparse.Namespace, command: str):
@@ -366,8 +366,12 @@ def _listen_panel(args: argparse.Namespace, command: str):
         if args.exclude_headphone_fail:
             raise ListenError(f"{args.ratings}: a ratings CSV has no headphone check (--exclude-headphone-fail "
                               f"needs a test folder)")
+        if getattr(args, "min_played", None) is not None:
+            raise ListenError(f"{args.ratings}: a ratings CSV has no listening times (--min-played needs a test "
+                              "folder)")
         return csv_panel(args.ratings, args.include_incomplete, overrides)
-    return folder_panel(folder, args.include_incomplete, args.exclude_headphone_fail, overrides)
+    return folder_panel(folder, args.include_incomplete, args.exclude_headphone_fail, overrides,
+                        min_played_pct=getattr(args, "min_played", None))
 
 
 def _listen_analyze(args: argparse.Namespace) -> int:
@@ -554,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--completion-code", metavar="CODE", help="shown on the end page (e.g. for Prolific)")
     serve.add_argument("--no-prefetch", action="store_true",
                        help="do not fetch the next trial's audio during the current trial")
+    serve.add_argument("--slot-idle-minutes", type=float, default=30.0, metavar="N",
+                       help="an unfinished participant idle for N minutes gives its design slot back (default 30)")
     serve.set_defaults(func=_listen_serve)
     analyze_l = listen.add_parser("analyze", help="post-screening, means with 95%% CIs, mixed-model comparisons")
     analyze_l.add_argument("test_dir", nargs="?", help="test folder (its listening.sqlite)")
@@ -563,6 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "sign-flip permutation on assessor means")
     analyze_l.add_argument("--versus", metavar="CONDITION",
                            help="compare CONDITION (name, spec or label) with each other condition")
+    analyze_l.add_argument("--min-played", type=float, metavar="P",
+                           help="leave out trials in which a stimulus was heard for less than P %% of its length "
+                                "(server-checked listening time; test folder only)")
     _listen_filter_options(analyze_l)
     analyze_l.add_argument("--json", action="store_true", help="one JSON object")
     analyze_l.set_defaults(func=_listen_analyze)

@@ -19,7 +19,7 @@ import streamlit as st
 
 from evalkit.listening.model import STORE_FILE, Design, ListenError, TestDefinition, load_definition
 from evalkit.listening.questionnaire import MAX_TEXT_CHARS, Question, QuestionType, all_questions
-from evalkit.listening.serve import ADMIN_ENV, COMPLETION_ENV, PREFETCH_ENV
+from evalkit.listening.serve import ADMIN_ENV, COMPLETION_ENV, PREFETCH_ENV, SLOT_IDLE_ENV
 from evalkit.listening.session import (
     HEADPHONE_KEY,
     bundle_url,
@@ -36,6 +36,7 @@ from evalkit.listening.session import (
     training_order,
     trial_order,
 )
+from evalkit.listening.slots import SLOT_IDLE_MINUTES
 from evalkit.listening.storage import ListeningStore, Participant
 
 INSTRUCTIONS = {
@@ -120,7 +121,7 @@ def welcome_page(definition: TestDefinition, store: ListeningStore) -> None:
     st.markdown(definition.consent or DEFAULT_CONSENT)
     agree = st.checkbox("I agree to take part and to have my anonymous answers used for research.", key="consent")
     if st.button("Start", disabled=not agree, type="primary"):
-        participant = store.create_participant(definition)
+        participant = store.create_participant(definition, with_slot=False)  # a slot when its first trial starts
         store.mark(participant, "consented")
         st.query_params["p"] = participant.token
         st.rerun()
@@ -130,23 +131,34 @@ def _personal_link(participant: Participant) -> None:
     st.caption(f"Your personal link (bookmark it to resume): `?p={participant.token}`")
 
 
+def _slot_idle_s() -> float:
+    return 60 * float(os.environ.get(SLOT_IDLE_ENV, SLOT_IDLE_MINUTES))
+
+
 def participant_page(folder: Path, definition: TestDefinition, store: ListeningStore,
                      participant: Participant) -> None:
-    trials = definition.trials_for(participant.slot)
+    screened = definition.headphone is None or store.headphone_result(participant) is not None
+    before = participant.participant_id
+    # every page counts as activity; the first trial takes a design slot (a released one may be given back)
+    participant = store.hold_slot(definition, participant, _slot_idle_s(), assign=screened and participant.trained)
+    if participant.participant_id != before:
+        st.info("Your session was idle for a long time and its place in the test went to another participant: "
+                "you continue with a new set of trials.")
+    trials = definition.trials_for(participant.slot) if participant.slot is not None else ()
     done = store.done_trials(participant)
     remaining = [i for i in range(len(trials)) if i not in done]
-    if not remaining:
+    if trials and not remaining:
         if store.questionnaire_done(participant):
             end_page()
         else:
             questionnaire_page(definition, store, participant)
         return
-    if definition.headphone is not None and store.headphone_result(participant) is None:
+    if not screened:
         headphone_page(folder, definition, store, participant)
         return
     prefetch = os.environ.get(PREFETCH_ENV, "1") != "0"
-    if not participant.trained:
-        training_page(folder, definition, store, participant, remaining[0] if prefetch else None)
+    if not participant.trained:  # no slot yet, so the first trial cannot be prefetched unless it has one
+        training_page(folder, definition, store, participant, remaining[0] if prefetch and remaining else None)
         return
     paused_key = f"paused-{participant.participant_id}"
     if st.session_state.get(paused_key):
@@ -170,6 +182,7 @@ def participant_page(folder: Path, definition: TestDefinition, store: ListeningS
         next_url = bundle_url(participant, f"trial-{following}")
     data = player_data(definition, participant, trial, key, False, order, draft=store.draft(participant, index),
                        prefetch=next_url)
+    store.mark_delivered(participant, index)  # the server's clock starts the trial (first delivery only)
     result = _player()(key=key, data=data, on_submit_change=lambda: None,
                        on_draft_change=lambda: None, on_pause_change=lambda: None)
     if result.draft:
@@ -311,7 +324,7 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
                                for c in ([] if definition.design is not Design.MUSHRA else ["reference"])
                                + list(definition.conditions)]), hide_index=True)
     show_analysis(folder, definition, store)
-    records = store.ratings() if definition.design is Design.MUSHRA else store.choices()
+    records = store.export_rows(definition)
     if records:
         st.download_button("Export ratings (CSV)", export_csv(records), file_name=f"{folder.name}-ratings.csv",
                            mime="text/csv")

@@ -1,7 +1,9 @@
 """The report's listening-test section as plain records: conditions by their short labels ("Opus 12 kbps",
 "3.5 kHz anchor", "Reference"), full specs on hover, scores and CIs on the 0–100 scale (a Student-t bound past
 the scale is shown at the scale's end and marked), paired comparisons with their CIs when the analysis has them,
-excluded or incomplete assessors with reasons, and the minimum detectable difference beside the MUSHRA means.
+excluded or incomplete assessors with reasons, the minimum detectable difference beside the MUSHRA means, and the
+listening behaviour (server-timed median time on trial and share of stimuli played fully, per assessor and
+condition; trials left out by ``--min-played``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,24 @@ def _mdd(analysis: dict) -> dict | None:
             "assessors": found.get("assessors"), "pairs": found.get("pairs"), "method": found.get("method", "")}
 
 
+def behaviour_context(behaviour: dict | None) -> dict | None:
+    """The behaviour tables of :func:`evalkit.listening.behaviour.summary` as display strings."""
+    if not behaviour:
+        return None
+
+    def pct(x) -> str:
+        return "-" if x is None else f"{100 * x:.0f} %"
+
+    return {"participants": [{"assessor": p["assessor"], "trials": p["trials"],
+                              "time": _score(p["median_time_on_trial_s"]), "full": pct(p["played_fully_share"]),
+                              "clamped": p["clamped_trials"]} for p in behaviour.get("participants", [])],
+            "conditions": [{"label": c["label"], "stimuli": c["stimuli"], "listened": _score(c["median_listened_s"]),
+                            "fraction": pct(c["median_fraction"]), "full": pct(c["played_fully_share"])}
+                           for c in behaviour.get("conditions", [])],
+            "min_played": behaviour.get("min_played_pct"), "trials": behaviour.get("trials"),
+            "excluded": behaviour.get("excluded_trials", []), "method": behaviour.get("method", "")}
+
+
 def listening_context(data) -> dict:
     """Records of a :class:`~evalkit.reports.listening_data.ListeningData` for the template."""
     from evalkit.reports import plots
@@ -79,7 +99,8 @@ def listening_context(data) -> dict:
     ctx = {"folder": Path(data.folder).name, "design": data.design, "analysis": analysis, "figures": [],
            "correlations": [], "rows": [], "comparisons": [], "assessors": _assessor_rows(analysis),
            "mdd": _mdd(analysis), "clamped": False, "panel": panel_rows(getattr(data, "panel", None) or {}),
-           "headphone": headphone_rows(getattr(data, "headphone", None) or [])}
+           "headphone": headphone_rows(getattr(data, "headphone", None) or []),
+           "behaviour": behaviour_context(analysis.get("behaviour"))}
     if data.design != "mushra":
         ctx["figures"] = [f for f in [figure(plots.ab_figure, analysis, alt=f"{data.design.upper()} results with "
                                                                               "95 % Wilson intervals")] if f]
