@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from evalkit.listening.model import STORE_FILE, Design, ListenError, TestDefinition, load_definition
+from evalkit.listening.model import RATED_DESIGNS, STORE_FILE, Design, ListenError, TestDefinition, load_definition
 from evalkit.listening.serve import ADMIN_ENV, COMPLETION_ENV, PREFETCH_ENV
 from evalkit.listening.session import (
     HEADPHONE_KEY,
@@ -45,6 +45,15 @@ and every version rated before you continue.""",
 you have no preference. Play both before answering; you can switch between them at the same position.""",
     Design.ABX: """You will hear two different versions, **A** and **B**, and a third one, **X**, which is identical
 to A or to B. Say which one X is. Play all three before answering.""",
+    Design.ACR: """You will hear one short excerpt per trial. Rate its overall **quality** on the five-point scale
+from Excellent to Bad. Play it before rating; you can play it again.""",
+    Design.DCR: """Each trial has a **reference** and a **sample** of the same excerpt. Play the reference first,
+then the sample, and rate how much the sample is **degraded** compared with the reference, from "inaudible" to "very
+annoying". Both must be played before you rate.""",
+    Design.BS1116: """Each trial has a **reference** and two versions, **A** and **B**, of the same excerpt. One of
+A and B is identical to the reference, the other may be impaired. Grade both on the scale from 5.0 (imperceptible)
+to 1.0 (very annoying), with one decimal: give 5.0 to the one you find identical to the reference. Play the
+reference, A and B before grading.""",
 }
 DEFAULT_CONSENT = "Your answers are stored under a random code, with no name or address, and used for research."
 
@@ -269,7 +278,7 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
         st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.subheader("Conditions")
     st.dataframe(pd.DataFrame([{"label": definition.labels.get(c, c), "condition": c}
-                               for c in ([] if definition.design is not Design.MUSHRA else ["reference"])
+                               for c in ([] if definition.design in (Design.AB, Design.ABX) else ["reference"])
                                + list(definition.conditions)]), hide_index=True)
     try:
         report = analyze_test_dir(folder)
@@ -282,7 +291,7 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
             st.dataframe(pd.DataFrame(report["excluded"] or [{"assessor": "none", "reason": ""}]), hide_index=True)
         st.subheader("Analysis")
         st.code(format_report(report))
-    records = store.ratings() if definition.design is Design.MUSHRA else store.choices()
+    records = store.ratings() if definition.design in RATED_DESIGNS else store.choices()
     if records:
         st.download_button("Export ratings (CSV)", export_csv(records), file_name=f"{folder.name}-ratings.csv",
                            mime="text/csv")

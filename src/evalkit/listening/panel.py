@@ -12,7 +12,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalkit.listening.model import DEFINITION_FILE, STORE_FILE, Design, ListenError, load_definition
+from evalkit.listening.model import (
+    DEFINITION_FILE,
+    RATED_DESIGNS,
+    STORE_FILE,
+    Design,
+    ListenError,
+    load_definition,
+)
 
 
 @dataclass(frozen=True)
@@ -76,19 +83,29 @@ def folder_panel(test_dir: str | Path, include_incomplete: bool = False, exclude
     if not db.is_file():
         raise ListenError(f"{db}: no ratings yet (serve the test with `evalkit listen serve`)")
     with ListeningStore(db) as store:
-        records = store.ratings() if definition.design is Design.MUSHRA else store.choices()
+        records = _records(store, definition.design)
         if not records:
-            raise ListenError(f"{db}: no {'ratings' if definition.design is Design.MUSHRA else 'answers'} yet")
+            raise ListenError(f"{db}: no {'ratings' if definition.design in RATED_DESIGNS else 'answers'} yet")
         incomplete = [{"assessor": p["assessor"], "done": p["done"], "trials": p["trials"],
                        "included": include_incomplete}
                       for p in store.progress(definition) if p["finished"] is None and p["done"] > 0]
         headphone = _headphone_results(store, definition, db) if exclude_headphone_fail else {}
-    names = {r.condition for r in records} if definition.design is Design.MUSHRA else \
+    names = {r.condition for r in records} if definition.design in RATED_DESIGNS else \
         {c for r in records for c in (r.condition_a, r.condition_b)}
     given = getattr(definition, "labels", None) or _raw_labels(Path(test_dir))
     labels = condition_labels(names, dict(definition.conditions), given, overrides)
     failed = headphone_exclusions({r.assessor for r in records}, headphone) if exclude_headphone_fail else {}
     return _filtered(definition.design, records, incomplete, failed, include_incomplete, labels, "trials")
+
+
+def _records(store, design: Design) -> list:
+    """What a design's analysis takes: ratings, BS.1116 difference grades (signal minus hidden reference, per
+    trial) or AB/ABX choices."""
+    if design is Design.BS1116:
+        from evalkit.analysis.category_stats import difference_grades
+
+        return difference_grades(store.trial_ratings())
+    return store.ratings() if design in RATED_DESIGNS else store.choices()
 
 
 def _raw_labels(folder: Path) -> dict[str, str]:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from evalkit.listening.model import (
     OPEN_REFERENCE,
+    RATED_DESIGNS,
+    SCALES,
     Choice,
     Design,
     ListenError,
@@ -30,6 +32,7 @@ from evalkit.listening.model import (
     Rating,
     TestDefinition,
     Trial,
+    on_scale,
 )
 
 SCHEMA = """
@@ -169,7 +172,8 @@ class ListeningStore:
     def submit(self, definition: TestDefinition, participant: Participant, trial_index: int, *,
                scores: Mapping[str, float] | None = None, answer: str | None = None,
                events: Sequence[PlayEvent] = ()) -> bool:
-        """Store one trial atomically: its ratings (MUSHRA) or answer (AB/ABX) and its play events.
+        """Store one trial atomically: its ratings (MUSHRA, ACR, DCR, BS.1116) or answer (AB/ABX) and its play
+        events.
 
         Returns:
             True if stored, False if this trial was already stored (nothing is written again).
@@ -181,7 +185,7 @@ class ListeningStore:
         if not 0 <= trial_index < len(trials):
             raise ListenError(f"trial {trial_index}: out of range (0..{len(trials) - 1})")
         trial = trials[trial_index]
-        rows = _rating_rows(definition, trial, scores) if definition.design is Design.MUSHRA else None
+        rows = _rating_rows(definition, trial, scores) if definition.design in RATED_DESIGNS else None
         choice = None if rows is not None else _choice_row(definition, trial, answer)
         known = set(trial.stimuli) | ({trial.reference} if trial.reference else set())
         bad = [e.stimulus_id for e in events if e.stimulus_id not in known]
@@ -256,6 +260,12 @@ class ListeningStore:
             "SELECT p.label, r.item, r.condition, r.score FROM ratings r JOIN participants p USING (participant_id) "
             "ORDER BY p.label, r.item, r.condition")]
 
+    def trial_ratings(self) -> list[tuple[str, int, Rating]]:
+        """(assessor, trial index, rating) of every stored rating: BS.1116 pairs the two grades of a trial."""
+        return [(r[0], r[1], Rating(r[0], *r[2:])) for r in self.db.execute(
+            "SELECT p.label, r.trial_index, r.item, r.condition, r.score FROM ratings r "
+            "JOIN participants p USING (participant_id) ORDER BY p.label, r.trial_index, r.condition")]
+
     def choices(self) -> list[Choice]:
         return [Choice(*r) for r in self.db.execute(
             "SELECT p.label, c.item, c.condition_a, c.condition_b, c.chosen, c.x FROM choices c "
@@ -285,7 +295,13 @@ def _rating_rows(definition: TestDefinition, trial: Trial, scores: Mapping[str, 
     rows = []
     for sid in trial.stimuli:
         score = scores[sid]
-        if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score) \
+        if definition.design is not Design.MUSHRA:
+            if not on_scale(definition.design, score):
+                low, high, step = SCALES[definition.design]
+                raise ListenError(f"item {trial.item}: score {score!r} is not a grade of the {definition.design} "
+                                  f"scale ({low:g} to {high:g} in steps of {step:g})")
+            score = round(float(score), 1)
+        elif not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score) \
                 or not 0 <= score <= 100:
             raise ListenError(f"item {trial.item}: score {score!r} is not a number in 0..100")
         stim = definition.stimuli[sid]
