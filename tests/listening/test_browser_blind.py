@@ -1,10 +1,11 @@
 """A devtools-style check in headless chromium (issue 27, points 1-3 and 9): two participants go through a whole
-test of each design (MUSHRA, ABX, ACR, DCR, BS.1116) while the Chrome DevTools Protocol log records the network (requests, responses with
-their headers and sizes, websocket frames) and the page's DOM, the player's JavaScript state and the storage are
-dumped on every trial. Nothing of it may name a condition or a stored stimulus id, a trial's audio must be one
-request, and every rated signal (hidden reference, anchors, conditions; ABX's A, B and X) must look the same in
-everything observable apart from its position; in ACR and DCR, where a trial holds one rated signal, every trial
-looks the same, the hidden reference's included. The two participants share no id and no URL.
+test of each design (MUSHRA, ABX, ACR, DCR, BS.1116) while the Chrome DevTools Protocol log records the network
+(requests, responses with their headers and sizes, websocket frames) and the page's DOM, the player's JavaScript
+state and the storage are dumped on every trial. Nothing of it may name a condition or a stored stimulus id, a
+trial's audio must be one request, and every rated signal (hidden reference, anchors, conditions; ABX's A, B and X;
+BS.1116's A and B) must look the same in everything observable apart from its position; in ACR and DCR, where a
+trial holds one rated signal, every trial looks the same, the hidden reference's included. The two participants
+share no id and no URL.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from evalkit.listening.model import OPEN_REFERENCE, STORE_FILE, Design, load_def
 from evalkit.listening.session import presented, wire_id
 from evalkit.listening.storage import ListeningStore
 from tests.browser import needs_browser, start_chromium
-from tests.listening.test_browser import _click, _play_all, _player, _skip_training, _submit, _wait
 from tests.listening.conftest import CONDITIONS
+from tests.listening.test_browser import _click, _play_all, _player, _skip_training, _submit, _wait
 from tests.listening.test_browser_designs import grade
 from tests.listening.test_browser_review import _consent, _rate
 
