@@ -377,14 +377,9 @@ def _listen_panel(args: argparse.Namespace, command: str):
 def _listen_analyze(args: argparse.Namespace) -> int:
     import json
 
-    from evalkit.listening.model import Design
-    from evalkit.listening.report import choices_report, format_report, mushra_report
+    from evalkit.listening.report import format_report, panel_report
 
-    panel = _listen_panel(args, "analyze")
-    if panel.design is Design.MUSHRA:
-        report = mushra_report(panel, test=args.test, versus=args.versus)
-    else:
-        report = choices_report(panel, panel.design)
+    report = panel_report(_listen_panel(args, "analyze"), test=args.test, versus=args.versus)
     print(json.dumps(report) if args.json else format_report(report))
     return 0
 
@@ -519,11 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_qincodec_parser(sub)
 
-    listen = sub.add_parser("listen", help="listening tests (MUSHRA, AB, ABX)").add_subparsers(dest="action",
-                                                                                            required=True)
+    listen = sub.add_parser("listen", help="listening tests (MUSHRA, AB, ABX, ACR, DCR, BS.1116)").add_subparsers(
+        dest="action", required=True)
     prepare = listen.add_parser("prepare", help="stimuli and a test definition from an evaluation run")
     prepare.add_argument("--run", required=True, help="run folder (holds results.sqlite and cache/decoded)")
-    prepare.add_argument("--design", required=True, choices=["mushra", "ab", "abx"])
+    prepare.add_argument("--design", required=True, choices=["mushra", "ab", "abx", "acr", "dcr", "bs1116"],
+                         help="mushra (BS.1534-3), ab, abx, acr / dcr (ITU-T P.800/P.808), bs1116 (ITU-R BS.1116-3)")
     prepare.add_argument("--items", type=int, help="number of items (default: all with every condition)")
     prepare.add_argument("--conditions", nargs="+", metavar="SPEC", help="codec specs of the run (default: all)")
     prepare.add_argument("--listeners", type=int, default=12, help="listener slots for the balanced design")
