@@ -15,6 +15,7 @@ from evalkit.listening.model import OPEN_REFERENCE, REFERENCE, STORE_FILE, Desig
 from evalkit.listening.session import handle_submission, player_data, presented, wire_id
 from evalkit.listening.storage import ListeningStore
 from tests.listening.conftest import CONDITIONS
+from tests.listening.test_behaviour import Clock
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +110,12 @@ def test_player_gets_the_scale_and_neutral_labels(folders):
 def test_dcr_and_bs1116_need_the_reference_played(folders, fresh_copy, design):
     folder = fresh_copy(folders[design])
     definition = load_definition(folder)
-    with ListeningStore(folder / STORE_FILE) as store:
+    clock = Clock()
+    with ListeningStore(folder / STORE_FILE, clock=clock) as store:
         p = store.create_participant(definition)
         trial = definition.trials_for(p.slot)[0]
+        store.mark_delivered(p, 0)
+        clock.now_s += 60.0  # time enough to have heard every stimulus (the server credits no more than that)
         ratings = {wire_id(p, s): 4 for s in trial.stimuli}
         payload = {"trial": "trial-0", "ratings": ratings, "events": _played(p, trial.stimuli)}
         assert handle_submission(store, definition, p, 0, payload) == ["play Reference first"]
