@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.codecs.spec import CodecFamily
+from evalkit.errors import UserError
 
 if TYPE_CHECKING:
     from evalkit.codecs import FamilyRegistry
@@ -39,7 +40,7 @@ FAMILY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 RESERVED_NAMES = ("reference", "decoded")
 
 
-class PluginError(ValueError):
+class PluginError(UserError, ValueError):
     """A plugin that cannot be used; the message is one line naming the plugin (file or entry point)."""
 
 

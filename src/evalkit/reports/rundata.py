@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from evalkit.errors import UserError
+
 STORE_NAME = "results.sqlite"
 PROVENANCE_NAME = "run.json"
 ANCHOR_FAMILY = "lowpass"
 REFERENCE_SPEC = "reference"  # the pseudo-variant of no-reference scores on the reference itself
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """A run or listening folder that cannot be reported on; the message names the file."""
 
 
