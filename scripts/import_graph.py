@@ -19,14 +19,13 @@ from collections import defaultdict
 from pathlib import Path
 
 #: Leaf modules every package may import (pure helpers with no evalkit imports of their own, or nearly).
-BASE = {"audio", "hashing", "versions", "logs", "messages", "_lazy", "errors", "__init__"}
+BASE = {"audio", "hashing", "versions", "logs", "messages", "_lazy", "errors", "plugin_files", "__init__"}
 #: package -> the packages it may import (besides itself and BASE). ``None``: anything (the outer shells).
-#: ``analysis`` is the statistics package's name before the redesign; ``labels`` and ``worker_setup`` are
-#: loose modules of that time, measured with the rules of where they belong.
-STATS = {"stats", "analysis"}
+#: ``stats`` is the pure statistics package (numpy, scipy, statsmodels, pandas only); ``labels`` and
+#: ``worker_setup`` are loose modules of that time, measured with the rules of where they belong.
+STATS = {"stats"}
 ALLOWED: dict[str, set[str] | None] = {
     "stats": set(),
-    "analysis": set(),
     "codecs": set(),
     "metrics": set(),
     "labels": set(),

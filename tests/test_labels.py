@@ -2,7 +2,8 @@
 
 import pytest
 
-from evalkit.labels import labels_for, parse_label_options, short_label
+from evalkit.codecs.labels import labels_for, short_label
+from evalkit.labels import parse_label_options
 
 
 @pytest.mark.parametrize(("spec", "label"), [

@@ -2,7 +2,8 @@
 
 The Python API (README, "Python API"; :mod:`evalkit.api`): :func:`score`, :func:`build_codec`, :func:`run`,
 :func:`load_run`, and the classes to subclass or build a plugin codec with (``Codec``, ``CodecFamily``,
-``Param``, ``Encoded``). They are imported on first use, so ``import evalkit`` loads no torch, scipy or pandas.
+``Param``, ``Encoded``) or declare a plugin metric with (``MetricPlugin``, ``MetricFailure``). They are imported
+on first use, so ``import evalkit`` loads no torch, scipy or pandas.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _LAZY = {
     "Run": "evalkit.api", "Scores": "evalkit.api", "RunNotFound": "evalkit.api",
     "Codec": "evalkit.codecs", "AudioTransform": "evalkit.codecs", "CodecFamily": "evalkit.codecs",
     "CodecSpec": "evalkit.codecs", "Encoded": "evalkit.codecs", "Param": "evalkit.codecs",
+    "MetricPlugin": "evalkit.metrics", "MetricFailure": "evalkit.metrics",
 }
 
 

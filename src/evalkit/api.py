@@ -151,17 +151,19 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     Raises:
         RunNotFound: the folder holds no finished run (no ``results.sqlite`` and ``summary.csv``).
     """
-    run_dir = Path(run_dir)
-    if not (run_dir / "results.sqlite").is_file() or not (run_dir / "summary.csv").is_file():
-        raise RunNotFound(f"{run_dir}: not a finished run folder (no results.sqlite or summary.csv; run "
+    from evalkit.runner.reader import STORE_NAME, RunReader
+
+    reader = RunReader(run_dir)
+    if not reader.finished:
+        raise RunNotFound(f"{reader.run_dir}: not a finished run folder (no {STORE_NAME} or summary.csv; run "
                           f"`evalkit run CONFIG` or evalkit.run(config) first)")
-    return Run(run_dir)
+    return Run(reader.run_dir)
 
 
 @dataclass
 class Run:
     """A run folder's exports as tidy DataFrames; every table with a ``codec_spec`` gains a ``label`` column
-    (:func:`evalkit.labels.labels_for`: ``Opus 12 kbps``, a decoded folder's own label, ``Reference``).
+    (from the variant records the run stored: ``Opus 12 kbps``, a decoded folder's own label, ``Reference``).
 
     Attributes:
         run_dir: the output folder.
@@ -175,7 +177,7 @@ class Run:
     def _data(self):
         from evalkit.reports.rundata import load_run as load_run_data
 
-        return load_run_data(self.run_dir)  # imports the run's plugin files too, for their labels
+        return load_run_data(self.run_dir)  # through the run's RunReader: labels from its variant records
 
     @cached_property
     def labels(self) -> dict[str, str]:
@@ -201,7 +203,7 @@ class Run:
     def summary(self) -> pd.DataFrame:
         """One row per variant × metric: ``mean``, 95 % CI (``ci_low``, ``ci_high``) over its items, ``n``,
         ``failures``, ``bitrate_kbps``, ``unit``, ``higher_is_better``; ``mean_shared``, ``ci_*_shared`` over the
-        ``n_shared`` items every variant scored, ``complete`` (see :mod:`evalkit.analysis.shared_items`)."""
+        ``n_shared`` items every variant scored, ``complete`` (see :mod:`evalkit.stats.shared_items`)."""
         return self._labelled(self._data.summary)
 
     @cached_property

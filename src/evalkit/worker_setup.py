@@ -36,7 +36,7 @@ class WorkerSetup:
     log_path: str | None = None
     verbose: bool = False
     parent_pid: int | None = None  # exit when this process (the coordinator) dies
-    plugins: tuple[str, ...] = ()  # codec plugin files to import (the coordinator checked them)
+    plugins: tuple[str, ...] = ()  # codec and metric plugin files to import (the coordinator checked them)
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -97,9 +97,11 @@ def init_worker(setup: WorkerSetup) -> None:
         import logging
 
         from evalkit.codecs.plugins import PluginError, load_plugin_files
+        from evalkit.metrics import load_metric_plugins
 
         try:
             load_plugin_files(setup.plugins)
+            load_metric_plugins(setup.plugins)
         except PluginError as exc:  # each task imports them again and records the failure in its units
             logging.getLogger(__name__).warning("worker start-up: %s", exc)
 

@@ -66,6 +66,14 @@ def ab_dir(run_dir, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def panel_dir(run_dir, tmp_path_factory) -> Path:
+    """A MUSHRA test with questionnaire answers and headphone checks (tests/listening/test_questionnaire.py)."""
+    from tests.listening.test_questionnaire import make_panel_test
+
+    return make_panel_test(run_dir, tmp_path_factory.mktemp("panel") / "test")
+
+
 @pytest.fixture
 def fresh_copy(tmp_path):
     """A private copy of a prepared test folder (tests that write ratings must not share a store)."""

@@ -85,6 +85,27 @@ def _submit(d, root) -> None:
     _click(d, submit)
 
 
+def _choose(d, question: str, answer: str) -> None:
+    """Click ``answer`` of the radio question whose label is ``question``."""
+    from selenium.webdriver.common.by import By
+
+    group = _wait(lambda: d.find_element(By.CSS_SELECTOR, f'[role=radiogroup][aria-label="{question}"]'),
+                  what=f"radio group {question}")
+    option = next(o for o in group.find_elements(By.CSS_SELECTOR, "[data-testid=stRadioOption]") if o.text == answer)
+    _click(d, option)
+
+
+def _finish(d) -> None:
+    """After the last trial: answer the finish page's required questions, send, and wait for the thank-you."""
+    from selenium.webdriver.common.by import By
+
+    _wait(lambda: "Almost done" in d.find_element(By.TAG_NAME, "body").text, what="questionnaire page")
+    _choose(d, "Your age *", "25–34")
+    _choose(d, "Your listening expertise *", "naive")
+    _click(d, _wait(lambda: [b for b in d.find_elements(By.TAG_NAME, "button") if b.text == "Send"], what="send")[0])
+    _wait(lambda: "Thank you" in d.find_element(By.TAG_NAME, "body").text, what="thank-you page")
+
+
 def _skip_training(d) -> None:
     from selenium.webdriver.common.by import By
 
@@ -119,7 +140,7 @@ def test_mushra_session_in_chromium(driver, mushra_dir, fresh_copy, serve_test):
             ActionChains(driver).move_to_element_with_offset(slider, 0, int(height * (0.4 - 0.1 * k))).click() \
                 .perform()
         _submit(driver, root)
-    _wait(lambda: "Thank you" in driver.find_element(By.TAG_NAME, "body").text, what="thank-you page")
+    _finish(driver)
 
     db = sqlite3.connect(folder / STORE_FILE)
     (pid,) = db.execute("SELECT participant_id FROM participants WHERE token = ?", (token,)).fetchone()
@@ -162,7 +183,7 @@ def test_ab_session_in_chromium(driver, ab_dir, fresh_copy, serve_test):
         _play_all(driver, root)
         _click(driver, root.find_element(By.CSS_SELECTOR, f"input[data-role=answer][value={answers[index % 3]}]"))
         _submit(driver, root)
-    _wait(lambda: "Thank you" in driver.find_element(By.TAG_NAME, "body").text, what="thank-you page")
+    _finish(driver)
 
     db = sqlite3.connect(folder / STORE_FILE)
     (pid, slot) = db.execute("SELECT participant_id, slot FROM participants WHERE token = ?", (token,)).fetchone()

@@ -20,7 +20,7 @@ from evalkit.listening.model import OPEN_REFERENCE, STORE_FILE, Design, load_def
 from evalkit.listening.session import presented, wire_id
 from evalkit.listening.storage import ListeningStore
 from tests.browser import needs_browser, start_chromium
-from tests.listening.test_browser import _click, _play_all, _player, _skip_training, _submit, _wait
+from tests.listening.test_browser import _click, _finish, _play_all, _player, _skip_training, _submit, _wait
 from tests.listening.test_browser_review import _consent, _rate
 
 pytestmark = needs_browser
@@ -79,7 +79,7 @@ def _session(d, url: str, design: Design) -> tuple[str, list[dict]]:
             "arguments[0].querySelector('.lt').__player.playedEnough(s.id))", r), what="all played")
         dumps.append(d.execute_script(DUMP, root))
         _submit(d, root)
-    _wait(lambda: "Thank you" in d.find_element(By.TAG_NAME, "body").text, what="end page")
+    _finish(d)
     return token, dumps
 
 

@@ -23,7 +23,7 @@ from evalkit.listening.model import STORE_FILE, Design, load_definition
 from evalkit.listening.session import bundle_name, headphone_seed, wire_id
 from evalkit.listening.storage import ListeningStore
 from tests.browser import needs_browser, start_chromium
-from tests.listening.test_browser import _click, _play_all, _player, _skip_training, _submit, _wait
+from tests.listening.test_browser import _click, _finish, _play_all, _player, _skip_training, _submit, _wait
 
 pytestmark = needs_browser
 
@@ -173,7 +173,7 @@ def test_mushra_blind_files_refresh_prefetch_pause_in_chromium(driver, mushra_di
     _play_all(driver, root)
     _rate(driver, root)
     _submit(driver, root)
-    _wait(lambda: "Thank you" in _body(driver), what="end page")
+    _finish(driver)
     assert "CODE-4711" in _body(driver) and "bookmark" not in _body(driver) and token not in _body(driver)
 
     # 6. no filesystem path in any message the server sent
@@ -200,7 +200,7 @@ def test_abx_always_answering_a_scores_half_in_chromium(driver, run_dir, tmp_pat
             _play_all(driver, root)
             _click(driver, root.find_element(By.CSS_SELECTOR, "input[data-role=answer][value=A]"))
             _submit(driver, root)
-        _wait(lambda: "Thank you" in _body(driver), what="end page")
+        _finish(driver)
     with ListeningStore(folder / STORE_FILE) as store:
         choices = store.choices()
     per_listener = {}

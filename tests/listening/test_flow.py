@@ -122,6 +122,7 @@ def test_end_page_shows_the_completion_code_not_the_link(mushra_dir, fresh_copy,
         for index, trial in enumerate(definition.trials_for(p.slot)):
             store.submit(definition, p, index, scores=_scores(trial, 3), events=_events(trial))
         assert store.participant(p.token).finished
+        store.save_questionnaire(p, {"age_range": "18–24", "expertise": "naive"})  # the finish page's questions
     text = _texts(_app(folder, p=p.token).run())
     assert "Thank you!" in text and "PROLIFIC-77" in text
     assert "bookmark" not in text and p.token not in text

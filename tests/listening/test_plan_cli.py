@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from evalkit.analysis.mixed_model import fit_mixed
-from evalkit.analysis.panel_plan import PanelModel, assessors_needed
 from evalkit.cli import main
 from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.model import STORE_FILE, Design, load_definition
 from evalkit.listening.report import load_ratings_csv
 from evalkit.listening.storage import ListeningStore
+from evalkit.stats.mixed_model import fit_mixed
+from evalkit.stats.power import PanelModel, assessors_needed
 from tests.listening.test_storage import _events
 
 

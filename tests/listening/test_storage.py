@@ -103,9 +103,12 @@ def test_resume_after_restart_and_forged_token(mushra_dir, fresh_copy):
 def test_bad_submissions_write_nothing(mushra_dir, fresh_copy):
     folder = fresh_copy(mushra_dir)
     definition = load_definition(folder)
-    with ListeningStore(folder / STORE_FILE) as store:
+    seconds = [1000.0]  # the server's clock, scripted
+    with ListeningStore(folder / STORE_FILE, clock=lambda: seconds[0]) as store:
         p = store.create_participant(definition)
         trial = definition.trials_for(p.slot)[0]
+        store.mark_delivered(p, 0)
+        seconds[0] += 60  # a minute on the trial: every claimed second of play is credible
         good = _scores(trial, 1)
         bad_cases = [
             ({**good, trial.stimuli[0]: 101.0}, "not a number in 0..100"),

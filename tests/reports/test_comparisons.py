@@ -55,7 +55,7 @@ def test_compare_paired_text_and_errors(report_run, capsys):
 
 
 def test_report_win_tie_loss_counts_are_the_paired_records(run):
-    from evalkit.analysis.paired import compare_variants
+    from evalkit.runner.paired import compare_variants
 
     board = scoreboard(run)
     ctx = paired_context(run, board)

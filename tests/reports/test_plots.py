@@ -66,7 +66,7 @@ def _errorbar_points(ax, prefix: str) -> dict[str, tuple[float, float]]:
     ("not a spec?b", "not a spec?b"),
 ])
 def test_figures_use_the_shared_short_labels(spec, label):
-    from evalkit.labels import short_label
+    from evalkit.codecs.labels import short_label
 
     assert plots.short_label(spec) == short_label(spec) == label
 

@@ -7,11 +7,12 @@ import argparse
 
 def add_parsers(sub) -> None:
     """Register ``listen`` and its subcommands on an argparse subparsers object."""
-    listen = sub.add_parser("listen", help="listening tests (MUSHRA, AB, ABX)").add_subparsers(dest="action",
-                                                                                            required=True)
+    listen = sub.add_parser("listen", help="listening tests (MUSHRA, AB, ABX, ACR, DCR, BS.1116)").add_subparsers(
+        dest="action", required=True)
     prepare = listen.add_parser("prepare", help="stimuli and a test definition from an evaluation run")
     prepare.add_argument("--run", required=True, help="run folder (holds results.sqlite and cache/decoded)")
-    prepare.add_argument("--design", required=True, choices=["mushra", "ab", "abx"])
+    prepare.add_argument("--design", required=True, choices=["mushra", "ab", "abx", "acr", "dcr", "bs1116"],
+                         help="mushra (BS.1534-3), ab, abx, acr / dcr (ITU-T P.800/P.808), bs1116 (ITU-R BS.1116-3)")
     prepare.add_argument("--items", type=int, help="number of items (default: all with every condition)")
     prepare.add_argument("--conditions", nargs="+", metavar="SPEC", help="codec specs of the run (default: all)")
     prepare.add_argument("--listeners", type=int, default=12, help="listener slots for the balanced design")
@@ -30,6 +31,9 @@ def add_parsers(sub) -> None:
     prepare.add_argument("--require-training", action="store_true", help="no 'skip training' button")
     prepare.add_argument("--headphone-check", action="store_true",
                          help="Huggins-pitch headphone screening before training (results stored)")
+    prepare.add_argument("--questionnaire", metavar="FILE.yaml",
+                         help="your finish-page questions (id, text, type choice|text|number, choices, required), "
+                              "asked after age range, expertise, headphones and comments")
     prepare.add_argument("--out", required=True, help="new test folder")
     prepare.set_defaults(func=prepare_command)
 
@@ -44,6 +48,8 @@ def add_parsers(sub) -> None:
     serve.add_argument("--completion-code", metavar="CODE", help="shown on the end page (e.g. for Prolific)")
     serve.add_argument("--no-prefetch", action="store_true",
                        help="do not fetch the next trial's audio during the current trial")
+    serve.add_argument("--slot-idle-minutes", type=float, default=30.0, metavar="N",
+                       help="an unfinished participant idle for N minutes gives its design slot back (default 30)")
     serve.set_defaults(func=serve_command)
 
     analyze = listen.add_parser("analyze", help="post-screening, means with 95%% CIs, mixed-model comparisons")
@@ -54,6 +60,9 @@ def add_parsers(sub) -> None:
                               "sign-flip permutation on assessor means")
     analyze.add_argument("--versus", metavar="CONDITION",
                          help="compare CONDITION (name, spec or label) with each other condition")
+    analyze.add_argument("--min-played", type=float, metavar="P",
+                         help="leave out trials in which a stimulus was heard for less than P %% of its length "
+                              "(server-checked listening time; test folder only)")
     _panel_options(analyze)
     analyze.add_argument("--json", action="store_true", help="one JSON object")
     analyze.set_defaults(func=analyze_command)
@@ -97,6 +106,7 @@ def _label_overrides(options: list[str] | None) -> dict[str, str]:
 def prepare_command(args: argparse.Namespace) -> int:
     from evalkit.listening.design import PrepareOptions, prepare_test
     from evalkit.listening.model import Design
+    from evalkit.listening.questionnaire import load_questionnaire
     from evalkit.listening.texts import read_text_file, read_trial_instructions
 
     options = PrepareOptions(Design(args.design), items=args.items, conditions=tuple(args.conditions or ()),
@@ -106,14 +116,16 @@ def prepare_command(args: argparse.Namespace) -> int:
                              instructions=read_text_file("--instructions", args.instructions),
                              consent=read_text_file("--consent", args.consent),
                              trial_instructions=read_trial_instructions(args.trial_instructions),
-                             require_training=args.require_training, headphone_check=args.headphone_check)
+                             require_training=args.require_training, headphone_check=args.headphone_check,
+                             questionnaire=load_questionnaire(args.questionnaire) if args.questionnaire else ())
     definition = prepare_test(args.run, args.out, options)
     n_trials = len(definition.slots[0])
     extra = " (+ hidden reference; anchors included)" if definition.design == "mushra" else ""
     print(f"{args.out}: {definition.design} test, {len(definition.items)} items, "
           f"{len(definition.conditions)} conditions{extra}, {len(definition.stimuli)} stimuli, "
           f"{len(definition.slots)} listener slots of {n_trials} trials; loudness {definition.target_lufs} LUFS"
-          + ("; headphone check" if definition.headphone else ""))
+          + ("; headphone check" if definition.headphone else "")
+          + (f"; {len(definition.questionnaire)} own questions" if definition.questionnaire else ""))
     print("  conditions: " + "; ".join(f"{definition.labels.get(c, c)} = {c}" for c in definition.conditions))
     for note in definition.notes:
         print(f"  {note}")
@@ -126,7 +138,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     return serve(args.test_dir, host=args.host, port=args.port, admin_token=args.admin_token,
                  base_url_path=args.base_url_path, completion_code=args.completion_code,
-                 prefetch=not args.no_prefetch)
+                 prefetch=not args.no_prefetch, slot_idle_minutes=args.slot_idle_minutes)
 
 
 def _panel(args: argparse.Namespace, command: str):
@@ -138,20 +150,15 @@ def _panel(args: argparse.Namespace, command: str):
         raise ListenError(f"listen {command}: give either {'TEST_DIR' if command == 'analyze' else '--pilot TEST_DIR'}"
                           f" or --ratings FILE.csv")
     return select_panel(folder, args.ratings, args.include_incomplete, args.exclude_headphone_fail,
-                        _label_overrides(args.label))
+                        _label_overrides(args.label), min_played_pct=getattr(args, "min_played", None))
 
 
 def analyze_command(args: argparse.Namespace) -> int:
     import json
 
-    from evalkit.listening.model import Design
-    from evalkit.listening.report import choices_report, format_report, mushra_report
+    from evalkit.listening.report import format_report, panel_report
 
-    panel = _panel(args, "analyze")
-    if panel.design is Design.MUSHRA:
-        report = mushra_report(panel, test=args.test, versus=args.versus)
-    else:
-        report = choices_report(panel, panel.design)
+    report = panel_report(_panel(args, "analyze"), test=args.test, versus=args.versus)
     print(json.dumps(report) if args.json else format_report(report))
     return 0
 

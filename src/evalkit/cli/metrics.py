@@ -13,6 +13,8 @@ def add_parsers(sub) -> None:
     metrics = sub.add_parser("metrics", help="objective metrics").add_subparsers(dest="action", required=True)
     metrics_list = metrics.add_parser("list", help="the metric registry with metadata")
     metrics_list.add_argument("--json", action="store_true", help="one JSON list of metric metadata")
+    metrics_list.add_argument("--plugin", action="append", metavar="FILE.py",
+                              help="also load this metric plugin file (repeatable; as `plugins:` in a run config)")
     metrics_list.set_defaults(func=metrics_list_command)
 
     score = sub.add_parser("score", help="score one degraded file against its reference")
@@ -26,14 +28,17 @@ def add_parsers(sub) -> None:
     score.add_argument("--max-delay-s", type=float, metavar="S",
                        help="delay search window in seconds, searched first; then up to 10 %% of the reference "
                             "(at most 1 s) when larger (default 0.05)")
+    score.add_argument("--plugin", action="append", metavar="FILE.py",
+                       help="also load this metric plugin file (repeatable); then name its metrics with --metric")
     score.set_defaults(func=score_command)
 
 
 def metrics_list_command(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from evalkit.metrics import ALL_INFO
+    from evalkit.metrics import ALL_INFO, load_metric_plugins
 
+    load_metric_plugins(args.plugin or ())
     if args.json:
         print_json([{**asdict(info), "library_version": info.library_version()} for info in ALL_INFO.values()])
         return 0
@@ -51,6 +56,8 @@ def metrics_list_command(args: argparse.Namespace) -> int:
         if info.applies_to:
             print(f"    `applicable` runs it on {info.applies_to} items"
                   + (" and items of no category" if info.uncategorised else ""))
+        if source := getattr(info, "source", ""):  # a plugin metric
+            print(f"    source: {source}")
     return 0
 
 
@@ -59,7 +66,7 @@ def score_command(args: argparse.Namespace) -> int:
     import math
 
     from evalkit import audio as audio_lib
-    from evalkit.metrics import Reference, applicable_metrics, get_metrics, score_pair
+    from evalkit.metrics import Reference, applicable_metrics, get_metrics, load_metric_plugins, score_pair
     from evalkit.metrics.score import preparation_notes
 
     max_delay_s = audio_lib.DEFAULT_MAX_DELAY_S if args.max_delay_s is None else args.max_delay_s
@@ -67,6 +74,7 @@ def score_command(args: argparse.Namespace) -> int:
         from evalkit.runner.config import ConfigError
 
         raise ConfigError("score", [f"--max-delay-s: expected a number >= 0, got {max_delay_s:g}"])
+    load_metric_plugins(args.plugin or ())
     ref = audio_lib.load(args.reference)
     deg = audio_lib.load(args.degraded)
     metrics = get_metrics(args.metric) if args.metric else applicable_metrics(ref.sample_rate, deg.sample_rate,

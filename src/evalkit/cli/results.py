@@ -67,9 +67,9 @@ def compare_command(args: argparse.Namespace) -> int:
     import json
 
     if args.paired:
-        from evalkit.analysis.errors import CompareError
-        from evalkit.analysis.paired import format_paired
         from evalkit.reports.comparisons import paired_comparison
+        from evalkit.runner.compare_errors import CompareError
+        from evalkit.runner.paired import format_paired
 
         if args.anchor is not None:
             raise CompareError("--anchor: --paired compares every pair of variants, it takes no anchor")
@@ -79,7 +79,7 @@ def compare_command(args: argparse.Namespace) -> int:
         else:
             print(format_paired(result, labels))
         return 0
-    from evalkit.analysis.compare import compare, format_comparison
+    from evalkit.runner.compare import compare, format_comparison
     from evalkit.runner.rate_quality import load_rate_quality
 
     result = compare(load_rate_quality(args.run_dir), args.metric, args.anchor)

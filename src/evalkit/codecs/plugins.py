@@ -7,7 +7,8 @@ Two ways to add a codec without editing evalkit (README, "How to add a codec"):
   first time a family name is not a built-in one, or when every family is listed (``evalkit codecs list``), so a
   package installed on a Dask worker is found there too.
 * **A file** ``my_codec.py`` listed under ``plugins:`` in a run config (or ``evalkit codecs list --plugin``)
-  defines ``FAMILIES`` the same way. The coordinator imports it while validating the config; every worker
+  defines ``FAMILIES`` the same way (the same file may also define metrics, :mod:`evalkit.metrics.plugins`).
+  The coordinator imports it while validating the config; every worker
   imports it again before its first task.
 
 Every family records where it came from (:class:`FamilySource`): ``codecs list`` shows it, and a plugin's
@@ -20,16 +21,14 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import importlib.util
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.codecs.spec import CodecFamily
-from evalkit.errors import UserError
+from evalkit.plugin_files import PluginError, import_plugin_file
 
 if TYPE_CHECKING:
     from evalkit.codecs import FamilyRegistry
@@ -38,10 +37,6 @@ ENTRY_POINT_GROUP = "evalkit.codecs"
 FAMILY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 #: Names with a meaning of their own in a run: the reference pseudo-variant and decoded folders.
 RESERVED_NAMES = ("reference", "decoded")
-
-
-class PluginError(UserError, ValueError):
-    """A plugin that cannot be used; the message is one line naming the plugin (file or entry point)."""
 
 
 class SourceKind(enum.StrEnum):
@@ -158,44 +153,31 @@ _FILES: dict[str, tuple[str, list[CodecFamily]]] = {}  # resolved path -> (sha25
 def load_plugin_file(path: str | Path, registry: FamilyRegistry | None = None) -> list[CodecFamily]:
     """Import a plugin file and register the families of its ``FAMILIES``; idempotent per path and content.
 
+    A file that defines only ``METRICS`` (metric plugins, :mod:`evalkit.metrics.plugins`) gives no family.
+
     Returns:
         The file's families.
 
     Raises:
-        PluginError: a missing file, an import failure, no ``FAMILIES``, or a family name already taken.
+        PluginError: a missing file, an import failure, neither ``FAMILIES`` nor ``METRICS``, or a family name
+            already taken.
     """
     if registry is None:
         from evalkit.codecs import FAMILIES as registry
     path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise PluginError(f"{path}: plugin file not found")
-    data = path.read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
     known = _FILES.get(str(path))
-    if known is not None and known[0] == sha256 and all(registry.get(f.name) is f for f in known[1]):
+    if known is not None and path.is_file() and known[0] == hashlib.sha256(path.read_bytes()).hexdigest() \
+            and all(registry.get(f.name) is f for f in known[1]):
         return known[1]
-    module_name = f"evalkit_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{sha256[:12]}"
-    module = sys.modules.get(module_name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise PluginError(f"{path}: not an importable Python file")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module  # classes defined in it must be findable by their module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:  # noqa: BLE001 - SyntaxError, ImportError, anything: one line naming the file
-            del sys.modules[module_name]
-            line = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
-            raise PluginError(f"{path}: import failed{line}: {type(exc).__name__}: {exc}") from None
-    if not hasattr(module, "FAMILIES"):
-        raise PluginError(f"{path}: defines no FAMILIES (a CodecFamily, a list of them, or a callable "
-                          f"returning them)")
-    families = families_of(module.FAMILIES, f"{path}: FAMILIES")
-    source = FamilySource(SourceKind.FILE, path=str(path), sha256=sha256)
+    plugin = import_plugin_file(path)
+    if not hasattr(plugin.module, "FAMILIES"):
+        _FILES[str(path)] = (plugin.sha256, [])
+        return []
+    families = families_of(plugin.module.FAMILIES, f"{path}: FAMILIES")
+    source = FamilySource(SourceKind.FILE, path=str(path), sha256=plugin.sha256)
     for family in families:
         registry.register(family, source, str(path))
-    _FILES[str(path)] = (sha256, families)
+    _FILES[str(path)] = (plugin.sha256, families)
     return families
 
 

@@ -1,10 +1,11 @@
 """The Streamlit listening-test app (run through ``evalkit listen serve``; Streamlit-only code lives here).
 
 Pages: welcome (instructions, number of trials and expected duration, consent) → headphone check (if the test has
-one) → training (its audio loads only when shown) → trials with a progress indicator and a pause → thank you
-(with the completion code, if any); an admin page at ``?admin=<token>``. A participant is identified only by the
-unguessable ``?p=<token>`` of its URL, so a refresh, a crash or a server restart resumes at its first unfinished
-trial, with the ratings and played state of that trial restored from its draft.
+one) → training (its audio loads only when shown) → trials with a progress indicator and a pause → the
+questionnaire (:mod:`evalkit.listening.questionnaire`) → thank you (with the completion code, if any); an admin
+page at ``?admin=<token>``. A participant is identified only by the unguessable ``?p=<token>`` of its URL, so a
+refresh, a crash or a server restart resumes at its first unfinished trial, with the ratings and played state of
+that trial restored from its draft.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 import streamlit as st
 
 from evalkit.listening.model import STORE_FILE, Design, ListenError, TestDefinition, load_definition
-from evalkit.listening.serve import ADMIN_ENV, COMPLETION_ENV, PREFETCH_ENV
+from evalkit.listening.questionnaire import MAX_TEXT_CHARS, Question, QuestionType, all_questions
+from evalkit.listening.serve import ADMIN_ENV, COMPLETION_ENV, PREFETCH_ENV, SLOT_IDLE_ENV
 from evalkit.listening.session import (
     HEADPHONE_KEY,
     bundle_url,
@@ -26,6 +28,7 @@ from evalkit.listening.session import (
     expected_minutes,
     handle_draft,
     handle_headphone_check,
+    handle_questionnaire,
     handle_submission,
     headphone_data,
     player_data,
@@ -33,6 +36,7 @@ from evalkit.listening.session import (
     training_order,
     trial_order,
 )
+from evalkit.listening.slots import SLOT_IDLE_MINUTES
 from evalkit.listening.storage import ListeningStore, Participant
 
 INSTRUCTIONS = {
@@ -117,7 +121,7 @@ def welcome_page(definition: TestDefinition, store: ListeningStore) -> None:
     st.markdown(definition.consent or DEFAULT_CONSENT)
     agree = st.checkbox("I agree to take part and to have my anonymous answers used for research.", key="consent")
     if st.button("Start", disabled=not agree, type="primary"):
-        participant = store.create_participant(definition)
+        participant = store.create_participant(definition, with_slot=False)  # a slot when its first trial starts
         store.mark(participant, "consented")
         st.query_params["p"] = participant.token
         st.rerun()
@@ -127,20 +131,34 @@ def _personal_link(participant: Participant) -> None:
     st.caption(f"Your personal link (bookmark it to resume): `?p={participant.token}`")
 
 
+def _slot_idle_s() -> float:
+    return 60 * float(os.environ.get(SLOT_IDLE_ENV, SLOT_IDLE_MINUTES))
+
+
 def participant_page(folder: Path, definition: TestDefinition, store: ListeningStore,
                      participant: Participant) -> None:
-    trials = definition.trials_for(participant.slot)
+    screened = definition.headphone is None or store.headphone_result(participant) is not None
+    before = participant.participant_id
+    # every page counts as activity; the first trial takes a design slot (a released one may be given back)
+    participant = store.hold_slot(definition, participant, _slot_idle_s(), assign=screened and participant.trained)
+    if participant.participant_id != before:
+        st.info("Your session was idle for a long time and its place in the test went to another participant: "
+                "you continue with a new set of trials.")
+    trials = definition.trials_for(participant.slot) if participant.slot is not None else ()
     done = store.done_trials(participant)
     remaining = [i for i in range(len(trials)) if i not in done]
-    if not remaining:
-        end_page()
+    if trials and not remaining:
+        if store.questionnaire_done(participant):
+            end_page()
+        else:
+            questionnaire_page(definition, store, participant)
         return
-    if definition.headphone is not None and store.headphone_result(participant) is None:
+    if not screened:
         headphone_page(folder, definition, store, participant)
         return
     prefetch = os.environ.get(PREFETCH_ENV, "1") != "0"
-    if not participant.trained:
-        training_page(folder, definition, store, participant, remaining[0] if prefetch else None)
+    if not participant.trained:  # no slot yet, so the first trial cannot be prefetched unless it has one
+        training_page(folder, definition, store, participant, remaining[0] if prefetch and remaining else None)
         return
     paused_key = f"paused-{participant.participant_id}"
     if st.session_state.get(paused_key):
@@ -164,6 +182,7 @@ def participant_page(folder: Path, definition: TestDefinition, store: ListeningS
         next_url = bundle_url(participant, f"trial-{following}")
     data = player_data(definition, participant, trial, key, False, order, draft=store.draft(participant, index),
                        prefetch=next_url)
+    store.mark_delivered(participant, index)  # the server's clock starts the trial (first delivery only)
     result = _player()(key=key, data=data, on_submit_change=lambda: None,
                        on_draft_change=lambda: None, on_pause_change=lambda: None)
     if result.draft:
@@ -244,6 +263,38 @@ def pause_page(done: int, total: int, paused_key: str) -> None:
         st.rerun()
 
 
+def _question_widget(question: Question):
+    """One question's input on the questionnaire form, its hint below it; its value (None: not answered)."""
+    label, key = question.text + (" *" if question.required else ""), f"q-{question.id}"
+    if question.type is QuestionType.CHOICE:
+        value = st.radio(label, question.choices, index=None, key=key, horizontal=True)
+    elif question.type is QuestionType.NUMBER:
+        value = st.number_input(label, value=None, key=key)
+    elif question.id == "comments":
+        value = st.text_area(label, key=key, max_chars=MAX_TEXT_CHARS)
+    else:
+        value = st.text_input(label, key=key, max_chars=MAX_TEXT_CHARS)
+    if question.help:
+        st.caption(question.help)
+    return value
+
+
+def questionnaire_page(definition: TestDefinition, store: ListeningStore, participant: Participant) -> None:
+    st.title("Almost done")
+    st.success("All your ratings are saved.")
+    st.markdown("Please tell us a little about yourself and your headphones: the report of the test describes "
+                "its panel of listeners (questions marked * need an answer).")
+    with st.form("questionnaire"):
+        answers = {q.id: _question_widget(q) for q in all_questions(definition.questionnaire)}
+        sent = st.form_submit_button("Send", type="primary")
+    if sent:
+        problems = handle_questionnaire(store, definition, participant, answers)
+        if problems:
+            st.error("Not saved: " + "; ".join(problems))
+        else:
+            st.rerun()
+
+
 def end_page() -> None:
     st.title("Thank you!")
     st.success("All your answers are saved. You can close this page.")
@@ -259,7 +310,8 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
         return
     import pandas as pd
 
-    from evalkit.listening.report import analyze_test_dir, export_csv, format_report
+    from evalkit.listening.admin_view import show_analysis
+    from evalkit.listening.report import export_csv
 
     st.title("Listening test: admin")
     rows = store.progress(definition)
@@ -271,18 +323,8 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
     st.dataframe(pd.DataFrame([{"label": definition.labels.get(c, c), "condition": c}
                                for c in ([] if definition.design is not Design.MUSHRA else ["reference"])
                                + list(definition.conditions)]), hide_index=True)
-    try:
-        report = analyze_test_dir(folder)
-    except ListenError as exc:
-        st.info(str(exc))
-        report = None
-    if report is not None:
-        if report["design"] == "mushra":
-            st.subheader("Exclusions (BS.1534-3 post-screening)")
-            st.dataframe(pd.DataFrame(report["excluded"] or [{"assessor": "none", "reason": ""}]), hide_index=True)
-        st.subheader("Analysis")
-        st.code(format_report(report))
-    records = store.ratings() if definition.design is Design.MUSHRA else store.choices()
+    show_analysis(folder, definition, store)
+    records = store.export_rows(definition)
     if records:
         st.download_button("Export ratings (CSV)", export_csv(records), file_name=f"{folder.name}-ratings.csv",
                            mime="text/csv")

@@ -37,6 +37,7 @@ from evalkit.listening.model import (
     TestDefinition,
     validate_definition,
 )
+from evalkit.listening.questionnaire import Question
 from evalkit.listening.runsource import RunContents, RunUnit, read_run
 from evalkit.listening.stimuli import apply_fades, choose_excerpt, limiting_stimulus, loudness_gains_db
 from evalkit.listening.stimulus_files import StimulusWriter
@@ -61,6 +62,7 @@ class PrepareOptions:
     require_training: bool = False
     headphone_check: bool = False
     stimulus_format: str = "flac"  # "wav": the former 24-bit WAV files (kept for before/after comparisons)
+    questionnaire: tuple[Question, ...] = ()  # the researcher's finish-page questions (after the standard ones)
 
     @property
     def max_excerpt_s(self) -> float:
@@ -68,13 +70,9 @@ class PrepareOptions:
 
 
 def _canonical(spec: str) -> str:
-    from evalkit.codecs import parse_spec
-    from evalkit.codecs.spec import SpecError
+    from evalkit.runner.reader import canonical
 
-    try:
-        return str(parse_spec(spec))
-    except SpecError:
-        return spec
+    return canonical(spec)
 
 
 def select_conditions(run: RunContents, design: Design, requested: tuple[str, ...]) -> list[str]:
@@ -115,16 +113,16 @@ def select_conditions(run: RunContents, design: Design, requested: tuple[str, ..
 
 def ab_pairs(conditions: list[str]) -> list[tuple[str, str]]:
     """Pairs for AB/ABX: each KLT variant against its base when both are chosen, otherwise every pair."""
+    from evalkit.runner.reader import describe_spec
+
     klt = []
     for spec in conditions:
-        if spec.startswith("klt?"):
-            params = dict(p.split("=", 1) for p in spec.split("?", 1)[1].split("&") if "=" in p)
-            base = params.get("base", "")
-            for other in conditions:
-                if other.startswith(base + "?") or other == base:
-                    rest = dict(p.split("=", 1) for p in other.split("?", 1)[1].split("&")) if "?" in other else {}
-                    if all(params.get(k) == v for k, v in rest.items()):
-                        klt.append((spec, other))
+        base = describe_spec(spec).base  # a KLT variant's base codec
+        if base is None:
+            continue
+        for other in conditions:
+            if other != spec and _canonical(other) == _canonical(base.codec_spec):
+                klt.append((spec, other))
     return klt or list(itertools.combinations(conditions, 2))
 
 
@@ -165,7 +163,7 @@ def _check_options(options: PrepareOptions) -> None:
 def test_labels(design: Design, conditions: list[str], overrides: tuple[tuple[str, str], ...],
                 per_channel: Collection[str] = ()) -> dict[str, str]:
     """``labels`` of test.json: condition name as stored in ratings → display label (``--label`` first, then
-    :func:`evalkit.labels.labels_for`), for the conditions and the fixed names ``reference``, ``anchor35`` and
+    :func:`evalkit.codecs.labels.labels_for`), for the conditions and the fixed names ``reference``, ``anchor35`` and
     ``anchor70`` (whatever the design). In MUSHRA an override may name an anchor by its spec
     (``lowpass?cutoff_hz=3500``). ``per_channel``: conditions whose codec coded the test's items channel by
     channel (labelled ``8 kbps/ch``).
@@ -173,7 +171,7 @@ def test_labels(design: Design, conditions: list[str], overrides: tuple[tuple[st
     Raises:
         ListenError: an override that names no condition of the test.
     """
-    from evalkit.labels import labels_for
+    from evalkit.runner.reader import labels_for
 
     names = list(dict.fromkeys([REFERENCE, ANCHOR_LOW, ANCHOR_MID, *conditions]))  # fixed names always
     by_canonical = {_canonical(n): n for n in names} | (
@@ -196,7 +194,7 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
             rate, length or channels; an existing test folder.
     """
     from evalkit import audio as audio_lib
-    from evalkit.codecs.anchors import lowpass
+    from evalkit.runner.transcode import anchor_from_reference
 
     out_dir = Path(out_dir)
     if any((out_dir / name).exists() for name in (DEFINITION_FILE, STIMULI_DIR, STATIC_DIR)):
@@ -237,8 +235,7 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
                 if name in run_anchors:
                     named[name] = audio_lib.load(run_anchors[name].decoded_path, allow_silent=True).samples
                 else:
-                    cutoff = float(spec.split("=")[1])
-                    named[name] = lowpass(ref.samples, cutoff, ref.sample_rate)
+                    named[name] = anchor_from_reference(ref.samples, spec, ref.sample_rate)
         for name, x in named.items():
             if x.shape != ref.samples.shape:
                 where = units[name].decoded_path if name in units else name
@@ -285,7 +282,7 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
                                           if options.design is Design.MUSHRA else {}),
             stimuli, slots, training, target, tuple(notes), tuple(pairs), labels, options.stimulus_format,
             options.repeats, options.require_training, options.instructions, options.consent, headphone,
-            STIMULI_DIR, trial_instructions)
+            STIMULI_DIR, trial_instructions, questionnaire=options.questionnaire)
         problems = validate_definition(definition, out_dir)
         if problems:
             raise ListenError(f"{out_dir}: {problems[0]}")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from evalkit.listening.errors import ListenError
 from evalkit.listening.headphone import N_TRIALS, HeadphoneCheck
+from evalkit.listening.questionnaire import Question, parse_questions
 
 DEFINITION_FILE = "test.json"
 STIMULI_DIR = "stimuli"  # the stimulus files, <id>.flac (old: .wav), never served (folders before: static/)
@@ -83,6 +84,7 @@ class TestDefinition:
     headphone: HeadphoneCheck | None = None  # screening before training (drawn per participant, on the server)
     stimuli_dir: str = STATIC_DIR  # folder of the stimulus files: STIMULI_DIR since bundles, static/ before
     trial_instructions: dict[str, str] = field(default_factory=dict)  # item (or "*": every trial) -> Markdown
+    questionnaire: tuple[Question, ...] = ()  # the researcher's questions, after the standard ones
 
     def file_name(self, stimulus_id: str) -> str:
         """The stimulus file's name under :attr:`stimuli_dir`."""
@@ -132,7 +134,7 @@ def _headphone(raw: dict | None) -> HeadphoneCheck | None:
 
 def default_labels(conditions: dict[str, str]) -> dict[str, str]:
     """Labels of a definition written before ``labels`` existed: the short labels of its condition names."""
-    from evalkit.labels import labels_for
+    from evalkit.runner.reader import labels_for
 
     return labels_for(dict.fromkeys([REFERENCE, ANCHOR_LOW, ANCHOR_MID, *conditions]))
 
@@ -165,6 +167,7 @@ def load_definition(folder: str | Path, *, check_files: bool = True) -> TestDefi
             trial_instructions={str(k): str(v) for k, v in raw.get("trial_instructions", {}).items()})
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ListenError(f"{path}: malformed test definition ({type(exc).__name__}: {exc})") from None
+    definition = replace(definition, questionnaire=parse_questions(raw.get("questionnaire", []), str(path)))
     problems = validate_definition(definition, folder if check_files else None)
     if problems:
         raise ListenError(f"{path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))

@@ -2,14 +2,17 @@
 
 By default only assessors who finished all their trials count (a CSV has no trial record, so there an assessor
 who rated fewer items than the most complete one counts as unfinished); with ``exclude_headphone_fail`` also only
-those who passed the headphone check. Every one left out is listed with the reason.
+those who passed the headphone check. Every one left out is listed with the reason. A test folder's panel also
+carries the listening behaviour (:mod:`evalkit.listening.behaviour`); with ``min_played_pct`` the trials in which
+a stimulus was heard for less than that share of its length are left out, each listed with the reason.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evalkit.listening.model import DEFINITION_FILE, STORE_FILE, Design, ListenError, load_definition
@@ -24,19 +27,21 @@ class Panel:
     excluded: list[dict] = field(default_factory=list)  # [{assessor, reason}] left out before the statistics
     incomplete: list[dict] = field(default_factory=list)  # [{assessor, done, trials, included}]
     labels: dict[str, str] = field(default_factory=dict)  # condition name -> short label
+    behaviour: dict | None = None  # test folders: behaviour.summary (listening times, trials left out)
 
 
 def condition_labels(names, specs: dict[str, str] | None = None, given: dict[str, str] | None = None,
                      overrides: dict[str, str] | None = None) -> dict[str, str]:
     """Short label per condition name: ``overrides`` (``--label``, by name or spec), then the test's own labels
-    (``test.json`` ``labels``), then :func:`evalkit.labels.short_label` of the condition's spec; kept unique."""
-    from evalkit.labels import short_label
+    (``test.json`` ``labels``), then the short label of the condition's spec (its variant record's); kept
+    unique."""
+    from evalkit.runner.reader import describe_spec
 
     specs, given, overrides = specs or {}, given or {}, overrides or {}
     out = {}
     for name in sorted(set(names)):
         spec = specs.get(name, name)
-        out[name] = overrides.get(name) or overrides.get(spec) or given.get(name) or short_label(spec)
+        out[name] = overrides.get(name) or overrides.get(spec) or given.get(name) or describe_spec(spec).label
     groups: dict[str, list[str]] = defaultdict(list)
     for name, label in out.items():
         groups[label].append(name)
@@ -63,32 +68,43 @@ def csv_panel(path: str | Path, include_incomplete: bool = False, overrides: dic
 
 
 def folder_panel(test_dir: str | Path, include_incomplete: bool = False, exclude_headphone_fail: bool = False,
-                   overrides: dict[str, str] | None = None) -> Panel:
-    """Everything stored so far in a test folder, with unfinished (and headphone-failed) assessors left out.
+                   overrides: dict[str, str] | None = None, *, min_played_pct: float | None = None) -> Panel:
+    """Everything stored so far in a test folder, with unfinished (and headphone-failed) assessors left out, and
+    with ``min_played_pct`` the trials in which some stimulus was heard for less than that % of its length.
 
     Raises:
-        ListenError: no definition, no ratings or answers yet, or no headphone check when one is asked for.
+        ListenError: no definition, no ratings or answers yet, no headphone check when one is asked for, or a
+            negative ``min_played_pct``.
     """
+    from evalkit.listening.behaviour import summary
     from evalkit.listening.storage import ListeningStore
+
+    if min_played_pct is not None and not (math.isfinite(min_played_pct) and min_played_pct >= 0):
+        raise ListenError(f"--min-played {min_played_pct:g}: expected a percentage of 0 or more")
 
     definition = load_definition(test_dir, check_files=False)
     db = Path(test_dir) / STORE_FILE
     if not db.is_file():
         raise ListenError(f"{db}: no ratings yet (serve the test with `evalkit listen serve`)")
     with ListeningStore(db) as store:
-        records = store.ratings() if definition.design is Design.MUSHRA else store.choices()
+        behaviour = summary(store.listening(definition), min_played_pct, getattr(definition, "labels", None))
+        skip = {(e["assessor"], e["trial"]) for e in behaviour["excluded_trials"]}
+        records = store.ratings(skip) if definition.design is Design.MUSHRA else store.choices(skip)
         if not records:
-            raise ListenError(f"{db}: no {'ratings' if definition.design is Design.MUSHRA else 'answers'} yet")
+            raise ListenError(f"{db}: no {'ratings' if definition.design is Design.MUSHRA else 'answers'} yet"
+                              + (f" ({len(skip)} trials left out by --min-played)" if skip else ""))
         incomplete = [{"assessor": p["assessor"], "done": p["done"], "trials": p["trials"],
-                       "included": include_incomplete}
-                      for p in store.progress(definition) if p["finished"] is None and p["done"] > 0]
+                       "included": include_incomplete}  # a released participant that continued is not counted
+                      for p in store.progress(definition) if p["finished"] is None and p["done"] > 0
+                      and not p.get("continued_as")]
         headphone = _headphone_results(store, definition, db) if exclude_headphone_fail else {}
     names = {r.condition for r in records} if definition.design is Design.MUSHRA else \
         {c for r in records for c in (r.condition_a, r.condition_b)}
     given = getattr(definition, "labels", None) or _raw_labels(Path(test_dir))
     labels = condition_labels(names, dict(definition.conditions), given, overrides)
     failed = headphone_exclusions({r.assessor for r in records}, headphone) if exclude_headphone_fail else {}
-    return _filtered(definition.design, records, incomplete, failed, include_incomplete, labels, "trials")
+    return replace(_filtered(definition.design, records, incomplete, failed, include_incomplete, labels, "trials"),
+                   behaviour=behaviour)
 
 
 def _raw_labels(folder: Path) -> dict[str, str]:
@@ -157,12 +173,14 @@ def resolve_condition(name: str, labels: dict[str, str]) -> str:
 
 
 def select_panel(test_dir: str | Path | None, ratings: str | Path | None, include_incomplete: bool = False,
-                 exclude_headphone_fail: bool = False, overrides: dict[str, str] | None = None) -> Panel:
+                 exclude_headphone_fail: bool = False, overrides: dict[str, str] | None = None, *,
+                 min_played_pct: float | None = None) -> Panel:
     """The panel of ``listen analyze`` and ``listen plan``: a test folder's (:func:`folder_panel`) or a ratings
     CSV's (:func:`csv_panel`); exactly one of the two is given.
 
     Raises:
-        ListenError: both or neither given, or ``exclude_headphone_fail`` with a CSV (which has no headphone check).
+        ListenError: both or neither given, or ``exclude_headphone_fail`` or ``min_played_pct`` with a CSV (which
+            has no headphone check and no listening times).
     """
     if (test_dir is None) == (ratings is None):
         raise ListenError("give either a test folder or --ratings FILE.csv, not both")
@@ -170,5 +188,8 @@ def select_panel(test_dir: str | Path | None, ratings: str | Path | None, includ
         if exclude_headphone_fail:
             raise ListenError(f"{ratings}: a ratings CSV has no headphone check (--exclude-headphone-fail needs a "
                               f"test folder)")
+        if min_played_pct is not None:
+            raise ListenError(f"{ratings}: a ratings CSV has no listening times (--min-played needs a test folder)")
         return csv_panel(ratings, include_incomplete, overrides)
-    return folder_panel(test_dir, include_incomplete, exclude_headphone_fail, overrides)
+    return folder_panel(test_dir, include_incomplete, exclude_headphone_fail, overrides,
+                        min_played_pct=min_played_pct)

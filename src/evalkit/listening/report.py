@@ -24,13 +24,15 @@ from evalkit.listening.panel import (  # noqa: F401  (re-exported: the selection
 )
 
 CSV_COLUMNS = ("assessor", "item", "condition", "score")
+EXPORT_COLUMNS = ("trial", "time_on_trial_s", "listened_s", "listened_fraction")  # the export's, ignored on reading
 MDD_POWER, MDD_ALPHA, MDD_SIMS = 0.8, 0.05, 1000
 MODEL_FORMULA = ("score ~ condition + item (fixed) + assessor + assessor:condition + assessor:item (random "
                  "intercepts), REML")
 
 
 def load_ratings_csv(path: str | Path) -> list[Rating]:
-    """Read ``assessor,item,condition,score`` (header required, in any order; no other columns).
+    """Read ``assessor,item,condition,score`` (header required, in any order; no other columns but the listening
+    columns of the test's own export, which are ignored).
 
     Raises:
         ListenError: missing, binary or non-UTF-8 file, unknown or missing columns, empty fields, scores outside
@@ -61,7 +63,7 @@ def _read_rows(path: Path, reader: csv.DictReader) -> list[Rating]:
     header = [h.strip() for h in reader.fieldnames or []]
     if any("\x00" in h for h in header):
         raise ListenError(f"{path}: not a UTF-8 text CSV file (binary or another encoding)")
-    unknown = [h for h in header if h not in CSV_COLUMNS]
+    unknown = [h for h in header if h not in CSV_COLUMNS + EXPORT_COLUMNS]
     missing = [c for c in CSV_COLUMNS if c not in header]
     if unknown or missing:
         raise ListenError(f"{path}: expected columns {','.join(CSV_COLUMNS)}"
@@ -84,14 +86,18 @@ def _read_rows(path: Path, reader: csv.DictReader) -> list[Rating]:
 
 
 def export_csv(records: list) -> str:
-    """Ratings (``assessor,item,condition,score``, the format ``--ratings`` reads) or AB/ABX choices as CSV."""
+    """Ratings (``assessor,item,condition,score``, the format ``--ratings`` reads) or AB/ABX choices as CSV;
+    records are dataclasses or dicts (:meth:`~evalkit.listening.storage.ListeningStore.export_rows`: with the
+    trial's listening columns, NaN written as an empty field)."""
     import io
 
+    rows = [r if isinstance(r, dict) else asdict(r) for r in records]
     out = io.StringIO()
-    if records:
-        writer = csv.DictWriter(out, fieldnames=list(asdict(records[0])), lineterminator="\n")
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(asdict(r) for r in records)
+        writer.writerows({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+                         for r in rows)
     return out.getvalue()
 
 
@@ -113,7 +119,7 @@ def mushra_report(ratings: list[Rating] | Panel, test: str = "mixed", versus: st
     "excluded": [{assessor, reason}], "incomplete": [...], "comparisons": [{a, b, a_label, b_label, n,
     mean_difference, test, p, p_holm, ci_low, ci_high, df}], "model": {...}, "minimum_detectable_difference":
     {points, power, alpha, assessors, pairs, items, method}}``."""
-    from evalkit.analysis.listening_stats import CI_METHOD, analyze_mushra
+    from evalkit.listening.analysis import CI_METHOD, analyze_mushra
 
     panel = ratings if isinstance(ratings, Panel) else Panel(
         Design.MUSHRA, list(ratings), labels=condition_labels({r.condition for r in ratings}))
@@ -139,6 +145,7 @@ def mushra_report(ratings: list[Rating] | Panel, test: str = "mixed", versus: st
         "comparisons": comparisons,
         "model": _model_json(result),
         "minimum_detectable_difference": _mdd_json(result, len(comparisons)),
+        "behaviour": panel.behaviour,
     })
 
 
@@ -151,7 +158,7 @@ def _model_json(result) -> dict:
 
 
 def _mdd_json(result, pairs: int) -> dict:
-    from evalkit.analysis.panel_plan import PanelModel, minimum_detectable_difference
+    from evalkit.stats.power import PanelModel, minimum_detectable_difference
 
     out = {"points": math.nan, "power": MDD_POWER, "alpha": MDD_ALPHA, "assessors": result.assessors,
            "pairs": pairs, "items": len(result.model.items) if result.model is not None else 0,
@@ -169,25 +176,25 @@ def choices_report(choices: list[Choice] | Panel, design: Design) -> dict:
     """JSON-ready AB/ABX analysis: ``{"design", "labels", "excluded", "incomplete", "pairs": [{a, b, a_label,
     b_label, n, prefer_a, prefer_b, no_preference, share, ci_low, ci_high, p, group_test, listeners,
     pooled_share, pooled_ci_low, pooled_ci_high, p_pooled, correct, discriminating_listeners, per_listener}]}``
-    (see :mod:`evalkit.analysis.choice_stats`: share, CI and p are over listeners, pooled ones over answers)."""
-    from evalkit.analysis.choice_stats import analyze_choices
+    (see :mod:`evalkit.listening.choice_analysis`: share, CI and p are over listeners, pooled ones over answers)."""
+    from evalkit.listening.choice_analysis import analyze_choices
 
     panel = choices if isinstance(choices, Panel) else Panel(
         design, list(choices), labels=condition_labels({c for r in choices for c in (r.condition_a, r.condition_b)}))
     pairs = analyze_choices(panel.records, abx=design is Design.ABX)
     labels = panel.labels
     return _clean({"design": str(design), "labels": labels, "excluded": panel.excluded,
-                   "incomplete": panel.incomplete,
+                   "incomplete": panel.incomplete, "behaviour": panel.behaviour,
                    "pairs": [{"a": p.a, "b": p.b, "a_label": labels.get(p.a, p.a), "b_label": labels.get(p.b, p.b)}
                              | asdict(p) for p in pairs]})
 
 
 def analyze_test_dir(test_dir: str | Path, test: str = "mixed", *, versus: str | None = None,
                      include_incomplete: bool = False, exclude_headphone_fail: bool = False,
-                     labels: dict[str, str] | None = None) -> dict:
+                     labels: dict[str, str] | None = None, min_played_pct: float | None = None) -> dict:
     """Analysis of everything stored so far in a test folder (MUSHRA: :func:`mushra_report`; AB/ABX:
-    :func:`choices_report`)."""
-    panel = folder_panel(test_dir, include_incomplete, exclude_headphone_fail, labels)
+    :func:`choices_report`), with its listening behaviour (``behaviour``)."""
+    panel = folder_panel(test_dir, include_incomplete, exclude_headphone_fail, labels, min_played_pct=min_played_pct)
     if panel.design is Design.MUSHRA:
         return mushra_report(panel, test, versus)
     return choices_report(panel, panel.design)
@@ -195,7 +202,7 @@ def analyze_test_dir(test_dir: str | Path, test: str = "mixed", *, versus: str |
 
 def plan_report(panel: Panel, difference: float, power: float = 0.8, alpha: float = 0.05, pairs: int | None = None,
                 items: int | None = None, versus: str | None = None, sims: int = 2000, seed: int = 0) -> dict:
-    """Panel-size plan from a pilot MUSHRA panel (see :mod:`evalkit.analysis.panel_plan`): the assessors needed
+    """Panel-size plan from a pilot MUSHRA panel (see :mod:`evalkit.stats.power`): the assessors needed
     for ``difference`` points at ``power`` with each of ``pairs`` comparisons at ``alpha / pairs`` (default: the
     pilot analysis' pairs), the pilot panel's power and minimum detectable difference, and per pair the assessors
     needed to detect the pilot's own difference.
@@ -203,8 +210,8 @@ def plan_report(panel: Panel, difference: float, power: float = 0.8, alpha: floa
     Raises:
         ListenError: not a MUSHRA panel, bad numbers, or a pilot the mixed model cannot be fitted to.
     """
-    from evalkit.analysis.mixed_model import fit_mixed
-    from evalkit.analysis.panel_plan import (
+    from evalkit.stats.mixed_model import fit_mixed
+    from evalkit.stats.power import (
         MAX_ASSESSORS,
         PanelModel,
         assessors_needed,
@@ -260,6 +267,9 @@ def plan_report(panel: Panel, difference: float, power: float = 0.8, alpha: floa
 
 def format_report(report: dict) -> str:
     """Plain-text tables of a report made by :func:`mushra_report` or :func:`choices_report`."""
+    from evalkit.listening.behaviour import format_behaviour
     from evalkit.listening.report_text import format_choices, format_mushra
 
-    return format_mushra(report) if report["design"] == "mushra" else format_choices(report)
+    text = format_mushra(report) if report["design"] == "mushra" else format_choices(report)
+    behaviour = format_behaviour(report.get("behaviour"))
+    return text + ("\n\n" + behaviour if behaviour else "")

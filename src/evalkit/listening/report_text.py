@@ -10,10 +10,22 @@ def _f(x, digits: int = 1) -> str:
     return "nan" if x is None else f"{x:.{digits}f}"
 
 
+P_FLOOR = 0.0001  # p-values below this print as "< 0.0001" (four decimals would show a misleading 0.0000)
+
+
+def format_p(p, missing: str = "nan") -> str:
+    """A p-value with four decimals, ``< 0.0001`` below that, ``missing`` for None or NaN.
+
+    >>> format_p(0.01234), format_p(3e-7), format_p(None, "-")
+    ('0.0123', '< 0.0001', '-')
+    """
+    if p is None or p != p:
+        return missing
+    return f"< {P_FLOOR}" if p < P_FLOOR else f"{p:.4f}"
+
+
 def _p(x) -> str:
-    if x is None:
-        return "nan"
-    return f"{x:.4f}" if x >= 0.0001 else f"{x:.1e}"
+    return format_p(x)
 
 
 def _table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
@@ -77,6 +89,16 @@ def format_mushra(report: dict) -> str:
     return "\n".join(lines)
 
 
+def choice_columns(pair: dict, abx: bool) -> list[tuple[str, str]]:
+    """(count key, header) of an AB or ABX pair's answer counts, named by what was chosen: ABX ``X = <a's
+    label>`` (answers that judged X to be condition a), ``X = <b's label>``, ``correct``; AB ``prefer <label>``
+    and ``no preference``."""
+    a, b = pair.get("a_label", pair["a"]), pair.get("b_label", pair["b"])
+    if abx:
+        return [("prefer_a", f"X = {a}"), ("prefer_b", f"X = {b}"), ("correct", "correct")]
+    return [("prefer_a", f"prefer {a}"), ("prefer_b", f"prefer {b}"), ("no_preference", "no preference")]
+
+
 def format_choices(report: dict) -> str:
     lines = []
     abx = report["design"] == "abx"
@@ -84,21 +106,23 @@ def format_choices(report: dict) -> str:
         lines.append(f"{p.get('a_label', p['a'])} vs {p.get('b_label', p['b'])}: n {p['n']} answers, "
                      f"{p.get('listeners', 0)} listeners")
         if abx:
-            lines.append(f"  correct {p['correct']}/{p['n']}; mean listener share {_f(p['share'], 3)} (95% CI "
+            lines.append(f"  correct {p['correct']}/{p['n']}; mean listener share correct {_f(p['share'], 3)} (95% CI "
                          f"{_f(p['ci_low'], 3)}-{_f(p['ci_high'], 3)}), p {_p(p['p'])} [{p.get('group_test')}]; "
                          f"{p.get('discriminating_listeners')} of {p.get('listeners')} listeners discriminate "
                          f"individually (one-sided binomial p < 0.05)")
         else:
-            lines.append(f"  prefer a {p['prefer_a']}, prefer b {p['prefer_b']}, no preference {p['no_preference']}; "
-                         f"mean listener share of a {_f(p['share'], 3)} (95% CI {_f(p['ci_low'], 3)}-"
+            lines.append("  " + ", ".join(f"{h} {p[k]}" for k, h in choice_columns(p, abx)) + "; "
+                         f"mean listener share preferring {p.get('a_label', p['a'])} {_f(p['share'], 3)} "
+                         f"(95% CI {_f(p['ci_low'], 3)}-"
                          f"{_f(p['ci_high'], 3)}), p {_p(p['p'])} [{p.get('group_test')}]")
         lines.append(f"  pooled over answers (ignores listeners): share {_f(p.get('pooled_share'), 3)}, "
                      f"binomial p {_p(p.get('p_pooled'))}")
-        keys = ["prefer_a", "prefer_b", "no_preference"] + (["correct"] if abx else [])
-        rows = [[who, *(str(row[k]) for k in keys), _f(row.get("share"), 3), _p(row.get("p"))]
+        columns, a = choice_columns(p, abx), p.get("a_label", p["a"])
+        rows = [[who, *(str(row[k]) for k, _ in columns), _f(row.get("share"), 3), _p(row.get("p"))]
                 + (["yes" if row.get("discriminates") else "no"] if abx else [])
                 for who, row in p["per_listener"].items()]
-        header = ["listener", *keys, "share", "p"] + (["discriminates"] if abx else [])
+        header = ["listener", *(h for _, h in columns), "share correct" if abx else f"share preferring {a}", "p"] \
+            + (["discriminates"] if abx else [])
         lines += ["    " + x for x in _table(header, rows)]
     lines += _excluded_lines(report)
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import re
 import secrets
@@ -27,11 +28,13 @@ from pathlib import Path
 
 from evalkit.listening import bundle
 from evalkit.listening.model import APP_FILE, STATIC_DIR, ListenError, load_definition
+from evalkit.listening.slots import SLOT_IDLE_MINUTES
 
 ADMIN_ENV = "EVALKIT_LISTEN_ADMIN_TOKEN"  # what the app reads (set by serve for its child)
 USER_ADMIN_ENV = "EVALKIT_ADMIN_TOKEN"  # where the researcher may put the token instead of --admin-token
 COMPLETION_ENV = "EVALKIT_LISTEN_COMPLETION_CODE"
 PREFETCH_ENV = "EVALKIT_LISTEN_PREFETCH"
+SLOT_IDLE_ENV = "EVALKIT_LISTEN_SLOT_IDLE_MINUTES"
 STOP_GRACE_S = 1.0  # Streamlit's own shutdown is bounded at 0.5 s (streamlit_boot); SQLite needs no grace
 PR_SET_PDEATHSIG = 1
 LAUNCHER = """# Written by `evalkit listen serve`: the listening-test app for this folder (stimuli under static/).
@@ -123,10 +126,11 @@ def check_port_free(host: str, port: int) -> None:
 
 def serve(test_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8501, admin_token: str | None = None,
           base_url_path: str = "", completion_code: str | None = None, prefetch: bool = True,
-          quiet: bool = False) -> int:
+          slot_idle_minutes: float = SLOT_IDLE_MINUTES, quiet: bool = False) -> int:
     """Validate the test folder, print the participant and admin URLs and run Streamlit until stopped.
 
-    ``admin_token`` None: ``$EVALKIT_ADMIN_TOKEN`` if set, else a random token (printed).
+    ``admin_token`` None: ``$EVALKIT_ADMIN_TOKEN`` if set, else a random token (printed). ``slot_idle_minutes``:
+    an unfinished participant idle for longer gives its design slot back (:mod:`evalkit.listening.slots`).
 
     Raises:
         ListenError: a missing or invalid test folder, a short token, a bad base path or a busy port (checked
@@ -143,6 +147,8 @@ def serve(test_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8501, ad
         raise ListenError(f"--base-url-path {base_url_path!r}: use letters, digits, '.', '_', '~', '-' and '/'")
     if completion_code is not None and not completion_code.strip():
         raise ListenError("--completion-code: empty")
+    if not (math.isfinite(slot_idle_minutes) and slot_idle_minutes > 0):
+        raise ListenError(f"--slot-idle-minutes {slot_idle_minutes:g}: expected a positive number of minutes")
     check_port_free(host, port)
     write_launcher(test_dir)
     (test_dir / STATIC_DIR).mkdir(exist_ok=True)
@@ -157,6 +163,7 @@ def serve(test_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8501, ad
     env = {k: v for k, v in os.environ.items() if k != USER_ADMIN_ENV}
     env[ADMIN_ENV] = token
     env[PREFETCH_ENV] = "1" if prefetch else "0"
+    env[SLOT_IDLE_ENV] = repr(float(slot_idle_minutes))
     env.pop(COMPLETION_ENV, None)
     if completion_code is not None:
         env[COMPLETION_ENV] = completion_code.strip()

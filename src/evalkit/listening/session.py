@@ -7,7 +7,9 @@ gets: per-participant ids of the signals (an HMAC of the stimulus id under the p
 participants never share an id and a leaked mapping serves one participant only), neutral labels, and never a
 condition name, a stored stimulus id or a path. :func:`handle_submission` maps the ids back, re-checks what the
 player already enforces (every stimulus played, every one rated or an answer given) and stores the trial in one
-transaction. The headphone check's sounds and answers are drawn per participant from its secret too.
+transaction; what counts as played is the player's report clamped to the server time since the trial was first
+delivered (:func:`evalkit.listening.behaviour.credited_seconds`), so a trial submitted faster than its stimuli can be
+played is refused. The headphone check's sounds and answers are drawn per participant from its secret too.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import numpy as np
 
 from evalkit.listening import bundle
 from evalkit.listening import headphone as hp
+from evalkit.listening.behaviour import credited_seconds
 from evalkit.listening.model import STATIC_DIR, Design, ListenError, PlayEvent, TestDefinition, Trial
+from evalkit.listening.questionnaire import all_questions, check_answers
 from evalkit.listening.storage import ListeningStore, Participant
 
 MIN_PLAY_S = 0.25  # seconds of audio a stimulus must have been played before it counts as heard
@@ -281,6 +285,7 @@ def handle_submission(store: ListeningStore, definition: TestDefinition, partici
     played: dict[str, float] = {}
     for e in events:
         played[e.stimulus_id] = played.get(e.stimulus_id, 0.0) + e.duration_s
+    played = credited_seconds(played, store.open_seconds(participant, index))  # never more than the server saw
     order = participant.orders[index]
     labels = dict(zip([trial.stimuli[k] for k in order], labels_for(definition.design, len(trial.stimuli)),
                       strict=True))
@@ -302,4 +307,17 @@ def handle_submission(store: ListeningStore, definition: TestDefinition, partici
         store.submit(definition, participant, index, scores=scores, answer=answer, events=events)
     except ListenError as exc:
         return [str(exc)]
+    return []
+
+
+def handle_questionnaire(store: ListeningStore, definition: TestDefinition, participant: Participant,
+                         answers) -> list[str]:
+    """Check and store the finish page's answers ``{question id: answer}`` (the standard questions and the
+    test's own); returns the problems (nothing stored) or ``[]`` (stored, or answered before)."""
+    if len(store.done_trials(participant)) < len(definition.trials_for(participant.slot)):
+        return ["finish the trials first"]
+    checked, problems = check_answers(all_questions(definition.questionnaire), answers)
+    if problems:
+        return problems
+    store.save_questionnaire(participant, checked)
     return []

@@ -7,29 +7,49 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from evalkit.metrics import codebook
 from evalkit.metrics.asr import DeltaWer, TranscriptError
 from evalkit.metrics.dnsmos import Dnsmos
 from evalkit.metrics.intrusive import Pesq, Stoi, Visqol
+from evalkit.metrics.plugins import MetricPlugin, load_entry_points, load_metric_files
 from evalkit.metrics.prepare import Degraded, Preparation, Reference
-from evalkit.metrics.registry import Metric, MetricInfo, MetricKind, UnknownMetric, build_registry
+from evalkit.metrics.registry import (
+    InfoView,
+    Metric,
+    MetricFailure,
+    MetricInfo,
+    MetricKind,
+    MetricRegistry,
+    UnknownMetric,
+    build_registry,
+)
 from evalkit.metrics.score import MetricResult, score_pair
 from evalkit.metrics.sisdr import SiSdr
 from evalkit.metrics.speaker import SpeakerSimilarity
 from evalkit.metrics.spectral import MelDistance, StftDistance
 
-# Explicit registration (README: "How to add a metric").
-PAIR_METRICS: dict[str, Metric] = build_registry([
+# Explicit registration of evalkit's own metrics; others come in as plugins (README: "How to add a metric").
+CORPUS_METRICS: dict[str, MetricInfo] = build_registry([codebook.INFO])
+PAIR_METRICS: MetricRegistry = MetricRegistry([
     SiSdr(), MelDistance(44_100), MelDistance(22_050, "mel_distance_22k"), StftDistance(),
     Visqol("audio"), Visqol("speech"), Pesq("wb"), Pesq("nb"), Stoi(extended=False), Stoi(extended=True),
     # speech metrics (models inside their wheels; applicable to items of manifest category "speech")
     Dnsmos("ovrl"), Dnsmos("sig"), Dnsmos("bak"), Dnsmos("p808"), SpeakerSimilarity(),
     TranscriptError("word"), TranscriptError("char"), DeltaWer(),
-])
-CORPUS_METRICS: dict[str, MetricInfo] = build_registry([codebook.INFO])
-ALL_INFO: dict[str, MetricInfo] = {**{k: m.info for k, m in PAIR_METRICS.items()}, **CORPUS_METRICS}
+], load_entry_points, reserved=CORPUS_METRICS)
+ALL_INFO: InfoView = InfoView(PAIR_METRICS, CORPUS_METRICS)
 APPLICABLE_RATE_RATIO = 0.9
+
+
+def load_metric_plugins(paths: Iterable[str | Path]) -> None:
+    """Register the ``METRICS`` of each plugin file (files that define only codec ``FAMILIES`` add none).
+
+    Raises:
+        PluginError: one line naming the file and the problem.
+    """
+    load_metric_files(paths, PAIR_METRICS)
 
 
 def get_metric(name: str) -> Metric:
@@ -57,6 +77,7 @@ def applicable_metrics(*sample_rates: int, category: str | None = None) -> list[
             and m.info.applies(category)]
 
 
-__all__ = ["ALL_INFO", "CORPUS_METRICS", "PAIR_METRICS", "Degraded", "Metric", "MetricInfo", "MetricKind",
+__all__ = ["ALL_INFO", "CORPUS_METRICS", "PAIR_METRICS", "Degraded", "Metric", "MetricFailure", "MetricInfo",
+           "MetricKind", "MetricPlugin",
            "MetricResult", "Preparation", "Reference", "UnknownMetric", "applicable_metrics", "get_metric",
-           "get_metrics", "score_pair"]
+           "get_metrics", "load_metric_plugins", "score_pair"]

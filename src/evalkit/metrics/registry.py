@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from evalkit.errors import UserError
+from evalkit.plugin_files import PluginError
 from evalkit.versions import installed_version
 
 
@@ -160,6 +161,7 @@ class Metric(ABC):
     aligns internally)."""
 
     info: MetricInfo
+    wants_rate: bool = False  # ``compute`` is always given ``rate=`` (plugin metrics), not only with fallback rates
 
     @abstractmethod
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
@@ -173,6 +175,102 @@ class Metric(ABC):
         Raises:
             MetricFailure: the input is outside the metric's domain; the reason is reported with NaN.
         """
+
+
+class MetricRegistry(Mapping[str, Metric]):
+    """Pair metrics by name: evalkit's own (an explicit list), then plugins (entry points read on first need,
+    files as loaded; see :mod:`evalkit.metrics.plugins`).
+
+    A built-in name is answered without reading entry points; an unknown name, listing or counting reads them
+    once (a broken entry point raises its ``PluginError`` each time until it is fixed).
+    """
+
+    def __init__(self, builtins: Iterable[Metric], read_entry_points: Callable[[MetricRegistry], None],
+                 reserved: Iterable[str] = ()):
+        self._metrics: dict[str, Metric] = dict(build_registry(builtins))
+        self._sources: dict[str, str] = dict.fromkeys(self._metrics, "evalkit")
+        self._reserved = tuple(reserved)  # names of corpus metrics: not usable by a plugin
+        self._loader = read_entry_points
+        self._entry_points_read = False
+
+    def _read_entry_points(self) -> None:
+        if self._entry_points_read:
+            return
+        self._entry_points_read = True  # set first: a plugin importing evalkit.metrics must not recurse
+        try:
+            self._loader(self)
+        except Exception:
+            self._entry_points_read = False
+            raise
+
+    def __getitem__(self, name: str) -> Metric:
+        if name not in self._metrics:
+            self._read_entry_points()
+        return self._metrics[name]
+
+    def __contains__(self, name: object) -> bool:
+        if name not in self._metrics:
+            self._read_entry_points()
+        return name in self._metrics
+
+    def __iter__(self) -> Iterator[str]:
+        self._read_entry_points()
+        return iter(list(self._metrics))
+
+    def __len__(self) -> int:
+        self._read_entry_points()
+        return len(self._metrics)
+
+    def source(self, name: str) -> str:
+        """Where metric ``name`` comes from: ``evalkit``, ``file PATH`` or ``entry point NAME (DIST VERSION)``."""
+        self[name]
+        return self._sources[name]
+
+    def register(self, metric: Metric, where: str) -> None:
+        """Add a plugin metric; the same source loaded again (an edited file) replaces its own metrics.
+
+        Raises:
+            PluginError: the name is taken by another source (or is a corpus metric's).
+        """
+        name, source = metric.info.name, getattr(metric.info, "source", "") or where
+        taken = "evalkit (a corpus metric)" if name in self._reserved else self._sources.get(name)
+        if taken is not None and taken != source:
+            raise PluginError(f"{where}: metric {name!r} is already provided by {taken}")
+        self._metrics[name] = metric
+        self._sources[name] = source
+
+    def plugins(self) -> list[Metric]:
+        """The plugin metrics registered so far (this reads no entry points)."""
+        return [m for n, m in self._metrics.items() if self._sources[n] != "evalkit"]
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin metric (tests); evalkit's own metrics stay."""
+        if self._sources.get(name, "evalkit") != "evalkit":
+            del self._metrics[name], self._sources[name]
+
+    def refresh(self) -> None:
+        """Forget the entry points' metrics and read them again on next need (after installing a package)."""
+        for name in [n for n, s in self._sources.items() if s.startswith("entry point ")]:
+            del self._metrics[name], self._sources[name]
+        self._entry_points_read = False
+
+
+class InfoView(Mapping[str, MetricInfo]):
+    """Every metric's :class:`MetricInfo` by name: the pair metrics (plugins included), then corpus metrics."""
+
+    def __init__(self, pair: MetricRegistry, corpus: Mapping[str, MetricInfo]):
+        self._pair, self._corpus = pair, corpus
+
+    def __getitem__(self, name: str) -> MetricInfo:
+        if name in self._corpus:
+            return self._corpus[name]
+        return self._pair[name].info
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._pair, *self._corpus])
+
+    def __len__(self) -> int:
+        return len(self._pair) + len(self._corpus)
 
 
 def build_registry(items: Iterable[Metric | MetricInfo]) -> dict[str, Metric | MetricInfo]:

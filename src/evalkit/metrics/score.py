@@ -83,7 +83,7 @@ def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_r
                                            f"item's text (manifest column `text`, or `evalkit score --text`)",
                                    prep))
             continue
-        extra = {"rate": prep.rate} if info.fallback_rates else {}
+        extra = {"rate": prep.rate} if info.fallback_rates or metric.wants_rate else {}
         if info.needs_text:
             extra["text"] = reference.text
         try:

@@ -45,7 +45,7 @@ def warm_up(metrics: Iterable[Metric]) -> dict[str, float]:
         rate = info.sample_rate or 44_100
         seconds = getattr(metric, "warmup_seconds", WARMUP_SECONDS)  # a metric may know its cheapest length
         ref, deg = synthetic_pair(rate, max(seconds, 1.2 * info.min_duration_s))
-        extra: dict = {"rate": rate} if info.fallback_rates else {}
+        extra: dict = {"rate": rate} if info.fallback_rates or metric.wants_rate else {}
         if info.needs_text:
             extra["text"] = "warm up"
         t0 = time.perf_counter()

@@ -67,21 +67,13 @@ def _faded(x: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def opus_data_uri(x: np.ndarray, sample_rate: int) -> str:
     """``[channels, samples]`` (mono or stereo) → ``data:audio/ogg;codecs=opus;base64,...``."""
-    from evalkit.codecs import build_codec, parse_spec
+    from evalkit.runner.transcode import opus_packets
 
     channels = min(x.shape[0], 2)
     x = x[:2] if x.shape[0] > 2 else x
-    codec = build_codec(parse_spec(f"opus?bitrate_kbps={OPUS_KBPS_PER_CHANNEL * channels}")).load()
     wav = audio.resample(x.astype(np.float32), sample_rate, OPUS_RATE) if sample_rate != OPUS_RATE else x
-    stream = codec.encode(np.clip(wav, -1, 1).astype(np.float32), OPUS_RATE)
-    return "data:audio/ogg;codecs=opus;base64," + base64.b64encode(stream.data).decode("ascii")
-
-
-def _decoded_path(row, run_dir: Path) -> Path | None:
-    for candidate in (row.get("decoded_path"), run_dir / "cache" / "decoded" / f"{row['unit_key']}.wav"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
+    data = opus_packets(np.clip(wav, -1, 1).astype(np.float32), OPUS_RATE, OPUS_KBPS_PER_CHANNEL * channels)
+    return "data:audio/ogg;codecs=opus;base64," + base64.b64encode(data).decode("ascii")
 
 
 def choose_items(run: RunData, max_items: int) -> list[str]:
@@ -122,7 +114,7 @@ def audio_examples(run: RunData, max_items: int = 3, excerpt_s: float = 5.0) -> 
                                                                      ref.sample_rate), len(uri) * 3 / 4 / 1000)]
         missing = []
         for row in sorted(rows, key=lambda r: r["codec_spec"]):
-            path = _decoded_path(row, run.run_dir)
+            path = run.reader.decoded_path(row)
             if path is None:
                 missing.append(row["codec_spec"])
                 continue

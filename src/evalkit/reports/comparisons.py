@@ -1,6 +1,6 @@
 """The report's comparisons as plain records: paired win/tie/loss matrices on the headline metrics (shared
-items, paired bootstrap CI, Wilcoxon, Holm; :mod:`evalkit.analysis.paired`) and Bjøntegaard deltas against an
-anchor family, a flagged delta never shown as a plain number (:mod:`evalkit.analysis.bdrate`)."""
+items, paired bootstrap CI, Wilcoxon, Holm; :mod:`evalkit.runner.paired`) and Bjøntegaard deltas against an
+anchor family, a flagged delta never shown as a plain number (:mod:`evalkit.stats.bdrate`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import math
 
 from evalkit.reports.rundata import RunData
 from evalkit.reports.scoreboard import Scoreboard, metric_column
+from evalkit.runner.reader import curve_name
 
 DEFAULT_ANCHOR = "opus"
 SYMBOL = {"win": "▲", "tie": "·", "loss": "▼"}
@@ -20,7 +21,7 @@ def _num(value: float, digits: int = 3) -> str:
 def paired_context(run: RunData, board: Scoreboard, seed: int = 0) -> dict | None:
     """Per headline metric: the win/tie/loss matrix of every pair of variants (rows against columns, in the
     scoreboard's order) and each variant's wins–ties–losses; None without item-level results."""
-    from evalkit.analysis.paired import ALPHA, METHOD, compare_variants
+    from evalkit.runner.paired import ALPHA, METHOD, compare_variants
 
     results = run.results
     if results.empty or not board.columns:
@@ -68,7 +69,7 @@ def paired_context(run: RunData, board: Scoreboard, seed: int = 0) -> dict | Non
 
 def _power_note(metrics: list[dict]) -> str | None:
     """One line for the metrics whose design cannot detect any difference (too few items for their pairs)."""
-    from evalkit.analysis.paired import smallest_p
+    from evalkit.stats.paired import smallest_wilcoxon_p
 
     blind = [m for m in metrics if m["note"]]
     if not blind:
@@ -77,7 +78,8 @@ def _power_note(metrics: list[dict]) -> str | None:
     pairs = sorted({m["pairs"] for m in blind})
     which = "every metric" if len(blind) == len(metrics) else ", ".join(m["header"] for m in blind)
     span = f"{pairs[0]}" if len(pairs) == 1 else f"{pairs[0]}–{pairs[-1]}"
-    return (f"With {items} shared items the smallest exact Wilcoxon p is {smallest_p(items):.2g}; Holm over {span} "
+    smallest = smallest_wilcoxon_p(items)
+    return (f"With {items} shared items the smallest exact Wilcoxon p is {smallest:.2g}; Holm over {span} "
             f"pairs needs p below {0.05 / pairs[-1]:.2g} for the first: no pair can come out different ({which}), "
             "every pair is a tie by design.")
 
@@ -92,10 +94,8 @@ def _delta_cell(value: float, flags: tuple[str, ...], digits: int, reason: str |
 def bd_context(run: RunData, metrics: list[str]) -> dict | None:
     """BD-rate and BD-quality of every family against the anchor (Opus, else the first family with two
     points), per metric; ``headline``: the BD-rate of each family on the given metrics, one table."""
-    from evalkit.analysis.compare import compare
-    from evalkit.analysis.errors import CompareError
-    from evalkit.labels import family_display_name
-
+    from evalkit.runner.compare import compare
+    from evalkit.runner.compare_errors import CompareError
     rq = run.rate_quality
     if rq.empty:
         return None
@@ -105,11 +105,10 @@ def bd_context(run: RunData, metrics: list[str]) -> dict | None:
     if anchor is None:
         return None
 
+    curve_names = {r.curve: r.curve_name for r in run.reader.records(rq["codec_spec"]).values()}
+
     def name(family: str) -> str:
-        if family.startswith("klt:"):
-            _, base, dim = family.split(":", 2)
-            return f"{family_display_name(base)} KLT {dim.replace('dim=', 'd=')}"
-        return family_display_name(family)
+        return curve_names.get(family) or curve_name(family)
 
     tables, by_metric = [], {}
     for metric in sorted(rq["metric"].unique()):
@@ -146,10 +145,10 @@ def paired_comparison(run_dir, metric: str, seed: int | None = None):
         ReportError: not a run folder.
         CompareError: ``metric`` is not in the run, or has no direction (higher or lower is better).
     """
-    from evalkit.analysis.errors import CompareError
-    from evalkit.analysis.paired import compare_variants
     from evalkit.reports.rundata import load_run
     from evalkit.reports.scoreboard import variant_labels, variant_order
+    from evalkit.runner.compare_errors import CompareError
+    from evalkit.runner.paired import compare_variants
 
     run = load_run(run_dir)
     if metric not in run.metrics:

@@ -28,8 +28,8 @@ TEMPLATE = "report.html.j2"
 def _klt_metrics(run: RunData) -> list[str]:
     if run.klt_accounting.empty:
         return []
-    return [m for m in run.metrics if m in set(run.summary[run.summary["codec_spec"].str.startswith("klt?")]
-                                                  ["metric"])]
+    klt = run.summary["codec_spec"].map(lambda s: run.record(s).kept_dim is not None)
+    return [m for m in run.metrics if m in set(run.summary[klt]["metric"])]
 
 
 def _spec_html(spec: str) -> Markup:

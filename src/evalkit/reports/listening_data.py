@@ -1,15 +1,16 @@
 """A listening test folder as the report shows it: the analysis (``evalkit listen analyze``'s), the raw ratings
-for box plots, and the listening-vs-metric points (per item × condition) with their correlations."""
+for box plots, the panel description (questionnaire) and headphone-check results, and the listening-vs-metric
+points (per item × condition) with their correlations."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
-from evalkit.analysis.correlation import Correlation, pearson, spearman
 from evalkit.reports.rundata import ReportError, RunData
+from evalkit.stats.correlation import Correlation, pearson, spearman
 
 
 @dataclass(frozen=True)
@@ -21,16 +22,21 @@ class ListeningData:
     conditions: dict[str, str] = field(default_factory=dict)  # condition name -> codec spec
     points: pd.DataFrame = field(default_factory=pd.DataFrame)  # item, condition, codec_spec, listening_mean, ...
     correlations: list[dict] = field(default_factory=list)  # per metric: pearson / spearman with CIs
+    panel: dict = field(default_factory=dict)  # questionnaire summary over the kept assessors (summarise)
+    headphone: list[dict] = field(default_factory=list)  # per participant: assessor, passed, correct, n_trials, ...
+    run_dir: str = ""  # the run the test was prepared from
 
 
-def load_listening(folder: str | Path, run: RunData) -> ListeningData:
-    """Analyse a test folder and join its per-item MUSHRA means with the run's metric values.
+def load_test(folder: str | Path) -> ListeningData:
+    """A test folder's analysis, kept MUSHRA ratings, panel description and headphone-check results (no metric
+    values: :func:`load_listening` adds them).
 
     Raises:
         ReportError: the folder has no test definition or no ratings yet.
     """
     from evalkit.listening.errors import ListenError
     from evalkit.listening.model import Design, load_definition
+    from evalkit.listening.questionnaire import all_questions, summarise
     from evalkit.listening.report import analyze_test_dir
     from evalkit.listening.storage import ListeningStore
 
@@ -40,18 +46,30 @@ def load_listening(folder: str | Path, run: RunData) -> ListeningData:
         analysis = analyze_test_dir(folder)
     except ListenError as exc:
         raise ReportError(str(exc)) from None
-    source = Path(definition.run_dir)
+    excluded = {e["assessor"] for e in analysis.get("excluded", [])}
+    with ListeningStore(folder / "listening.sqlite") as store:  # kept assessors, as the means and CIs
+        records = store.ratings() if definition.design is Design.MUSHRA else store.choices()
+        kept = sorted({r.assessor for r in records} - excluded)
+        panel = summarise(all_questions(definition.questionnaire), store.questionnaire_answers(), kept)
+        headphone = [c | {"analysed": c["assessor"] in kept} for c in store.headphone_checks()]
+    ratings = [r for r in records if r.assessor not in excluded] if definition.design is Design.MUSHRA else []
+    return ListeningData(folder, str(definition.design), analysis, ratings, dict(definition.conditions),
+                         panel=panel, headphone=headphone, run_dir=definition.run_dir)
+
+
+def load_listening(folder: str | Path, run: RunData) -> ListeningData:
+    """Analyse a test folder and join its per-item MUSHRA means with the run's metric values.
+
+    Raises:
+        ReportError: the folder has no test definition or no ratings yet, or was prepared from another run.
+    """
+    data = load_test(folder)
+    source = Path(data.run_dir)
     if source.exists() and source.resolve() != run.run_dir.resolve():
-        raise ReportError(f"{folder}: this listening test was prepared from {definition.run_dir}, not from "
+        raise ReportError(f"{folder}: this listening test was prepared from {data.run_dir}, not from "
                           f"{run.run_dir}; its scores cannot be joined with this run's metrics")
-    ratings = []
-    if definition.design is Design.MUSHRA:
-        excluded = {e["assessor"] for e in analysis.get("excluded", [])}
-        with ListeningStore(folder / "listening.sqlite") as store:  # kept assessors, as the means and CIs
-            ratings = [r for r in store.ratings() if r.assessor not in excluded]
-    points = listening_points(analysis, definition.conditions, run.results)
-    return ListeningData(folder, str(definition.design), analysis, ratings, dict(definition.conditions), points,
-                         correlations(points))
+    points = listening_points(data.analysis, data.conditions, run.results)
+    return replace(data, points=points, correlations=correlations(points))
 
 
 def listening_points(analysis: dict, conditions: dict[str, str], results: pd.DataFrame) -> pd.DataFrame:

@@ -1,13 +1,17 @@
 """The report's listening-test section as plain records: conditions by their short labels ("Opus 12 kbps",
 "3.5 kHz anchor", "Reference"), full specs on hover, scores and CIs on the 0–100 scale (a Student-t bound past
 the scale is shown at the scale's end and marked), paired comparisons with their CIs when the analysis has them,
-excluded or incomplete assessors with reasons, and the minimum detectable difference beside the MUSHRA means.
+excluded or incomplete assessors with reasons, the minimum detectable difference beside the MUSHRA means, and the
+listening behaviour (server-timed median time on trial and share of stimuli played fully, per assessor and
+condition; trials left out by ``--min-played``).
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+from evalkit.listening.report_text import choice_columns, format_p
 from evalkit.reports.tables import fmt
 
 SCALE = (0.0, 100.0)
@@ -32,7 +36,7 @@ def clamp_ci(low, high) -> tuple[str, bool]:
 def _label(name: str, conditions: dict[str, str], labels: dict[str, str] | None = None) -> tuple[str, str]:
     """(label, full spec or name) of a listening condition: the test's own label (``labels``, from
     ``test.json``: per-channel rates marked when prepared from a run), else its short label."""
-    from evalkit.labels import short_label
+    from evalkit.reports.plots.style import short_label
 
     spec = conditions.get(name, name)
     label = (labels or {}).get(name) or (short_label(spec) if name in conditions else short_label(name))
@@ -40,12 +44,23 @@ def _label(name: str, conditions: dict[str, str], labels: dict[str, str] | None 
 
 
 def _assessor_rows(analysis: dict) -> list[dict]:
-    rows = [{"assessor": e.get("assessor", "?"), "status": "excluded", "reason": e.get("reason", "")}
-            for e in analysis.get("excluded") or []]
+    """One row per assessor left out or unfinished: an unfinished assessor who is also excluded is listed once,
+    as excluded (the exclusion's reason says "unfinished")."""
+    rows: dict[str, dict] = {}
+    for e in analysis.get("excluded") or []:
+        who = e.get("assessor", "?")
+        row = rows.setdefault(who, {"assessor": who, "status": "excluded", "reasons": []})
+        row["reasons"].append(e.get("reason", ""))
     for key in ("incomplete", "incomplete_assessors"):
-        rows += [{"assessor": e.get("assessor", "?"), "status": "incomplete", "reason": e.get("reason", "")}
-                 for e in analysis.get(key) or [] if isinstance(e, dict)]
-    return rows
+        for e in analysis.get(key) or []:
+            who = e.get("assessor", "?") if isinstance(e, dict) else None
+            if who is None or who in rows:
+                continue
+            reason = e.get("reason") or (f"{e['done']} of {e['trials']} trials done" if "done" in e else "")
+            rows[who] = {"assessor": who, "status": "incomplete, included" if e.get("included") else "incomplete",
+                         "reasons": [reason]}
+    return [{"assessor": r["assessor"], "status": r["status"], "reason": "; ".join(x for x in r["reasons"] if x)}
+            for r in rows.values()]
 
 
 def _mdd(analysis: dict) -> dict | None:
@@ -56,6 +71,24 @@ def _mdd(analysis: dict) -> dict | None:
             "assessors": found.get("assessors"), "pairs": found.get("pairs"), "method": found.get("method", "")}
 
 
+def behaviour_context(behaviour: dict | None) -> dict | None:
+    """The behaviour tables of :func:`evalkit.listening.behaviour.summary` as display strings."""
+    if not behaviour:
+        return None
+
+    def pct(x) -> str:
+        return "-" if x is None else f"{100 * x:.0f} %"
+
+    return {"participants": [{"assessor": p["assessor"], "trials": p["trials"],
+                              "time": _score(p["median_time_on_trial_s"]), "full": pct(p["played_fully_share"]),
+                              "clamped": p["clamped_trials"]} for p in behaviour.get("participants", [])],
+            "conditions": [{"label": c["label"], "stimuli": c["stimuli"], "listened": _score(c["median_listened_s"]),
+                            "fraction": pct(c["median_fraction"]), "full": pct(c["played_fully_share"])}
+                           for c in behaviour.get("conditions", [])],
+            "min_played": behaviour.get("min_played_pct"), "trials": behaviour.get("trials"),
+            "excluded": behaviour.get("excluded_trials", []), "method": behaviour.get("method", "")}
+
+
 def listening_context(data) -> dict:
     """Records of a :class:`~evalkit.reports.listening_data.ListeningData` for the template."""
     from evalkit.reports import plots
@@ -63,20 +96,25 @@ def listening_context(data) -> dict:
 
     analysis, conditions = data.analysis, data.conditions
     given = analysis.get("labels") or {}
-    ctx = {"folder": str(data.folder), "design": data.design, "analysis": analysis, "figures": [],
+    ctx = {"folder": Path(data.folder).name, "design": data.design, "analysis": analysis, "figures": [],
            "correlations": [], "rows": [], "comparisons": [], "assessors": _assessor_rows(analysis),
-           "mdd": _mdd(analysis), "clamped": False}
+           "mdd": _mdd(analysis), "clamped": False, "panel": panel_rows(getattr(data, "panel", None) or {}),
+           "headphone": headphone_rows(getattr(data, "headphone", None) or []),
+           "behaviour": behaviour_context(analysis.get("behaviour"))}
     if data.design != "mushra":
         ctx["figures"] = [f for f in [figure(plots.ab_figure, analysis, alt=f"{data.design.upper()} results with "
                                                                               "95 % Wilson intervals")] if f]
+        abx = data.design == "abx"
         for p in analysis.get("pairs", []):
             a, b = _label(p["a"], conditions, given), _label(p["b"], conditions, given)
             share = None if p.get("share") is None else f"{p['share']:.2f}"
             ci = "-" if p.get("ci_low") is None else f"[{p['ci_low']:.2f}, {p['ci_high']:.2f}]"
             ctx["comparisons"].append({"a": a, "b": b, "n": p["n"], "share": share or "-", "ci": ci,
-                                       "p": "-" if p.get("p") is None else f"{p['p']:.4f}",
-                                       "counts": str(p.get("correct")) if data.design == "abx" else
-                                       f"{p.get('prefer_a')} / {p.get('prefer_b')} / {p.get('no_preference')}"})
+                                       "p": format_p(p.get("p"), "-"),
+                                       "counts": [p.get(k) for k, _ in choice_columns(
+                                           {"a": "a", "b": "b"}, abx)]})
+        ctx["count_headers"] = [h for _, h in choice_columns({"a": "a", "b": "b"}, abx)]
+        ctx["share_header"] = "share correct" if abx else "share preferring a"
         return ctx
     ctx["figures"] = [f for f in (
         figure(plots.mushra_figure, analysis, alt="MUSHRA mean score with 95 % CI per condition"),
@@ -96,8 +134,7 @@ def listening_context(data) -> dict:
         ctx["comparisons"].append({
             "a": _label(c["a"], conditions, given), "b": _label(c["b"], conditions, given), "n": c.get("n"),
             "diff": "-" if c.get("mean_difference") is None else f"{c['mean_difference']:+.1f}", "ci": ci,
-            "test": c.get("test", ""), "p": "-" if c.get("p") is None else f"{c['p']:.4f}",
-            "p_holm": "-" if c.get("p_holm") is None else f"{c['p_holm']:.4f}"})
+            "test": c.get("test", ""), "p": format_p(c.get("p"), "-"), "p_holm": format_p(c.get("p_holm"), "-")})
     ctx["has_comparison_ci"] = any(c["ci"] != "-" for c in ctx["comparisons"])
     from evalkit.metrics import ALL_INFO
 
@@ -117,3 +154,32 @@ def listening_context(data) -> dict:
             if fig:
                 ctx["figures"].append(fig)
     return ctx
+
+
+def panel_rows(panel: dict) -> dict | None:
+    """The panel description (:func:`evalkit.listening.questionnaire.summarise`) as table rows: one per question,
+    its answers as ``answer n`` cells (a number question: median and range; a free-text one: how many answered).
+    None when nobody of the panel answered."""
+    if not panel or not panel.get("answered"):
+        return None
+    rows = []
+    for q in panel["questions"]:
+        if "counts" in q:
+            summary = ", ".join(f"{answer} {n}" for answer, n in q["counts"] if n) or "-"
+        elif q["type"] == "number":
+            summary = "-" if q["median"] is None else f"median {q['median']:g} (range {q['min']:g}–{q['max']:g})"
+        else:
+            summary = f"{q['answered']} answered"
+        rows.append({"question": q["text"], "id": q["id"], "answered": q["answered"], "summary": summary})
+    return {"assessors": panel["assessors"], "answered": panel["answered"], "rows": rows}
+
+
+def headphone_rows(checks: list[dict]) -> dict | None:
+    """Headphone-check results: pass / fail counts and one row per participant who took it."""
+    if not checks:
+        return None
+    rows = [{"assessor": c["assessor"], "result": "passed" if c["passed"] else "failed",
+             "correct": f"{c['correct']} of {c['n_trials']}" if c.get("correct") is not None else "-",
+             "analysed": "yes" if c.get("analysed") else "no"} for c in checks]
+    passed = sum(c["passed"] for c in checks)
+    return {"passed": passed, "failed": len(checks) - passed, "rows": rows}

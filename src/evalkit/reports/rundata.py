@@ -6,18 +6,16 @@ current plan from ``results.sqlite`` (read-only) and the run's provenance (``run
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
 from evalkit.errors import UserError
+from evalkit.runner.reader import STORE_NAME, RunReader, RunReadError, VariantRecord, VariantRole
 
-STORE_NAME = "results.sqlite"
-PROVENANCE_NAME = "run.json"
-ANCHOR_FAMILY = "lowpass"
 REFERENCE_SPEC = "reference"  # the pseudo-variant of no-reference scores on the reference itself
 
 
@@ -43,19 +41,6 @@ def _csv(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-def _units(store: Path) -> pd.DataFrame:
-    from evalkit.runner.store import exported_plan, read_store  # read-only, also in an unwritable folder
-
-    keys = exported_plan(store.parent)  # the plan of the exports (a killed rerun leaves current_plan another)
-    plan, params = ("current_plan", ()) if keys is None else ("(SELECT value AS unit_key FROM json_each(?))",
-                                                              (json.dumps(keys),))
-    with read_store(store) as db:
-        db.row_factory = sqlite3.Row
-        rows = db.execute(f"""SELECT u.* FROM units u JOIN {plan} c ON c.unit_key = u.unit_key
-                              ORDER BY u.codec_spec, u.item_id""", params).fetchall()
-    return pd.DataFrame([dict(r) for r in rows])
-
-
 @dataclass(frozen=True)
 class RunData:
     """One run folder's tables (each possibly empty) and provenance."""
@@ -70,6 +55,18 @@ class RunData:
     klt_spectra: pd.DataFrame
     units: pd.DataFrame
     provenance: dict = field(default_factory=dict)
+
+    @cached_property
+    def reader(self) -> RunReader:
+        """The run folder's reader (variant records: stored at plan time, computed for older stores)."""
+        return RunReader(self.run_dir)
+
+    def record(self, spec: str) -> VariantRecord:
+        """The variant record of ``spec`` (a variant of the run, or the base codec of a KLT variant)."""
+        return self.reader.record(spec)
+
+    def role(self, spec: str) -> VariantRole:
+        return self.record(spec).role
 
     @property
     def weights(self) -> dict[str, str]:
@@ -110,19 +107,15 @@ class RunData:
 
     def labels(self, specs=None) -> dict[str, str]:
         """Unique short labels of ``specs`` (default: the summary's variants), per-channel rates marked
-        (:func:`evalkit.labels.labels_for` with :attr:`per_channel_specs`)."""
-        from evalkit.labels import labels_for
-
+        (the variant records' labels, see :meth:`~evalkit.runner.reader.RunReader.labels`)."""
         if specs is None:
             specs = self.summary["codec_spec"] if not self.summary.empty else []
-        return labels_for(specs, per_channel=self.per_channel_specs)
+        return self.reader.labels(specs, per_channel=self.per_channel_specs)
 
     def label(self, spec: str) -> str:
         """The short label of one spec (a variant, or the base codec of a KLT variant), ``kbps/ch`` when the
         run coded it channel by channel."""
-        from evalkit.labels import short_label
-
-        return short_label(spec, per_channel=spec in self.per_channel_specs)
+        return self.record(spec).label_for(spec in self.per_channel_specs)
 
     @property
     def metrics(self) -> list[str]:
@@ -130,43 +123,47 @@ class RunData:
 
 
 def load_run(run_dir: str | Path) -> RunData:
-    """Read a run folder written by ``evalkit run``.
+    """Read a run folder written by ``evalkit run`` (through :class:`~evalkit.runner.reader.RunReader`).
 
     Raises:
         ReportError: the folder, its store or its summary is missing or unreadable.
     """
-    run_dir = Path(run_dir)
-    store = run_dir / STORE_NAME
+    reader = RunReader(run_dir)
+    run_dir, store = reader.run_dir, reader.store_path
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: no such run folder")
-    if not store.is_file() or not (run_dir / "summary.csv").is_file():
+    if not reader.finished:
         raise ReportError(f"{run_dir}: not a finished run folder (no {STORE_NAME} or summary.csv; "
                           f"run `evalkit run CONFIG` first)")
     try:
-        units = _units(store)
+        units = pd.DataFrame(reader.plan_units())
+        provenance = reader.provenance()
+        specs = set(units["codec_spec"]) if not units.empty else set()
+        summary = _csv(run_dir / "summary.csv")
+        reader.records([*specs, *(summary["codec_spec"] if not summary.empty else [])])
     except sqlite3.Error as exc:
         raise ReportError(f"{store}: unreadable store ({exc})") from None
+    except RunReadError as exc:
+        raise ReportError(str(exc)) from None
     results = pd.read_parquet(run_dir / "results.parquet") if (run_dir / "results.parquet").is_file() \
         else _csv(run_dir / "results.csv")
-    provenance: dict = {}
-    if (path := run_dir / PROVENANCE_NAME).is_file():
-        try:
-            provenance = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ReportError(f"{path}: malformed ({exc})") from None
-    _load_run_plugins(provenance)
-    return RunData(run_dir, results, _csv(run_dir / "summary.csv"), _csv(run_dir / "rate_quality.csv"),
+    data = RunData(run_dir, results, summary, _csv(run_dir / "rate_quality.csv"),
                    _csv(run_dir / "codebook_usage.csv"), _csv(run_dir / "codebook_usage_by_depth.csv"),
                    _csv(run_dir / "klt_accounting.csv"), _csv(run_dir / "klt_spectra.csv"), units, provenance)
+    _load_metric_plugins(provenance)
+    data.__dict__["reader"] = reader  # the reader that read it (its records loaded)
+    return data
 
 
-def _load_run_plugins(provenance: dict) -> None:
-    """Import the run's plugin codec files, so their families have labels; a plugin moved or broken since the run
-    is skipped (its variants are then labelled by their spec strings)."""
+def _load_metric_plugins(provenance: dict) -> None:
+    """Import the run's metric plugins (the files its config named), so that their metrics have their names,
+    units and directions; a plugin moved or broken since the run is skipped (its metric is then shown by name).
+    Variants are never labelled this way: their records say what they are."""
     paths = (provenance.get("config") or {}).get("plugins") or ()
     if not paths:
         return
-    from evalkit.codecs.plugins import PluginError, load_plugin_files
+    from evalkit.metrics import load_metric_plugins
+    from evalkit.metrics.plugins import PluginError
 
     with contextlib.suppress(PluginError):
-        load_plugin_files(paths)
+        load_metric_plugins(paths)

@@ -5,7 +5,7 @@ Headline metrics are :data:`HEADLINE_METRICS` that the run has, in that order (a
 first metrics). Rows come anchors first, then codecs by family and bitrate, the reference pseudo-variant last.
 
 The means in a column are over the same items: those every variant with values of the metric scored
-(:mod:`evalkit.analysis.shared_items`). A variant that failed on items others scored is not ``complete``: it is
+(:mod:`evalkit.stats.shared_items`). A variant that failed on items others scored is not ``complete``: it is
 marked and never the column's best; its mean over its own items stays in ``mean_all`` (and ``summary.csv``).
 """
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from evalkit.analysis.shared_items import shared_item_means
-from evalkit.labels import family_display_name
-from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC, RunData
+from evalkit.reports.rundata import REFERENCE_SPEC, RunData
+from evalkit.runner.reader import VariantRole
+from evalkit.stats.shared_items import shared_item_means
 
 HEADLINE_METRICS = ("visqol_audio", "si_sdr", "mel_distance", "pesq_wb", "estoi", "dnsmos_ovrl",
                     "speaker_similarity", "dwer")
@@ -114,33 +114,17 @@ def headline_metrics(available: list[str]) -> list[str]:
     return found or list(available)[:FALLBACK_HEADLINE]
 
 
-def kind_of(spec: str) -> str:
-    """``anchor`` (low-pass), ``reference`` (the uncoded pseudo-variant) or ``codec``."""
-    from evalkit.analysis.rate_quality import rate_family
-    from evalkit.codecs.spec import SpecError
-
+def kind_of(run: RunData, spec: str) -> str:
+    """``anchor`` (low-pass), ``reference`` (the uncoded pseudo-variant) or ``codec``, from its record."""
     if spec == REFERENCE_SPEC:
         return "reference"
-    try:
-        return "anchor" if rate_family(spec) == ANCHOR_FAMILY else "codec"
-    except SpecError:
-        return "codec"
+    return "anchor" if run.role(spec) is VariantRole.ANCHOR else "codec"
 
 
-def group_of(spec: str) -> str:
-    """The family filter's group of a variant: its family's display name, ``Anchors`` or ``Reference``."""
-    from evalkit.codecs.spec import SpecError, split_spec
-
-    kind = kind_of(spec)
-    if kind != "codec":
-        return "Anchors" if kind == "anchor" else "Reference"
-    try:
-        family, raw = split_spec(spec)
-    except SpecError:
-        return spec
-    if family == "klt":
-        return f"{family_display_name(raw.get('base', 'klt'))} KLT"
-    return family_display_name(family)
+def group_of(run: RunData, spec: str) -> str:
+    """The family filter's group of a variant (its record's): its family's display name, ``Anchors`` or
+    ``Reference``."""
+    return "Reference" if spec == REFERENCE_SPEC else run.record(spec).group
 
 
 def variant_order(run: RunData) -> list[str]:
@@ -152,7 +136,7 @@ def variant_order(run: RunData) -> list[str]:
 
     def key(spec: str):
         kbps = bitrates.get(spec, math.nan)
-        return rank[kind_of(spec)], group_of(spec), math.isnan(kbps), 0.0 if math.isnan(kbps) else kbps, spec
+        return rank[kind_of(run, spec)], group_of(run, spec), math.isnan(kbps), 0.0 if math.isnan(kbps) else kbps, spec
 
     return sorted(dict.fromkeys(run.summary["codec_spec"]), key=key)
 
@@ -180,12 +164,12 @@ def _with_shared(run: RunData) -> pd.DataFrame:
     return summary.merge(shared.drop(columns="n_scored"), on=["codec_spec", "metric"], how="left")
 
 
-def _best(summary: pd.DataFrame, metric: str, random: set[str], higher: bool | None) -> str | None:
+def _best(run: RunData, summary: pd.DataFrame, metric: str, random: set[str], higher: bool | None) -> str | None:
     """The best complete codec of a column by its shared-item mean (not anchors, the reference, random weights,
     nor a variant that failed on items others scored)."""
     rows = summary[(summary["metric"] == metric) & summary["mean_shared"].notna()
                    & summary["complete"].fillna(False).astype(bool)]
-    rows = rows[rows["codec_spec"].map(lambda s: kind_of(s) == "codec" and s not in random)]
+    rows = rows[rows["codec_spec"].map(lambda s: kind_of(run, s) == "codec" and s not in random)]
     if rows.empty or higher is None:
         return None
     return str(rows.loc[rows["mean_shared"].idxmax() if higher else rows["mean_shared"].idxmin(), "codec_spec"])
@@ -206,7 +190,7 @@ def scoreboard(run: RunData, metrics: list[str] | None = None) -> Scoreboard:
     metrics = list(metrics) if metrics is not None else headline_metrics(run.metrics)
     columns = [metric_column(run, m) for m in metrics]
     random = run.random_specs
-    best = {c.name: _best(summary, c.name, random, c.higher_is_better) for c in columns}
+    best = {c.name: _best(run, summary, c.name, random, c.higher_is_better) for c in columns}
     found = {(r.codec_spec, r.metric): r for r in summary.itertuples()}
     labels, bitrates, weights = variant_labels(run), run.bitrates, run.weights
     rows = []
@@ -215,7 +199,8 @@ def scoreboard(run: RunData, metrics: list[str] | None = None) -> Scoreboard:
         for c in columns:
             r = found.get((spec, c.name))
             cells[c.name] = None if r is None else _cell(r, best[c.name] == spec)
-        rows.append(Row(spec, labels[spec], group_of(spec), kind_of(spec), float(bitrates.get(spec, math.nan)),
+        rows.append(Row(spec, labels[spec], group_of(run, spec), kind_of(run, spec),
+                        float(bitrates.get(spec, math.nan)),
                         str(weights.get(spec, "")), spec in random, cells))
     n_shared, n_any = {}, {}
     for c in columns:

@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from evalkit.analysis.rate_quality import rate_family
-from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC, RunData, is_random_weights
+from evalkit.reports.rundata import REFERENCE_SPEC, RunData, is_random_weights
+from evalkit.runner.reader import VariantRole
 
 SMALL_N = 5  # fewer items than this: a bootstrap CI over items says little
 SPEECH_METRICS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "speaker_similarity", "wer", "cer",
@@ -26,21 +26,22 @@ def fmt(value, digits: int = 3) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def _kind(spec: str) -> str:
+def _kind(run: RunData, spec: str) -> str:
     if spec == REFERENCE_SPEC:
         return "reference"
-    return "anchor" if rate_family(spec) == ANCHOR_FAMILY else "codec"
+    return "anchor" if run.role(spec) is VariantRole.ANCHOR else "codec"
 
 
-def variant_order(summary: pd.DataFrame, bitrates: dict[str, float] | None = None) -> list[str]:
+def variant_order(run: RunData, bitrates: dict[str, float] | None = None) -> list[str]:
     """Anchors first, then codecs by family and bitrate, the reference pseudo-variant last."""
+    summary = run.summary
     if summary.empty:
         return []
     first = summary.drop_duplicates("codec_spec").copy()
     if bitrates is not None:
         first["bitrate_kbps"] = first["codec_spec"].map(bitrates)
-    first["family"] = first["codec_spec"].map(rate_family)
-    first["rank"] = first["codec_spec"].map(lambda s: {"anchor": 0, "codec": 1, "reference": 2}[_kind(s)])
+    first["family"] = first["codec_spec"].map(lambda s: run.record(s).curve)
+    first["rank"] = first["codec_spec"].map(lambda s: {"anchor": 0, "codec": 1, "reference": 2}[_kind(run, s)])
     first = first.sort_values(["rank", "family", "bitrate_kbps", "codec_spec"], na_position="first", kind="stable")
     return list(first["codec_spec"])
 
@@ -64,7 +65,7 @@ def metric_table(run: RunData, metrics: list[str] | None = None, labels: dict[st
     board = {r.spec: r for r in scoreboard(run, metrics).rows}
     out_rows, small = [], False
     bitrates = run.bitrates
-    for spec in variant_order(summary, bitrates):
+    for spec in variant_order(run, bitrates):
         row_cells = []
         for metric in metrics:
             cell = board[spec].cells.get(metric) if spec in board else None
@@ -79,7 +80,7 @@ def metric_table(run: RunData, metrics: list[str] | None = None, labels: dict[st
                               "mean_all": fmt(cell.mean_all), "small_n": 0 < cell.n < SMALL_N,
                               "delta": fmt(delta) if pd.notna(delta) and spec != REFERENCE_SPEC else None})
         any_row = summary[summary["codec_spec"] == spec].iloc[0]
-        out_rows.append({"spec": spec, "label": (labels or {}).get(spec, spec), "kind": _kind(spec),
+        out_rows.append({"spec": spec, "label": (labels or {}).get(spec, spec), "kind": _kind(run, spec),
                          "kbps": fmt(bitrates.get(spec), 2),
                          "weights": str(any_row["weights"]), "random": spec in random, "cells": row_cells})
     headers = []
@@ -118,12 +119,10 @@ def board_records(board) -> dict:
     return {"columns": columns, "rows": rows, "groups": board.groups}
 
 
-def _label(labels: dict[str, str] | None, spec: str) -> str:
+def _label(run: RunData, labels: dict[str, str] | None, spec: str) -> str:
     if labels and spec in labels:
         return labels[spec]
-    from evalkit.labels import short_label
-
-    return short_label(spec)
+    return run.record(spec).label
 
 
 def weights_table(run: RunData, labels: dict[str, str] | None = None) -> list[dict]:
@@ -131,11 +130,11 @@ def weights_table(run: RunData, labels: dict[str, str] | None = None) -> list[di
     rows, seen = [], set()
     for v in run.provenance.get("variants", []):
         seen.add(v["codec_spec"])
-        rows.append({"spec": v["codec_spec"], "label": _label(labels, v["codec_spec"]), "weights": v["weights"],
+        rows.append({"spec": v["codec_spec"], "label": _label(run, labels, v["codec_spec"]), "weights": v["weights"],
                      "random": is_random_weights(v["weights"]), "skipped": v.get("skipped")})
     for spec, label in run.weights.items():
         if spec not in seen and spec != REFERENCE_SPEC:
-            rows.append({"spec": spec, "label": _label(labels, spec), "weights": label,
+            rows.append({"spec": spec, "label": _label(run, labels, spec), "weights": label,
                          "random": is_random_weights(label), "skipped": None})
     return rows
 
@@ -179,7 +178,7 @@ def codebook_rows(run: RunData, labels: dict[str, str] | None = None) -> list[di
         return rows
     for spec, g in usage.groupby("codec_spec", sort=True):
         last = depth[depth["codec_spec"] == spec].sort_values("num_codebooks").iloc[-1]
-        rows.append({"spec": spec, "label": _label(labels, spec), "codebooks": len(g),
+        rows.append({"spec": spec, "label": _label(run, labels, spec), "codebooks": len(g),
                      "perplexity": fmt(g["perplexity"].mean(), 1),
                      "utilisation": fmt(100 * g["utilisation"].mean(), 1),
                      "bound_kbps": fmt(last["bitrate_bound_bps"] / 1000, 2),
@@ -204,7 +203,7 @@ def klt_rows(run: RunData, labels: dict[str, str] | None = None) -> list[dict]:
                 cells.append(f"{100 * value:.1f} %" if pd.notna(value) else "-")
             else:
                 cells.append(str(int(value)) if pd.notna(value) else "-")
-        rows.append({"spec": r["codec_spec"], "label": _label(labels, r["codec_spec"]), "cells": cells,
+        rows.append({"spec": r["codec_spec"], "label": _label(run, labels, r["codec_spec"]), "cells": cells,
                      "random": r["codec_spec"] in run.random_specs})
     return rows
 
@@ -215,13 +214,13 @@ def failure_rows(run: RunData, labels: dict[str, str] | None = None) -> list[dic
     if not run.units.empty:
         bad = run.units[run.units["status"] != "ok"]
         for (spec, status, reason), g in bad.groupby(["codec_spec", "status", "reason"], dropna=False, sort=True):
-            rows.append({"what": _label(labels, spec), "spec": spec, "kind": status, "reason": str(reason),
+            rows.append({"what": _label(run, labels, spec), "spec": spec, "kind": status, "reason": str(reason),
                          "count": len(g),
                          "item_ids": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
     if not run.results.empty:
         nan = run.results[run.results["value"].isna()]
         for (spec, metric, reason), g in nan.groupby(["codec_spec", "metric", "reason"], dropna=False, sort=True):
-            rows.append({"what": f"{_label(labels, spec)} · {_metric_label(metric)}", "spec": spec, "kind": "NaN",
+            rows.append({"what": f"{_label(run, labels, spec)} · {_metric_label(metric)}", "spec": spec, "kind": "NaN",
                          "reason": str(reason), "count": len(g),
                          "item_ids": ", ".join(sorted(g["item_id"])[:5]) + (" …" if len(g) > 5 else "")})
     return rows

@@ -8,7 +8,7 @@ Example::
         params: {bandwidth: [1.5, 6]}
       - spec: "lowpass?cutoff_hz=3500"
       - decoded: {folder: decoded/mycodec-6k, label: "mycodec 6 kbps", bitrate_kbps: 6.0}
-    plugins: [my_codec.py]                       # plugin files defining FAMILIES (see codecs.plugins)
+    plugins: [my_codec.py]                       # plugin files defining FAMILIES and/or METRICS
     metrics: [si_sdr, mel_distance, pesq_wb]     # or "applicable"
     exclude_metrics: []                          # left out of either (e.g. [wer, cer, dwer])
     output: runs/demo
@@ -116,7 +116,7 @@ class CodecGrid(_Strict):
 class RunConfig(_Strict):
     dataset: DatasetConfig
     codecs: list[CodecGrid] = Field(min_length=1)
-    plugins: list[Path] = []  # plugin files defining codec families (FAMILIES)
+    plugins: list[Path] = []  # plugin files defining codec families (FAMILIES) and/or metrics (METRICS)
     metrics: list[str] | Literal["applicable"] = "applicable"
     exclude_metrics: list[str] = []
     output: Path
@@ -216,8 +216,10 @@ def decoded_problems(decoded: DecodedConfig, base_dir: Path) -> list[str]:
 
 
 def plugin_problems(paths: list[Path], base_dir: Path) -> tuple[list[Path], list[str]]:
-    """Import every plugin file (registering its families); the resolved paths and one line per problem."""
+    """Import every plugin file (registering its families and metrics); the resolved paths and one line per
+    problem."""
     from evalkit.codecs.plugins import PluginError, load_plugin_file
+    from evalkit.metrics import load_metric_plugins
 
     resolved, problems = [], []
     for i, path in enumerate(paths):
@@ -225,6 +227,7 @@ def plugin_problems(paths: list[Path], base_dir: Path) -> tuple[list[Path], list
         resolved.append(path)
         try:
             load_plugin_file(path)
+            load_metric_plugins([path])
         except PluginError as exc:
             problems.append(f"plugins.{i}: {exc}")
     return resolved, problems
@@ -369,10 +372,16 @@ def _codec_problems(grids: dict[int, CodecGrid], base_dir: Path) -> tuple[list[C
 
 def _metric_problems(field: str, names: list[str]) -> list[str]:
     from evalkit.metrics import PAIR_METRICS
+    from evalkit.plugin_files import PluginError
 
     problems = []
     for i, name in enumerate(names):
-        if name not in PAIR_METRICS:
+        try:
+            known = name in PAIR_METRICS  # reads the metric entry points when not one of evalkit's own
+        except PluginError as exc:
+            problems.append(f"{field}.{i}: {exc}")
+            continue
+        if not known:
             close = nearest(name, PAIR_METRICS)
             hint = f"; did you mean {close!r}?" if close else ""
             problems.append(f"{field}.{i}: unknown metric {name!r}; valid: {', '.join(PAIR_METRICS)}{hint}")

@@ -30,11 +30,12 @@ import numpy as np
 
 from evalkit import audio as audio_lib
 from evalkit.audio import AudioError, ChannelPolicy
+from evalkit.codecs.records import DECODED_FAMILY, DECODED_WEIGHTS
 from evalkit.codecs.spec import CodecSpec, split_spec
 from evalkit.hashing import file_sha256
 
-DECODED = "decoded"
-WEIGHTS_LABEL = "decoded folder"
+DECODED = DECODED_FAMILY
+WEIGHTS_LABEL = DECODED_WEIGHTS
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff")
 DEFAULT_LENGTH_TOLERANCE_S = 0.1
 

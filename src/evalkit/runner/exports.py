@@ -15,18 +15,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from evalkit.analysis.bootstrap import mean_ci
-from evalkit.analysis.shared_items import shared_item_means
+from evalkit.codecs.records import KLT_FAMILY
 from evalkit.metrics import ALL_INFO
 from evalkit.metrics.codebook import usage_from_counts
 from evalkit.runner.plan import REFERENCE
 from evalkit.runner.rate_quality import write_rate_quality
 from evalkit.runner.store import Store, resolve_stored, write_exported_plan
+from evalkit.stats.bootstrap import mean_ci
+from evalkit.stats.shared_items import shared_item_means
 
 if TYPE_CHECKING:
-    from evalkit.runner.run import Plan
+    from evalkit.runner.outcome import Plan
 
-bootstrap_ci = mean_ci  # the one CI of a mean over items (evalkit.analysis.bootstrap), under its old name
+bootstrap_ci = mean_ci  # the one CI of a mean over items (evalkit.stats.bootstrap), under its old name
 
 
 def _plan_tables(store: Store, plan: Plan) -> None:
@@ -85,14 +86,14 @@ def _with_reference_delta(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Per codec variant × metric: mean, 95 % CI over items (:func:`~evalkit.analysis.bootstrap.mean_ci`), n,
+    """Per codec variant × metric: mean, 95 % CI over items (:func:`~evalkit.stats.bootstrap.mean_ci`), n,
     failures; ``bitrate_kbps`` is the variant's mean per-unit bitrate over the units its codec ran on (measured
     where the codec measures it, see ``ReconstructionReport``; units that failed count nowhere, not at the
     nominal rate), the same for every metric; the nominal bitrate and the weights label are the variant's.
 
     ``mean``, ``ci_*`` and ``n`` are over the variant's own items; ``mean_shared``, ``ci_*_shared`` and
     ``n_shared`` over the items every variant with values of the metric scored, ``n_any`` the items any of them
-    scored and ``complete`` whether this variant scored them all (:mod:`evalkit.analysis.shared_items`): the
+    scored and ``complete`` whether this variant scored them all (:mod:`evalkit.stats.shared_items`): the
     means to put side by side."""
     rows = []
     units = tidy.drop_duplicates("unit_key")
@@ -142,14 +143,16 @@ def codebook_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFram
 def klt_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per KLT variant: the storage/complexity accounting, and its eigen-spectrum (for plots)."""
     _plan_tables(store, plan)
-    rows = store.query("""SELECT v.codec_spec, v.info FROM variants v WHERE v.info LIKE '{"klt"%' AND v.codec_spec
+    klt = [spec for spec, record in plan.records.items() if record.kept_dim is not None]
+    rows = store.query("""SELECT v.codec_spec, v.info FROM variants v WHERE v.codec_spec IN (SELECT value FROM
+                          json_each(?)) AND v.codec_spec
                           IN (SELECT u.codec_spec FROM units u JOIN plan_units p ON p.unit_key = u.unit_key
                               WHERE u.status = 'ok')
-                          ORDER BY v.codec_spec""")
+                          ORDER BY v.codec_spec""", (json.dumps(klt),))
     accounting, spectra = [], []
     for row in rows:
         spec, weights = row["codec_spec"], plan.variants[row["codec_spec"]].weights
-        info = json.loads(row["info"])["klt"]
+        info = json.loads(row["info"])[KLT_FAMILY]
         eigenvalues = info.pop("eigenvalues")
         accounting.append({"codec_spec": spec, "weights": weights, **info})
         cumulative = np.cumsum(eigenvalues) / np.sum(eigenvalues)
@@ -238,7 +241,7 @@ def write_all(store: Store, plan: Plan, output: Path, seed: int) -> tuple[dict[s
     by_depth.to_csv(paths["codebook_usage_by_depth_csv"], index=False)
     klt_accounting.to_csv(paths["klt_accounting_csv"], index=False)
     klt_spectra.to_csv(paths["klt_spectra_csv"], index=False)
-    paths["rate_quality_csv"] = write_rate_quality(summary, output)
+    paths["rate_quality_csv"] = write_rate_quality(summary, output, {s: r.curve for s, r in plan.records.items()})
     table = format_summary(summary)
     (output / "summary.txt").write_text(table + "\n")
     paths["exported_plan_json"] = write_exported_plan(output, plan.units)  # last: the exports are complete

@@ -14,13 +14,10 @@ import re
 from pathlib import Path
 
 from evalkit.runner.config import ConfigError, RunConfig
+from evalkit.runner.layout import LOCK_NAME, PROVENANCE_NAME, STORE_NAME
 from evalkit.runner.plan import manifest_files
-from evalkit.runner.provenance import PROVENANCE_NAME
 from evalkit.runner.store import EXPORTED_PLAN_NAME
 
-STORE_NAME = "results.sqlite"
-LOCK_NAME = ".evalkit.lock"
-LOG_NAME = "run.log"
 MARKERS = (LOCK_NAME, PROVENANCE_NAME)
 #: Files of a run folder that ``--fresh`` deletes: the store (with SQLite's side files), the exports, the
 #: provenance and the default report. ``run.log`` (this run appends to it) and the lock file (held) stay.

@@ -10,18 +10,22 @@ import os
 import platform
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import evalkit
+from evalkit.metrics import PAIR_METRICS
+from evalkit.metrics.plugins import plugin_records
+from evalkit.runner.layout import PROVENANCE_NAME
 from evalkit.versions import installed_version
 
 if TYPE_CHECKING:
     from evalkit.runner.config import RunConfig
+    from evalkit.runner.outcome import RunReport
     from evalkit.runner.plan import Variant
-    from evalkit.runner.run import RunReport
 
-PROVENANCE_NAME = "run.json"
+__all__ = ["LIBRARIES", "PROVENANCE_NAME", "machine", "run_provenance", "write_provenance"]
 #: Distributions whose versions can change a stored value (codecs, resampling, metrics) or the exports.
 LIBRARIES = ("numpy", "scipy", "torch", "soxr", "soundfile", "pyloudnorm", "encodec", "descript-audio-codec",
              "av", "faiss-cpu", "visqol-python", "numba", "pesq", "pystoi", "speechmos", "onnxruntime",
@@ -40,8 +44,9 @@ def machine() -> dict:
 
 
 def run_provenance(config: RunConfig, variants: list[Variant], report: RunReport, started: float) -> dict:
-    """The JSON-ready record of one run."""
-    return {
+    """The JSON-ready record of one run; with plugin metrics loaded, ``metric_plugins`` gives each one's
+    source, version and code identity (distribution version or file SHA-256)."""
+    record = {
         "evalkit": evalkit.__version__,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -56,6 +61,9 @@ def run_provenance(config: RunConfig, variants: list[Variant], report: RunReport
                   "failed": report.units_failed},
         "warmup_s": report.warmup_s,
     }
+    if plugins := plugin_records(PAIR_METRICS.plugins()):
+        record["metric_plugins"] = [asdict(p) for p in plugins]
+    return record
 
 
 def write_provenance(output: Path, record: dict) -> Path:

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from evalkit.analysis.errors import CompareError
-from evalkit.analysis.rate_quality import rate_quality_table
+from evalkit.runner.compare_errors import CompareError
+from evalkit.runner.rate_curves import rate_quality_table
 
 RATE_QUALITY_CSV = "rate_quality.csv"
 
 
-def write_rate_quality(summary: pd.DataFrame, output: Path) -> Path:
-    """``output/rate_quality.csv`` from the run summary (see :func:`rate_quality_table`); returns its path."""
+def write_rate_quality(summary: pd.DataFrame, output: Path, curves: Mapping[str, str]) -> Path:
+    """``output/rate_quality.csv`` from the run summary (see :func:`rate_quality_table`; ``curves``: each codec
+    spec's rate–quality curve, from its variant record); returns its path."""
     path = Path(output) / RATE_QUALITY_CSV
-    rate_quality_table(summary).to_csv(path, index=False)
+    rate_quality_table(summary, curves).to_csv(path, index=False)
     return path
 
 

@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +22,14 @@ import soundfile as sf
 from tqdm import tqdm
 
 from evalkit.codecs import CodecSpec, build_codec
+from evalkit.codecs.records import describe
 from evalkit.metrics import Metric, MetricKind, applicable_metrics, get_metrics
 from evalkit.runner.config import ConfigError, RunConfig, decode_settings, score_settings
 from evalkit.runner.decoded import is_decoded_spec
 from evalkit.runner.executors import DaskSchedulerLost, LocalPool, dask_client, local_pool, run_dask, run_local
-from evalkit.runner.output import LOCK_NAME, LOG_NAME, STORE_NAME, check_output, discard_run_files
+from evalkit.runner.layout import DECODED_CACHE, LOCK_NAME, LOG_NAME, STORE_NAME
+from evalkit.runner.outcome import Plan, RunReport
+from evalkit.runner.output import check_output, discard_run_files
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
 from evalkit.runner.provenance import run_provenance, write_provenance
 from evalkit.runner.store import (
@@ -52,23 +54,6 @@ class RunInterrupted(Exception):
     def __init__(self, units: int):
         self.units = units
         super().__init__(f"interrupted after {units} units; rerun to resume")
-
-
-@dataclass
-class RunReport:
-    output: Path
-    store: Path
-    units_total: int = 0
-    units_run: int = 0
-    units_rescored: int = 0
-    units_failed: int = 0
-    variants_skipped: list[tuple[str, str]] = field(default_factory=list)
-    exports: dict[str, Path] = field(default_factory=dict)
-    summary_table: str = ""
-    speed_table: str = ""
-    wall_s: float = 0.0
-    warmup_s: dict[str, float] = field(default_factory=dict)  # metric -> seconds, summed over workers
-    over_full_scale: list[tuple[str, float]] = field(default_factory=list)  # (item id, peak dBFS) beyond ±1.0
 
 
 _HELD_LOCKS: dict[Path, int] = {}  # output folder -> nesting depth, for this process
@@ -138,7 +123,7 @@ def nyquist_problems(items: list[Item], variants: list[Variant]) -> list[str]:
     """Low-pass anchors whose cut-off is at or above the Nyquist frequency of some item."""
     problems = []
     for variant in variants:
-        cutoff = variant.spec.params.get("cutoff_hz") if variant.spec.family == "lowpass" else None
+        cutoff = describe(variant.spec).anchor_cutoff_hz
         if cutoff is None:
             continue
         bad = [i for i in items if i.sample_rate is not None and cutoff >= i.sample_rate / 2]
@@ -201,19 +186,11 @@ def cache_usable(unit: dict, run_dir: Path) -> bool:
     return True
 
 
-@dataclass
-class Plan:
-    """What this run covers: its tasks, and the keys and labels the exports are restricted to."""
-
-    tasks: list[ItemTask] = field(default_factory=list)
-    units: dict[str, str] = field(default_factory=dict)  # unit key -> category (from the current dataset)
-    results: list[str] = field(default_factory=list)
-    variants: dict[str, Variant] = field(default_factory=dict)  # by canonical spec
-
-
 def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: Store, report: RunReport) -> Plan:
     output = Path(config.output)
     plan = Plan(variants={str(v.spec): v for v in (REFERENCE, *variants)})
+    plan.records = {spec: describe(spec, config.channel_policy) for spec in plan.variants}
+    store.write_records((spec, r.to_json(), r.version) for spec, r in plan.records.items())
     decode, score = decode_settings(config), score_settings(config)
     for item in items:
         metrics = _metrics_for(config, item)
@@ -295,7 +272,7 @@ class _Writer:
 
     def __init__(self, store: Store, output: Path, report: RunReport, bar: tqdm):
         self.store, self.report, self.bar, self.output = store, report, bar, output
-        self.decoded_dir = output / "cache" / "decoded"
+        self.decoded_dir = output.joinpath(*DECODED_CACHE)
         self.codes_dir = output / "cache" / "codes"
         for folder in (self.decoded_dir, self.codes_dir):
             folder.mkdir(parents=True, exist_ok=True)
@@ -430,7 +407,7 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
             else:
                 run_local(iter(plan.tasks), config.workers, writer, log_path=str(output / LOG_NAME), pool=pool,
                           plugins=tuple(str(p) for p in config.plugins))
-        from evalkit.runner import exports  # pandas: not imported by worker processes, which import this module
+        import evalkit.runner.exports as exports  # pandas: not imported by worker processes, which import this
 
         try:
             report.exports, report.summary_table, report.speed_table = exports.write_all(

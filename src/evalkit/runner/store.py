@@ -47,7 +47,15 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_unit ON results(unit_key);
 CREATE TABLE IF NOT EXISTS variants (codec_spec TEXT PRIMARY KEY, info TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS current_plan (unit_key TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS variant_records (
+    codec_spec TEXT PRIMARY KEY, record TEXT NOT NULL, record_version INTEGER NOT NULL
+);
 """
+#: ``PRAGMA user_version`` of a store this version writes. 1: before ``variant_records`` (stores of older
+#: versions say 0); 2: one :class:`~evalkit.codecs.records.VariantRecord` per planned variant, written at plan
+#: time. Opening an older store for writing migrates it (tables and columns added); its records are written by
+#: the next run's plan, and readers compute the missing ones on open (:mod:`evalkit.runner.reader`).
+SCHEMA_VERSION = 2
 ADDED_COLUMNS = {  # columns that stores written by older versions lack
     "units": {"settings": "TEXT", "measured_bitrate_bps": "REAL", "input_peak_dbfs": "REAL",
               "input_over_full_scale": "INTEGER"},
@@ -343,6 +351,8 @@ class Store:
             for name, kind in columns.items():
                 if name not in present:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        if self.db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.db.close()
@@ -363,6 +373,11 @@ class Store:
                 row = asdict(r)
                 row["value"] = None if math.isnan(r.value) else r.value
                 self._insert("results", row)
+
+    def write_records(self, records: Iterable[tuple[str, str, int]]) -> None:
+        """Store variant records, as (codec spec, record JSON, record version), replacing older ones."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO variant_records VALUES (?, ?, ?)", list(records))
 
     def set_current_plan(self, unit_keys: Iterable[str]) -> None:
         """Record the unit keys of the latest run's plan (readers such as listening tests join on it)."""

@@ -28,7 +28,7 @@ from evalkit import audio as audio_lib
 from evalkit.codecs import Codec
 from evalkit.codecs.plugins import load_plugin_files
 from evalkit.codecs.spec import split_spec
-from evalkit.metrics import Reference, get_metrics, score_pair
+from evalkit.metrics import Reference, get_metric, get_metrics, load_metric_plugins, score_pair
 from evalkit.metrics.codebook import valid_frames
 from evalkit.runner.codec_cache import CodecCache
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
@@ -95,8 +95,13 @@ def nan_rows(item: Item, job: UnitJob, reason: str, score: dict[str, Any] | None
     """One NaN row with ``reason`` for every metric the job still needs."""
     rows = []
     settings = json.dumps(score or {}, sort_keys=True)
-    for (key, name), metric in zip(job.metrics, get_metrics(n for _, n in job.metrics), strict=True):
-        info = metric.info
+    for key, name in job.metrics:
+        try:
+            info = get_metric(name).info
+        except (KeyError, ValueError):  # a plugin metric whose file failed in this worker: the row still goes in
+            rows.append(ResultRow(key, job.unit_key, item.item_id, job.spec, name, math.nan, "", reason, "", "", "",
+                                  None, 0.0, settings))
+            continue
         rows.append(ResultRow(key, job.unit_key, item.item_id, job.spec, name, math.nan, info.unit, reason,
                               info.version, info.library, info.library_version(), None, 0.0, settings))
     return rows
@@ -124,6 +129,7 @@ def iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
     item = task.item
     try:
         load_plugin_files(task.plugins)
+        load_metric_plugins(task.plugins)
     except Exception as exc:  # noqa: BLE001 - a plugin that breaks in this worker: every unit errs with it
         yield from error_outcomes(task, task.jobs, exc)
         return

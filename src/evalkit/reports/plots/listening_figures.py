@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from evalkit.listening.model import ANCHOR_LOW, ANCHOR_MID
 from evalkit.listening.model import REFERENCE as HIDDEN_REFERENCE
 from evalkit.reports.plots.style import (
+    ANCHOR_STYLE,
     COLUMN_IN,
     GREY,
     HEIGHT_IN,
@@ -30,7 +31,7 @@ from evalkit.reports.plots.style import (
     metric_name,
     short_label,
 )
-from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC
+from evalkit.reports.rundata import REFERENCE_SPEC
 
 
 def _condition_label(name: str, labels: dict[str, str] | None = None) -> str:
@@ -43,7 +44,7 @@ def _condition_style(name: str) -> FamilyStyle:
     if name == HIDDEN_REFERENCE:
         return family_style(REFERENCE_SPEC)
     if name in (ANCHOR_LOW, ANCHOR_MID):
-        return family_style(ANCHOR_FAMILY)
+        return ANCHOR_STYLE
     return family_style(_family(name))
 
 
@@ -187,7 +188,7 @@ def correlation_figure(points: pd.DataFrame, metric: str, unit: str,
     """MUSHRA mean per (item, condition) against the metric's value, one colour and marker per condition (by
     the test's ``labels`` where given), Pearson r and Spearman ρ in the title. ``points`` has
     ``listening_mean``, ``metric_value``, ``condition`` and ``item``. None without points."""
-    from evalkit.analysis.correlation import pearson, spearman
+    from evalkit.stats.correlation import pearson, spearman
 
     if points.empty:
         return None

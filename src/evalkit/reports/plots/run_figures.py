@@ -11,17 +11,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from evalkit.codecs.spec import split_spec
 from evalkit.reports.plots.style import (
     GREY,
     HEIGHT_IN,
     OKABE_ITO,
     RANDOM_FLAG,
     _dot_whisker,
-    _family,
     _figure,
     _finish,
-    _klt_parts,
     _legend_height,
     _rows_size,
     _styled,
@@ -30,9 +27,9 @@ from evalkit.reports.plots.style import (
     family_style,
     metric_label,
     metric_name,
-    short_label,
 )
-from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC, RunData
+from evalkit.reports.rundata import REFERENCE_SPEC, RunData
+from evalkit.runner.reader import CurveKind, VariantRole, curve_parts
 
 
 def _yerr(rows: pd.DataFrame) -> np.ndarray:
@@ -63,9 +60,20 @@ def _metric_info(rows: pd.DataFrame, metric: str) -> tuple[str, bool | None]:
 
 def _family_key(family: str) -> tuple[str, str]:
     """Sort key of a rate–quality family that puts a KLT family right after its base codec's family."""
-    if family.startswith("klt:"):
-        return family.split(":")[1], family
+    parts = curve_parts(family)
+    if parts.kind is CurveKind.KLT:
+        return parts.base, family
     return family, ""
+
+
+def _is_line(data: RunData, spec: str) -> bool:
+    """Whether a variant is drawn as a horizontal line: the reference or a low-pass anchor."""
+    return spec == REFERENCE_SPEC or data.role(spec) is VariantRole.ANCHOR
+
+
+def _cutoff(data: RunData, spec: str) -> float:
+    cutoff = data.record(spec).anchor_cutoff_hz
+    return float("inf") if cutoff is None else cutoff
 
 
 def _bitrate_axis(ax, values: np.ndarray) -> None:
@@ -80,12 +88,12 @@ def _bitrate_axis(ax, values: np.ndarray) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
-def _reference_lines(ax, rows: pd.DataFrame) -> None:
+def _reference_lines(ax, rows: pd.DataFrame, data: RunData) -> None:
     """Anchors (``lowpass``) and the uncoded reference as labelled horizontal lines."""
-    refs = rows[rows["codec_spec"].map(lambda s: s == REFERENCE_SPEC or _family(s) == ANCHOR_FAMILY)]
+    refs = rows[rows["codec_spec"].map(lambda s: _is_line(data, s))]
     styles = [":", "--", (0, (1, 3))]
-    order = sorted(refs.itertuples(), key=lambda r: (r.codec_spec == REFERENCE_SPEC, float(
-        split_spec(r.codec_spec)[1].get("cutoff_hz", "inf")), r.codec_spec))
+    order = sorted(refs.itertuples(), key=lambda r: (r.codec_spec == REFERENCE_SPEC, _cutoff(data, r.codec_spec),
+                                                     r.codec_spec))
     for i, row in enumerate(order):
         if not np.isfinite(row.mean):
             continue
@@ -113,7 +121,7 @@ def rate_quality_figure(data: RunData, metric: str, legend: bool = True) -> Figu
         return None
     points = points.assign(random=points["codec_spec"].isin(data.random_specs))
     groups = sorted(points.groupby(["family", "random"]), key=lambda g: (_family_key(g[0][0]), g[0][1]))
-    n_refs = int(rows["codec_spec"].map(lambda s: s == REFERENCE_SPEC or _family(s) == ANCHOR_FAMILY).sum())
+    n_refs = int(rows["codec_spec"].map(lambda s: _is_line(data, s)).sum())
     extra = _legend_height(len(groups) + n_refs) + 0.2 * bool(points["random"].any()) if legend else 0.0
     fig, ax = _figure(HEIGHT_IN + extra)
     for (family, random), group in groups:
@@ -124,7 +132,7 @@ def rate_quality_figure(data: RunData, metric: str, legend: bool = True) -> Figu
         ax.plot(x, y, color=style.color, marker=style.marker, ls=style.linestyle, mfc="white" if random else
                 style.color, label=style.label + (RANDOM_FLAG if random else ""),
                 gid=f"family:{family}" + ("+random" if random and "weights=random" not in family else ""), zorder=3)
-    _reference_lines(ax, rows)
+    _reference_lines(ax, rows, data)
     _bitrate_axis(ax, points["bitrate_kbps"].to_numpy(float))
     unit, hib = _metric_info(rows, metric)
     ax.set_xlabel("measured bitrate (kbps, log scale)")
@@ -142,8 +150,8 @@ def _bitrates(data: RunData) -> dict[str, float]:
 
 def _ordered(specs, data: RunData) -> list[str]:
     rates = _bitrates(data)
-    return sorted(set(specs), key=lambda s: (_family_key(_family(s)), np.nan_to_num(rates.get(s, np.nan), nan=np.inf),
-                                             s))
+    return sorted(set(specs), key=lambda s: (_family_key(data.record(s).curve),
+                                             np.nan_to_num(rates.get(s, np.nan), nan=np.inf), s))
 
 
 def _cardinalities(data: RunData) -> dict[str, float]:
@@ -163,7 +171,7 @@ def _code_lines(ax, data: RunData, column: str, scale: float = 1.0, label: bool 
     seen: dict[str, int] = {}
     for spec in _ordered(usage["codec_spec"], data):
         group = usage[usage["codec_spec"] == spec].sort_values("codebook")
-        style, random = family_style(_family(spec)), spec in data.random_specs
+        style, random = family_style(data.record(spec).curve), spec in data.random_specs
         k = seen[style.label] = seen.get(style.label, -1) + 1  # variants of one family: solid, dotted, ...
         ls = style.linestyle if style.linestyle != "-" else ["-", ":", "-."][k % 3]
         ax.plot(group["codebook"].to_numpy(int) + 1, group[column].to_numpy(float) * scale, color=style.color,
@@ -217,8 +225,8 @@ def codebook_usage_figure(data: RunData) -> Figure | None:
     return fig
 
 
-def _kept_dim(spec: str, full_dims: dict[str, float], fallback: float = np.nan) -> float:
-    dim = _klt_parts(spec)[1]
+def _kept_dim(data: RunData, spec: str, full_dims: dict[str, float], fallback: float = np.nan) -> float:
+    dim = data.record(spec).kept_dim or "full"
     return float(dim) if dim.isdigit() else float(full_dims.get(spec, fallback))
 
 
@@ -238,10 +246,10 @@ def klt_spectrum_figure(data: RunData) -> Figure | None:
     fig, (top, bottom) = _figure(2 * HEIGHT_IN - 0.6 + _legend_height(len(groups)) + 0.2 * random, nrows=2)
     for specs in groups.values():
         g = spectra[spectra["codec_spec"] == specs[0]].sort_values("index")
-        base, _, own = _klt_parts(specs[0])
-        style, is_random = family_style(_family(base)), specs[0] in data.random_specs
+        record = data.record(specs[0])
+        style, is_random = family_style(record.base.curve), specs[0] in data.random_specs
         per_channel = bool(set(specs) & data.per_channel_specs)  # the base's nominal rate is per channel
-        label = f"{short_label(base, per_channel)}, {own.get('estimator', 'codebook')} statistics"
+        label = f"{record.base.label_for(per_channel)}, {record.statistics} statistics"
         eig = g["eigenvalue"].to_numpy(float)
         top.plot(g["index"], np.where(eig > 0, eig, np.nan), color=style.color, ls="-",
                  label=label + (RANDOM_FLAG if is_random and RANDOM_FLAG not in label else ""),
@@ -249,7 +257,7 @@ def klt_spectrum_figure(data: RunData) -> Figure | None:
         share = g["cumulative_share"].to_numpy(float) * 100
         bottom.plot(g["index"], share, color=style.color, gid=f"kept:{specs[0]}")
         for spec in specs:
-            d = _kept_dim(spec, {}, fallback=len(g))
+            d = _kept_dim(data, spec, {}, fallback=len(g))
             kept = float(np.interp(d, g["index"], share))
             bottom.plot([d], [kept], marker="o", color=style.color, ls="none", gid=f"dim:{spec}")
             bottom.annotate(f"$\\tilde{{d}}$ = {d:g}: {kept:.1f} %", (d, kept), xytext=(4, -11),
@@ -273,21 +281,22 @@ def klt_metric_figure(data: RunData, metric: str) -> Figure | None:
         ValueError: ``metric`` is not in the run's summary.
     """
     rows = _metric_rows(data, metric)
-    klt = rows[rows["codec_spec"].map(lambda s: _family(s).startswith("klt:"))]
+    klt = rows[rows["codec_spec"].map(lambda s: data.record(s).kept_dim is not None)]
     if klt.empty:
         return None
     acc = data.klt_accounting
     full = dict(zip(acc["codec_spec"], acc["full_dim"], strict=True)) if not acc.empty else {}
-    klt = klt.assign(base=klt["codec_spec"].map(lambda s: _klt_parts(s)[0]),
-                     dim=klt["codec_spec"].map(lambda s: _kept_dim(s, full)))
+    klt = klt.assign(base=klt["codec_spec"].map(lambda s: data.record(s).base.codec_spec),
+                     dim=klt["codec_spec"].map(lambda s: _kept_dim(data, s, full)))
     random = bool(set(klt["codec_spec"]) & data.random_specs)
     bases = sorted(klt["base"].unique())
     fig, ax = _figure(HEIGHT_IN + _legend_height(2 * len(bases)) + 0.2 * random)
     for base in bases:
         group = klt[klt["base"] == base].dropna(subset=["dim"]).sort_values("dim")  # dim=full needs D
-        style = family_style(_family(base))
+        base_record = data.record(group["codec_spec"].iloc[0]).base if not group.empty else data.record(base)
+        style = family_style(base_record.curve)
         is_random = bool(set(group["codec_spec"]) & data.random_specs)
-        base_label = short_label(base, bool(set(group["codec_spec"]) & data.per_channel_specs))
+        base_label = base_record.label_for(bool(set(group["codec_spec"]) & data.per_channel_specs))
         label = base_label + (RANDOM_FLAG if is_random and RANDOM_FLAG not in base_label else "")
         ax.errorbar(group["dim"], group["mean"], yerr=_yerr(group), fmt="none", ecolor=style.color, elinewidth=0.8)
         ax.plot(group["dim"], group["mean"], color=style.color, marker=style.marker, ls="--",
@@ -307,15 +316,16 @@ def klt_metric_figure(data: RunData, metric: str) -> Figure | None:
     return fig
 
 
-def _variant_order(rows: pd.DataFrame) -> list[str]:
+def _variant_order(rows: pd.DataFrame, data: RunData) -> list[str]:
     """Anchors, then codecs by family and bitrate, the reference last (the order of the report's tables)."""
     rates = rows.drop_duplicates("codec_spec").set_index("codec_spec")["bitrate_kbps"]
 
     def key(spec: str):
-        kind = 2 if spec == REFERENCE_SPEC else 0 if _family(spec) == ANCHOR_FAMILY else 1
-        cutoff = split_spec(spec)[1].get("cutoff_hz", "inf") if kind == 0 else "inf"
-        klt_dim = _kept_dim(spec, {}, fallback=np.inf) if _family(spec).startswith("klt:") else 0.0
-        return kind, _family_key(_family(spec)), np.nan_to_num(rates[spec], nan=np.inf), float(cutoff), klt_dim, spec
+        record = data.record(spec)
+        kind = 2 if spec == REFERENCE_SPEC else 0 if record.role is VariantRole.ANCHOR else 1
+        cutoff = _cutoff(data, spec) if kind == 0 else float("inf")
+        klt_dim = _kept_dim(data, spec, {}, fallback=np.inf) if record.kept_dim is not None else 0.0
+        return kind, _family_key(record.curve), np.nan_to_num(rates[spec], nan=np.inf), cutoff, klt_dim, spec
     return sorted(rates.index, key=key)
 
 
@@ -332,13 +342,13 @@ def metric_figure(data: RunData, metric: str, legend: bool = True) -> Figure | N
     rows = _metric_rows(data, metric)
     if rows.empty:
         return None
-    order = _variant_order(rows)
+    order = _variant_order(rows, data)
     by_spec = rows.drop_duplicates("codec_spec").set_index("codec_spec").loc[order]
     random = [s in data.random_specs for s in order]
     labels = [anchor_label(s) if s == REFERENCE_SPEC else data.label(s) for s in order]
     labels = _wrap([lab + (RANDOM_FLAG if r and RANDOM_FLAG.strip() not in lab else "") for lab, r in zip(
         labels, random, strict=True)])
-    styles = [family_style(REFERENCE_SPEC if s == REFERENCE_SPEC else _family(s)) for s in order]
+    styles = [family_style(REFERENCE_SPEC if s == REFERENCE_SPEC else data.record(s).curve) for s in order]
     title = f"{metric_name(metric)} (mean, 95 % CI)"
     height, width = _rows_size(labels, title)
     fig, ax = _figure(height + 0.2 * (any(random) and legend), width=width)

@@ -20,9 +20,8 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from evalkit.analysis.rate_quality import rate_family
-from evalkit.codecs.spec import SpecError, format_value, split_spec
-from evalkit.reports.rundata import ANCHOR_FAMILY, REFERENCE_SPEC
+from evalkit.reports.rundata import REFERENCE_SPEC
+from evalkit.runner.reader import CurveKind, curve_marker_index, curve_parts, describe_spec
 
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
              "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7"}
@@ -62,30 +61,33 @@ class FamilyStyle:
     linestyle: str = "-"
 
 
+ANCHOR_STYLE = FamilyStyle("low-pass anchor", GREY, "s", ":")
+
+
 def family_style(family: str) -> FamilyStyle:
     """Legend label, colour, marker and line style of a rate–quality family (see ``rate_family``).
 
     KLT families take their base's colour with a dashed line; unknown families get a stable palette colour.
 
-    >>> family_style("opus").label, family_style("klt:encodec-24khz:dim=64").linestyle
+    >>> family_style("opus").label, family_style("opus:application=voip").linestyle
     ('Opus', '--')
     """
-    if family.startswith("klt:"):
-        _, base, dim = (family.split(":", 2) + ["", ""])[:3]
-        b = family_style(base)
-        marker = _KLT_MARKERS[zlib.crc32(dim.encode()) % len(_KLT_MARKERS)]
-        return FamilyStyle(f"{b.label}, KLT $\\tilde{{d}}$ = {dim.removeprefix('dim=')}", b.color, marker, "--")
-    if ":" in family and not family.startswith("decoded:"):  # a family with other settings: its colour, dashed
-        base, extra = family.split(":", 1)
-        b = family_style(base)
-        extra = ",".join(t for t in extra.split(",") if t != "weights=random")  # said by RANDOM_FLAG already
+    parts = curve_parts(family)
+    if parts.kind is CurveKind.KLT:
+        b = family_style(parts.base)
+        marker = _KLT_MARKERS[curve_marker_index(parts.detail, len(_KLT_MARKERS))]
+        return FamilyStyle(f"{b.label}, KLT $\\tilde{{d}}$ = {parts.detail.removeprefix('dim=')}", b.color, marker,
+                           "--")
+    if parts.kind is CurveKind.SETTINGS:  # a family with other settings: its colour, dashed
+        b = family_style(parts.base)
+        extra = ",".join(t for t in parts.detail.split(",") if t != "weights=random")  # said by RANDOM_FLAG already
         if not extra:
             return b
-        marker = _KLT_MARKERS[zlib.crc32(extra.encode()) % len(_KLT_MARKERS)]
+        marker = _KLT_MARKERS[curve_marker_index(extra, len(_KLT_MARKERS))]
         return FamilyStyle(f"{b.label} ({extra.replace(',', ', ')})", b.color, marker, "--")
-    if family == ANCHOR_FAMILY:
-        return FamilyStyle("low-pass anchor", GREY, "s", ":")
-    if family == REFERENCE_SPEC:
+    if parts.kind is CurveKind.ANCHOR:
+        return ANCHOR_STYLE
+    if parts.kind is CurveKind.REFERENCE:
         return FamilyStyle("reference", OKABE_ITO["black"], "D", "-.")
     if family in _FAMILY_STYLES:
         label, color, marker = _FAMILY_STYLES[family]
@@ -95,34 +97,18 @@ def family_style(family: str) -> FamilyStyle:
 
 
 def _family(spec: str) -> str:
-    try:
-        return rate_family(spec)
-    except SpecError:
-        return spec
-
-
-def _klt_parts(spec: str) -> tuple[str, str, dict[str, str]]:
-    """(base spec, kept dim text, the klt family's own other parameters) of a ``klt?...`` spec."""
-    from evalkit.codecs import FAMILIES
-
-    _, raw = split_spec(spec)
-    own = {p.name for p in FAMILIES["klt"].params}
-    base_family = raw.get("base", format_value(FAMILIES["klt"].defaults["base"]))
-    base_raw = {k: v for k, v in sorted(raw.items()) if k not in own}
-    base = base_family + ("?" + "&".join(f"{k}={v}" for k, v in base_raw.items()) if base_raw else "")
-    return base, raw.get("dim", "full"), {k: v for k, v in raw.items() if k in own - {"base", "dim"}}
+    """The rate–quality curve of a spec from no run (a listening condition): its record's."""
+    return describe_spec(spec).curve
 
 
 def short_label(spec: str, per_channel: bool = False) -> str:
-    """The shared short label of a codec spec or listening condition (:func:`evalkit.labels.short_label`;
-    ``per_channel``: the run coded it channel by channel, ``kbps/ch``).
+    """The shared short label of a codec spec or listening condition (its variant record's, see
+    :func:`evalkit.codecs.labels.short_label`; ``per_channel``: the run coded it channel by channel, ``kbps/ch``).
 
-    >>> short_label("opus?application=audio&bitrate_kbps=12"), short_label("lowpass?cutoff_hz=3500")
+    >>> short_label("opus?application=audio&bitrate_kbps=12"), short_label("anchor35")
     ('Opus 12 kbps', '3.5 kHz anchor')
     """
-    from evalkit.labels import short_label as shared
-
-    return shared(spec, per_channel)
+    return describe_spec(spec).label_for(per_channel)
 
 
 def anchor_label(spec: str) -> str:

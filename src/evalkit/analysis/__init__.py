@@ -1,1 +1,0 @@
-"""Statistics over evaluation results: pure functions, no I/O."""

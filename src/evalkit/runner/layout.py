@@ -1,0 +1,8 @@
+"""Names of the files and folders of a run folder, for its writers and its reader (a leaf module)."""
+
+STORE_NAME = "results.sqlite"
+PROVENANCE_NAME = "run.json"
+LOCK_NAME = ".evalkit.lock"
+LOG_NAME = "run.log"
+SUMMARY_CSV = "summary.csv"
+DECODED_CACHE = ("cache", "decoded")  # cached decoded audio: <run>/cache/decoded/<unit key>.wav
