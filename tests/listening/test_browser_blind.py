@@ -1,9 +1,11 @@
-"""A devtools-style check in headless chromium (issue 27, points 1-3): two participants go through a whole MUSHRA
-test and a whole ABX test while the Chrome DevTools Protocol log records the network (requests, responses with
-their headers and sizes, websocket frames) and the page's DOM, the player's JavaScript state and the storage are
-dumped on every trial. Nothing of it may name a condition or a stored stimulus id, a trial's audio must be one
-request, and every rated signal (hidden reference, anchors, conditions; ABX's A, B and X) must look the same in
-everything observable apart from its position. The two participants share no id and no URL.
+"""A devtools-style check in headless chromium (issue 27, points 1-3 and 9): two participants go through a whole
+test of each design (MUSHRA, ABX, ACR, DCR, BS.1116) while the Chrome DevTools Protocol log records the network
+(requests, responses with their headers and sizes, websocket frames) and the page's DOM, the player's JavaScript
+state and the storage are dumped on every trial. Nothing of it may name a condition or a stored stimulus id, a
+trial's audio must be one request, and every rated signal (hidden reference, anchors, conditions; ABX's A, B and X;
+BS.1116's A and B) must look the same in everything observable apart from its position; in ACR and DCR, where a
+trial holds one rated signal, every trial looks the same, the hidden reference's included. The two participants
+share no id and no URL.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from evalkit.listening.model import OPEN_REFERENCE, STORE_FILE, Design, load_def
 from evalkit.listening.session import presented, wire_id
 from evalkit.listening.storage import ListeningStore
 from tests.browser import needs_browser, start_chromium
+from tests.listening.conftest import CONDITIONS
 from tests.listening.test_browser import _click, _finish, _play_all, _player, _skip_training, _submit, _wait
+from tests.listening.test_browser_designs import grade
 from tests.listening.test_browser_review import _consent, _rate
 
 pytestmark = needs_browser
@@ -72,6 +76,8 @@ def _session(d, url: str, design: Design) -> tuple[str, list[dict]]:
         _play_all(d, root)
         if design is Design.MUSHRA:
             _rate(d, root)
+        elif design in (Design.ACR, Design.DCR, Design.BS1116):
+            grade(d, root, design, index)
         else:
             _click(d, root.find_element(By.CSS_SELECTOR, "input[data-role=answer][value=B]"))
         _wait(lambda r=root: d.execute_script(
@@ -129,6 +135,7 @@ def _check_participant(definition, participant, dumps, net, frames) -> set[str]:
     assert sorted(u.rsplit("/", 1)[1] for u in static) == sorted(bundles)
     assert all(re.fullmatch(r"[0-9a-f]{32}\.wav", b) for b in bundles)
     seen = set(bundles)
+    trial_looks = []
     for index, dump in enumerate(dumps):
         trial = trials[index]
         data = dump["data"]
@@ -151,21 +158,37 @@ def _check_participant(definition, participant, dumps, net, frames) -> set[str]:
                                 "sliders": [dict(s, **{"data-label": ""}) for s in dump["perSignal"][i]["sliders"]]},
                                sort_keys=True) for i in ids]
         assert len(set(features)) == 1, features
+        trial_looks.append((features[0], int(head["content-length"]), sorted(data), len(data["stimuli"])))
         conditions = [definition.stimuli[s].condition for s in shown]
         if definition.design is Design.MUSHRA:
             assert {"reference", "anchor35", "anchor70"} <= set(conditions)  # what had to stay hidden is there
-        else:
+        elif definition.design is Design.BS1116:
+            assert "reference" in conditions and len(set(conditions)) == 2  # the hidden reference is A or B
+        elif definition.design is Design.ABX:
             assert conditions[2] in conditions[:2]  # X is one of A and B
+    if definition.design in (Design.ACR, Design.DCR):  # one signal a trial: the hidden reference's trial is alike
+        conditions = [definition.stimuli[trials[k].stimuli[0]].condition for k in range(len(dumps))]
+        assert "reference" in conditions and len(set(conditions)) == len(conditions)
+        assert len({json.dumps(look) for look in trial_looks}) == 1, trial_looks
         assert dump["globals"] == ["__evalkitAudio"] and all(STATIC.strip("/") in u for u in dump["cached"])
         seen |= set(ids) | {wire_id(participant, s) for s in presented(trial)}
     return seen
 
 
-@pytest.mark.parametrize("design", [Design.MUSHRA, Design.ABX])
+def _options(design: Design) -> PrepareOptions:
+    """Two trials per participant: ACR/DCR one item (hidden reference and one condition), others two items."""
+    if design in (Design.ACR, Design.DCR):
+        return PrepareOptions(design, items=1, listeners=2, conditions=CONDITIONS[:1])
+    if design is Design.BS1116:
+        return PrepareOptions(design, items=2, listeners=2, conditions=CONDITIONS[:1])
+    return PrepareOptions(design, items=2, listeners=2)
+
+
+@pytest.mark.parametrize("design", [Design.MUSHRA, Design.ABX, Design.ACR, Design.DCR, Design.BS1116])
 def test_devtools_find_nothing_that_names_the_hidden_reference_anchors_or_x(driver, run_dir, tmp_path, serve_test,
                                                                            design):
     folder = tmp_path / str(design)
-    prepare_test(run_dir, folder, PrepareOptions(design, items=2, listeners=2))
+    prepare_test(run_dir, folder, _options(design))
     definition = load_definition(folder)
     server = serve_test(folder)
     driver.get(server.url)
@@ -179,4 +202,4 @@ def test_devtools_find_nothing_that_names_the_hidden_reference_anchors_or_x(driv
         seen.append(_check_participant(definition, participant, dumps, _network(messages), _frames(messages)))
     assert not seen[0] & seen[1]  # no id and no bundle URL shared by the two participants
     with ListeningStore(folder / STORE_FILE) as store:
-        assert len(store.choices() if design is not Design.MUSHRA else store.ratings()) > 0
+        assert len(store.choices() if design in (Design.AB, Design.ABX) else store.ratings()) > 0

@@ -49,6 +49,15 @@ and every version rated before you continue.""",
 you have no preference. Play both before answering; you can switch between them at the same position.""",
     Design.ABX: """You will hear two different versions, **A** and **B**, and a third one, **X**, which is identical
 to A or to B. Say which one X is. Play all three before answering.""",
+    Design.ACR: """You will hear one short excerpt per trial. Rate its overall **quality** on the five-point scale
+from Excellent to Bad. Play it before rating; you can play it again.""",
+    Design.DCR: """Each trial has a **reference** and a **sample** of the same excerpt. Play the reference first,
+then the sample, and rate how much the sample is **degraded** compared with the reference, from "inaudible" to "very
+annoying". Both must be played before you rate.""",
+    Design.BS1116: """Each trial has a **reference** and two versions, **A** and **B**, of the same excerpt. One of
+A and B is identical to the reference, the other may be impaired. Grade both on the scale from 5.0 (imperceptible)
+to 1.0 (very annoying), with one decimal: give 5.0 to the one you find identical to the reference. Play the
+reference, A and B before grading.""",
 }
 DEFAULT_CONSENT = "Your answers are stored under a random code, with no name or address, and used for research."
 
@@ -321,7 +330,7 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
         st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.subheader("Conditions")
     st.dataframe(pd.DataFrame([{"label": definition.labels.get(c, c), "condition": c}
-                               for c in ([] if definition.design is not Design.MUSHRA else ["reference"])
+                               for c in ([] if definition.design in (Design.AB, Design.ABX) else ["reference"])
                                + list(definition.conditions)]), hide_index=True)
     show_analysis(folder, definition, store)
     records = store.export_rows(definition)

@@ -4,7 +4,8 @@ Items and conditions come from the run's decoded cache (:mod:`evalkit.listening.
 to one excerpt (same samples for all conditions, short fades), the hidden reference and the BS.1534-3 anchors
 are added (taken from the run when it has them, else built from the reference with the same filter), every
 stimulus is loudness-matched (BS.1770) to one target, and written as dithered 24-bit FLAC under a random id, one
-file per trial and signal, into ``stimuli/``, which is never served (:mod:`evalkit.listening.stimulus_files`);
+file per trial and signal (ACR, DCR and BS.1116 have no anchors; their hidden reference is a condition of its
+own, as in P.808 and BS.1116), into ``stimuli/``, which is never served (:mod:`evalkit.listening.stimulus_files`);
 ``static/``, the served folder, starts empty: ``listen serve`` puts the per-participant trial bundles there.
 """
 
@@ -106,7 +107,7 @@ def select_conditions(run: RunContents, design: Design, requested: tuple[str, ..
         raise ListenError(f"--conditions: {len(chosen)} conditions + hidden reference + 2 anchors exceed "
                           f"{MAX_SIGNALS_PER_TRIAL} signals per trial (BS.1534-3); choose at most "
                           f"{MAX_SIGNALS_PER_TRIAL - 3} of: {', '.join(chosen)}")
-    if design is not Design.MUSHRA and len(chosen) < 2:
+    if design in (Design.AB, Design.ABX) and len(chosen) < 2:
         raise ListenError(f"--conditions: {design} needs at least two conditions to pair, got {chosen}")
     return chosen
 
@@ -150,7 +151,7 @@ def _check_options(options: PrepareOptions) -> None:
         raise ListenError(f"--items: expected an integer >= 1, got {options.items}")
     if options.repeats < 1:
         raise ListenError(f"--repeats: expected an integer >= 1, got {options.repeats}")
-    if options.repeats > 1 and options.design is Design.MUSHRA:
+    if options.repeats > 1 and options.design not in (Design.AB, Design.ABX):
         raise ListenError("--repeats: only for the ab and abx designs")
     if not (math.isfinite(options.excerpt_s) and options.excerpt_s >= 1.0):
         raise ListenError(f"--excerpt-seconds: expected a number of seconds >= 1, got {options.excerpt_s}")
@@ -269,7 +270,7 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
         return sid
 
     try:
-        pairs = ab_pairs(conditions) if options.design is not Design.MUSHRA else []
+        pairs = ab_pairs(conditions) if options.design in (Design.AB, Design.ABX) else []
         trials_by_item = make_trials(options.design, items, conditions, pairs, options.repeats, write)
         training = training_trial(options.design, items[0], conditions, pairs, write)
         slots = assign(options.design, items, trials_by_item, options.listeners, rng)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -33,6 +34,39 @@ class Design(enum.StrEnum):
     MUSHRA = "mushra"
     AB = "ab"
     ABX = "abx"
+    ACR = "acr"  # ITU-T P.800 / P.808 absolute category rating: one signal per trial, 5-point scale
+    DCR = "dcr"  # ITU-T P.800 / P.808 degradation category rating: the reference, then the signal
+    BS1116 = "bs1116"  # ITU-R BS.1116-3: open reference, A and B (one is the hidden reference), 1.0-5.0 each
+
+
+# Designs whose answers are scores per signal (stored as ratings), and their scales: (lowest, highest, step) and the
+# labelled grades, best first. ACR/DCR are integer categories; BS.1116 is continuous with one decimal.
+RATED_DESIGNS = (Design.MUSHRA, Design.ACR, Design.DCR, Design.BS1116)
+CATEGORY_DESIGNS = (Design.ACR, Design.DCR, Design.BS1116)  # the P.800 / BS.1116 five-grade designs
+SCALES: dict[Design, tuple[float, float, float]] = {
+    Design.MUSHRA: (0.0, 100.0, 1.0), Design.ACR: (1.0, 5.0, 1.0), Design.DCR: (1.0, 5.0, 1.0),
+    Design.BS1116: (1.0, 5.0, 0.1)}
+GRADES: dict[Design, tuple[tuple[int, str], ...]] = {
+    Design.ACR: ((5, "Excellent"), (4, "Good"), (3, "Fair"), (2, "Poor"), (1, "Bad")),  # P.800 Annex B
+    Design.DCR: ((5, "Degradation is inaudible"), (4, "Degradation is audible but not annoying"),  # P.800 Annex D
+                 (3, "Degradation is slightly annoying"), (2, "Degradation is annoying"),
+                 (1, "Degradation is very annoying")),
+    Design.BS1116: ((5, "Imperceptible"), (4, "Perceptible, but not annoying"), (3, "Slightly annoying"),
+                    (2, "Annoying"), (1, "Very annoying")),  # BS.1116-3 impairment scale
+}
+
+
+def on_scale(design: Design, score) -> bool:
+    """Whether ``score`` is a grade of ``design``'s scale (a finite number in range, on its step).
+
+    >>> on_scale(Design.ACR, 3), on_scale(Design.ACR, 3.5), on_scale(Design.BS1116, 3.5), on_scale(Design.BS1116, 3.55)
+    (True, False, True, False)
+    """
+    if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score):
+        return False
+    low, high, step = SCALES[design]
+    steps = (score - low) / step
+    return low <= score <= high and abs(steps - round(steps)) < 1e-6
 
 
 @dataclass(frozen=True)
@@ -53,7 +87,9 @@ OPEN_REFERENCE = "open-reference"
 @dataclass(frozen=True)
 class Trial:
     """One screen. MUSHRA: ``reference`` is the open reference and ``stimuli`` the rated signals (shown in a fresh
-    random order per participant). AB: ``stimuli`` = (A, B). ABX: (A, B, X)."""
+    random order per participant). AB: ``stimuli`` = (A, B). ABX: (A, B, X). ACR: (the signal,), no reference.
+    DCR: the open reference and (the signal,). BS.1116: the open reference and (A, B), one of them the hidden
+    reference."""
 
     item: str
     stimuli: tuple[str, ...]
@@ -182,7 +218,9 @@ def validate_definition(definition: TestDefinition, folder: Path | None = None) 
     problems = []
     if not definition.slots or not all(definition.slots):
         problems.append("slots: no trials")
-    expected = {Design.MUSHRA: None, Design.AB: 2, Design.ABX: 3}[definition.design]
+    expected = {Design.MUSHRA: None, Design.AB: 2, Design.ABX: 3, Design.ACR: 1, Design.DCR: 1,
+                Design.BS1116: 2}[definition.design]
+    needs_reference = definition.design in (Design.MUSHRA, Design.DCR, Design.BS1116)
     trials = [t for slot in definition.slots for t in slot] + ([definition.training] if definition.training else [])
     for trial in trials:
         ids = list(trial.stimuli) + ([trial.reference] if trial.reference else [])
@@ -190,6 +228,9 @@ def validate_definition(definition: TestDefinition, folder: Path | None = None) 
         if unknown:
             problems.append(f"item {trial.item}: unknown stimulus id {unknown[0]}")
             continue
+        if needs_reference != bool(trial.reference):
+            problems.append(f"item {trial.item}: a {definition.design} trial " + ("needs" if needs_reference else
+                                                                                  "has no") + " open reference")
         if expected is not None and len(trial.stimuli) != expected:
             problems.append(f"item {trial.item}: {definition.design} trial needs {expected} stimuli, "
                             f"got {len(trial.stimuli)}")
@@ -217,7 +258,8 @@ def validate_definition(definition: TestDefinition, folder: Path | None = None) 
 
 @dataclass(frozen=True)
 class Rating:
-    """One MUSHRA score, 0-100, by one assessor for one item and condition."""
+    """One score by one assessor for one item and condition: MUSHRA 0-100, ACR/DCR 1-5, BS.1116 1.0-5.0 (or, in
+    a BS.1116 analysis, the difference grade: the signal's grade minus the hidden reference's of the same trial)."""
 
     assessor: str
     item: str

@@ -12,10 +12,18 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from evalkit.listening.model import DEFINITION_FILE, STORE_FILE, Design, ListenError, load_definition
+from evalkit.listening.model import (
+    DEFINITION_FILE,
+    RATED_DESIGNS,
+    STORE_FILE,
+    Design,
+    ListenError,
+    load_definition,
+)
 
 
 @dataclass(frozen=True)
@@ -89,22 +97,32 @@ def folder_panel(test_dir: str | Path, include_incomplete: bool = False, exclude
     with ListeningStore(db) as store:
         behaviour = summary(store.listening(definition), min_played_pct, getattr(definition, "labels", None))
         skip = {(e["assessor"], e["trial"]) for e in behaviour["excluded_trials"]}
-        records = store.ratings(skip) if definition.design is Design.MUSHRA else store.choices(skip)
+        records = _records(store, definition.design, skip)
         if not records:
-            raise ListenError(f"{db}: no {'ratings' if definition.design is Design.MUSHRA else 'answers'} yet"
+            raise ListenError(f"{db}: no {'ratings' if definition.design in RATED_DESIGNS else 'answers'} yet"
                               + (f" ({len(skip)} trials left out by --min-played)" if skip else ""))
         incomplete = [{"assessor": p["assessor"], "done": p["done"], "trials": p["trials"],
                        "included": include_incomplete}  # a released participant that continued is not counted
                       for p in store.progress(definition) if p["finished"] is None and p["done"] > 0
                       and not p.get("continued_as")]
         headphone = _headphone_results(store, definition, db) if exclude_headphone_fail else {}
-    names = {r.condition for r in records} if definition.design is Design.MUSHRA else \
+    names = {r.condition for r in records} if definition.design in RATED_DESIGNS else \
         {c for r in records for c in (r.condition_a, r.condition_b)}
     given = getattr(definition, "labels", None) or _raw_labels(Path(test_dir))
     labels = condition_labels(names, dict(definition.conditions), given, overrides)
     failed = headphone_exclusions({r.assessor for r in records}, headphone) if exclude_headphone_fail else {}
     return replace(_filtered(definition.design, records, incomplete, failed, include_incomplete, labels, "trials"),
                    behaviour=behaviour)
+
+
+def _records(store, design: Design, skip: Collection[tuple[str, int]] = ()) -> list:
+    """What a design's analysis takes (but the trials in ``skip``): ratings, BS.1116 difference grades (signal
+    minus hidden reference, per trial) or AB/ABX choices."""
+    if design is Design.BS1116:
+        from evalkit.listening.category_analysis import difference_grades
+
+        return difference_grades(store.trial_ratings(skip))
+    return store.ratings(skip) if design in RATED_DESIGNS else store.choices(skip)
 
 
 def _raw_labels(folder: Path) -> dict[str, str]:

@@ -172,6 +172,58 @@ def _mdd_json(result, pairs: int) -> dict:
     return out
 
 
+MEASURES = {Design.ACR: "MOS", Design.DCR: "DMOS", Design.BS1116: "difference grade"}
+
+
+def graded_report(panel: Panel, test: str = "mixed", versus: str | None = None) -> dict:
+    """JSON-ready ACR (MOS), DCR (DMOS) or BS.1116 (mean difference grade) analysis, shaped like
+    :func:`mushra_report`: ``{"design", "measure", "scale", "assessors", "test", "versus", "ci_method",
+    "ratings_ci_method", "labels", "conditions": {name: {mean, ci_low, ci_high, n, median, iqr, ratings,
+    ratings_mean, ratings_ci_low, ratings_ci_high}}, "items", "excluded", "incomplete", "comparisons", "model"}``
+    (see :mod:`evalkit.listening.category_analysis`; BS.1116's records are difference grades, post-screened)."""
+    from evalkit.listening.category_analysis import (
+        CI_METHOD,
+        DIFFERENCE_SCALE,
+        GRADE_SCALE,
+        RATINGS_CI_METHOD,
+        analyze_grades,
+    )
+    from evalkit.listening.model import GRADES
+
+    bs1116 = panel.design is Design.BS1116
+    versus = resolve_condition(versus, panel.labels) if versus is not None else None
+    try:
+        result = analyze_grades(panel.records, scale=DIFFERENCE_SCALE if bs1116 else GRADE_SCALE, screen=bs1116,
+                                test=test, versus=versus)
+    except ValueError as exc:
+        raise ListenError(str(exc)) from None
+    labels = panel.labels
+    return _clean({
+        "design": str(panel.design), "measure": MEASURES[panel.design],
+        "scale": {"min": DIFFERENCE_SCALE[0] if bs1116 else GRADE_SCALE[0],
+                  "max": DIFFERENCE_SCALE[1] if bs1116 else GRADE_SCALE[1],
+                  "grades": [list(g) for g in GRADES[panel.design]]},
+        "assessors": result.assessors, "test": test, "versus": versus, "ci_method": CI_METHOD,
+        "ratings_ci_method": RATINGS_CI_METHOD, "labels": labels,
+        "conditions": {c: asdict(s) for c, s in result.conditions.items()},
+        "items": {i: {c: asdict(s) for c, s in cs.items()} for i, cs in result.items.items()},
+        "excluded": panel.excluded + [asdict(e) for e in result.excluded],
+        "incomplete": panel.incomplete,
+        "comparisons": [{"a": c.a, "b": c.b, "a_label": labels.get(c.a, c.a), "b_label": labels.get(c.b, c.b)}
+                        | asdict(c) for c in result.comparisons],
+        "model": _model_json(result),
+    })
+
+
+def panel_report(panel: Panel, test: str = "mixed", versus: str | None = None) -> dict:
+    """The report of ``panel``'s design: :func:`mushra_report`, :func:`graded_report` or :func:`choices_report`."""
+    if panel.design is Design.MUSHRA:
+        return mushra_report(panel, test, versus)
+    if panel.design in MEASURES:
+        return graded_report(panel, test, versus)
+    return choices_report(panel, panel.design)
+
+
 def choices_report(choices: list[Choice] | Panel, design: Design) -> dict:
     """JSON-ready AB/ABX analysis: ``{"design", "labels", "excluded", "incomplete", "pairs": [{a, b, a_label,
     b_label, n, prefer_a, prefer_b, no_preference, share, ci_low, ci_high, p, group_test, listeners,
@@ -192,12 +244,10 @@ def choices_report(choices: list[Choice] | Panel, design: Design) -> dict:
 def analyze_test_dir(test_dir: str | Path, test: str = "mixed", *, versus: str | None = None,
                      include_incomplete: bool = False, exclude_headphone_fail: bool = False,
                      labels: dict[str, str] | None = None, min_played_pct: float | None = None) -> dict:
-    """Analysis of everything stored so far in a test folder (MUSHRA: :func:`mushra_report`; AB/ABX:
-    :func:`choices_report`), with its listening behaviour (``behaviour``)."""
+    """Analysis of everything stored so far in a test folder (:func:`panel_report`), with its listening
+    behaviour (``behaviour``)."""
     panel = folder_panel(test_dir, include_incomplete, exclude_headphone_fail, labels, min_played_pct=min_played_pct)
-    if panel.design is Design.MUSHRA:
-        return mushra_report(panel, test, versus)
-    return choices_report(panel, panel.design)
+    return panel_report(panel, test, versus)
 
 
 def plan_report(panel: Panel, difference: float, power: float = 0.8, alpha: float = 0.05, pairs: int | None = None,
@@ -266,10 +316,14 @@ def plan_report(panel: Panel, difference: float, power: float = 0.8, alpha: floa
 
 
 def format_report(report: dict) -> str:
-    """Plain-text tables of a report made by :func:`mushra_report` or :func:`choices_report`."""
+    """Plain-text tables of a report made by :func:`mushra_report`, :func:`graded_report` or
+    :func:`choices_report`, with its listening behaviour."""
     from evalkit.listening.behaviour import format_behaviour
-    from evalkit.listening.report_text import format_choices, format_mushra
+    from evalkit.listening.report_text import format_choices, format_graded, format_mushra
 
-    text = format_mushra(report) if report["design"] == "mushra" else format_choices(report)
+    if report["design"] == "mushra":
+        text = format_mushra(report)
+    else:
+        text = format_graded(report) if "measure" in report else format_choices(report)
     behaviour = format_behaviour(report.get("behaviour"))
     return text + ("\n\n" + behaviour if behaviour else "")

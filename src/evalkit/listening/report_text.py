@@ -99,6 +99,48 @@ def choice_columns(pair: dict, abx: bool) -> list[tuple[str, str]]:
     return [("prefer_a", f"prefer {a}"), ("prefer_b", f"prefer {b}"), ("no_preference", "no preference")]
 
 
+def format_graded(report: dict) -> str:
+    """Plain text of an ACR, DCR or BS.1116 report (:func:`evalkit.listening.report.graded_report`)."""
+    labels = report.get("labels", {})
+    name = labels.get
+    measure = report["measure"]
+    design = {"acr": "ACR", "dcr": "DCR", "bs1116": "BS.1116"}.get(report["design"], report["design"])
+    lines = [f"{design}: {measure} per condition, {report['assessors']} listeners"
+             + (" after post-screening" if report["design"] == "bs1116" else ""),
+             "scale: " + ", ".join(f"{v} {text}" for v, text in report["scale"]["grades"])
+             + ("; difference grade = grade of the signal - grade of the hidden reference in the same trial"
+                if report["design"] == "bs1116" else "")]
+    rows = [[name(c, c), _f(s["mean"], 2), f"[{_f(s['ci_low'], 2)}, {_f(s['ci_high'], 2)}]", str(s["n"]),
+             str(s["ratings"]), f"[{_f(s['ratings_ci_low'], 2)}, {_f(s['ratings_ci_high'], 2)}]"]
+            for c, s in report["conditions"].items()]
+    lines += _table(["condition", measure, "95% CI", "listeners", "ratings", "95% CI (ratings, P.800)"], rows)
+    lines.append(f"(CI: {report['ci_method']}; the last column: {report['ratings_ci_method']})")
+    lines.append("")
+    lines.append(f"per item: {measure} [95% CI] over listeners")
+    for item, conditions in report["items"].items():
+        cells = [f"{name(c, c)} {_f(s['mean'], 2)} [{_f(s['ci_low'], 2)}, {_f(s['ci_high'], 2)}]"
+                 for c, s in conditions.items()]
+        lines.append(f"  {item}: " + "; ".join(cells))
+    lines.append("")
+    lines += _excluded_lines(report)
+    lines.append("")
+    test = report.get("test") or ""
+    scope = f"{name(report['versus'], report['versus'])} vs each other condition" if report.get("versus") \
+        else "every pair"
+    lines.append(f"comparisons ({scope}; {TEST_NAMES.get(test, test)}; Holm over {len(report['comparisons'])}):")
+    rows = [[name(c["a"], c["a"]), name(c["b"], c["b"]), _f(c["mean_difference"], 2),
+             f"[{_f(c['ci_low'], 2)}, {_f(c['ci_high'], 2)}]", str(c["n"]), _f(c.get("df")), _p(c["p"]),
+             _p(c["p_holm"])] for c in report["comparisons"]]
+    lines += ["  " + x for x in _table(["a", "b", "a − b", "95% CI", "n", "df", "p", "Holm p"], rows, left=2)]
+    model = report.get("model") or {}
+    if model.get("error"):
+        lines.append(f"mixed model: not fitted ({model['error']})")
+    elif model.get("variance_components"):
+        lines.append("mixed model variance components (grade², SD): "
+                     + ", ".join(f"{k} {v:.3f} ({v ** 0.5:.2f})" for k, v in model["variance_components"].items()))
+    return "\n".join(lines)
+
+
 def format_choices(report: dict) -> str:
     lines = []
     abx = report["design"] == "abx"

@@ -29,7 +29,17 @@ import numpy as np
 from evalkit.listening import bundle
 from evalkit.listening import headphone as hp
 from evalkit.listening.behaviour import credited_seconds
-from evalkit.listening.model import STATIC_DIR, Design, ListenError, PlayEvent, TestDefinition, Trial
+from evalkit.listening.model import (
+    GRADES,
+    RATED_DESIGNS,
+    SCALES,
+    STATIC_DIR,
+    Design,
+    ListenError,
+    PlayEvent,
+    TestDefinition,
+    Trial,
+)
 from evalkit.listening.questionnaire import all_questions, check_answers
 from evalkit.listening.storage import ListeningStore, Participant
 
@@ -122,8 +132,26 @@ def expected_minutes(definition: TestDefinition, slot: int = 0) -> int:
 
 
 def labels_for(design: Design, count: int) -> list[str]:
-    """Neutral labels of a trial's rated stimuli: 1…n for MUSHRA, A/B(/X) otherwise."""
-    return [str(k + 1) for k in range(count)] if design is Design.MUSHRA else ["A", "B", "X"][:count]
+    """Neutral labels of a trial's rated stimuli: 1…n for MUSHRA, "Sample" for ACR and DCR, A/B(/X) otherwise."""
+    if design is Design.MUSHRA:
+        return [str(k + 1) for k in range(count)]
+    return ["Sample"] if design in (Design.ACR, Design.DCR) else ["A", "B", "X"][:count]
+
+
+def must_play(design: Design, trial: Trial) -> tuple[str, ...]:
+    """The stimuli to be played before a trial can be stored: every rated one, and the open reference in DCR and
+    BS.1116, whose grades are judged against it."""
+    return trial.stimuli + ((trial.reference,) if trial.reference and design in (Design.DCR, Design.BS1116) else ())
+
+
+def scale_data(design: Design) -> dict | None:
+    """The rating scale the player draws: range, step and labelled grades (None for MUSHRA, AB and ABX, whose
+    scales live in the player)."""
+    if design not in GRADES:
+        return None
+    low, high, step = SCALES[design]
+    return {"min": low, "max": high, "step": step, "grades": [[v, text] for v, text in GRADES[design]],
+            "continuous": step < 1}
 
 
 def _to_wire(draft: dict | None, ids: dict[str, str]) -> dict | None:
@@ -156,6 +184,8 @@ def player_data(definition: TestDefinition, participant: Participant, trial: Tri
         "channels": first.channels,
         "bundle": bundle_url(participant, trial_key),
         "allow_no_preference": definition.design is Design.AB,
+        "scale": scale_data(definition.design),
+        "play_reference": bool(trial.reference) and definition.design in (Design.DCR, Design.BS1116),
         "reference": {"id": ids[trial.reference], "label": "Reference"} if trial.reference else None,
         "stimuli": [{"id": ids[sid], "label": label}
                     for sid, label in zip(rated, labels_for(definition.design, len(rated)), strict=True)],
@@ -266,6 +296,11 @@ def _events(raw) -> list[PlayEvent]:
     return out
 
 
+def _label_key(label: str) -> tuple[int, str]:
+    """Sort key of neutral labels: MUSHRA's numbers in numeric order, letters alphabetically."""
+    return (int(label), "") if label.isdigit() else (0, label)
+
+
 def handle_submission(store: ListeningStore, definition: TestDefinition, participant: Participant, index: int,
                       payload) -> list[str]:
     """Check and store one trial; returns the problems (nothing stored) or ``[]`` (stored, or stored before)."""
@@ -288,15 +323,15 @@ def handle_submission(store: ListeningStore, definition: TestDefinition, partici
     played = credited_seconds(played, store.open_seconds(participant, index))  # never more than the server saw
     order = participant.orders[index]
     labels = dict(zip([trial.stimuli[k] for k in order], labels_for(definition.design, len(trial.stimuli)),
-                      strict=True))
-    unplayed = [labels[s] for s in trial.stimuli if played.get(s, 0.0) < MIN_PLAY_S]
+                      strict=True)) | ({trial.reference: "Reference"} if trial.reference else {})
+    unplayed = [labels[s] for s in must_play(definition.design, trial) if played.get(s, 0.0) < MIN_PLAY_S]
     problems = [f"play {', '.join(sorted(unplayed))} first"] if unplayed else []
     scores = answer = None
-    if definition.design is Design.MUSHRA:
+    if definition.design in RATED_DESIGNS:
         scores = {ids[k]: v for k, v in raw.items()}
         unrated = [labels[s] for s in trial.stimuli if s not in scores]
         if unrated:
-            problems.append(f"rate {', '.join(sorted(unrated, key=int))}")
+            problems.append(f"rate {', '.join(sorted(unrated, key=_label_key))}")
     else:
         answer = payload.get("answer")
         if answer is None:

@@ -32,6 +32,8 @@ from evalkit.listening import slots as slotting
 from evalkit.listening.behaviour import StimulusListening, TrialListening, credited_seconds
 from evalkit.listening.model import (
     OPEN_REFERENCE,
+    RATED_DESIGNS,
+    SCALES,
     Choice,
     Design,
     ListenError,
@@ -39,6 +41,7 @@ from evalkit.listening.model import (
     Rating,
     TestDefinition,
     Trial,
+    on_scale,
 )
 
 SCHEMA = """
@@ -299,12 +302,11 @@ class ListeningStore:
                               (participant.participant_id, trial_index)).fetchone()
         return self.clock() - row[0] if row is not None and row[0] is not None else math.nan
 
-
     def submit(self, definition: TestDefinition, participant: Participant, trial_index: int, *,
                scores: Mapping[str, float] | None = None, answer: str | None = None,
                events: Sequence[PlayEvent] = ()) -> bool:
-        """Store one trial atomically: its ratings (MUSHRA) or answer (AB/ABX), its play events, the time since
-        the server first delivered it and the seconds credited per stimulus
+        """Store one trial atomically: its ratings (MUSHRA, ACR, DCR, BS.1116) or answer (AB/ABX), its play
+        events, the time since the server first delivered it and the seconds credited per stimulus
         (:func:`evalkit.listening.behaviour.credited_seconds`).
 
         Returns:
@@ -319,7 +321,7 @@ class ListeningStore:
         if not 0 <= trial_index < len(trials):
             raise ListenError(f"trial {trial_index}: out of range (0..{len(trials) - 1})")
         trial = trials[trial_index]
-        rows = _rating_rows(definition, trial, scores) if definition.design is Design.MUSHRA else None
+        rows = _rating_rows(definition, trial, scores) if definition.design in RATED_DESIGNS else None
         choice = None if rows is not None else _choice_row(definition, trial, answer)
         known = set(trial.stimuli) | ({trial.reference} if trial.reference else set())
         bad = [e.stimulus_id for e in events if e.stimulus_id not in known]
@@ -441,6 +443,15 @@ class ListeningStore:
             "JOIN participants p USING (participant_id) WHERE p.continued_as IS NULL "
             "ORDER BY p.label, r.item, r.condition") if (label, index) not in skip]
 
+    def trial_ratings(self, skip: Collection[tuple[str, int]] = ()) -> list[tuple[str, int, Rating]]:
+        """(assessor, trial index, rating) of every rating of the counted participants, except those of the
+        trials in ``skip``: BS.1116 pairs the two grades of a trial."""
+        skip = set(skip)
+        return [(r[0], r[1], Rating(r[0], *r[2:])) for r in self.db.execute(
+            "SELECT p.label, r.trial_index, r.item, r.condition, r.score FROM ratings r "
+            "JOIN participants p USING (participant_id) WHERE p.continued_as IS NULL "
+            "ORDER BY p.label, r.trial_index, r.condition") if (r[0], r[1]) not in skip]
+
     def choices(self, skip: Collection[tuple[str, int]] = ()) -> list[Choice]:
         """Every AB/ABX answer of the counted participants, except those of the trials in ``skip``."""
         skip = set(skip)
@@ -474,7 +485,7 @@ class ListeningStore:
         fields and its trial's listening columns (server seconds on the trial; seconds and fraction of its
         length each stimulus was heard; NaN where the trial has no listening record)."""
         listening = {(t.assessor, t.trial_index): t for t in self.listening(definition)}
-        if definition.design is Design.MUSHRA:
+        if definition.design in RATED_DESIGNS:
             rows = self.db.execute(
                 "SELECT p.label, r.item, r.condition, r.score, r.trial_index, r.stimulus_id FROM ratings r "
                 "JOIN participants p USING (participant_id) WHERE p.continued_as IS NULL "
@@ -533,7 +544,13 @@ def _rating_rows(definition: TestDefinition, trial: Trial, scores: Mapping[str, 
     rows = []
     for sid in trial.stimuli:
         score = scores[sid]
-        if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score) \
+        if definition.design is not Design.MUSHRA:
+            if not on_scale(definition.design, score):
+                low, high, step = SCALES[definition.design]
+                raise ListenError(f"item {trial.item}: score {score!r} is not a grade of the {definition.design} "
+                                  f"scale ({low:g} to {high:g} in steps of {step:g})")
+            score = round(float(score), 1)
+        elif not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score) \
                 or not 0 <= score <= 100:
             raise ListenError(f"item {trial.item}: score {score!r} is not a number in 0..100")
         stim = definition.stimuli[sid]

@@ -3,7 +3,8 @@
 the scale is shown at the scale's end and marked), paired comparisons with their CIs when the analysis has them,
 excluded or incomplete assessors with reasons, the minimum detectable difference beside the MUSHRA means, and the
 listening behaviour (server-timed median time on trial and share of stimuli played fully, per assessor and
-condition; trials left out by ``--min-played``).
+condition; trials left out by ``--min-played``). ACR, DCR and BS.1116 tests show their MOS, DMOS or mean
+difference grade per condition with both intervals.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def listening_context(data) -> dict:
            "mdd": _mdd(analysis), "clamped": False, "panel": panel_rows(getattr(data, "panel", None) or {}),
            "headphone": headphone_rows(getattr(data, "headphone", None) or []),
            "behaviour": behaviour_context(analysis.get("behaviour"))}
+    if data.design in ("acr", "dcr", "bs1116"):
+        return _graded_context(ctx, analysis, conditions, given)
     if data.design != "mushra":
         ctx["figures"] = [f for f in [figure(plots.ab_figure, analysis, alt=f"{data.design.upper()} results with "
                                                                               "95 % Wilson intervals")] if f]
@@ -183,3 +186,26 @@ def headphone_rows(checks: list[dict]) -> dict | None:
              "analysed": "yes" if c.get("analysed") else "no"} for c in checks]
     passed = sum(c["passed"] for c in checks)
     return {"passed": passed, "failed": len(checks) - passed, "rows": rows}
+def _graded_context(ctx: dict, analysis: dict, conditions: dict[str, str], given: dict[str, str]) -> dict:
+    """ACR (MOS), DCR (DMOS) and BS.1116 (mean difference grade) rows: the CI over listeners and P.800's over
+    ratings, two decimals, and the mixed-model comparisons."""
+    def iv(low, high) -> str:
+        return "-" if low is None or high is None else f"[{low:.2f}, {high:.2f}]"
+
+    ctx["measure"] = analysis.get("measure", "")
+    ctx["scale"] = ", ".join(f"{v} {text}" for v, text in (analysis.get("scale") or {}).get("grades", []))
+    for name, s in analysis.get("conditions", {}).items():
+        label, spec = _label(name, conditions, given)
+        ctx["rows"].append({"label": label, "spec": spec, "mean": _score(s.get("mean"), 2),
+                            "ci": iv(s.get("ci_low"), s.get("ci_high")), "n": s.get("n"),
+                            "ratings": s.get("ratings"), "ratings_ci": iv(s.get("ratings_ci_low"),
+                                                                          s.get("ratings_ci_high"))})
+    for c in analysis.get("comparisons", []):
+        ctx["comparisons"].append({
+            "a": _label(c["a"], conditions, given), "b": _label(c["b"], conditions, given), "n": c.get("n"),
+            "diff": "-" if c.get("mean_difference") is None else f"{c['mean_difference']:+.2f}",
+            "ci": "-" if c.get("ci_low") is None or c.get("ci_high") is None
+            else f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]",
+            "test": c.get("test", ""), "p": format_p(c.get("p"), "-"), "p_holm": format_p(c.get("p_holm"), "-")})
+    ctx["has_comparison_ci"] = any(c["ci"] != "-" for c in ctx["comparisons"])
+    return ctx

@@ -18,6 +18,11 @@
 // trial's audio is ready, the next trial's bundle (data.prefetch) is fetched and parsed into a page-wide cache.
 // The transport (reference or A/B/X buttons, stop, waveform) sticks to the top of the window while the page
 // scrolls, so on a narrow screen every control is reachable with the reference at hand.
+//
+// ACR, DCR and BS.1116 trials (data.scale set) are graded on the scale the server sends: ACR and DCR with one
+// radio button per category (5 to 1, labelled), BS.1116 with one horizontal 1.0-5.0 slider per signal (A, B) in
+// steps of 0.1, its grades listed above. In DCR and BS.1116 the reference must be played too (data.play_reference)
+// before a signal can be graded.
 
 const FADE_S = 0.02;
 const DRAFT_DELAY_MS = 600;
@@ -31,6 +36,12 @@ export function mushraKeyHelp(n) {
   const parts = [`1–${Math.min(n, 9)} play signals 1–${Math.min(n, 9)}`];
   SIGNAL_KEYS.slice(9, n).forEach((key, k) => parts.push(`${key} plays ${k + 10}`));
   return `Keys: ${parts.join(", ")}, R the reference; space plays or stops.`;
+}
+
+/** The key hint of an ACR, DCR or BS.1116 trial. */
+export function gradedKeyHelp(data) {
+  const keys = data.stimuli.map((s, k) => `${s.label[0].toUpperCase()} (or ${k + 1}) plays ${s.label}`);
+  return `Keys: ${keys.join(", ")}${data.reference ? ", R the reference" : ""}; space plays or stops.`;
 }
 
 class Player {
@@ -103,7 +114,7 @@ class Player {
     if (d.reference) row.append(this.playButton(d.reference, "Reference", ["r"], "ref"));
     if (d.mode !== "mushra") {
       d.stimuli.forEach((stim, k) => row.append(this.playButton(stim, stim.label,
-                                                                [stim.label.toLowerCase(), String(k + 1)])));
+                                                                [stim.label[0].toLowerCase(), String(k + 1)])));
     }
     this.stopButton = el("button", { "data-role": "stop" }, "■ Stop");
     this.stopButton.addEventListener("click", () => { this.stopButton.blur(); this.stop(); });
@@ -124,10 +135,13 @@ class Player {
                    this.loopNote);
     const body = el("div", { class: "lt-body" });
     if (d.mode === "mushra") this.buildMushra(body);
+    else if (d.scale && d.scale.continuous) this.buildSliders(body);
+    else if (d.scale) this.buildCategories(body);
     else this.buildChoice(body);
     const keys = el("div", { class: "lt-keys" }, d.mode === "mushra" ? mushraKeyHelp(d.stimuli.length)
-      : "Keys: A, B" + (d.mode === "abx" ? ", X" : "") + " (or 1, 2" + (d.mode === "abx" ? ", 3" : "")
-        + ") pick a signal; space plays or stops.");
+      : d.scale ? gradedKeyHelp(d)
+        : "Keys: A, B" + (d.mode === "abx" ? ", X" : "") + " (or 1, 2" + (d.mode === "abx" ? ", 3" : "")
+          + ") pick a signal; space plays or stops.");
     this.submit = el("button", { class: "lt-submit", "data-role": "submit" },
                      d.training ? "Start the test" : "Submit and continue");
     this.submit.addEventListener("click", () => this.onSubmit());
@@ -261,6 +275,63 @@ class Player {
     body.append(grid, this.scrollHint);
   }
 
+  // ACR / DCR: one radio button per category of the scale, best first; a grade is stored as its number.
+  buildCategories(body) {
+    const stim = this.data.stimuli[0];
+    const group = el("div", { class: "lt-grades", role: "radiogroup" });
+    this.gradeRadios = { [stim.id]: {} };
+    for (const [value, text] of this.data.scale.grades) {
+      const label = el("label", { class: "lt-grade" });
+      const radio = el("input", { type: "radio", name: "lt-grade", value: String(value), "data-role": "rating",
+                                  "data-label": stim.label });
+      radio.disabled = !this.data.training;
+      radio.addEventListener("change", () => {
+        this.ratings[stim.id] = value;
+        this.refresh();
+        if (!this.data.training) this.scheduleDraft();
+      });
+      this.gradeRadios[stim.id][value] = radio;
+      label.append(radio, el("span", { class: "lt-grade-value" }, String(value)), el("span", {}, text));
+      group.append(label);
+    }
+    body.append(group);
+  }
+
+  // BS.1116: a 1.0-5.0 slider per signal in steps of 0.1, no thumb until graded; the grades listed once above.
+  buildSliders(body) {
+    const scale = this.data.scale;
+    const legend = el("div", { class: "lt-legend" });
+    for (const [value, text] of scale.grades) legend.append(el("span", {}, `${value.toFixed(1)} ${text}`));
+    body.append(legend);
+    this.sliders = {};
+    this.values = {};
+    for (const stim of this.data.stimuli) {
+      const row = el("div", { class: "lt-srow" });
+      const value = el("div", { class: "lt-value" }, "–");
+      const slider = el("input", { type: "range", min: String(scale.min), max: String(scale.max),
+                                   step: String(scale.step), value: String((scale.min + scale.max) / 2),
+                                   class: "unset", "data-role": "rating", "data-label": stim.label });
+      slider.disabled = !this.data.training;
+      const rate = () => {
+        if (slider.disabled) return;
+        slider.classList.remove("unset");
+        this.ratings[stim.id] = Math.round(10 * +slider.value) / 10;
+        value.textContent = this.ratings[stim.id].toFixed(1);
+        this.refresh();
+        if (!this.data.training) this.scheduleDraft();
+      };
+      for (const type of ["input", "change", "pointerup", "keyup"]) slider.addEventListener(type, rate);
+      const ticks = el("div", { class: "lt-ticks" });
+      for (let v = scale.min; v <= scale.max; v++) ticks.append(el("span", {}, v.toFixed(1)));
+      const track = el("div", { class: "lt-track" });
+      track.append(slider, ticks);
+      this.sliders[stim.id] = slider;
+      this.values[stim.id] = value;
+      row.append(el("span", { class: "lt-srow-label" }, stim.label), track, value);
+      body.append(row);
+    }
+  }
+
   buildChoice(body) {
     const answers = el("div", { class: "lt-answer" });
     const options = this.data.mode === "abx"
@@ -288,6 +359,11 @@ class Player {
     this.events = (draft.events || []).slice();
     for (const e of this.events) this.played[e.stimulus_id] = (this.played[e.stimulus_id] || 0) + e.duration_s;
     for (const [id, score] of Object.entries(draft.ratings || {})) {
+      if (this.gradeRadios && this.gradeRadios[id] && this.gradeRadios[id][score]) {
+        this.ratings[id] = score;
+        this.gradeRadios[id][score].checked = true;
+        continue;
+      }
       if (!this.sliders || !(id in this.sliders)) continue;
       this.ratings[id] = score;
       this.sliders[id].value = String(score);
@@ -432,15 +508,22 @@ class Player {
     return (this.played[id] || 0) + live >= this.data.min_play_s;
   }
 
+  // A signal can be graded once it (and, in DCR and BS.1116, the reference) has been played.
+  canRate(id) {
+    return this.playedEnough(id) && (!this.data.play_reference || this.playedEnough(this.data.reference.id));
+  }
+
   missing() {
     const rated = this.data.stimuli;
-    const unplayed = rated.filter((s) => !this.playedEnough(s.id)).map((s) => s.label);
+    const heard = this.data.play_reference ? [this.data.reference].concat(rated) : rated;
+    const unplayed = heard.filter((s) => !this.playedEnough(s.id)).map((s) => s.label);
     if (this.data.training) return this.data.require_play && unplayed.length ? [`play ${unplayed.join(", ")}`] : [];
     if (unplayed.length) return [`play ${unplayed.join(", ")}`];
-    if (this.data.mode === "mushra" && rated.some((s) => !(s.id in this.ratings))) {
+    const graded = this.data.mode === "mushra" || !!this.data.scale;
+    if (graded && rated.some((s) => !(s.id in this.ratings))) {
       return ["rate " + rated.filter((s) => !(s.id in this.ratings)).map((s) => s.label).join(", ")];
     }
-    if (this.data.mode !== "mushra" && this.answer === null) return ["choose an answer"];
+    if (!graded && this.answer === null) return ["choose an answer"];
     return [];
   }
 
@@ -449,7 +532,12 @@ class Player {
       b.classList.toggle("active", !!this.current && this.current.id === id);
     }
     if (this.sliders && !this.data.training) {
-      for (const [id, s] of Object.entries(this.sliders)) s.disabled = !this.playedEnough(id);
+      for (const [id, s] of Object.entries(this.sliders)) s.disabled = !this.canRate(id);
+    }
+    if (this.gradeRadios && !this.data.training) {
+      for (const [id, radios] of Object.entries(this.gradeRadios)) {
+        for (const r of Object.values(radios)) r.disabled = !this.canRate(id);
+      }
     }
     if (this.grid) this.scrollHint.hidden = this.grid.scrollWidth <= this.grid.clientWidth + 1;
     const missing = this.missing();
