@@ -23,6 +23,7 @@ import numpy as np
 from evalkit import audio as audio_lib
 from evalkit.audio import DEFAULT_MAX_DELAY_S
 from evalkit.codecs import build_codec
+from evalkit.errors import UserError
 from evalkit.metrics import MetricResult
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 Signal = str | os.PathLike | np.ndarray | tuple[Any, int]
 
 
-class RunNotFound(ValueError):
+class RunNotFound(UserError, ValueError):
     """A folder that holds no finished ``evalkit run`` output; the message names it."""
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from evalkit.errors import UserError
+
 RESAMPLER = f"soxr {soxr.__version__} VHQ"
 DEFAULT_MAX_DELAY_S = 0.05
 #: File extensions (lower case) libsndfile reads through soundfile (MP3 and Ogg Opus since libsndfile 1.1).
@@ -25,7 +27,7 @@ PYAV_EXTENSIONS = (".m4a", ".aac")
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS + PYAV_EXTENSIONS
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """Bad audio input; the message names the file (or signal) and the reason."""
 
     def __init__(self, source: str | Path, reason: str):

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from evalkit.errors import UserError
+
 #: What a plugin file defines (at least one of them).
 PLUGIN_NAMES = ("FAMILIES", "METRICS")
 
 
-class PluginError(ValueError):
+class PluginError(UserError, ValueError):
     """A plugin that cannot be used; the message is one line naming the plugin (file or entry point)."""
 
 

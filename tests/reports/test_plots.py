@@ -3,7 +3,6 @@ tables' values, axes carry units, random weights are flagged; the writers and th
 
 from __future__ import annotations
 
-import argparse
 import base64
 import dataclasses
 import re
@@ -16,10 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evalkit.cli import main
 from evalkit.listening.model import Rating
 from evalkit.listening.report import mushra_report
 from evalkit.metrics import ALL_INFO
-from evalkit.reports import plot_cli, plots
+from evalkit.reports import plots
 from evalkit.reports.rundata import load_run
 
 OPUS = "opus?application=audio&bitrate_kbps=12"
@@ -376,10 +376,7 @@ def test_inline_svg_and_png_uri(small_figure):
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="evalkit")
-    plot_cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code = args.func(args)
+    code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -417,6 +414,6 @@ def test_cli_errors(report_run, tmp_path, capsys):
 
 
 def test_plot_cli_imports_no_matplotlib():
-    code = ("import sys, evalkit.reports.plot_cli; "
+    code = ("import sys, evalkit.cli.plot; "
             "print(sorted(m for m in ('matplotlib', 'pandas') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit._lazy import torch
+from evalkit.errors import UserError
 
 PACKAGE_ENTRIES = (".data/version", ".data/extern_modules", ".data/python_version")  # torch.package's own
 TORCHSCRIPT_ENTRIES = ("constants.pkl",)
@@ -24,7 +25,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 SHOWN_KEYS = 3  # keys named in a mismatch message
 
 
-class WeightsFileError(ValueError):
+class WeightsFileError(UserError, ValueError):
     """A weights file evalkit will not load (code archive, objects other than tensors and plain data,
     unreadable, or not the expected architecture); the one-line message names the file and why."""
 

@@ -11,10 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalkit.errors import UserError
 from evalkit.messages import nearest
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """An unknown family, unknown parameter or bad value in a codec spec; the message names it."""
 
 

@@ -17,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalkit.errors import UserError
+
 WEIGHTS_ENV = "EVALKIT_WEIGHTS"
 OFFLINE_ENV = "EVALKIT_OFFLINE"
 
 
-class WeightsNotFound(FileNotFoundError):
+class WeightsNotFound(UserError, FileNotFoundError):
     """Pretrained weights are absent and could not be downloaded; lists every place searched."""
 
 

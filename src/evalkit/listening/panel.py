@@ -188,3 +188,26 @@ def resolve_condition(name: str, labels: dict[str, str]) -> str:
         return matches[0]
     raise ListenError(f"--versus {name}: not a condition of the test (conditions: "
                       + ", ".join(f"{n} ({labels[n]})" for n in labels) + ")")
+
+
+def select_panel(test_dir: str | Path | None, ratings: str | Path | None, include_incomplete: bool = False,
+                 exclude_headphone_fail: bool = False, overrides: dict[str, str] | None = None, *,
+                 min_played_pct: float | None = None) -> Panel:
+    """The panel of ``listen analyze`` and ``listen plan``: a test folder's (:func:`folder_panel`) or a ratings
+    CSV's (:func:`csv_panel`); exactly one of the two is given.
+
+    Raises:
+        ListenError: both or neither given, or ``exclude_headphone_fail`` or ``min_played_pct`` with a CSV (which
+            has no headphone check and no listening times).
+    """
+    if (test_dir is None) == (ratings is None):
+        raise ListenError("give either a test folder or --ratings FILE.csv, not both")
+    if ratings is not None:
+        if exclude_headphone_fail:
+            raise ListenError(f"{ratings}: a ratings CSV has no headphone check (--exclude-headphone-fail needs a "
+                              f"test folder)")
+        if min_played_pct is not None:
+            raise ListenError(f"{ratings}: a ratings CSV has no listening times (--min-played needs a test folder)")
+        return csv_panel(ratings, include_incomplete, overrides)
+    return folder_panel(test_dir, include_incomplete, exclude_headphone_fail, overrides,
+                        min_played_pct=min_played_pct)

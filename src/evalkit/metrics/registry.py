@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from evalkit.errors import UserError
 from evalkit.plugin_files import PluginError
 from evalkit.versions import installed_version
 
@@ -31,7 +32,7 @@ class ChannelMode(enum.StrEnum):
     PER_CHANNEL = "per_channel"  # computed per channel and averaged (channel counts must match, else mono)
 
 
-class UnknownMetric(KeyError):
+class UnknownMetric(UserError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
 

@@ -135,3 +135,28 @@ def bd_context(run: RunData, metrics: list[str]) -> dict | None:
     return {"anchor": name(anchor), "tables": tables, "headline": headline,
             "flagged": any(c and c["flagged"] for r in headline["rows"] for c in r["cells"])
             or any(r["bd_rate"]["flagged"] or r["bd_quality"]["flagged"] for t in tables for r in t["rows"])}
+
+
+def paired_comparison(run_dir, metric: str, seed: int | None = None):
+    """``evalkit compare --paired``: every pair of a run's variants on ``metric`` over their shared items, and
+    each variant's label, as ``(PairedComparison, {spec: label})``. ``seed`` defaults to the run's own.
+
+    Raises:
+        ReportError: not a run folder.
+        CompareError: ``metric`` is not in the run, or has no direction (higher or lower is better).
+    """
+    from evalkit.reports.rundata import load_run
+    from evalkit.reports.scoreboard import variant_labels, variant_order
+    from evalkit.runner.compare_errors import CompareError
+    from evalkit.runner.paired import compare_variants
+
+    run = load_run(run_dir)
+    if metric not in run.metrics:
+        raise CompareError(f"metric {metric!r} is not in this run; its metrics: {', '.join(run.metrics) or 'none'}")
+    column = metric_column(run, metric)
+    if column.higher_is_better is None:
+        raise CompareError(f"metric {metric!r} has no direction (higher or lower is better): no verdicts")
+    if seed is None:
+        seed = int((run.provenance.get("config") or {}).get("seed") or 0)
+    result = compare_variants(run.results, metric, column.higher_is_better, variants=variant_order(run), seed=seed)
+    return result, variant_labels(run)

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from evalkit.errors import UserError
 from evalkit.runner.reader import STORE_NAME, RunReader, RunReadError, VariantRecord, VariantRole
 
 REFERENCE_SPEC = "reference"  # the pseudo-variant of no-reference scores on the reference itself
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """A run or listening folder that cannot be reported on; the message names the file."""
 
 

@@ -35,11 +35,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from evalkit.codecs import FAMILIES, CodecSpec, SpecError, get_family, split_spec
+from evalkit.errors import UserError
 from evalkit.messages import nearest, shown
 from evalkit.runner.dataset import folder_problems, manifest_problems, not_utf8
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config with problems; ``problems`` holds one line per problem, each naming its field.
 
     One problem reads as one line (``source: field: message``); several as a header and one line each. The

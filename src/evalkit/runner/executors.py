@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
+from evalkit.errors import UserError
 from evalkit.runner.work import ItemTask, UnitOutcome, error_outcomes, iter_item_task, run_item_task
 from evalkit.worker_setup import WorkerSetup, serve_tasks, threads_per_worker
 
@@ -278,7 +279,7 @@ class LocalPool:
         self.workers.clear()
 
 
-class DaskSchedulerError(RuntimeError):
+class DaskSchedulerError(UserError, RuntimeError):
     """The Dask scheduler cannot be reached (malformed address, nothing answering), or was lost during the run;
     the message is one line naming its address."""
 

@@ -31,11 +31,12 @@ from evalkit.codecs.records import (
     curve_parts,
     describe,
 )
+from evalkit.errors import UserError
 from evalkit.runner.layout import DECODED_CACHE, PROVENANCE_NAME, STORE_NAME, SUMMARY_CSV
 from evalkit.runner.store import exported_plan, read_store, resolve_stored
 
 
-class RunReadError(ValueError):
+class RunReadError(UserError, ValueError):
     """A run folder's file that cannot be read (malformed ``run.json``); the message names it."""
 
 

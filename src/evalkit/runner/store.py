@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from evalkit.errors import UserError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (
     unit_key TEXT PRIMARY KEY, item_id TEXT NOT NULL, item_path TEXT, category TEXT, content_hash TEXT,
@@ -60,7 +62,7 @@ ADDED_COLUMNS = {  # columns that stores written by older versions lack
     "results": {"settings": "TEXT"}}
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """The store or a run file cannot be read or written (corrupt, disk full, not writable): one line that
     names the file; units already stored are kept."""
 

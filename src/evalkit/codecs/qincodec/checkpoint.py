@@ -15,6 +15,7 @@ from pathlib import Path
 
 from evalkit._lazy import torch
 from evalkit.codecs.safe_load import code_archive_kind, refused_global
+from evalkit.errors import UserError
 from evalkit.hashing import file_sha256
 
 FORMAT = "evalkit-qincodec/1"
@@ -22,7 +23,7 @@ SHIPPED = Path(__file__).parent / "weights" / "qincodec-small.pt"
 PARTS = ("encoder", "decoder", "rvq", "qinco2")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A missing or unreadable QinCodec checkpoint; the message names the file."""
 
 

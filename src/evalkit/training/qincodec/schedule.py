@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from evalkit.errors import UserError
+
 log = logging.getLogger("evalkit.qincodec")
 
 
@@ -36,7 +38,7 @@ def save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-class TrainingStateError(ValueError):
+class TrainingStateError(UserError, ValueError):
     """A stage file (``ae.pt``, ``*_last.pt``, ...) that cannot be loaded safely; the message names the file."""
 
 

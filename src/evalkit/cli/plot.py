@@ -7,13 +7,10 @@ pulls in matplotlib and pandas, which ``evalkit --help`` must not wait for).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
 
-
-def add_parser(sub) -> None:
+def add_parsers(sub) -> None:
     """Register ``plot`` and its subcommands on an argparse subparsers object."""
     plot = sub.add_parser("plot", help="paper-quality figures of a run (PNG, SVG or PDF)").add_subparsers(
         dest="action", required=True)
@@ -31,27 +28,19 @@ def add_parser(sub) -> None:
         cmd.set_defaults(func=plot_command, figure=name)
 
 
-def _error(message: str) -> int:
-    print(f"evalkit: error: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
 def plot_command(args: argparse.Namespace) -> int:
     """Load the run, check the metric, draw ``args.figure`` and write it to ``args.output``."""
     from evalkit.reports import plots
     from evalkit.reports.rundata import ReportError, load_run
 
     if args.output.suffix.lower() not in plots.FIGURE_FORMATS:
-        return _error(f"-o {args.output}: unsupported figure format {args.output.suffix or '(no extension)'}; "
+        raise ReportError(f"-o {args.output}: unsupported figure format {args.output.suffix or '(no extension)'}; "
                       f"expected {', '.join(plots.FIGURE_FORMATS)}")
 
-    try:
-        run = load_run(args.run_dir)
-    except ReportError as exc:
-        return _error(str(exc))
+    run = load_run(args.run_dir)
     metric = getattr(args, "metric", None)
     if metric is not None and metric not in run.metrics:
-        return _error(f"--metric {metric}: not in the summary of {args.run_dir}; its metrics: "
+        raise ReportError(f"--metric {metric}: not in the summary of {args.run_dir}; its metrics: "
                       f"{', '.join(run.metrics) or 'none'}")
     if args.figure == "perplexity":
         fig = plots.perplexity_figure(run)
@@ -63,10 +52,10 @@ def plot_command(args: argparse.Namespace) -> int:
         fig = plots.metric_figure(run, metric)
         nothing = f"{args.run_dir}: no {metric} rows; nothing to plot"
     if fig is None:
-        return _error(nothing)
+        raise ReportError(nothing)
     try:
         path = plots.save_figure(fig, args.output)
     except OSError as exc:
-        return _error(f"-o {args.output}: cannot write ({exc.strerror or exc})")
+        raise ReportError(f"-o {args.output}: cannot write ({exc.strerror or exc})") from None
     print(path)
     return 0

@@ -1,4 +1,5 @@
-"""``evalkit qincodec train|info``: argument parsing and printing only; the work is in :mod:`.train`."""
+"""``evalkit qincodec train|info``: argument parsing and printing only; the work is in
+:mod:`evalkit.training.qincodec.train`."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import logging
 import sys
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
-EXIT_STOPPED = 3  # the time budget ran out: state saved, rerun to continue
+from evalkit.cli._base import EXIT_INTERRUPTED, EXIT_STOPPED
+from evalkit.errors import UserError
 
 
-def add_parser(sub) -> None:
+def add_parsers(sub) -> None:
+    """Register ``qincodec train|info`` on an argparse subparsers object."""
     qin = sub.add_parser("qincodec", help="train and inspect QinCodec").add_subparsers(dest="action", required=True)
     train = qin.add_parser("train", help="train QinCodec (autoencoder, latents, QINCo2 + RVQ, decoder finetuning)")
     train.add_argument("--data", required=True, type=Path, help="folder of training audio (searched recursively)")
@@ -70,9 +72,10 @@ def train_command(args: argparse.Namespace) -> int:
                 raise ValueError(f"--init {args.init}: its autoencoder is not the one of config {config.name!r}")
         if args.keep_autoencoder and init is None:
             raise ValueError("--keep-autoencoder needs --init CHECKPOINT (the autoencoder to keep)")
+    except UserError:
+        raise
     except (ValueError, RuntimeError) as exc:
-        print(f"evalkit: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise UserError(str(exc)) from None
     if args.threads:
         torch.set_num_threads(args.threads)
     _file_log(args.out)
@@ -90,10 +93,11 @@ def train_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"qincodec: interrupted; rerun the same command to continue from the last checkpoint "
               f"(saved every {config.train.checkpoint_every_s:.0f} s)", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except UserError:
+        raise
     except ValueError as exc:
-        print(f"evalkit: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise UserError(str(exc)) from None
     if packaged is not None:
         print(packaged)
         q, frame_rate = config.quantizer, config.model.frame_rate
@@ -104,13 +108,9 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def info_command(args: argparse.Namespace) -> int:
-    from evalkit.codecs.qincodec.checkpoint import CheckpointError, load_checkpoint
+    from evalkit.codecs.qincodec.checkpoint import load_checkpoint
 
-    try:
-        bundle = load_checkpoint(args.checkpoint)
-    except CheckpointError as exc:
-        print(f"evalkit: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    bundle = load_checkpoint(args.checkpoint)
     prov = {k: v for k, v in bundle["provenance"].items() if k != "history_tail"}
     print(json.dumps({"sha256": bundle["sha256"], "config": bundle["config"], "provenance": prov}, indent=1))
     return 0

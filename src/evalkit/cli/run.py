@@ -1,0 +1,85 @@
+"""``evalkit run CONFIG`` (a dataset through a grid of codec variants) and ``evalkit demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from evalkit.cli._base import EXIT_INTERRUPTED
+
+
+def add_parsers(sub) -> None:
+    """Register ``run`` and ``demo`` on an argparse subparsers object."""
+    run = sub.add_parser("run", help="evaluate a dataset through a grid of codec variants (resumable)")
+    run.add_argument("config", help="YAML run configuration (see configs/demo.yaml)")
+    run.add_argument("--workers", type=int, help="worker processes (overrides the config)")
+    run.add_argument("--executor", choices=["local", "dask"], default="local")
+    run.add_argument("--scheduler", help="Dask scheduler address (tcp://...); default: a LocalCluster")
+    run.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                     help="seconds to wait for the Dask scheduler before giving up (default 10)")
+    run.add_argument("--fresh", action="store_true",
+                     help="delete the store, caches and exports evalkit wrote, and start over")
+    run.set_defaults(func=run_command)
+
+    demo = sub.add_parser("demo", help="every demo item through every codec family")
+    demo.add_argument("--data", default="data/demo", help="folder of audio files (default: data/demo)")
+    demo.add_argument("--seconds", type=float, default=2.0, help="seconds of each item to code (default 2)")
+    demo.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
+    demo.set_defaults(func=demo_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from evalkit.logs import log_to_file
+    from evalkit.runner import ConfigError, load_config, run_evaluation
+    from evalkit.runner.output import check_output
+    from evalkit.runner.run import RunInterrupted, output_lock
+
+    config, specs = load_config(args.config)
+    updates = {}
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigError(args.config, [f"--workers: expected an integer >= 1, got {args.workers}"])
+        updates["workers"] = args.workers
+    if args.connect_timeout <= 0:
+        raise ConfigError(args.config, [f"--connect-timeout: expected seconds > 0, got {args.connect_timeout:g}"])
+    config = config.model_copy(update=updates)
+    output = Path(config.output)
+    check_output(config)  # before the lock file and run.log are written into it
+    with output_lock(output):  # creates the folder; exit 2 when unwritable or used by another run
+        log_to_file(output / "run.log")  # third-party chatter and warnings included
+        try:
+            report = run_evaluation(config, specs, executor=args.executor, scheduler=args.scheduler,
+                                    fresh=args.fresh, connect_timeout_s=args.connect_timeout)
+        except RunInterrupted as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_INTERRUPTED
+    from evalkit.messages import shown, shown_lines
+    from evalkit.reports.console import run_scoreboard, shown_path, terminal_width, wide_table
+    from evalkit.reports.rundata import load_run
+
+    print(shown_lines(wide_table(run_scoreboard(load_run(output)), terminal_width())))
+    print(f"\nunits: {report.units_total} planned, {report.units_run} run, {report.units_rescored} rescored, "
+          f"{report.units_failed} failed, {report.units_total - report.units_run - report.units_rescored} "
+          f"already done or skipped; {report.wall_s:.1f} s")
+    for spec, reason in report.variants_skipped:
+        print(shown(f"skipped {spec}: {reason}"))
+    folder = shown_path(output)
+    print(shown(f"store: {shown_path(report.store)}"))
+    print(shown(f"exports: {', '.join(shown_path(report.exports[k]) for k in ('results_parquet', 'summary_csv'))}, "
+                f"{shown_path(report.exports['codebook_usage_csv'])}; long table: "
+                f"{shown_path(output / 'summary.txt')}; log: {shown_path(output / 'run.log')}"))
+    print(shown(f"next: evalkit summary {folder} --long · evalkit report {folder}"))
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from evalkit.demo import format_rows, run_demo
+
+    rows = list(run_demo(args.data, max_seconds=args.seconds, device=args.device))
+    print(format_rows(rows))
+    if any(r.weights.startswith("random") for r in rows):
+        print("\nNOTE: rows marked 'random' use the official architecture with random weights (no pretrained "
+              "weights on this machine): their audio is noise-like; lengths and bitrates are real.")
+    return 0
