@@ -53,3 +53,17 @@ def nearest(name: str, choices: Iterable[str]) -> str | None:
     """
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+P_FLOOR = 0.0001  # p-values below this print as "< 0.0001" (four decimals would show a misleading 0.0000)
+
+
+def format_p(p, missing: str = "nan") -> str:
+    """A p-value with four decimals, ``< 0.0001`` below that, ``missing`` for None or NaN.
+
+    >>> format_p(0.01234), format_p(3e-7), format_p(None, "-")
+    ('0.0123', '< 0.0001', '-')
+    """
+    if p is None or p != p:
+        return missing
+    return f"< {P_FLOOR}" if p < P_FLOOR else f"{p:.4f}"

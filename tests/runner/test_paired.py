@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from evalkit.runner.paired import Outcome, compare_pair, compare_variants
+from evalkit.runner.paired import Outcome, compare_pair, compare_variants, format_paired
 from evalkit.stats.bootstrap import widened_level
 from evalkit.stats.paired import smallest_wilcoxon_p
 
@@ -94,3 +94,14 @@ def test_all_zero_differences_are_a_tie_with_p_one():
     same = _long({"a": [1.0, 2.0, 3.0, 4.0], "b": [1.0, 2.0, 3.0, 4.0]})
     d = compare_variants(same, "m", higher_is_better=True).pairs[0]
     assert d.p == 1.0 and d.outcome is Outcome.TIE and d.mean_difference == 0.0
+
+
+def test_the_text_table_prints_tiny_p_values_as_below_the_floor_not_zero():
+    rng = np.random.default_rng(5)
+    base = rng.normal(0, 1, 30)
+    result = compare_variants(_long({"a": list(base + 1.0), "b": list(base)}), "m", higher_is_better=True,
+                              resamples=200)
+    [pair] = result.pairs
+    assert pair.p < 1e-4  # 30 items all in a's favour: exact Wilcoxon p = 2 / 2**30
+    row = format_paired(result).splitlines()[2]
+    assert "< 0.0001" in row and "0.0000" not in row

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
+from evalkit.messages import P_FLOOR, format_p  # noqa: F401  (imported from here by the report)
+
 TEST_NAMES = {"mixed": "mixed model, Wald t (Satterthwaite df)", "t": "paired t on assessor means",
               "wilcoxon": "Wilcoxon signed-rank on assessor means", "permutation": "sign-flip on assessor means"}
 
 
 def _f(x, digits: int = 1) -> str:
     return "nan" if x is None else f"{x:.{digits}f}"
-
-
-P_FLOOR = 0.0001  # p-values below this print as "< 0.0001" (four decimals would show a misleading 0.0000)
-
-
-def format_p(p, missing: str = "nan") -> str:
-    """A p-value with four decimals, ``< 0.0001`` below that, ``missing`` for None or NaN.
-
-    >>> format_p(0.01234), format_p(3e-7), format_p(None, "-")
-    ('0.0123', '< 0.0001', '-')
-    """
-    if p is None or p != p:
-        return missing
-    return f"< {P_FLOOR}" if p < P_FLOOR else f"{p:.4f}"
 
 
 def _p(x) -> str:

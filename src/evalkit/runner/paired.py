@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from evalkit.messages import format_p
 from evalkit.stats.bootstrap import METHOD as BOOTSTRAP_METHOD
 from evalkit.stats.bootstrap import RESAMPLES as BOOTSTRAP_RESAMPLES
 from evalkit.stats.bootstrap import mean_ci
@@ -192,7 +193,7 @@ def format_paired(result: PairedComparison, labels: dict[str, str] | None = None
             continue
         ci = f"[{d.ci_low:+.4f}, {d.ci_high:+.4f}]"
         lines.append(f"{name[d.a]:<{width}}  {name[d.b]:<{width}}  {d.n:>3} {d.mean_difference:>+10.4f} {ci:>21} "
-                     f"{d.p:>8.4f} {d.p_holm:>8.4f}  {d.outcome}")
+                     f"{format_p(d.p):>8} {format_p(d.p_holm):>8}  {d.outcome}")
     if not result.pairs:
         lines.append("(fewer than two variants have this metric)")
     lines.append("")
