@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sqlite3
 import statistics
 
@@ -227,3 +228,21 @@ def test_report_shows_the_behaviour_tables(timed_dir):
     assert [(p["assessor"], p["time"], p["full"], p["clamped"]) for p in ctx["participants"]] == [
         ("L001", "40.0", "100 %", 0), ("L002", "40.0", f"{100 * 11 / 12:.0f} %", 0), ("L003", "2.0", "0 %", 2)]
     assert len(ctx["excluded"]) == 3 and ctx["min_played"] == 80
+
+
+def test_trials_without_a_server_timing_never_count_as_claiming_more_than_their_time():
+    from evalkit.listening.behaviour import StimulusListening, TrialListening, summary
+
+    untimed = TrialListening("L001", 0, "item0", math.nan, 12.0, ())
+    timed = TrialListening("L001", 1, "item0", 2.0, 12.0, (StimulusListening("s1", "c", 2.0, 3.0),))
+    assert not untimed.clamped and timed.clamped  # 12 s claimed in a trial open for 2 s
+    out = summary([untimed, timed])
+    assert out["participants"][0]["clamped_trials"] == 1 and out["timed_trials"] == 1 and out["trials"] == 2
+
+
+def test_the_report_says_when_no_trial_has_a_server_timing():
+    from evalkit.listening.behaviour import TrialListening, summary
+    from evalkit.reports.listening_section import behaviour_context
+
+    ctx = behaviour_context(summary([TrialListening("L001", 0, "item0", math.nan, 5.0, ())]))
+    assert ctx["timed"] == 0 and ctx["participants"][0]["clamped"] == 0

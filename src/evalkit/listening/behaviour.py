@@ -67,7 +67,10 @@ class TrialListening:
 
     @property
     def clamped(self) -> bool:
-        """Whether the client claimed more listening than the time the trial was open."""
+        """Whether the client claimed more listening than the time the trial was open (never for a trial without a
+        server timing: nothing to compare the claim with)."""
+        if not math.isfinite(self.time_on_trial_s):
+            return False
         return sum(s.listened_s for s in self.stimuli) < self.claimed_s - FULL_TOLERANCE_S
 
 
@@ -122,9 +125,10 @@ def summary(trials: list[TrialListening], min_played_pct: float | None = None,
                    "median_fraction": _median([s.fraction for s in ss]),
                    "played_fully_share": _share([s.played_fully for s in ss])}
                   for c, ss in sorted(by_condition.items())]
+    timed = sum(math.isfinite(t.time_on_trial_s) for t in trials)
     excluded = trial_exclusions(trials, min_played_pct, labels) if min_played_pct is not None else []
     return {"participants": participants, "conditions": conditions, "min_played_pct": min_played_pct,
-            "trials": len(trials), "excluded_trials": excluded,
+            "trials": len(trials), "timed_trials": timed, "excluded_trials": excluded,
             "method": "server clock: time on trial from the trial's first delivery to its submission; seconds "
                       "listened as reported by the player, scaled down together to at most the time on trial"}
 

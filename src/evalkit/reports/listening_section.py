@@ -87,6 +87,7 @@ def behaviour_context(behaviour: dict | None) -> dict | None:
                             "fraction": pct(c["median_fraction"]), "full": pct(c["played_fully_share"])}
                            for c in behaviour.get("conditions", [])],
             "min_played": behaviour.get("min_played_pct"), "trials": behaviour.get("trials"),
+            "timed": behaviour.get("timed_trials", behaviour.get("trials")),
             "excluded": behaviour.get("excluded_trials", []), "method": behaviour.get("method", "")}
 
 
