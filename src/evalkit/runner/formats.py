@@ -16,11 +16,27 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from evalkit.errors import UserError
 from evalkit.messages import nearest
-from evalkit.runner.config import DatasetConfig
+from evalkit.runner.dataset import not_utf8
+
+
+class DatasetConfig(Protocol):
+    """The fields of :class:`evalkit.runner.config.DatasetConfig` read here (config imports this module)."""
+
+    scp: Path | None
+    segments: Path | None
+    lhotse: Path | None
+    hf: str | None
+    split: str | None
+    audio_column: str | None
+    jsonl: Path | None
+    category_column: str | None
+
+    @property
+    def source_field(self) -> str: ...
 
 DEFAULT_CATEGORY = "category"  # the column categories come from when dataset.category_column is not given
 DEFAULT_AUDIO_COLUMN = "audio"
@@ -101,8 +117,6 @@ def _text_lines(path: Path, field: str) -> Iterator[tuple[int, str]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        from evalkit.runner.dataset import not_utf8
-
         raise DatasetError(f"dataset.{field}: {path}: {not_utf8(exc)}") from None
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
