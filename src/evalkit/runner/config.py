@@ -64,17 +64,43 @@ class _Strict(BaseModel):
 
 
 class DatasetConfig(_Strict):
+    """Where the items come from: exactly one of a folder, a manifest CSV, a Kaldi ``wav.scp``, a Lhotse
+    manifest, a Hugging Face dataset or a JSON-lines list (see :mod:`evalkit.runner.formats`)."""
+
     folder: Path | None = None
     glob: str | None = None  # None: the folder's audio files (evalkit.audio.AUDIO_EXTENSIONS), not its subfolders
     manifest: Path | None = None
+    scp: Path | None = None  # Kaldi wav.scp (`text`, `utt2category` next to it are read when present)
+    segments: Path | None = None  # Kaldi segments file (with scp): cuts of its recordings
+    lhotse: Path | None = None  # Lhotse recording or cut manifest (.jsonl, .jsonl.gz, .json)
+    hf: str | None = None  # Hugging Face dataset: a folder saved by save_to_disk, a local dataset folder or a name
+    split: str | None = None  # with hf
+    audio_column: str | None = None  # with hf (default "audio")
+    jsonl: Path | None = None  # one JSON object per line: file, id, category, text, start, end
+    category_column: str | None = None  # where categories are read (default "category", when present)
     segment_seconds: float | None = Field(default=None, gt=0)
     max_items: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetConfig:
-        if (self.folder is None) == (self.manifest is None):
-            raise ValueError("give exactly one of 'folder' (with 'glob') or 'manifest'")
+        given = [name for name in SOURCE_FIELDS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'folder' (with 'glob'), 'manifest', 'scp' (with 'segments'), "
+                             "'lhotse', 'hf' (with 'split', 'audio_column') or 'jsonl'"
+                             + (f" (got {', '.join(map(repr, given))})" if given else ""))
+        for name, owner in COMPANION_FIELDS.items():
+            if getattr(self, name) is not None and getattr(self, owner) is None:
+                raise ValueError(f"'{name}' goes with '{owner}'")
         return self
+
+    @property
+    def source_field(self) -> str:
+        """The field naming the items' source (``folder``, ``manifest``, ``scp``, ``lhotse``, ``hf``, ``jsonl``)."""
+        return next(name for name in SOURCE_FIELDS if getattr(self, name) is not None)
+
+
+SOURCE_FIELDS = ("folder", "manifest", "scp", "lhotse", "hf", "jsonl")
+COMPANION_FIELDS = {"glob": "folder", "segments": "scp", "split": "hf", "audio_column": "hf"}
 
 
 class DecodedConfig(_Strict):
@@ -134,7 +160,11 @@ DECODE_FIELDS = ("channel_policy", "dataset.segment_seconds")
 #: ``score_pair`` as keyword arguments (field name = argument name).
 SCORE_FIELDS = ("max_delay_s",)
 #: Fields that only choose what is planned or how it is run; they change no stored value.
-PLAN_FIELDS = ("dataset.folder", "dataset.glob", "dataset.manifest", "dataset.max_items", "codecs", "metrics",
+# A dataset's source fields choose the items; what they read (samples, cut bounds) is keyed through each item's
+# id and content hash (a cut is written to a file of its own samples, see ``formats``).
+PLAN_FIELDS = ("dataset.folder", "dataset.glob", "dataset.manifest", "dataset.scp", "dataset.segments",
+               "dataset.lhotse", "dataset.hf", "dataset.split", "dataset.audio_column", "dataset.jsonl",
+               "dataset.category_column", "dataset.max_items", "codecs", "metrics",
                "exclude_metrics", "output", "device", "workers", "seed",
                "plugins")  # a plugin's code identity is keyed per variant (see ``plan.plan_variant``)
 
@@ -420,17 +450,40 @@ def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[
     if "output" in parts:
         updates["output"] = _resolve(parts["output"], base_dir)
     if (ds := parts.get("dataset")) is not None:
-        if ds.folder is not None:
-            folder = _resolve(ds.folder, base_dir)
-            problems += folder_problems(folder, ds.glob)
-            updates["dataset"] = ds.model_copy(update={"folder": folder})
-        else:
-            manifest = _resolve(ds.manifest, base_dir)
-            problems += manifest_problems(manifest)
-            updates["dataset"] = ds.model_copy(update={"manifest": manifest})
+        ds = resolve_dataset_paths(ds, base_dir)
+        problems += dataset_problems(ds)
+        updates["dataset"] = ds
     if problems:
         raise ConfigError(source, problems)
     return config.model_copy(update=updates), specs
+
+
+def resolve_dataset_paths(ds: DatasetConfig, base_dir: Path) -> DatasetConfig:
+    """``ds`` with its relative paths taken from ``base_dir`` (an ``hf`` value only when it names an existing
+    folder there: otherwise it is a dataset name)."""
+    update: dict[str, Any] = {name: _resolve(getattr(ds, name), base_dir)
+                              for name in ("folder", "manifest", "scp", "segments", "lhotse", "jsonl")
+                              if getattr(ds, name) is not None}
+    if ds.hf is not None and (folder := _resolve(Path(ds.hf).expanduser(), base_dir)).is_dir():
+        update["hf"] = str(folder)
+    return ds.model_copy(update=update)
+
+
+def dataset_problems(ds: DatasetConfig) -> list[str]:
+    """Problems of the dataset known before any audio is decoded, one line each naming its field."""
+    if ds.folder is not None:
+        return folder_problems(ds.folder, ds.glob) + ([] if ds.category_column is None else [
+            "dataset.category_column: a folder's categories come from its MANIFEST.csv 'category' column; "
+            "give a manifest to choose another"])
+    if ds.manifest is not None:
+        return manifest_problems(ds.manifest, ds.category_column)
+    from evalkit.runner.formats import DatasetError, read_entries
+
+    try:
+        read_entries(ds)
+    except DatasetError as exc:
+        return [str(exc)]
+    return []
 
 
 def _resolve(path: Path, base_dir: Path) -> Path:
@@ -452,6 +505,6 @@ def load_config(path: str | Path) -> tuple[RunConfig, list[CodecSpec]]:
 
 
 __all__ = ["DECODE_FIELDS", "FAMILIES", "PLAN_FIELDS", "SCORE_FIELDS", "CodecGrid", "ConfigError", "DatasetConfig",
-           "DecodedConfig",
+           "DecodedConfig", "SOURCE_FIELDS", "dataset_problems", "resolve_dataset_paths",
            "RunConfig", "decode_settings", "device_problem", "expand_grid", "load_config", "score_settings",
            "validate_config"]

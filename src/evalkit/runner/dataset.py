@@ -60,9 +60,9 @@ def empty_file_rows(rows: list[tuple[int, dict[str, str | None]]], shown_rows: i
     return f"row{'s' if len(empty) > 1 else ''} {numbers}: empty 'file' (the header is row 1)"
 
 
-def manifest_problems(manifest: Path) -> list[str]:
-    """Problems of a manifest known before any item is read (missing, not UTF-8, no `file` column, empty
-    `file` cells), one line each naming ``dataset.manifest``."""
+def manifest_problems(manifest: Path, category_column: str | None = None) -> list[str]:
+    """Problems of a manifest known before any item is read (missing, not UTF-8, no `file` column, no
+    ``category_column`` column, empty `file` cells), one line each naming ``dataset.manifest``."""
     if not manifest.is_file():
         return [f"dataset.manifest: {manifest} not found"]
     try:
@@ -71,6 +71,9 @@ def manifest_problems(manifest: Path) -> list[str]:
         return [f"dataset.manifest: {manifest}: {not_utf8(exc)}"]
     if "file" not in header:
         return [f"dataset.manifest: {manifest.name} has no 'file' column (columns: {', '.join(header) or 'none'})"]
+    if category_column is not None and category_column not in header:
+        return [f"dataset.category_column: {manifest.name} has no {category_column!r} column (columns: "
+                f"{', '.join(header)})"]
     if (empty := empty_file_rows(rows)) is not None:
         return [f"dataset.manifest: {manifest}: {empty}"]
     return []

@@ -6,3 +6,4 @@ LOCK_NAME = ".evalkit.lock"
 LOG_NAME = "run.log"
 SUMMARY_CSV = "summary.csv"
 DECODED_CACHE = ("cache", "decoded")  # cached decoded audio: <run>/cache/decoded/<unit key>.wav
+ITEMS_CACHE = ("cache", "items")  # dataset items cut or extracted from a list: <run>/cache/items/<hash>.wav

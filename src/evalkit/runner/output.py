@@ -45,6 +45,11 @@ def _dataset_problem(output: Path, config: RunConfig) -> str | None:
         if _contains(output, folder):
             return f"{output} contains the dataset folder {folder}; choose a separate folder for the run"
         return None
+    if ds.manifest is None:  # a scp, lhotse, hf or jsonl list: its items are read from it, or cut into the run
+        listing = Path(str(getattr(ds, ds.source_field))).resolve()
+        if (ds.hf is None or listing.is_dir()) and _contains(output, listing):
+            return f"{output} contains the dataset's {ds.source_field} {listing}; choose a separate folder for the run"
+        return None
     manifest = ds.manifest.resolve()
     if _contains(output, manifest):
         return f"{output} contains the dataset manifest {manifest}; choose a separate folder for the run"

@@ -33,6 +33,9 @@ from evalkit.metrics import Metric
 from evalkit.runner.config import DatasetConfig
 from evalkit.runner.dataset import DESCRIPTIONS, default_files, empty_file_rows, manifest_rows, not_utf8, skipped_note
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec
+from evalkit.runner.formats import read_entries
+from evalkit.runner.layout import ITEMS_CACHE
+from evalkit.runner.materialise import ItemFiles
 from evalkit.versions import installed_version
 
 log = logging.getLogger(__name__)
@@ -106,16 +109,23 @@ def manifest_files(ds: DatasetConfig) -> list[Path]:
     return [ds.manifest.parent / r["file"] for _, r in _manifest_rows(ds.manifest) if r.get("file")]
 
 
-def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]:
+def list_items(ds: DatasetConfig, exclude: Path | None = None, cache: Path | None = None) -> Iterator[Item]:
     """Dataset items in a stable order (sorted paths, or manifest order); unreadable files still get an item.
 
     Without ``ds.glob``, a folder's items are its audio files (:func:`default_files`) and the other files are
-    named in one logged line. Files inside ``exclude`` (the output folder) are never items.
+    named in one logged line. Files inside ``exclude`` (the output folder) are never items. The items of a
+    ``scp``, ``lhotse``, ``hf`` or ``jsonl`` dataset that are not whole files are written into ``cache``
+    (:mod:`evalkit.runner.materialise`; default ``exclude/cache/items``).
 
     Raises:
         ValueError: a manifest is not UTF-8 text, has a row with an empty ``file``, lists the same file twice
-            or a file inside ``exclude``.
+            or a file inside ``exclude``; a dataset list that cannot be read (:class:`~evalkit.runner.formats.\
+DatasetError`).
     """
+    if ds.source_field not in ("folder", "manifest"):
+        yield from _listed_items(ds, cache or _items_cache(exclude))
+        return
+    column = ds.category_column or "category"
     if ds.manifest is not None:
         rows = _manifest_rows(ds.manifest)
         if empty := empty_file_rows(rows):
@@ -140,7 +150,7 @@ def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]
                        for p, _ in entries]
     seen: set[str] = set()
     for n, (path, row) in enumerate(entries):
-        category, text = row.get("category") or "", row.get("text") or None
+        category, text = row.get(column) or "", row.get("text") or None
         if ds.max_items is not None and n >= ds.max_items:
             return
         try:
@@ -153,6 +163,22 @@ def list_items(ds: DatasetConfig, exclude: Path | None = None) -> Iterator[Item]
         present = path.is_file()
         rate, channels, seconds = _header(path) if present else (None, None, 0.0)
         yield Item(item_id, path, file_hash(path) if present else MISSING, category, rate, text, seconds, channels)
+
+
+def _items_cache(output: Path | None) -> Path:
+    if output is None:
+        raise ValueError("dataset: a cache folder is needed for the items of this dataset format")
+    return output / ITEMS_CACHE[0] / ITEMS_CACHE[1]
+
+
+def _listed_items(ds: DatasetConfig, cache: Path) -> Iterator[Item]:
+    """The items of a ``scp``, ``lhotse``, ``hf`` or ``jsonl`` dataset, each an audio file of exactly its samples."""
+    entries = read_entries(ds)[: ds.max_items]
+    files = ItemFiles(cache, "segments" if ds.segments is not None else ds.source_field)
+    for entry in entries:
+        path = files.file_of(entry)
+        rate, channels, seconds = _header(path)
+        yield Item(entry.item_id, path, file_hash(path), entry.category, rate, entry.text, seconds, channels)
 
 
 def _version(dist: str) -> str:
