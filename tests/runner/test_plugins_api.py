@@ -160,11 +160,15 @@ def test_cli_score_plugin_option_takes_a_module(clean_metrics, tmp_path, monkeyp
 @pytest.mark.xfail(strict=True, reason="listening/design.py test_labels() labels conditions without the run's variant "
                                        "records (labels_for(names, resolved, per_channel)): a plugin codec's condition "
                                        "shows its spec string in a later process; fix belongs to the listening rework")
-def test_listen_prepare_labels_a_plugin_condition_with_its_display_name(plugin_module, small_dataset, tmp_path):
+def test_listen_prepare_labels_a_plugin_condition_with_its_display_name(plugin_module, tmp_path):
     from evalkit.codecs import FAMILIES
     from evalkit.listening.design import Design, PrepareOptions, prepare_test
 
-    raw = make_config(small_dataset, tmp_path / "out", codecs=[{"spec": "toy-mod?bits=3"}, {"spec": "toy-mod?bits=5"}],
+    items = tmp_path / "items"
+    items.mkdir()
+    for i in range(2):  # 0.5 s: long enough for the stimuli's BS.1770 loudness normalisation
+        sf.write(items / f"item{i}.wav", _tone(seconds=0.5)[0] * (0.5 + 0.3 * i), 16_000, subtype="FLOAT")
+    raw = make_config(items, tmp_path / "out", codecs=[{"spec": "toy-mod?bits=3"}, {"spec": "toy-mod?bits=5"}],
                       metrics=["si_sdr"], workers=1)
     run = evalkit.run(raw, base_dir=tmp_path, plugins=["toy_mod_codec"])
     FAMILIES.unregister("toy-mod")  # as `evalkit listen prepare` in a later process, which loads no plugin
