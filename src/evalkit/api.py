@@ -79,9 +79,6 @@ def build_codec(spec: str | CodecSpec, device: str | torch.device = "auto", *,
     Raises:
         SpecError: an unknown family or parameter (with the valid ones).
         PluginError: a plugin that cannot be loaded.
-
-    >>> build_codec("lowpass?cutoff_hz=3500").spec.params
-    {'cutoff_hz': 3500.0}
     """
     from evalkit.codecs import build_codec as build
 
