@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup browser demo test lint bench clean
+.PHONY: setup browser demo test lint bench dist clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -24,5 +24,9 @@ lint: setup
 bench: setup
 	@for b in benchmarks/*_bench.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# Wheel and sdist of the distribution codec-evalkit into dist/ (offline: setuptools and wheel from the venv)
+dist: setup
+	$(PY) -m build --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache build
+	rm -rf $(VENV) .pytest_cache build dist

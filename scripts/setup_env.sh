@@ -39,6 +39,8 @@ quiet "${PIP[@]}" install --no-deps -r requirements/nodeps.txt
 # torchaudio's compiled extension cannot load beside CPU torch; without it torchaudio imports in pure-Python mode.
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 rm -f "$site"/torchaudio/lib/*.so
+# Until 0.1.0 the distribution was named evalkit (the name of an unrelated PyPI project): drop that old install.
+if "$VENV/bin/python" -m pip show -q evalkit >/dev/null 2>&1; then quiet "${PIP[@]}" uninstall -y evalkit; fi
 quiet "${PIP[@]}" install --no-deps -e .
 
 echo "setup: smoke imports"

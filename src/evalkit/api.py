@@ -2,6 +2,7 @@
 
 * :func:`score` — metrics of one degraded signal against its reference, as ``evalkit score`` computes them;
 * :func:`build_codec` — a codec (or anchor) from a spec string; ``.reconstruct(audio, sample_rate)`` codes audio;
+  ``plugins=[...]`` (here and in :func:`run`) loads plugin files or modules first, as a config's ``plugins:``;
 * :func:`run` — a whole evaluation from a config (YAML path or dict), as ``evalkit run``;
 * :func:`load_run` — a run folder's tables as tidy pandas DataFrames (:class:`Run`).
 
@@ -22,16 +23,68 @@ import numpy as np
 
 from evalkit import audio as audio_lib
 from evalkit.audio import DEFAULT_MAX_DELAY_S
-from evalkit.codecs import build_codec
+from evalkit.codecs import CodecSpec
 from evalkit.errors import UserError
 from evalkit.metrics import MetricResult
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
 
+    from evalkit.codecs import AudioTransform
     from evalkit.runner import RunReport
 
 Signal = str | os.PathLike | np.ndarray | tuple[Any, int]
+#: A plugin: a Python file (``"my_codec.py"``, a path) or the name of an importable module (``"my_lab.codecs"``).
+Plugin = str | os.PathLike
+
+
+def _plugin_entries(plugins: Plugin | Sequence[Plugin]) -> list[str]:
+    """Plugin entries as a run config holds them: module names as given, files as absolute paths (relative ones
+    from the current folder)."""
+    from evalkit.runner.config import resolve_plugin
+
+    if isinstance(plugins, str | os.PathLike):
+        plugins = [plugins]
+    # a str may name a module; a path object is always a file
+    return [resolve_plugin(p, Path.cwd()) if isinstance(p, str) else str(Path(p).expanduser().resolve())
+            for p in plugins]
+
+
+def load_plugins(plugins: Plugin | Sequence[Plugin]) -> None:
+    """Import plugin files or modules and register their codec families (``FAMILIES``) and metrics (``METRICS``),
+    as a run config's ``plugins:`` list does (a no-op for those loaded already).
+
+    Raises:
+        PluginError: one line naming the plugin that is missing, fails to import or defines nothing usable.
+    """
+    from evalkit.codecs.plugins import load_plugin_files
+    from evalkit.metrics import load_metric_plugins
+
+    entries = _plugin_entries(plugins)
+    load_plugin_files(entries)
+    load_metric_plugins(entries)
+
+
+def build_codec(spec: str | CodecSpec, device: str | torch.device = "auto", *,
+                plugins: Plugin | Sequence[Plugin] = ()) -> AudioTransform:
+    """A codec (or anchor) for a spec string, not loaded yet (``load()``, or just use it).
+
+    Args:
+        spec: ``family?param=value&...`` (``evalkit codecs list``), e.g. ``"encodec-24khz?bandwidth=6"``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        plugins: plugin files (paths) or importable module names that define the family (``FAMILIES``),
+            loaded first exactly as a run config's ``plugins:`` (files relative to the current folder).
+
+    Raises:
+        SpecError: an unknown family or parameter (with the valid ones).
+        PluginError: a plugin that cannot be loaded.
+    """
+    from evalkit.codecs import build_codec as build
+
+    if plugins:
+        load_plugins(plugins)
+    return build(spec, device)
 
 
 class RunNotFound(UserError, ValueError):
@@ -75,7 +128,7 @@ def _signal(value: Signal, sample_rate: int | None, what: str) -> tuple[np.ndarr
 
 def score(reference: Signal, degraded: Signal, sample_rate: int | None = None,
           metrics: str | Sequence[str] = "applicable", *, category: str | None = None, text: str | None = None,
-          max_delay_s: float = DEFAULT_MAX_DELAY_S) -> Scores:
+          max_delay_s: float = DEFAULT_MAX_DELAY_S, plugins: Plugin | Sequence[Plugin] = ()) -> Scores:
     """Score ``degraded`` against ``reference`` with evalkit's metrics (the values ``evalkit score`` prints).
 
     Args:
@@ -88,6 +141,7 @@ def score(reference: Signal, degraded: Signal, sample_rate: int | None = None,
         category: content category as in a manifest (``speech`` adds the speech metrics).
         text: the reference's transcript (for ``wer`` and ``cer``).
         max_delay_s: delay search range when aligning the pair, in seconds.
+        plugins: plugin files or module names whose ``METRICS`` are loaded first (as a config's ``plugins:``).
 
     Returns:
         metric → value in the metric's unit (``Scores.units``); NaN with ``Scores.reasons[metric]`` where a
@@ -106,6 +160,8 @@ def score(reference: Signal, degraded: Signal, sample_rate: int | None = None,
     """
     from evalkit.metrics import Reference, applicable_metrics, get_metrics, score_pair
 
+    if plugins:
+        load_plugins(plugins)
     ref, ref_rate, ref_name = _signal(reference, sample_rate, "reference")
     deg, deg_rate, deg_name = _signal(degraded, sample_rate, "degraded")
     if isinstance(metrics, str) and metrics == "applicable":
@@ -117,14 +173,16 @@ def score(reference: Signal, degraded: Signal, sample_rate: int | None = None,
     return Scores(results)
 
 
-def run(config: str | os.PathLike | Mapping[str, Any], *, base_dir: str | os.PathLike | None = None,
-        executor: str = "local", scheduler: str | None = None, fresh: bool = False,
-        progress: bool = False) -> Run:
+def run(config: str | os.PathLike | Mapping[str, Any], *, plugins: Plugin | Sequence[Plugin] = (),
+        base_dir: str | os.PathLike | None = None, executor: str = "local", scheduler: str | None = None,
+        fresh: bool = False, progress: bool = False) -> Run:
     """Run an evaluation (as ``evalkit run``: validated first, resumable) and return its tables.
 
     Args:
         config: a YAML file, or the same fields as a mapping (relative paths then taken from ``base_dir``,
             default the current folder).
+        plugins: plugin files (paths, relative ones from the current folder) or importable module names, added
+            to the config's ``plugins:`` (and so validated, keyed and imported by every worker as those are).
         executor: ``"local"`` (in-process for ``workers: 1``, else a process pool) or ``"dask"``
             (a LocalCluster, or the cluster at ``scheduler``).
         fresh: discard the output folder's store and caches first.
@@ -137,10 +195,11 @@ def run(config: str | os.PathLike | Mapping[str, Any], *, base_dir: str | os.Pat
     """
     from evalkit.runner import load_config, run_evaluation, validate_config
 
+    extra = _plugin_entries(plugins)
     if isinstance(config, str | os.PathLike):
-        config, specs = load_config(config)
+        config, specs = load_config(config, extra)
     else:
-        config, specs = validate_config(dict(config), Path(base_dir or ".").resolve(), "config")
+        config, specs = validate_config(dict(config), Path(base_dir or ".").resolve(), "config", extra)
     report = run_evaluation(config, specs, executor=executor, scheduler=scheduler, fresh=fresh, progress=progress)
     return Run(Path(config.output), report)
 
@@ -236,4 +295,4 @@ class Run:
         return f"Run({str(self.run_dir)!r})"
 
 
-__all__ = ["Run", "RunNotFound", "Scores", "build_codec", "load_run", "run", "score"]
+__all__ = ["Plugin", "Run", "RunNotFound", "Scores", "build_codec", "load_plugins", "load_run", "run", "score"]

@@ -6,15 +6,16 @@ Two ways to add a codec without editing evalkit (README, "How to add a codec"):
   :class:`~evalkit.codecs.CodecFamily`, a list of them, or a callable returning either. Entry points are read the
   first time a family name is not a built-in one, or when every family is listed (``evalkit codecs list``), so a
   package installed on a Dask worker is found there too.
-* **A file** ``my_codec.py`` listed under ``plugins:`` in a run config (or ``evalkit codecs list --plugin``)
-  defines ``FAMILIES`` the same way (the same file may also define metrics, :mod:`evalkit.metrics.plugins`).
-  The coordinator imports it while validating the config; every worker
-  imports it again before its first task.
+* **A file** ``my_codec.py`` or an importable **module** ``my_lab.codecs`` listed under ``plugins:`` in a run
+  config (or ``evalkit codecs list --plugin``, or ``plugins=[...]`` of :func:`evalkit.build_codec` and
+  :func:`evalkit.run`) defines ``FAMILIES`` the same way (the same file may also define metrics,
+  :mod:`evalkit.metrics.plugins`). The coordinator imports it while validating the config; every worker
+  imports it again before its first task (a module must be importable there too).
 
 Every family records where it came from (:class:`FamilySource`): ``codecs list`` shows it, and a plugin's
-identity (its distribution version, or the file's SHA-256) is part of every unit key of its variants, so an
-edited plugin never reuses results of the old code. A plugin that cannot be imported, defines no family, or
-reuses a taken name raises :class:`PluginError` with one line naming it (exit code 2 on the command line).
+identity (its distribution version, or the SHA-256 of the file or module code) is part of every unit key of its
+variants, so an edited plugin never reuses results of the old code. A plugin that cannot be imported, defines
+no family, or reuses a taken name raises :class:`PluginError` with one line naming it (exit code 2 on the command line).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.codecs.spec import CodecFamily
-from evalkit.plugin_files import PluginError, import_plugin_file
+from evalkit.plugin_files import PluginError, import_plugin_file, import_plugin_module, is_module_name
 
 if TYPE_CHECKING:
     from evalkit.codecs import FamilyRegistry
@@ -43,6 +44,7 @@ class SourceKind(enum.StrEnum):
     EVALKIT = "evalkit"
     ENTRY_POINT = "entry point"
     FILE = "file"
+    MODULE = "module"
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,11 @@ class FamilySource:
     """Where a codec family comes from.
 
     Attributes:
-        kind: built into evalkit, an installed package's entry point, or a plugin file.
-        name: the entry point's name (entry points only).
+        kind: built into evalkit, an installed package's entry point, a plugin file or a plugin module.
+        name: the entry point's name, or the module's name.
         dist: the distribution that declares the entry point, and ``version`` its version.
-        path: the plugin file (files only) and ``sha256`` the SHA-256 of its bytes.
+        path: the plugin file (a module's file) and ``sha256`` the SHA-256 of its code
+            (:class:`evalkit.plugin_files.PluginFile`).
     """
 
     kind: SourceKind
@@ -74,6 +77,8 @@ class FamilySource:
             return f"entry point {self.name} ({dist})"
         if self.kind is SourceKind.FILE:
             return f"file {self.path}"
+        if self.kind is SourceKind.MODULE:
+            return f"module {self.name} ({self.path})"
         return "evalkit"
 
     def identity(self) -> str | None:
@@ -83,6 +88,8 @@ class FamilySource:
             return f"plugin={self.dist or self.name}=={self.version or 'unknown'}"
         if self.kind is SourceKind.FILE:
             return f"plugin-file-sha256={self.sha256}"
+        if self.kind is SourceKind.MODULE:
+            return f"plugin-module-sha256={self.sha256}"
         return None
 
 
@@ -147,23 +154,26 @@ def load_entry_points(registry: FamilyRegistry) -> None:
             registry.register(family, source, where)
 
 
-_FILES: dict[str, tuple[str, list[CodecFamily]]] = {}  # resolved path -> (sha256, families), for this process
+_FILES: dict[str, tuple[str, list[CodecFamily]]] = {}  # path or module name -> (sha256, families), this process
 
 
 def load_plugin_file(path: str | Path, registry: FamilyRegistry | None = None) -> list[CodecFamily]:
-    """Import a plugin file and register the families of its ``FAMILIES``; idempotent per path and content.
+    """Import a plugin (a file, or a module by name: a ``plugins:`` entry) and register the families of its
+    ``FAMILIES``; idempotent per path and content (per name for modules, which Python imports once).
 
-    A file that defines only ``METRICS`` (metric plugins, :mod:`evalkit.metrics.plugins`) gives no family.
+    A plugin that defines only ``METRICS`` (metric plugins, :mod:`evalkit.metrics.plugins`) gives no family.
 
     Returns:
-        The file's families.
+        The plugin's families.
 
     Raises:
-        PluginError: a missing file, an import failure, neither ``FAMILIES`` nor ``METRICS``, or a family name
-            already taken.
+        PluginError: a missing file or module, an import failure, neither ``FAMILIES`` nor ``METRICS``, or a
+            family name already taken.
     """
     if registry is None:
         from evalkit.codecs import FAMILIES as registry
+    if is_module_name(path):
+        return _load_plugin_module(str(path), registry)
     path = Path(path).expanduser().resolve()
     known = _FILES.get(str(path))
     if known is not None and path.is_file() and known[0] == hashlib.sha256(path.read_bytes()).hexdigest() \
@@ -181,8 +191,23 @@ def load_plugin_file(path: str | Path, registry: FamilyRegistry | None = None) -
     return families
 
 
+def _load_plugin_module(name: str, registry: FamilyRegistry) -> list[CodecFamily]:
+    known = _FILES.get(name)
+    if known is not None and all(registry.get(f.name) is f for f in known[1]):
+        return known[1]
+    plugin = import_plugin_module(name)
+    families = []
+    if hasattr(plugin.module, "FAMILIES"):
+        families = families_of(plugin.module.FAMILIES, f"plugin module {name}: FAMILIES")
+        source = FamilySource(SourceKind.MODULE, name=name, path=str(plugin.path), sha256=plugin.sha256)
+        for family in families:
+            registry.register(family, source, f"plugin module {name}")
+    _FILES[name] = (plugin.sha256, families)
+    return families
+
+
 def load_plugin_files(paths: Iterable[str | Path]) -> None:
-    """:func:`load_plugin_file` for each path (a worker's start-up and every task call this; cheap when
+    """:func:`load_plugin_file` for each file or module (a worker's start-up and every task call this; cheap when
     loaded already)."""
     for path in paths:
         load_plugin_file(path)

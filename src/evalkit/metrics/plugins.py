@@ -6,15 +6,16 @@ Two ways to add a metric without editing evalkit (README, "How to add a metric")
   :class:`MetricPlugin`, a list of them, or a callable returning either. Entry points are read the first time a
   metric name is not one of evalkit's, or when every metric is listed (``evalkit metrics list``, and
   ``metrics: applicable``).
-* **A file** listed under ``plugins:`` in a run config (the same list as codec plugin files; one file may define
-  both) or given to ``evalkit metrics list --plugin`` / ``evalkit score --plugin`` defines ``METRICS`` the same
-  way (:func:`evalkit.metrics.load_metric_plugins` loads such files).
+* **A file** or an importable **module** (by name) listed under ``plugins:`` in a run config (the same list as
+  codec plugins; one file may define both), given to ``evalkit metrics list --plugin`` / ``evalkit score
+  --plugin`` or to ``plugins=[...]`` of :func:`evalkit.run` defines ``METRICS`` the same way
+  (:func:`evalkit.metrics.load_metric_plugins` loads them).
 
 A plugin metric is a plain function over the prepared pair; evalkit resamples, applies the channel mode, aligns
 and trims exactly as for its own metrics, and records the result like theirs. Its code identity (the
-distribution's version, or ``sha256:`` of the file) is its ``library_version``, part of every result key, so an
-edited plugin never reuses stale values. A plugin that cannot be imported, declares an invalid field, or reuses a
-taken name raises :class:`PluginError` with one line naming it (exit code 2 on the command line).
+distribution's version, or ``sha256:`` of the file or module code) is its ``library_version``, part of every
+result key, so an edited plugin never reuses stale values. A plugin that cannot be imported, declares an invalid
+field, or reuses a taken name raises :class:`PluginError` with one line naming it (exit code 2 on the command line).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evalkit.metrics.registry import ChannelMode, Metric, MetricFailure, MetricInfo, MetricKind
-from evalkit.plugin_files import PluginError, import_plugin_file
+from evalkit.plugin_files import PluginError, import_plugin
 from evalkit.versions import installed_version
 
 if TYPE_CHECKING:
@@ -228,29 +229,33 @@ _FILES: dict[str, tuple[str, list[PluginMetric]]] = {}  # resolved path -> (sha2
 
 
 def load_metric_file(path: str | Path, registry: MetricRegistry) -> list[PluginMetric]:
-    """Import a plugin file and register the metrics of its ``METRICS`` in ``registry`` (evalkit's is
-    :data:`evalkit.metrics.PAIR_METRICS`: :func:`evalkit.metrics.load_metric_plugins`); idempotent per path and
-    content.
+    """Import a plugin (a file, or a module by name) and register the metrics of its ``METRICS`` in ``registry``
+    (evalkit's is :data:`evalkit.metrics.PAIR_METRICS`: :func:`evalkit.metrics.load_metric_plugins`); idempotent
+    per path and content.
 
-    A file that defines only ``FAMILIES`` (codec plugins) gives no metric.
+    A plugin that defines only ``FAMILIES`` (codec plugins) gives no metric.
 
     Raises:
-        PluginError: a missing file, an import failure, neither ``FAMILIES`` nor ``METRICS``, an unusable
+        PluginError: a missing file or module, an import failure, neither ``FAMILIES`` nor ``METRICS``, an unusable
             metric, or a metric name already taken.
     """
-    plugin = import_plugin_file(path)
-    known = _FILES.get(str(plugin.path))
+    plugin = import_plugin(path)
+    known = _FILES.get(plugin.key)
     if known is not None and known[0] == plugin.sha256 and all(registry.get(m.info.name) is m for m in known[1]):
         return known[1]
     if not hasattr(plugin.module, "METRICS"):
         return []
-    where = str(plugin.path)
-    source, identity = f"file {plugin.path}", f"sha256:{plugin.sha256}"
-    metrics = [metric_of(p, where, plugin.path.name, source, identity)
+    if plugin.module_name:
+        where = f"plugin module {plugin.module_name}"
+        source, library = f"module {plugin.module_name} ({plugin.path})", plugin.module_name
+    else:
+        where, source, library = str(plugin.path), f"file {plugin.path}", plugin.path.name
+    identity = f"sha256:{plugin.sha256}"
+    metrics = [metric_of(p, where, library, source, identity)
                for p in plugins_of(plugin.module.METRICS, f"{where}: METRICS")]
     for metric in metrics:
         registry.register(metric, where)
-    _FILES[str(plugin.path)] = (plugin.sha256, metrics)
+    _FILES[plugin.key] = (plugin.sha256, metrics)
     return metrics
 
 

@@ -8,7 +8,7 @@ Example::
         params: {bandwidth: [1.5, 6]}
       - spec: "lowpass?cutoff_hz=3500"
       - decoded: {folder: decoded/mycodec-6k, label: "mycodec 6 kbps", bitrate_kbps: 6.0}
-    plugins: [my_codec.py]                       # plugin files defining FAMILIES and/or METRICS
+    plugins: [my_codec.py, my_lab.metrics]       # plugin files or modules defining FAMILIES and/or METRICS
     metrics: [si_sdr, mel_distance, pesq_wb]     # or "applicable"
     exclude_metrics: []                          # left out of either (e.g. [wer, cer, dwer])
     output: runs/demo
@@ -28,6 +28,7 @@ import contextlib
 import itertools
 import re
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -142,7 +143,8 @@ class CodecGrid(_Strict):
 class RunConfig(_Strict):
     dataset: DatasetConfig
     codecs: list[CodecGrid] = Field(min_length=1)
-    plugins: list[Path] = []  # plugin files defining codec families (FAMILIES) and/or metrics (METRICS)
+    # plugin files or importable module names defining codec families (FAMILIES) and/or metrics (METRICS)
+    plugins: list[str] = []
     metrics: list[str] | Literal["applicable"] = "applicable"
     exclude_metrics: list[str] = []
     output: Path
@@ -245,15 +247,27 @@ def decoded_problems(decoded: DecodedConfig, base_dir: Path) -> list[str]:
     return problems
 
 
-def plugin_problems(paths: list[Path], base_dir: Path) -> tuple[list[Path], list[str]]:
-    """Import every plugin file (registering its families and metrics); the resolved paths and one line per
-    problem."""
+def resolve_plugin(entry: str, base_dir: Path) -> str:
+    """A ``plugins:`` entry as the runner uses it: a module name as given, a file as an absolute path (relative
+    ones taken from ``base_dir``).
+
+    >>> resolve_plugin("my_lab.codecs", Path("/cfg")), resolve_plugin("my_codec.py", Path("/cfg"))
+    ('my_lab.codecs', '/cfg/my_codec.py')
+    """
+    from evalkit.plugin_files import is_module_name
+
+    return entry if is_module_name(entry) else str(_resolve(Path(entry).expanduser(), base_dir))
+
+
+def plugin_problems(entries: list[str], base_dir: Path) -> tuple[list[str], list[str]]:
+    """Import every plugin file or module (registering its families and metrics); the resolved entries
+    (:func:`resolve_plugin`) and one line per problem."""
     from evalkit.codecs.plugins import PluginError, load_plugin_file
     from evalkit.metrics import load_metric_plugins
 
     resolved, problems = [], []
-    for i, path in enumerate(paths):
-        path = _resolve(path.expanduser(), base_dir)
+    for i, entry in enumerate(entries):
+        path = resolve_plugin(entry, base_dir)
         resolved.append(path)
         try:
             load_plugin_file(path)
@@ -418,19 +432,23 @@ def _metric_problems(field: str, names: list[str]) -> list[str]:
     return problems
 
 
-def validate_config(raw: dict, base_dir: Path, source: str = "config") -> tuple[RunConfig, list[CodecSpec]]:
+def validate_config(raw: dict, base_dir: Path, source: str = "config",
+                    extra_plugins: Sequence[str] = ()) -> tuple[RunConfig, list[CodecSpec]]:
     """Check everything (schema, plugin files, codec specs, decoded folders, explicit weights files, KLT
     calibration audio, device, metric names, dataset paths and manifest) and report all problems at once: a
     field the schema rejects leaves the checks of the other fields running. A misspelled field name, codec
     parameter or metric name gets "did you mean".
 
     Relative paths, including ``weights=``/``calibration=`` inside codec specs, are taken from ``base_dir``.
+    ``extra_plugins`` (files as absolute paths, or module names) are added to the config's ``plugins:``.
 
     Raises:
         ConfigError: with one line per problem.
     """
     if not isinstance(raw, dict):
         raise ConfigError(source, ["(top level): expected a mapping of fields"])
+    if extra_plugins and isinstance(raw.get("plugins", []), list):
+        raw = {**raw, "plugins": [*raw.get("plugins", []), *map(str, extra_plugins)]}
     try:
         config, problems = RunConfig.model_validate(raw), []
     except ValidationError as exc:
@@ -490,8 +508,9 @@ def _resolve(path: Path, base_dir: Path) -> Path:
     return path if path.is_absolute() else (base_dir / path)
 
 
-def load_config(path: str | Path) -> tuple[RunConfig, list[CodecSpec]]:
-    """Read and validate a YAML config; relative paths are taken from the config file's folder."""
+def load_config(path: str | Path, extra_plugins: Sequence[str] = ()) -> tuple[RunConfig, list[CodecSpec]]:
+    """Read and validate a YAML config; relative paths are taken from the config file's folder (``extra_plugins``:
+    see :func:`validate_config`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), [f"config file {path} not found"])
@@ -501,7 +520,7 @@ def load_config(path: str | Path) -> tuple[RunConfig, list[CodecSpec]]:
         raise ConfigError(str(path), [f"(yaml): {exc}"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), [not_utf8(exc)]) from None
-    return validate_config(raw, path.resolve().parent, str(path))
+    return validate_config(raw, path.resolve().parent, str(path), extra_plugins)
 
 
 __all__ = ["DECODE_FIELDS", "FAMILIES", "PLAN_FIELDS", "SCORE_FIELDS", "CodecGrid", "ConfigError", "DatasetConfig",
