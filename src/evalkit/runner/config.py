@@ -125,6 +125,7 @@ class RunConfig(_Strict):
     seed: int = 0
     channel_policy: Literal["per_channel", "mono"] = "per_channel"
     max_delay_s: float = Field(default=0.05, ge=0)
+    log: list[Literal["tensorboard", "wandb"]] = []  # trackers that get the finished run (reports/tracking.py)
 
 
 #: Fields that change the decoded audio of a unit: hashed into every unit key (and so every result key).
@@ -136,7 +137,7 @@ SCORE_FIELDS = ("max_delay_s",)
 #: Fields that only choose what is planned or how it is run; they change no stored value.
 PLAN_FIELDS = ("dataset.folder", "dataset.glob", "dataset.manifest", "dataset.max_items", "codecs", "metrics",
                "exclude_metrics", "output", "device", "workers", "seed",
-               "plugins")  # a plugin's code identity is keyed per variant (see ``plan.plan_variant``)
+               "plugins", "log")  # a plugin's code identity is keyed per variant (see ``plan.plan_variant``)
 
 
 def _field(config: RunConfig, dotted: str):
