@@ -2,9 +2,11 @@
 tensorboard|wandb`` (or ``log: [tensorboard]`` in the config).
 
 What is sent, for both: every variant's mean of every metric (``summary.csv``'s ``mean``, over the variant's own
-items) as a scalar tagged ``summary/METRIC/LABEL``; the scoreboard as a Markdown table (means, 95 % CIs, best in
-bold: :mod:`evalkit.reports.paper_table`); one rate–quality figure per metric with bitrates. TensorBoard also gets
-each rate–quality curve as scalars ``rate_quality/METRIC/FAMILY`` whose step is the measured bitrate in bit/s.
+items) as a scalar tagged ``summary/METRIC/LABEL``; the scoreboard as a table (means over the items every
+variant scored, ``mean_shared``, as ``evalkit summary`` prints them, with 95 % CIs; TensorBoard gets the Markdown
+of :mod:`evalkit.reports.paper_table`, best in bold); one rate–quality figure per metric with bitrates.
+TensorBoard also gets each rate–quality curve as scalars ``rate_quality/METRIC/FAMILY`` whose step is the
+measured bitrate in bit/s.
 
 TensorBoard event files go to ``RUN_DIR/tensorboard`` (``torch.utils.tensorboard.SummaryWriter``); W&B writes
 where its own settings say (``WANDB_MODE=offline``: ``RUN_DIR/wandb``, sync later with ``wandb sync``). Both
