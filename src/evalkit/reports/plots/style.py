@@ -114,8 +114,9 @@ def distinct_styles(styles: list[FamilyStyle]) -> list[FamilyStyle]:
     out = []
     for style in styles:
         lines, markers = used.setdefault(style.color, (set(), set()))
+        # a variant with other settings never turns solid: solid is its base's look
         ls = style.linestyle if style.linestyle not in lines else next(
-            (x for x in LINESTYLES if x not in lines), style.linestyle)
+            (x for x in LINESTYLES if x not in lines and (x != "-" or style.linestyle == "-")), style.linestyle)
         marker = style.marker if style.marker not in markers else next(
             (m for m in _SPARE_MARKERS if m not in markers), style.marker)
         lines.add(ls)
