@@ -20,8 +20,9 @@ CODECS = ["lowpass?cutoff_hz=3500", "lowpass?cutoff_hz=7000", "opus?bitrate_kbps
 METRICS = ["si_sdr", "mel_distance", "stft_distance", "dnsmos_ovrl"]
 
 
-def make_report_run(root: Path, seconds: float = 1.0) -> Path:
-    """Write the items and a config under ``root`` and run it; returns the run folder."""
+def make_report_run(root: Path, seconds: float = 1.0, codecs: list[str] = CODECS,
+                    metrics: list[str] = METRICS) -> Path:
+    """Write the items and a config under ``root`` and run it (``codecs`` x ``metrics``); returns the run folder."""
     from evalkit.runner import load_config, run_evaluation
 
     data = root / "data"
@@ -34,10 +35,10 @@ def make_report_run(root: Path, seconds: float = 1.0) -> Path:
                  subtype="FLOAT")
         lines.append(f"{name},{category}")
     (data / "MANIFEST.csv").write_text("\n".join(lines) + "\n")
-    codecs = "\n".join(f'  - spec: "{s}"' for s in CODECS)
+    grid = "\n".join(f'  - spec: "{s}"' for s in codecs)
     config = root / "run.yaml"
-    config.write_text(f'dataset: {{folder: data, glob: "*.wav"}}\ncodecs:\n{codecs}\n'
-                      f"metrics: [{', '.join(METRICS)}]\noutput: run\nworkers: 1\n")
+    config.write_text(f'dataset: {{folder: data, glob: "*.wav"}}\ncodecs:\n{grid}\n'
+                      f"metrics: [{', '.join(metrics)}]\noutput: run\nworkers: 1\n")
     cfg, specs = load_config(config)
     run_evaluation(cfg, specs, progress=False)
     return root / "run"

@@ -25,6 +25,14 @@ def add_parsers(sub) -> None:
             cmd.add_argument("--metric", required=True, metavar="NAME", help="a metric of the run's summary")
         cmd.add_argument("-o", "--output", required=True, type=Path, metavar="FILE",
                          help="figure file; the format follows the extension: .png (200 dpi), .svg or .pdf")
+        cmd.add_argument("--variants", nargs="+", metavar="VARIANT",
+                         help="only these variants: codec specs (as in the config or the run) or short labels "
+                              "('Opus 12 kbps'); anchors and the reference too only when named")
+        cmd.add_argument("--no-title", action="store_true", help="no title above the axes")
+        cmd.add_argument("--size", metavar="W,H", help="figure width and height in inches (default 3.5 wide, "
+                                                       "one journal column)")
+        cmd.add_argument("--legend", choices=["outside", "none"],
+                         help="outside: right of the axes; none: no legend (default: under the axes)")
         cmd.set_defaults(func=plot_command, figure=name)
 
 
@@ -37,7 +45,15 @@ def plot_command(args: argparse.Namespace) -> int:
         raise ReportError(f"-o {args.output}: unsupported figure format {args.output.suffix or '(no extension)'}; "
                       f"expected {', '.join(plots.FIGURE_FORMATS)}")
 
+    from evalkit.reports.plots import options as figure_options
+
+
+    options = figure_options.FigureOptions(
+        title=not args.no_title, size_in=figure_options.parse_size(args.size) if args.size else None,
+        legend=figure_options.LegendPlacement(args.legend) if args.legend else None)
     run = load_run(args.run_dir)
+    if args.variants:
+        run = figure_options.select_variants(run, args.variants)
     metric = getattr(args, "metric", None)
     if metric is not None and metric not in run.metrics:
         raise ReportError(f"--metric {metric}: not in the summary of {args.run_dir}; its metrics: "
@@ -53,6 +69,7 @@ def plot_command(args: argparse.Namespace) -> int:
         nothing = f"{args.run_dir}: no {metric} rows; nothing to plot"
     if fig is None:
         raise ReportError(nothing)
+    figure_options.apply_options(fig, options)
     try:
         path = plots.save_figure(fig, args.output)
     except OSError as exc:

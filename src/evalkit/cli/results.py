@@ -21,6 +21,10 @@ def add_parsers(sub) -> None:
                          help='one JSON object {"metrics": [...], "variants": [{"codec_spec", "label", "kbps", '
                               '"metrics": {name: {"mean", "ci_low", "ci_high", "n", "failures", "best"}}}]}, every '
                               "metric unless --metrics, NaN as null")
+    summary.add_argument("--format", choices=["latex", "markdown", "csv"], dest="table_format",
+                         help="a table for a paper: means with 95%% CIs, the best codec per column in bold, units "
+                              "in the header, n where it differs between cells (default columns: the headline "
+                              "metrics; LaTeX needs booktabs)")
     summary.set_defaults(func=summary_command)
 
     cmp = sub.add_parser("compare", help="Bjontegaard BD-rate / BD-quality of every family against an anchor")
@@ -53,6 +57,13 @@ def summary_command(args: argparse.Namespace) -> int:
     from evalkit.reports.rundata import load_run
 
     run = load_run(args.run_dir)
+    if args.table_format is not None:
+        from evalkit.reports.paper_table import paper_table
+        from evalkit.reports.scoreboard import scoreboard
+
+        board = run_scoreboard(run, args.metrics) if args.metrics else scoreboard(run)
+        print(paper_table(board, args.table_format), end="")
+        return 0
     board = run_scoreboard(run, args.metrics)
     if args.json:
         print_json(board_json(board))

@@ -17,6 +17,10 @@ def add_parsers(sub) -> None:
     run.add_argument("--scheduler", help="Dask scheduler address (tcp://...); default: a LocalCluster")
     run.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                      help="seconds to wait for the Dask scheduler before giving up (default 10)")
+    run.add_argument("--log", nargs="+", choices=["tensorboard", "wandb"], metavar="TRACKER",
+                     help="send the finished run's summary table and rate-quality figures to tensorboard "
+                          "(RUN_DIR/tensorboard) and/or wandb (honours WANDB_MODE=offline); adds to the config's "
+                          "log: list; needs the `tensorboard` / `wandb` extra")
     run.add_argument("--fresh", action="store_true",
                      help="delete the store, caches and exports evalkit wrote, and start over")
     run.set_defaults(func=run_command)
@@ -45,6 +49,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.connect_timeout <= 0:
         raise ConfigError(args.config, [f"--connect-timeout: expected seconds > 0, got {args.connect_timeout:g}"])
     config = config.model_copy(update=updates)
+    from evalkit.reports.tracking import check_available
+
+    trackers = check_available([*config.log, *(args.log or [])])  # a missing package stops before the run
     output = Path(config.output)
     check_output(config)  # before the lock file and run.log are written into it
     with output_lock(output):  # creates the folder; exit 2 when unwritable or used by another run
@@ -71,6 +78,11 @@ def run_command(args: argparse.Namespace) -> int:
                 f"{shown_path(report.exports['codebook_usage_csv'])}; long table: "
                 f"{shown_path(output / 'summary.txt')}; log: {shown_path(output / 'run.log')}"))
     print(shown(f"next: evalkit summary {folder} --long · evalkit report {folder}"))
+    if trackers:
+        from evalkit.reports.tracking import log_run
+
+        for line in log_run(output, trackers):
+            print(shown(f"logged to {line}"))
     return 0
 
 

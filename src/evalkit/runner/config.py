@@ -153,6 +153,7 @@ class RunConfig(_Strict):
     seed: int = 0
     channel_policy: Literal["per_channel", "mono"] = "per_channel"
     max_delay_s: float = Field(default=0.05, ge=0)
+    log: list[Literal["tensorboard", "wandb"]] = []  # trackers that get the finished run (reports/tracking.py)
 
 
 #: Fields that change the decoded audio of a unit: hashed into every unit key (and so every result key).
@@ -168,7 +169,7 @@ PLAN_FIELDS = ("dataset.folder", "dataset.glob", "dataset.manifest", "dataset.sc
                "dataset.lhotse", "dataset.hf", "dataset.split", "dataset.audio_column", "dataset.jsonl",
                "dataset.category_column", "dataset.max_items", "codecs", "metrics",
                "exclude_metrics", "output", "device", "workers", "seed",
-               "plugins")  # a plugin's code identity is keyed per variant (see ``plan.plan_variant``)
+               "plugins", "log")  # a plugin's code identity is keyed per variant (see ``plan.plan_variant``)
 
 
 def _field(config: RunConfig, dotted: str):

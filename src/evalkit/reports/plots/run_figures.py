@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
 from evalkit.reports.plots.style import (
     GREY,
@@ -24,6 +24,7 @@ from evalkit.reports.plots.style import (
     _styled,
     _wrap,
     anchor_label,
+    distinct_styles,
     family_style,
     metric_label,
     metric_name,
@@ -80,12 +81,24 @@ def _bitrate_axis(ax, values: np.ndarray) -> None:
     lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
     fine = [0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 320]
     nice = fine if hi / lo < 24 else [v for v in fine if v in (0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256)]
-    ticks = [v for v in nice if lo / 1.25 <= v <= hi * 1.25] or [lo]
+    ticks = [v for v in nice if lo / 1.25 <= v <= hi * 1.25]
+    if len(ticks) < 2:  # outside the nice values (a PCM rate): the measured ends, 3 significant digits
+        ticks = sorted({float(f"{lo:.3g}"), float(f"{hi:.3g}")})
     ax.set_xscale("log")
     ax.set_xlim(lo / 1.35, hi * 1.35)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(_plain))  # "8", "16", "1411", never "6×10²"
     ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _plain(value: float, _pos=None) -> str:
+    """A tick of a log bitrate axis as a plain number.
+
+    >>> _plain(8.0), _plain(0.5), _plain(1411.2), _plain(600.0)
+    ('8', '0.5', '1411.2', '600')
+    """
+    return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.0f}"
 
 
 def _reference_lines(ax, rows: pd.DataFrame, data: RunData) -> None:
@@ -124,9 +137,9 @@ def rate_quality_figure(data: RunData, metric: str, legend: bool = True) -> Figu
     n_refs = int(rows["codec_spec"].map(lambda s: _is_line(data, s)).sum())
     extra = _legend_height(len(groups) + n_refs) + 0.2 * bool(points["random"].any()) if legend else 0.0
     fig, ax = _figure(HEIGHT_IN + extra)
-    for (family, random), group in groups:
+    styles = distinct_styles([family_style(family) for (family, _), _ in groups])
+    for ((family, random), group), style in zip(groups, styles, strict=True):
         group = group.sort_values("bitrate_kbps")
-        style = family_style(family)
         x, y = group["bitrate_kbps"].to_numpy(float), group["mean"].to_numpy(float)
         ax.errorbar(x, y, yerr=_yerr(group), fmt="none", ecolor=style.color, elinewidth=0.8, zorder=2)
         ax.plot(x, y, color=style.color, marker=style.marker, ls=style.linestyle, mfc="white" if random else
@@ -168,14 +181,13 @@ def _cardinalities(data: RunData) -> dict[str, float]:
 def _code_lines(ax, data: RunData, column: str, scale: float = 1.0, label: bool = True) -> None:
     """One line per variant with codes of ``column`` (times ``scale``) against codebook index k = 1, 2, ..."""
     usage = data.codebook_usage
-    seen: dict[str, int] = {}
-    for spec in _ordered(usage["codec_spec"], data):
+    specs = _ordered(usage["codec_spec"], data)
+    styles = distinct_styles([family_style(data.record(spec).curve) for spec in specs])  # one look per variant
+    for spec, style in zip(specs, styles, strict=True):
         group = usage[usage["codec_spec"] == spec].sort_values("codebook")
-        style, random = family_style(data.record(spec).curve), spec in data.random_specs
-        k = seen[style.label] = seen.get(style.label, -1) + 1  # variants of one family: solid, dotted, ...
-        ls = style.linestyle if style.linestyle != "-" else ["-", ":", "-."][k % 3]
+        random = spec in data.random_specs
         ax.plot(group["codebook"].to_numpy(int) + 1, group[column].to_numpy(float) * scale, color=style.color,
-                marker=style.marker, ls=ls, mfc="white" if random else style.color,
+                marker=style.marker, ls=style.linestyle, mfc="white" if random else style.color,
                 label=data.label(spec) if label else "_nolegend_", gid=f"{column}:{spec}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 

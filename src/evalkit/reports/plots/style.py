@@ -96,6 +96,35 @@ def family_style(family: str) -> FamilyStyle:
     return FamilyStyle(family, palette[zlib.crc32(family.encode()) % len(palette)], "o")
 
 
+# Line styles and markers handed out, in order, to curves of one colour (one base family) in a figure
+LINESTYLES = ("-", "--", "-.", ":", (0, (6, 2, 1, 2, 1, 2)), (0, (8, 3)), (0, (1, 1)), (0, (4, 1, 1, 1)))
+_SPARE_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "h", "d", "p", "*", "<", ">")
+
+
+def distinct_styles(styles: list[FamilyStyle]) -> list[FamilyStyle]:
+    """``styles`` of the curves of one figure, in order, with no two curves of one colour sharing a line style
+    or a marker: a repeated one is replaced by the first of :data:`LINESTYLES` (markers: the spares) its colour
+    does not use yet. Two variants of a family with other settings (``beam=4``) thus never look alike.
+
+    >>> a, b = distinct_styles([family_style("opus:application=voip"), family_style("opus:application=voip")])
+    >>> a.linestyle, b.linestyle, a.marker != b.marker
+    ('--', '-.', True)
+    """
+    used: dict[str, tuple[set, set]] = {}
+    out = []
+    for style in styles:
+        lines, markers = used.setdefault(style.color, (set(), set()))
+        # a variant with other settings never turns solid: solid is its base's look
+        ls = style.linestyle if style.linestyle not in lines else next(
+            (x for x in LINESTYLES if x not in lines and (x != "-" or style.linestyle == "-")), style.linestyle)
+        marker = style.marker if style.marker not in markers else next(
+            (m for m in _SPARE_MARKERS if m not in markers), style.marker)
+        lines.add(ls)
+        markers.add(marker)
+        out.append(FamilyStyle(style.label, style.color, marker, ls))
+    return out
+
+
 def _family(spec: str) -> str:
     """The rate–quality curve of a spec from no run (a listening condition): its record's."""
     return describe_spec(spec).curve

@@ -1,0 +1,142 @@
+"""``evalkit run CONFIG --log tensorboard|wandb``: TensorBoard for real (its event files read back with
+tensorboard's EventAccumulator equal the summary's means), W&B through a fake ``wandb`` module that records the
+calls (the real wandb is not installed), and one clear line when a tracker's package is missing."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from evalkit.cli import main
+from evalkit.reports.rundata import load_run
+from evalkit.reports.tracking import log_run
+from evalkit.runner import load_config
+
+SPECS = ["lowpass?cutoff_hz=3500", "opus?bitrate_kbps=6", "opus?bitrate_kbps=12"]
+
+
+def _config(root, log: str = "") -> str:
+    data = root / "data"
+    data.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(8000) / 16000
+    for k in range(2):
+        sf.write(data / f"tone{k}.wav", 0.3 * np.sin(2 * np.pi * (300 + 200 * k) * t)
+                 + 0.01 * rng.standard_normal(t.size), 16000, subtype="FLOAT")
+    grid = "\n".join(f'  - spec: "{s}"' for s in SPECS)
+    path = root / "run.yaml"
+    path.write_text(f'dataset: {{folder: data, glob: "*.wav"}}\ncodecs:\n{grid}\nmetrics: [si_sdr]\n'
+                    f"output: run\nworkers: 1\n{log}")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tb_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tracked")
+    assert main(["run", _config(root), "--log", "tensorboard"]) == 0
+    return root / "run"
+
+
+def _scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}, acc
+
+
+def test_tensorboard_scalars_equal_the_summary_means(tb_run):
+    summary = pd.read_csv(tb_run / "summary.csv")
+    labels = load_run(tb_run).labels()
+    scalars, acc = _scalars(tb_run / "tensorboard")
+    expected = {f"summary/si_sdr/{labels[r.codec_spec]}": r.mean for r in summary.itertuples()}
+    assert set(expected) <= set(scalars)
+    for tag, mean in expected.items():
+        ((step, value),) = scalars[tag]
+        assert value == pytest.approx(mean, rel=1e-6)  # float32 in the event file
+    rq = pd.read_csv(tb_run / "rate_quality.csv")
+    curve = sorted(scalars["rate_quality/si_sdr/opus"])
+    assert [s for s, _ in curve] == sorted(round(k * 1000) for k in rq["bitrate_kbps"])  # step: bit/s
+    assert [v for _, v in curve] == pytest.approx(list(rq.sort_values("bitrate_kbps")["mean"]), rel=1e-6)
+    assert acc.Tags()["images"] == ["rate_quality/si_sdr"]
+    image = acc.Images("rate_quality/si_sdr")[0]
+    assert image.width > 300 and image.height > 200
+    text = acc.Tensors("summary/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "| Codec variant | kbps | SI-SDR (dB) ↑ |" in text
+
+
+def test_config_log_field_is_validated(tmp_path):
+    config, _ = load_config(_config(tmp_path, "log: [tensorboard]\n"))
+    assert config.log == ["tensorboard"]
+    from evalkit.runner import ConfigError
+
+    with pytest.raises(ConfigError, match="log"):
+        load_config(_config(tmp_path, "log: [mlflow]\n"))
+
+
+class FakeWandb(types.ModuleType):
+    """Records what evalkit calls: ``init`` kwargs, the summary, logged payloads, ``finish``."""
+
+    def __init__(self):
+        super().__init__("wandb")
+        self.calls: list[tuple[str, object]] = []
+        fake = self
+
+        class Run:
+            summary: dict = {}
+            dir = "offline-run-dir"
+
+            def log(self, payload):
+                fake.calls.append(("log", payload))
+
+            def finish(self):
+                fake.calls.append(("finish", None))
+
+        class Table:
+            def __init__(self, columns, data):
+                self.columns, self.data = columns, data
+
+        class Image:
+            def __init__(self, array):
+                self.array = array
+
+        self.run, self.Table, self.Image = Run(), Table, Image
+
+    def init(self, **kwargs):
+        self.calls.append(("init", kwargs))
+        return self.run
+
+
+def test_wandb_gets_summary_table_and_figures(tb_run, monkeypatch):
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert log_run(tb_run, ["wandb"]) == ["wandb: offline-run-dir"]
+    kinds = [k for k, _ in fake.calls]
+    assert kinds == ["init", "log", "finish"]
+    init = fake.calls[0][1]
+    assert init["dir"] == str(tb_run) and init["name"] == "run" and init["config"]["metrics"] == ["si_sdr"]
+    summary = pd.read_csv(tb_run / "summary.csv")
+    labels = load_run(tb_run).labels()
+    assert fake.run.summary == pytest.approx({f"summary/si_sdr/{labels[r.codec_spec]}": r.mean
+                                              for r in summary.itertuples()})
+    payload = fake.calls[1][1]
+    table = payload["summary_table"]
+    assert table.columns == ["variant", "kbps", "si_sdr mean", "si_sdr ci_low", "si_sdr ci_high", "si_sdr n"]
+    means = {row[0]: row[2] for row in table.data}  # the scoreboard's: over the items every variant scored
+    assert means == pytest.approx({labels[r.codec_spec]: r.mean_shared for r in summary.itertuples()})
+    image = payload["rate_quality/si_sdr"].array
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+
+
+def test_missing_wandb_is_one_line_before_the_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
+    assert main(["run", _config(tmp_path), "--log", "wandb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("evalkit: error: --log wandb: the `wandb` package is not installed; install the `wandb` extra: "
+                   "pip install 'evalkit[wandb]'")
+    assert not (tmp_path / "run").exists()  # nothing ran
