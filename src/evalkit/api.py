@@ -118,15 +118,16 @@ def score(reference: Signal, degraded: Signal, sample_rate: int | None = None,
 
 
 def run(config: str | os.PathLike | Mapping[str, Any], *, base_dir: str | os.PathLike | None = None,
-        executor: str = "local", scheduler: str | None = None, fresh: bool = False,
+        executor: str | None = None, scheduler: str | None = None, fresh: bool = False,
         progress: bool = False) -> Run:
     """Run an evaluation (as ``evalkit run``: validated first, resumable) and return its tables.
 
     Args:
         config: a YAML file, or the same fields as a mapping (relative paths then taken from ``base_dir``,
             default the current folder).
-        executor: ``"local"`` (in-process for ``workers: 1``, else a process pool) or ``"dask"``
-            (a LocalCluster, or the cluster at ``scheduler``).
+        executor: ``"local"`` (a pool of ``workers`` child processes), ``"dask"`` (a LocalCluster, or the
+            cluster at ``scheduler``) or ``"slurm"`` (Dask workers as Slurm jobs); default: the config's
+            ``executor``.
         fresh: discard the output folder's store and caches first.
 
     Returns:

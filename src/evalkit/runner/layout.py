@@ -6,3 +6,4 @@ LOCK_NAME = ".evalkit.lock"
 LOG_NAME = "run.log"
 SUMMARY_CSV = "summary.csv"
 DECODED_CACHE = ("cache", "decoded")  # cached decoded audio: <run>/cache/decoded/<unit key>.wav
+SLURM_LOGS = "slurm-logs"  # the Slurm worker jobs' own stdout and stderr (before their output goes to run.log)
