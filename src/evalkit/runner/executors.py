@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 from evalkit.errors import UserError
-from evalkit.runner.work import ItemTask, UnitOutcome, error_outcomes, iter_item_task, run_item_task
+from evalkit.runner.work import ItemTask, UnitOutcome, error_outcomes, run_item_task
 from evalkit.worker_setup import WorkerSetup, serve_tasks, threads_per_worker
 
 log = logging.getLogger(__name__)
