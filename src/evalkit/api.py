@@ -174,7 +174,7 @@ def score(reference: Signal, degraded: Signal, sample_rate: int | None = None,
 
 
 def run(config: str | os.PathLike | Mapping[str, Any], *, plugins: Plugin | Sequence[Plugin] = (),
-        base_dir: str | os.PathLike | None = None, executor: str = "local", scheduler: str | None = None,
+        base_dir: str | os.PathLike | None = None, executor: str | None = None, scheduler: str | None = None,
         fresh: bool = False, progress: bool = False) -> Run:
     """Run an evaluation (as ``evalkit run``: validated first, resumable) and return its tables.
 
@@ -183,8 +183,9 @@ def run(config: str | os.PathLike | Mapping[str, Any], *, plugins: Plugin | Sequ
             default the current folder).
         plugins: plugin files (paths, relative ones from the current folder) or importable module names, added
             to the config's ``plugins:`` (and so validated, keyed and imported by every worker as those are).
-        executor: ``"local"`` (in-process for ``workers: 1``, else a process pool) or ``"dask"``
-            (a LocalCluster, or the cluster at ``scheduler``).
+        executor: ``"local"`` (a pool of ``workers`` child processes), ``"dask"`` (a LocalCluster, or the
+            cluster at ``scheduler``) or ``"slurm"`` (Dask workers as Slurm jobs); default: the config's
+            ``executor``.
         fresh: discard the output folder's store and caches first.
 
     Returns:

@@ -13,8 +13,15 @@ def add_parsers(sub) -> None:
     run = sub.add_parser("run", help="evaluate a dataset through a grid of codec variants (resumable)")
     run.add_argument("config", help="YAML run configuration (see configs/demo.yaml)")
     run.add_argument("--workers", type=int, help="worker processes (overrides the config)")
-    run.add_argument("--executor", choices=["local", "dask"], default="local")
+    run.add_argument("--executor", choices=["local", "dask", "slurm"],
+                     help="where units run (overrides the config's executor; default local)")
     run.add_argument("--scheduler", help="Dask scheduler address (tcp://...); default: a LocalCluster")
+    slurm = run.add_argument_group("Slurm (--executor slurm: Dask workers as Slurm jobs, cancelled on exit)")
+    slurm.add_argument("--slurm-partition", metavar="P", help="partition (default: the cluster's default)")
+    slurm.add_argument("--slurm-jobs", type=int, metavar="N", help="Slurm jobs, one Dask worker each (default 1)")
+    slurm.add_argument("--slurm-cores", type=int, metavar="C", help="cores per job (default 1)")
+    slurm.add_argument("--slurm-memory", metavar="SIZE", help="memory per job, e.g. 8GB (default 4GB)")
+    slurm.add_argument("--slurm-walltime", metavar="HH:MM:SS", help="time limit per job (default 01:00:00)")
     run.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                      help="seconds to wait for the Dask scheduler before giving up (default 10)")
     run.add_argument("--log", nargs="+", choices=["tensorboard", "wandb"], metavar="TRACKER",
@@ -37,6 +44,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     from evalkit.logs import log_to_file
     from evalkit.runner import ConfigError, load_config, run_evaluation
+    from evalkit.runner.config import override_executor
     from evalkit.runner.output import check_output
     from evalkit.runner.run import RunInterrupted, output_lock
 
@@ -48,7 +56,10 @@ def run_command(args: argparse.Namespace) -> int:
         updates["workers"] = args.workers
     if args.connect_timeout <= 0:
         raise ConfigError(args.config, [f"--connect-timeout: expected seconds > 0, got {args.connect_timeout:g}"])
-    config = config.model_copy(update=updates)
+    config = override_executor(config.model_copy(update=updates), {
+        "kind": args.executor, "scheduler": args.scheduler, "slurm_partition": args.slurm_partition,
+        "slurm_jobs": args.slurm_jobs, "slurm_cores": args.slurm_cores, "slurm_memory": args.slurm_memory,
+        "slurm_walltime": args.slurm_walltime}, args.config)
     from evalkit.reports.tracking import check_available
 
     trackers = check_available([*config.log, *(args.log or [])])  # a missing package stops before the run
@@ -57,8 +68,7 @@ def run_command(args: argparse.Namespace) -> int:
     with output_lock(output):  # creates the folder; exit 2 when unwritable or used by another run
         log_to_file(output / "run.log")  # third-party chatter and warnings included
         try:
-            report = run_evaluation(config, specs, executor=args.executor, scheduler=args.scheduler,
-                                    fresh=args.fresh, connect_timeout_s=args.connect_timeout)
+            report = run_evaluation(config, specs, fresh=args.fresh, connect_timeout_s=args.connect_timeout)
         except RunInterrupted as exc:
             print(exc, file=sys.stderr)
             return EXIT_INTERRUPTED

@@ -14,6 +14,7 @@ Example::
     output: runs/demo
     device: auto
     workers: 2
+    executor: local                              # or {kind: slurm, slurm_partition: debug, slurm_jobs: 4, ...}
     seed: 0
 
 Relative paths (dataset, output, plugins, decoded folders, and ``weights=``/``calibration=`` inside codec specs)
@@ -140,6 +141,38 @@ class CodecGrid(_Strict):
         return self
 
 
+SLURM_MEMORY = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?)?B$", re.IGNORECASE)  # as dask-jobqueue's ``memory``
+SLURM_WALLTIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")  # Slurm's [D-]HH[:MM[:SS]] and MM[:SS] forms
+
+
+class ExecutorConfig(_Strict):
+    """Where units run: ``local`` (worker processes here), ``dask`` (the scheduler at ``scheduler``, or a new
+    LocalCluster) or ``slurm`` (Dask workers started as Slurm jobs through dask-jobqueue's ``SLURMCluster``:
+    ``slurm_jobs`` jobs of ``slurm_cores`` cores and ``slurm_memory`` each, one single-task worker per job).
+    The string ``slurm`` is short for ``{kind: slurm}``; ``evalkit run``'s options override these fields."""
+
+    kind: Literal["local", "dask", "slurm"] = "local"
+    scheduler: str | None = None
+    slurm_partition: str | None = None  # None: the cluster's default partition
+    slurm_jobs: int = Field(default=1, ge=1)
+    slurm_cores: int = Field(default=1, ge=1)
+    slurm_memory: str = "4GB"
+    slurm_walltime: str = "01:00:00"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _slurm_formats(self) -> ExecutorConfig:
+        if not SLURM_MEMORY.match(self.slurm_memory):
+            raise ValueError(f"slurm_memory: expected a size such as 8GB or 500MB, got {self.slurm_memory!r}")
+        if not SLURM_WALLTIME.match(self.slurm_walltime):
+            raise ValueError(f"slurm_walltime: expected HH:MM:SS (or D-HH:MM:SS), got {self.slurm_walltime!r}")
+        return self
+
+
 class RunConfig(_Strict):
     dataset: DatasetConfig
     codecs: list[CodecGrid] = Field(min_length=1)
@@ -150,6 +183,7 @@ class RunConfig(_Strict):
     output: Path
     device: str = "auto"
     workers: int = Field(default=2, ge=1)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     seed: int = 0
     channel_policy: Literal["per_channel", "mono"] = "per_channel"
     max_delay_s: float = Field(default=0.05, ge=0)
@@ -168,7 +202,7 @@ SCORE_FIELDS = ("max_delay_s",)
 PLAN_FIELDS = ("dataset.folder", "dataset.glob", "dataset.manifest", "dataset.scp", "dataset.segments",
                "dataset.lhotse", "dataset.hf", "dataset.split", "dataset.audio_column", "dataset.jsonl",
                "dataset.category_column", "dataset.max_items", "codecs", "metrics",
-               "exclude_metrics", "output", "device", "workers", "seed",
+               "exclude_metrics", "output", "device", "workers", "executor", "seed",
                "plugins", "log")  # a plugin's code identity is keyed per variant (see ``plan.plan_variant``)
 
 
@@ -367,6 +401,29 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
             message = "unknown field" + (f"; did you mean {meant[loc]!r}?" if loc in meant else "")
         lines.append(f"{field}: {message}")
     return lines
+
+
+_OPTION = {"kind": "executor"}  # executor fields whose command-line option is not named after them
+
+
+def override_executor(config: RunConfig, options: dict[str, Any], source: str) -> RunConfig:
+    """``config`` with its executor fields replaced by the command-line ``options`` given (``None``: not given).
+
+    Raises:
+        ConfigError: a bad value, or a ``slurm_*`` option without the ``slurm`` executor, one line per option
+            (named as on the command line, ``--slurm-jobs``).
+    """
+    given = {name: value for name, value in options.items() if value is not None}
+    try:
+        executor = ExecutorConfig.model_validate({**config.executor.model_dump(), **given})
+    except ValidationError as exc:
+        lines = [line.removeprefix("(top level): ").partition(": ") for line in _pydantic_problems(exc)]
+        raise ConfigError(source, [f"--{_OPTION.get(name, name.replace('_', '-'))}: {message}"
+                                   for name, _, message in lines]) from None
+    if executor.kind != "slurm" and (stray := [n for n in given if n.startswith("slurm_")]):
+        raise ConfigError(source, [f"--{n.replace('_', '-')}: only with --executor slurm (or executor: slurm in "
+                                   f"the config), not {executor.kind}" for n in stray])
+    return config.model_copy(update={"executor": executor})
 
 
 def _valid_parts(raw: dict, config: RunConfig | None) -> dict[str, Any]:

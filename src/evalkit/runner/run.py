@@ -26,12 +26,20 @@ from evalkit.codecs.records import describe
 from evalkit.metrics import Metric, MetricKind, applicable_metrics, get_metrics
 from evalkit.runner.config import ConfigError, RunConfig, decode_settings, score_settings
 from evalkit.runner.decoded import is_decoded_spec
-from evalkit.runner.executors import DaskSchedulerLost, LocalPool, dask_client, local_pool, run_dask, run_local
-from evalkit.runner.layout import DECODED_CACHE, LOCK_NAME, LOG_NAME, STORE_NAME
+from evalkit.runner.executors import (
+    DaskSchedulerLost,
+    LocalPool,
+    dask_client,
+    local_pool,
+    run_dask,
+    run_local,
+)
+from evalkit.runner.layout import DECODED_CACHE, LOCK_NAME, LOG_NAME, SLURM_LOGS, STORE_NAME
 from evalkit.runner.outcome import Plan, RunReport
 from evalkit.runner.output import check_output, discard_run_files
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
 from evalkit.runner.provenance import run_provenance, write_provenance
+from evalkit.runner.slurm import slurm_client
 from evalkit.runner.store import (
     Store,
     UnitRow,
@@ -322,7 +330,7 @@ class _Writer:
         self.bar.update(1)
 
 
-def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str = "local",
+def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str | None = None,
                    scheduler: str | None = None, fresh: bool = False, progress: bool = True,
                    connect_timeout_s: float | None = None) -> RunReport:
     """Evaluate the dataset through every codec variant; resumable and idempotent.
@@ -330,9 +338,11 @@ def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str =
     Returns a report with counts, skipped variants, export paths and the printed tables; exports and tables
     hold exactly the rows of this plan (older rows stay in the store).
 
-    With ``executor="dask"`` the scheduler at ``scheduler`` is connected to (within ``connect_timeout_s``,
-    default :data:`~evalkit.runner.executors.DASK_CONNECT_TIMEOUT_S`) before the store is opened or ``fresh``
-    deletes anything.
+    ``executor`` and ``scheduler``, when given, replace the config's ``executor.kind`` and
+    ``executor.scheduler``. With ``executor="dask"`` the scheduler at ``scheduler`` is connected to (within
+    ``connect_timeout_s``, default :data:`~evalkit.runner.executors.DASK_CONNECT_TIMEOUT_S`) before the store
+    is opened or ``fresh`` deletes anything; with ``"slurm"`` the worker job is checked by
+    ``sbatch --test-only`` first, and every job is cancelled on leaving (Ctrl-C included).
 
     Raises:
         ConfigError: an output folder that overlaps the dataset or holds files evalkit did not write (see
@@ -348,11 +358,15 @@ def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str =
     output = Path(config.output)
     report = RunReport(output, output / STORE_NAME)
     check_output(config)
+    updates = {"kind": executor, "scheduler": scheduler}
+    config = config.model_copy(update={"executor": config.executor.model_copy(
+        update={k: v for k, v in updates.items() if v is not None})})
+    executor = config.executor.kind
     if executor == "local":  # under Dask the workers are the cluster's
         config = config.model_copy(update={"workers": local_workers(config.workers)})
     with output_lock(output):
         try:
-            _run_locked(config, specs, report, executor, scheduler, fresh, progress, connect_timeout_s)
+            _run_locked(config, specs, report, fresh, progress, connect_timeout_s)
         except KeyboardInterrupt:
             raise RunInterrupted(report.units_run + report.units_rescored) from None
         except DaskSchedulerLost as exc:
@@ -368,11 +382,18 @@ def run_evaluation(config: RunConfig, specs: list[CodecSpec], *, executor: str =
     return report
 
 
-def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, executor: str,
-                scheduler: str | None, fresh: bool, progress: bool, connect_timeout_s: float | None) -> None:
-    if executor == "dask":  # connected before the store is touched: a wrong address deletes nothing
-        with dask_client(scheduler, config.workers, connect_timeout_s, str(report.output / LOG_NAME)) as client:
+def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, fresh: bool, progress: bool,
+                connect_timeout_s: float | None) -> None:
+    settings = config.executor
+    if settings.kind == "dask":  # connected before the store is touched: a wrong address deletes nothing
+        with dask_client(settings.scheduler, config.workers, connect_timeout_s,
+                         str(report.output / LOG_NAME)) as client:
             _plan_and_run(config, specs, report, fresh, progress, None, client)
+        return
+    if settings.kind == "slurm":  # jobs checked by sbatch before the store is touched, cancelled on leaving
+        with slurm_client(settings, str(report.output / LOG_NAME), str(report.output / SLURM_LOGS)) as client:
+            _plan_and_run(config.model_copy(update={"workers": settings.slurm_jobs}), specs, report, fresh,
+                          progress, None, client)
         return
     plugins = tuple(str(p) for p in config.plugins)
     with local_pool(config.workers, str(report.output / LOG_NAME), plugins) as pool:  # workers start while we plan

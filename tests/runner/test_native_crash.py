@@ -1,0 +1,59 @@
+"""A native crash (segmentation fault) in a codec costs its item's units, not the run: with ``workers: 1`` too,
+units run in a child process."""
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import yaml
+
+import evalkit
+from tests.plugin_fixtures import toy_source
+from tests.runner.conftest import make_config
+
+CRASH = '''
+        import os, signal
+        if float(wav.abs().max()) > 0.6:  # the loud test item: crash as native code would
+            os.kill(os.getpid(), signal.SIGSEGV)
+'''
+
+
+def crashing_plugin(folder: Path) -> Path:
+    """The toy codec as ``toy-crash``, whose encoder segfaults on any input peaking above 0.6."""
+    anchor = "        x = wav.clamp(-1.0, 1.0)\n"
+    source = toy_source("toy-crash", "Toy crash")
+    assert anchor in source
+    source = source.replace(anchor, CRASH + anchor, 1)
+    path = folder / "crash_codec.py"
+    path.write_text(source)
+    return path
+
+
+def test_a_segfault_with_one_worker_fails_its_item_and_the_run_finishes(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(3)
+    for i, peak in enumerate([0.2, 0.95, 0.2]):  # item1 crashes the codec
+        x = rng.uniform(-1, 1, 4000)
+        sf.write(data / f"item{i}.wav", (peak * x / np.abs(x).max()).astype(np.float32), 16000, subtype="FLOAT")
+    plugin = crashing_plugin(tmp_path)
+    raw = make_config(data, tmp_path / "out", codecs=[{"spec": "toy-crash?bits=4"}], metrics=["si_sdr"],
+                      plugins=[str(plugin)], workers=1)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    src = Path(evalkit.__file__).resolve().parents[1]  # the evalkit under test
+    done = subprocess.run([sys.executable, "-m", "evalkit.cli", "run", str(config)], capture_output=True, text=True,
+                          timeout=300, env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    units = dict((item, (status, reason)) for item, status, reason in
+                 db.execute("SELECT item_id, status, reason FROM units WHERE codec_spec LIKE 'toy-crash%'"))
+    assert {item: s for item, (s, _) in units.items()} == {"item0.wav": "ok", "item1.wav": "error", "item2.wav": "ok"}
+    assert "killed by signal SIGSEGV: segmentation fault" in units["item1.wav"][1]
+    values = dict(db.execute("SELECT u.item_id, r.value FROM results r JOIN units u USING (unit_key) "
+                             "WHERE r.metric = 'si_sdr' AND u.codec_spec LIKE 'toy-crash%'"))
+    assert values["item1.wav"] is None and np.isfinite(values["item0.wav"]) and np.isfinite(values["item2.wav"])
