@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup browser demo test lint bench clean
+.PHONY: setup browser demo test lint bench docs clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -24,5 +24,9 @@ lint: setup
 bench: setup
 	@for b in benchmarks/*_bench.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# the documentation site (mkdocs, Material theme) into site/; reference pages are generated from the code
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache build
+	rm -rf $(VENV) .pytest_cache build site
