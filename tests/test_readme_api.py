@@ -45,6 +45,16 @@ def test_python_api_section_examples_pass_as_doctests(tmp_path, monkeypatch):
     assert runner.failures == 0 and test.examples, "".join(failures)
 
 
+
+def test_the_readme_quick_start_passes_as_a_doctest():
+    text = (ROOT / "README.md").read_text()
+    [block] = code_blocks(text[text.index("\n## Quick start\n"):], "python")[:1]
+    test = doctest.DocTestParser().get_doctest(block, {}, "README.md: Quick start", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    failures = []
+    runner.run(test, out=failures.append)
+    assert runner.failures == 0 and len(test.examples) >= 5, "".join(failures)
+
 @pytest.fixture
 def readme_plugin(tmp_path):
     [source] = code_blocks(section("How to add a codec"), "python")
