@@ -145,6 +145,8 @@ def _key_role(dotted: str) -> str:
         return "result keys (changes metric values)"
     if dotted in config.PLAN_FIELDS or dotted.split(".")[0] in config.PLAN_FIELDS:
         return "none (what is planned or how it runs)"
+    if any(name.startswith(dotted + ".") for name in (*config.DECODE_FIELDS, *config.PLAN_FIELDS)):
+        return "per field (below)"
     return ""
 
 
