@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup browser demo test lint bench dist clean
+.PHONY: setup browser demo test lint bench dist docs clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -28,5 +28,9 @@ bench: setup
 dist: setup
 	$(PY) -m build --no-isolation --outdir dist .
 
+# the documentation site (mkdocs, Material theme) into site/; reference pages are generated from the code
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache build dist
+	rm -rf $(VENV) .pytest_cache build dist site

@@ -1,4 +1,5 @@
-"""The README's "Python API" examples run as doctests, and its "How to add a codec" plugin works as written."""
+"""The docs' "Python API" examples (docs/getting-started.md) run as doctests, and the "How to add a codec" plugin
+(docs/guides/evaluate-your-codec.md) works as written."""
 
 import doctest
 import re
@@ -12,10 +13,13 @@ from tests.plugin_fixtures import install_entry_point
 from tests.runner.conftest import export_values
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The page that holds each section whose code blocks the tests run.
+SECTION_PAGES = {"Python API": "docs/getting-started.md", "How to add a codec": "docs/guides/evaluate-your-codec.md",
+                 "How to add a metric": "docs/guides/add-a-metric.md"}
 
 
 def section(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / SECTION_PAGES[title]).read_text()
     start = text.index(f"\n## {title}\n")
     end = text.find("\n## ", start + 1)
     return text[start: end if end != -1 else None]
@@ -34,12 +38,22 @@ def test_python_api_section_examples_pass_as_doctests(tmp_path, monkeypatch):
     assert len(blocks) >= 3 and all(">>>" in b for b in blocks)
     (tmp_path / "data").symlink_to(ROOT / "data")  # "from the repository's root", without writing into it
     monkeypatch.chdir(tmp_path)
-    test = doctest.DocTestParser().get_doctest("\n".join(blocks), {}, "README.md: Python API", "README.md", 0)
+    test = doctest.DocTestParser().get_doctest("\n".join(blocks), {}, "Python API", SECTION_PAGES["Python API"], 0)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     failures = []
     runner.run(test, out=failures.append)
     assert runner.failures == 0 and test.examples, "".join(failures)
 
+
+
+def test_the_readme_quick_start_passes_as_a_doctest():
+    text = (ROOT / "README.md").read_text()
+    [block] = code_blocks(text[text.index("\n## Quick start\n"):], "python")[:1]
+    test = doctest.DocTestParser().get_doctest(block, {}, "README.md: Quick start", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    failures = []
+    runner.run(test, out=failures.append)
+    assert runner.failures == 0 and len(test.examples) >= 5, "".join(failures)
 
 @pytest.fixture
 def readme_plugin(tmp_path):

@@ -1,4 +1,5 @@
-"""Metric plugins: the README's example metric run through `evalkit run`, entry points, and bad plugins."""
+"""Metric plugins: the docs' example metric (docs/guides/add-a-metric.md) through `evalkit run`, entry points, bad
+plugins."""
 
 import hashlib
 import html
@@ -32,7 +33,7 @@ def clean_metrics():
 
 @pytest.fixture
 def readme_metric(tmp_path):
-    """The README's example metric plugin, exactly as written there."""
+    """The example metric plugin of docs/guides/add-a-metric.md, exactly as written there."""
     [source] = code_blocks(section("How to add a metric"), "python")
     path = tmp_path / "plugin" / "peak_level.py"
     path.parent.mkdir()

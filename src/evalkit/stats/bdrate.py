@@ -179,8 +179,7 @@ def bd_quality(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
                labels: tuple[str, str] = ("anchor", "test")) -> Delta:
     """Bjøntegaard delta quality (test minus anchor at equal bitrate) in the metric's unit.
 
-    Args:
-        anchor_rates, anchor_quality, test_rates, test_quality, labels: as for :func:`bd_rate`.
+    The arguments are those of :func:`bd_rate`.
 
     Returns:
         :class:`Delta` in the metric's unit, rounded to 1e-9 (positive = the test curve has the higher metric
