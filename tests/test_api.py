@@ -80,7 +80,7 @@ def test_run_and_load_run_give_tidy_labelled_tables(tmp_path, rng):
     data.mkdir()
     for i in range(2):
         sf.write(data / f"x{i}.wav", (0.2 * rng.standard_normal(8000)).astype(np.float32), 16000, subtype="FLOAT")
-    config = {"dataset": {"folder": "data", "glob": "*.wav"}, "output": "out", "workers": 1,
+    config = {"dataset": {"folder": "data", "glob": "*.wav"}, "output": "out", "workers": 0,
               "metrics": ["si_sdr", "mel_distance"],
               "codecs": [{"spec": "lowpass?cutoff_hz=3500"}, {"spec": "encodec-24khz?bandwidth=1.5&weights=random"}]}
     run = evalkit.run(config, base_dir=tmp_path)

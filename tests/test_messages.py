@@ -62,7 +62,7 @@ def test_a_run_prints_failure_lines_escaped_and_stores_the_real_name(tmp_path, c
     (small_dataset / NASTY).write_bytes(b"RIFF....WAVEjunk")  # a corrupt item: its failure line names it
     sf.write(small_dataset / "ok\x1b[1m.wav", 0.1 * np.random.default_rng(0).standard_normal(4800), 16000)
     raw = {"dataset": {"folder": str(small_dataset), "glob": "*"}, "codecs": [{"spec": "lowpass?cutoff_hz=3500"}],
-           "metrics": ["si_sdr"], "output": str(tmp_path / "out"), "workers": 1}
+           "metrics": ["si_sdr"], "output": str(tmp_path / "out"), "workers": 0}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in a fresh process (pytest adds its own)
     try:

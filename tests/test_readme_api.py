@@ -86,7 +86,7 @@ def test_the_readme_codec_lists_and_runs_as_a_plugin_file(clean_families, readme
     assert f"source: file {readme_plugin}" in block and "bitrates (kbps): 16, 24, 32, 40, 48, 56, 64" in block
     raw = {"dataset": {"folder": str(two_items), "glob": "item*.wav"}, "plugins": ["plugin/my_codec.py"],
            "codecs": [{"family": "pcm8k", "params": {"bits": [4, 8]}}], "metrics": ["si_sdr"],
-           "output": "out", "workers": 1}
+           "output": "out", "workers": 0}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(raw))
     assert main(["run", str(tmp_path / "run.yaml")]) == 0
     from evalkit.runner import load_config, run_evaluation

@@ -166,7 +166,7 @@ def test_a_plugin_weights_file_is_keyed_and_wide_codes_are_stored_exactly(clean_
     x = np.linspace(-0.99, 0.99, 800, dtype=np.float32)
     sf.write(tmp_path / "d" / "ramp.wav", x, 8000, subtype="FLOAT")
     raw = {"dataset": {"folder": "d", "glob": "*.wav"}, "codecs": [{"spec": f"wide-pcm?weights={weights}"}],
-           "metrics": ["si_sdr"], "output": "out", "workers": 1, "plugins": ["wide.py"]}
+           "metrics": ["si_sdr"], "output": "out", "workers": 0, "plugins": ["wide.py"]}
     run_raw(raw, tmp_path)
     [codes_file] = (tmp_path / "out" / "cache" / "codes").glob("*.npy")
     codes = np.load(codes_file)

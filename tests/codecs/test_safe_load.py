@@ -113,7 +113,7 @@ def _dataset(tmp_path: Path) -> Path:
 
 def _config(tmp_path: Path, spec: str) -> Path:
     raw = {"dataset": {"folder": str(_dataset(tmp_path)), "glob": "*.wav"}, "codecs": [{"spec": spec}],
-           "metrics": ["si_sdr"], "output": str(tmp_path / "out"), "workers": 1}
+           "metrics": ["si_sdr"], "output": str(tmp_path / "out"), "workers": 0}
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

@@ -41,7 +41,7 @@ def make_run(root: Path, n_items: int = 3, specs=CONDITIONS, seconds: float = 1.
     codecs = "\n".join(f'  - spec: "{s}"' for s in specs)
     config = root / "run.yaml"
     config.write_text(f'dataset: {{folder: {data}, glob: "*.wav"}}\ncodecs:\n{codecs}\nmetrics: [si_sdr]\n'
-                      f"output: {root / 'run'}\nworkers: 1\n")
+                      f"output: {root / 'run'}\nworkers: 0\n")
     cfg, parsed = load_config(config)
     run_evaluation(cfg, parsed, progress=False)
     return root / "run"

@@ -69,7 +69,7 @@ def test_the_readme_metric_runs_through_evalkit_run_with_hand_computed_values(cl
     data, decoded = scaled_items
     raw = {"dataset": {"folder": str(data), "glob": "*.wav"}, "plugins": ["plugin/peak_level.py"],
            "codecs": [{"decoded": {"folder": str(decoded), "label": "scaled"}}],
-           "metrics": ["peak_level_diff", "si_sdr"], "output": "out", "workers": 1}
+           "metrics": ["peak_level_diff", "si_sdr"], "output": "out", "workers": 0}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(raw))
     assert main(["run", str(tmp_path / "run.yaml")]) == 0
     sha = hashlib.sha256(readme_metric.read_bytes()).hexdigest()
@@ -112,7 +112,7 @@ def test_an_edited_plugin_file_is_rescored_and_an_unchanged_one_is_not(clean_met
     data, decoded = scaled_items
     raw = {"dataset": {"folder": str(data), "glob": "*.wav"}, "plugins": [str(readme_metric)],
            "codecs": [{"decoded": {"folder": str(decoded), "label": "scaled"}}],
-           "metrics": ["peak_level_diff"], "output": str(tmp_path / "out"), "workers": 1}
+           "metrics": ["peak_level_diff"], "output": str(tmp_path / "out"), "workers": 0}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(raw))
     assert main(["run", str(tmp_path / "run.yaml")]) == 0
     assert main(["run", str(tmp_path / "run.yaml")]) == 0
@@ -170,7 +170,7 @@ def test_an_entry_point_metric_is_found_by_name_and_scores_the_reference_too(cle
     data, decoded = scaled_items
     raw = {"dataset": {"folder": str(data), "glob": "*.wav"},
            "codecs": [{"decoded": {"folder": str(decoded), "label": "scaled"}}],
-           "metrics": ["rms_dbfs"], "output": str(tmp_path / "out"), "workers": 1}
+           "metrics": ["rms_dbfs"], "output": str(tmp_path / "out"), "workers": 0}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(raw))
     assert main(["run", str(tmp_path / "run.yaml")]) == 0
     rows = _results(tmp_path / "out")
@@ -231,7 +231,7 @@ def test_two_plugin_files_cannot_share_a_name_and_a_bad_one_in_a_run_config_is_o
     data, decoded = scaled_items
     raw = {"dataset": {"folder": str(data), "glob": "*.wav"}, "plugins": [str(readme_metric), "twin.py"],
            "codecs": [{"decoded": {"folder": str(decoded), "label": "scaled"}}],
-           "metrics": ["peak_level_diff"], "output": str(tmp_path / "out"), "workers": 1}
+           "metrics": ["peak_level_diff"], "output": str(tmp_path / "out"), "workers": 0}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(raw))
     assert main(["run", str(tmp_path / "run.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -42,7 +42,7 @@ def run(tmp_path_factory):
     _write_manifest(folder, TEXT)
     raw = {"dataset": {"folder": str(folder), "glob": "*.wav"},
            "codecs": [{"family": "lowpass", "params": {"cutoff_hz": [3500, 7000]}}],
-           "metrics": ["dnsmos_ovrl", "wer", "dwer"], "output": str(folder / "out"), "workers": 1, "seed": 0}
+           "metrics": ["dnsmos_ovrl", "wer", "dwer"], "output": str(folder / "out"), "workers": 0, "seed": 0}
     config, specs = validate_config(raw, folder)
     return folder, config, specs, run_evaluation(config, specs, progress=False)
 

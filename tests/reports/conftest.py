@@ -38,7 +38,7 @@ def make_report_run(root: Path, seconds: float = 1.0, codecs: list[str] = CODECS
     grid = "\n".join(f'  - spec: "{s}"' for s in codecs)
     config = root / "run.yaml"
     config.write_text(f'dataset: {{folder: data, glob: "*.wav"}}\ncodecs:\n{grid}\n'
-                      f"metrics: [{', '.join(metrics)}]\noutput: run\nworkers: 1\n")
+                      f"metrics: [{', '.join(metrics)}]\noutput: run\nworkers: 0\n")
     cfg, specs = load_config(config)
     run_evaluation(cfg, specs, progress=False)
     return root / "run"

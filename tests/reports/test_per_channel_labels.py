@@ -34,7 +34,7 @@ def _run(root: Path, stereo: bool = True) -> Path:
     specs = [MONO_CODEC, JOINT_CODEC, "lowpass?cutoff_hz=3500"]
     codecs = "\n".join(f'  - spec: "{s}"' for s in specs)
     (root / "run.yaml").write_text(f'dataset: {{folder: data, glob: "*.wav"}}\ncodecs:\n{codecs}\n'
-                                   "metrics: [si_sdr]\noutput: run\nworkers: 1\n")
+                                   "metrics: [si_sdr]\noutput: run\nworkers: 0\n")
     run_evaluation(*load_config(root / "run.yaml"), progress=False)
     return root / "run"
 

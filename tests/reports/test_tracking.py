@@ -32,7 +32,7 @@ def _config(root, log: str = "") -> str:
     grid = "\n".join(f'  - spec: "{s}"' for s in SPECS)
     path = root / "run.yaml"
     path.write_text(f'dataset: {{folder: data, glob: "*.wav"}}\ncodecs:\n{grid}\nmetrics: [si_sdr]\n'
-                    f"output: run\nworkers: 1\n{log}")
+                    f"output: run\nworkers: 0\n{log}")
     return str(path)
 
 

@@ -28,7 +28,7 @@ def make_config(dataset, output, codecs=None, metrics=None, **extra):
                              {"family": "encodec-24khz", "params": {"bandwidth": [1.5], "weights": "random"}},
                              {"spec": "encodec-24khz?bandwidth=3"}],  # pretrained: missing -> skipped
         "metrics": metrics or ["si_sdr", "mel_distance_22k", "stoi"],
-        "output": str(output), "workers": 1, "seed": 0, **extra,
+        "output": str(output), "workers": 0, "seed": 0, **extra,
     }
 
 

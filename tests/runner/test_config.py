@@ -20,7 +20,7 @@ def test_valid_config_expands_grid(dataset, tmp_path):
     config, specs = validate_config(raw, tmp_path)
     assert [str(s) for s in specs] == ["dac-44khz?n_codebooks=2&seed=0&weights=random",
                                        "dac-44khz?n_codebooks=4&seed=0&weights=random", "lowpass?cutoff_hz=3500"]
-    assert config.workers == 1 and config.dataset.folder == dataset
+    assert config.workers == 0 and config.dataset.folder == dataset
 
 
 def test_every_problem_is_reported_with_its_field(dataset, tmp_path):
@@ -37,7 +37,7 @@ def test_every_problem_is_reported_with_its_field(dataset, tmp_path):
 
 
 @pytest.mark.parametrize("mutate,expected", [
-    (lambda r: r.update(workers=0), "workers: Input should be greater than or equal to 1"),
+    (lambda r: r.update(workers=-1), "workers: Input should be greater than or equal to 0"),
     (lambda r: r.update(colour="red"), "colour: unknown field"),
     (lambda r: r.pop("output"), "output: Field required"),
     (lambda r: r["dataset"].update(folder="/no/such/folder"), "dataset.folder: /no/such/folder is not a folder"),

@@ -43,7 +43,7 @@ def _samples(path) -> np.ndarray:
 
 def _run(tmp_path, dataset: dict, name: str):
     raw = {"dataset": dataset, "codecs": CODECS, "metrics": ["si_sdr"], "output": str(tmp_path / name),
-           "workers": 1}
+           "workers": 0}
     return run_raw(raw, tmp_path)
 
 
@@ -286,7 +286,7 @@ def test_cli_refuses_a_piped_scp_line_with_one_line_and_exit_2(tmp_path, corpus,
     (tmp_path / "wav.scp").write_text("a corpus/speech.wav\nb cat corpus/music.wav |\n")
     config = tmp_path / "run.yaml"
     config.write_text(json.dumps({"dataset": {"scp": "wav.scp"}, "codecs": CODECS, "metrics": ["si_sdr"],
-                                  "output": "out", "workers": 1}))
+                                  "output": "out", "workers": 0}))
     assert main(["run", str(config)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"evalkit: error: {config}: dataset.scp: {tmp_path / 'wav.scp'} line 2: b is a piped command ('... |'); "

@@ -34,7 +34,7 @@ def items(tmp_path, rng):
 
 def _config(data, output, decoded_entry, **extra):
     return {"dataset": {"folder": str(data), "glob": "**/*.wav"}, "codecs": [{"decoded": decoded_entry}],
-            "metrics": METRICS, "output": str(output), "workers": 1, **extra}
+            "metrics": METRICS, "output": str(output), "workers": 0, **extra}
 
 
 def _units(report):

@@ -33,7 +33,7 @@ def test_late_decoded_files_score_right_or_count_as_failures_in_summary_and_repo
     data, decoded, expected = late_decodings
     raw = {"dataset": {"folder": str(data), "glob": "*.wav"},
            "codecs": [{"decoded": {"folder": str(decoded), "label": "late tool"}}],
-           "metrics": ["si_sdr", "stoi"], "output": str(tmp_path / "out"), "workers": 1}
+           "metrics": ["si_sdr", "stoi"], "output": str(tmp_path / "out"), "workers": 0}
     report = run_raw(raw, tmp_path)
     tidy = pd.read_csv(report.exports["results_csv"])
     si = tidy[tidy.metric == "si_sdr"].set_index("item_id")

@@ -57,3 +57,29 @@ def test_a_segfault_with_one_worker_fails_its_item_and_the_run_finishes(tmp_path
     values = dict(db.execute("SELECT u.item_id, r.value FROM results r JOIN units u USING (unit_key) "
                              "WHERE r.metric = 'si_sdr' AND u.codec_spec LIKE 'toy-crash%'"))
     assert values["item1.wav"] is None and np.isfinite(values["item0.wav"]) and np.isfinite(values["item2.wav"])
+
+
+def test_zero_workers_run_units_in_this_process(tmp_path):
+    """``workers: 0`` is the in-process executor (what a patched function in this process reaches)."""
+    import numpy as np
+    import soundfile as sf
+
+    from evalkit.metrics import PAIR_METRICS
+    from evalkit.runner.config import load_config
+    from evalkit.runner.run import run_evaluation
+
+    data = tmp_path / "data"
+    data.mkdir()
+    sf.write(data / "a.wav", np.random.default_rng(0).uniform(-0.3, 0.3, 8000).astype(np.float32), 16000)
+    (tmp_path / "run.yaml").write_text(f"dataset: {{folder: {data}}}\ncodecs: [{{spec: 'lowpass?cutoff_hz=3000'}}]\n"
+                                       f"metrics: [si_sdr]\noutput: {tmp_path / 'out'}\nworkers: 0\n")
+    config, specs = load_config(tmp_path / "run.yaml")
+    info = PAIR_METRICS["si_sdr"].info
+    try:
+        PAIR_METRICS["si_sdr"].info = info.__class__(**{**info.__dict__, "version": "in-process"})
+        run_evaluation(config, specs, progress=False)
+    finally:
+        PAIR_METRICS["si_sdr"].info = info
+    import pandas as pd
+
+    assert set(pd.read_csv(tmp_path / "out" / "results.csv").metric_version.astype(str)) == {"in-process"}

@@ -30,7 +30,7 @@ def hot_dataset(tmp_path):
     sf.write(folder / "quiet.wav", x.T, RATE, subtype="FLOAT")
     config = {"dataset": {"folder": str(folder), "glob": "*.wav"},
               "codecs": [{"spec": "lowpass?cutoff_hz=3500"}, {"spec": "opus?bitrate_kbps=24"}],
-              "metrics": ["si_sdr"], "output": str(tmp_path / "out"), "workers": 1}
+              "metrics": ["si_sdr"], "output": str(tmp_path / "out"), "workers": 0}
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config))
     return path, tmp_path / "out"

@@ -33,7 +33,7 @@ def items(tmp_path):
 
 def test_run_stores_measured_bitrates_and_writes_rate_quality(items, tmp_path, capsys):
     raw = {"dataset": {"folder": str(items), "glob": "*.wav"}, "codecs": CODECS,
-           "metrics": ["si_sdr", "mel_distance_22k"], "output": str(tmp_path / "out"), "workers": 1, "seed": 0}
+           "metrics": ["si_sdr", "mel_distance_22k"], "output": str(tmp_path / "out"), "workers": 0, "seed": 0}
     config, specs = validate_config(raw, tmp_path)
     report = run_evaluation(config, specs, progress=False)
     assert report.units_run == 2 * 6 and report.units_failed == 0

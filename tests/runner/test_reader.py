@@ -34,7 +34,7 @@ def run_dir(tmp_path_factory) -> Path:
     plugin = write_plugin_file(root / "plugins", family="toy-reader")
     codecs = "\n".join(f'  - spec: "{s}"' for s in SPECS)
     (root / "run.yaml").write_text(f'dataset: {{folder: data, glob: "*.wav"}}\ncodecs:\n{codecs}\n'
-                                   f"plugins: [{plugin}]\nmetrics: [si_sdr]\noutput: run\nworkers: 1\n")
+                                   f"plugins: [{plugin}]\nmetrics: [si_sdr]\noutput: run\nworkers: 0\n")
     try:
         run_evaluation(*load_config(root / "run.yaml"), progress=False)
     finally:

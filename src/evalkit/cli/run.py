@@ -12,7 +12,9 @@ def add_parsers(sub) -> None:
     """Register ``run`` and ``demo`` on an argparse subparsers object."""
     run = sub.add_parser("run", help="evaluate a dataset through a grid of codec variants (resumable)")
     run.add_argument("config", help="YAML run configuration (see configs/demo.yaml)")
-    run.add_argument("--workers", type=int, help="worker processes (overrides the config)")
+    run.add_argument("--workers", type=int,
+                     help="worker processes (overrides the config; 0 runs units in this process, without crash "
+                          "isolation)")
     run.add_argument("--executor", choices=["local", "dask", "slurm"],
                      help="where units run (overrides the config's executor; default local)")
     run.add_argument("--scheduler", help="Dask scheduler address (tcp://...); default: a LocalCluster")
@@ -51,8 +53,8 @@ def run_command(args: argparse.Namespace) -> int:
     config, specs = load_config(args.config)
     updates = {}
     if args.workers is not None:
-        if args.workers < 1:
-            raise ConfigError(args.config, [f"--workers: expected an integer >= 1, got {args.workers}"])
+        if args.workers < 0:
+            raise ConfigError(args.config, [f"--workers: expected an integer >= 0, got {args.workers}"])
         updates["workers"] = args.workers
     if args.connect_timeout <= 0:
         raise ConfigError(args.config, [f"--connect-timeout: expected seconds > 0, got {args.connect_timeout:g}"])

@@ -182,7 +182,7 @@ class RunConfig(_Strict):
     exclude_metrics: list[str] = []
     output: Path
     device: str = "auto"
-    workers: int = Field(default=2, ge=1)
+    workers: int = Field(default=2, ge=0)  # 0: units run in this process (no isolation from a native crash)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     seed: int = 0
     channel_policy: Literal["per_channel", "mono"] = "per_channel"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 from evalkit.errors import UserError
-from evalkit.runner.work import ItemTask, UnitOutcome, error_outcomes, run_item_task
+from evalkit.runner.work import ItemTask, UnitOutcome, error_outcomes, iter_item_task, run_item_task
 from evalkit.worker_setup import WorkerSetup, serve_tasks, threads_per_worker
 
 log = logging.getLogger(__name__)
@@ -66,13 +66,19 @@ def death_reason(exitcode: int | None, pid: int | None) -> str:
 
 def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, log_path: str | None = None,
               pool: LocalPool | None = None, plugins: tuple[str, ...] = ()) -> None:
-    """Run tasks in a pool of ``workers`` child processes (one too), each given cores / workers
+    """Run tasks in this process (``workers`` 0: no isolation from a native crash; for debugging and tests that
+    patch code) or a pool of ``workers`` child processes (one too), each given cores / workers
     threads and, with ``log_path``, its log records, warnings and library chatter sent there; each pool worker
     imports the ``plugins`` files at start-up (every task also does, once per process: Dask workers too).
 
     ``pool``: one started by :func:`local_pool` (which also closes it), whose workers have been starting up
     while the caller planned the tasks.
     """
+    if workers == 0:
+        for task in tasks:
+            for outcome in iter_item_task(task):
+                on_outcome([outcome])
+        return
     if pool is not None:
         pool.run(iter(tasks), on_outcome)
         return
@@ -84,7 +90,11 @@ def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, lo
 def local_pool(workers: int, log_path: str | None = None,
                plugins: tuple[str, ...] = ()) -> Iterator[LocalPool | None]:
     """Start the worker processes now (one worker too: a native crash then costs one item, not the run); on
-    leaving, let them exit after their work, or stop them at once on an exception (Ctrl-C included)."""
+    leaving, let them exit after their work, or stop them at once on an exception (Ctrl-C included). ``None``
+    for 0 workers (tasks then run in this process)."""
+    if workers == 0:
+        yield None
+        return
     setup = WorkerSetup(threads_per_worker(workers), log_path, logging.getLogger().isEnabledFor(logging.DEBUG),
                         parent_pid=os.getpid(), plugins=tuple(plugins))
     pool = LocalPool(workers, setup)
