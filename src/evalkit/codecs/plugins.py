@@ -25,13 +25,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from evalkit.codecs.spec import CodecFamily
 from evalkit.plugin_files import PluginError, import_plugin_file
-
-if TYPE_CHECKING:
-    from evalkit.codecs import FamilyRegistry
 
 ENTRY_POINT_GROUP = "evalkit.codecs"
 FAMILY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -115,6 +112,14 @@ def families_of(value: Any, where: str) -> list[CodecFamily]:
                       f"got {type(value).__name__}")
 
 
+class FamilyTarget(Protocol):
+    """Where plugin families go: :class:`evalkit.codecs.FamilyRegistry`."""
+
+    def register(self, family: CodecFamily, source: FamilySource, where: str | None = None) -> None: ...
+
+    def get(self, name: str, default: Any = None) -> CodecFamily | None: ...
+
+
 def check_family(family: CodecFamily, where: str) -> None:
     """A plugin family's name is a valid spec family and not reserved; its factory is callable."""
     if not FAMILY_NAME.fullmatch(family.name or ""):
@@ -126,7 +131,7 @@ def check_family(family: CodecFamily, where: str) -> None:
         raise PluginError(f"{where}: family {family.name!r} has no callable factory")
 
 
-def load_entry_points(registry: FamilyRegistry) -> None:
+def load_entry_points(registry: FamilyTarget) -> None:
     """Register the families of every ``evalkit.codecs`` entry point.
 
     Raises:
@@ -150,8 +155,9 @@ def load_entry_points(registry: FamilyRegistry) -> None:
 _FILES: dict[str, tuple[str, list[CodecFamily]]] = {}  # resolved path -> (sha256, families), for this process
 
 
-def load_plugin_file(path: str | Path, registry: FamilyRegistry | None = None) -> list[CodecFamily]:
-    """Import a plugin file and register the families of its ``FAMILIES``; idempotent per path and content.
+def load_plugin_file(path: str | Path, registry: FamilyTarget) -> list[CodecFamily]:
+    """Import a plugin file and register the families of its ``FAMILIES`` in ``registry``; idempotent per path
+    and content. :func:`evalkit.codecs.load_plugin_file` registers them in evalkit's own registry.
 
     A file that defines only ``METRICS`` (metric plugins, :mod:`evalkit.metrics.plugins`) gives no family.
 
@@ -162,8 +168,6 @@ def load_plugin_file(path: str | Path, registry: FamilyRegistry | None = None) -
         PluginError: a missing file, an import failure, neither ``FAMILIES`` nor ``METRICS``, or a family name
             already taken.
     """
-    if registry is None:
-        from evalkit.codecs import FAMILIES as registry
     path = Path(path).expanduser().resolve()
     known = _FILES.get(str(path))
     if known is not None and path.is_file() and known[0] == hashlib.sha256(path.read_bytes()).hexdigest() \
@@ -179,10 +183,3 @@ def load_plugin_file(path: str | Path, registry: FamilyRegistry | None = None) -
         registry.register(family, source, str(path))
     _FILES[str(path)] = (plugin.sha256, families)
     return families
-
-
-def load_plugin_files(paths: Iterable[str | Path]) -> None:
-    """:func:`load_plugin_file` for each path (a worker's start-up and every task call this; cheap when
-    loaded already)."""
-    for path in paths:
-        load_plugin_file(path)

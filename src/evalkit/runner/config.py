@@ -218,7 +218,7 @@ def decoded_problems(decoded: DecodedConfig, base_dir: Path) -> list[str]:
 def plugin_problems(paths: list[Path], base_dir: Path) -> tuple[list[Path], list[str]]:
     """Import every plugin file (registering its families and metrics); the resolved paths and one line per
     problem."""
-    from evalkit.codecs.plugins import PluginError, load_plugin_file
+    from evalkit.codecs import PluginError, load_plugin_file
     from evalkit.metrics import load_metric_plugins
 
     resolved, problems = [], []
@@ -260,13 +260,13 @@ def _spec_problems(spec: CodecSpec) -> list[str]:
             problems.append(f"{spec}: weights file {weights} does not exist")
         elif (problem := _weights_file_problem(spec, Path(weights))) is not None:
             problems.append(f"{spec}: {problem}")
-    if spec.family == "klt":
-        from evalkit.codecs.klt import CalibrationError, check_calibration
+    from evalkit.codecs import build_codec
+    from evalkit.codecs.klt import CalibrationError, check_calibration
 
-        try:
-            check_calibration(spec)  # reads files only until the first usable one
-        except CalibrationError as exc:
-            problems.append(str(exc))
+    try:
+        check_calibration(build_codec(spec, device="cpu"))  # KLT only; reads files until the first usable one
+    except CalibrationError as exc:
+        problems.append(str(exc))
     return problems
 
 
