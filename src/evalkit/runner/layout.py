@@ -6,3 +6,4 @@ LOCK_NAME = ".evalkit.lock"
 LOG_NAME = "run.log"
 SUMMARY_CSV = "summary.csv"
 DECODED_CACHE = ("cache", "decoded")  # cached decoded audio: <run>/cache/decoded/<unit key>.wav
+CODES_CACHE = ("cache", "codes")  # cached codes: <run>/cache/codes/<unit key>.npy
