@@ -260,9 +260,11 @@ def _spec_problems(spec: CodecSpec) -> list[str]:
             problems.append(f"{spec}: weights file {weights} does not exist")
         elif (problem := _weights_file_problem(spec, Path(weights))) is not None:
             problems.append(f"{spec}: {problem}")
-    from evalkit.codecs import build_codec
+    from evalkit.codecs import FAMILIES, build_codec
     from evalkit.codecs.klt import CalibrationError, check_calibration
 
+    if spec.family not in FAMILIES:  # decoded folders are read, not built
+        return problems
     try:
         check_calibration(build_codec(spec, device="cpu"))  # KLT only; reads files until the first usable one
     except CalibrationError as exc:
