@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup browser demo test lint bench dist docs clean
+.PHONY: setup browser demo test test-fast lint bench dist docs clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -17,6 +17,10 @@ browser:
 
 test: setup browser
 	$(PY) -m pytest -q
+
+# The inner loop: everything not marked slow (no browser needed)
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts

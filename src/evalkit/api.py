@@ -58,7 +58,7 @@ def load_plugins(plugins: Plugin | Sequence[Plugin]) -> None:
     Raises:
         PluginError: one line naming the plugin that is missing, fails to import or defines nothing usable.
     """
-    from evalkit.codecs.plugins import load_plugin_files
+    from evalkit.codecs import load_plugin_files
     from evalkit.metrics import load_metric_plugins
 
     entries = _plugin_entries(plugins)

@@ -4,7 +4,8 @@ With ``W`` worker processes on ``C`` cores each worker gets ``C // W`` threads f
 (ViSQOL's JIT kernels run numba-parallel). Without this, every process starts one thread per core in each of
 those pools and the workers fight over the cores. BLAS and numba read their thread count once, when they are
 imported, so :func:`init_worker` must run first in the process: this module imports nothing heavy, and a pool's
-initializer should be :func:`init_worker` itself (importing a runner module would import numpy first).
+initializer should be :func:`init_worker` itself (importing a runner module would import numpy first), and
+:func:`serve_tasks` receives the task function through its queue, after start-up.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def init_worker(setup: WorkerSetup) -> None:
     if setup.plugins:
         import logging
 
-        from evalkit.codecs.plugins import PluginError, load_plugin_files
+        from evalkit.codecs import PluginError, load_plugin_files
         from evalkit.metrics import load_metric_plugins
 
         try:
@@ -110,13 +111,15 @@ def init_worker(setup: WorkerSetup) -> None:
 def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
     """Main loop of a local pool worker (:mod:`evalkit.runner.executors`): set up, then run item tasks.
 
-    ``inbox`` (a queue) brings ``(task_id, ItemTask)`` pairs and finally ``None``; every message goes back
+    ``inbox`` (a queue) brings first the function that runs one task (``task -> iterator of outcomes``; the pool
+    sends it, so this module knows no runner, and unpickling it imports numpy and torch only now, after the
+    thread counts are set), then ``(task_id, task)`` pairs and finally ``None``; every message goes back
     through ``results`` (this worker's own pipe, so a worker killed mid-message corrupts nothing shared):
     ``("ready",)``, then per task ``("start", id)``, ``("unit", id, UnitOutcome)`` as each unit finishes, and
     ``("done", id)`` or ``("crash", id, "Type: message")`` when something escaped the task.
     """
     init_worker(setup)
-    from evalkit.runner.work import iter_item_task  # numpy, torch: only after the thread counts are set
+    iter_item_task = inbox.get()
 
     results.send(("ready", worker_id))
     while (message := inbox.get()) is not None:

@@ -7,6 +7,8 @@ import torch
 from evalkit.audio import AudioError
 from evalkit.codecs import build_codec
 
+pytestmark = pytest.mark.slow  # random-weight EnCodec/DAC encode-decode runs: minutes on CPU
+
 CASES = [
     # spec, codec rate, frame rate, codebooks, codebook dim
     ("encodec-24khz?bandwidth=1.5&weights=random", 24000, 75, 2, 128),

@@ -93,6 +93,7 @@ def test_greedy_rvq_matches_bruteforce(rng):
     np.testing.assert_allclose(quantized[0].numpy().T, sum(books[k][ref[k]] for k in range(3)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("base,rate,channels", [("encodec-24khz?bandwidth=24", 24000, 1),
                                                 ("encodec-48khz?bandwidth=6", 48000, 2)])
 def test_encodec_full_dimension_reproduces_codes_and_audio(base, rate, channels):
@@ -108,6 +109,7 @@ def test_encodec_full_dimension_reproduces_codes_and_audio(base, rate, channels)
     assert klt.bitrate_bps == codec.bitrate_bps and klt.codebooks().shape == (codec.num_codebooks, 1024, 128)
 
 
+@pytest.mark.slow
 def test_dac_full_dimension_and_rank():
     n = 3
     base = build_codec(f"dac-16khz?n_codebooks={n}&weights=random", device="cpu")
@@ -224,6 +226,7 @@ def weighted_reference(books, counts):
     return means.sum(0), cov
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator,base,rate", [("usage", "dac-16khz&n_codebooks=2", 16000),
                                                   ("data", "encodec-24khz&bandwidth=1.5", 24000)])
 def test_calibration_uses_the_audio_and_skips_an_unreadable_file(tmp_path, caplog, estimator, base, rate):
@@ -254,6 +257,7 @@ def test_calibration_uses_the_audio_and_skips_an_unreadable_file(tmp_path, caplo
     np.testing.assert_allclose(codec.transform.mean.numpy(), mean, rtol=1e-5, atol=1e-6 * np.abs(mean).max())
 
 
+@pytest.mark.slow
 def test_calibration_without_usable_audio_is_a_config_error(tmp_path, capsys):
     from evalkit import audio
 
@@ -278,6 +282,7 @@ def test_calibration_without_usable_audio_is_a_config_error(tmp_path, capsys):
     assert err.count("\n") == 0 and "has no usable audio" in err
 
 
+@pytest.mark.slow
 def test_dac_data_estimator_offsets_come_from_the_calibration_residuals(tmp_path):
     """With estimator=data, each stage's truncated in-projection is unbiased on the calibration frames: its mean
     equals the mean of DAC's own in-projection of the residuals DAC's own quantizer leaves."""
@@ -303,6 +308,7 @@ def test_dac_data_estimator_offsets_come_from_the_calibration_residuals(tmp_path
             truncated = (quantizer.w_in[k].double() @ reduced.mean(-1)[0] + quantizer.b_in[k].double())[None]
             np.testing.assert_allclose(truncated.numpy(), original.numpy(), atol=2e-4 * float(original.abs().max()))
 
+@pytest.mark.slow
 def test_klt_analyze_cli(capsys):
     assert main(["klt", "analyze", "encodec-24khz?bandwidth=24&weights=random", "--dim", "72", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -316,6 +322,7 @@ def test_klt_analyze_cli(capsys):
     assert "has no quantizer" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_klt_analyze_prints_the_dac_finding(capsys):
     args = ["klt", "analyze", "dac-44khz?n_codebooks=9&weights=random", "--dim", "72", "--n-cov", "9"]
     assert main([*args, "--json"]) == 0
@@ -329,6 +336,7 @@ def test_klt_analyze_prints_the_dac_finding(capsys):
     assert "random (seed 0) - NOT a pretrained model" in out
 
 
+@pytest.mark.slow
 def test_dim_above_the_rank_of_a_data_estimate_is_refused_when_the_rank_is_known(tmp_path, capsys):
     # 0.5 s of calibration audio = 38 EnCodec frames: their covariance has rank <= 37 < dim = 72 < D = 128
     (tmp_path / "cal").mkdir()
@@ -357,6 +365,7 @@ def test_dim_above_the_rank_of_a_data_estimate_is_refused_when_the_rank_is_known
     assert len(err.splitlines()) == 1 and f"dim=72 exceeds the rank {rank}" in err
 
 
+@pytest.mark.slow
 def test_klt_analyze_refuses_dac_dim_above_eight_per_covariance_codebook(capsys):
     assert main(["klt", "analyze", "dac-44khz?n_codebooks=9&weights=random", "--dim", "32", "--n-cov", "2"]) == 2
     err = capsys.readouterr().err.strip()

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from evalkit.cli import main
-from evalkit.codecs import build_codec, get_family
-from evalkit.codecs.plugins import PluginError, load_plugin_file
+from evalkit.codecs import PluginError, build_codec, get_family, load_plugin_file
 from tests.plugin_fixtures import install_entry_point, write_plugin_file
 
 

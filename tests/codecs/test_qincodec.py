@@ -14,6 +14,8 @@ from evalkit.codecs.qincodec.qinco2 import Qinco2
 from evalkit.training.qincodec.packaging import save_checkpoint
 from tests.qincodec_fixtures import RATE, held_out_latents
 
+pytestmark = pytest.mark.slow  # needs the session's trained tiny QinCodec (about 12 s of training)
+
 
 @pytest.fixture
 def run(qincodec_run):

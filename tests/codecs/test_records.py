@@ -57,8 +57,7 @@ def test_anchor_records_carry_the_cut_off():
 
 
 def test_plugin_codec_record_uses_its_display_name_and_source(tmp_path):
-    from evalkit.codecs import FAMILIES
-    from evalkit.codecs.plugins import load_plugin_file
+    from evalkit.codecs import FAMILIES, load_plugin_file
 
     path = write_plugin_file(tmp_path, family="toy-record")
     load_plugin_file(path)

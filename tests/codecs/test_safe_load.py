@@ -179,6 +179,7 @@ def test_a_torchscript_archive_is_refused(tmp_path):
         build_codec(f"encodec-24khz?weights={path}", device="cpu").load()
 
 
+@pytest.mark.slow
 def test_truncated_and_garbage_files_are_one_line(tmp_path, dac16_checkpoint):
     good, _ = dac16_checkpoint
     files = {"truncated.pth": good.read_bytes()[: good.stat().st_size // 2], "garbage.pth": b"not a checkpoint",
@@ -195,6 +196,7 @@ def test_truncated_and_garbage_files_are_one_line(tmp_path, dac16_checkpoint):
         assert line.startswith(f"{path} is unreadable as a torch.save file (") and reasons[name] in line
 
 
+@pytest.mark.slow
 def test_dac_save_format_loads_strictly_into_evalkits_architecture(tmp_path, dac16_checkpoint):
     path, reference = dac16_checkpoint
     loaded = build_codec(f"dac-16khz?n_codebooks=4&weights={path}", device="cpu")
@@ -208,6 +210,7 @@ def test_dac_save_format_loads_strictly_into_evalkits_architecture(tmp_path, dac
     assert all(torch.equal(state[k], reference[k]) for k in reference)
 
 
+@pytest.mark.slow
 def test_dac_metadata_of_another_architecture_is_one_line_naming_the_file(dac16_checkpoint):
     path, _ = dac16_checkpoint
     with pytest.raises(WeightsFileError) as info:
@@ -230,6 +233,7 @@ def test_dac_metadata_that_is_not_plain_is_one_line(tmp_path):
         assert one_line(str(info.value)) == f"{path}: {why}"
 
 
+@pytest.mark.slow
 def test_missing_unexpected_and_misshapen_keys_are_one_line(tmp_path, dac16_checkpoint):
     _, reference = dac16_checkpoint
     state = dict(reference)

@@ -30,6 +30,7 @@ def test_encodec_loads_official_filename_from_torch_hub_cache():
     assert get_entry("encodec_24khz").checksum_status(path) == "custom"
 
 
+@pytest.mark.slow
 def test_dac_loads_official_checkpoint_format_from_descript_cache(offline_and_private_caches):
     random_codec = build_codec("dac-16khz?weights=random&seed=2", device="cpu").load()
     path = offline_and_private_caches / ".cache" / "descript" / "dac" / "weights_16khz_8kbps_0.0.5.pth"

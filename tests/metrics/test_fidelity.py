@@ -46,6 +46,7 @@ def _visqol(mode: str, ref, deg) -> float:
     return api.measure(str(ref), str(deg)).moslqo
 
 
+@pytest.mark.slow
 def test_visqol_audio_equals_its_own_call_on_the_files(pairs, capsys):
     ref, deg = pairs[48_000]
     values, err = _score(ref, deg, ["visqol_audio", "si_sdr"], capsys)

@@ -53,6 +53,7 @@ def test_stoi_equals_direct_call_at_10khz(speech, name, extended):
     assert _one(name, ref, ref, sr).value == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_visqol_audio_identical_and_order(speech):
     from visqol import VisqolApi
 

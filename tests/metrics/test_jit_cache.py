@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a second Python process compiles ViSQOL kernels
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
 import json, sys

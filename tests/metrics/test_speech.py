@@ -37,6 +37,7 @@ def _score(names, ref, deg, text=None):
     return {r.metric: r for r in results}
 
 
+@pytest.mark.slow
 def test_dnsmos_equals_speechmos_run():
     from speechmos import dnsmos
 
@@ -78,6 +79,7 @@ def _pocketsphinx(x: np.ndarray) -> str:
     return decoder.hyp().hypstr if decoder.hyp() else ""
 
 
+@pytest.mark.slow
 def test_asr_metrics_equal_pocketsphinx_and_jiwer(voices):
     import jiwer
 

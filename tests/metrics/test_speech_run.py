@@ -17,7 +17,8 @@ from evalkit.runner.run import _metrics_for, run_evaluation
 from evalkit.runner.store import Store
 from tests.conftest import DEMO
 
-pytestmark = pytest.mark.filterwarnings("ignore:pkg_resources is deprecated")
+# slow: a full speech-metric run (DNSMOS, ASR)
+pytestmark = [pytest.mark.filterwarnings("ignore:pkg_resources is deprecated"), pytest.mark.slow]
 RATE = 16_000
 TEXT = "you have successfully installed"
 

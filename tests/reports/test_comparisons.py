@@ -18,6 +18,8 @@ from evalkit.reports.html import build_context, render
 from evalkit.reports.rundata import load_run
 from evalkit.reports.scoreboard import scoreboard
 
+pytestmark = pytest.mark.slow  # its run fixture evaluates a rate-quality grid (about 90 s)
+
 OPUS6, OPUS12 = "opus?application=audio&bitrate_kbps=6", "opus?application=audio&bitrate_kbps=12"
 
 

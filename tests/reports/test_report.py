@@ -54,6 +54,7 @@ def report(report_run, tmp_path_factory):
     return write_report(report_run, out=out), report_run
 
 
+@pytest.mark.slow
 def test_report_is_one_file_that_requests_nothing(report):
     path, _ = report
     html = path.read_text()
@@ -127,6 +128,7 @@ def test_provenance_has_config_versions_and_weights(report):
     assert "evalkit-trained QinCodec" in html  # the weights label of the QinCodec variants
 
 
+@pytest.mark.slow
 def test_failures_list_every_nan_with_its_reason(report_run, tmp_path):
     import sqlite3
 
@@ -169,6 +171,7 @@ def rated(report_run, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_report_with_listening_results(report_run, rated, tmp_path):
     html = write_report(report_run, rated, tmp_path / "r.html", examples=0).read_text()
     section = html.split('id="listening"')[1]
@@ -198,6 +201,7 @@ def test_listening_points_join_item_means_with_metric_values(report_run, rated):
     assert set(points["condition"]) <= set(data.conditions)  # the hidden reference has no metric value
 
 
+@pytest.mark.slow
 def test_cli_writes_the_report_and_reports_bad_folders(report_run, tmp_path, capsys):
     out = tmp_path / "sub" / "report.html"
     assert main(["report", str(report_run), "-o", str(out), "--examples", "0"]) == 0
@@ -212,6 +216,7 @@ def test_cli_writes_the_report_and_reports_bad_folders(report_run, tmp_path, cap
     assert "no test definition" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_run_without_run_json_or_cuda_key_still_reports(report_run, tmp_path):
     import json
     import shutil
@@ -251,6 +256,7 @@ def test_load_run_refuses_a_folder_without_a_finished_run(tmp_path):
         load_run(tmp_path)
 
 
+@pytest.mark.slow
 def test_listening_section_shows_the_analysis_extras_and_keeps_cis_on_the_scale(report_run, rated):
     """Keys the listening analysis may carry (comparison CIs, incomplete assessors, the minimum detectable
     difference) are shown when present; a Student-t bound past 100 is shown at 100 and marked."""

@@ -17,7 +17,7 @@ from evalkit.reports.html import write_report
 from tests.browser import needs_browser, start_chromium
 from tests.reports.test_report import SECTIONS
 
-pytestmark = needs_browser
+pytestmark = [needs_browser, pytest.mark.slow]  # slow: a real Chromium per test
 
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 

@@ -27,6 +27,8 @@ from tests.runner.test_resume_and_dask import (  # noqa: F401 - fixtures
     larger_dataset,
 )
 
+pytestmark = pytest.mark.slow  # Dask schedulers and subprocess runs
+
 pytest.importorskip("dask.distributed")
 DASK = Path(sys.executable).with_name("dask")
 

@@ -8,6 +8,8 @@ from evalkit.metrics import Reference, get_metrics, score_pair
 from tests.plugin_fixtures import install_entry_point, write_plugin_file
 from tests.runner.conftest import export_values, make_config, run_raw
 
+pytestmark = pytest.mark.slow  # plugin codecs run on local and Dask workers
+
 
 def _expected(dataset, spec: str) -> dict[str, float]:
     """SI-SDR of each good item through the codec, computed in this process without the runner."""

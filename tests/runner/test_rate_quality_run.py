@@ -31,6 +31,7 @@ def items(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_run_stores_measured_bitrates_and_writes_rate_quality(items, tmp_path, capsys):
     raw = {"dataset": {"folder": str(items), "glob": "*.wav"}, "codecs": CODECS,
            "metrics": ["si_sdr", "mel_distance_22k"], "output": str(tmp_path / "out"), "workers": 0, "seed": 0}

@@ -18,6 +18,8 @@ from evalkit.runner import run_evaluation, validate_config
 from tests.conftest import DEMO
 from tests.runner.conftest import make_config
 
+pytestmark = pytest.mark.slow  # Dask clusters and killed subprocess runs
+
 CODECS = [{"spec": "encodec-24khz?bandwidth=3&weights=random"}, {"spec": "lowpass?cutoff_hz=7000"}]
 METRICS = ["si_sdr", "stoi"]
 

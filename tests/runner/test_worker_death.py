@@ -11,6 +11,8 @@ from evalkit.runner.executors import death_reason
 from tests.runner.conftest import make_config
 from tests.runner.test_resume_and_dask import CODECS, METRICS, _start_run, _wait_for_units, larger_dataset  # noqa: F401
 
+pytestmark = pytest.mark.slow  # worker processes killed mid-run
+
 
 def _pool_workers(pids: set[int]) -> list[int]:
     """The pool's worker processes among a run's children (not multiprocessing's resource tracker)."""

@@ -99,6 +99,7 @@ def _statsmodels_fits(ratings):
     return fits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drop", [0, 9])
 def test_reml_fit_is_at_least_as_good_as_statsmodels_mixedlm(drop):
     """Same model written as a statsmodels formula: our REML likelihood is at least statsmodels' best and the
@@ -138,6 +139,7 @@ def test_seven_assessors_separate_reference_from_anchor_after_holm():
     assert rank.p_holm > 0.05  # the measured problem: smallest Holm p at 7 assessors over 28 pairs is 0.4375
 
 
+@pytest.mark.slow
 def test_null_pair_false_positive_rate_over_200_panels():
     means = {"x": 60.0, "y": 60.0, "low": 40.0, "high": 80.0}
     rejections = 0

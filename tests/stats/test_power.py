@@ -69,6 +69,7 @@ def test_minimum_detectable_difference_has_the_target_power_and_shrinks_with_ass
     assert need.assessors == 7  # the planning and the MDD are the two readings of one power curve
 
 
+@pytest.mark.slow
 def test_planned_panel_reaches_its_power_when_analysed_by_the_real_analysis():
     pilot = simulate(5, 3, {"z": 80.0, "x": 60.0, "y": 60.0}, seed=21, sd_ac=5.0, sd_e=7.0)
     fit = fit_mixed(pilot)

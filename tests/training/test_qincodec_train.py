@@ -25,6 +25,8 @@ from evalkit.training.qincodec.schedule import StageStopped
 from evalkit.training.qincodec.train import Context, run_training
 from tests.qincodec_fixtures import RATE, held_out_latents
 
+pytestmark = pytest.mark.slow  # QinCodec training runs
+
 
 @pytest.fixture
 def run(qincodec_run):

@@ -2,7 +2,7 @@
 
 Every user error is a :class:`evalkit.errors.UserError` (or a missing file), printed here as one line with exit
 code 2. Imports of evalkit's modules (and through them numpy, torch, scipy, pandas) happen inside the commands
-that need them, so that ``evalkit --help`` and the list commands start at once (tests/test_cli_startup.py).
+that need them, so that ``evalkit --help`` and the list commands start at once (tests/cli/test_startup.py).
 """
 
 from __future__ import annotations

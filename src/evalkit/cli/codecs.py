@@ -34,8 +34,8 @@ def add_parsers(sub) -> None:
 
 
 def codecs_list_command(args: argparse.Namespace) -> int:
+    from evalkit.codecs import load_plugin_files
     from evalkit.codecs.catalog import catalog_records, render_catalog
-    from evalkit.codecs.plugins import load_plugin_files
 
     load_plugin_files(args.plugin or ())
     if args.json:

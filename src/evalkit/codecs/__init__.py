@@ -12,9 +12,10 @@ packages' ``evalkit.codecs`` entry points and plugin files (see :mod:`evalkit.co
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 
 from evalkit._lazy import torch
-from evalkit.codecs import anchors, dac, encodec, klt, pyav, qincodec
+from evalkit.codecs import anchors, dac, encodec, klt, plugins, pyav, qincodec
 from evalkit.codecs.base import AudioTransform, Codec, Encoded, Reconstruction, ReconstructionReport
 from evalkit.codecs.plugins import (
     BUILTIN,
@@ -37,13 +38,17 @@ class FamilyRegistry(Mapping[str, CodecFamily]):
     is fixed).
     """
 
-    def __init__(self, builtins: Iterable[CodecFamily]):
+    def __init__(self, builtins: Iterable[CodecFamily] = ()):
         self._families: dict[str, CodecFamily] = {}
         self._sources: dict[str, FamilySource] = {}
-        for family in builtins:
+        self._entry_points_read = False
+        self.add_builtins(builtins)
+
+    def add_builtins(self, families: Iterable[CodecFamily]) -> None:
+        """Add evalkit's own families (after construction for those that wrap this registry, like ``klt``)."""
+        for family in families:
             self._families[family.name] = family
             self._sources[family.name] = BUILTIN
-        self._entry_points_read = False
 
     def _read_entry_points(self) -> None:
         if self._entry_points_read:
@@ -98,6 +103,10 @@ class FamilyRegistry(Mapping[str, CodecFamily]):
             del self._families[name], self._sources[name]
         self._entry_points_read = False
 
+    def build(self, spec: CodecSpec, device: str | torch.device = "auto") -> AudioTransform:
+        """A codec (not yet loaded) for a resolved ``spec``."""
+        return self[spec.family].factory(spec, device)
+
     def unregister(self, name: str) -> None:
         """Remove a plugin family (tests); evalkit's own families stay."""
         if self._sources.get(name, BUILTIN) is not BUILTIN:
@@ -105,8 +114,10 @@ class FamilyRegistry(Mapping[str, CodecFamily]):
 
 
 # Explicit registration of evalkit's own families; other codecs come in as plugins (README, "How to add a codec").
-FAMILIES = FamilyRegistry((*encodec.FAMILIES, *dac.FAMILIES, *klt.FAMILIES, *qincodec.FAMILIES, *anchors.FAMILIES,
-                           *pyav.FAMILIES))
+# KLT wraps the others: it is handed the registry it resolves and builds its base codecs with.
+FAMILIES = FamilyRegistry()
+FAMILIES.add_builtins((*encodec.FAMILIES, *dac.FAMILIES, *klt.families(FAMILIES), *qincodec.FAMILIES,
+                       *anchors.FAMILIES, *pyav.FAMILIES))
 
 
 def get_family(name: str) -> CodecFamily:
@@ -138,10 +149,21 @@ def parse_spec(text: str | CodecSpec) -> CodecSpec:
 
 def build_codec(spec: str | CodecSpec, device: str | torch.device = "auto") -> AudioTransform:
     """A codec (not yet loaded: call ``load()`` or just use it) for ``spec``."""
-    spec = parse_spec(spec)
-    return FAMILIES[spec.family].factory(spec, device)
+    return FAMILIES.build(parse_spec(spec), device)
+
+
+def load_plugin_file(path: str | Path) -> list[CodecFamily]:
+    """:func:`evalkit.codecs.plugins.load_plugin_file` into :data:`FAMILIES`."""
+    return plugins.load_plugin_file(path, FAMILIES)
+
+
+def load_plugin_files(paths: Iterable[str | Path]) -> None:
+    """:func:`load_plugin_file` for each file or module (a worker's start-up and every task call this; cheap when
+    loaded already)."""
+    for path in paths:
+        load_plugin_file(path)
 
 
 __all__ = ["FAMILIES", "AudioTransform", "Codec", "CodecFamily", "CodecSpec", "Encoded", "FamilyRegistry",
            "FamilySource", "Param", "PluginError", "Reconstruction", "ReconstructionReport", "SpecError",
-           "build_codec", "get_family", "parse_spec"]
+           "build_codec", "get_family", "load_plugin_file", "load_plugin_files", "parse_spec"]

@@ -26,13 +26,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from evalkit.codecs.spec import CodecFamily
 from evalkit.plugin_files import PluginError, import_plugin_file, import_plugin_module, is_module_name
-
-if TYPE_CHECKING:
-    from evalkit.codecs import FamilyRegistry
 
 ENTRY_POINT_GROUP = "evalkit.codecs"
 FAMILY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -122,6 +119,14 @@ def families_of(value: Any, where: str) -> list[CodecFamily]:
                       f"got {type(value).__name__}")
 
 
+class FamilyTarget(Protocol):
+    """Where plugin families go: :class:`evalkit.codecs.FamilyRegistry`."""
+
+    def register(self, family: CodecFamily, source: FamilySource, where: str | None = None) -> None: ...
+
+    def get(self, name: str, default: Any = None) -> CodecFamily | None: ...
+
+
 def check_family(family: CodecFamily, where: str) -> None:
     """A plugin family's name is a valid spec family and not reserved; its factory is callable."""
     if not FAMILY_NAME.fullmatch(family.name or ""):
@@ -133,7 +138,7 @@ def check_family(family: CodecFamily, where: str) -> None:
         raise PluginError(f"{where}: family {family.name!r} has no callable factory")
 
 
-def load_entry_points(registry: FamilyRegistry) -> None:
+def load_entry_points(registry: FamilyTarget) -> None:
     """Register the families of every ``evalkit.codecs`` entry point.
 
     Raises:
@@ -157,9 +162,10 @@ def load_entry_points(registry: FamilyRegistry) -> None:
 _FILES: dict[str, tuple[str, list[CodecFamily]]] = {}  # path or module name -> (sha256, families), this process
 
 
-def load_plugin_file(path: str | Path, registry: FamilyRegistry | None = None) -> list[CodecFamily]:
+def load_plugin_file(path: str | Path, registry: FamilyTarget) -> list[CodecFamily]:
     """Import a plugin (a file, or a module by name: a ``plugins:`` entry) and register the families of its
-    ``FAMILIES``; idempotent per path and content (per name for modules, which Python imports once).
+    ``FAMILIES`` in ``registry``; idempotent per path and content (per name for modules, which Python imports
+    once). :func:`evalkit.codecs.load_plugin_file` registers them in evalkit's own registry.
 
     A plugin that defines only ``METRICS`` (metric plugins, :mod:`evalkit.metrics.plugins`) gives no family.
 
@@ -170,8 +176,6 @@ def load_plugin_file(path: str | Path, registry: FamilyRegistry | None = None) -
         PluginError: a missing file or module, an import failure, neither ``FAMILIES`` nor ``METRICS``, or a
             family name already taken.
     """
-    if registry is None:
-        from evalkit.codecs import FAMILIES as registry
     if is_module_name(path):
         return _load_plugin_module(str(path), registry)
     path = Path(path).expanduser().resolve()
@@ -191,7 +195,7 @@ def load_plugin_file(path: str | Path, registry: FamilyRegistry | None = None) -
     return families
 
 
-def _load_plugin_module(name: str, registry: FamilyRegistry) -> list[CodecFamily]:
+def _load_plugin_module(name: str, registry: FamilyTarget) -> list[CodecFamily]:
     known = _FILES.get(name)
     if known is not None and all(registry.get(f.name) is f for f in known[1]):
         return known[1]
@@ -205,9 +209,3 @@ def _load_plugin_module(name: str, registry: FamilyRegistry) -> list[CodecFamily
     _FILES[name] = (plugin.sha256, families)
     return families
 
-
-def load_plugin_files(paths: Iterable[str | Path]) -> None:
-    """:func:`load_plugin_file` for each file or module (a worker's start-up and every task call this; cheap when
-    loaded already)."""
-    for path in paths:
-        load_plugin_file(path)

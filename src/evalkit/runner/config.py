@@ -297,7 +297,7 @@ def resolve_plugin(entry: str, base_dir: Path) -> str:
 def plugin_problems(entries: list[str], base_dir: Path) -> tuple[list[str], list[str]]:
     """Import every plugin file or module (registering its families and metrics); the resolved entries
     (:func:`resolve_plugin`) and one line per problem."""
-    from evalkit.codecs.plugins import PluginError, load_plugin_file
+    from evalkit.codecs import PluginError, load_plugin_file
     from evalkit.metrics import load_metric_plugins
 
     resolved, problems = [], []
@@ -339,13 +339,15 @@ def _spec_problems(spec: CodecSpec) -> list[str]:
             problems.append(f"{spec}: weights file {weights} does not exist")
         elif (problem := _weights_file_problem(spec, Path(weights))) is not None:
             problems.append(f"{spec}: {problem}")
-    if spec.family == "klt":
-        from evalkit.codecs.klt import CalibrationError, check_calibration
+    from evalkit.codecs import FAMILIES, build_codec
+    from evalkit.codecs.klt import CalibrationError, check_calibration
 
-        try:
-            check_calibration(spec)  # reads files only until the first usable one
-        except CalibrationError as exc:
-            problems.append(str(exc))
+    if spec.family not in FAMILIES:  # decoded folders are read, not built
+        return problems
+    try:
+        check_calibration(build_codec(spec, device="cpu"))  # KLT only; reads files until the first usable one
+    except CalibrationError as exc:
+        problems.append(str(exc))
     return problems
 
 

@@ -143,6 +143,7 @@ class LocalPool:
         process = self.context.Process(target=serve_tasks, args=(self.setup, inbox, sender, worker_id),
                                        name=f"evalkit-worker-{worker_id}")
         process.start()
+        inbox.put(iter_item_task)  # the worker's first message: how to run a task (see serve_tasks)
         sender.close()  # the worker holds the only sending end: its death shows as end-of-file here
         self.workers[worker_id] = _Worker(process, inbox, receiver)
 

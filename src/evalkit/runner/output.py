@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from evalkit.runner.config import ConfigError, RunConfig
-from evalkit.runner.layout import LOCK_NAME, PROVENANCE_NAME, STORE_NAME
+from evalkit.runner.layout import CODES_CACHE, DECODED_CACHE, LOCK_NAME, PROVENANCE_NAME, STORE_NAME
 from evalkit.runner.plan import manifest_files
 from evalkit.runner.store import EXPORTED_PLAN_NAME
 
@@ -25,10 +25,10 @@ RUN_FILES = (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", f"{STORE_NAME
              "results.parquet", "results.csv", "summary.csv", "summary.parquet", "summary.txt",
              "codebook_usage.csv", "codebook_usage_by_depth.csv", "klt_accounting.csv", "klt_spectra.csv",
              "rate_quality.csv", EXPORTED_PLAN_NAME, PROVENANCE_NAME, f"{PROVENANCE_NAME}.tmp", "report.html")
-#: Cached files, by sub-folder of ``cache/``: a unit key (32 hex digits) and the extension, or a temporary name
-#: of one (``.KEY.EXT.PID.tmp``) left by an interrupted write.
-CACHE_FILES = {"decoded": re.compile(r"\.?[0-9a-f]{32}\.wav(\.\d+\.tmp)?"),
-               "codes": re.compile(r"\.?[0-9a-f]{32}\.npy(\.\d+\.tmp)?")}
+#: Cached files, by cache folder: a unit key (32 hex digits) and the extension, or a temporary name of one
+#: (``.KEY.EXT.PID.tmp``) left by an interrupted write.
+CACHE_FILES = {DECODED_CACHE: re.compile(r"\.?[0-9a-f]{32}\.wav(\.\d+\.tmp)?"),
+               CODES_CACHE: re.compile(r"\.?[0-9a-f]{32}\.npy(\.\d+\.tmp)?")}
 TEMPORARY_EXPORTED_PLAN = re.compile(rf"\.{re.escape(EXPORTED_PLAN_NAME)}\.\d+\.tmp")
 
 
@@ -109,13 +109,13 @@ def discard_run_files(output: Path) -> list[Path]:
     deleted = [output / name for name in RUN_FILES if (output / name).is_file()]
     if output.is_dir():
         deleted += [p for p in output.iterdir() if TEMPORARY_EXPORTED_PLAN.fullmatch(p.name) and p.is_file()]
-    for kind, pattern in CACHE_FILES.items():
-        folder = output / "cache" / kind
+    for parts, pattern in CACHE_FILES.items():
+        folder = output.joinpath(*parts)
         if folder.is_dir():
             deleted += [p for p in folder.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
     for path in deleted:
         path.unlink(missing_ok=True)
-    for folder in (output / "cache" / "decoded", output / "cache" / "codes", output / "cache"):
+    for folder in (*(output.joinpath(*parts) for parts in CACHE_FILES), output.joinpath(DECODED_CACHE[0])):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
     return deleted

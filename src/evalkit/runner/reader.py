@@ -160,7 +160,7 @@ class RunReader:
             return
         if not paths:
             return
-        from evalkit.codecs.plugins import PluginError, load_plugin_files
+        from evalkit.codecs import PluginError, load_plugin_files
 
         with contextlib.suppress(PluginError):
             load_plugin_files(paths)

@@ -34,7 +34,7 @@ from evalkit.runner.executors import (
     run_dask,
     run_local,
 )
-from evalkit.runner.layout import DECODED_CACHE, LOCK_NAME, LOG_NAME, SLURM_LOGS, STORE_NAME
+from evalkit.runner.layout import CODES_CACHE, DECODED_CACHE, LOCK_NAME, LOG_NAME, SLURM_LOGS, STORE_NAME
 from evalkit.runner.outcome import Plan, RunReport
 from evalkit.runner.output import check_output, discard_run_files
 from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
@@ -281,7 +281,7 @@ class _Writer:
     def __init__(self, store: Store, output: Path, report: RunReport, bar: tqdm):
         self.store, self.report, self.bar, self.output = store, report, bar, output
         self.decoded_dir = output.joinpath(*DECODED_CACHE)
-        self.codes_dir = output / "cache" / "codes"
+        self.codes_dir = output.joinpath(*CODES_CACHE)
         for folder in (self.decoded_dir, self.codes_dir):
             folder.mkdir(parents=True, exist_ok=True)
             for stale in folder.glob(".*.tmp"):  # left by an interrupted write

@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 
 from evalkit import audio as audio_lib
-from evalkit.codecs import Codec
-from evalkit.codecs.plugins import load_plugin_files
+from evalkit.codecs import Codec, load_plugin_files
 from evalkit.codecs.spec import split_spec
 from evalkit.metrics import Reference, get_metric, get_metrics, load_metric_plugins, score_pair
 from evalkit.metrics.codebook import valid_frames

@@ -3,7 +3,7 @@
 A calibration folder is read recursively (``.wav``, ``.flac``, ``.ogg``). A file that cannot be decoded, is
 empty, non-finite, silent or shorter than one codec frame is skipped with a warning (logger
 ``evalkit.codecs.klt.calibration``); a folder with no usable file at all raises :class:`CalibrationError`.
-:func:`check_calibration` runs that check on a spec before any audio is coded.
+:func:`evalkit.codecs.klt.codec.check_calibration` runs that check on a codec before any audio is coded.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from evalkit import audio as audio_lib
 from evalkit._lazy import torch
-from evalkit.codecs.spec import CodecSpec, SpecError
+from evalkit.codecs.spec import SpecError
 
 log = logging.getLogger(__name__)
 
@@ -68,23 +68,6 @@ def calibration_clips(folder: str | Path, sample_rate: int, channels: int, secon
     if not used:
         raise CalibrationError(f"klt: calibration folder {folder} has no usable audio ({len(files)} "
                                f"{'/'.join(AUDIO_SUFFIXES)} files; none readable, non-silent and one frame long)")
-
-
-def check_calibration(spec: str | CodecSpec) -> None:
-    """Config-time check: raise :class:`CalibrationError` when ``spec`` is a KLT variant whose estimator needs
-    calibration audio and its folder has none usable. Other specs pass. Unusable files are warned about.
-
-    Reads files only until the first usable one.
-    """
-    from evalkit.codecs import build_codec
-    from evalkit.codecs.klt.codec import KltCodec
-
-    codec = build_codec(spec, device="cpu")
-    if not isinstance(codec, KltCodec) or not codec.needs_calibration:
-        return
-    base = codec.base
-    next(calibration_clips(codec.calibration, base.sample_rate, base.channels, codec.calibration_s,
-                           base.min_samples))
 
 
 def gather(clips: Iterator[torch.Tensor], encode_with: Callable, quantize: Callable, n_codebooks: int,

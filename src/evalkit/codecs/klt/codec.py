@@ -1,11 +1,15 @@
 """The ``klt`` codec family: an RVQ codec whose quantizer runs in a KLT-truncated latent space.
 
 Same codes format and bitrate as the base codec; storage and search cost change (:mod:`.accounting`).
+The family wraps other families: :func:`families` is handed the registry it resolves and builds base codecs
+with (this package never imports :mod:`evalkit.codecs` itself).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from evalkit._lazy import torch
 from evalkit.codecs.base import Codec, Encoded
@@ -19,6 +23,16 @@ from evalkit.codecs.spec import CodecFamily, CodecSpec, Param, SpecError, split_
 ESTIMATORS = ("codebook", "usage", "data")
 RVQ_BASES = ("encodec-24khz", "encodec-48khz", "dac-44khz", "dac-24khz", "dac-16khz", "dac-44khz-16kbps",
              "qincodec-rvq")
+
+
+class FamilyLookup(Protocol):
+    """What the ``klt`` family needs of the codec registry: the families it wraps, and building one."""
+
+    def __getitem__(self, name: str) -> CodecFamily: ...
+
+    def __contains__(self, name: object) -> bool: ...
+
+    def build(self, spec: CodecSpec, device: Any = "auto") -> Codec: ...
 
 
 class KltRankError(SpecError):
@@ -45,13 +59,11 @@ def rank_problem(dim: int, rank: int, full_dim: int, estimator: str, n_cov: int,
 class KltCodec(Codec):
     """An RVQ codec whose quantizer runs in a KLT-truncated latent space; same codes format and bitrate."""
 
-    def __init__(self, spec: CodecSpec, device: str | torch.device = "auto"):
-        from evalkit.codecs import build_codec
-
+    def __init__(self, spec: CodecSpec, base: Codec, device: str | torch.device = "auto"):
+        """``base``: the (unloaded) base codec of :func:`base_spec` ``(spec)``."""
         super().__init__(spec, device)
-        params = dict(spec.params)
-        own = {k: params.pop(k) for k in ("base", "dim", "n_cov", "estimator", "calibration", "calibration_s")}
-        self.base: Codec = build_codec(CodecSpec(own["base"], params), device)
+        own = {k: spec.params[k] for k in OWN_NAMES}
+        self.base: Codec = base
         self.dim_param, self.n_cov, self.estimator = own["dim"], int(own["n_cov"]), own["estimator"]
         self.calibration, self.calibration_s = own["calibration"], float(own["calibration_s"])
         self.weights_label = self.base.weights_label
@@ -169,6 +181,25 @@ class KltCodec(Codec):
                         "eigenvalues": self.transform.eigenvalues.tolist(), **self.accounting().as_dict()}}
 
 
+def base_spec(spec: CodecSpec) -> CodecSpec:
+    """The base codec's spec inside a resolved ``klt`` spec (every parameter that is not KLT's own)."""
+    params = {k: v for k, v in spec.params.items() if k not in OWN_NAMES}
+    return CodecSpec(spec.params["base"], params)
+
+
+def check_calibration(codec: Codec) -> None:
+    """Config-time check: raise :class:`CalibrationError` when ``codec`` is a KLT variant whose estimator needs
+    calibration audio and its folder has none usable. Other codecs pass. Unusable files are warned about.
+
+    Reads files only until the first usable one.
+    """
+    if not isinstance(codec, KltCodec) or not codec.needs_calibration:
+        return
+    base = codec.base
+    next(calibration_clips(codec.calibration, base.sample_rate, base.channels, codec.calibration_s,
+                           base.min_samples))
+
+
 OWN_PARAMS = (
     Param("base", str, "encodec-24khz", "RVQ codec to wrap (its own parameters go in the same spec)",
           choices=RVQ_BASES),
@@ -179,22 +210,25 @@ OWN_PARAMS = (
     Param("calibration", str, "", "folder of audio for the usage/data estimators"),
     Param("calibration_s", float, 60.0, "seconds of calibration audio to use", minimum=1.0),
 )
+OWN_NAMES = tuple(p.name for p in OWN_PARAMS)
 
 
+@dataclass(frozen=True)
 class KltFamily(CodecFamily):
     """The ``klt`` family: its own parameters plus those of its base codec, validated against the base."""
 
-    def resolve(self, raw) -> CodecSpec:
-        from evalkit.codecs import FAMILIES, build_codec
+    families: FamilyLookup | None = field(default=None, compare=False, repr=False)  # holds the base families
 
+    def resolve(self, raw) -> CodecSpec:
+        families = self.families
         raw = dict(raw)
         base_name = raw.pop("base", OWN_PARAMS[0].default)
         if base_name not in RVQ_BASES:
-            kind = "has no quantizer" if base_name in FAMILIES else "is not a codec family"
+            kind = "has no quantizer" if base_name in families else "is not a codec family"
             raise SpecError(f"klt: base {base_name!r} {kind}; KLT needs an RVQ codec: {', '.join(RVQ_BASES)}")
         own = {p.name: p.parse(raw.pop(p.name), "klt") if p.name in raw else p.default for p in OWN_PARAMS[1:]}
-        base_spec = FAMILIES[base_name].resolve(raw)  # unknown parameters are reported by the base family
-        base = build_codec(base_spec, device="cpu")
+        base_spec = families[base_name].resolve(raw)  # unknown parameters are reported by the base family
+        base = families.build(base_spec, device="cpu")
         full_dim = base.latent_dim
         if own["dim"] != "full":
             try:
@@ -216,7 +250,7 @@ class KltFamily(CodecFamily):
                             f"searches greedily; use beam=1")
         if own["n_cov"] > base.num_codebooks:
             raise SpecError(f"klt: n_cov={own['n_cov']} exceeds the {base.num_codebooks} codebooks in use by "
-                            f"{base_spec.short(FAMILIES[base_name].defaults)}")
+                            f"{base_spec.short(families[base_name].defaults)}")
         if own["estimator"] != "codebook" and not own["calibration"]:
             raise SpecError(f"klt: estimator={own['estimator']} needs calibration=FOLDER")
         if own["calibration"] and not Path(own["calibration"]).is_dir():
@@ -224,11 +258,15 @@ class KltFamily(CodecFamily):
         return CodecSpec(self.name, {"base": base_name, **base_spec.params, **own})
 
 
-FAMILIES = (
-    KltFamily("klt", "KLT-truncated latent of an RVQ codec (post-training dimension reduction); bitrate of its "
-                     "base; e.g. klt?base=encodec-24khz&bandwidth=6&dim=72&n_cov=2",
-              OWN_PARAMS, KltCodec),
-)
+def families(registry: FamilyLookup) -> tuple[CodecFamily, ...]:
+    """The ``klt`` family, resolving and building its base codecs with ``registry``."""
+
+    def build(spec: CodecSpec, device: str | torch.device = "auto") -> KltCodec:
+        return KltCodec(spec, registry.build(base_spec(spec), device), device)
+
+    return (KltFamily("klt", "KLT-truncated latent of an RVQ codec (post-training dimension reduction); bitrate "
+                             "of its base; e.g. klt?base=encodec-24khz&bandwidth=6&dim=72&n_cov=2",
+                      OWN_PARAMS, build, families=registry),)
 
 
 def klt_spec_from_base(base_spec: str, **own) -> str:

@@ -68,7 +68,7 @@ def select_variants(run: RunData, wanted: Iterable[str]) -> RunData:
     Raises:
         FigureOptionError: a name that matches no variant of the run (the message lists the run's labels).
     """
-    from evalkit.codecs.labels import canonical
+    from evalkit.runner.reader import canonical
 
     specs = list(dict.fromkeys(run.summary["codec_spec"])) if not run.summary.empty else []
     labels = run.labels(specs)

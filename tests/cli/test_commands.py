@@ -1,6 +1,7 @@
 import shutil
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from evalkit.cli import main
@@ -16,6 +17,7 @@ def test_codecs_list_shows_families_and_bitrates(capsys):
     assert "7.752" in out and "side information 32.3 bit/s" in out
 
 
+@pytest.mark.slow
 def test_demo_runs_every_family_and_reports_bad_files(tmp_path, capsys):
     shutil.copy(DEMO / "speech_demo-congrats.flac", tmp_path / "speech.flac")
     (tmp_path / "broken.wav").write_bytes(b"not audio at all")
