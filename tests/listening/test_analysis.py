@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from evalkit.listening.analysis import analyze_mushra, screen_assessors
-from evalkit.listening.choice_analysis import analyze_choices
+from evalkit.listening.analysis.choices import analyze_choices
+from evalkit.listening.analysis.mushra import analyze_mushra, screen_assessors
 from evalkit.listening.model import Choice, Rating
 from evalkit.stats.multiple import holm
 from evalkit.stats.proportion import wilson_interval

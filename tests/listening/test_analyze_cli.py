@@ -10,10 +10,10 @@ import pytest
 from scipy import stats
 
 from evalkit.cli import main
-from evalkit.listening.design import PrepareOptions, prepare_test
+from evalkit.listening.analysis.panel import exclude_assessors, headphone_exclusions
+from evalkit.listening.analysis.report import analyze_test_dir
 from evalkit.listening.model import STORE_FILE, Design, Rating, load_definition
-from evalkit.listening.panel import exclude_assessors, headphone_exclusions
-from evalkit.listening.report import analyze_test_dir
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from tests.listening.test_storage import _events
 

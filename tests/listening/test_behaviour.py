@@ -13,12 +13,13 @@ import statistics
 import pytest
 
 from evalkit.cli import main
-from evalkit.listening.behaviour import credited_seconds
-from evalkit.listening.design import PrepareOptions, prepare_test
+from evalkit.listening.analysis.behaviour import credited_seconds
+from evalkit.listening.analysis.ratings_csv import export_csv, load_ratings_csv
+from evalkit.listening.analysis.report import analyze_test_dir
 from evalkit.listening.model import OPEN_REFERENCE, STORE_FILE, Design, PlayEvent, load_definition
-from evalkit.listening.report import analyze_test_dir, export_csv, load_ratings_csv
-from evalkit.listening.session import handle_submission, presented, wire_id
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
+from evalkit.listening.web.session import handle_submission, presented, wire_id
 from tests.listening.test_storage import _scores
 
 

@@ -13,7 +13,6 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
-from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.model import (
     ANCHOR_LOW,
     ANCHOR_MID,
@@ -26,7 +25,8 @@ from evalkit.listening.model import (
     ListenError,
     load_definition,
 )
-from evalkit.listening.stimulus_files import FIXED_MTIME_S, encode_flac, equal_size, padded_to
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
+from evalkit.listening.prepare.stimulus_files import FIXED_MTIME_S, encode_flac, equal_size, padded_to
 from evalkit.listening.storage import ListeningStore
 from tests.listening.conftest import CONDITIONS, make_run
 
@@ -162,7 +162,7 @@ def test_labels_options_and_texts_land_in_test_json(run_dir, tmp_path):
 
 
 def test_old_definitions_wav_in_static_without_labels_still_load(mushra_dir, fresh_copy):
-    from evalkit.listening.session import deliver, presented
+    from evalkit.listening.web.session import deliver, presented
 
     folder = fresh_copy(mushra_dir)
     raw = json.loads((folder / "test.json").read_text())
@@ -210,8 +210,8 @@ def test_bad_prepare_options(run_dir, tmp_path, options, message):
 
 
 def test_headphone_check_is_drawn_per_participant_and_stays_on_the_server(run_dir, tmp_path):
-    from evalkit.listening import headphone as hp
-    from evalkit.listening.session import headphone_bundle, headphone_data, headphone_seed
+    from evalkit.listening.prepare import headphone as hp
+    from evalkit.listening.web.session import headphone_bundle, headphone_data, headphone_seed
 
     out = tmp_path / "hp"
     d = prepare_test(run_dir, out, PrepareOptions(Design.MUSHRA, items=1, listeners=1, headphone_check=True))
@@ -238,7 +238,7 @@ def test_headphone_check_is_drawn_per_participant_and_stays_on_the_server(run_di
 
 
 def test_headphone_sequences_of_two_seeds():
-    from evalkit.listening import headphone as hp
+    from evalkit.listening.prepare import headphone as hp
 
     a, sa = hp.sequence(11)
     b, sb = hp.sequence(12)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.listening.behaviour import format_behaviour, summary
+from evalkit.listening.analysis.behaviour import format_behaviour, summary
 from evalkit.listening.model import STORE_FILE, load_definition
 from evalkit.listening.storage import ListeningStore
 from tests.browser import needs_browser, start_chromium

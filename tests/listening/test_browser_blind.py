@@ -17,10 +17,10 @@ from collections import defaultdict
 
 import pytest
 
-from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.model import OPEN_REFERENCE, STORE_FILE, Design, load_definition
-from evalkit.listening.session import presented, wire_id
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
+from evalkit.listening.web.session import presented, wire_id
 from tests.browser import needs_browser, start_chromium
 from tests.listening.conftest import CONDITIONS
 from tests.listening.test_browser import _click, _finish, _play_all, _player, _skip_training, _submit, _wait

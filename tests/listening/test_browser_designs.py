@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.listening.design import PrepareOptions, prepare_test
+from evalkit.listening.analysis.report import analyze_test_dir
 from evalkit.listening.model import REFERENCE, STORE_FILE, Design, load_definition
-from evalkit.listening.report import analyze_test_dir
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from tests.browser import needs_browser, start_chromium
 from tests.listening.conftest import CONDITIONS

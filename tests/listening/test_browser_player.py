@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.model import Design
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from tests.browser import needs_browser, start_chromium
 from tests.listening.conftest import make_run
 from tests.listening.test_browser import _click, _player, _skip_training, _wait

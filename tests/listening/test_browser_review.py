@@ -17,11 +17,11 @@ import time
 
 import pytest
 
-from evalkit.listening.design import PrepareOptions, prepare_test
-from evalkit.listening.headphone import answers_for
 from evalkit.listening.model import STORE_FILE, Design, load_definition
-from evalkit.listening.session import bundle_name, headphone_seed, wire_id
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
+from evalkit.listening.prepare.headphone import answers_for
 from evalkit.listening.storage import ListeningStore
+from evalkit.listening.web.session import bundle_name, headphone_seed, wire_id
 from tests.browser import needs_browser, start_chromium
 from tests.listening.test_browser import _click, _finish, _play_all, _player, _skip_training, _submit, _wait
 

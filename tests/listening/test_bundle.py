@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from evalkit.listening import bundle
 from evalkit.listening.model import STATIC_DIR, STORE_FILE, load_definition
-from evalkit.listening.session import bundle_name, deliver, presented, release, trial_bundle, wire_id
 from evalkit.listening.storage import ListeningStore
-from evalkit.listening.web import component, component_js
+from evalkit.listening.web import bundle
+from evalkit.listening.web.assets import component, component_js
+from evalkit.listening.web.session import bundle_name, deliver, presented, release, trial_bundle, wire_id
 
-WEB = Path(bundle.__file__).parent / "web"
+WEB = Path(bundle.__file__).parent
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="node (the JavaScript checks) is not installed")
 

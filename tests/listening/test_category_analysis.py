@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from evalkit.listening.category_analysis import (
+from evalkit.listening.analysis.grades import (
     analyze_grades,
     difference_grades,
     screen_hidden_reference,

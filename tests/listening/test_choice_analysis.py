@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from evalkit.listening.choice_analysis import analyze_choices
+from evalkit.listening.analysis.choices import analyze_choices
 from evalkit.listening.model import Choice
 
 

@@ -12,7 +12,6 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from evalkit.listening.design import PrepareOptions, ab_pairs, prepare_test, select_conditions
 from evalkit.listening.model import (
     ANCHOR_LOW,
     ANCHOR_MID,
@@ -23,8 +22,9 @@ from evalkit.listening.model import (
     ListenError,
     load_definition,
 )
-from evalkit.listening.runsource import RunContents, RunUnit, read_run
-from evalkit.listening.stimuli import choose_excerpt, williams_square
+from evalkit.listening.prepare.design import PrepareOptions, ab_pairs, prepare_test, select_conditions
+from evalkit.listening.prepare.runsource import RunContents, RunUnit, read_run
+from evalkit.listening.prepare.stimuli import choose_excerpt, williams_square
 from tests.listening.conftest import make_run
 
 

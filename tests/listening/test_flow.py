@@ -9,11 +9,12 @@ import json
 import pytest
 
 from evalkit.cli import main
-from evalkit.listening.design import PrepareOptions, prepare_test
-from evalkit.listening.headphone import answers_for
 from evalkit.listening.model import STORE_FILE, Design, ListenError, load_definition
-from evalkit.listening.serve import COMPLETION_ENV, write_launcher
-from evalkit.listening.session import (
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
+from evalkit.listening.prepare.headphone import answers_for
+from evalkit.listening.storage import ListeningStore
+from evalkit.listening.web.serve import COMPLETION_ENV, write_launcher
+from evalkit.listening.web.session import (
     expected_minutes,
     handle_draft,
     handle_headphone_check,
@@ -21,7 +22,6 @@ from evalkit.listening.session import (
     presented,
     wire_id,
 )
-from evalkit.listening.storage import ListeningStore
 from tests.listening.test_app import _texts
 from tests.listening.test_storage import _events, _scores
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from evalkit.cli import main
-from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.model import OPEN_REFERENCE, REFERENCE, STORE_FILE, Design, ListenError, load_definition
-from evalkit.listening.session import handle_submission, player_data, presented, wire_id
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
+from evalkit.listening.web.session import handle_submission, player_data, presented, wire_id
 from tests.listening.conftest import CONDITIONS
 from tests.listening.test_behaviour import Clock
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from evalkit.cli import main
-from evalkit.listening.design import PrepareOptions, prepare_test
+from evalkit.listening.analysis.ratings_csv import load_ratings_csv
 from evalkit.listening.model import STORE_FILE, Design, load_definition
-from evalkit.listening.report import load_ratings_csv
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from evalkit.stats.mixed_model import fit_mixed
 from evalkit.stats.power import PanelModel, assessors_needed

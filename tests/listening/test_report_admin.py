@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 
 from evalkit.cli import main
-from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.model import STORE_FILE, Design, load_definition
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from tests.listening.test_storage import _events
 
@@ -34,7 +34,7 @@ def test_report_has_no_absolute_test_path_and_lists_each_assessor_once(run_dir, 
 
 
 def test_p_values_below_the_floor_print_as_less_than(panel_dir):
-    from evalkit.listening.report import format_report
+    from evalkit.listening.analysis.report import format_report
     from evalkit.reports.listening_data import load_test
     from evalkit.reports.listening_section import listening_context
 

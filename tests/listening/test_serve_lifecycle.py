@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.cli import main
-from evalkit.listening import serve as serve_module
+from evalkit.listening.web import serve as serve_module
 from tests.listening.conftest import free_port
 
 STOP_LIMIT_S = 3.0
@@ -113,7 +113,7 @@ def test_signal_to_serve_stops_streamlit_and_frees_the_port(mushra_dir, fresh_co
 def test_streamlit_bounds_its_graceful_shutdown():
     from streamlit.web.server.starlette import starlette_server
 
-    from evalkit.listening.streamlit_boot import SHUTDOWN_S, bound_shutdown
+    from evalkit.listening.web.streamlit_boot import SHUTDOWN_S, bound_shutdown
 
     bound_shutdown()
     bound_shutdown()  # once only

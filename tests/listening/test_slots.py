@@ -11,9 +11,9 @@ import pytest
 
 from evalkit.cli import main
 from evalkit.listening.model import STORE_FILE, ListenError, load_definition
-from evalkit.listening.serve import SLOT_IDLE_ENV, write_launcher
-from evalkit.listening.slots import SlotHolder, least_completed, may_continue
 from evalkit.listening.storage import ListeningStore
+from evalkit.listening.storage.slots import SlotHolder, least_completed, may_continue
+from evalkit.listening.web.serve import SLOT_IDLE_ENV, write_launcher
 from tests.listening.test_behaviour import Clock
 from tests.listening.test_storage import _events, _scores
 
@@ -131,8 +131,8 @@ def test_a_returning_participant_keeps_a_free_slot_or_starts_afresh_in_a_new_one
 
 @pytest.fixture(scope="module")
 def hp_like_dir(run_dir, tmp_path_factory):
-    from evalkit.listening.design import PrepareOptions, prepare_test
     from evalkit.listening.model import Design
+    from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 
     out = tmp_path_factory.mktemp("slots") / "test"
     prepare_test(run_dir, out, PrepareOptions(Design.MUSHRA, items=2, listeners=3, headphone_check=True))

@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from evalkit.listening.model import STORE_FILE, Design, ListenError, PlayEvent, load_definition
-from evalkit.listening.session import MIN_PLAY_S, handle_submission, player_data, presented, wire_id
 from evalkit.listening.storage import ListeningStore
+from evalkit.listening.web.session import MIN_PLAY_S, handle_submission, player_data, presented, wire_id
 
 N_PARTICIPANTS = 24
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from evalkit.listening.errors import ListenError
-from evalkit.listening.headphone import N_TRIALS, HeadphoneCheck
+from evalkit.listening.prepare.headphone import N_TRIALS, HeadphoneCheck
 from evalkit.listening.questionnaire import Question, parse_questions
 
 DEFINITION_FILE = "test.json"

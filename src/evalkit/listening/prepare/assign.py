@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from evalkit.listening.model import ANCHOR_LOW, ANCHOR_MID, OPEN_REFERENCE, REFERENCE, Design, Trial
-from evalkit.listening.stimuli import balanced_orders
+from evalkit.listening.prepare.stimuli import balanced_orders
 
 Write = Callable[[str, str, str | None], str]  # (item, condition, stored name or None) -> new stimulus id
 

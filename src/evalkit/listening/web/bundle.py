@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evalkit.listening.stimulus_files import FIXED_MTIME_S, quantize_24bit
+from evalkit.listening.prepare.stimulus_files import FIXED_MTIME_S, quantize_24bit
 
 HEADER_BYTES = 68
 SUFFIX = ".wav"  # audio/* is served as is: Streamlit's gzip layer leaves it alone, and so do proxies

@@ -1,14 +1,14 @@
 """What a participant's browser receives and sends, checked on the server (no Streamlit here).
 
-A trial reaches the browser as one bundle (:mod:`evalkit.listening.bundle`): every signal of the trial in the
+A trial reaches the browser as one bundle (:mod:`evalkit.listening.web.bundle`): every signal of the trial in the
 participant's presentation order, under a URL derived from the participant's secret, so there is one request, one
 size and one set of headers per trial and nothing per signal. :func:`player_data` is everything else the player
 gets: per-participant ids of the signals (an HMAC of the stimulus id under the participant's secret, so two
 participants never share an id and a leaked mapping serves one participant only), neutral labels, and never a
-condition name, a stored stimulus id or a path. :func:`handle_submission` maps the ids back, re-checks what the
-player already enforces (every stimulus played, every one rated or an answer given) and stores the trial in one
-transaction; what counts as played is the player's report clamped to the server time since the trial was first
-delivered (:func:`evalkit.listening.behaviour.credited_seconds`), so a trial submitted faster than its stimuli can be
+condition name, a stored stimulus id or a path. :func:`handle_submission` maps the ids back, re-checks what the player
+already enforces (every stimulus played, every one rated or an answer given) and stores the trial in one transaction;
+what counts as played is the player's report clamped to the server time since the trial was first delivered
+(:func:`evalkit.listening.analysis.behaviour.credited_seconds`), so a trial submitted faster than its stimuli can be
 played is refused. The headphone check's sounds and answers are drawn per participant from its secret too.
 """
 
@@ -26,9 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evalkit.listening import bundle
-from evalkit.listening import headphone as hp
-from evalkit.listening.behaviour import credited_seconds
+from evalkit.listening.analysis.behaviour import credited_seconds
 from evalkit.listening.model import (
     GRADES,
     RATED_DESIGNS,
@@ -40,8 +38,10 @@ from evalkit.listening.model import (
     TestDefinition,
     Trial,
 )
+from evalkit.listening.prepare import headphone as hp
 from evalkit.listening.questionnaire import all_questions, check_answers
 from evalkit.listening.storage import ListeningStore, Participant
+from evalkit.listening.web import bundle
 
 MIN_PLAY_S = 0.25  # seconds of audio a stimulus must have been played before it counts as heard
 MAX_EVENTS = 5000

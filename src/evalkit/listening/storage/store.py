@@ -7,12 +7,12 @@ refused by the primary key, never duplicated. Condition names are resolved here,
 is kept as a draft (ratings, answer and play events so far), so a refresh restores it; the draft is deleted when
 the trial is stored. The headphone check's result is one row per participant (the first result stands). Each
 participant also has a random ``secret`` that never leaves the server: the ids, bundle names and headphone sequence
-its browser gets are derived from it (:mod:`evalkit.listening.session`).
+its browser gets are derived from it (:mod:`evalkit.listening.web.session`).
 
-Times that matter to the analysis come from the server's clock (``clock``, injectable for tests), in seconds since
-the epoch: when a trial was first delivered and submitted (:mod:`evalkit.listening.behaviour`: time on trial and
-seconds listened per stimulus, stored with the trial), when a participant took its design slot and when it was last
-seen (:mod:`evalkit.listening.slots`: a participant takes a slot when its first trial starts and loses it after an
+Times that matter to the analysis come from the server's clock (``clock``, injectable for tests), in seconds since the
+epoch: when a trial was first delivered and submitted (:mod:`evalkit.listening.analysis.behaviour`: time on trial and
+seconds listened per stimulus, stored with the trial), when a participant took its design slot and when it was last seen
+(:mod:`evalkit.listening.storage.slots`: a participant takes a slot when its first trial starts and loses it after an
 idle time).
 """
 
@@ -28,8 +28,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalkit.listening import slots as slotting
-from evalkit.listening.behaviour import StimulusListening, TrialListening, credited_seconds
+import evalkit.listening.storage.slots as slotting
+from evalkit.listening.analysis.behaviour import StimulusListening, TrialListening, credited_seconds
 from evalkit.listening.model import (
     OPEN_REFERENCE,
     RATED_DESIGNS,
@@ -156,7 +156,7 @@ class ListeningStore:
     def create_participant(self, definition: TestDefinition, *, with_slot: bool = True,
                            idle_s: float = 60 * slotting.SLOT_IDLE_MINUTES) -> Participant:
         """A new participant with a fresh token and secret; ``with_slot``: it takes the least-completed listener
-        slot now (:func:`evalkit.listening.slots.least_completed`; ``idle_s``: the idle time after which an
+        slot now (:func:`evalkit.listening.storage.slots.least_completed`; ``idle_s``: the idle time after which an
         unfinished participant no longer holds its slot), with a fresh random stimulus order per trial; else it
         has no slot until :meth:`hold_slot` gives it one (the app: when its first trial starts)."""
         token = secrets.token_urlsafe(16)
@@ -205,7 +205,7 @@ class ListeningStore:
         """Record that ``participant`` is active now and keep its slot (``assign``: give it one if it has none).
 
         A participant idle for more than ``idle_s`` seconds has released its slot. It takes it back if nobody
-        who still holds that slot claimed it meanwhile (:func:`evalkit.listening.slots.may_continue`); otherwise
+        who still holds that slot claimed it meanwhile (:func:`evalkit.listening.storage.slots.may_continue`); otherwise
         it continues as a new participant (same token, consent, training and headphone result; a new label, a
         new secret, the least-completed slot, no trials done) and the old record, with the trials it stored,
         stays as a released assessor that no analysis or export counts (``continued_as`` names the new one).
@@ -307,7 +307,7 @@ class ListeningStore:
                events: Sequence[PlayEvent] = ()) -> bool:
         """Store one trial atomically: its ratings (MUSHRA, ACR, DCR, BS.1116) or answer (AB/ABX), its play
         events, the time since the server first delivered it and the seconds credited per stimulus
-        (:func:`evalkit.listening.behaviour.credited_seconds`).
+        (:func:`evalkit.listening.analysis.behaviour.credited_seconds`).
 
         Returns:
             True if stored, False if this trial was already stored (nothing is written again).

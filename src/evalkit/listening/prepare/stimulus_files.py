@@ -6,7 +6,7 @@ every file is quantised to 24 bits with independent TPDF dither (±1 LSB, about 
 audibility and below any DAC's noise floor): the hidden reference is never byte-identical to the open reference,
 nor ABX's X to A or B. All files of one item are padded to the same byte size with a FLAC ``PADDING`` block (the
 STREAMINFO frame-size fields, which describe the compressed frames, are set to 0, "unknown", as the FLAC format
-allows), and all files get one modification time. Since trials travel as bundles (:mod:`evalkit.listening.bundle`)
+allows), and all files get one modification time. Since trials travel as bundles (:mod:`evalkit.listening.web.bundle`)
 the files are no longer served (test folders from before serve them from ``static/`` under ids no browser gets);
 the dither still matters, as the bundles carry these samples.
 """

@@ -1,11 +1,11 @@
 """``evalkit listen prepare``: from an evaluation run to a test folder (stimuli + ``test.json``).
 
-Items and conditions come from the run's decoded cache (:mod:`evalkit.listening.runsource`). Every item is cut
+Items and conditions come from the run's decoded cache (:mod:`evalkit.listening.prepare.runsource`). Every item is cut
 to one excerpt (same samples for all conditions, short fades), the hidden reference and the BS.1534-3 anchors
 are added (taken from the run when it has them, else built from the reference with the same filter), every
-stimulus is loudness-matched (BS.1770) to one target, and written as dithered 24-bit FLAC under a random id, one
-file per trial and signal (ACR, DCR and BS.1116 have no anchors; their hidden reference is a condition of its
-own, as in P.808 and BS.1116), into ``stimuli/``, which is never served (:mod:`evalkit.listening.stimulus_files`);
+stimulus is loudness-matched (BS.1770) to one target, and written as dithered 24-bit FLAC under a random id, one file
+per trial and signal (ACR, DCR and BS.1116 have no anchors; their hidden reference is a condition of its own, as in
+P.808 and BS.1116), into ``stimuli/``, which is never served (:mod:`evalkit.listening.prepare.stimulus_files`);
 ``static/``, the served folder, starts empty: ``listen serve`` puts the per-participant trial bundles there.
 """
 
@@ -21,8 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from evalkit.listening.assign import assign, make_trials, training_trial
-from evalkit.listening.headphone import HUGGINS_METHOD, N_TRIALS, PASS_CORRECT, HeadphoneCheck
 from evalkit.listening.model import (
     ANCHOR_LOW,
     ANCHOR_MID,
@@ -38,10 +36,12 @@ from evalkit.listening.model import (
     TestDefinition,
     validate_definition,
 )
+from evalkit.listening.prepare.assign import assign, make_trials, training_trial
+from evalkit.listening.prepare.headphone import HUGGINS_METHOD, N_TRIALS, PASS_CORRECT, HeadphoneCheck
+from evalkit.listening.prepare.runsource import RunContents, RunUnit, read_run
+from evalkit.listening.prepare.stimuli import apply_fades, choose_excerpt, limiting_stimulus, loudness_gains_db
+from evalkit.listening.prepare.stimulus_files import StimulusWriter
 from evalkit.listening.questionnaire import Question
-from evalkit.listening.runsource import RunContents, RunUnit, read_run
-from evalkit.listening.stimuli import apply_fades, choose_excerpt, limiting_stimulus, loudness_gains_db
-from evalkit.listening.stimulus_files import StimulusWriter
 
 MAX_PEAK = 0.98  # loudness matching never lets a stimulus peak above this (linear full scale)
 

@@ -100,7 +100,7 @@ def choice_columns(pair: dict, abx: bool) -> list[tuple[str, str]]:
 
 
 def format_graded(report: dict) -> str:
-    """Plain text of an ACR, DCR or BS.1116 report (:func:`evalkit.listening.report.graded_report`)."""
+    """Plain text of an ACR, DCR or BS.1116 report (:func:`evalkit.listening.analysis.report.graded_report`)."""
     labels = report.get("labels", {})
     name = labels.get
     measure = report["measure"]
@@ -171,7 +171,7 @@ def format_choices(report: dict) -> str:
 
 
 def format_plan(plan: dict) -> str:
-    """Plain text of :func:`evalkit.listening.report.plan_report`."""
+    """Plain text of :func:`evalkit.listening.analysis.report.plan_report`."""
     labels = plan.get("labels", {})
     need = plan["assessors_needed"]
     lines = [f"panel plan: difference {plan['difference']:g} points, power {plan['power']:g}, alpha {plan['alpha']:g} "

@@ -5,7 +5,7 @@ per condition the mean *difference grade*: the condition's grade minus the hidde
 trial (-4.0 to +4.0, 0 = not told apart from the reference).
 
 Intervals. The primary 95 % CI is a Student-t interval over the listeners' per-condition means (one number per
-listener), as for MUSHRA in :mod:`evalkit.listening.analysis`: the ratings of one listener share that
+listener), as for MUSHRA in :mod:`evalkit.listening.analysis.mushra`: the ratings of one listener share that
 listener's use of the scale, so they are not independent, and an interval that treats the ratings as independent
 is too narrow whenever listeners differ (its standard error ignores the listener variance divided by the number of
 listeners only). P.800 (and P.808's ``CI95 = t(0.975, M-1) · s / √M``) computes the interval over the M ratings of
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalkit.listening.analysis import (
+from evalkit.listening.analysis.mushra import (
     TESTS,
     Comparison,
     Exclusion,

@@ -1,104 +1,22 @@
 """``evalkit listen analyze`` and ``listen plan``: ratings from a test folder or a long-format CSV → statistics.
 
-Which assessors count is :mod:`evalkit.listening.panel`'s job; then BS.1534-3 post-screening (MUSHRA). Every
+Which assessors count is :mod:`evalkit.listening.analysis.panel`'s job; then BS.1534-3 post-screening (MUSHRA). Every
 excluded assessor is listed with the reason. Conditions keep their names as JSON keys (``a``, ``b``) and get short
 labels (``labels``, ``a_label``, ``b_label``) for people.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import asdict
 from pathlib import Path
 
+from evalkit.listening.analysis.panel import Panel, condition_labels, folder_panel, resolve_condition
 from evalkit.listening.model import Choice, Design, ListenError, Rating
-from evalkit.listening.panel import (  # noqa: F401  (re-exported: the selection is part of `listen analyze`)
-    Panel,
-    condition_labels,
-    csv_panel,
-    exclude_assessors,
-    folder_panel,
-    headphone_exclusions,
-    resolve_condition,
-)
 
-CSV_COLUMNS = ("assessor", "item", "condition", "score")
-EXPORT_COLUMNS = ("trial", "time_on_trial_s", "listened_s", "listened_fraction")  # the export's, ignored on reading
 MDD_POWER, MDD_ALPHA, MDD_SIMS = 0.8, 0.05, 1000
 MODEL_FORMULA = ("score ~ condition + item (fixed) + assessor + assessor:condition + assessor:item (random "
                  "intercepts), REML")
-
-
-def load_ratings_csv(path: str | Path) -> list[Rating]:
-    """Read ``assessor,item,condition,score`` (header required, in any order; no other columns but the listening
-    columns of the test's own export, which are ignored).
-
-    Raises:
-        ListenError: missing, binary or non-UTF-8 file, unknown or missing columns, empty fields, scores outside
-            0..100, no rows.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ListenError(f"{path}: ratings file not found")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            ratings = _read_rows(path, csv.DictReader(f))
-    except UnicodeDecodeError:
-        raise ListenError(f"{path}: not a UTF-8 text CSV file (binary or another encoding)") from None
-    except csv.Error as exc:
-        raise ListenError(f"{path}: not a readable CSV file ({exc})") from None
-    if not ratings:
-        raise ListenError(f"{path}: no ratings")
-    seen = set()
-    for r in ratings:
-        key = (r.assessor, r.item, r.condition)
-        if key in seen:
-            raise ListenError(f"{path}: assessor {r.assessor} rated item {r.item} / {r.condition} twice")
-        seen.add(key)
-    return ratings
-
-
-def _read_rows(path: Path, reader: csv.DictReader) -> list[Rating]:
-    header = [h.strip() for h in reader.fieldnames or []]
-    if any("\x00" in h for h in header):
-        raise ListenError(f"{path}: not a UTF-8 text CSV file (binary or another encoding)")
-    unknown = [h for h in header if h not in CSV_COLUMNS + EXPORT_COLUMNS]
-    missing = [c for c in CSV_COLUMNS if c not in header]
-    if unknown or missing:
-        raise ListenError(f"{path}: expected columns {','.join(CSV_COLUMNS)}"
-                          + (f"; unknown: {', '.join(unknown)}" if unknown else "")
-                          + (f"; missing: {', '.join(missing)}" if missing else ""))
-    ratings = []
-    for line, row in enumerate(reader, start=2):
-        row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-        empty = [c for c in CSV_COLUMNS if not row.get(c)]
-        if empty:
-            raise ListenError(f"{path}: line {line}: empty {empty[0]}")
-        try:
-            score = float(row["score"])
-        except ValueError:
-            raise ListenError(f"{path}: line {line}: score {row['score']!r} is not a number") from None
-        if not (math.isfinite(score) and 0 <= score <= 100):
-            raise ListenError(f"{path}: line {line}: score {row['score']} is outside 0..100")
-        ratings.append(Rating(row["assessor"], row["item"], row["condition"], score))
-    return ratings
-
-
-def export_csv(records: list) -> str:
-    """Ratings (``assessor,item,condition,score``, the format ``--ratings`` reads) or AB/ABX choices as CSV;
-    records are dataclasses or dicts (:meth:`~evalkit.listening.storage.ListeningStore.export_rows`: with the
-    trial's listening columns, NaN written as an empty field)."""
-    import io
-
-    rows = [r if isinstance(r, dict) else asdict(r) for r in records]
-    out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
-                         for r in rows)
-    return out.getvalue()
 
 
 def _clean(value):
@@ -119,7 +37,7 @@ def mushra_report(ratings: list[Rating] | Panel, test: str = "mixed", versus: st
     "excluded": [{assessor, reason}], "incomplete": [...], "comparisons": [{a, b, a_label, b_label, n,
     mean_difference, test, p, p_holm, ci_low, ci_high, df}], "model": {...}, "minimum_detectable_difference":
     {points, power, alpha, assessors, pairs, items, method}}``."""
-    from evalkit.listening.analysis import CI_METHOD, analyze_mushra
+    from evalkit.listening.analysis.mushra import CI_METHOD, analyze_mushra
 
     panel = ratings if isinstance(ratings, Panel) else Panel(
         Design.MUSHRA, list(ratings), labels=condition_labels({r.condition for r in ratings}))
@@ -180,8 +98,8 @@ def graded_report(panel: Panel, test: str = "mixed", versus: str | None = None) 
     :func:`mushra_report`: ``{"design", "measure", "scale", "assessors", "test", "versus", "ci_method",
     "ratings_ci_method", "labels", "conditions": {name: {mean, ci_low, ci_high, n, median, iqr, ratings,
     ratings_mean, ratings_ci_low, ratings_ci_high}}, "items", "excluded", "incomplete", "comparisons", "model"}``
-    (see :mod:`evalkit.listening.category_analysis`; BS.1116's records are difference grades, post-screened)."""
-    from evalkit.listening.category_analysis import (
+    (see :mod:`evalkit.listening.analysis.grades`; BS.1116's records are difference grades, post-screened)."""
+    from evalkit.listening.analysis.grades import (
         CI_METHOD,
         DIFFERENCE_SCALE,
         GRADE_SCALE,
@@ -228,8 +146,8 @@ def choices_report(choices: list[Choice] | Panel, design: Design) -> dict:
     """JSON-ready AB/ABX analysis: ``{"design", "labels", "excluded", "incomplete", "pairs": [{a, b, a_label,
     b_label, n, prefer_a, prefer_b, no_preference, share, ci_low, ci_high, p, group_test, listeners,
     pooled_share, pooled_ci_low, pooled_ci_high, p_pooled, correct, discriminating_listeners, per_listener}]}``
-    (see :mod:`evalkit.listening.choice_analysis`: share, CI and p are over listeners, pooled ones over answers)."""
-    from evalkit.listening.choice_analysis import analyze_choices
+    (see :mod:`evalkit.listening.analysis.choices`: share, CI and p are over listeners, pooled ones over answers)."""
+    from evalkit.listening.analysis.choices import analyze_choices
 
     panel = choices if isinstance(choices, Panel) else Panel(
         design, list(choices), labels=condition_labels({c for r in choices for c in (r.condition_a, r.condition_b)}))
@@ -318,8 +236,8 @@ def plan_report(panel: Panel, difference: float, power: float = 0.8, alpha: floa
 def format_report(report: dict) -> str:
     """Plain-text tables of a report made by :func:`mushra_report`, :func:`graded_report` or
     :func:`choices_report`, with its listening behaviour."""
-    from evalkit.listening.behaviour import format_behaviour
-    from evalkit.listening.report_text import format_choices, format_graded, format_mushra
+    from evalkit.listening.analysis.behaviour import format_behaviour
+    from evalkit.listening.analysis.text import format_choices, format_graded, format_mushra
 
     if report["design"] == "mushra":
         text = format_mushra(report)

@@ -26,9 +26,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evalkit.listening import bundle
 from evalkit.listening.model import APP_FILE, STATIC_DIR, ListenError, load_definition
-from evalkit.listening.slots import SLOT_IDLE_MINUTES
+from evalkit.listening.storage.slots import SLOT_IDLE_MINUTES
+from evalkit.listening.web import bundle
 
 ADMIN_ENV = "EVALKIT_LISTEN_ADMIN_TOKEN"  # what the app reads (set by serve for its child)
 USER_ADMIN_ENV = "EVALKIT_ADMIN_TOKEN"  # where the researcher may put the token instead of --admin-token
@@ -40,7 +40,7 @@ PR_SET_PDEATHSIG = 1
 LAUNCHER = """# Written by `evalkit listen serve`: the listening-test app for this folder (stimuli under static/).
 from pathlib import Path
 
-from evalkit.listening.app import main
+from evalkit.listening.web.app import main
 
 main(Path(__file__).resolve().parent)
 """
@@ -57,7 +57,7 @@ def write_launcher(test_dir: Path) -> Path:
 def streamlit_command(test_dir: Path, host: str, port: int, base_url_path: str = "") -> list[str]:
     """The command line of the Streamlit process (static serving on, no file watcher, no telemetry, no error
     details or server paths sent to browsers)."""
-    return [sys.executable, "-m", "evalkit.listening.streamlit_boot", str(test_dir / APP_FILE),
+    return [sys.executable, "-m", "evalkit.listening.web.streamlit_boot", str(test_dir / APP_FILE),
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
             "--server.enableStaticServing", "true", "--server.fileWatcherType", "none",
             "--server.runOnSave", "false", "--server.baseUrlPath", base_url_path,
@@ -130,7 +130,7 @@ def serve(test_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8501, ad
     """Validate the test folder, print the participant and admin URLs and run Streamlit until stopped.
 
     ``admin_token`` None: ``$EVALKIT_ADMIN_TOKEN`` if set, else a random token (printed). ``slot_idle_minutes``:
-    an unfinished participant idle for longer gives its design slot back (:mod:`evalkit.listening.slots`).
+    an unfinished participant idle for longer gives its design slot back (:mod:`evalkit.listening.storage.slots`).
 
     Raises:
         ListenError: a missing or invalid test folder, a short token, a bad base path or a busy port (checked

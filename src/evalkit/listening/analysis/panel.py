@@ -1,10 +1,10 @@
 """Which assessors a listening analysis counts, and the conditions' short labels.
 
-By default only assessors who finished all their trials count (a CSV has no trial record, so there an assessor
-who rated fewer items than the most complete one counts as unfinished); with ``exclude_headphone_fail`` also only
-those who passed the headphone check. Every one left out is listed with the reason. A test folder's panel also
-carries the listening behaviour (:mod:`evalkit.listening.behaviour`); with ``min_played_pct`` the trials in which
-a stimulus was heard for less than that share of its length are left out, each listed with the reason.
+By default only assessors who finished all their trials count (a CSV has no trial record, so there an assessor who rated
+fewer items than the most complete one counts as unfinished); with ``exclude_headphone_fail`` also only those who passed
+the headphone check. Every one left out is listed with the reason. A test folder's panel also carries the listening
+behaviour (:mod:`evalkit.listening.analysis.behaviour`); with ``min_played_pct`` the trials in which a stimulus was
+heard for less than that share of its length are left out, each listed with the reason.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from evalkit.listening.analysis.ratings_csv import load_ratings_csv
 from evalkit.listening.model import (
     DEFINITION_FILE,
     RATED_DESIGNS,
@@ -62,8 +63,6 @@ def condition_labels(names, specs: dict[str, str] | None = None, given: dict[str
 
 def csv_panel(path: str | Path, include_incomplete: bool = False, overrides: dict[str, str] | None = None) -> Panel:
     """A ratings CSV as a panel: an assessor with fewer rated items than the most complete one is unfinished."""
-    from evalkit.listening.report import load_ratings_csv
-
     ratings = load_ratings_csv(path)
     items: dict[str, set[str]] = defaultdict(set)
     for r in ratings:
@@ -84,7 +83,7 @@ def folder_panel(test_dir: str | Path, include_incomplete: bool = False, exclude
         ListenError: no definition, no ratings or answers yet, no headphone check when one is asked for, or a
             negative ``min_played_pct``.
     """
-    from evalkit.listening.behaviour import summary
+    from evalkit.listening.analysis.behaviour import summary
     from evalkit.listening.storage import ListeningStore
 
     if min_played_pct is not None and not (math.isfinite(min_played_pct) and min_played_pct >= 0):
@@ -119,7 +118,7 @@ def _records(store, design: Design, skip: Collection[tuple[str, int]] = ()) -> l
     """What a design's analysis takes (but the trials in ``skip``): ratings, BS.1116 difference grades (signal
     minus hidden reference, per trial) or AB/ABX choices."""
     if design is Design.BS1116:
-        from evalkit.listening.category_analysis import difference_grades
+        from evalkit.listening.analysis.grades import difference_grades
 
         return difference_grades(store.trial_ratings(skip))
     return store.ratings(skip) if design in RATED_DESIGNS else store.choices(skip)

@@ -19,8 +19,10 @@ import streamlit as st
 
 from evalkit.listening.model import STORE_FILE, Design, ListenError, TestDefinition, load_definition
 from evalkit.listening.questionnaire import MAX_TEXT_CHARS, Question, QuestionType, all_questions
-from evalkit.listening.serve import ADMIN_ENV, COMPLETION_ENV, PREFETCH_ENV, SLOT_IDLE_ENV
-from evalkit.listening.session import (
+from evalkit.listening.storage import ListeningStore, Participant
+from evalkit.listening.storage.slots import SLOT_IDLE_MINUTES
+from evalkit.listening.web.serve import ADMIN_ENV, COMPLETION_ENV, PREFETCH_ENV, SLOT_IDLE_ENV
+from evalkit.listening.web.session import (
     HEADPHONE_KEY,
     bundle_url,
     deliver,
@@ -36,8 +38,6 @@ from evalkit.listening.session import (
     training_order,
     trial_order,
 )
-from evalkit.listening.slots import SLOT_IDLE_MINUTES
-from evalkit.listening.storage import ListeningStore, Participant
 
 INSTRUCTIONS = {
     Design.MUSHRA: """You will hear a **reference** and several versions of the same excerpt. Rate how close each
@@ -69,14 +69,14 @@ def _definition(folder: str) -> TestDefinition:
 
 @st.cache_resource
 def _player():
-    from evalkit.listening.web import component
+    from evalkit.listening.web.assets import component
 
     return st.components.v2.component("evalkit_listening_player", **component("player"))
 
 
 @st.cache_resource
 def _headphone_component():
-    from evalkit.listening.web import component
+    from evalkit.listening.web.assets import component
 
     return st.components.v2.component("evalkit_headphone_check", **component("headphone"))
 
@@ -319,8 +319,8 @@ def admin_page(folder: Path, definition: TestDefinition, store: ListeningStore, 
         return
     import pandas as pd
 
-    from evalkit.listening.admin_view import show_analysis
-    from evalkit.listening.report import export_csv
+    from evalkit.listening.analysis.ratings_csv import export_csv
+    from evalkit.listening.web.admin_view import show_analysis
 
     st.title("Listening test: admin")
     rows = store.progress(definition)

@@ -1,4 +1,4 @@
-"""The Streamlit process of ``evalkit listen serve``: ``python -m evalkit.listening.streamlit_boot APP [options]``.
+"""The Streamlit process of ``evalkit listen serve``: ``python -m evalkit.listening.web.streamlit_boot APP [options]``.
 
 Before handing over to ``streamlit run``, it removes what Streamlit (1.67) would tell every browser about the
 server's files: the app's absolute path in the session message (``main_script_path``) and, on request, the
