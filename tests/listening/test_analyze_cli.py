@@ -12,7 +12,7 @@ from scipy import stats
 from evalkit.cli import main
 from evalkit.listening.analysis.panel import exclude_assessors, headphone_exclusions
 from evalkit.listening.analysis.report import analyze_test_dir
-from evalkit.listening.model import STORE_FILE, Design, Rating, load_definition
+from evalkit.listening.model import STORE_FILE, Design, Exclusion, Rating, load_definition
 from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from tests.listening.test_storage import _events
@@ -121,8 +121,8 @@ def test_headphone_exclusion_logic():
     failed = headphone_exclusions({"L001", "L002", "L003"}, {"L001": True, "L002": False})
     kept, excluded = exclude_assessors(ratings, [], failed, include_incomplete=False)
     assert [r.assessor for r in kept] == ["L001"]
-    assert excluded == [{"assessor": "L002", "reason": "failed the headphone check"},
-                        {"assessor": "L003", "reason": "no headphone check result"}]
+    assert excluded == [Exclusion("L002", "failed the headphone check"),
+                        Exclusion("L003", "no headphone check result")]
 
 
 def test_exclude_headphone_fail(rated_dir, capsys, monkeypatch):

@@ -15,7 +15,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 FULL_TOLERANCE_S = 0.001  # the player reports durations to the millisecond
 
@@ -80,10 +80,59 @@ def _share(flags: list[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
+@dataclass(frozen=True)
+class TrialExclusion:
+    """A trial left out of the analysis by ``--min-played`` (``trial``: its index in the assessor's list, from 0)."""
+
+    assessor: str
+    trial: int
+    item: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ParticipantBehaviour:
+    """One assessor's listening over every stored trial (``played_fully_share``: a fraction 0-1; None: no data)."""
+
+    assessor: str
+    trials: int
+    median_time_on_trial_s: float | None
+    played_fully_share: float | None
+    clamped_trials: int
+
+
+@dataclass(frozen=True)
+class ConditionBehaviour:
+    """How long one condition's stimuli were heard, over every stored trial (medians over stimuli)."""
+
+    condition: str
+    label: str
+    stimuli: int
+    median_listened_s: float | None
+    median_fraction: float | None
+    played_fully_share: float | None
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """The listening behaviour of a test folder (:func:`summary`)."""
+
+    participants: list[ParticipantBehaviour]
+    conditions: list[ConditionBehaviour]
+    min_played_pct: float | None
+    trials: int
+    excluded_trials: list[TrialExclusion]
+    method: str
+
+    def as_json(self) -> dict:
+        """The report's ``behaviour`` object: these fields, in this order."""
+        return asdict(self)
+
+
 def trial_exclusions(trials: Iterable[TrialListening], min_played_pct: float,
-                     labels: Mapping[str, str] | None = None) -> list[dict]:
-    """``[{assessor, trial, item, reason}]`` for every trial in which some stimulus (the open reference included)
-    was credited with less than ``min_played_pct`` % of its length, or which has no listening record."""
+                     labels: Mapping[str, str] | None = None) -> list[TrialExclusion]:
+    """Every trial in which some stimulus (the open reference included) was credited with less than
+    ``min_played_pct`` % of its length, or which has no listening record."""
     name = (labels or {}).get
     out = []
     for t in trials:
@@ -96,16 +145,14 @@ def trial_exclusions(trials: Iterable[TrialListening], min_played_pct: float,
             heard = ", ".join(f"{name(s.condition, s.condition)} played {100 * s.fraction:.0f} %"
                               for s in sorted(short, key=lambda s: s.fraction))
             reason = f"{heard} of its length (< {min_played_pct:g} %)"
-        out.append({"assessor": t.assessor, "trial": t.trial_index, "item": t.item, "reason": reason})
+        out.append(TrialExclusion(t.assessor, t.trial_index, t.item, reason))
     return out
 
 
 def summary(trials: list[TrialListening], min_played_pct: float | None = None,
-            labels: Mapping[str, str] | None = None) -> dict:
-    """JSON-ready listening behaviour: ``{"participants": [{assessor, trials, median_time_on_trial_s,
-    played_fully_share, clamped_trials}], "conditions": [{condition, label, stimuli, median_listened_s,
-    median_fraction, played_fully_share}], "min_played_pct", "excluded_trials": [...], "method"}`` over every
-    stored trial (medians over trials or stimuli; shares are fractions 0-1)."""
+            labels: Mapping[str, str] | None = None) -> Behaviour:
+    """Listening behaviour over every stored trial, per participant and per condition (medians over trials or
+    stimuli; shares are fractions 0-1), and the trials ``min_played_pct`` leaves out."""
     labels = labels or {}
     by_assessor: dict[str, list[TrialListening]] = defaultdict(list)
     by_condition: dict[str, list[StimulusListening]] = defaultdict(list)
@@ -113,24 +160,23 @@ def summary(trials: list[TrialListening], min_played_pct: float | None = None,
         by_assessor[t.assessor].append(t)
         for s in t.stimuli:
             by_condition[s.condition].append(s)
-    participants = [{"assessor": a, "trials": len(ts),
-                     "median_time_on_trial_s": _median([t.time_on_trial_s for t in ts]),
-                     "played_fully_share": _share([s.played_fully for t in ts for s in t.stimuli]),
-                     "clamped_trials": sum(t.clamped for t in ts)} for a, ts in sorted(by_assessor.items())]
-    conditions = [{"condition": c, "label": labels.get(c, c), "stimuli": len(ss),
-                   "median_listened_s": _median([s.listened_s for s in ss]),
-                   "median_fraction": _median([s.fraction for s in ss]),
-                   "played_fully_share": _share([s.played_fully for s in ss])}
+    participants = [ParticipantBehaviour(a, len(ts), _median([t.time_on_trial_s for t in ts]),
+                                         _share([s.played_fully for t in ts for s in t.stimuli]),
+                                         sum(t.clamped for t in ts)) for a, ts in sorted(by_assessor.items())]
+    conditions = [ConditionBehaviour(c, labels.get(c, c), len(ss), _median([s.listened_s for s in ss]),
+                                     _median([s.fraction for s in ss]), _share([s.played_fully for s in ss]))
                   for c, ss in sorted(by_condition.items())]
     excluded = trial_exclusions(trials, min_played_pct, labels) if min_played_pct is not None else []
-    return {"participants": participants, "conditions": conditions, "min_played_pct": min_played_pct,
-            "trials": len(trials), "excluded_trials": excluded,
-            "method": "server clock: time on trial from the trial's first delivery to its submission; seconds "
-                      "listened as reported by the player, scaled down together to at most the time on trial"}
+    return Behaviour(participants, conditions, min_played_pct, len(trials), excluded,
+                     "server clock: time on trial from the trial's first delivery to its submission; seconds "
+                     "listened as reported by the player, scaled down together to at most the time on trial")
 
 
-def format_behaviour(behaviour: dict | None) -> str:
-    """Plain-text tables of :func:`summary` (empty for a report without a test folder)."""
+def format_behaviour(behaviour: Behaviour | dict | None) -> str:
+    """Plain-text tables of :func:`summary` or of a report's ``behaviour`` (empty for a report without a test
+    folder)."""
+    if isinstance(behaviour, Behaviour):
+        behaviour = behaviour.as_json()
     if not behaviour:
         return ""
 

@@ -16,19 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalkit.listening.model import ANCHOR_MID, REFERENCE, Rating
+from evalkit.listening.model import ANCHOR_MID, REFERENCE, Exclusion, Rating
 from evalkit.stats.intervals import median_iqr, t_interval
 from evalkit.stats.multiple import holm
 from evalkit.stats.paired import one_sample_t, sign_flip, wilcoxon
 
 SCREEN_SHARE = 0.15  # BS.1534-3 post-screening: more than 15 % of the items
 SCREEN_LEVEL = 90.0
-
-
-@dataclass(frozen=True)
-class Exclusion:
-    assessor: str
-    reason: str
 
 
 def screen_assessors(ratings: Iterable[Rating], share: float = SCREEN_SHARE,

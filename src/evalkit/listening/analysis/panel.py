@@ -16,15 +16,27 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from evalkit.listening.analysis.behaviour import Behaviour, summary
 from evalkit.listening.analysis.ratings_csv import load_ratings_csv
 from evalkit.listening.model import (
     DEFINITION_FILE,
     RATED_DESIGNS,
     STORE_FILE,
     Design,
+    Exclusion,
     ListenError,
     load_definition,
 )
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """An assessor who did ``done`` of ``trials`` trials (a CSV: items); ``included`` with --include-incomplete."""
+
+    assessor: str
+    done: int
+    trials: int
+    included: bool
 
 
 @dataclass(frozen=True)
@@ -33,10 +45,10 @@ class Panel:
 
     design: Design
     records: list
-    excluded: list[dict] = field(default_factory=list)  # [{assessor, reason}] left out before the statistics
-    incomplete: list[dict] = field(default_factory=list)  # [{assessor, done, trials, included}]
+    excluded: list[Exclusion] = field(default_factory=list)  # left out before the statistics
+    incomplete: list[Unfinished] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)  # condition name -> short label
-    behaviour: dict | None = None  # test folders: behaviour.summary (listening times, trials left out)
+    behaviour: Behaviour | None = None  # test folders: listening times, trials left out
 
 
 def condition_labels(names, specs: dict[str, str] | None = None, given: dict[str, str] | None = None,
@@ -68,8 +80,7 @@ def csv_panel(path: str | Path, include_incomplete: bool = False, overrides: dic
     for r in ratings:
         items[r.assessor].add(r.item)
     most = max(len(v) for v in items.values())
-    incomplete = [{"assessor": a, "done": len(v), "trials": most, "included": include_incomplete}
-                  for a, v in sorted(items.items()) if len(v) < most]
+    incomplete = [Unfinished(a, len(v), most, include_incomplete) for a, v in sorted(items.items()) if len(v) < most]
     return _filtered(Design.MUSHRA, ratings, incomplete, {}, include_incomplete,
                      condition_labels({r.condition for r in ratings}, overrides=overrides), "items")
 
@@ -83,7 +94,6 @@ def folder_panel(test_dir: str | Path, include_incomplete: bool = False, exclude
         ListenError: no definition, no ratings or answers yet, no headphone check when one is asked for, or a
             negative ``min_played_pct``.
     """
-    from evalkit.listening.analysis.behaviour import summary
     from evalkit.listening.storage import ListeningStore
 
     if min_played_pct is not None and not (math.isfinite(min_played_pct) and min_played_pct >= 0):
@@ -95,13 +105,13 @@ def folder_panel(test_dir: str | Path, include_incomplete: bool = False, exclude
         raise ListenError(f"{db}: no ratings yet (serve the test with `evalkit listen serve`)")
     with ListeningStore(db) as store:
         behaviour = summary(store.listening(definition), min_played_pct, getattr(definition, "labels", None))
-        skip = {(e["assessor"], e["trial"]) for e in behaviour["excluded_trials"]}
+        skip = {(e.assessor, e.trial) for e in behaviour.excluded_trials}
         records = _records(store, definition.design, skip)
         if not records:
             raise ListenError(f"{db}: no {'ratings' if definition.design in RATED_DESIGNS else 'answers'} yet"
                               + (f" ({len(skip)} trials left out by --min-played)" if skip else ""))
-        incomplete = [{"assessor": p["assessor"], "done": p["done"], "trials": p["trials"],
-                       "included": include_incomplete}  # a released participant that continued is not counted
+        incomplete = [Unfinished(p["assessor"], p["done"], p["trials"], include_incomplete)
+                      # a released participant that continued is not counted
                       for p in store.progress(definition) if p["finished"] is None and p["done"] > 0
                       and not p.get("continued_as")]
         headphone = _headphone_results(store, definition, db) if exclude_headphone_fail else {}
@@ -155,18 +165,18 @@ def headphone_exclusions(assessors, results: dict[str, bool]) -> dict[str, str]:
     return out
 
 
-def exclude_assessors(records: list, incomplete: list[dict], headphone_failed: dict[str, str],
-                      include_incomplete: bool, unit: str = "trials") -> tuple[list, list[dict]]:
-    """Records of the assessors kept, and ``[{assessor, reason}]`` for those left out (unfinished unless
+def exclude_assessors(records: list, incomplete: list[Unfinished], headphone_failed: dict[str, str],
+                      include_incomplete: bool, unit: str = "trials") -> tuple[list, list[Exclusion]]:
+    """Records of the assessors kept, and an :class:`Exclusion` for each one left out (unfinished unless
     ``include_incomplete``; headphone reasons as given)."""
     reasons: dict[str, list[str]] = defaultdict(list)
     if not include_incomplete:
         for p in incomplete:
-            reasons[p["assessor"]].append(f"unfinished: {p['done']} of {p['trials']} {unit}")
+            reasons[p.assessor].append(f"unfinished: {p.done} of {p.trials} {unit}")
     for assessor, why in headphone_failed.items():
         reasons[assessor].append(why)
     kept = [r for r in records if r.assessor not in reasons]
-    return kept, [{"assessor": a, "reason": "; ".join(v)} for a, v in sorted(reasons.items())]
+    return kept, [Exclusion(a, "; ".join(v)) for a, v in sorted(reasons.items())]
 
 
 def _filtered(design, records, incomplete, failed, include_incomplete, labels, unit) -> Panel:

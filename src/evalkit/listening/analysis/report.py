@@ -58,13 +58,17 @@ def mushra_report(ratings: list[Rating] | Panel, test: str = "mixed", versus: st
         "labels": labels,
         "conditions": {c: asdict(s) for c, s in result.conditions.items()},
         "items": {i: {c: asdict(s) for c, s in cs.items()} for i, cs in result.items.items()},
-        "excluded": panel.excluded + [asdict(e) for e in result.excluded],
-        "incomplete": panel.incomplete,
+        "excluded": [asdict(e) for e in [*panel.excluded, *result.excluded]],
+        "incomplete": [asdict(p) for p in panel.incomplete],
         "comparisons": comparisons,
         "model": _model_json(result),
         "minimum_detectable_difference": _mdd_json(result, len(comparisons)),
-        "behaviour": panel.behaviour,
+        "behaviour": _behaviour_json(panel),
     })
+
+
+def _behaviour_json(panel: Panel) -> dict | None:
+    return panel.behaviour.as_json() if panel.behaviour is not None else None
 
 
 def _model_json(result) -> dict:
@@ -125,8 +129,8 @@ def graded_report(panel: Panel, test: str = "mixed", versus: str | None = None) 
         "ratings_ci_method": RATINGS_CI_METHOD, "labels": labels,
         "conditions": {c: asdict(s) for c, s in result.conditions.items()},
         "items": {i: {c: asdict(s) for c, s in cs.items()} for i, cs in result.items.items()},
-        "excluded": panel.excluded + [asdict(e) for e in result.excluded],
-        "incomplete": panel.incomplete,
+        "excluded": [asdict(e) for e in [*panel.excluded, *result.excluded]],
+        "incomplete": [asdict(p) for p in panel.incomplete],
         "comparisons": [{"a": c.a, "b": c.b, "a_label": labels.get(c.a, c.a), "b_label": labels.get(c.b, c.b)}
                         | asdict(c) for c in result.comparisons],
         "model": _model_json(result),
@@ -153,8 +157,8 @@ def choices_report(choices: list[Choice] | Panel, design: Design) -> dict:
         design, list(choices), labels=condition_labels({c for r in choices for c in (r.condition_a, r.condition_b)}))
     pairs = analyze_choices(panel.records, abx=design is Design.ABX)
     labels = panel.labels
-    return _clean({"design": str(design), "labels": labels, "excluded": panel.excluded,
-                   "incomplete": panel.incomplete, "behaviour": panel.behaviour,
+    return _clean({"design": str(design), "labels": labels, "excluded": [asdict(e) for e in panel.excluded],
+                   "incomplete": [asdict(p) for p in panel.incomplete], "behaviour": _behaviour_json(panel),
                    "pairs": [{"a": p.a, "b": p.b, "a_label": labels.get(p.a, p.a), "b_label": labels.get(p.b, p.b)}
                              | asdict(p) for p in pairs]})
 

@@ -277,13 +277,16 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
         headphone = HeadphoneCheck(HUGGINS_METHOD, PASS_CORRECT, N_TRIALS) if options.headphone_check else None
         writer.flush()
         (out_dir / STATIC_DIR).mkdir()
+        anchors = ({ANCHOR_LOW: ANCHOR_SPECS[ANCHOR_LOW], ANCHOR_MID: ANCHOR_SPECS[ANCHOR_MID]}
+                   if options.design is Design.MUSHRA else {})
         definition = TestDefinition(
-            options.design, options.seed, str(run.run_dir), tuple(items),
-            {c: c for c in conditions} | ({ANCHOR_LOW: ANCHOR_SPECS[ANCHOR_LOW], ANCHOR_MID: ANCHOR_SPECS[ANCHOR_MID]}
-                                          if options.design is Design.MUSHRA else {}),
-            stimuli, slots, training, target, tuple(notes), tuple(pairs), labels, options.stimulus_format,
-            options.repeats, options.require_training, options.instructions, options.consent, headphone,
-            STIMULI_DIR, trial_instructions, questionnaire=options.questionnaire)
+            design=options.design, seed=options.seed, run_dir=str(run.run_dir), items=tuple(items),
+            conditions={c: c for c in conditions} | anchors, stimuli=stimuli, slots=slots, training=training,
+            target_lufs=target, notes=tuple(notes), pairs=tuple(pairs), labels=labels,
+            stimulus_format=options.stimulus_format, repeats=options.repeats,
+            require_training=options.require_training, instructions=options.instructions, consent=options.consent,
+            headphone=headphone, stimuli_dir=STIMULI_DIR, trial_instructions=trial_instructions,
+            questionnaire=options.questionnaire)
         problems = validate_definition(definition, out_dir)
         if problems:
             raise ListenError(f"{out_dir}: {problems[0]}")
