@@ -10,7 +10,7 @@ from evalkit.cli import main
 from evalkit.listening.analysis.ratings_csv import export_csv
 from evalkit.listening.model import STORE_FILE, load_definition
 from evalkit.listening.storage import ListeningStore
-from tests.listening.test_storage import _events
+from tests.listening.storage.test_storage import _events
 
 
 def _csv(path, rows, header="assessor,item,condition,score"):

@@ -28,8 +28,8 @@ from evalkit.listening.questionnaire import (
 )
 from evalkit.listening.storage import ListeningStore
 from evalkit.listening.web.session import handle_questionnaire
-from tests.listening.test_app import _texts
-from tests.listening.test_storage import _events, _scores
+from tests.listening.storage.test_storage import _events, _scores
+from tests.listening.web.test_app import _texts
 
 OWN_YAML = """questions:
   - id: native_language

@@ -10,7 +10,7 @@ import pytest
 from evalkit.listening.model import STORE_FILE
 from evalkit.listening.storage import ListeningStore
 from tests.browser import needs_browser, start_chromium
-from tests.listening.test_browser import _choose, _click, _wait
+from tests.listening.web.test_browser import _choose, _click, _wait
 
 pytestmark = needs_browser
 

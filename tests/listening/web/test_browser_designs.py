@@ -16,8 +16,8 @@ from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from tests.browser import needs_browser, start_chromium
 from tests.listening.conftest import CONDITIONS
-from tests.listening.test_browser import _click, _finish, _play_all, _player, _skip_training, _submit, _wait
-from tests.listening.test_browser_review import _consent
+from tests.listening.web.test_browser import _click, _finish, _play_all, _player, _skip_training, _submit, _wait
+from tests.listening.web.test_browser_review import _consent
 
 pytestmark = needs_browser
 

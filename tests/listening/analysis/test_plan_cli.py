@@ -14,7 +14,7 @@ from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from evalkit.stats.mixed_model import fit_mixed
 from evalkit.stats.power import PanelModel, assessors_needed
-from tests.listening.test_storage import _events
+from tests.listening.storage.test_storage import _events
 
 
 @pytest.fixture()

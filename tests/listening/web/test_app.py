@@ -9,7 +9,7 @@ import pytest
 from evalkit.listening.model import STORE_FILE, load_definition
 from evalkit.listening.storage import ListeningStore
 from evalkit.listening.web.serve import ADMIN_ENV, write_launcher
-from tests.listening.test_storage import _events, _scores
+from tests.listening.storage.test_storage import _events, _scores
 
 ADMIN = "correct-admin-token"
 

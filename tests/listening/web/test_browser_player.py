@@ -16,8 +16,8 @@ from evalkit.listening.model import Design
 from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from tests.browser import needs_browser, start_chromium
 from tests.listening.conftest import make_run
-from tests.listening.test_browser import _click, _player, _skip_training, _wait
-from tests.listening.test_browser_review import _body, _consent
+from tests.listening.web.test_browser import _click, _player, _skip_training, _wait
+from tests.listening.web.test_browser_review import _body, _consent
 
 pytestmark = needs_browser
 

@@ -20,7 +20,7 @@ from evalkit.listening.model import OPEN_REFERENCE, STORE_FILE, Design, PlayEven
 from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from evalkit.listening.web.session import handle_submission, presented, wire_id
-from tests.listening.test_storage import _scores
+from tests.listening.storage.test_storage import _scores
 
 
 class Clock:

@@ -23,7 +23,7 @@ from evalkit.listening.prepare.headphone import answers_for
 from evalkit.listening.storage import ListeningStore
 from evalkit.listening.web.session import bundle_name, headphone_seed, wire_id
 from tests.browser import needs_browser, start_chromium
-from tests.listening.test_browser import _click, _finish, _play_all, _player, _skip_training, _submit, _wait
+from tests.listening.web.test_browser import _click, _finish, _play_all, _player, _skip_training, _submit, _wait
 
 pytestmark = needs_browser
 

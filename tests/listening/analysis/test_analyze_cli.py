@@ -15,7 +15,7 @@ from evalkit.listening.analysis.report import analyze_test_dir
 from evalkit.listening.model import STORE_FILE, Design, Exclusion, Rating, load_definition
 from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
-from tests.listening.test_storage import _events
+from tests.listening.storage.test_storage import _events
 
 LOW, HIGH = "lowpass?cutoff_hz=2000", "lowpass?cutoff_hz=5000"  # the conftest run's conditions
 

@@ -22,8 +22,8 @@ from evalkit.listening.web.session import (
     presented,
     wire_id,
 )
-from tests.listening.test_app import _texts
-from tests.listening.test_storage import _events, _scores
+from tests.listening.storage.test_storage import _events, _scores
+from tests.listening.web.test_app import _texts
 
 
 @pytest.fixture(scope="module")

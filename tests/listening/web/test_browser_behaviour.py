@@ -16,7 +16,7 @@ from evalkit.listening.analysis.behaviour import format_behaviour, summary
 from evalkit.listening.model import STORE_FILE, load_definition
 from evalkit.listening.storage import ListeningStore
 from tests.browser import needs_browser, start_chromium
-from tests.listening.test_browser import _play_all, _player, _skip_training, _start, _submit, _wait
+from tests.listening.web.test_browser import _play_all, _player, _skip_training, _start, _submit, _wait
 
 pytestmark = needs_browser
 

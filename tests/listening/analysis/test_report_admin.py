@@ -14,7 +14,7 @@ from evalkit.cli import main
 from evalkit.listening.model import STORE_FILE, Design, load_definition
 from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
-from tests.listening.test_storage import _events
+from tests.listening.storage.test_storage import _events
 
 
 def _listening_section(run_dir, folder, tmp_path) -> str:

@@ -14,8 +14,8 @@ from evalkit.listening.model import OPEN_REFERENCE, REFERENCE, STORE_FILE, Desig
 from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from evalkit.listening.web.session import handle_submission, player_data, presented, wire_id
+from tests.listening.analysis.test_behaviour import Clock
 from tests.listening.conftest import CONDITIONS
-from tests.listening.test_behaviour import Clock
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,9 @@ from evalkit.listening.storage import ListeningStore
 from evalkit.listening.web.session import presented, wire_id
 from tests.browser import needs_browser, start_chromium
 from tests.listening.conftest import CONDITIONS
-from tests.listening.test_browser import _click, _finish, _play_all, _player, _skip_training, _submit, _wait
-from tests.listening.test_browser_designs import grade
-from tests.listening.test_browser_review import _consent, _rate
+from tests.listening.web.test_browser import _click, _finish, _play_all, _player, _skip_training, _submit, _wait
+from tests.listening.web.test_browser_designs import grade
+from tests.listening.web.test_browser_review import _consent, _rate
 
 pytestmark = needs_browser
 

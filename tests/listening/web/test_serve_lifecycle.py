@@ -20,7 +20,7 @@ from evalkit.listening.web import serve as serve_module
 from tests.listening.conftest import free_port
 
 STOP_LIMIT_S = 3.0
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+SRC = str(Path(__file__).resolve().parents[3] / "src")
 
 
 def _children(pid: int) -> list[int]:

@@ -14,8 +14,8 @@ from evalkit.listening.model import STORE_FILE, ListenError, load_definition
 from evalkit.listening.storage import ListeningStore
 from evalkit.listening.storage.slots import SlotHolder, least_completed, may_continue
 from evalkit.listening.web.serve import SLOT_IDLE_ENV, write_launcher
-from tests.listening.test_behaviour import Clock
-from tests.listening.test_storage import _events, _scores
+from tests.listening.analysis.test_behaviour import Clock
+from tests.listening.storage.test_storage import _events, _scores
 
 IDLE_S = 30 * 60.0
 
