@@ -5,7 +5,7 @@ hidden reference and two anchors, 7 rated signals + the open reference per trial
 chromium (CDP ``Network.emulateNetworkConditions``: 10 Mbit/s down and up, 40 ms latency, set once the app's page
 has loaded) takes the test through ``evalkit listen serve``'s app: consent, skip training, then for every trial
 play each signal, rate it and submit. Every trial reaches the browser as one bundle (24-bit PCM, all signals in
-one file: :mod:`evalkit.listening.bundle`). The time from the Submit click to the next trial's player having split
+one file: :mod:`evalkit.listening.web.bundle`). The time from the Submit click to the next trial's player having split
 all its audio into buffers ("playable") is measured in the page. Configurations: bundle without prefetch (the next
 trial's bundle built and fetched after Submit) and with prefetch (the default; the benchmark waits for the
 prefetch to finish, as a participant spending the usual 30 s or more on a trial would). Prints the bytes per trial
@@ -69,7 +69,7 @@ def free_port() -> int:
 
 
 def start_server(folder: Path, prefetch: bool) -> tuple[subprocess.Popen, str]:
-    from evalkit.listening.serve import ADMIN_ENV, PREFETCH_ENV, streamlit_command, write_launcher
+    from evalkit.listening.web.serve import ADMIN_ENV, PREFETCH_ENV, streamlit_command, write_launcher
 
     port = free_port()
     write_launcher(folder)
@@ -155,9 +155,9 @@ def main() -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    from evalkit.listening.bundle import HEADER_BYTES
-    from evalkit.listening.design import PrepareOptions, prepare_test
     from evalkit.listening.model import Design
+    from evalkit.listening.prepare.design import PrepareOptions, prepare_test
+    from evalkit.listening.web.bundle import HEADER_BYTES
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

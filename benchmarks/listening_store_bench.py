@@ -32,8 +32,9 @@ def definition() -> TestDefinition:
             stimuli[sid] = Stimulus(sid, f"item{t}", f"c{k}", 48000, 1, 480000)
             ids.append(sid)
         trials.append(Trial(f"item{t}", tuple(ids)))
-    return TestDefinition(Design.MUSHRA, 0, "run", tuple(f"item{t}" for t in range(N_TRIALS)),
-                          {f"c{k}": f"c{k}" for k in range(N_STIMULI)}, stimuli, (tuple(trials),))
+    return TestDefinition(design=Design.MUSHRA, seed=0, run_dir="run", items=tuple(f"item{t}" for t in range(N_TRIALS)),
+                          conditions={f"c{k}": f"c{k}" for k in range(N_STIMULI)}, stimuli=stimuli,
+                          slots=(tuple(trials),))
 
 
 def fill(db: Path, d: TestDefinition, start: threading.Barrier | None = None) -> None:

@@ -23,6 +23,8 @@ BASE = {"audio", "hashing", "versions", "logs", "messages", "_lazy", "errors", "
 #: package -> the packages it may import (besides itself and BASE). ``None``: anything (the outer shells).
 #: ``stats`` is the pure statistics package (numpy, scipy, statsmodels, pandas only); ``labels`` and
 #: ``worker_setup`` are loose modules of that time, measured with the rules of where they belong.
+#: ``listening.web`` (the Streamlit app of ``listen serve``) is a room of its own: an outer shell like the CLI, whose
+#: admin page shows the report's listening tables and figures; the rest of ``listening`` may not import it.
 STATS = {"stats"}
 ALLOWED: dict[str, set[str] | None] = {
     "stats": set(),
@@ -34,6 +36,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "runner": {"codecs", "metrics", "worker_setup", *STATS},
     "listening": {"runner", "labels", *STATS},
     "reports": {"runner", "metrics", "listening", "labels", *STATS},
+    "listening.web": None,
     "cli": None,
     "api": None,
     "demo": None,
@@ -43,8 +46,15 @@ FAMILY_TEST = re.compile(r"""(['"])(klt|lowpass|decoded|cutoff_hz)\b""")
 
 
 def room(module: str) -> str:
-    """The package (or top-level module) a dotted module name under ``evalkit`` belongs to."""
+    """The package (or top-level module) a dotted module name under ``evalkit`` belongs to; ``listening.web`` is
+    one of its own (a shell).
+
+    >>> room("evalkit.listening.web.app"), room("evalkit.listening.model"), room("evalkit")
+    ('listening.web', 'listening', '__init__')
+    """
     parts = module.split(".")
+    if parts[1:3] == ["listening", "web"]:
+        return "listening.web"
     return parts[1] if len(parts) > 1 else "__init__"
 
 

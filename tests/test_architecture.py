@@ -18,13 +18,18 @@ MAX_FAMILY_TEST_LINES = 11
 
 
 @pytest.fixture(scope="module")
-def graph() -> dict:
+def import_graph():
     spec = importlib.util.spec_from_file_location("import_graph", ROOT / "scripts" / "import_graph.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def graph(import_graph) -> dict:
     import evalkit
 
-    return module.measure(Path(evalkit.__file__).parent)  # the evalkit under test
+    return import_graph.measure(Path(evalkit.__file__).parent)  # the evalkit under test
 
 
 @pytest.mark.parametrize("reader", ["reports", "listening", "labels", "analysis"])
@@ -62,12 +67,16 @@ COVERED_BY = {
     "metrics/registry.py": "tests/metrics/test_warmup.py",
     "reports/html.py": "tests/reports/test_report.py",
     "reports/listening_data.py": "tests/reports/test_report.py",
+    "reports/paper_table.py": "tests/reports/test_paper_outputs.py",
+    "reports/plots/options.py": "tests/reports/test_paper_outputs.py",
     "reports/listening_section.py": "tests/reports/test_report.py",
     "reports/rundata.py": "tests/reports/test_plots.py",
     "reports/scoreboard.py": "tests/reports/test_comparisons.py",
     "reports/tables.py": "tests/reports/test_report.py",
     "runner/executors.py": "tests/cli/test_user_errors.py",
     "runner/exports.py": "tests/runner/test_run.py",
+    "runner/formats.py": "tests/runner/test_dataset_formats.py",
+    "runner/materialise.py": "tests/runner/test_dataset_formats.py",
     "runner/output.py": "tests/runner/test_output_folder.py",
     "runner/plan.py": "tests/runner/test_run.py",
     "runner/rate_curves.py": "tests/runner/test_compare.py",
@@ -157,3 +166,22 @@ def test_every_module_with_logic_has_a_test_module():
     assert not stale, "listed modules that now have a mirror test module (or no longer exist or have no logic)"
     assert not COVERED_BY.keys() & NOT_YET_MIRRORED
     assert [test for test in COVERED_BY.values() if not (ROOT / test).is_file()] == []
+
+
+def test_listening_has_no_import_cycle(graph):
+    assert [c for c in graph["cycles"] if any(m.startswith("evalkit.listening") for m in c)] == []
+
+
+def test_listening_follows_the_layering(graph):
+    """Only the web shell (``listening.web``) may import the report; the rest of listening never imports the
+    shell."""
+    assert [a for a in graph["wrong_way"] if a.startswith("evalkit.listening")] == []
+
+
+def test_the_web_shell_is_a_room_of_its_own(import_graph):
+    module = import_graph
+    assert module.room("evalkit.listening.web.admin_view") == "listening.web"
+    assert module.room("evalkit.listening.analysis.report") == "listening"
+    graph = {"evalkit.listening.analysis.report": {"evalkit.listening.web.app"},
+             "evalkit.listening.web.admin_view": {"evalkit.reports.listening_section"}}
+    assert module.wrong_way(graph) == [("evalkit.listening.analysis.report", "evalkit.listening.web.app")]

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.model import Design
-from evalkit.listening.serve import ADMIN_ENV, COMPLETION_ENV, streamlit_command, write_launcher
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
+from evalkit.listening.web.serve import ADMIN_ENV, COMPLETION_ENV, streamlit_command, write_launcher
 
 RATE = 16000
 CONDITIONS = ("lowpass?cutoff_hz=2000", "lowpass?cutoff_hz=5000")

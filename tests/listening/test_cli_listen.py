@@ -7,10 +7,10 @@ import json
 import pytest
 
 from evalkit.cli import main
+from evalkit.listening.analysis.ratings_csv import export_csv
 from evalkit.listening.model import STORE_FILE, load_definition
-from evalkit.listening.report import export_csv
 from evalkit.listening.storage import ListeningStore
-from tests.listening.test_storage import _events
+from tests.listening.storage.test_storage import _events
 
 
 def _csv(path, rows, header="assessor,item,condition,score"):
@@ -138,7 +138,7 @@ def test_serve_refuses_a_short_admin_token(mushra_dir, capsys):
 
 def test_serve_binds_loopback_and_keeps_the_admin_token_off_the_command_line(mushra_dir, fresh_copy, monkeypatch,
                                                                              capsys):
-    from evalkit.listening import serve as serve_module
+    from evalkit.listening.web import serve as serve_module
     from tests.listening.conftest import free_port
 
     folder = fresh_copy(mushra_dir)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from evalkit.cli import main
-from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.model import STORE_FILE, Design, ListenError, load_definition
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.questionnaire import (
     STANDARD_QUESTIONS,
     Question,
@@ -26,10 +26,10 @@ from evalkit.listening.questionnaire import (
     parse_questions,
     summarise,
 )
-from evalkit.listening.session import handle_questionnaire
 from evalkit.listening.storage import ListeningStore
-from tests.listening.test_app import _texts
-from tests.listening.test_storage import _events, _scores
+from evalkit.listening.web.session import handle_questionnaire
+from tests.listening.storage.test_storage import _events, _scores
+from tests.listening.web.test_app import _texts
 
 OWN_YAML = """questions:
   - id: native_language
@@ -250,7 +250,7 @@ def test_report_describes_the_panel_and_the_headphone_check(run_dir, panel_dir, 
 def test_admin_page_shows_tables_figures_panel_and_exports_answers(panel_dir, fresh_copy, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from evalkit.listening.serve import ADMIN_ENV, write_launcher
+    from evalkit.listening.web.serve import ADMIN_ENV, write_launcher
 
     folder = fresh_copy(panel_dir)
     monkeypatch.setenv(ADMIN_ENV, "admin-token-123")
@@ -279,7 +279,7 @@ def test_admin_page_shows_tables_figures_panel_and_exports_answers(panel_dir, fr
 def test_finish_page_asks_then_thanks(panel_dir, fresh_copy, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from evalkit.listening.serve import COMPLETION_ENV, write_launcher
+    from evalkit.listening.web.serve import COMPLETION_ENV, write_launcher
 
     folder = fresh_copy(panel_dir)
     monkeypatch.setenv(COMPLETION_ENV, "CODE-42")

@@ -98,7 +98,7 @@ def test_listening_test_prepared_from_the_run_labels_per_channel(stereo_run, tmp
     from evalkit.listening.storage import ListeningStore
     from evalkit.reports.listening_data import load_listening
     from evalkit.reports.listening_section import listening_context
-    from tests.listening.test_storage import _events
+    from tests.listening.storage.test_storage import _events
 
     definition = load_definition(out)
     with ListeningStore(out / STORE_FILE) as store:

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from evalkit.cli import main
+from evalkit.listening.analysis.report import mushra_report
 from evalkit.listening.model import Rating
-from evalkit.listening.report import mushra_report
 from evalkit.metrics import ALL_INFO
 from evalkit.reports import plots
 from evalkit.reports.rundata import load_run

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from evalkit.cli import main
-from evalkit.listening.design import PrepareOptions, prepare_test
 from evalkit.listening.model import ANCHOR_LOW, ANCHOR_MID, REFERENCE, Design, load_definition
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from evalkit.reports.html import build_context, render, write_report
 from evalkit.reports.rundata import ReportError, load_run

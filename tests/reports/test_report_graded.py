@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evalkit.listening.design import PrepareOptions, prepare_test
+from evalkit.listening.analysis.report import analyze_test_dir
 from evalkit.listening.model import REFERENCE, Design, load_definition
-from evalkit.listening.report import analyze_test_dir
+from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from evalkit.reports.html import write_report
 

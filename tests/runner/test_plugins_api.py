@@ -157,12 +157,10 @@ def test_cli_score_plugin_option_takes_a_module(clean_metrics, tmp_path, monkeyp
     assert json.loads(capsys.readouterr().out)["gain_cli_db"] == pytest.approx(20 * math.log10(0.25), abs=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="listening/design.py test_labels() labels conditions without the run's variant "
-                                       "records (labels_for(names, resolved, per_channel)): a plugin codec's condition "
-                                       "shows its spec string in a later process; fix belongs to the listening rework")
 def test_listen_prepare_labels_a_plugin_condition_with_its_display_name(plugin_module, tmp_path):
     from evalkit.codecs import FAMILIES
-    from evalkit.listening.design import Design, PrepareOptions, prepare_test
+    from evalkit.listening.model import Design
+    from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 
     items = tmp_path / "items"
     items.mkdir()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from evalkit.listening.analysis import analyze_mushra
+from evalkit.listening.analysis.mushra import analyze_mushra
 from evalkit.listening.model import Rating
 from evalkit.stats.mixed_model import ModelError, _Blocks, _design, contrast, fit_mixed
 from evalkit.stats.multiple import holm

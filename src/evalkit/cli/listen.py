@@ -104,10 +104,10 @@ def _label_overrides(options: list[str] | None) -> dict[str, str]:
 
 
 def prepare_command(args: argparse.Namespace) -> int:
-    from evalkit.listening.design import PrepareOptions, prepare_test
     from evalkit.listening.model import Design
+    from evalkit.listening.prepare.design import PrepareOptions, prepare_test
+    from evalkit.listening.prepare.texts import read_text_file, read_trial_instructions
     from evalkit.listening.questionnaire import load_questionnaire
-    from evalkit.listening.texts import read_text_file, read_trial_instructions
 
     options = PrepareOptions(Design(args.design), items=args.items, conditions=tuple(args.conditions or ()),
                              listeners=args.listeners, seed=args.seed, excerpt_s=args.excerpt_seconds,
@@ -134,7 +134,7 @@ def prepare_command(args: argparse.Namespace) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    from evalkit.listening.serve import serve
+    from evalkit.listening.web.serve import serve
 
     return serve(args.test_dir, host=args.host, port=args.port, admin_token=args.admin_token,
                  base_url_path=args.base_url_path, completion_code=args.completion_code,
@@ -142,8 +142,8 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def _panel(args: argparse.Namespace, command: str):
+    from evalkit.listening.analysis.panel import select_panel
     from evalkit.listening.errors import ListenError
-    from evalkit.listening.panel import select_panel
 
     folder = args.test_dir if command == "analyze" else args.pilot
     if (folder is None) == (args.ratings is None):
@@ -156,7 +156,7 @@ def _panel(args: argparse.Namespace, command: str):
 def analyze_command(args: argparse.Namespace) -> int:
     import json
 
-    from evalkit.listening.report import format_report, panel_report
+    from evalkit.listening.analysis.report import format_report, panel_report
 
     report = panel_report(_panel(args, "analyze"), test=args.test, versus=args.versus)
     print(json.dumps(report) if args.json else format_report(report))
@@ -166,8 +166,8 @@ def analyze_command(args: argparse.Namespace) -> int:
 def plan_command(args: argparse.Namespace) -> int:
     import json
 
-    from evalkit.listening.report import plan_report
-    from evalkit.listening.report_text import format_plan
+    from evalkit.listening.analysis.report import plan_report
+    from evalkit.listening.analysis.text import format_plan
 
     plan = plan_report(_panel(args, "plan"), args.difference, power=args.power, alpha=args.alpha,
                        pairs=args.pairs, items=args.items, versus=args.versus, sims=args.sims, seed=args.seed)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from evalkit.listening.errors import ListenError
-from evalkit.listening.headphone import N_TRIALS, HeadphoneCheck
+from evalkit.listening.prepare.headphone import N_TRIALS, HeadphoneCheck
 from evalkit.listening.questionnaire import Question, parse_questions
 
 DEFINITION_FILE = "test.json"
@@ -96,9 +96,10 @@ class Trial:
     reference: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TestDefinition:
-    """Everything ``listen serve`` needs; ``slots[k]`` is the trial list of the k-th listener (cycled beyond)."""
+    """Everything ``listen serve`` needs; ``slots[k]`` is the trial list of the k-th listener (cycled beyond).
+    Built from named fields only."""
 
     design: Design
     seed: int
@@ -278,6 +279,14 @@ class Choice:
     condition_b: str
     chosen: str | None
     x: str | None = None
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """An assessor left out of an analysis, and why (unfinished, headphone check, post-screening)."""
+
+    assessor: str
+    reason: str
 
 
 @dataclass(frozen=True)

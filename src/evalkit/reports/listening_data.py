@@ -34,10 +34,10 @@ def load_test(folder: str | Path) -> ListeningData:
     Raises:
         ReportError: the folder has no test definition or no ratings yet.
     """
+    from evalkit.listening.analysis.report import analyze_test_dir
     from evalkit.listening.errors import ListenError
     from evalkit.listening.model import Design, load_definition
     from evalkit.listening.questionnaire import all_questions, summarise
-    from evalkit.listening.report import analyze_test_dir
     from evalkit.listening.storage import ListeningStore
 
     folder = Path(folder)

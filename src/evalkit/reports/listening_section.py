@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from evalkit.listening.report_text import choice_columns, format_p
+from evalkit.listening.analysis.text import choice_columns, format_p
 from evalkit.reports.tables import fmt
 
 SCALE = (0.0, 100.0)
@@ -73,7 +73,7 @@ def _mdd(analysis: dict) -> dict | None:
 
 
 def behaviour_context(behaviour: dict | None) -> dict | None:
-    """The behaviour tables of :func:`evalkit.listening.behaviour.summary` as display strings."""
+    """The behaviour tables of :func:`evalkit.listening.analysis.behaviour.summary` as display strings."""
     if not behaviour:
         return None
 
