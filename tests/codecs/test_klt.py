@@ -265,18 +265,18 @@ def test_calibration_without_usable_audio_is_a_config_error(tmp_path, capsys):
     usage = f"klt?base=encodec-24khz&bandwidth=1.5&weights=random&estimator=usage&calibration={tmp_path}"
     folder = re.escape(str(tmp_path))
     with pytest.raises(CalibrationError, match=f"calibration folder {folder} has no usable audio"):
-        check_calibration(usage)
+        check_calibration(build_codec(usage, device="cpu"))
     with pytest.raises(CalibrationError, match=folder):
         build_codec(usage, device="cpu").load()  # used to fall back silently to the codebook estimator
     (tmp_path / "broken.flac").write_bytes(b"fLaC but nothing else")
     audio.save(tmp_path / "silent.wav", np.zeros((1, 2400), dtype=np.float32), 24000)
     data = usage.replace("estimator=usage", "estimator=data")
     with pytest.raises(CalibrationError, match=r"has no usable audio \(2 "):
-        check_calibration(data)
+        check_calibration(build_codec(data, device="cpu"))
     with pytest.raises(ValueError, match=folder):
         build_codec(data, device="cpu").load()
-    assert check_calibration(usage.replace("estimator=usage", "estimator=codebook")) is None
-    assert check_calibration("encodec-24khz") is None
+    assert check_calibration(build_codec(usage.replace("estimator=usage", "estimator=codebook"), device="cpu")) is None
+    assert check_calibration(build_codec("encodec-24khz?weights=random", device="cpu")) is None
     assert main(["klt", "analyze", usage]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "has no usable audio" in err
