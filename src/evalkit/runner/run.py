@@ -30,7 +30,16 @@ from evalkit.runner.executors import DaskSchedulerLost, LocalPool, dask_client, 
 from evalkit.runner.layout import DECODED_CACHE, LOCK_NAME, LOG_NAME, STORE_NAME
 from evalkit.runner.outcome import Plan, RunReport
 from evalkit.runner.output import check_output, discard_run_files
-from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
+from evalkit.runner.plan import (
+    REFERENCE,
+    Item,
+    Variant,
+    list_items,
+    plan_variant,
+    result_key,
+    scored_segment_s,
+    unit_key,
+)
 from evalkit.runner.provenance import run_provenance, write_provenance
 from evalkit.runner.store import (
     Store,
@@ -194,6 +203,7 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
     decode, score = decode_settings(config), score_settings(config)
     for item in items:
         metrics = _metrics_for(config, item)
+        segmented = scored_segment_s(item, decode)
         jobs = []
         # no-reference metrics are also scored once per item on the reference (pseudo-variant REFERENCE)
         no_reference = [m for m in metrics if m.info.kind is MetricKind.NO_REFERENCE]
@@ -209,7 +219,7 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
                     store.write_unit(UnitRow(key, item.item_id, str(item.path), item.category, item.content_hash,
                                              spec, variant.spec.family, UnitStatus.SKIPPED, variant.skipped), [])
                 continue
-            keyed = [(result_key(key, m, score, item.text), m.info.name) for m in variant_metrics]
+            keyed = [(result_key(key, m, score, item.text, segmented), m.info.name) for m in variant_metrics]
             plan.results += [rk for rk, _ in keyed]
             status = existing["status"] if existing else None
             if status == UnitStatus.OK and variant is not REFERENCE and not cache_usable(existing, output):
