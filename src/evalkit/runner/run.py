@@ -272,54 +272,98 @@ def _atomic_write(path: Path, writer) -> None:
         raise
 
 
+def _save_wav(path: Path, audio: np.ndarray, rate: int) -> None:
+    """Float WAV through a Python handle: libsndfile then does not fsync on close (:func:`_atomic_write` does,
+    once), and long audio is written in blocks rather than as one transposed copy."""
+    block = rate * 10
+    with open(path, "wb") as fh, sf.SoundFile(fh, "w", rate, audio.shape[0], subtype="FLOAT", format="WAV") as out:
+        for start in range(0, audio.shape[1], block):
+            out.write(audio[:, start:start + block].T)
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as fh:  # a handle, so numpy does not append ".npy" to the temporary name
         np.save(fh, array)
 
 
+WRITE_BATCH_UNITS = 64  # units buffered before one store transaction ...
+WRITE_BATCH_S = 1.0  # ... or this many seconds after the first buffered one (slow units are written one by one)
+
+
 class _Writer:
-    """Coordinator side: cache files first (fsynced, atomic renames), then one store transaction per unit."""
+    """Coordinator side: cache files first (fsynced, atomic renames), then one store transaction per batch of
+    units (up to :data:`WRITE_BATCH_UNITS`, or what finished within :data:`WRITE_BATCH_S`): a killed run loses at
+    most that last second of work and never a part of a unit. Use it as a context manager: leaving writes
+    what is still buffered (on Ctrl-C too)."""
 
     def __init__(self, store: Store, output: Path, report: RunReport, bar: tqdm):
         self.store, self.report, self.bar, self.output = store, report, bar, output
         self.decoded_dir = output.joinpath(*DECODED_CACHE)
         self.codes_dir = output / "cache" / "codes"
+        self.pending: list[UnitOutcome] = []
+        self.since = 0.0
+        self.failed = False
         for folder in (self.decoded_dir, self.codes_dir):
             folder.mkdir(parents=True, exist_ok=True)
             for stale in folder.glob(".*.tmp"):  # left by an interrupted write
                 stale.unlink(missing_ok=True)
 
-    def __call__(self, outcomes: list[UnitOutcome]) -> None:
-        for outcome in outcomes:
-            try:
-                self._write(outcome)
-            except (OSError, sf.LibsndfileError) as exc:  # disk full, folder gone: one line, nothing lost
-                path = getattr(exc, "filename", None) or self.output / "cache"
-                raise write_failure(path, exc, self.report.units_run + self.report.units_rescored) from None
+    def __enter__(self) -> _Writer:
+        return self
 
-    def _write(self, outcome: UnitOutcome) -> None:
+    def __exit__(self, *exc) -> None:
+        if not self.failed:  # a failed write already said what was kept
+            self.flush()
+
+    def __call__(self, outcomes: list[UnitOutcome]) -> None:
+        if not self.pending:
+            self.since = time.monotonic()
+        self.pending.extend(outcomes)
+        if len(self.pending) >= WRITE_BATCH_UNITS or time.monotonic() - self.since >= WRITE_BATCH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered unit: files, one fsync per folder, then one store transaction."""
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        try:
+            rows = [self._files(outcome) for outcome in batch]
+            for folder in {self.output / p for row in rows for p in row[1]}:
+                _fsync(folder.parent, os.O_RDONLY | os.O_DIRECTORY)  # the renames are durable before the rows commit
+            self.store.write_units([(unit, outcome.results, outcome.variant_info)
+                                    for (unit, _), outcome in zip(rows, batch, strict=True)])
+        except (OSError, sf.LibsndfileError) as exc:  # disk full, folder gone: one line, nothing lost
+            self.failed = True
+            path = getattr(exc, "filename", None) or self.output / "cache"
+            raise write_failure(path, exc, self.report.units_run + self.report.units_rescored) from None
+        for (unit, _), outcome in zip(rows, batch, strict=True):
+            self._count(unit, outcome)
+
+    def _files(self, outcome: UnitOutcome) -> tuple[UnitRow, list[str]]:
+        """Write the unit's cache files; returns its row to store and the files' stored paths."""
         unit = outcome.unit
-        codec_unit = unit.codec_spec != str(REFERENCE.spec)  # not the reference pseudo-unit
         updates = {}
         if outcome.decoded is not None:
             path = self.decoded_dir / f"{unit.unit_key}.wav"
-            _atomic_write(path, lambda p, o=outcome, u=unit: sf.write(
-                str(p), o.decoded.T, u.input_rate, subtype="FLOAT", format="WAV"))
+            _atomic_write(path, lambda p, o=outcome, u=unit: _save_wav(p, o.decoded, u.input_rate))
             updates["decoded_path"] = stored_path(path, self.output)
         if outcome.codes is not None:
             path = self.codes_dir / f"{unit.unit_key}.npy"
             _atomic_write(path, lambda p, o=outcome: _save_npy(p, o.codes))
             updates["codes_path"] = stored_path(path, self.output)
-        for folder in {(self.output / p).parent for p in updates.values()}:
-            _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)  # the renames are durable before the row commits
         if outcome.rescored:
             existing = self.store.unit(unit.unit_key)
             level = {"input_peak_dbfs": unit.input_peak_dbfs, "input_over_full_scale": unit.input_over_full_scale}
             unit = UnitRow(**{**{k: existing[k] for k in UnitRow.__dataclass_fields__}, **level})  # fills older rows
         else:
             unit = UnitRow(**{**unit.__dict__, **updates})
-        self.store.write_unit(unit, outcome.results, outcome.variant_info)
-        if outcome.rescored:  # counted once committed (a failed write reports the units really stored)
+        return unit, list(updates.values())
+
+    def _count(self, unit: UnitRow, outcome: UnitOutcome) -> None:
+        """Report and log a committed unit (a failed write reports the units really stored)."""
+        codec_unit = unit.codec_spec != str(REFERENCE.spec)  # not the reference pseudo-unit
+        if outcome.rescored:
             self.report.units_rescored += 1
         else:
             self.report.units_run += codec_unit
@@ -410,8 +454,8 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
         plan = _plan(config, items, variants, store, report)
         store.set_current_plan(plan.units)
         pending_units = sum(len(t.jobs) for t in plan.tasks)
-        with tqdm(total=pending_units, desc="units", unit="unit", disable=not progress, dynamic_ncols=True) as bar:
-            writer = _Writer(store, output, report, bar)
+        with tqdm(total=pending_units, desc="units", unit="unit", disable=not progress, dynamic_ncols=True) as bar, \
+                _Writer(store, output, report, bar) as writer:
             if client is not None:
                 run_dask(iter(plan.tasks), config.workers, writer, client)
             else:

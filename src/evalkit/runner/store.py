@@ -365,14 +365,19 @@ class Store:
 
     def write_unit(self, unit: UnitRow, results: Iterable[ResultRow], variant_info: str | None = None) -> None:
         """The unit row and all its result rows (and the variant's info, once), atomically."""
+        self.write_units([(unit, results, variant_info)])
+
+    def write_units(self, units: Iterable[tuple[UnitRow, Iterable[ResultRow], str | None]]) -> None:
+        """Several units as :meth:`write_unit` writes one, all in one transaction."""
         with self.db:
-            if variant_info is not None:
-                self._insert("variants", {"codec_spec": unit.codec_spec, "info": variant_info})
-            self._insert("units", {**asdict(unit), "status": str(unit.status)})
-            for r in results:
-                row = asdict(r)
-                row["value"] = None if math.isnan(r.value) else r.value
-                self._insert("results", row)
+            for unit, results, variant_info in units:
+                if variant_info is not None:
+                    self._insert("variants", {"codec_spec": unit.codec_spec, "info": variant_info})
+                self._insert("units", {**asdict(unit), "status": str(unit.status)})
+                for r in results:
+                    row = asdict(r)
+                    row["value"] = None if math.isnan(r.value) else r.value
+                    self._insert("results", row)
 
     def write_records(self, records: Iterable[tuple[str, str, int]]) -> None:
         """Store variant records, as (codec spec, record JSON, record version), replacing older ones."""
