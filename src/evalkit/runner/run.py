@@ -274,11 +274,9 @@ def _atomic_write(path: Path, writer) -> None:
 
 def _save_wav(path: Path, audio: np.ndarray, rate: int) -> None:
     """Float WAV through a Python handle: libsndfile then does not fsync on close (:func:`_atomic_write` does,
-    once), and long audio is written in blocks rather than as one transposed copy."""
-    block = rate * 10
-    with open(path, "wb") as fh, sf.SoundFile(fh, "w", rate, audio.shape[0], subtype="FLOAT", format="WAV") as out:
-        for start in range(0, audio.shape[1], block):
-            out.write(audio[:, start:start + block].T)
+    once)."""
+    with open(path, "wb") as fh:
+        sf.write(fh, audio.T, rate, subtype="FLOAT", format="WAV")
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -292,9 +290,9 @@ WRITE_BATCH_S = 1.0  # ... or this many seconds after the first buffered one (sl
 
 class _Writer:
     """Coordinator side: cache files first (fsynced, atomic renames), then one store transaction per batch of
-    units (up to :data:`WRITE_BATCH_UNITS`, or what finished within :data:`WRITE_BATCH_S`): a killed run loses at
-    most that last second of work and never a part of a unit. Use it as a context manager: leaving writes
-    what is still buffered (on Ctrl-C too)."""
+    units (the first unit alone, then up to :data:`WRITE_BATCH_UNITS`, or what finished within
+    :data:`WRITE_BATCH_S`): a killed run loses at most that last second of work and never a part of a unit. Use
+    it as a context manager: leaving writes what is still buffered (on Ctrl-C too)."""
 
     def __init__(self, store: Store, output: Path, report: RunReport, bar: tqdm):
         self.store, self.report, self.bar, self.output = store, report, bar, output
@@ -303,6 +301,7 @@ class _Writer:
         self.pending: list[UnitOutcome] = []
         self.since = 0.0
         self.failed = False
+        self.written = 0
         for folder in (self.decoded_dir, self.codes_dir):
             folder.mkdir(parents=True, exist_ok=True)
             for stale in folder.glob(".*.tmp"):  # left by an interrupted write
@@ -319,7 +318,8 @@ class _Writer:
         if not self.pending:
             self.since = time.monotonic()
         self.pending.extend(outcomes)
-        if len(self.pending) >= WRITE_BATCH_UNITS or time.monotonic() - self.since >= WRITE_BATCH_S:
+        first = self.written == 0  # the first unit is stored at once: the run shows its first result soon
+        if first or len(self.pending) >= WRITE_BATCH_UNITS or time.monotonic() - self.since >= WRITE_BATCH_S:
             self.flush()
 
     def flush(self) -> None:
@@ -337,6 +337,7 @@ class _Writer:
             self.failed = True
             path = getattr(exc, "filename", None) or self.output / "cache"
             raise write_failure(path, exc, self.report.units_run + self.report.units_rescored) from None
+        self.written += len(batch)
         for (unit, _), outcome in zip(rows, batch, strict=True):
             self._count(unit, outcome)
 
