@@ -177,6 +177,9 @@ def local_workers(requested: int) -> int:
     return requested
 
 
+WAV_HEADER_MIN = 44  # bytes before the samples of a WAV file
+
+
 def cache_usable(unit: dict, run_dir: Path) -> bool:
     """Whether an ``ok`` unit's cached decoded audio (and codes) are complete readable files."""
     decoded = resolve_stored(unit.get("decoded_path"), run_dir)
@@ -184,9 +187,13 @@ def cache_usable(unit: dict, run_dir: Path) -> bool:
     if not decoded:
         return False
     try:
-        info = sf.info(str(decoded))
         expected = round((unit["input_seconds"] or 0) * (unit["input_rate"] or 0))
-        if info.frames != expected or info.frames == 0:
+        # evalkit writes float32 WAV: a file with room for every sample of every input channel is taken as
+        # complete without opening it (renames are atomic; a worker that rescores it reads and checks it again);
+        # any other (a mono output of a stereo item, a truncated file) has its header read
+        size = decoded.stat().st_size
+        whole = WAV_HEADER_MIN + 4 * expected * (unit["input_channels"] or 1)
+        if expected == 0 or size < whole and sf.info(str(decoded)).frames != expected:
             return False
         if codes:
             np.load(codes, mmap_mode="r", allow_pickle=False)  # header and size checked
@@ -201,6 +208,7 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
     plan.records = {spec: describe(spec, config.channel_policy) for spec in plan.variants}
     store.write_records((spec, r.to_json(), r.version) for spec, r in plan.records.items())
     decode, score = decode_settings(config), score_settings(config)
+    stored_units, done_results = store.units(), store.all_done_results()  # two queries, not two per unit
     for item in items:
         metrics = _metrics_for(config, item)
         segmented = scored_segment_s(item, decode)
@@ -213,7 +221,7 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
             plan.units[key] = item.category
             report.units_total += variant is not REFERENCE
             spec = str(variant.spec)
-            existing = store.unit(key)
+            existing = stored_units.get(key)
             if variant.skipped:
                 if existing is None or existing["reason"] != variant.skipped:
                     store.write_unit(UnitRow(key, item.item_id, str(item.path), item.category, item.content_hash,
@@ -225,7 +233,7 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
             if status == UnitStatus.OK and variant is not REFERENCE and not cache_usable(existing, output):
                 log.warning("recomputing %s x %s: cached files missing or incomplete", item.item_id, spec)
                 status = None
-            done = store.done_results(key) if status in (UnitStatus.OK, UnitStatus.FAILED) else set()
+            done = done_results.get(key, set()) if status in (UnitStatus.OK, UnitStatus.FAILED) else set()
             todo = tuple(k for k in keyed if k[0] not in done)
             if not todo:
                 continue

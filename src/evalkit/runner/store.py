@@ -400,6 +400,17 @@ class Store:
         row = cur.fetchone()
         return dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
 
+    def units(self) -> dict[str, dict]:
+        """Every unit row by its key."""
+        return {row["unit_key"]: row for row in self.query("SELECT * FROM units")}
+
+    def all_done_results(self) -> dict[str, set[str]]:
+        """The result keys stored for each unit key."""
+        done: dict[str, set[str]] = {}
+        for unit_key, result_key in self.db.execute("SELECT unit_key, result_key FROM results"):
+            done.setdefault(unit_key, set()).add(result_key)
+        return done
+
     def done_results(self, unit_key: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT result_key FROM results WHERE unit_key = ?", (unit_key,))}
 
