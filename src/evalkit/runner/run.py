@@ -337,8 +337,8 @@ class _Writer:
             return
         try:
             rows = [self._files(outcome) for outcome in batch]
-            for folder in {self.output / p for row in rows for p in row[1]}:
-                _fsync(folder.parent, os.O_RDONLY | os.O_DIRECTORY)  # the renames are durable before the rows commit
+            for folder in {(self.output / p).parent for row in rows for p in row[1]}:
+                _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)  # the renames are durable before the rows commit
             self.store.write_units([(unit, outcome.results, outcome.variant_info)
                                     for (unit, _), outcome in zip(rows, batch, strict=True)])
         except (OSError, sf.LibsndfileError) as exc:  # disk full, folder gone: one line, nothing lost
