@@ -226,6 +226,8 @@ class ReferenceCodec(AudioTransform):
             measured += bitstream.bitrate_bps  # streams of one input: their bitrates add up
         context.measured_bitrate_bps = measured
         length = min(o.shape[1] for o in outputs)
+        if len(outputs) == 1:  # no stacked copy of the only output
+            return torch.from_numpy(outputs[0][None, :, :length])
         return torch.from_numpy(np.stack([o[:, :length] for o in outputs]))
 
 

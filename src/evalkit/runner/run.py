@@ -293,21 +293,24 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 WRITE_BATCH_UNITS = 64  # units buffered before one store transaction ...
-WRITE_BATCH_S = 1.0  # ... or this many seconds after the first buffered one (slow units are written one by one)
+WRITE_BATCH_S = 1.0  # ... or once this many seconds have passed since the last write (slow units: one by one) ...
+WRITE_BATCH_SAMPLES = 1 << 22  # ... or once the buffered decoded audio holds this many samples (16 MiB)
 
 
 class _Writer:
     """Coordinator side: cache files first (fsynced, atomic renames), then one store transaction per batch of
-    units (the first unit alone, then up to :data:`WRITE_BATCH_UNITS`, or what finished within
-    :data:`WRITE_BATCH_S`): a killed run loses at most that last second of work and never a part of a unit. Use
-    it as a context manager: leaving writes what is still buffered (on Ctrl-C too)."""
+    units (the first unit alone, then up to :data:`WRITE_BATCH_UNITS`, what finished within :data:`WRITE_BATCH_S`
+    of the last write, or fewer holding :data:`WRITE_BATCH_SAMPLES` of decoded audio): a killed run loses at most
+    the work of that last second and never a part of a unit. Use it as a context manager: leaving writes what is
+    still buffered (on Ctrl-C too)."""
 
     def __init__(self, store: Store, output: Path, report: RunReport, bar: tqdm):
         self.store, self.report, self.bar, self.output = store, report, bar, output
         self.decoded_dir = output.joinpath(*DECODED_CACHE)
         self.codes_dir = output / "cache" / "codes"
         self.pending: list[UnitOutcome] = []
-        self.since = 0.0
+        self.last_flush = time.monotonic()
+        self.buffered_samples = 0  # decoded samples held in ``pending``
         self.failed = False
         self.written = 0
         for folder in (self.decoded_dir, self.codes_dir):
@@ -323,16 +326,17 @@ class _Writer:
             self.flush()
 
     def __call__(self, outcomes: list[UnitOutcome]) -> None:
-        if not self.pending:
-            self.since = time.monotonic()
         self.pending.extend(outcomes)
+        self.buffered_samples += sum(o.decoded.size for o in outcomes if o.decoded is not None)
         first = self.written == 0  # the first unit is stored at once: the run shows its first result soon
-        if first or len(self.pending) >= WRITE_BATCH_UNITS or time.monotonic() - self.since >= WRITE_BATCH_S:
+        if (first or len(self.pending) >= WRITE_BATCH_UNITS or self.buffered_samples >= WRITE_BATCH_SAMPLES
+                or time.monotonic() - self.last_flush >= WRITE_BATCH_S):  # slow units are written one by one
             self.flush()
 
     def flush(self) -> None:
         """Write every buffered unit: files, one fsync per folder, then one store transaction."""
         batch, self.pending = self.pending, []
+        self.last_flush, self.buffered_samples = time.monotonic(), 0
         if not batch:
             return
         try:
