@@ -105,7 +105,7 @@ def plan_bench(units: int) -> None:
     from evalkit.runner import run as run_module
     from evalkit.runner import validate_config
     from evalkit.runner.plan import Item, plan_variant
-    from evalkit.runner.store import ResultRow, Store, UnitRow, UnitStatus
+    from evalkit.runner.store import Store, UnitStatus
 
     count = -(-units // len(SPECS))
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +146,6 @@ def plan_bench(units: int) -> None:
                                              "metric, value, unit) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                              (key, job.unit_key, item.item_id, job.spec, name, 1.0, metric.unit))
             fill_s = time.perf_counter() - t1
-            del UnitRow, ResultRow  # rows written directly above: the bench measures planning, not writing
             t2 = time.perf_counter()
             resumed = run_module._plan(config, items, variants, store, report)
             store.set_current_plan(resumed.units)
