@@ -305,18 +305,19 @@ def test_cached_files_are_fsynced_before_their_row_commits(small_dataset, tmp_pa
     from evalkit.runner.store import Store
 
     events = []
-    real_fsync, real_write_unit = os.fsync, Store.write_unit
+    real_fsync, real_write_units = os.fsync, Store.write_units
 
     def fsync(fd):
         events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
         return real_fsync(fd)
 
-    def write_unit(self, unit, results, variant_info=None):
-        events.append(("commit", unit))
-        return real_write_unit(self, unit, results, variant_info)
+    def write_units(self, units):
+        units = list(units)
+        events.extend(("commit", unit) for unit, _, _ in units)
+        return real_write_units(self, units)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(Store, "write_unit", write_unit)
+    monkeypatch.setattr(Store, "write_units", write_units)
     raw = make_config(small_dataset, tmp_path / "out", metrics=["si_sdr"], codecs=[
         {"spec": "encodec-24khz?bandwidth=1.5&weights=random"}, {"spec": "lowpass?cutoff_hz=3500"}])
     raw["dataset"]["max_items"] = 2

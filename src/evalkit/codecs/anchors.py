@@ -37,14 +37,33 @@ def design_lowpass(cutoff_hz: float, sample_rate: int) -> np.ndarray:
     return signal.firwin(numtaps, edge, window=("kaiser", beta), fs=sample_rate)
 
 
+BLOCK_SAMPLES = 1 << 20  # longer inputs are filtered block by block (bounded memory)
+
+
 def lowpass(x: np.ndarray, cutoff_hz: float, sample_rate: int) -> np.ndarray:
-    """Zero-delay FIR low-pass of ``[..., samples]``; output has the input's length."""
+    """Zero-delay FIR low-pass of ``[..., samples]``; output has the input's length.
+
+    Inputs longer than :data:`BLOCK_SAMPLES` are filtered in blocks of that many output samples, each from its
+    input span plus the filter's reach on both sides (the same sums, in another rounding order).
+    """
     from scipy import signal
 
     taps = design_lowpass(float(cutoff_hz), int(sample_rate))
     delay = (len(taps) - 1) // 2
-    y = signal.oaconvolve(x, taps.reshape((1,) * (x.ndim - 1) + (-1,)), mode="full", axes=-1)
-    return y[..., delay: delay + x.shape[-1]].astype(x.dtype)
+    kernel = taps.reshape((1,) * (x.ndim - 1) + (-1,))
+    n = x.shape[-1]
+    if n <= BLOCK_SAMPLES:
+        y = signal.oaconvolve(x, kernel, mode="full", axes=-1)
+        return y[..., delay: delay + n].astype(x.dtype)
+    out = np.empty_like(x)
+    reach = len(taps) - 1
+    for start in range(0, n, BLOCK_SAMPLES):
+        end = min(n, start + BLOCK_SAMPLES)
+        lo, hi = start + delay - reach, end + delay  # y[i] = Σ_k taps[k] x[i + delay - k]
+        span = x[..., max(0, lo):min(n, hi)]
+        pad = [(0, 0)] * (x.ndim - 1) + [(max(0, -lo), max(0, hi - n))]
+        out[..., start:end] = signal.oaconvolve(np.pad(span, pad), kernel, mode="valid", axes=-1)
+    return out
 
 
 class LowpassAnchor(AudioTransform):

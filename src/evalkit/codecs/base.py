@@ -220,7 +220,7 @@ class AudioTransform(ABC):
         y = audio_lib.resample(y, codec_rate, sample_rate)
         padded = max(0, in_len - y.shape[1])
         trimmed += max(0, y.shape[1] - in_len)
-        y = np.pad(y[:, :in_len], ((0, 0), (0, padded)))
+        y = np.pad(y[:, :in_len], ((0, 0), (0, padded))) if padded else y[:, :in_len]  # no copy when not padded
         measured = timing.measured_bitrate_bps
         if measured is None and self.bitrate_bps is not None:
             measured = self.bitrate_bps * batch.shape[0]  # fixed-rate codes: every coded stream is sent

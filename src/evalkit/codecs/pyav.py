@@ -173,14 +173,12 @@ class ReferenceCodec(AudioTransform):
             ctx.format = self.sample_format
             ctx.bit_rate = int(round(self.bitrate_bps))
             ctx.options = self.encoder_options()
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wav, dtype=np.float32), format="fltp",
-                                               layout=LAYOUTS[channels])
-            frame.sample_rate, frame.pts = sample_rate, 0
-            for packet in [*stream.encode(frame), *stream.encode(None)]:
-                if first_pts is None:
-                    first_pts = packet.pts
-                packet_bytes += packet.size
-                out.mux(packet)
+            for frame in _frames(wav, sample_rate, LAYOUTS[channels]):
+                for packet in stream.encode(frame):
+                    if first_pts is None:
+                        first_pts = packet.pts
+                    packet_bytes += packet.size
+                    out.mux(packet)
         return Bitstream(buffer.getvalue(), packet_bytes, num_samples, sample_rate, channels,
                          priming_samples=max(0, -int(first_pts or 0)))
 
@@ -228,7 +226,23 @@ class ReferenceCodec(AudioTransform):
             measured += bitstream.bitrate_bps  # streams of one input: their bitrates add up
         context.measured_bitrate_bps = measured
         length = min(o.shape[1] for o in outputs)
+        if len(outputs) == 1:  # no stacked copy of the only output
+            return torch.from_numpy(outputs[0][None, :, :length])
         return torch.from_numpy(np.stack([o[:, :length] for o in outputs]))
+
+
+ENCODE_BLOCK_S = 10  # the encoder is fed blocks of this many seconds: no whole-signal copy inside FFmpeg
+
+
+def _frames(wav: np.ndarray, sample_rate: int, layout: str):
+    """``wav`` as consecutive audio frames of :data:`ENCODE_BLOCK_S` seconds, then ``None`` (flush)."""
+    block = ENCODE_BLOCK_S * sample_rate
+    for start in range(0, wav.shape[1], block):
+        frame = _av().AudioFrame.from_ndarray(np.ascontiguousarray(wav[:, start:start + block], dtype=np.float32),
+                                              format="fltp", layout=layout)
+        frame.sample_rate, frame.pts = sample_rate, start
+        yield frame
+    yield None
 
 
 class Opus(ReferenceCodec):

@@ -39,6 +39,9 @@ class Preparation:
         polarity, delay_confidence, delay_note: the pair's delay estimate (see
             :class:`evalkit.audio.DelayEstimate`); ``delay_note`` says why nothing was shifted.
         delay_search_s: the widest delay search window (±s) of the estimate.
+        segment_s, segments, aggregation, segments_failed: for a pair scored in segments
+            (:mod:`evalkit.metrics.segments`): the segment length, their count, the rule that combined their
+            values and how many segments gave none; lengths and trims are then totals over the segments.
     """
 
     rate: int
@@ -57,6 +60,10 @@ class Preparation:
     delay_confidence: float = 1.0
     delay_note: str | None = None
     delay_search_s: float = 0.0
+    segment_s: float | None = None  # scored in segments of at most this many seconds (None: whole)
+    segments: int = 1
+    aggregation: str | None = None  # how segment values were combined (evalkit.metrics.segments.Aggregation)
+    segments_failed: int = 0  # segments without a value (left out of a duration mean)
 
     @property
     def delay_ms(self) -> float:

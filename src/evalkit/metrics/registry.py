@@ -163,6 +163,24 @@ class Metric(ABC):
     info: MetricInfo
     wants_rate: bool = False  # ``compute`` is always given ``rate=`` (plugin metrics), not only with fallback rates
 
+    @property
+    def has_segment_terms(self) -> bool:
+        """Whether the metric's whole-signal value can be computed from per-segment sums (see
+        :mod:`evalkit.metrics.segments`): it overrides :meth:`segment_terms` and :meth:`from_segment_terms`."""
+        return type(self).segment_terms is not Metric.segment_terms
+
+    def segment_terms(self, reference: np.ndarray, degraded: np.ndarray) -> np.ndarray:
+        """Additive sums of one prepared segment pair, from which :meth:`from_segment_terms` gives the value."""
+        raise NotImplementedError
+
+    def from_segment_terms(self, terms: np.ndarray) -> float:
+        """The value of the whole pair from the sum of its segments' :meth:`segment_terms`.
+
+        Raises:
+            MetricFailure: as :meth:`compute` would on the whole pair.
+        """
+        raise NotImplementedError
+
     @abstractmethod
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         """Score ``[channels, samples]`` float32 arrays at ``info.sample_rate`` (or ``rate``, see below).

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from evalkit import audio as audio_lib
 from evalkit.metrics.prepare import AlignedBy, Degraded, Preparation, Reference, pair_delay, prepare
 from evalkit.metrics.registry import Metric, MetricFailure
+from evalkit.metrics.segments import DEFAULT_SEGMENT_S, aggregation, is_segmented, segment_bounds
 from evalkit.metrics.warmup import warm_up
 
 
@@ -47,13 +48,14 @@ def _failed(metric: Metric, reason: str, prep: Preparation | None = None, second
 
 def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_rate: int,
                metrics: Sequence[Metric], *, max_delay_s: float = audio_lib.DEFAULT_MAX_DELAY_S,
-               source: str = "degraded") -> list[MetricResult]:
+               source: str = "degraded", segment_s: float | None = DEFAULT_SEGMENT_S) -> list[MetricResult]:
     """Every metric on (reference, degraded): one result per metric, failures as NaN with a reason.
 
     The degraded signal is resampled once per rate and its delay estimated once, shared by every metric. When
     no reliable delay is found and the pair is misaligned as given (:attr:`evalkit.audio.DelayEstimate.misaligned`),
     the metrics evalkit aligns are NaN with the reason (``no reliable delay within …``); metrics that align
-    internally still run.
+    internally still run. A reference longer than ``segment_s`` seconds is scored in segments (see
+    :mod:`evalkit.metrics.segments`; ``None``: always whole).
     """
     if not isinstance(degraded, Degraded):
         degraded = Degraded(degraded, degraded_rate, source)
@@ -62,8 +64,16 @@ def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_r
         audio_lib.validate(degraded.samples, degraded.source, allow_silent=True)  # a silent output is a result
     except audio_lib.AudioError as exc:
         return [_failed(m, str(exc)) for m in metrics]
+    if is_segmented(reference.samples.shape[1], reference.sample_rate, segment_s):
+        return _score_segmented(reference, degraded, metrics, max_delay_s, segment_s)
+    return _score_whole(reference, degraded, metrics, pair_delay(reference, degraded, max_delay_s))
+
+
+def _score_whole(reference: Reference, degraded: Degraded, metrics: Sequence[Metric],
+                 delay: audio_lib.DelayEstimate, terms: dict[str, np.ndarray] | None = None) -> list[MetricResult]:
+    """Score a pair whose delay is known; with ``terms``, metrics with segment terms add theirs there (by name)
+    instead of computing a value."""
     warmups = warm_up(metrics)
-    delay = pair_delay(reference, degraded, max_delay_s)
     results = []
     for metric in metrics:
         info = metric.info
@@ -87,8 +97,13 @@ def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_r
         if info.needs_text:
             extra["text"] = reference.text
         try:
-            value = metric.compute(ref, deg, reference.cache(key), **extra)
-            reason = None if np.isfinite(value) else f"{info.name} returned {value}"
+            if terms is not None and metric.has_segment_terms:
+                terms[info.name] = terms.get(info.name, 0.0) + metric.segment_terms(ref, deg)
+                value = math.nan  # the value comes from the sums of every segment
+            else:
+                value = metric.compute(ref, deg, reference.cache(key), **extra)
+            reason = None if np.isfinite(value) or terms is not None and metric.has_segment_terms else \
+                f"{info.name} returned {value}"
         except MetricFailure as exc:
             value, reason = math.nan, str(exc)
         except ImportError:  # an optional library is missing: the other metrics still run
@@ -99,6 +114,63 @@ def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_r
                                     info.library, info.library_version(), info.version, time.perf_counter() - t0,
                                     warmups.get(info.name, 0.0)))
     return results
+
+
+def _score_segmented(reference: Reference, degraded: Degraded, metrics: Sequence[Metric], max_delay_s: float,
+                     segment_s: float) -> list[MetricResult]:
+    """Score a long pair segment by segment (delay from the first segment) and combine each metric's values."""
+    rate = reference.sample_rate
+    ref, deg = reference.samples, degraded.at(rate)
+    first = round(segment_s * rate)
+    estimate = pair_delay(Reference(ref[:, :first], rate, reference.source), Degraded(deg[:, :first], rate),
+                          max_delay_s)
+    ref_a, deg_a, _ = audio_lib.align(ref, deg, rate, delay=estimate.samples)
+    fixed = replace(estimate, samples=0)  # the segments are cut from the shifted pair
+    terms: dict[str, np.ndarray] = {}
+    per_segment: list[list[MetricResult]] = []
+    bounds = segment_bounds(ref_a.shape[1], rate, segment_s)
+    for start, end in bounds:
+        piece = Reference(ref_a[:, start:end], rate, reference.source, text=reference.text)
+        per_segment.append(_score_whole(piece, Degraded(deg_a[:, start:end], rate, degraded.source), metrics,
+                                        fixed, terms))
+    return [_combine(metric, [seg[i] for seg in per_segment], terms.get(metric.info.name), estimate, segment_s,
+                     ref.shape[1], deg.shape[1], rate)
+            for i, metric in enumerate(metrics)]
+
+
+def _combine(metric: Metric, parts: list[MetricResult], terms: np.ndarray | None, delay: audio_lib.DelayEstimate,
+             segment_s: float, reference_samples: int, degraded_samples: int, rate: int) -> MetricResult:
+    """One metric's value over the whole pair from its segment results (see :mod:`evalkit.metrics.segments`)."""
+    info, rule = metric.info, aggregation(metric)
+    preps = [p.preparation for p in parts if p.preparation is not None]
+    seconds = sum(p.seconds for p in parts)
+    failed = [p for p in parts if not p.ok]
+    if terms is not None and not failed:
+        try:
+            value, reason = metric.from_segment_terms(terms), None
+        except MetricFailure as exc:
+            value, reason = math.nan, str(exc)
+    elif len(failed) == len(parts) or terms is not None:
+        index = next(i for i, p in enumerate(parts, 1) if not p.ok)
+        value, reason = math.nan, f"segment {index} of {len(parts)} ({segment_s:g} s each at most): {failed[0].reason}"
+    else:
+        weights = [p.preparation.length if p.preparation else 0 for p in parts if p.ok]
+        values = [p.value for p in parts if p.ok]
+        value, reason = float(np.average(values, weights=weights)) if sum(weights) else math.nan, None
+        if not sum(weights):
+            reason = f"{info.name}: no segment with samples"
+    prep = None
+    if preps:
+        scale = preps[0].rate / rate
+        prep = replace(preps[0], delay_samples=round(delay.samples * scale),
+                       length=sum(p.length for p in preps),
+                       trimmed_reference=round(reference_samples * scale) - sum(p.length for p in preps),
+                       trimmed_degraded=round(degraded_samples * scale) - sum(p.length for p in preps),
+                       reference_samples=round(reference_samples * scale),
+                       degraded_samples=round(degraded_samples * scale), segment_s=float(segment_s),
+                       segments=len(parts), aggregation=str(rule), segments_failed=len(failed))
+    return MetricResult(info.name, value if reason is None else math.nan, info.unit, reason, prep, info.library,
+                        info.library_version(), info.version, seconds, sum(p.warmup_s for p in parts))
 
 
 def preparation_notes(reference_s: float, degraded_s: float, results: Sequence[MetricResult]) -> list[str]:

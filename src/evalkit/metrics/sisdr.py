@@ -59,7 +59,26 @@ class SiSdr(Metric):
         version="3")  # 2: NaN below MIN_DURATION_S (1 scored any length); 3: delay window grows, misaligned -> NaN
 
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
-        ref_energy, deg_energy, values = _si_sdr_terms(reference, degraded, zero_mean=True)
+        return self._value(*_si_sdr_terms(reference, degraded, zero_mean=True))
+
+    def segment_terms(self, reference: np.ndarray, degraded: np.ndarray) -> np.ndarray:
+        """Per channel ``[n, Σs, Σŝ, Σs², Σsŝ, Σŝ²]`` (float64), additive over consecutive segments."""
+        s, e = np.asarray(reference, dtype=np.float64), np.asarray(degraded, dtype=np.float64)
+        n = np.full(s.shape[0], float(s.shape[-1]))
+        return np.stack([n, s.sum(-1), e.sum(-1), np.einsum("ct,ct->c", s, s), np.einsum("ct,ct->c", s, e),
+                         np.einsum("ct,ct->c", e, e)], axis=-1)
+
+    def from_segment_terms(self, terms: np.ndarray) -> float:
+        """The zero-mean SI-SDR of the whole pair: centred sums ``Σ(s − s̄)(ŝ − ŝ̄) = Σsŝ − Σs Σŝ / n``."""
+        n, s1, e1, ss, se, ee = np.moveaxis(np.asarray(terms, dtype=np.float64), -1, 0)
+        ss, se, ee = ss - s1 * s1 / n, se - s1 * e1 / n, ee - e1 * e1 / n
+        alpha = (se + EPS) / (ss + EPS)
+        target = alpha**2 * ss
+        noise = np.maximum(ee - 2 * alpha * se + target, 0.0)
+        return self._value(ss, ee, 10 * np.log10((target + EPS) / (noise + EPS)))
+
+    @staticmethod
+    def _value(ref_energy: np.ndarray, deg_energy: np.ndarray, values: np.ndarray) -> float:
         used = ref_energy > 0
         if not np.any(used):
             raise MetricFailure("reference is silent (constant): SI-SDR is undefined")

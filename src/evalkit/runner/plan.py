@@ -30,6 +30,7 @@ from evalkit.codecs.safe_load import WeightsFileError
 from evalkit.codecs.weights import WeightsNotFound, get_entry
 from evalkit.hashing import file_sha256
 from evalkit.metrics import Metric
+from evalkit.metrics.segments import DEFAULT_SEGMENT_S, is_segmented, segmentation_key
 from evalkit.runner.config import DatasetConfig
 from evalkit.runner.dataset import DESCRIPTIONS, default_files, empty_file_rows, manifest_rows, not_utf8, skipped_note
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec
@@ -265,11 +266,26 @@ def unit_key(item: Item, variant: Variant, decode_settings: dict[str, Any]) -> s
     return _hash(parts)
 
 
-def result_key(unit: str, metric: Metric, score_settings: dict[str, Any], text: str | None = None) -> str:
+def result_key(unit: str, metric: Metric, score_settings: dict[str, Any], text: str | None = None,
+               segmented: float | None = None) -> str:
     """Key of one metric value of a unit under the settings that change metric values; ``text`` (the item's
-    transcript) is part of it for metrics that read it."""
+    transcript) is part of it for metrics that read it; ``segmented`` (the segment length, s, of an item scored
+    in segments) adds the segment length and the metric's aggregation rule."""
     info = metric.info
     parts = [unit, info.name, info.version, info.library, info.library_version(), score_settings]
     if info.needs_text:
         parts.append(text)
+    if segmented:
+        parts.append(segmentation_key(metric, segmented))
     return _hash(parts)
+
+
+def scored_segment_s(item: Item, decode_settings: dict[str, Any]) -> float | None:
+    """The segment length (s) the item's pairs are scored in, ``None`` when they are scored whole (see
+    :mod:`evalkit.metrics.segments`), from its header and the dataset's ``segment_seconds`` cut."""
+    if item.sample_rate is None:
+        return None
+    samples = round(item.seconds * item.sample_rate)
+    if cut := decode_settings.get("segment_seconds"):
+        samples = min(samples, int(cut * item.sample_rate))
+    return DEFAULT_SEGMENT_S if is_segmented(samples, item.sample_rate, DEFAULT_SEGMENT_S) else None

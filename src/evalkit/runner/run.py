@@ -37,7 +37,16 @@ from evalkit.runner.executors import (
 from evalkit.runner.layout import CODES_CACHE, DECODED_CACHE, LOCK_NAME, LOG_NAME, SLURM_LOGS, STORE_NAME
 from evalkit.runner.outcome import Plan, RunReport
 from evalkit.runner.output import check_output, discard_run_files
-from evalkit.runner.plan import REFERENCE, Item, Variant, list_items, plan_variant, result_key, unit_key
+from evalkit.runner.plan import (
+    REFERENCE,
+    Item,
+    Variant,
+    list_items,
+    plan_variant,
+    result_key,
+    scored_segment_s,
+    unit_key,
+)
 from evalkit.runner.provenance import run_provenance, write_provenance
 from evalkit.runner.slurm import slurm_client
 from evalkit.runner.store import (
@@ -176,6 +185,9 @@ def local_workers(requested: int) -> int:
     return requested
 
 
+WAV_HEADER_MIN = 44  # bytes before the samples of a WAV file
+
+
 def cache_usable(unit: dict, run_dir: Path) -> bool:
     """Whether an ``ok`` unit's cached decoded audio (and codes) are complete readable files."""
     decoded = resolve_stored(unit.get("decoded_path"), run_dir)
@@ -183,9 +195,13 @@ def cache_usable(unit: dict, run_dir: Path) -> bool:
     if not decoded:
         return False
     try:
-        info = sf.info(str(decoded))
         expected = round((unit["input_seconds"] or 0) * (unit["input_rate"] or 0))
-        if info.frames != expected or info.frames == 0:
+        # evalkit writes float32 WAV: a file with room for every sample of every input channel is taken as
+        # complete without opening it (renames are atomic; a worker that rescores it reads and checks it again);
+        # any other (a mono output of a stereo item, a truncated file) has its header read
+        size = decoded.stat().st_size
+        whole = WAV_HEADER_MIN + 4 * expected * (unit["input_channels"] or 1)
+        if expected == 0 or size < whole and sf.info(str(decoded)).frames != expected:
             return False
         if codes:
             np.load(codes, mmap_mode="r", allow_pickle=False)  # header and size checked
@@ -200,8 +216,10 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
     plan.records = {spec: describe(spec, config.channel_policy) for spec in plan.variants}
     store.write_records((spec, r.to_json(), r.version) for spec, r in plan.records.items())
     decode, score = decode_settings(config), score_settings(config)
+    stored_units, done_results = store.units(), store.all_done_results()  # two queries, not two per unit
     for item in items:
         metrics = _metrics_for(config, item)
+        segmented = scored_segment_s(item, decode)
         jobs = []
         # no-reference metrics are also scored once per item on the reference (pseudo-variant REFERENCE)
         no_reference = [m for m in metrics if m.info.kind is MetricKind.NO_REFERENCE]
@@ -211,19 +229,19 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
             plan.units[key] = item.category
             report.units_total += variant is not REFERENCE
             spec = str(variant.spec)
-            existing = store.unit(key)
+            existing = stored_units.get(key)
             if variant.skipped:
                 if existing is None or existing["reason"] != variant.skipped:
                     store.write_unit(UnitRow(key, item.item_id, str(item.path), item.category, item.content_hash,
                                              spec, variant.spec.family, UnitStatus.SKIPPED, variant.skipped), [])
                 continue
-            keyed = [(result_key(key, m, score, item.text), m.info.name) for m in variant_metrics]
+            keyed = [(result_key(key, m, score, item.text, segmented), m.info.name) for m in variant_metrics]
             plan.results += [rk for rk, _ in keyed]
             status = existing["status"] if existing else None
             if status == UnitStatus.OK and variant is not REFERENCE and not cache_usable(existing, output):
                 log.warning("recomputing %s x %s: cached files missing or incomplete", item.item_id, spec)
                 status = None
-            done = store.done_results(key) if status in (UnitStatus.OK, UnitStatus.FAILED) else set()
+            done = done_results.get(key, set()) if status in (UnitStatus.OK, UnitStatus.FAILED) else set()
             todo = tuple(k for k in keyed if k[0] not in done)
             if not todo:
                 continue
@@ -270,54 +288,103 @@ def _atomic_write(path: Path, writer) -> None:
         raise
 
 
+def _save_wav(path: Path, audio: np.ndarray, rate: int) -> None:
+    """Float WAV through a Python handle: libsndfile then does not fsync on close (:func:`_atomic_write` does,
+    once)."""
+    with open(path, "wb") as fh:
+        sf.write(fh, audio.T, rate, subtype="FLOAT", format="WAV")
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as fh:  # a handle, so numpy does not append ".npy" to the temporary name
         np.save(fh, array)
 
 
+WRITE_BATCH_UNITS = 64  # units buffered before one store transaction ...
+WRITE_BATCH_S = 1.0  # ... or once this many seconds have passed since the last write (slow units: one by one) ...
+WRITE_BATCH_SAMPLES = 1 << 22  # ... or once the buffered decoded audio holds this many samples (16 MiB)
+
+
 class _Writer:
-    """Coordinator side: cache files first (fsynced, atomic renames), then one store transaction per unit."""
+    """Coordinator side: cache files first (fsynced, atomic renames), then one store transaction per batch of
+    units (the first unit alone, then up to :data:`WRITE_BATCH_UNITS`, what finished within :data:`WRITE_BATCH_S`
+    of the last write, or fewer holding :data:`WRITE_BATCH_SAMPLES` of decoded audio): a killed run loses at most
+    the work of that last second and never a part of a unit. Use it as a context manager: leaving writes what is
+    still buffered (on Ctrl-C too)."""
 
     def __init__(self, store: Store, output: Path, report: RunReport, bar: tqdm):
         self.store, self.report, self.bar, self.output = store, report, bar, output
         self.decoded_dir = output.joinpath(*DECODED_CACHE)
         self.codes_dir = output.joinpath(*CODES_CACHE)
+        self.pending: list[UnitOutcome] = []
+        self.last_flush = time.monotonic()
+        self.buffered_samples = 0  # decoded samples held in ``pending``
+        self.failed = False
+        self.written = 0
         for folder in (self.decoded_dir, self.codes_dir):
             folder.mkdir(parents=True, exist_ok=True)
             for stale in folder.glob(".*.tmp"):  # left by an interrupted write
                 stale.unlink(missing_ok=True)
 
-    def __call__(self, outcomes: list[UnitOutcome]) -> None:
-        for outcome in outcomes:
-            try:
-                self._write(outcome)
-            except (OSError, sf.LibsndfileError) as exc:  # disk full, folder gone: one line, nothing lost
-                path = getattr(exc, "filename", None) or self.output / "cache"
-                raise write_failure(path, exc, self.report.units_run + self.report.units_rescored) from None
+    def __enter__(self) -> _Writer:
+        return self
 
-    def _write(self, outcome: UnitOutcome) -> None:
+    def __exit__(self, *exc) -> None:
+        if not self.failed:  # a failed write already said what was kept
+            self.flush()
+
+    def __call__(self, outcomes: list[UnitOutcome]) -> None:
+        self.pending.extend(outcomes)
+        self.buffered_samples += sum(o.decoded.size for o in outcomes if o.decoded is not None)
+        first = self.written == 0  # the first unit is stored at once: the run shows its first result soon
+        if (first or len(self.pending) >= WRITE_BATCH_UNITS or self.buffered_samples >= WRITE_BATCH_SAMPLES
+                or time.monotonic() - self.last_flush >= WRITE_BATCH_S):  # slow units are written one by one
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered unit: files, one fsync per folder, then one store transaction."""
+        batch, self.pending = self.pending, []
+        self.last_flush, self.buffered_samples = time.monotonic(), 0
+        if not batch:
+            return
+        try:
+            rows = [self._files(outcome) for outcome in batch]
+            for folder in {(self.output / p).parent for row in rows for p in row[1]}:
+                _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)  # the renames are durable before the rows commit
+            self.store.write_units([(unit, outcome.results, outcome.variant_info)
+                                    for (unit, _), outcome in zip(rows, batch, strict=True)])
+        except (OSError, sf.LibsndfileError) as exc:  # disk full, folder gone: one line, nothing lost
+            self.failed = True
+            path = getattr(exc, "filename", None) or self.output / "cache"
+            raise write_failure(path, exc, self.report.units_run + self.report.units_rescored) from None
+        self.written += len(batch)
+        for (unit, _), outcome in zip(rows, batch, strict=True):
+            self._count(unit, outcome)
+
+    def _files(self, outcome: UnitOutcome) -> tuple[UnitRow, list[str]]:
+        """Write the unit's cache files; returns its row to store and the files' stored paths."""
         unit = outcome.unit
-        codec_unit = unit.codec_spec != str(REFERENCE.spec)  # not the reference pseudo-unit
         updates = {}
         if outcome.decoded is not None:
             path = self.decoded_dir / f"{unit.unit_key}.wav"
-            _atomic_write(path, lambda p, o=outcome, u=unit: sf.write(
-                str(p), o.decoded.T, u.input_rate, subtype="FLOAT", format="WAV"))
+            _atomic_write(path, lambda p, o=outcome, u=unit: _save_wav(p, o.decoded, u.input_rate))
             updates["decoded_path"] = stored_path(path, self.output)
         if outcome.codes is not None:
             path = self.codes_dir / f"{unit.unit_key}.npy"
             _atomic_write(path, lambda p, o=outcome: _save_npy(p, o.codes))
             updates["codes_path"] = stored_path(path, self.output)
-        for folder in {(self.output / p).parent for p in updates.values()}:
-            _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)  # the renames are durable before the row commits
         if outcome.rescored:
             existing = self.store.unit(unit.unit_key)
             level = {"input_peak_dbfs": unit.input_peak_dbfs, "input_over_full_scale": unit.input_over_full_scale}
             unit = UnitRow(**{**{k: existing[k] for k in UnitRow.__dataclass_fields__}, **level})  # fills older rows
         else:
             unit = UnitRow(**{**unit.__dict__, **updates})
-        self.store.write_unit(unit, outcome.results, outcome.variant_info)
-        if outcome.rescored:  # counted once committed (a failed write reports the units really stored)
+        return unit, list(updates.values())
+
+    def _count(self, unit: UnitRow, outcome: UnitOutcome) -> None:
+        """Report and log a committed unit (a failed write reports the units really stored)."""
+        codec_unit = unit.codec_spec != str(REFERENCE.spec)  # not the reference pseudo-unit
+        if outcome.rescored:
             self.report.units_rescored += 1
         else:
             self.report.units_run += codec_unit
@@ -421,8 +488,8 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
         plan = _plan(config, items, variants, store, report)
         store.set_current_plan(plan.units)
         pending_units = sum(len(t.jobs) for t in plan.tasks)
-        with tqdm(total=pending_units, desc="units", unit="unit", disable=not progress, dynamic_ncols=True) as bar:
-            writer = _Writer(store, output, report, bar)
+        with tqdm(total=pending_units, desc="units", unit="unit", disable=not progress, dynamic_ncols=True) as bar, \
+                _Writer(store, output, report, bar) as writer:
             if client is not None:
                 run_dask(iter(plan.tasks), config.workers, writer, client)
             else:

@@ -365,14 +365,19 @@ class Store:
 
     def write_unit(self, unit: UnitRow, results: Iterable[ResultRow], variant_info: str | None = None) -> None:
         """The unit row and all its result rows (and the variant's info, once), atomically."""
+        self.write_units([(unit, results, variant_info)])
+
+    def write_units(self, units: Iterable[tuple[UnitRow, Iterable[ResultRow], str | None]]) -> None:
+        """Several units as :meth:`write_unit` writes one, all in one transaction."""
         with self.db:
-            if variant_info is not None:
-                self._insert("variants", {"codec_spec": unit.codec_spec, "info": variant_info})
-            self._insert("units", {**asdict(unit), "status": str(unit.status)})
-            for r in results:
-                row = asdict(r)
-                row["value"] = None if math.isnan(r.value) else r.value
-                self._insert("results", row)
+            for unit, results, variant_info in units:
+                if variant_info is not None:
+                    self._insert("variants", {"codec_spec": unit.codec_spec, "info": variant_info})
+                self._insert("units", {**asdict(unit), "status": str(unit.status)})
+                for r in results:
+                    row = asdict(r)
+                    row["value"] = None if math.isnan(r.value) else r.value
+                    self._insert("results", row)
 
     def write_records(self, records: Iterable[tuple[str, str, int]]) -> None:
         """Store variant records, as (codec spec, record JSON, record version), replacing older ones."""
@@ -394,6 +399,17 @@ class Store:
         cur = self.db.execute("SELECT * FROM units WHERE unit_key = ?", (unit_key,))
         row = cur.fetchone()
         return dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
+
+    def units(self) -> dict[str, dict]:
+        """Every unit row by its key."""
+        return {row["unit_key"]: row for row in self.query("SELECT * FROM units")}
+
+    def all_done_results(self) -> dict[str, set[str]]:
+        """The result keys stored for each unit key."""
+        done: dict[str, set[str]] = {}
+        for unit_key, result_key in self.db.execute("SELECT unit_key, result_key FROM results"):
+            done.setdefault(unit_key, set()).add(result_key)
+        return done
 
     def done_results(self, unit_key: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT result_key FROM results WHERE unit_key = ?", (unit_key,))}

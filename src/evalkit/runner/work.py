@@ -19,7 +19,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -229,5 +229,17 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, i
     for (key, _), r in zip(job.metrics, scored, strict=True):
         outcome.results.append(ResultRow(key, job.unit_key, item.item_id, job.spec, r.metric, r.value, r.unit,
                                          r.reason, r.metric_version, r.library, r.library_version,
-                                         to_json(r.preparation) if r.preparation else None, r.seconds, settings))
+                                         _preparation_json(r.preparation), r.seconds, settings))
     return outcome
+
+
+SEGMENT_FIELDS = ("segment_s", "segments", "aggregation", "segments_failed")
+
+
+def _preparation_json(prep) -> str | None:
+    """The stored preparation record; a pair scored whole keeps the fields it had before segmenting existed."""
+    if prep is None:
+        return None
+    if prep.segment_s is not None:
+        return to_json(prep)
+    return json.dumps({k: v for k, v in asdict(prep).items() if k not in SEGMENT_FIELDS}, default=str)
