@@ -14,6 +14,7 @@ import pytest
 
 from evalkit.runner import run_evaluation, validate_config
 from tests.runner.conftest import make_config
+from tests.runner.test_dask_failures import _error_lines
 from tests.runner.test_native_crash import crashing_plugin
 from tests.runner.test_resume_and_dask import (  # noqa: F401 - fixtures
     CODECS,
@@ -103,18 +104,26 @@ def test_a_cancelled_slurm_job_loses_nothing_and_the_run_finishes(slurm, larger_
     assert _no_jobs_left()
 
 
-@pytest.mark.xfail(strict=True, reason="open: SIGINT does not interrupt a Slurm run yet (the run finishes, exit 0)")
-def test_ctrl_c_cancels_every_slurm_job(slurm, larger_dataset, tmp_path):  # noqa: F811
+def test_ctrl_c_is_one_line_exit_130_cancels_every_slurm_job_and_the_store_resumes(slurm, larger_dataset,  # noqa: F811
+                                                                                  tmp_path):
     codecs = [{"spec": f"encodec-24khz?bandwidth={b}&weights=random"} for b in (1.5, 3, 6, 12, 24)]
     raw = make_config(larger_dataset, tmp_path / "out", codecs=codecs, metrics=["si_sdr"], executor=SLURM)
     proc, _ = _start_run(raw, tmp_path, start_new_session=True)
-    _wait_for_units(proc, tmp_path / "out" / "results.sqlite", 1)
+    store = tmp_path / "out" / "results.sqlite"
+    _wait_for_units(proc, store, 1)
     assert _jobs()
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
     _, stderr = proc.communicate(timeout=120)
+    done = _units(store)  # counted after the process has exited: nothing more can commit
     assert proc.returncode == 130, stderr[-2000:]
-    assert "Traceback" not in stderr
+    assert 1 <= done < 50, "the interrupt must land mid-run"
+    assert _error_lines(stderr) == [f"interrupted after {done} units; rerun to resume"], stderr[-3000:]
     assert _no_jobs_left()
+
+    config, specs = validate_config({**raw, "workers": 0, "executor": {"kind": "local"}}, tmp_path)
+    resumed = run_evaluation(config, specs, progress=False)
+    assert resumed.units_run == 50 - done and resumed.units_failed == 0  # stored units were kept, not rerun
+    assert _results(resumed.store)[1] == (50, 50)
 
 
 def test_a_unit_that_keeps_killing_its_worker_fails_and_the_run_goes_on(slurm, tmp_path):
