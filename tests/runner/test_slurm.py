@@ -6,6 +6,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -154,6 +155,29 @@ def test_a_unit_that_keeps_killing_its_worker_fails_and_the_run_goes_on(slurm, t
     assert "KilledWorker" in units["item1.wav"][1] or "Dask workers died" in units["item1.wav"][1]
     assert report.units_failed == 1
     assert _no_jobs_left()
+
+
+def test_ctrl_c_stays_a_keyboard_interrupt_under_the_slurm_executor(tmp_path):
+    """Importing dask-jobqueue sets SIGINT to ``sys.exit()`` (exit code 0, as if the run had finished): a fresh
+    interpreter imports it, enters the Slurm executor (which fails at once here: no sbatch on PATH) and reports
+    the SIGINT handler left behind."""
+    probe = (
+        "import signal, dask_jobqueue\n"
+        "from evalkit.runner.config import ExecutorConfig\n"
+        "from evalkit.runner.slurm import SlurmError, slurm_client\n"
+        "assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler\n"
+        "try:\n"
+        "    with slurm_client(ExecutorConfig(kind='slurm'), job_logs='.'):\n"
+        "        pass\n"
+        "except SlurmError as exc:\n"
+        "    print(exc)\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
+    env = {**os.environ, "PATH": str(tmp_path)}  # no sbatch
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-2:] == ["--executor slurm: no sbatch on PATH (run evalkit on a Slurm login node)",
+                                             "True"]
 
 
 def test_no_sbatch_is_one_line(tmp_path, monkeypatch, larger_dataset):  # noqa: F811
