@@ -6,6 +6,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from evalkit.runner import run_evaluation, validate_config
 from tests.runner.conftest import make_config
+from tests.runner.test_dask_failures import _error_lines
 from tests.runner.test_native_crash import crashing_plugin
 from tests.runner.test_resume_and_dask import (  # noqa: F401 - fixtures
     CODECS,
@@ -103,18 +105,33 @@ def test_a_cancelled_slurm_job_loses_nothing_and_the_run_finishes(slurm, larger_
     assert _no_jobs_left()
 
 
-@pytest.mark.xfail(strict=True, reason="open: SIGINT does not interrupt a Slurm run yet (the run finishes, exit 0)")
-def test_ctrl_c_cancels_every_slurm_job(slurm, larger_dataset, tmp_path):  # noqa: F811
+def test_ctrl_c_is_one_line_exit_130_cancels_every_slurm_job_and_the_store_resumes(slurm, larger_dataset,  # noqa: F811
+                                                                                  tmp_path):
     codecs = [{"spec": f"encodec-24khz?bandwidth={b}&weights=random"} for b in (1.5, 3, 6, 12, 24)]
     raw = make_config(larger_dataset, tmp_path / "out", codecs=codecs, metrics=["si_sdr"], executor=SLURM)
     proc, _ = _start_run(raw, tmp_path, start_new_session=True)
-    _wait_for_units(proc, tmp_path / "out" / "results.sqlite", 1)
+    store = tmp_path / "out" / "results.sqlite"
+    _wait_for_units(proc, store, 1)
     assert _jobs()
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
     _, stderr = proc.communicate(timeout=120)
+    done = _units(store)  # counted after the process has exited: nothing more can commit
     assert proc.returncode == 130, stderr[-2000:]
-    assert "Traceback" not in stderr
+    assert 1 <= done < 50, "the interrupt must land mid-run"
+    assert _error_lines(stderr) == [f"interrupted after {done} units; rerun to resume"], stderr[-3000:]
     assert _no_jobs_left()
+
+    # Resumed locally on the items that have stored units (cheap): those units are kept, the others run.
+    started = tmp_path / "started"
+    started.mkdir()
+    for (path,) in sqlite3.connect(store).execute("SELECT DISTINCT item_path FROM units"):
+        shutil.copy(path, started)
+    items = len(list(started.iterdir()))
+    config, specs = validate_config({**raw, "dataset": {"folder": str(started), "glob": "*.wav"}, "workers": 0,
+                                     "executor": {"kind": "local"}}, tmp_path)
+    resumed = run_evaluation(config, specs, progress=False)
+    assert resumed.units_run == 5 * items - done and resumed.units_failed == 0
+    assert _results(resumed.store)[1] == (5 * items, 5 * items)
 
 
 def test_a_unit_that_keeps_killing_its_worker_fails_and_the_run_goes_on(slurm, tmp_path):
@@ -138,6 +155,29 @@ def test_a_unit_that_keeps_killing_its_worker_fails_and_the_run_goes_on(slurm, t
     assert "KilledWorker" in units["item1.wav"][1] or "Dask workers died" in units["item1.wav"][1]
     assert report.units_failed == 1
     assert _no_jobs_left()
+
+
+def test_ctrl_c_stays_a_keyboard_interrupt_under_the_slurm_executor(tmp_path):
+    """Importing dask-jobqueue sets SIGINT to ``sys.exit()`` (exit code 0, as if the run had finished): a fresh
+    interpreter imports it, enters the Slurm executor (which fails at once here: no sbatch on PATH) and reports
+    the SIGINT handler left behind."""
+    probe = (
+        "import signal, dask_jobqueue\n"
+        "from evalkit.runner.config import ExecutorConfig\n"
+        "from evalkit.runner.slurm import SlurmError, slurm_client\n"
+        "assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler\n"
+        "try:\n"
+        "    with slurm_client(ExecutorConfig(kind='slurm'), job_logs='.'):\n"
+        "        pass\n"
+        "except SlurmError as exc:\n"
+        "    print(exc)\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
+    env = {**os.environ, "PATH": str(tmp_path)}  # no sbatch
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-2:] == ["--executor slurm: no sbatch on PATH (run evalkit on a Slurm login node)",
+                                             "True"]
 
 
 def test_no_sbatch_is_one_line(tmp_path, monkeypatch, larger_dataset):  # noqa: F811

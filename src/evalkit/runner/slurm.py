@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -55,6 +56,16 @@ def _check_job(script: str) -> None:
         raise SlurmError(f"--executor slurm: Slurm refuses the worker job ({lines[-1] if lines else 'no reason'})")
 
 
+def _restore_ctrl_c() -> None:
+    """Give Ctrl-C back its ``KeyboardInterrupt``: importing dask-jobqueue (0.9) replaces the SIGINT handler with
+    ``sys.exit()``, whose exit code 0 would end the run as if it had finished, without the one line and 130."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return
+    handler = signal.getsignal(signal.SIGINT)
+    if getattr(handler, "__module__", "").startswith("dask_jobqueue"):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _keep_scaled(cluster, jobs: int, stop: threading.Event) -> None:
     while not stop.wait(RESCALE_S):
         try:  # starts a job for each worker Dask has given up on (after its lost-worker timeout)
@@ -78,9 +89,12 @@ def slurm_client(settings: ExecutorConfig, log_path: str | None = None, job_logs
         from dask_jobqueue import SLURMCluster
     except ImportError as exc:
         raise SlurmError(f"--executor slurm needs dask-jobqueue ({exc}): pip install 'evalkit[slurm]'") from None
+    _restore_ctrl_c()
     with _sigint_ignored():
         cluster = SLURMCluster(**worker_job_options(settings, job_logs))
     stop = threading.Event()
+    rescale = threading.Thread(target=_keep_scaled, args=(cluster, settings.slurm_jobs, stop),
+                               name="evalkit-slurm-rescale", daemon=True)
     try:
         _check_job(cluster.job_script())
         client = Client(cluster)
@@ -89,12 +103,13 @@ def slurm_client(settings: ExecutorConfig, log_path: str | None = None, job_logs
                 client.register_plugin(_route_output_plugin(log_path,
                                                             logging.getLogger().isEnabledFor(logging.DEBUG)))
             cluster.scale(jobs=settings.slurm_jobs)
-            threading.Thread(target=_keep_scaled, args=(cluster, settings.slurm_jobs, stop),
-                             name="evalkit-slurm-rescale", daemon=True).start()
+            rescale.start()
             yield client
         finally:
             stop.set()
             client.close()
     finally:
         stop.set()
+        if rescale.is_alive():  # no job may be submitted while (or after) the cluster cancels its jobs
+            rescale.join(timeout=60)
         cluster.close()  # scancel for every job it submitted
