@@ -35,10 +35,9 @@ from evalkit.listening.analysis.mushra import (
     Comparison,
     Exclusion,
     assessor_means,
+    compare_conditions,
     comparison_pairs,
     median_iqr,
-    mixed_comparisons,
-    paired_comparisons,
     t_interval,
 )
 from evalkit.listening.model import REFERENCE, Rating
@@ -157,7 +156,6 @@ def analyze_grades(ratings: Sequence[Rating], *, scale: tuple[float, float] = GR
     Raises:
         ValueError: an unknown ``test`` or ``versus``.
     """
-    from evalkit.stats.mixed_model import ModelError, fit_mixed
 
     if test not in TESTS:
         raise ValueError(f"test: expected one of {', '.join(TESTS)}, got {test!r}")
@@ -173,18 +171,6 @@ def analyze_grades(ratings: Sequence[Rating], *, scale: tuple[float, float] = GR
         items[item][condition] = summarize_grades(v, scale, confidence)
     means = assessor_means(kept)
     pairs = comparison_pairs(means, versus)
-    fit, error = None, None
-    try:
-        fit = fit_mixed(kept)
-    except ModelError as exc:
-        error = str(exc)
-    except np.linalg.LinAlgError as exc:
-        error = f"mixed model: {exc}"
-    if test != "mixed":
-        comparisons = paired_comparisons(means, test, pairs=pairs, confidence=confidence)
-    elif fit is not None:
-        comparisons = mixed_comparisons(kept, pairs, fit, confidence)
-    else:
-        comparisons = [Comparison(a, b, 0, math.nan, "mixed", math.nan, math.nan) for a, b in pairs]
+    comparisons, fit, error = compare_conditions(kept, means, pairs, test, confidence)
     return GradedAnalysis(conditions, dict(items), excluded, comparisons, len({r.assessor for r in kept}), fit,
                           error)

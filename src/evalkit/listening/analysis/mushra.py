@@ -193,7 +193,6 @@ def analyze_mushra(ratings: Sequence[Rating], *, test: str = "mixed", versus: st
     Raises:
         ValueError: an unknown ``test`` or ``versus``.
     """
-    from evalkit.stats.mixed_model import ModelError, fit_mixed
 
     if test not in TESTS:
         raise ValueError(f"test: expected one of {', '.join(TESTS)}, got {test!r}")
@@ -208,6 +207,17 @@ def analyze_mushra(ratings: Sequence[Rating], *, test: str = "mixed", versus: st
     for r in kept:
         per_item[r.item][r.condition].append(r.score)
     items = {i: {c: summarize(v, confidence) for c, v in sorted(cs.items())} for i, cs in sorted(per_item.items())}
+    comparisons, fit, error = compare_conditions(kept, means, pairs, test, confidence)
+    return MushraAnalysis(conditions, items, excluded, comparisons, len({r.assessor for r in kept}), fit, error)
+
+
+def compare_conditions(kept: Sequence[Rating], means: dict[str, dict[str, float]], pairs: Sequence[tuple[str, str]],
+                       test: str, confidence: float) -> tuple[list[Comparison], object, str | None]:
+    """The comparisons of ``pairs`` (mixed model on every rating, or ``test`` on the assessor ``means``), the
+    fitted mixed model (None when it could not be fitted) and why not. The model is fitted in every case: its
+    variance components are reported with any test."""
+    from evalkit.stats.mixed_model import ModelError, fit_mixed
+
     fit, error = None, None
     try:
         fit = fit_mixed(kept)
@@ -221,4 +231,4 @@ def analyze_mushra(ratings: Sequence[Rating], *, test: str = "mixed", versus: st
         comparisons = mixed_comparisons(kept, pairs, fit, confidence)
     else:
         comparisons = [Comparison(a, b, 0, math.nan, "mixed", math.nan, math.nan) for a, b in pairs]
-    return MushraAnalysis(conditions, items, excluded, comparisons, len({r.assessor for r in kept}), fit, error)
+    return comparisons, fit, error
