@@ -55,6 +55,7 @@ for (const cell of document.querySelectorAll('td, th')) {
   const inner = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
   const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.parentElement.checkVisibility()) continue;  // not rendered (the body of a closed <details>)
     canvas.font = getComputedStyle(node.parentElement).font;
     for (const word of node.textContent.split(/\\s+|(?<=[-\u2013])/)) {
       if (word && canvas.measureText(word).width > inner + 1)

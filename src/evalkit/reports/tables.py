@@ -92,7 +92,8 @@ def metric_table(run: RunData, metrics: list[str] | None = None, labels: dict[st
 
 def board_records(board) -> dict:
     """The scoreboard (:class:`~evalkit.reports.scoreboard.Scoreboard`) as template records: header texts,
-    per cell the shown mean, a sortable value and the CI / n tooltip."""
+    per cell the shown mean, a sortable value, its CI (``ci``, printed on narrow or touch screens) and the
+    CI / n tooltip."""
     columns = [{"name": c.name, "label": c.label, "unit": c.unit, "short_unit": c.short_unit, "arrow": c.arrow,
                 "higher": c.higher_is_better, "n_shared": board.n_shared.get(c.name, 0),
                 "n_any": board.n_any.get(c.name, 0)} for c in board.columns]
@@ -104,15 +105,17 @@ def board_records(board) -> dict:
             if cell is None or math.isnan(cell.mean):
                 why = ("not scored" if cell is None else f"every item failed ({cell.failures})" if not cell.n_scored
                        else "no item scored by every variant")
-                cells.append({"text": "–", "value": "", "title": why, "best": False, "failures": 0,
+                cells.append({"text": "–", "value": "", "ci": "", "title": why, "best": False, "failures": 0,
                               "complete": True})
                 continue
-            title = f"95 % CI [{fmt(cell.ci_low)}, {fmt(cell.ci_high)}], n={cell.n} shared items"
+            ci = f"[{fmt(cell.ci_low)}, {fmt(cell.ci_high)}]"
+            title = f"95 % CI {ci}, n={cell.n} shared items"
             if not cell.complete:
                 title += (f"; scored {cell.n_scored} of the column's {cell.n_any} items ({cell.failures} failed), "
                           f"mean over its own {fmt(cell.mean_all)}: never starred")
-            cells.append({"text": fmt(cell.mean), "value": f"{cell.mean:.9g}", "title": title, "best": cell.best,
-                          "failures": cell.failures, "complete": cell.complete, "small_n": 0 < cell.n < SMALL_N})
+            cells.append({"text": fmt(cell.mean), "value": f"{cell.mean:.9g}", "ci": ci, "title": title,
+                          "best": cell.best, "failures": cell.failures, "complete": cell.complete,
+                          "small_n": 0 < cell.n < SMALL_N})
         rows.append({"index": index, "spec": r.spec, "label": r.label, "group": r.group, "kind": r.kind,
                      "random": r.random, "weights": r.weights, "kbps": fmt(r.kbps, 2),
                      "kbps_value": "" if math.isnan(r.kbps) else f"{r.kbps:.9g}", "cells": cells})
