@@ -352,6 +352,7 @@ def test_klt_grid_exports_accounting_and_spectrum(dataset, tmp_path):
     assert len(spectra) == 2 * 128 and spectra.groupby("codec_spec")["cumulative_share"].max().round(9).eq(1).all()
 
 
+@pytest.mark.slow  # a run with a worker process
 def test_manifest_dataset_and_cli_run(dataset, tmp_path, capsys):
     import yaml
 

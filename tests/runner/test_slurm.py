@@ -72,6 +72,7 @@ def _same_values(got, want) -> None:
                                [np.nan if r[1] is None else r[1] for r in want], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow  # a fake Slurm cluster running worker processes
 def test_a_slurm_run_gives_the_values_of_a_local_run_and_leaves_no_jobs(slurm, larger_dataset, clean_results,  # noqa: F811
                                                                          tmp_path):
     raw = make_config(larger_dataset, tmp_path / "out", codecs=CODECS, metrics=METRICS, executor=SLURM)
@@ -86,6 +87,7 @@ def test_a_slurm_run_gives_the_values_of_a_local_run_and_leaves_no_jobs(slurm, l
     assert any((tmp_path / "out" / "slurm-logs").iterdir())  # the jobs' own output, in the run folder
 
 
+@pytest.mark.slow  # a fake Slurm cluster running worker processes
 def test_a_cancelled_slurm_job_loses_nothing_and_the_run_finishes(slurm, larger_dataset, clean_results,  # noqa: F811
                                                                   tmp_path):
     raw = make_config(larger_dataset, tmp_path / "out", codecs=CODECS, metrics=METRICS, executor=SLURM)
@@ -103,6 +105,7 @@ def test_a_cancelled_slurm_job_loses_nothing_and_the_run_finishes(slurm, larger_
     assert _no_jobs_left()
 
 
+@pytest.mark.slow  # a fake Slurm cluster running worker processes
 @pytest.mark.xfail(strict=True, reason="open: SIGINT does not interrupt a Slurm run yet (the run finishes, exit 0)")
 def test_ctrl_c_cancels_every_slurm_job(slurm, larger_dataset, tmp_path):  # noqa: F811
     codecs = [{"spec": f"encodec-24khz?bandwidth={b}&weights=random"} for b in (1.5, 3, 6, 12, 24)]
@@ -117,6 +120,7 @@ def test_ctrl_c_cancels_every_slurm_job(slurm, larger_dataset, tmp_path):  # noq
     assert _no_jobs_left()
 
 
+@pytest.mark.slow  # a fake Slurm cluster running worker processes
 def test_a_unit_that_keeps_killing_its_worker_fails_and_the_run_goes_on(slurm, tmp_path):
     import dask
     import soundfile as sf
