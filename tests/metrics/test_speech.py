@@ -61,6 +61,7 @@ def test_speaker_similarity_equals_resemblyzer(voices):
     assert _score(["speaker_similarity"], female, slt)["speaker_similarity"].value == pytest.approx(direct, abs=1e-5)
 
 
+@pytest.mark.slow  # loads a speech model (Resemblyzer or PocketSphinx)
 def test_speaker_similarity_identity_and_voices(voices):
     female, female_lowpassed, slt = voices
     same = _score(["speaker_similarity"], female, female)["speaker_similarity"].value

@@ -353,6 +353,7 @@ def small_figure(run):
     return plots.rate_quality_figure(run, "si_sdr")
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_save_figure_formats(small_figure, tmp_path):
     png = plots.save_figure(small_figure, tmp_path / "f.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -372,6 +373,7 @@ def test_save_figure_formats(small_figure, tmp_path):
     assert not (tmp_path / "f.jpg").exists()
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_inline_svg_and_png_uri(small_figure):
     svg = plots.figure_svg(small_figure)
     assert svg.startswith("<svg") and "<!DOCTYPE" not in svg and "<?xml" not in svg
