@@ -113,7 +113,9 @@ SETTINGS = [  # (field change, codec, units recomputed, units rescored)
 ]
 
 
-@pytest.mark.parametrize("change,codec,run,rescored", SETTINGS, ids=[s[0][0] for s in SETTINGS])
+@pytest.mark.parametrize("change,codec,run,rescored", [
+    pytest.param(*s, id=s[0][0], marks=pytest.mark.slow if s[0][0] == "channel_policy" else ())  # EnCodec runs
+    for s in SETTINGS])
 def test_changed_setting_equals_a_fresh_run(small_dataset, stereo_dataset, tmp_path, change, codec, run, rescored):
     """Every setting that changes decoded audio or metric values is in the keys: changing it recomputes
     exactly its slice, and the exports equal those of a fresh run into an empty folder."""
@@ -207,6 +209,7 @@ def test_output_folder_inside_the_dataset_is_never_read(tmp_path):
     assert second.units_total == 2 and export_values(second) == first
 
 
+@pytest.mark.slow  # a codec run
 def test_summary_labels_come_from_the_variant(small_dataset, tmp_path):
     """The first row of each random-weights variant (corrupt.wav) failed; its labels still show everywhere."""
     raw = make_config(small_dataset, tmp_path / "out", metrics=["si_sdr"], codecs=[
