@@ -25,6 +25,7 @@ def test_import_evalkit_loads_no_heavy_library_until_the_api_is_used():
         evalkit.nope  # noqa: B018
 
 
+@pytest.mark.slow  # codec runs and every default pair metric
 def test_score_of_files_equals_evalkit_score(tmp_path, capsys):
     ref = DEMO / "speech_demo-congrats.flac"
     deg = tmp_path / "deg.wav"
@@ -73,6 +74,7 @@ def test_build_codec_reconstructs_one_dimensional_audio(rng):
     assert out.audio.shape == (1, 4410) and out.report.input_samples == 4410
 
 
+@pytest.mark.slow  # codec runs and every default pair metric
 def test_run_and_load_run_give_tidy_labelled_tables(tmp_path, rng):
     import soundfile as sf
 

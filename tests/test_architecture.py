@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import SLOW_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Lines outside codecs/ whose string literals name a family (klt, lowpass, decoded, cutoff_hz) left after the
@@ -185,3 +188,38 @@ def test_the_web_shell_is_a_room_of_its_own(import_graph):
     graph = {"evalkit.listening.analysis.report": {"evalkit.listening.web.app"},
              "evalkit.listening.web.admin_view": {"evalkit.reports.listening_section"}}
     assert module.wrong_way(graph) == [("evalkit.listening.analysis.report", "evalkit.listening.web.app")]
+
+
+def _marks_slow(node: ast.expr) -> bool:
+    return "mark.slow" in ast.unparse(node)
+
+
+def _fast_tests(path: Path) -> list[str]:
+    """The test functions of ``path`` that ``make test-fast`` runs: not in a slow module (``pytestmark`` or
+    :data:`tests.conftest.SLOW_FILES`) and not marked slow themselves."""
+    if any(fnmatch(path.name, pattern) for pattern in SLOW_FILES):
+        return []
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "pytestmark" for t in node.targets)
+                and _marks_slow(node.value)):
+            return []
+    return [node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.name.startswith("test_") and not any(_marks_slow(d) for d in node.decorator_list)]
+
+
+def test_the_fast_tier_keeps_a_test_for_every_package():
+    """Every package under ``src/evalkit`` keeps at least one test outside the slow tier, in its mirror folder
+    (``tests/<pkg>/``, or the nearest one above it for a subpackage without its own)."""
+    src = ROOT / "src" / "evalkit"
+    without = []
+    for init in sorted(src.rglob("__init__.py")):
+        parts = init.parent.relative_to(src).parts
+        if not parts:
+            continue
+        folder = ROOT.joinpath("tests", *parts)
+        while not folder.is_dir():
+            folder = folder.parent
+        if not any(_fast_tests(test) for test in folder.rglob("test_*.py")):
+            without.append("/".join(parts))
+    assert without == [], "packages whose tests are all marked slow"

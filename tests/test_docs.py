@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a strict mkdocs build of the whole site
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

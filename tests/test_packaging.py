@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+pytestmark = pytest.mark.slow  # builds the wheel and sdist and installs them in a fresh virtualenv
+
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "evalkit"
 DIST_NAME = "codec-evalkit"

@@ -33,6 +33,7 @@ def code_blocks(text: str, language: str) -> list[str]:
     return blocks
 
 
+@pytest.mark.slow  # runs every example of the README's Python API section
 def test_python_api_section_examples_pass_as_doctests(tmp_path, monkeypatch):
     blocks = code_blocks(section("Python API"), "python")
     assert len(blocks) >= 3 and all(">>>" in b for b in blocks)

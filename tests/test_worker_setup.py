@@ -23,6 +23,7 @@ print(json.dumps({"torch": torch.get_num_threads(), "numba": numba.get_num_threa
 """
 
 
+@pytest.mark.slow  # starts worker processes
 def test_worker_threads_and_log_routing(tmp_path):
     # (one thread: the libraries default to one per core, so on machines with more than one core this differs)
     pytest.importorskip("threadpoolctl")

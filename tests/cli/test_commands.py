@@ -38,6 +38,7 @@ def test_demo_on_missing_folder_exits_2(tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # every default pair metric, ViSQOL and PESQ included
 def test_score_json_and_table(tmp_path, capsys):
     import json
 

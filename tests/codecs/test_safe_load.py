@@ -251,6 +251,7 @@ def test_missing_unexpected_and_misshapen_keys_are_one_line(tmp_path, dac16_chec
         plan_variant(parse_spec(f"dac-16khz?weights={path}"))  # found at config time from the meta-device model
 
 
+@pytest.mark.slow  # builds a full-size EnCodec
 def test_encodec_state_dict_with_a_missing_key_is_one_line(tmp_path):
     state = build_codec("encodec-24khz?weights=random", device="cpu").load().model.state_dict()
     del state["decoder.model.0.conv.conv.bias"]

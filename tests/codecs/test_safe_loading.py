@@ -49,6 +49,7 @@ def test_training_state_with_a_planted_object_is_refused_and_not_run(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow  # starts QinCodec training
 def test_resuming_a_run_folder_with_a_planted_ae_last_is_one_line_exit_2(tmp_path, capsys):
     import numpy as np
     import soundfile as sf

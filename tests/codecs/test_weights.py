@@ -16,6 +16,7 @@ def _signal():
     return np.random.default_rng(3).uniform(-0.3, 0.3, (1, 16000)).astype(np.float32)
 
 
+@pytest.mark.slow  # builds and runs two full-size EnCodec models
 def test_encodec_loads_official_filename_from_torch_hub_cache():
     random_codec = build_codec("encodec-24khz?weights=random&seed=5", device="cpu").load()
     path = torch_hub_checkpoints() / "encodec_24khz-d7cc33bc.th"

@@ -58,6 +58,7 @@ def test_visqol_audio_equals_its_own_call_on_the_files(pairs, capsys):
     assert values["si_sdr"] > 10  # evalkit's own alignment still serves the metrics that need it
 
 
+@pytest.mark.slow  # every speech metric against its own library call
 def test_speech_metrics_equal_their_own_calls_on_the_files(pairs, capsys):
     ref, deg = pairs[16_000]
     values, err = _score(ref, deg, ["visqol_speech", "pesq_wb", "pesq_nb"], capsys)

@@ -254,6 +254,7 @@ def test_a_broken_entry_point_is_one_line_and_leaves_builtin_metrics_usable(clea
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("evalkit: error: metric plugin entry point")
 
 
+@pytest.mark.slow  # starts a process pool
 def test_pool_workers_import_the_plugin_file_and_score_its_metric(clean_metrics, readme_metric, scaled_items,
                                                                  tmp_path):
     data, decoded = scaled_items

@@ -33,6 +33,7 @@ def test_mel_filters_equal_librosa(rate):
         np.testing.assert_allclose(mel_filters(rate, window, bands).numpy(), expected, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow  # full-size mel and STFT references
 @pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("rate", [44100, 22050])
 def test_mel_distance_matches_audiotools_dac_config(rng, channels, rate):
@@ -47,6 +48,7 @@ def test_stft_distance_matches_audiotools(rng):
     assert stft_distance(ref, deg) == pytest.approx(expected, rel=1e-4)
 
 
+@pytest.mark.slow  # full-size mel and STFT references
 def test_identical_input_scores_zero_and_cache_reuse_is_exact(rng):
     ref, deg = _pair(rng, 1, 44100)
     reference = Reference(ref, 44100)

@@ -50,6 +50,7 @@ def test_dnsmos_equals_speechmos_run():
     assert ours["dnsmos_ovrl"].preparation.resampler is None and ours["dnsmos_ovrl"].preparation.rate == RATE
 
 
+@pytest.mark.slow  # loads a speech model (Resemblyzer or PocketSphinx)
 def test_speaker_similarity_equals_resemblyzer(voices):
     from resemblyzer import VoiceEncoder, preprocess_wav
 
@@ -60,6 +61,7 @@ def test_speaker_similarity_equals_resemblyzer(voices):
     assert _score(["speaker_similarity"], female, slt)["speaker_similarity"].value == pytest.approx(direct, abs=1e-5)
 
 
+@pytest.mark.slow  # loads a speech model (Resemblyzer or PocketSphinx)
 def test_speaker_similarity_identity_and_voices(voices):
     female, female_lowpassed, slt = voices
     same = _score(["speaker_similarity"], female, female)["speaker_similarity"].value
@@ -95,6 +97,7 @@ def test_asr_metrics_equal_pocketsphinx_and_jiwer(voices):
     assert _score(["dwer"], female, female)["dwer"].value == 0.0
 
 
+@pytest.mark.slow  # loads a speech model (Resemblyzer or PocketSphinx)
 def test_transcript_does_not_depend_on_earlier_utterances(voices):
     from evalkit.metrics import asr
 
@@ -115,6 +118,7 @@ def test_wer_cer_hand_computed():
     assert normalize_text("Waldo's  premier-provider, PBX!") == "waldo's premier provider pbx"
 
 
+@pytest.mark.slow  # loads a speech model (Resemblyzer or PocketSphinx)
 def test_failures_are_nan_with_reasons(voices):
     female = voices[0]
     silent = np.zeros_like(female)

@@ -25,6 +25,7 @@ def _rows(table: str) -> list[str]:
     return lines[rule + 1: rule + 1 + len(CODECS) + 1]  # every variant and the reference pseudo-variant
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_wide_table_is_one_row_per_variant_with_headline_means_and_fits_120_columns(run):
     table = wide_table(run_scoreboard(run), 120)
     assert max(len(line) for line in table.splitlines()) <= 120
@@ -43,6 +44,7 @@ def test_wide_table_is_one_row_per_variant_with_headline_means_and_fits_120_colu
     assert [float(f.rstrip("*!")) for f in fields[1:4]] == pytest.approx(expected, abs=5e-4)
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_narrow_width_leaves_metrics_out_and_says_so(run):
     board = run_scoreboard(run)
     wide, narrow = wide_table(board, 200), wide_table(board, 60)
@@ -51,6 +53,7 @@ def test_narrow_width_leaves_metrics_out_and_says_so(run):
     assert len(wide.splitlines()[0]) > 60 or "STFT" in wide
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_best_codec_is_starred_and_random_weights_are_not(run):
     table = wide_table(run_scoreboard(run, ["mel_distance"]), 120)
     rows = _rows(table)
@@ -62,6 +65,7 @@ def test_best_codec_is_starred_and_random_weights_are_not(run):
     assert not any("random weights" in r and "*" in r for r in rows)
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_summary_command_prints_the_table_long_table_and_json(report_run, capsys):
     assert main(["summary", str(report_run)]) == 0
     out = capsys.readouterr().out
@@ -87,6 +91,7 @@ def test_summary_command_prints_the_table_long_table_and_json(report_run, capsys
     assert data["variants"][-1]["codec_spec"] == "reference" and data["variants"][-1]["metrics"]["si_sdr"] is None
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_summary_errors_are_one_line(report_run, tmp_path, capsys):
     assert main(["summary", str(report_run), "--metrics", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

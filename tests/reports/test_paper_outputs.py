@@ -68,6 +68,7 @@ def _best(hand, metric: str, higher: bool) -> str:
     return (max if higher else min)(codecs, key=lambda s: codecs[s][0])
 
 
+@pytest.mark.slow  # its paper_run, a real codec run
 def test_markdown_summary_equals_hand_computed_means_cis_and_best(paper_run, capsys):
     hand = _by_hand(paper_run)
     assert {n for *_, n in hand.values()} == {3}
@@ -90,6 +91,7 @@ def test_markdown_summary_equals_hand_computed_means_cis_and_best(paper_run, cap
     assert text.count("**") == 2 * 2
 
 
+@pytest.mark.slow  # its paper_run, a real codec run
 def test_latex_summary_is_booktabs_escaped_with_bold_best(paper_run, capsys):
     hand = _by_hand(paper_run)
     text = _summary(capsys, paper_run, "latex")
@@ -105,6 +107,7 @@ def test_latex_summary_is_booktabs_escaped_with_bold_best(paper_run, capsys):
     assert all(line.endswith("\\\\") and line.count(" & ") == 3 for line in body.strip().splitlines())
 
 
+@pytest.mark.slow  # its paper_run, a real codec run
 def test_csv_summary_has_full_precision_means_units_and_best(paper_run, capsys):
     hand = _by_hand(paper_run)
     rows = list(csv.DictReader(io.StringIO(_summary(capsys, paper_run, "csv"))))
@@ -139,6 +142,7 @@ def test_latex_escapes_specials_and_n_shows_only_when_it_differs():
     assert "| A & B\\_1 | 6.00 | 0.50 [0.40, 0.60] (n=3) |" in paper_table(board(2), "markdown")
 
 
+@pytest.mark.slow  # its paper_run, a real codec run
 def test_summary_rejects_an_unknown_format(paper_run, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["summary", str(paper_run), "--format", "html"])
@@ -163,6 +167,7 @@ def _family_lines(fig) -> dict[str, object]:
     return {line.get_gid(): line for line in fig.axes[0].get_lines() if (line.get_gid() or "").startswith("family:")}
 
 
+@pytest.mark.slow  # its paper_run, a real codec run
 def test_curves_of_one_family_have_distinct_line_styles(run):
     fig = _drawn(plots.rate_quality_figure(run, "si_sdr"))
     lines = _family_lines(fig)
@@ -174,6 +179,7 @@ def test_curves_of_one_family_have_distinct_line_styles(run):
     assert a.color == b.color and a.linestyle != b.linestyle and a.marker != b.marker
 
 
+@pytest.mark.slow  # its paper_run, a real codec run
 def test_bitrate_ticks_are_plain_numbers(run):
     fig = _drawn(apply_options(plots.rate_quality_figure(run, "si_sdr"), FigureOptions(size_in=(7.0, 3.0))))
     ax = fig.axes[0]
@@ -189,6 +195,7 @@ def test_bitrate_ticks_are_plain_numbers(run):
     assert texts == ["706", "1410"]
 
 
+@pytest.mark.slow  # its paper_run, a real codec run
 def test_size_no_title_and_legend_options(run):
     fig = _drawn(apply_options(plots.rate_quality_figure(run, "si_sdr"), FigureOptions(
         title=False, size_in=(6.0, 2.5), legend=LegendPlacement.OUTSIDE)))
@@ -203,6 +210,7 @@ def test_size_no_title_and_legend_options(run):
     assert bare.axes[0].get_title().startswith("SI-SDR")
 
 
+@pytest.mark.slow  # its paper_run, a real codec run
 def test_variants_keep_only_the_named_curves(run):
     narrowed = select_variants(run, ["Opus 12 kbps", "opus?bitrate_kbps=6", "opus?application=voip&bitrate_kbps=12"])
     assert set(narrowed.summary["codec_spec"]) == {"opus?application=audio&bitrate_kbps=12",
@@ -222,6 +230,7 @@ def _png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.slow  # its paper_run, a real codec run
 def test_plot_command_writes_the_size_in_inches(paper_run, tmp_path, capsys):
     out = tmp_path / "rq.png"
     assert main(["plot", "rate-quality", str(paper_run), "--metric", "si_sdr", "-o", str(out), "--size", "4,2.5",

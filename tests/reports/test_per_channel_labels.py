@@ -48,6 +48,7 @@ def _spec(run, family: str) -> str:
     return next(s for s in run.summary["codec_spec"].unique() if s.startswith(family))
 
 
+@pytest.mark.slow  # runs EnCodec on stereo items
 def test_run_labels_say_per_channel_for_a_mono_codec_on_stereo_items(stereo_run):
     run = load_run(stereo_run)
     mono, joint = _spec(run, "encodec-24khz"), _spec(run, "opus")
@@ -58,6 +59,7 @@ def test_run_labels_say_per_channel_for_a_mono_codec_on_stereo_items(stereo_run)
     assert run.bitrates[mono] == pytest.approx((1.5 + 2 * 1.5) / 2)  # measured: 1.5 (mono) and 3.0 (stereo)
 
 
+@pytest.mark.slow  # runs EnCodec on stereo items
 def test_summary_table_and_json_label_per_channel(stereo_run, capsys):
     assert main(["summary", str(stereo_run)]) == 0
     table = capsys.readouterr().out
@@ -68,6 +70,7 @@ def test_summary_table_and_json_label_per_channel(stereo_run, capsys):
     assert labels[next(s for s in labels if s.startswith("opus"))] == "Opus 12 kbps"
 
 
+@pytest.mark.slow  # runs EnCodec on stereo items
 def test_report_tables_and_figures_label_per_channel(stereo_run):
     from evalkit.reports import plots, tables
     from evalkit.reports.scoreboard import variant_labels
@@ -85,6 +88,7 @@ def test_report_tables_and_figures_label_per_channel(stereo_run):
     assert any("1.5 kbps/ch" in t for t in legend)
 
 
+@pytest.mark.slow  # runs EnCodec on stereo items
 def test_listening_test_prepared_from_the_run_labels_per_channel(stereo_run, tmp_path, capsys):
     out = tmp_path / "test"
     assert main(["listen", "prepare", "--run", str(stereo_run), "--design", "mushra", "--listeners", "2",
@@ -113,6 +117,7 @@ def test_listening_test_prepared_from_the_run_labels_per_channel(stereo_run, tmp
     assert any(labels[mono] in figure["svg"] for figure in context["figures"])
 
 
+@pytest.mark.slow  # runs EnCodec on stereo items
 def test_mono_items_keep_the_plain_rate(tmp_path, capsys):
     run = load_run(_run(tmp_path, stereo=False))
     assert run.per_channel_specs == set()

@@ -90,6 +90,7 @@ def test_metric_label_keeps_unit_and_direction():
     assert plots.metric_label("x", "", None) == "x"
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 @pytest.mark.parametrize("metric", ["si_sdr", "mel_distance", "dnsmos_ovrl"])
 def test_rate_quality_figure_plots_the_table(run, metric):
     fig = plots.rate_quality_figure(run, metric)
@@ -121,11 +122,13 @@ def test_rate_quality_figure_plots_the_table(run, metric):
     assert plots.RANDOM_NOTE in texts
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_rate_quality_figure_unknown_metric_names_the_valid_ones(run):
     with pytest.raises(ValueError, match="'pesq_wb' is not in the run's summary.*dnsmos_ovrl, mel_distance"):
         plots.rate_quality_figure(run, "pesq_wb")
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_perplexity_figure_one_line_per_variant_with_codes(run):
     fig = plots.perplexity_figure(run)
     _labelled(fig)
@@ -151,6 +154,7 @@ def test_perplexity_figure_one_line_per_variant_with_codes(run):
     assert lines[RANDOM_ENCODEC].get_markerfacecolor() == "white"
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_codebook_usage_figure_two_panels(run):
     fig = plots.codebook_usage_figure(run)
     _labelled(fig)
@@ -163,6 +167,7 @@ def test_codebook_usage_figure_two_panels(run):
     assert len(_lines(top, "perplexity:")) == 4 and len(_lines(bottom, "utilisation:")) == 4
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 @pytest.mark.parametrize("metric", ["si_sdr", "stft_distance", "dnsmos_ovrl"])
 def test_metric_figure_rows(run, metric):
     fig = plots.metric_figure(run, metric)
@@ -185,6 +190,7 @@ def test_metric_figure_rows(run, metric):
     assert plots.RANDOM_NOTE in _texts(fig)
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_klt_figures(run):
     fig = plots.klt_spectrum_figure(run)
     _labelled(fig)
@@ -207,6 +213,7 @@ def test_klt_figures(run):
     assert "dB" in ax.get_ylabel()
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_nothing_to_plot_gives_none(run):
     empty = dataclasses.replace(run, codebook_usage=pd.DataFrame(), klt_spectra=pd.DataFrame(),
                                 summary=run.summary[~run.summary["codec_spec"].str.startswith("klt?")],
@@ -219,6 +226,7 @@ def test_nothing_to_plot_gives_none(run):
     assert plots.correlation_figure(pd.DataFrame(), "si_sdr", "dB") is None
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_pretrained_only_run_has_no_random_flag(run):
     keep = {t: getattr(run, t)[getattr(run, t)["codec_spec"] != RANDOM_ENCODEC]
             for t in ("summary", "rate_quality", "codebook_usage", "codebook_by_depth", "units")}
@@ -232,6 +240,7 @@ def test_pretrained_only_run_has_no_random_flag(run):
         assert texts and not [t for t in texts if "random" in t]
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_figures_leave_matplotlib_settings_alone(run, tmp_path):
     import matplotlib
 
@@ -344,6 +353,7 @@ def small_figure(run):
     return plots.rate_quality_figure(run, "si_sdr")
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_save_figure_formats(small_figure, tmp_path):
     png = plots.save_figure(small_figure, tmp_path / "f.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -363,6 +373,7 @@ def test_save_figure_formats(small_figure, tmp_path):
     assert not (tmp_path / "f.jpg").exists()
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_inline_svg_and_png_uri(small_figure):
     svg = plots.figure_svg(small_figure)
     assert svg.startswith("<svg") and "<!DOCTYPE" not in svg and "<?xml" not in svg
@@ -381,6 +392,7 @@ def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 @pytest.mark.parametrize(("argv", "name"), [(["perplexity"], "p.png"), (["rate-quality", "--metric", "si_sdr"],
                                                                      "rq.svg"),
                                            (["metric", "--metric", "dnsmos_ovrl"], "m.pdf")])
@@ -391,6 +403,7 @@ def test_cli_writes_the_figure(report_run, tmp_path, capsys, argv, name):
     assert out_file.stat().st_size > 1000
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_cli_errors(report_run, tmp_path, capsys):
     def error(argv):
         code, out, err = _cli(["plot", *argv], capsys)

@@ -71,6 +71,7 @@ def test_report_is_one_file_that_requests_nothing(report):
     assert set(re.findall(r"url\((.)", html)) <= {"#"}  # only in-page references (SVG clip paths)
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_every_section_with_data_is_present_scoreboard_first_provenance_last(report):
     path, _ = report
     page = parse(path.read_text())
@@ -80,6 +81,7 @@ def test_every_section_with_data_is_present_scoreboard_first_provenance_last(rep
     assert page.sections == [s for s in SECTIONS if s in page.sections]
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_random_weights_are_flagged_on_their_rows(report):
     path, run_dir = report
     html = path.read_text()
@@ -92,6 +94,7 @@ def test_random_weights_are_flagged_on_their_rows(report):
     assert pretrained and not any("RANDOM WEIGHTS" in r for r in pretrained)
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_best_value_per_metric_is_the_summary_extreme_among_codecs(report):
     path, run_dir = report
     summary = pd.read_csv(run_dir / "summary.csv")
@@ -109,6 +112,7 @@ def test_best_value_per_metric_is_the_summary_extreme_among_codecs(report):
     assert len(re.findall(r'class="best">([-\d.]+) ★', detail)) == 4  # every metric, STFT distance too
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_audio_examples_inline_every_variant_of_each_item(report):
     path, run_dir = report
     html = path.read_text()
@@ -119,6 +123,7 @@ def test_audio_examples_inline_every_variant_of_each_item(report):
     assert path.stat().st_size < 15e6
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_provenance_has_config_versions_and_weights(report):
     path, run_dir = report
     html = path.read_text()
@@ -185,6 +190,7 @@ def test_report_with_listening_results(report_run, rated, tmp_path):
     assert ">3.5 kHz anchor</td>" in means and 'title="opus?application=audio&amp;bitrate_kbps=12"' in means
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_listening_points_join_item_means_with_metric_values(report_run, rated):
     from evalkit.reports.listening_data import load_listening
 
@@ -231,6 +237,7 @@ def test_a_run_without_run_json_or_cuda_key_still_reports(report_run, tmp_path):
     assert "has no <code>run.json</code>" in write_report(copy, out=tmp_path / "b.html", examples=0).read_text()
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_random_weight_codecs_never_get_the_best_mark(report_run):
     from evalkit.reports.tables import metric_table
 
@@ -240,6 +247,7 @@ def test_random_weight_codecs_never_get_the_best_mark(report_run):
     assert table["rows"][0]["kind"] == "anchor"
 
 
+@pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
 def test_bitrate_is_one_value_per_variant_over_its_units(report_run):
     import sqlite3
 

@@ -12,6 +12,8 @@ from evalkit.listening.prepare.design import PrepareOptions, prepare_test
 from evalkit.listening.storage import ListeningStore
 from evalkit.reports.html import write_report
 
+pytestmark = pytest.mark.slow  # the session's report_run, a real codec run (minutes on CPU)
+
 CONDITIONS = ("opus?application=audio&bitrate_kbps=6", "opus?application=audio&bitrate_kbps=12")
 
 

@@ -1,6 +1,7 @@
 """A worker's codec cache: one loaded model for variants that differ only in codebooks, and a memory bound."""
 
 import numpy as np
+import pytest
 import torch
 
 from evalkit.codecs import build_codec
@@ -10,6 +11,7 @@ SPECS = ["encodec-24khz?bandwidth=1.5&weights=random", "encodec-24khz?bandwidth=
          "klt?base=encodec-24khz&bandwidth=3&weights=random&dim=64"]
 
 
+@pytest.mark.slow  # builds full-size codec models
 def test_variants_differing_in_codebooks_share_one_model_and_code_as_a_fresh_codec():
     cache = CodecCache()
     codecs = [cache.get(spec, "cpu") for spec in SPECS]
@@ -25,6 +27,7 @@ def test_variants_differing_in_codebooks_share_one_model_and_code_as_a_fresh_cod
     assert cache.get(SPECS[0], "cpu") is codecs[0]
 
 
+@pytest.mark.slow  # builds full-size codec models
 def test_cache_is_bounded_by_model_bytes_and_releases_evicted_models():
     cache = CodecCache()
     a = cache.get("encodec-24khz?bandwidth=1.5&weights=random&seed=1", "cpu")

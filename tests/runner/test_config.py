@@ -82,6 +82,7 @@ def _write(tmp_path, raw, name="run.yaml"):
     return path
 
 
+@pytest.mark.slow  # a codec run
 def test_paths_resolve_against_the_config_folder(dataset, tmp_path, monkeypatch):
     from evalkit.codecs import build_codec
 

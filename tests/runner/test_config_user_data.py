@@ -257,6 +257,7 @@ def test_opus_bitrate_above_the_libopus_limit_for_mono_items_is_rejected_before_
 
 # --- workers ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # starts a process pool
 def test_workers_above_the_cores_are_capped_with_one_note(small_dataset, tmp_path, monkeypatch, caplog):
     import evalkit.runner.run as run_module
 

@@ -45,6 +45,7 @@ def _units(report):
         return {r["item_id"]: dict(r) for r in db.execute("SELECT * FROM units WHERE codec_spec LIKE 'decoded%'")}
 
 
+@pytest.mark.slow  # runs over decoded folders with resampling and metric references
 def test_a_decoded_folder_run_equals_evalkit_score_per_file(items, tmp_path, capsys):
     data, decoded = items
     entry = {"folder": str(decoded), "label": "mine 6 kbps", "bitrate_kbps": 6.0}
@@ -68,6 +69,7 @@ def test_a_decoded_folder_run_equals_evalkit_score_per_file(items, tmp_path, cap
     assert json.loads(unit["reconstruction"])["decoded_file"] == str(decoded / "item0.flac")
 
 
+@pytest.mark.slow  # runs over decoded folders with resampling and metric references
 def test_a_missing_file_fails_its_unit_and_the_key_follows_the_files_content(items, tmp_path):
     data, decoded = items
     saved = (decoded / "sub" / "item1.flac").read_bytes()
@@ -110,6 +112,7 @@ def test_length_rate_and_channel_mismatches_are_one_line_each(items, tmp_path):
     assert unit["status"] == "ok" and json.loads(unit["reconstruction"])["padded_samples"] == 3200
 
 
+@pytest.mark.slow  # runs over decoded folders with resampling and metric references
 def test_a_decoding_at_another_rate_is_resampled_like_a_codec_output(items, tmp_path):
     data, decoded = items
     same = export_values(run_raw(_config(data, tmp_path / "same", {"folder": str(decoded), "label": "m"}),

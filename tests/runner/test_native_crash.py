@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import yaml
 
@@ -32,6 +33,7 @@ def crashing_plugin(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # a worker process that segfaults
 def test_a_segfault_with_one_worker_fails_its_item_and_the_run_finishes(tmp_path):
     data = tmp_path / "data"
     data.mkdir()

@@ -40,6 +40,7 @@ def _warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "full scale" in r.getMessage()]
 
 
+@pytest.mark.slow  # a codec run with reports
 def test_input_above_full_scale_is_flagged_stored_exported_warned_once_and_reported(hot_dataset, caplog):
     config, out = hot_dataset
     with caplog.at_level(logging.WARNING):

@@ -43,6 +43,7 @@ def test_after_a_killed_rerun_with_another_config_report_units_match_the_exports
     assert len(run.units) == 6
 
 
+@pytest.mark.slow  # repeated codec runs
 def test_summary_bitrate_is_the_mean_over_units_the_codec_ran_on(small_dataset, tmp_path):
     report = run_raw(make_config(small_dataset, tmp_path / "out", codecs=[{"spec": "opus?bitrate_kbps=6"}],
                                  metrics=["si_sdr", "mel_distance_22k"]), tmp_path)
@@ -61,6 +62,7 @@ def test_summary_bitrate_is_the_mean_over_units_the_codec_ran_on(small_dataset, 
 CODES_AND_ANCHOR = [{"spec": "encodec-24khz?bandwidth=1.5&weights=random"}, {"spec": "lowpass?cutoff_hz=3500"}]
 
 
+@pytest.mark.slow  # repeated codec runs
 @pytest.mark.parametrize("absolute", [False, True])
 def test_a_moved_run_folder_recomputes_nothing(small_dataset, tmp_path, absolute):
     old, new = tmp_path / "old" / "run", tmp_path / "new" / "run"

@@ -91,6 +91,7 @@ def test_plugin_errors_name_the_module_or_file(clean_families, tmp_path, monkeyp
         evalkit.build_codec("toy?bits=3", plugins=["missing_codec.py"])  # a .py name is always a file
 
 
+@pytest.mark.slow  # runs plugin codecs
 @pytest.mark.parametrize("given", ["argument", "config"])
 def test_run_takes_plugin_modules_and_labels_variants_with_the_display_name(plugin_module, small_dataset, tmp_path,
                                                                            given):
@@ -157,6 +158,7 @@ def test_cli_score_plugin_option_takes_a_module(clean_metrics, tmp_path, monkeyp
     assert json.loads(capsys.readouterr().out)["gain_cli_db"] == pytest.approx(20 * math.log10(0.25), abs=1e-4)
 
 
+@pytest.mark.slow  # runs plugin codecs
 def test_listen_prepare_labels_a_plugin_condition_with_its_display_name(plugin_module, tmp_path):
     from evalkit.codecs import FAMILIES
     from evalkit.listening.model import Design

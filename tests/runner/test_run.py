@@ -27,6 +27,7 @@ def _si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(np.mean(values))
 
 
+@pytest.mark.slow  # a codec grid with EnCodec over the test dataset
 def test_end_to_end_bad_items_skips_and_exports(dataset, tmp_path):
     report = run_raw(make_config(dataset, tmp_path / "out"), tmp_path)
     assert report.units_total == 6 * 3 and report.units_run == 6 * 2
@@ -71,6 +72,7 @@ def test_end_to_end_bad_items_skips_and_exports(dataset, tmp_path):
     assert (tmp_path / "out" / "summary.txt").read_text() == report.summary_table + "\n"
 
 
+@pytest.mark.slow  # a codec grid with EnCodec over the test dataset
 def test_rerun_skips_finished_work_and_changes_recompute_only_their_slice(dataset, tmp_path):
     raw = make_config(dataset, tmp_path / "out")
     first = run_raw(raw, tmp_path)
@@ -111,7 +113,9 @@ SETTINGS = [  # (field change, codec, units recomputed, units rescored)
 ]
 
 
-@pytest.mark.parametrize("change,codec,run,rescored", SETTINGS, ids=[s[0][0] for s in SETTINGS])
+@pytest.mark.parametrize("change,codec,run,rescored", [
+    pytest.param(*s, id=s[0][0], marks=pytest.mark.slow if s[0][0] == "channel_policy" else ())  # EnCodec runs
+    for s in SETTINGS])
 def test_changed_setting_equals_a_fresh_run(small_dataset, stereo_dataset, tmp_path, change, codec, run, rescored):
     """Every setting that changes decoded audio or metric values is in the keys: changing it recomputes
     exactly its slice, and the exports equal those of a fresh run into an empty folder."""
@@ -205,6 +209,7 @@ def test_output_folder_inside_the_dataset_is_never_read(tmp_path):
     assert second.units_total == 2 and export_values(second) == first
 
 
+@pytest.mark.slow  # a codec run
 def test_summary_labels_come_from_the_variant(small_dataset, tmp_path):
     """The first row of each random-weights variant (corrupt.wav) failed; its labels still show everywhere."""
     raw = make_config(small_dataset, tmp_path / "out", metrics=["si_sdr"], codecs=[
@@ -226,6 +231,7 @@ def test_summary_labels_come_from_the_variant(small_dataset, tmp_path):
     assert len(table_lines) == 4 and all(line.endswith(label) for line in table_lines)
 
 
+@pytest.mark.slow  # a codec grid with EnCodec over the test dataset
 def test_any_exception_in_a_unit_becomes_failed_rows_and_is_retried(small_dataset, tmp_path, monkeypatch):
     from evalkit.codecs.anchors import LowpassAnchor
     from evalkit.metrics.spectral import MelDistance
@@ -261,6 +267,7 @@ def test_any_exception_in_a_unit_becomes_failed_rows_and_is_retried(small_datase
     assert [r for r in export_values(retried) if r[1].startswith("lowpass")] == export_values(fresh)
 
 
+@pytest.mark.slow  # a codec grid with EnCodec over the test dataset
 def test_corrupt_or_empty_cached_files_are_recomputed(small_dataset, tmp_path):
     raw = make_config(small_dataset, tmp_path / "out", codecs=[
         {"spec": "encodec-24khz?bandwidth=1.5&weights=random"}], metrics=["si_sdr"])
@@ -299,6 +306,7 @@ def test_missing_optional_metric_library_gives_unavailable_rows(tmp_path, monkey
     assert np.isfinite(tidy.loc[("speech.wav", "si_sdr"), "value"])
 
 
+@pytest.mark.slow  # a codec grid with EnCodec over the test dataset
 def test_cached_files_are_fsynced_before_their_row_commits(small_dataset, tmp_path, monkeypatch):
     import os
 
@@ -342,6 +350,7 @@ def test_bootstrap_ci():
     assert lo == pytest.approx(values.mean() - half, abs=0.03) and hi == pytest.approx(values.mean() + half, abs=0.03)
 
 
+@pytest.mark.slow  # a codec grid with EnCodec over the test dataset
 def test_klt_grid_exports_accounting_and_spectrum(dataset, tmp_path):
     raw = make_config(dataset, tmp_path / "out", metrics=["si_sdr"], codecs=[
         {"family": "klt", "params": {"base": "encodec-24khz", "bandwidth": 1.5, "weights": "random",
@@ -353,6 +362,7 @@ def test_klt_grid_exports_accounting_and_spectrum(dataset, tmp_path):
     assert len(spectra) == 2 * 128 and spectra.groupby("codec_spec")["cumulative_share"].max().round(9).eq(1).all()
 
 
+@pytest.mark.slow  # a run with a worker process
 def test_manifest_dataset_and_cli_run(dataset, tmp_path, capsys):
     import yaml
 

@@ -165,6 +165,7 @@ def read_only(tmp_path):
         subprocess.run(["umount", str(view)], capture_output=True)
 
 
+@pytest.mark.slow  # reports, plots and prepares a listening test from a run
 def test_a_read_only_run_folder_can_be_reported_plotted_and_listened_to(tmp_path, read_only, capsys):
     from tests.listening.conftest import make_run
 

@@ -74,6 +74,7 @@ def _same_values(got, want) -> None:
                                [np.nan if r[1] is None else r[1] for r in want], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow  # a fake Slurm cluster running worker processes
 def test_a_slurm_run_gives_the_values_of_a_local_run_and_leaves_no_jobs(slurm, larger_dataset, clean_results,  # noqa: F811
                                                                          tmp_path):
     raw = make_config(larger_dataset, tmp_path / "out", codecs=CODECS, metrics=METRICS, executor=SLURM)
@@ -88,6 +89,7 @@ def test_a_slurm_run_gives_the_values_of_a_local_run_and_leaves_no_jobs(slurm, l
     assert any((tmp_path / "out" / "slurm-logs").iterdir())  # the jobs' own output, in the run folder
 
 
+@pytest.mark.slow  # a fake Slurm cluster running worker processes
 def test_a_cancelled_slurm_job_loses_nothing_and_the_run_finishes(slurm, larger_dataset, clean_results,  # noqa: F811
                                                                   tmp_path):
     raw = make_config(larger_dataset, tmp_path / "out", codecs=CODECS, metrics=METRICS, executor=SLURM)
@@ -105,6 +107,7 @@ def test_a_cancelled_slurm_job_loses_nothing_and_the_run_finishes(slurm, larger_
     assert _no_jobs_left()
 
 
+@pytest.mark.slow  # a one-node Slurm cluster running worker processes
 def test_ctrl_c_is_one_line_exit_130_cancels_every_slurm_job_and_the_store_resumes(slurm, larger_dataset,  # noqa: F811
                                                                                   tmp_path):
     codecs = [{"spec": f"encodec-24khz?bandwidth={b}&weights=random"} for b in (1.5, 3, 6, 12, 24)]
@@ -134,6 +137,7 @@ def test_ctrl_c_is_one_line_exit_130_cancels_every_slurm_job_and_the_store_resum
     assert _results(resumed.store)[1] == (5 * items, 5 * items)
 
 
+@pytest.mark.slow  # a fake Slurm cluster running worker processes
 def test_a_unit_that_keeps_killing_its_worker_fails_and_the_run_goes_on(slurm, tmp_path):
     import dask
     import soundfile as sf
@@ -157,6 +161,7 @@ def test_a_unit_that_keeps_killing_its_worker_fails_and_the_run_goes_on(slurm, t
     assert _no_jobs_left()
 
 
+@pytest.mark.slow  # a fresh interpreter importing dask_jobqueue
 def test_ctrl_c_stays_a_keyboard_interrupt_under_the_slurm_executor(tmp_path):
     """Importing dask-jobqueue sets SIGINT to ``sys.exit()`` (exit code 0, as if the run had finished): a fresh
     interpreter imports it, enters the Slurm executor (which fails at once here: no sbatch on PATH) and reports

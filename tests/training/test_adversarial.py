@@ -71,6 +71,7 @@ def test_paper_trains_adversarially_and_small_states_its_choice():
     assert again == CONFIGS["paper"]
 
 
+@pytest.mark.slow  # adversarial training steps
 def test_a_few_tiny_adversarial_steps_train_and_resume(tmp_path):
     data = tmp_path / "data"
     data.mkdir()

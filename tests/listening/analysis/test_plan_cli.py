@@ -33,6 +33,7 @@ def pilot_csv(tmp_path):
     return path
 
 
+@pytest.mark.slow  # power simulations of the mixed model
 def test_plan_json_contract_and_the_library_agree(pilot_csv, capsys):
     argv = ["listen", "plan", "--ratings", str(pilot_csv), "--difference", "8", "--sims", "500", "--json"]
     assert main(argv) == 0
