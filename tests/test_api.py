@@ -98,7 +98,7 @@ def test_run_and_load_run_give_tidy_labelled_tables(tmp_path, rng):
         "EnCodec 24 kHz 1.5 kbps (random weights)"}
     # a non-default, non-swept parameter (random weights) is its own curve, never mixed with the pretrained one
     assert set(loaded.rate_quality["family"]) == {"encodec-24khz:weights=random"}
-    assert loaded.provenance["config"]["workers"] == 1 and set(loaded.units["status"]) == {"ok"}
+    assert loaded.provenance["config"]["workers"] == 0 and set(loaded.units["status"]) == {"ok"}
     from evalkit.runner import ConfigError
 
     with pytest.raises(ConfigError, match="metrics.0: unknown metric 'nope'"):

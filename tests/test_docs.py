@@ -77,12 +77,16 @@ def test_the_codec_and_metric_pages_hold_every_registered_family_and_metric(site
     from evalkit.metrics import ALL_INFO
 
     codecs, metrics = page(site, "reference/codecs"), page(site, "reference/metrics")
-    for record in catalog_records():
+    for record in catalog_records():  # evalkit's own: plugins registered by earlier tests are not the site's
+        if record["source"] != "evalkit":
+            continue
         assert f'id="{record["name"]}"' in codecs, record["name"]
         for variant in record["variants"]:
             assert f"<code>{variant['spec']}</code>".replace("&", "&amp;") in codecs, variant["spec"]
     assert "<code>encodec-24khz?bandwidth=6</code></td>\n<td>6.0</td>" in codecs  # its bitrate, computed
     for name, info in ALL_INFO.items():
+        if getattr(info, "source", ""):  # a plugin metric registered by an earlier test
+            continue
         assert f'id="{name}"' in metrics and html.escape(info.description, quote=False) in metrics, name
 
 

@@ -81,10 +81,10 @@ def test_schema_problems_and_every_other_problem_come_out_together(dataset, tmp_
                                                          {"spec": "nocodec"}, {"family": "lowpass", "bogus": 1},
                                                          {"family": "dac-44khz", "params": {"n_codebooks": [99]}}],
                       metrics=["si_sdr", "nope"])
-    raw.update(workers=0, device="tpu", plugins=["missing_plugin.py"])
+    raw.update(workers=-1, device="tpu", plugins=["missing_plugin.py"])
     raw["dataset"]["folder"] = str(tmp_path / "nowhere")
     problems = _problems(raw, tmp_path)
-    expected = ["workers: Input should be greater than or equal to 1",  # the schema's
+    expected = ["workers: Input should be greater than or equal to 0",  # the schema's
                 "codecs.2.bogus: unknown field",
                 f"plugins.0: {tmp_path / 'missing_plugin.py'}: plugin file not found",  # and beyond it
                 "codecs.1: unknown codec family 'nocodec'",
