@@ -333,7 +333,8 @@ def _route_output_plugin(log_path: str, verbose: bool):
 def dask_client(scheduler: str | None, workers: int, timeout_s: float | None = None,
                 log_path: str | None = None) -> Iterator:
     """A Dask client connected to the scheduler at ``scheduler`` within ``timeout_s``, or to a new LocalCluster
-    of ``workers`` single-threaded worker processes (which ignore Ctrl-C, the coordinator stops them, and send
+    of ``workers`` single-threaded worker processes (at least one: ``workers: 0`` means in-process only for the
+    local executor; they ignore Ctrl-C, the coordinator stops them, and send
     their output to ``log_path``, as the local pool's do); both are closed on leaving.
 
     ``timeout_s`` defaults to :data:`DASK_CONNECT_TIMEOUT_S`.
@@ -351,7 +352,8 @@ def dask_client(scheduler: str | None, workers: int, timeout_s: float | None = N
     cluster = None
     if scheduler is None:
         with _sigint_ignored():
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(n_workers=max(workers, 1), threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
         client = Client(cluster)
         if log_path is not None:
             client.register_plugin(_route_output_plugin(log_path, logging.getLogger().isEnabledFor(logging.DEBUG)))
