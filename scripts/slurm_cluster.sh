@@ -85,8 +85,10 @@ start() {
     install_packages
     start_munge
     write_conf
-    alive "$dir/slurmctld.pid" || setsid slurmctld -D -f "$conf" >"$dir/slurmctld.out" 2>&1 </dev/null &
-    alive "$dir/slurmd.pid" || setsid slurmd -D -f "$conf" >"$dir/slurmd.out" 2>&1 </dev/null &
+    # Each daemon is itself the background job, with only its own files open: a backgrounded `a || b` list would
+    # be a subshell holding the caller's stdout and stderr open for as long as the daemon runs.
+    if ! alive "$dir/slurmctld.pid"; then setsid slurmctld -D -f "$conf" >"$dir/slurmctld.out" 2>&1 </dev/null & fi
+    if ! alive "$dir/slurmd.pid"; then setsid slurmd -D -f "$conf" >"$dir/slurmd.out" 2>&1 </dev/null & fi
     for _ in $(seq 150); do
         state=$(sinfo -h -o %T 2>/dev/null | head -1)
         case $state in idle|mixed|allocated) echo "SLURM_CONF=$conf"; return 0 ;; esac
