@@ -38,6 +38,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "reports": {"runner", "metrics", "listening", "labels", *STATS},
     "listening.web": None,
     "cli": None,
+    "__main__": None,  # `python -m evalkit`: the command line
     "api": None,
     "demo": None,
 }

@@ -14,9 +14,11 @@ import importlib
 import importlib.util
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from evalkit.errors import UserError
 
@@ -135,3 +137,30 @@ def import_plugin_file(path: str | Path) -> PluginFile:
     if not any(hasattr(module, name) for name in PLUGIN_NAMES):
         raise PluginError(f"{path}: {_MISSING}")
     return PluginFile(path, sha256, module)
+
+
+def plugin_objects(value: Any, kind: type, where: str, noun: str) -> list:
+    """The ``kind`` objects an entry point or a plugin's ``FAMILIES`` / ``METRICS`` stands for: one, an iterable of
+    them, or a callable returning either (``noun`` names one in the messages, e.g. "codec family").
+
+    Raises:
+        PluginError: anything else, a callable that raises, or none at all; the message names ``where``.
+    """
+    name = kind.__name__
+    if callable(value) and not isinstance(value, kind):
+        try:
+            value = value()
+        except Exception as exc:  # noqa: BLE001 - any failure of plugin code is one line naming the plugin
+            raise PluginError(f"{where}: calling it failed: {type(exc).__name__}: {exc}") from None
+    if isinstance(value, kind):
+        return [value]
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes | dict):
+        objects = list(value)
+        bad = [o for o in objects if not isinstance(o, kind)]
+        if bad:
+            raise PluginError(f"{where}: expected {name} objects, got {type(bad[0]).__name__}")
+        if not objects:
+            raise PluginError(f"{where}: defines no {noun} (an empty list)")
+        return objects
+    raise PluginError(f"{where}: expected a {name}, a list of them or a callable returning them, "
+                      f"got {type(value).__name__}")

@@ -23,13 +23,12 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from evalkit.codecs.spec import CodecFamily
-from evalkit.plugin_files import PluginError, import_plugin_file, import_plugin_module, is_module_name
+from evalkit.plugin_files import PluginError, import_plugin_file, import_plugin_module, is_module_name, plugin_objects
 
 ENTRY_POINT_GROUP = "evalkit.codecs"
 FAMILY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -94,29 +93,8 @@ BUILTIN = FamilySource(SourceKind.EVALKIT)
 
 
 def families_of(value: Any, where: str) -> list[CodecFamily]:
-    """The families an entry point or a file's ``FAMILIES`` stands for: one family, an iterable of them, or a
-    callable returning either.
-
-    Raises:
-        PluginError: anything else, a callable that raises, or no family at all; the message names ``where``.
-    """
-    if callable(value) and not isinstance(value, CodecFamily):
-        try:
-            value = value()
-        except Exception as exc:  # noqa: BLE001 - any failure of plugin code is one line naming the plugin
-            raise PluginError(f"{where}: calling it failed: {type(exc).__name__}: {exc}") from None
-    if isinstance(value, CodecFamily):
-        return [value]
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
-        families = list(value)
-        bad = [f for f in families if not isinstance(f, CodecFamily)]
-        if bad:
-            raise PluginError(f"{where}: expected CodecFamily objects, got {type(bad[0]).__name__}")
-        if not families:
-            raise PluginError(f"{where}: defines no codec family (an empty list)")
-        return families
-    raise PluginError(f"{where}: expected a CodecFamily, a list of them or a callable returning them, "
-                      f"got {type(value).__name__}")
+    """The families an entry point or a file's ``FAMILIES`` stands for (:func:`evalkit.plugin_files.plugin_objects`)."""
+    return plugin_objects(value, CodecFamily, where, "codec family")
 
 
 class FamilyTarget(Protocol):

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evalkit.metrics.registry import ChannelMode, Metric, MetricFailure, MetricInfo, MetricKind
-from evalkit.plugin_files import PluginError, import_plugin
+from evalkit.plugin_files import PluginError, import_plugin, plugin_objects
 from evalkit.versions import installed_version
 
 if TYPE_CHECKING:
@@ -179,29 +179,9 @@ def metric_of(plugin: MetricPlugin, where: str, library: str, source: str, code_
 
 
 def plugins_of(value: Any, where: str) -> list[MetricPlugin]:
-    """The :class:`MetricPlugin` objects an entry point or a file's ``METRICS`` stands for: one, an iterable of
-    them, or a callable returning either.
-
-    Raises:
-        PluginError: anything else, a callable that raises, or none at all; the message names ``where``.
-    """
-    if callable(value) and not isinstance(value, MetricPlugin):
-        try:
-            value = value()
-        except Exception as exc:  # noqa: BLE001 - any failure of plugin code is one line naming the plugin
-            raise PluginError(f"{where}: calling it failed: {type(exc).__name__}: {exc}") from None
-    if isinstance(value, MetricPlugin):
-        return [value]
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes | dict):
-        plugins = list(value)
-        bad = [p for p in plugins if not isinstance(p, MetricPlugin)]
-        if bad:
-            raise PluginError(f"{where}: expected MetricPlugin objects, got {type(bad[0]).__name__}")
-        if not plugins:
-            raise PluginError(f"{where}: defines no metric (an empty list)")
-        return plugins
-    raise PluginError(f"{where}: expected a MetricPlugin, a list of them or a callable returning them, "
-                      f"got {type(value).__name__}")
+    """The :class:`MetricPlugin` objects an entry point or a file's ``METRICS`` stands for
+    (:func:`evalkit.plugin_files.plugin_objects`)."""
+    return plugin_objects(value, MetricPlugin, where, "metric")
 
 
 def load_entry_points(registry: MetricRegistry) -> None:
