@@ -53,7 +53,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # webr
 failed = []
 for name in ("torch", "encodec", "dac", "audiotools", "streamlit", "pesq", "visqol", "pystoi", "soxr",
              "soundfile", "pyloudnorm", "torchmetrics", "dask.distributed", "faiss", "selenium", "av", "evalkit",
-             "speechmos.dnsmos", "onnxruntime", "resemblyzer", "pocketsphinx", "jiwer"):
+             "speechmos.dnsmos", "onnxruntime", "resemblyzer", "pocketsphinx", "jiwer", "wandb", "tensorboard"):
     try:
         importlib.import_module(name)
     except Exception as exc:  # report every failure, not just the first

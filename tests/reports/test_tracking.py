@@ -1,12 +1,14 @@
 """``evalkit run CONFIG --log tensorboard|wandb``: TensorBoard for real (its event files read back with
-tensorboard's EventAccumulator equal the summary's means), W&B through a fake ``wandb`` module that records the
-calls (the real wandb is not installed), and one clear line when a tracker's package is missing."""
+tensorboard's EventAccumulator equal the summary's means), W&B for real in offline mode (the run file's
+records and media read back), and one clear line when a tracker's package is missing."""
 
 from __future__ import annotations
 
+import json
+import struct
 import sys
-import types
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,59 +80,58 @@ def test_config_log_field_is_validated(tmp_path):
         load_config(_config(tmp_path, "log: [mlflow]\n"))
 
 
-class FakeWandb(types.ModuleType):
-    """Records what evalkit calls: ``init`` kwargs, the summary, logged payloads, ``finish``."""
+def _wandb_records(path):
+    """The records of an offline W&B run file (``run-ID.wandb``): a 7-byte ``:W&B`` header, then LevelDB-log
+    framing (32 KiB blocks of chunks: CRC32C, little-endian length, type FULL=1 FIRST=2 MIDDLE=3 LAST=4), each
+    record a ``wandb_internal_pb2.Record``."""
+    from wandb.proto import wandb_internal_pb2
 
-    def __init__(self):
-        super().__init__("wandb")
-        self.calls: list[tuple[str, object]] = []
-        fake = self
-
-        class Run:
-            summary: dict = {}
-            dir = "offline-run-dir"
-
-            def log(self, payload):
-                fake.calls.append(("log", payload))
-
-            def finish(self):
-                fake.calls.append(("finish", None))
-
-        class Table:
-            def __init__(self, columns, data):
-                self.columns, self.data = columns, data
-
-        class Image:
-            def __init__(self, array):
-                self.array = array
-
-        self.run, self.Table, self.Image = Run(), Table, Image
-
-    def init(self, **kwargs):
-        self.calls.append(("init", kwargs))
-        return self.run
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, pending = 7, 32768, b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if left < 7 or (kind == 0 and length == 0):  # block trailer or zero padding
+            pos += left
+            continue
+        pending += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
 
 
-def test_wandb_gets_summary_table_and_figures(tb_run, monkeypatch):
-    fake = FakeWandb()
-    monkeypatch.setitem(sys.modules, "wandb", fake)
+def test_wandb_offline_run_holds_summary_table_and_figures(tb_run, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
-    assert log_run(tb_run, ["wandb"]) == ["wandb: offline-run-dir"]
-    kinds = [k for k, _ in fake.calls]
-    assert kinds == ["init", "log", "finish"]
-    init = fake.calls[0][1]
-    assert init["dir"] == str(tb_run) and init["name"] == "run" and init["config"]["metrics"] == ["si_sdr"]
-    summary = pd.read_csv(tb_run / "summary.csv")
+    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    (line,) = log_run(tb_run, ["wandb"])
+    (run_dir,) = (tb_run / "wandb").glob("offline-run-*")
+    assert line == f"wandb: {run_dir.resolve()} (offline; upload with: wandb sync {run_dir.resolve()})"
+    records = list(_wandb_records(next(run_dir.glob("run-*.wandb"))))
+    kinds = [r.WhichOneof("record_type") for r in records]
+    assert "exit" in kinds  # finished
+    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert run.display_name == "run" and run.project == "evalkit"
+    config = {u.key: json.loads(u.value_json) for u in run.config.update}
+    assert config["metrics"] == ["si_sdr"]
+    summary = {u.key: json.loads(u.value_json) for r in records if r.WhichOneof("record_type") == "summary"
+               for u in r.summary.update if u.key.startswith("summary/")}
+    frame = pd.read_csv(tb_run / "summary.csv")
     labels = load_run(tb_run).labels()
-    assert fake.run.summary == pytest.approx({f"summary/si_sdr/{labels[r.codec_spec]}": r.mean
-                                              for r in summary.itertuples()})
-    payload = fake.calls[1][1]
-    table = payload["summary_table"]
-    assert table.columns == ["variant", "kbps", "si_sdr mean", "si_sdr ci_low", "si_sdr ci_high", "si_sdr n"]
-    means = {row[0]: row[2] for row in table.data}  # the scoreboard's: over the items every variant scored
-    assert means == pytest.approx({labels[r.codec_spec]: r.mean_shared for r in summary.itertuples()})
-    image = payload["rate_quality/si_sdr"].array
-    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert summary == pytest.approx({f"summary/si_sdr/{labels[r.codec_spec]}": r.mean for r in frame.itertuples()})
+    (table_file,) = (run_dir / "files" / "media" / "table").glob("summary_table_*.table.json")
+    table = json.loads(table_file.read_text())
+    assert table["columns"] == ["variant", "kbps", "si_sdr mean", "si_sdr ci_low", "si_sdr ci_high", "si_sdr n"]
+    means = {row[0]: row[2] for row in table["data"]}  # the scoreboard's: over the items every variant scored
+    assert means == pytest.approx({labels[r.codec_spec]: r.mean_shared for r in frame.itertuples()})
+    (image_file,) = (run_dir / "files" / "media" / "images").glob("rate_quality/si_sdr_*.png")
+    image = plt.imread(image_file)
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
 
 
 def test_missing_wandb_is_one_line_before_the_run(tmp_path, monkeypatch, capsys):
@@ -138,5 +139,5 @@ def test_missing_wandb_is_one_line_before_the_run(tmp_path, monkeypatch, capsys)
     assert main(["run", _config(tmp_path), "--log", "wandb"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("evalkit: error: --log wandb: the `wandb` package is not installed; install the `wandb` extra: "
-                   "pip install 'evalkit[wandb]'")
+                   "pip install 'codec-evalkit[wandb]'")
     assert not (tmp_path / "run").exists()  # nothing ran

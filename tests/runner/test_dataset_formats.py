@@ -277,7 +277,7 @@ def test_hf_unknown_column_split_and_uncached_name(tmp_path, corpus):
 def test_a_missing_extra_names_what_to_install(tmp_path, corpus, monkeypatch, module, dataset, extra):
     (tmp_path / "c.jsonl").write_text("{}\n")
     monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
-    assert f"pip install 'evalkit[{extra}]'" in _problem(tmp_path, dataset)
+    assert f"pip install 'codec-evalkit[{extra}]'" in _problem(tmp_path, dataset)
 
 
 def test_cli_refuses_a_piped_scp_line_with_one_line_and_exit_2(tmp_path, corpus, capsys):

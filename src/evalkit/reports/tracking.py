@@ -66,7 +66,7 @@ def check_available(trackers: Iterable[Tracker | str]) -> list[Tracker]:
         module, extra = _NEEDS[tracker]
         if not _installed(module):
             raise TrackerUnavailable(f"--log {tracker.value}: the `{module}` package is not installed; install "
-                                     f"the `{extra}` extra: pip install 'evalkit[{extra}]'")
+                                     f"the `{extra}` extra: pip install 'codec-evalkit[{extra}]'")
         out.append(tracker)
     return out
 
@@ -150,8 +150,11 @@ def log_wandb(run: RunData, project: str = "evalkit") -> str:
     wandb = importlib.import_module("wandb")
     from evalkit.reports.scoreboard import scoreboard
 
+    # silent: W&B's banner and summary would repeat what evalkit prints; its log stays in the run's logs/ folder
     tracked = wandb.init(project=project, name=run.run_dir.name, dir=str(run.run_dir),
-                         config=(run.provenance.get("config") or {}), job_type="evaluation")
+                         config=(run.provenance.get("config") or {}), job_type="evaluation",
+                         settings=wandb.Settings(silent=True))
+    offline = tracked.settings.mode in ("offline", "dryrun")
     try:
         for s in summary_scalars(run):
             tracked.summary[s.tag] = s.value
@@ -171,7 +174,10 @@ def log_wandb(run: RunData, project: str = "evalkit") -> str:
         tracked.log(payload)
     finally:
         tracked.finish()
-    return str(getattr(tracked, "dir", None) or getattr(tracked, "id", ""))
+    if offline:
+        folder = Path(tracked.dir).parent.resolve()  # the run's folder (``dir`` is its files/ subfolder)
+        return f"{folder} (offline; upload with: wandb sync {folder})"
+    return str(getattr(tracked, "url", None) or tracked.id)
 
 
 def _or_none(value: float) -> float | None:

@@ -243,7 +243,7 @@ def _jsonl_entries(ds: DatasetConfig) -> list[Entry]:
 
 def _missing_extra(package: str, extra: str, field: str) -> DatasetError:
     return DatasetError(f"dataset.{field}: reading this format needs the optional package {package!r}: "
-                        f"pip install 'evalkit[{extra}]'")
+                        f"pip install 'codec-evalkit[{extra}]'")
 
 
 def _lhotse_entries(ds: DatasetConfig) -> list[Entry]:

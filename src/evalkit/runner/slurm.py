@@ -88,7 +88,7 @@ def slurm_client(settings: ExecutorConfig, log_path: str | None = None, job_logs
         from dask.distributed import Client
         from dask_jobqueue import SLURMCluster
     except ImportError as exc:
-        raise SlurmError(f"--executor slurm needs dask-jobqueue ({exc}): pip install 'evalkit[slurm]'") from None
+        raise SlurmError(f"--executor slurm needs dask-jobqueue ({exc}): pip install 'codec-evalkit[slurm]'") from None
     _restore_ctrl_c()
     with _sigint_ignored():
         cluster = SLURMCluster(**worker_job_options(settings, job_logs))
