@@ -22,10 +22,11 @@ SPEC = "encodec-24khz?bandwidth=6"
 class _Handler(http.server.BaseHTTPRequestHandler):
     body: bytes = PAYLOAD
     announced: int | None = None  # Content-Length sent; more than len(body) simulates a broken transfer
+    status: int = 200
 
     def do_GET(self):  # noqa: N802 - http.server's name
         self.server.requests.append(self.path)
-        self.send_response(200)
+        self.send_response(self.status)
         self.send_header("Content-Length", str(self.announced or len(self.body)))
         self.end_headers()
         self.wfile.write(self.body)
@@ -39,12 +40,13 @@ def serve():
     """Start a local server whose handler class is given; yields its base URL maker."""
     servers = []
 
-    def start(body: bytes = PAYLOAD, announced: int | None = None) -> str:
-        handler = type("Handler", (_Handler,), {"body": body, "announced": announced})
+    def start(body: bytes = PAYLOAD, announced: int | None = None, status: int = 200) -> str:
+        handler = type("Handler", (_Handler,), {"body": body, "announced": announced, "status": status})
         server = http.server.HTTPServer(("127.0.0.1", 0), handler)
         server.requests = []
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
+        start.requests = server.requests  # paths asked of the latest server
         return f"http://127.0.0.1:{server.server_address[1]}/mirror"
 
     yield start
@@ -80,8 +82,10 @@ def test_reachable_with_the_published_hash_lands_in_the_cache_with_a_progress_ba
     assert _cache_files() == ["encodec_24khz-d7cc33bc.th"]  # no temporary file left beside it
     err = capsys.readouterr().err
     assert "encodec_24khz-d7cc33bc.th" in err and "76.0k" in err  # tqdm's byte counter (KiB) on stderr
+    assert serve.requests == ["/mirror/encodec_24khz-d7cc33bc.th"]  # once for both specs of the model
     again = fetch_missing([SPEC], mirror=base, offline=False)  # present now: no second request
     assert next(iter(again.values())).status is FetchStatus.PRESENT
+    assert len(serve.requests) == 1
 
 
 def test_wrong_hash_is_rejected_and_not_left_in_the_cache(serve, caplog):
@@ -133,12 +137,20 @@ def test_a_broken_transfer_leaves_no_file(serve, published):
     assert _cache_files() == []  # neither the target nor the temporary file
 
 
+def test_an_error_status_is_a_failure_with_nothing_kept(serve):
+    base = serve(status=404)
+    result = fetch_missing([SPEC], mirror=base, offline=False)["encodec-24khz?bandwidth=6&seed=0&weights=pretrained"]
+    assert result.status is FetchStatus.FAILED and "404" in result.message
+    assert f"{base}/encodec_24khz-d7cc33bc.th" in result.message  # the mirror serves the cache file name
+    assert _cache_files() == []
+
+
 def test_offline_flag_or_env_skips_without_any_request(serve, monkeypatch):
     base = serve()
     monkeypatch.setenv("EVALKIT_OFFLINE", "1")  # the test default, said here explicitly
     result = fetch_missing([SPEC], mirror=base)["encodec-24khz?bandwidth=6&seed=0&weights=pretrained"]
     assert result.status is FetchStatus.OFFLINE and "disabled by EVALKIT_OFFLINE" in result.message
-    assert _cache_files() == []
+    assert serve.requests == [] and _cache_files() == []
 
 
 def test_random_and_explicit_weights_are_never_fetched(tmp_path):
@@ -182,3 +194,17 @@ def test_run_goes_on_offline_with_one_line_per_model(tmp_path, capsys, caplog, m
     assert len(offline_lines) == 1 and offline_lines[0].startswith("offline: skipping encodec_24khz (")
     out = capsys.readouterr().out
     assert "skipped encodec-24khz" in out and "3.5 kHz anchor" in out, out  # the run went on without it
+
+
+def test_weights_fetch_command_downloads_through_the_mirror_and_fails_with_exit_1(serve, published, monkeypatch,
+                                                                                   capsys):
+    from evalkit.cli import main
+
+    monkeypatch.setenv("EVALKIT_WEIGHTS_MIRROR", serve())  # EVALKIT_OFFLINE=1 does not stop an explicit fetch
+    assert main(["weights", "fetch", "encodec_24khz"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(torch_hub_checkpoints() / "encodec_24khz-d7cc33bc.th")
+    assert "fetched encodec_24khz" in captured.err
+    monkeypatch.setenv("EVALKIT_WEIGHTS_MIRROR", serve(status=500))
+    assert main(["weights", "fetch", "encodec_48khz"]) == 1
+    assert capsys.readouterr().out == ""

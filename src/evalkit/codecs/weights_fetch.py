@@ -26,7 +26,6 @@ from evalkit.codecs.weights import (
     OFFLINE_ENV,
     WEIGHTS_ENV,
     ChecksumMismatch,
-    IncompleteDownload,
     Unreachable,
     WeightsEntry,
     get_entry,
@@ -65,10 +64,13 @@ class FetchResult:
 def needed_model(spec: CodecSpec | str) -> str | None:
     """The pretrained model a spec runs on official weights found through the search path, or ``None``
     (``weights=random``, an explicit path, codecs without pretrained EnCodec/DAC weights)."""
-    from evalkit.codecs import build_codec
+    from evalkit.codecs import build_codec, parse_spec
     from evalkit.codecs.rvq import pretrained_model_of
 
-    model = pretrained_model_of(build_codec(spec, device="cpu"))
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    if spec.params.get("weights") != "pretrained":  # a KLT spec carries its base's weights parameter
+        return None
+    model = pretrained_model_of(build_codec(spec, device="cpu"))  # a cheap constructor: nothing loaded
     if model is None or model.spec.params.get("weights") != "pretrained":
         return None
     return model.arch.weights_name
@@ -140,7 +142,7 @@ def _fetch_one(entry: WeightsEntry, timeout_s: float, progress: bool, offline: b
     except ChecksumMismatch as exc:
         return _report(FetchResult(entry.name, FetchStatus.REJECTED,
                                    message=f"rejected {entry.name}: {exc}; file deleted, its variants are skipped"))
-    except (urllib.error.HTTPError, IncompleteDownload, TimeoutError, ConnectionError) as exc:
+    except (urllib.error.HTTPError, OSError) as exc:  # error status, broken transfer, stall, unwritable cache
         return _report(FetchResult(entry.name, FetchStatus.FAILED,
                                    message=f"failed to fetch {entry.name} from {url}: {exc}; nothing kept, its "
                                            f"variants are skipped"))
