@@ -44,7 +44,7 @@ def serve():
         handler = type("Handler", (_Handler,), {"body": body, "announced": announced, "status": status})
         server = http.server.HTTPServer(("127.0.0.1", 0), handler)
         server.requests = []
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         start.requests = server.requests  # paths asked of the latest server
         return f"http://127.0.0.1:{server.server_address[1]}/mirror"

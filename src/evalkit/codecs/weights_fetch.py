@@ -133,7 +133,8 @@ def _fetch_one(entry: WeightsEntry, timeout_s: float, progress: bool, offline: b
     host = urllib.parse.urlsplit(url).netloc
     if offline or host in silent_hosts:
         why = f"downloads disabled by {OFFLINE_ENV}" if offline else f"{host} did not answer"
-        return _report(FetchResult(entry.name, FetchStatus.OFFLINE, message=_offline_line(entry, why)))
+        return _report(FetchResult(entry.name, FetchStatus.OFFLINE, message=_offline_line(entry, why)),
+                       asked_offline=offline)
     try:
         path = entry.download(timeout_s, progress=progress, mirror=mirror or "")
     except Unreachable as exc:
@@ -159,9 +160,8 @@ def _offline_line(entry: WeightsEntry, why: str) -> str:
             f"{entry.cache_dir()}, or run `evalkit weights fetch {entry.name}` where the network allows)")
 
 
-def _report(result: FetchResult) -> FetchResult:
-    if result.status is FetchStatus.FETCHED:
-        log.info("%s", result.message)
-    else:
-        log.warning("%s", result.message)
+def _report(result: FetchResult, *, asked_offline: bool = False) -> FetchResult:
+    """Log the result's line: a warning when the network failed it, else (fetched, or offline on request) info."""
+    quiet = result.status is FetchStatus.FETCHED or asked_offline
+    log.log(logging.INFO if quiet else logging.WARNING, "%s", result.message)
     return result
