@@ -208,3 +208,20 @@ def test_weights_fetch_command_downloads_through_the_mirror_and_fails_with_exit_
     monkeypatch.setenv("EVALKIT_WEIGHTS_MIRROR", serve(status=500))
     assert main(["weights", "fetch", "encodec_48khz"]) == 1
     assert capsys.readouterr().out == ""
+
+
+def test_a_hanging_name_lookup_counts_against_the_timeout(monkeypatch):
+    release = threading.Event()
+
+    def hanging_lookup(*args, **kwargs):
+        release.wait(10)
+        raise socket.gaierror("released")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_lookup)
+    try:
+        result = fetch_missing([SPEC], mirror="http://weights.example", offline=False, timeout_s=0.2)[
+            "encodec-24khz?bandwidth=6&seed=0&weights=pretrained"]
+    finally:
+        release.set()
+    assert result.status is FetchStatus.OFFLINE
+    assert "no answer within 0.2 s (name lookup of weights.example)" in result.message

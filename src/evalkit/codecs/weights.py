@@ -162,6 +162,7 @@ class WeightsEntry:
         url = self.url_for(mirror if mirror is not None else os.environ.get(MIRROR_ENV))
         target = self.cache_dir() / self.filename
         target.parent.mkdir(parents=True, exist_ok=True)
+        _check_resolves(url, timeout_s)
         try:
             response = urllib.request.urlopen(url, timeout=timeout_s)
         except urllib.error.HTTPError:
@@ -198,6 +199,34 @@ class WeightsEntry:
             while chunk := fh.read(1 << 20):
                 digest.update(chunk)
         return "custom" if self.digest_problem(digest.hexdigest()) else "official"
+
+
+def _check_resolves(url: str, timeout_s: float) -> None:
+    """Raise :class:`Unreachable` when the host name does not resolve within ``timeout_s`` (the socket timeout
+    of ``urlopen`` does not bound the name lookup, which can hang far longer on a machine without network)."""
+    import socket
+    import threading
+    import urllib.parse
+
+    host = urllib.parse.urlsplit(url).hostname
+    if not host:
+        return
+    outcome: list[BaseException | None] = []
+
+    def lookup() -> None:
+        try:
+            socket.getaddrinfo(host, None)
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=lookup, daemon=True)  # left behind if the lookup hangs; it holds nothing
+    worker.start()
+    worker.join(timeout_s)
+    if not outcome:
+        raise Unreachable(f"{url}: no answer within {timeout_s:g} s (name lookup of {host})")
+    if outcome[0] is not None:
+        raise Unreachable(f"{url} not reachable ({outcome[0]})")
 
 
 def _content_length(response) -> int | None:
