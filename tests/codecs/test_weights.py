@@ -83,6 +83,7 @@ def test_download_verifies_checksum(monkeypatch):
     entry = get_entry("encodec_24khz")
     payload = b"not the official file"
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(payload))
+    monkeypatch.setenv("EVALKIT_WEIGHTS_MIRROR", "http://127.0.0.1:9")  # a host name that resolves offline
     with pytest.raises(WeightsNotFound, match="checksum mismatch"):
         entry.resolve(allow_download=True)
     assert not (torch_hub_checkpoints() / entry.filename).exists()

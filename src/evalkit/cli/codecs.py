@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from evalkit.cli._base import print_json
 
@@ -66,12 +67,18 @@ def weights_status_command(args: argparse.Namespace) -> int:
 def weights_fetch_command(args: argparse.Namespace) -> int:
     from evalkit.codecs.spec import SpecError
     from evalkit.codecs.weights import get_entry
+    from evalkit.codecs.weights_fetch import FetchStatus, fetch_model
 
     try:
-        entry = get_entry(args.name)
+        get_entry(args.name)
     except KeyError as exc:
         raise SpecError(exc.args[0]) from None
-    print(entry.resolve(allow_download=True))
+    result = fetch_model(args.name)  # progress bar on stderr; a failure is one logged line
+    if result.path is None:
+        return 1
+    if result.status is FetchStatus.FETCHED:
+        print(result.message, file=sys.stderr)
+    print(result.path)
     return 0
 
 

@@ -32,6 +32,9 @@ def add_parsers(sub) -> None:
                           "log: list; needs the `tensorboard` / `wandb` extra")
     run.add_argument("--fresh", action="store_true",
                      help="delete the store, caches and exports evalkit wrote, and start over")
+    run.add_argument("--offline", action="store_true",
+                     help="do not try to download missing pretrained EnCodec/DAC weights (as EVALKIT_OFFLINE=1); "
+                          "their variants are skipped")
     run.set_defaults(func=run_command)
 
     demo = sub.add_parser("demo", help="every demo item through every codec family")
@@ -39,6 +42,15 @@ def add_parsers(sub) -> None:
     demo.add_argument("--seconds", type=float, default=2.0, help="seconds of each item to code (default 2)")
     demo.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     demo.set_defaults(func=demo_command)
+
+
+def _fetch_weights(specs, offline: bool) -> None:
+    """Download the missing pretrained weights the run needs (10 s reachability check); offline, one line each."""
+    from evalkit.codecs.weights_fetch import FetchStatus, fetch_missing
+
+    for result in {r.model: r for r in fetch_missing(specs, offline=offline or None).values()}.values():
+        if result.status is FetchStatus.FETCHED:
+            print(result.message, file=sys.stderr)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -69,6 +81,7 @@ def run_command(args: argparse.Namespace) -> int:
     check_output(config)  # before the lock file and run.log are written into it
     with output_lock(output):  # creates the folder; exit 2 when unwritable or used by another run
         log_to_file(output / "run.log")  # third-party chatter and warnings included
+        _fetch_weights(specs, args.offline)
         try:
             report = run_evaluation(config, specs, fresh=args.fresh, connect_timeout_s=args.connect_timeout)
         except RunInterrupted as exc:
