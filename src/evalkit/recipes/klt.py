@@ -8,8 +8,8 @@ truncated variant against its base codec, 7 listener slots as in the paper.
 ``listen plan`` plans MUSHRA panels from a pilot only, so the power of the 7-listener AB panel is simulated here
 (:func:`ab_power`) with the group test ``listen analyze`` applies to AB answers.
 
-``scale="tiny"``: random weights (every title says so), two short clips cut from the config's dataset, the
-lowest and highest bitrate of each codec (every truncation), two fast metrics, in-process units.
+``scale="tiny"``: random weights (every title or label says so), the lowest and highest bitrate of each codec
+(every truncation), one 0.5 s clip cut from the config's dataset, two fast metrics, in-process units.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ AB_ALPHA = 0.05  # each AB test (one pair) at this level, two-sided
 PLANNED_SHARE = 0.75  # planning assumption: 3 of 4 decisive answers prefer the same side
 POWER_SIMS = 4000
 BITRATE_PARAMS = ("bandwidth", "n_codebooks")  # the grid parameter that sets each codec's bitrate
-TINY_CLIPS = 2
+TINY_CLIPS = 1  # DAC 24 kHz at random weights costs seconds per clip on a CPU
 TINY_CLIP_S = 0.5  # BS.1770 loudness (AB stimuli are loudness-matched) needs 0.4 s
 TINY_METRICS = ["si_sdr", "mel_distance"]
 STORAGE_COLUMNS = {  # accounting field -> table header (every count in floats or multiply-adds per frame)
@@ -240,7 +240,7 @@ def ab_tests(data, bases: dict[str, list[str]], folder: Path, flag: str, seed: i
                     f"paper), {answers} answer(s) per listener; power {power:.2f} to detect a true preference of "
                     f"{PLANNED_SHARE:.2f} at alpha {AB_ALPHA} (two-sided one-sample t over the listeners' shares, "
                     f"{POWER_SIMS} seeded simulated panels; `listen plan` plans MUSHRA panels only)")
-            out.append(Artifact(key, "listening", f"AB test: {record.label} vs {base_record.label}{flag}",
+            out.append(Artifact(key, "listening", f"AB test: {record.label} vs {base_record.label}",
                                 folder / key, note))
     return out
 
