@@ -266,8 +266,8 @@ def build(out: Path, *, scale: Scale = "full", config: Path = CONFIG, dataset: P
     Returns:
         the artifacts, each with the paper's claim for its key where ``paper_data/klt.json`` has one.
     """
-    from evalkit import api
     from evalkit.reports.rundata import load_run
+    from evalkit.runner import run_evaluation, validate_config
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -277,14 +277,15 @@ def build(out: Path, *, scale: Scale = "full", config: Path = CONFIG, dataset: P
         source = dataset or (config.parent / raw["dataset"]["folder"])
         dataset = tiny_clips(Path(source), out / "clips")
     flag = " (random weights: NOT the pretrained models)" if scale == "tiny" else ""
-    run = api.run(run_config(raw, out, scale, dataset), base_dir=config.parent)
-    data = load_run(run.run_dir)
+    run_cfg, specs = validate_config(run_config(raw, out, scale, dataset), config.parent, str(config))
+    run_evaluation(run_cfg, specs)
+    data = load_run(run_cfg.output)
     bases = _bases(data)
     families = _by_family(data, bases)
     figures, tables = out / "figures", out / "tables"
     figures.mkdir(exist_ok=True)
     tables.mkdir(exist_ok=True)
-    artifacts = [Artifact("run", "run", f"evalkit run of {config.name}{flag}", run.run_dir,
+    artifacts = [Artifact("run", "run", f"evalkit run of {config.name}{flag}", data.run_dir,
                           f"{len(data.summary['codec_spec'].unique()) if not data.summary.empty else 0} variants")]
     artifacts += spectrum_figures(data, families, figures, flag)
     table = storage_table(data.klt_accounting, data.record)
