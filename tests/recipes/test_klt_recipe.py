@@ -117,3 +117,13 @@ def test_tiny_config_keeps_first_and_last_bitrate_random_weights_and_every_trunc
                 assert grid["params"][name] == [original["params"][name][0], original["params"][name][-1]]
         assert grid["params"].get("dim") == original["params"].get("dim")
     assert klt.run_config(raw, tmp_path, "full")["codecs"] == raw["codecs"]
+
+
+def test_variants_that_never_ran_are_reported_once_each_with_their_reason(caplog):
+    from types import SimpleNamespace
+
+    units = pd.DataFrame({"codec_spec": ["a", "a", "b", "b"], "status": ["skipped", "skipped", "ok", "error"],
+                          "reason": ["no pretrained weights", "no pretrained weights", None, "boom"]})
+    with caplog.at_level("WARNING", logger="evalkit.recipes.klt"):
+        assert klt.skipped_variants(SimpleNamespace(units=units)) == {"a": "no pretrained weights"}
+    assert [r.getMessage() for r in caplog.records] == ["klt recipe: a skipped: no pretrained weights"]

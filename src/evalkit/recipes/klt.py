@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,7 @@ def tiny_clips(folder: Path, out: Path, count: int = TINY_CLIPS, seconds: float 
     return out
 
 
-def storage_table(accounting: pd.DataFrame, record) -> pd.DataFrame:
+def storage_table(accounting: pd.DataFrame, record: Callable[[str], Any]) -> pd.DataFrame:
     """One row per KLT variant of ``accounting`` (a run's ``klt_accounting.csv``): codec, bitrate (kbps),
     weights and :data:`STORAGE_COLUMNS` (savings in %); ``record``: spec → its variant record."""
     rows = []
@@ -161,6 +161,21 @@ def _save(fig, path: Path) -> Path | None:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def skipped_variants(data) -> dict[str, str]:
+    """Codec spec → the reason of a variant none of whose units ran (e.g. no pretrained weights), each logged
+    as one line."""
+    units = data.units
+    if units.empty:
+        return {}
+    out = {}
+    for spec, group in units.groupby("codec_spec"):
+        if not (group["status"] == "ok").any():
+            reasons = group["reason"].dropna()
+            out[spec] = str(reasons.iloc[0]) if not reasons.empty else str(group["status"].iloc[0])
+            log.warning("klt recipe: %s skipped: %s", spec, out[spec])
+    return out
 
 
 def _bases(data) -> dict[str, list[str]]:
@@ -285,8 +300,11 @@ def build(out: Path, *, scale: Scale = "full", config: Path = CONFIG, dataset: P
     figures, tables = out / "figures", out / "tables"
     figures.mkdir(exist_ok=True)
     tables.mkdir(exist_ok=True)
+    skipped = skipped_variants(data)
+    ran = len(data.summary["codec_spec"].unique()) if not data.summary.empty else 0
     artifacts = [Artifact("run", "run", f"evalkit run of {config.name}{flag}", data.run_dir,
-                          f"{len(data.summary['codec_spec'].unique()) if not data.summary.empty else 0} variants")]
+                          f"{ran} variants scored" + (f"; {len(skipped)} skipped: " + "; ".join(
+                              f"{spec}: {why}" for spec, why in skipped.items()) if skipped else ""))]
     artifacts += spectrum_figures(data, families, figures, flag)
     table = storage_table(data.klt_accounting, data.record)
     if not table.empty:
