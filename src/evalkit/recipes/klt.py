@@ -100,13 +100,14 @@ def _tiny_grid(grid: dict) -> dict:
 
 
 def tiny_clips(folder: Path, out: Path, count: int = TINY_CLIPS, seconds: float = TINY_CLIP_S) -> Path:
-    """The first ``seconds`` of the first ``count`` audio files of ``folder`` as WAV files in ``out``."""
+    """The first ``seconds`` of the first ``count`` audio files of ``folder``, mixed to mono (the models are mono:
+    the measured bitrates are the nominal ones), as WAV files in ``out``."""
     from evalkit import audio as audio_lib
 
     out.mkdir(parents=True, exist_ok=True)
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in audio_lib.AUDIO_EXTENSIONS)[:count]
     for path in files:
-        clip = audio_lib.load(path)
+        clip = audio_lib.load(path, channel_policy="mono")
         audio_lib.save(out / f"{path.stem}.wav", clip.samples[:, : int(seconds * clip.sample_rate)],
                        clip.sample_rate)
     return out
