@@ -1,0 +1,318 @@
+"""The KLT study (Muller, Ragot, Philippe & Scalart: post-training KLT truncation of an RVQ latent), end to end.
+
+:func:`build` runs ``configs/papers/klt.yaml`` (EnCodec 24 kHz at 1.5 to 24 kbps with d̃ = 64 and 72, N_cov = 2,
+and the same study on DAC 24 kHz), then writes the eigenvalue spectrum figures, the storage/complexity table,
+the rate–quality figures (bases and truncations), and one AB listening test per bitrate × truncation: the
+truncated variant against its base codec, 7 listener slots as in the paper.
+
+``listen plan`` plans MUSHRA panels from a pilot only, so the power of the 7-listener AB panel is simulated here
+(:func:`ab_power`) with the group test ``listen analyze`` applies to AB answers.
+
+``scale="tiny"``: random weights (every title or label says so), the lowest and highest bitrate of each codec
+(every truncation), one 0.5 s clip cut from the config's dataset, two fast metrics, in-process units.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from evalkit.recipes.base import Artifact, PaperClaim, Scale, paper_claims
+
+log = logging.getLogger(__name__)
+
+RECIPE = "klt"
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "papers" / "klt.yaml"
+PAPER_LISTENERS = 7  # listeners in the paper's AB tests
+AB_ALPHA = 0.05  # each AB test (one pair) at this level, two-sided
+PLANNED_SHARE = 0.75  # planning assumption: 3 of 4 decisive answers prefer the same side
+POWER_SIMS = 4000
+BITRATE_PARAMS = ("bandwidth", "n_codebooks")  # the grid parameter that sets each codec's bitrate
+TINY_CLIPS = 1  # DAC 24 kHz at random weights costs seconds per clip on a CPU
+TINY_CLIP_S = 0.5  # BS.1770 loudness (AB stimuli are loudness-matched) needs 0.4 s
+TINY_METRICS = ["si_sdr", "mel_distance"]
+STORAGE_COLUMNS = {  # accounting field -> table header (every count in floats or multiply-adds per frame)
+    "stored_codebooks": "N stored", "used_codebooks": "n in use", "cardinality": "K", "full_dim": "D",
+    "dim": "d̃", "code_dim": "c", "codebook_floats_full": "codebook floats, base",
+    "codebook_floats": "codebook floats, KLT", "projection_floats_full": "projection floats, base",
+    "projection_floats": "projection floats, KLT", "transform_floats": "transform floats (D x D)",
+    "mean_floats": "mean floats", "total_floats_full": "total floats, base",
+    "total_floats": "total floats, KLT (transform D x D)", "total_floats_stored": "total floats, KLT (U_d stored)",
+    "saving_total": "storage saving % (transform D x D)", "saving_total_stored": "storage saving % (U_d stored)",
+    "search_macs_full": "search MACs/frame, base", "search_macs": "search MACs/frame, KLT",
+    "saving_search": "search saving %",
+}
+
+
+def ab_power(listeners: int, answers: int, share: float, alpha: float = AB_ALPHA, sims: int = POWER_SIMS,
+             seed: int = 0) -> float:
+    """Power of an AB test's group test: ``listeners`` listeners, each giving ``answers`` decisive answers with
+    true preference ``share`` for one side; the test is the two-sided one-sample t test of the listeners'
+    shares against 1/2 (the exact sign-flip test when every share is equal), as ``listen analyze`` runs it.
+
+    Returns:
+        the share of ``sims`` seeded simulated panels with p < ``alpha`` (0–1).
+
+    >>> ab_power(7, 1, 1.0)  # every listener prefers the same side: sign-flip p = 2 / 2**7 < 0.05
+    1.0
+    """
+    from scipy import stats
+
+    if listeners < 2 or answers < 1 or not 0 <= share <= 1:
+        raise ValueError(f"ab_power: expected listeners >= 2, answers >= 1 and 0 <= share <= 1, got {listeners}, "
+                         f"{answers}, {share}")
+    rng = np.random.default_rng([seed, listeners, answers])
+    shares = rng.binomial(answers, share, size=(sims, listeners)) / answers
+    mean, sd = shares.mean(axis=1), shares.std(axis=1, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (mean - 0.5) / (sd / math.sqrt(listeners))
+    p = 2 * stats.t.sf(np.abs(t), listeners - 1)
+    constant = sd == 0  # all shares equal: only the two all-same-sign flips are as extreme
+    p = np.where(constant, np.where(mean == 0.5, 1.0, 2.0 / 2 ** listeners), p)
+    return float(np.mean(p < alpha))
+
+
+def run_config(raw: dict, out: Path, scale: Scale, dataset: Path | None = None) -> dict:
+    """The run config of the recipe: ``raw`` (the YAML) with its output under ``out``; ``tiny``: random
+    weights, the first and last bitrate of each grid, :data:`TINY_METRICS`, the clips in ``dataset``."""
+    cfg = {**raw, "output": str(out / "run")}
+    if dataset is not None:
+        cfg["dataset"] = {"folder": str(dataset)}
+    if scale == "tiny":
+        cfg.update(metrics=list(TINY_METRICS), workers=0, device="cpu")
+        cfg["codecs"] = [_tiny_grid(g) for g in raw["codecs"]]
+    return cfg
+
+
+def _tiny_grid(grid: dict) -> dict:
+    params = {**grid.get("params", {}), "weights": "random"}
+    for name in BITRATE_PARAMS:
+        if isinstance(params.get(name), list) and len(params[name]) > 2:
+            params[name] = [params[name][0], params[name][-1]]
+    return {**grid, "params": params}
+
+
+def tiny_clips(folder: Path, out: Path, count: int = TINY_CLIPS, seconds: float = TINY_CLIP_S) -> Path:
+    """The first ``seconds`` of the first ``count`` audio files of ``folder``, mixed to mono (the models are mono:
+    the measured bitrates are the nominal ones), as WAV files in ``out``."""
+    from evalkit import audio as audio_lib
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in audio_lib.AUDIO_EXTENSIONS)[:count]
+    for path in files:
+        clip = audio_lib.load(path, channel_policy="mono")
+        audio_lib.save(out / f"{path.stem}.wav", clip.samples[:, : int(seconds * clip.sample_rate)],
+                       clip.sample_rate)
+    return out
+
+
+def storage_table(accounting: pd.DataFrame, record: Callable[[str], Any]) -> pd.DataFrame:
+    """One row per KLT variant of ``accounting`` (a run's ``klt_accounting.csv``): codec, bitrate (kbps),
+    weights and :data:`STORAGE_COLUMNS` (savings in %); ``record``: spec → its variant record."""
+    rows = []
+    for row in accounting.to_dict("records"):
+        record_ = record(row["codec_spec"])
+        out: dict[str, Any] = {"codec": record_.base.display_family, "bitrate_kbps": record_.nominal_kbps,
+                               "weights": row["weights"]}
+        for field, header in STORAGE_COLUMNS.items():
+            value = row[field]
+            out[header] = round(100 * float(value), 2) if field.startswith("saving") else int(value)
+        out["codec_spec"] = row["codec_spec"]
+        rows.append(out)
+    table = pd.DataFrame(rows)
+    return table.sort_values(["codec", "bitrate_kbps", "d̃"]).reset_index(drop=True) if rows else table
+
+
+def write_table(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+    """``table`` as ``stem``.csv, .md and .html (``title`` as the HTML caption)."""
+    import html
+
+    paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".html")]
+    table.to_csv(paths[0], index=False)
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    paths[1].write_text("\n".join([f"**{title}**", "", header, rule, *body, ""]), encoding="utf-8")
+    cells = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                   for row in table.itertuples(index=False))
+    paths[2].write_text(f"<table><caption>{html.escape(title)}</caption><thead><tr>{cells}</tr></thead>"
+                        f"<tbody>{rows}</tbody></table>\n", encoding="utf-8")
+    return paths
+
+
+def _save(fig, path: Path) -> Path | None:
+    from evalkit.reports.plots.output import save_figure
+
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def skipped_variants(data) -> dict[str, str]:
+    """Codec spec → the reason of a variant none of whose units ran (e.g. no pretrained weights), each logged
+    as one line."""
+    units = data.units
+    if units.empty:
+        return {}
+    out = {}
+    for spec, group in units.groupby("codec_spec"):
+        if not (group["status"] == "ok").any():
+            reasons = group["reason"].dropna()
+            out[spec] = str(reasons.iloc[0]) if not reasons.empty else str(group["status"].iloc[0])
+            log.warning("klt recipe: %s skipped: %s", spec, out[spec])
+    return out
+
+
+def _bases(data) -> dict[str, list[str]]:
+    """Base codec spec → its KLT variants' specs (variants with a base and a kept dimension)."""
+    specs = list(dict.fromkeys(data.summary["codec_spec"])) if not data.summary.empty else []
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        record = data.record(spec)
+        if record.kept_dim is not None and record.base is not None:
+            out.setdefault(record.base.codec_spec, []).append(spec)
+    return out
+
+
+def _by_family(data, bases: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Base family display name (``EnCodec 24 kHz``) → every spec of it and of its truncations."""
+    out: dict[str, list[str]] = {}
+    for base, variants in bases.items():
+        out.setdefault(data.record(base).display_family, []).extend([base, *variants])
+    return out
+
+
+def spectrum_figures(data, families: dict[str, list[str]], folder: Path, flag: str) -> list[Artifact]:
+    """One eigenvalue spectrum figure per base family (``eigen_spectrum_<family>``)."""
+    from evalkit.reports.plots.options import select_variants
+    from evalkit.reports.plots.run_figures import klt_spectrum_figure
+
+    out = []
+    for family, specs in families.items():
+        path = _save(klt_spectrum_figure(select_variants(data, specs)), folder / f"spectrum_{_slug(family)}.png")
+        if path:
+            out.append(Artifact(f"eigen_spectrum_{_slug(family)}", "figure",
+                                f"KLT eigenvalue spectrum, {family} (N_cov = 2){flag}", path))
+    return out
+
+
+def rate_quality_figures(data, families: dict[str, list[str]], folder: Path, flag: str) -> list[Artifact]:
+    """Per base family and metric: quality against bitrate, the base and each truncation as a line."""
+    from evalkit.reports.plots.options import select_variants
+    from evalkit.reports.plots.run_figures import rate_quality_figure
+
+    out = []
+    metrics = sorted(data.summary["metric"].unique()) if not data.summary.empty else []
+    for family, specs in families.items():
+        narrowed = select_variants(data, specs)
+        for metric in metrics:
+            path = _save(rate_quality_figure(narrowed, metric),
+                         folder / f"rate_quality_{_slug(family)}_{metric}.png")
+            if path:
+                out.append(Artifact(f"rate_quality_{_slug(family)}_{metric}", "figure",
+                                    f"{metric} against bitrate, {family}: base and KLT truncations{flag}", path))
+    return out
+
+
+def ab_tests(data, bases: dict[str, list[str]], folder: Path, flag: str, seed: int = 0) -> list[Artifact]:
+    """One AB test folder per truncated variant: it against its base, :data:`PAPER_LISTENERS` slots; a variant
+    without decoded audio (no weights) is skipped with one line."""
+    from evalkit.listening.errors import ListenError
+    from evalkit.listening.model import Design
+    from evalkit.listening.prepare.design import PrepareOptions, prepare_test
+
+    out = []
+    for base, variants in bases.items():
+        base_record = data.record(base)
+        for spec in variants:
+            record = data.record(spec)
+            kbps = base_record.nominal_kbps
+            key = f"ab_{_slug(base_record.display_family)}_{kbps:g}kbps_d{record.kept_dim}"
+            options = PrepareOptions(Design.AB, conditions=(spec, base), listeners=PAPER_LISTENERS, seed=seed)
+            try:
+                definition = prepare_test(data.run_dir, folder / key, options)
+            except ListenError as exc:
+                log.warning("klt recipe: AB test %s skipped: %s", key, exc)
+                continue
+            answers = len(definition.items) * definition.repeats
+            power = ab_power(PAPER_LISTENERS, answers, PLANNED_SHARE, seed=seed)
+            note = (f"design ab, pairs {list(definition.pairs)}; {PAPER_LISTENERS} listener slots (as in the "
+                    f"paper), {answers} answer(s) per listener; power {power:.2f} to detect a true preference of "
+                    f"{PLANNED_SHARE:.2f} at alpha {AB_ALPHA} (two-sided one-sample t over the listeners' shares, "
+                    f"{POWER_SIMS} seeded simulated panels; `listen plan` plans MUSHRA panels only)")
+            out.append(Artifact(key, "listening", f"AB test: {record.label} vs {base_record.label}",
+                                folder / key, note))
+    return out
+
+
+def _with_claims(artifacts: Iterable[Artifact]) -> list[Artifact]:
+    """``artifacts`` with the paper's claim for their key (every AB test shares the ``ab_tests`` claim)."""
+    claims: dict[str, PaperClaim] = paper_claims(RECIPE)
+    return [Artifact(a.key, a.kind, a.title, a.path, a.note,
+                     claims.get(a.key) or (claims.get("ab_tests") if a.kind == "listening" else None))
+            for a in artifacts]
+
+
+def build(out: Path, *, scale: Scale = "full", config: Path = CONFIG, dataset: Path | None = None) -> list[Artifact]:
+    """Run the KLT study into ``out`` and make its figures, tables and AB test folders.
+
+    Args:
+        out: output folder (``run/``, ``figures/``, ``tables/``, ``listening/`` are written inside).
+        scale: ``full`` (the config as written, pretrained weights; variants without weights are skipped with
+            one line) or ``tiny`` (see the module docstring).
+        config: the recipe's run config.
+        dataset: a folder of audio to use instead of the config's dataset.
+
+    Returns:
+        the artifacts, each with the paper's claim for its key where ``paper_data/klt.json`` has one.
+    """
+    from evalkit.reports.rundata import load_run
+    from evalkit.runner import run_evaluation, validate_config
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = Path(config)
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    if scale == "tiny":
+        source = dataset or (config.parent / raw["dataset"]["folder"])
+        dataset = tiny_clips(Path(source), out / "clips")
+    flag = " (random weights: NOT the pretrained models)" if scale == "tiny" else ""
+    run_cfg, specs = validate_config(run_config(raw, out, scale, dataset), config.parent, str(config))
+    run_evaluation(run_cfg, specs)
+    data = load_run(run_cfg.output)
+    bases = _bases(data)
+    families = _by_family(data, bases)
+    figures, tables = out / "figures", out / "tables"
+    figures.mkdir(exist_ok=True)
+    tables.mkdir(exist_ok=True)
+    skipped = skipped_variants(data)
+    ran = len(data.summary["codec_spec"].unique()) if not data.summary.empty else 0
+    artifacts = [Artifact("run", "run", f"evalkit run of {config.name}{flag}", data.run_dir,
+                          f"{ran} variants scored" + (f"; {len(skipped)} skipped: " + "; ".join(
+                              f"{spec}: {why}" for spec, why in skipped.items()) if skipped else ""))]
+    artifacts += spectrum_figures(data, families, figures, flag)
+    table = storage_table(data.klt_accounting, data.record)
+    if not table.empty:
+        write_table(table, tables / "storage_complexity", f"KLT storage and search cost{flag}")
+        artifacts.append(Artifact("storage_table", "table", f"KLT storage and search cost{flag}",
+                                  tables / "storage_complexity.html",
+                                  "also .csv and .md; transform counted as D x D (the paper) and as stored"))
+    artifacts += rate_quality_figures(data, families, figures, flag)
+    artifacts += ab_tests(data, bases, out / "listening", flag)
+    return _with_claims(artifacts)
