@@ -67,11 +67,19 @@ def add_parsers(sub) -> None:
     analyze.add_argument("--json", action="store_true", help="one JSON object")
     analyze.set_defaults(func=analyze_command)
 
-    plan = listen.add_parser("plan", help="MUSHRA panel size: assessors needed to detect a difference (simulated)")
+    plan = listen.add_parser("plan", help="panel size: MUSHRA assessors needed to detect a difference from a pilot, "
+                                          "or the power of an AB/ABX panel (simulated)")
+    plan.add_argument("--design", choices=("mushra", "ab", "abx"), default="mushra",
+                      help="mushra (default: from a pilot, --difference) or ab/abx (--answers, --preference)")
     plan.add_argument("--pilot", metavar="TEST_DIR", help="pilot test folder")
     plan.add_argument("--ratings", help="pilot ratings CSV: assessor,item,condition,score")
-    plan.add_argument("--difference", type=float, required=True, metavar="D",
-                      help="true difference to detect, in MUSHRA points")
+    plan.add_argument("--difference", type=float, metavar="D",
+                      help="mushra: true difference to detect, in MUSHRA points")
+    plan.add_argument("--answers", type=int, metavar="K",
+                      help="ab/abx: decisive answers per listener for the pair")
+    plan.add_argument("--preference", type=float, metavar="P",
+                      help="ab: true share of answers preferring one side; abx: true share of correct answers")
+    plan.add_argument("--listeners", type=int, metavar="N", help="ab/abx: also give the power of this panel")
     plan.add_argument("--power", type=float, default=0.8, help="target power (default 0.8)")
     plan.add_argument("--alpha", type=float, default=0.05, help="family-wise alpha (default 0.05)")
     plan.add_argument("--pairs", type=int, help="comparisons sharing alpha (default: the pilot analysis' pairs)")
@@ -166,10 +174,43 @@ def analyze_command(args: argparse.Namespace) -> int:
 def plan_command(args: argparse.Namespace) -> int:
     import json
 
+    if args.design != "mushra":
+        return _plan_choices(args)
+    if args.difference is None:
+        from evalkit.listening.errors import ListenError
+
+        raise ListenError("listen plan: --difference D is required for a MUSHRA plan")
     from evalkit.listening.analysis.report import plan_report
     from evalkit.listening.analysis.text import format_plan
 
     plan = plan_report(_panel(args, "plan"), args.difference, power=args.power, alpha=args.alpha,
                        pairs=args.pairs, items=args.items, versus=args.versus, sims=args.sims, seed=args.seed)
     print(json.dumps(plan) if args.json else format_plan(plan))
+    return 0
+
+
+def _plan_choices(args: argparse.Namespace) -> int:
+    """``listen plan --design ab|abx``: listeners needed for ``--power``, and the power of ``--listeners``."""
+    import json
+
+    from evalkit.listening.analysis.text import format_choice_plan
+    from evalkit.listening.errors import ListenError
+    from evalkit.stats.choice_power import choice_power, listeners_needed
+
+    if args.answers is None or args.preference is None:
+        raise ListenError(f"listen plan --design {args.design}: give --answers K and --preference P")
+    if args.answers < 1 or not 0 <= args.preference <= 1 or (args.listeners is not None and args.listeners < 2):
+        raise ListenError(f"listen plan --design {args.design}: expected --answers >= 1, 0 <= --preference <= 1 and "
+                    f"--listeners >= 2")
+    abx = args.design == "abx"
+    common = {"abx": abx, "alpha": args.alpha, "sims": args.sims, "seed": args.seed}
+    plan = {"design": args.design, "answers": args.answers, "preference": args.preference, "alpha": args.alpha,
+            "target_power": args.power, "sims": args.sims, "seed": args.seed,
+            "test": "one-sample t over listeners' shares vs 0.5 (" + ("greater" if abx else "two-sided")
+                    + "), exact sign-flip when all shares are equal",
+            "listeners_needed": listeners_needed(args.answers, args.preference, target=args.power, **common)}
+    if args.listeners is not None:
+        plan["listeners"] = args.listeners
+        plan["power"] = choice_power(args.listeners, args.answers, args.preference, **common)
+    print(json.dumps(plan) if args.json else format_choice_plan(plan))
     return 0

@@ -107,3 +107,22 @@ def test_plan_needs_one_mushra_source(run_dir, pilot_csv, tmp_path, capsys):
         assert main(["listen", "plan", *extra]) == 2, extra
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err
+
+
+def test_ab_plan_json_is_the_librarys_power_and_panel_size(capsys):
+    from evalkit.stats.choice_power import choice_power, listeners_needed
+
+    assert main(["listen", "plan", "--design", "ab", "--answers", "6", "--preference", "0.75", "--listeners", "7",
+                 "--sims", "500", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["power"] == choice_power(7, 6, 0.75, sims=500)
+    assert plan["listeners_needed"] == listeners_needed(6, 0.75, sims=500)
+    assert plan["design"] == "ab" and "two-sided" in plan["test"]
+
+
+@pytest.mark.parametrize("argv", [["--design", "ab", "--answers", "6"], ["--design", "abx", "--answers", "0",
+                                                                         "--preference", "0.7"], []])
+def test_bad_plan_options_are_one_line_exit_2(argv, capsys):
+    assert main(["listen", "plan", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("evalkit: error: listen plan") and "\n" not in err

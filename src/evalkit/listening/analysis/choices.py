@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from evalkit.listening.model import Choice
+from evalkit.stats.choice_power import share_test_p
 from evalkit.stats.intervals import t_interval
-from evalkit.stats.paired import one_sample_t
 from evalkit.stats.proportion import binomial_p, wilson_interval
 
 
@@ -57,18 +57,10 @@ def _group_test(shares: list[float], abx: bool, confidence: float) -> tuple[floa
     x = np.asarray(shares, dtype=float)
     iv = t_interval(x, confidence)
     low, high = (min(max(iv.low, 0.0), 1.0), min(max(iv.high, 0.0), 1.0)) if len(x) > 1 else (math.nan, math.nan)
-    alternative = "greater" if abx else "two-sided"
     if len(x) < 2:
         return iv.mean, low, high, math.nan, ""
-    if float(x.std()) == 0.0:  # exact sign flips of n equal values: only the all-same-sign flips are as extreme
-        d = float(x[0]) - 0.5
-        if d == 0 or (abx and d < 0):
-            p = 1.0
-        else:
-            p = (1.0 if abx else 2.0) / 2 ** len(x)
-        return iv.mean, low, high, p, "sign-flip over listeners' shares (all listeners had the same share)"
-    p = one_sample_t(x, 0.5, alternative).p
-    return iv.mean, low, high, p, f"one-sample t over listeners' shares vs 0.5 ({alternative})"
+    p, name = share_test_p(x, abx)
+    return iv.mean, low, high, p, name
 
 
 def analyze_choices(choices: Sequence[Choice], abx: bool = False, confidence: float = 0.95,

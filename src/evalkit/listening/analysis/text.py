@@ -158,6 +158,20 @@ def format_choices(report: dict) -> str:
     return "\n".join(lines)
 
 
+def format_choice_plan(plan: dict) -> str:
+    """Plain text of ``listen plan --design ab|abx``."""
+    what = "preference for one side" if plan["design"] == "ab" else "correct identifications"
+    need = plan["listeners_needed"]
+    lines = [f"{plan['design'].upper()} panel plan: {plan['answers']} decisive answers per listener, true "
+             f"{what} {plan['preference']:g}, alpha {plan['alpha']:g}",
+             f"listeners needed for power {plan['target_power']:g}: "
+             + (str(need) if need is not None else "more than the 200 simulated")]
+    if "power" in plan:
+        lines.append(f"power with {plan['listeners']} listeners: {plan['power']:.3f}")
+    lines.append(f"({plan['test']}; {plan['sims']} simulated panels per size, seed {plan['seed']})")
+    return "\n".join(lines)
+
+
 def format_plan(plan: dict) -> str:
     """Plain text of :func:`evalkit.listening.analysis.report.plan_report`."""
     labels = plan.get("labels", {})
