@@ -157,3 +157,33 @@ def test_adding_irvq_keeps_every_other_tensor_and_trains_what_the_stage_trains(q
     assert after["provenance"]["irvq_train_beam"] == 2
     with pytest.raises(CheckpointError, match="already holds iRVQ codebooks"):
         add_irvq(str(new), qincodec_run.path("latents.npz"), tmp_path / "again.pt")
+
+
+def test_codecs_list_shows_the_irvq_family_with_or_without_the_codebooks_in_its_default_checkpoint():
+    from evalkit.codecs.catalog import catalog_records, render_catalog
+
+    record = next(r for r in catalog_records() if r["name"] == "qincodec-irvq")
+    assert {p["name"] for p in record["params"]} == {"checkpoint", "bitrate_kbps", "n_steps", "beam"}
+    has_irvq = "irvq" in read_header("shipped")["parts"]
+    assert bool(record["variants"]) == has_irvq
+    assert (record["unavailable"] is None) == has_irvq
+    assert "qincodec-irvq: QinCodec with improved RVQ" in render_catalog()
+
+
+@pytest.mark.slow
+def test_a_finished_quantizer_stage_without_irvq_gains_it_and_keeps_rvq_and_qinco2(qincodec_run, tmp_path):
+    import dataclasses
+    import shutil
+
+    from evalkit.training.qincodec import schedule
+    from evalkit.training.qincodec.quantizer_stage import train_quantizers
+
+    shutil.copy(qincodec_run.path("latents.npz"), tmp_path / "latents.npz")
+    finished = schedule.load(qincodec_run.path("quantizer.pt"))
+    old = {k: v for k, v in finished.items() if "irvq" not in k}
+    schedule.save_atomic(old, tmp_path / "quantizer.pt")
+    train_quantizers(dataclasses.replace(qincodec_run, out=tmp_path))
+    resumed = schedule.load(tmp_path / "quantizer.pt")
+    assert torch.equal(resumed["irvq"]["codebooks"], finished["irvq"]["codebooks"])
+    for part in ("rvq", "qinco2"):
+        assert tensor_digest(resumed[part]) == tensor_digest(old[part])
