@@ -3,7 +3,7 @@
 
 All share the checkpoint's encoder and finetuned decoder; they differ only in the latent quantizer. The
 bitrate is chosen with ``bitrate_kbps`` or ``n_steps`` (a prefix of the M trained steps):
-``bitrate = frame_rate × n_steps × log2 K``. Both split their pipeline at the quantizer
+``bitrate = frame_rate × n_steps × log2 K``. All split their pipeline at the quantizer
 (``encode_with``/``decode_with``), so KLT variants can wrap the RVQ baseline.
 """
 
