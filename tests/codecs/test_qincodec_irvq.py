@@ -187,3 +187,21 @@ def test_a_finished_quantizer_stage_without_irvq_gains_it_and_keeps_rvq_and_qinc
     assert torch.equal(resumed["irvq"]["codebooks"], finished["irvq"]["codebooks"])
     for part in ("rvq", "qinco2"):
         assert tensor_digest(resumed[part]) == tensor_digest(old[part])
+
+
+# SHA-256 over (key, raw float16 bytes) of every tensor of each part of the shipped checkpoint (2026-12-03 file,
+# sha256 5d36ba63…): adding iRVQ to it (scripts/add_irvq.py) must leave these values bit for bit.
+SHIPPED_PART_DIGESTS = {
+    "encoder": "f5ab1907302be844c703167e34b0f5c14217a6b97c8993b90061af6571a25e7c",
+    "decoder": "fd0daf29510446a3385277335827c0017d48973e3422fc573f5d59812012b0e8",
+    "rvq": "1e158d3f195180e4e76589e2ea9f640cd22d665d7abec977a97bceb802497c27",
+    "qinco2": "fef051ece9c507b418c3a5dea6256891aa67c1710e5bce2ba0c9ceb40681bb90",
+}
+
+
+def test_the_shipped_autoencoder_rvq_and_qinco2_values_are_the_recorded_ones():
+    from evalkit.codecs.qincodec.checkpoint import SHIPPED
+    from evalkit.training.qincodec import schedule
+
+    bundle = schedule.load(SHIPPED)
+    assert {part: tensor_digest(bundle[part]) for part in PARTS} == SHIPPED_PART_DIGESTS
