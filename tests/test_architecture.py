@@ -89,6 +89,7 @@ COVERED_BY = {
     "training/qincodec/autoencoder_stage.py": "tests/training/test_qincodec_train.py",
     "training/qincodec/data.py": "tests/training/test_qincodec_train.py",
     "training/qincodec/finetune.py": "tests/training/test_qincodec_train.py",
+    "training/qincodec/irvq.py": "tests/codecs/test_qincodec_irvq.py",
     "training/qincodec/packaging.py": "tests/cli/test_startup.py",
     "training/qincodec/recipes.py": "tests/codecs/test_safe_loading.py",
     "training/qincodec/schedule.py": "tests/codecs/test_safe_loading.py",

@@ -211,6 +211,8 @@ def codecs_reference() -> str:
             name = p["name"] + (" (sweep)" if p["sweep"] else "")
             lines.append(f"| {_code(name)} | {p['type']} | {_code(p['default'])} | {_range(p)} | {_cell(p['help'])} |")
         lines.append("")
+        if record.get("unavailable"):
+            lines += [f"Unavailable with its defaults: {_cell(record['unavailable'])}", ""]
         variants = record["variants"]
         if variants:
             lines += ["| spec | bitrate (kbps) | of which side info (kbps) | codec rate (Hz) | frames/s | codebooks |",

@@ -102,8 +102,8 @@ def train_command(args: argparse.Namespace) -> int:
         print(packaged)
         q, frame_rate = config.quantizer, config.model.frame_rate
         rates = ", ".join(f"{q.bitrate_kbps(frame_rate, m):g}" for m in range(1, q.steps + 1))
-        print(f"use it as qincodec?checkpoint={packaged}&bitrate_kbps=R (or qincodec-rvq?...), R in kbps: {rates}",
-              file=sys.stderr)
+        print(f"use it as qincodec?checkpoint={packaged}&bitrate_kbps=R (or qincodec-rvq?..., qincodec-irvq?...), "
+              f"R in kbps: {rates}", file=sys.stderr)
     return 0
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from evalkit.codecs import FAMILIES, build_codec
 from evalkit.codecs.base import Codec
 from evalkit.codecs.plugins import PluginError, SourceKind
-from evalkit.codecs.spec import CodecFamily, CodecSpec, format_value
+from evalkit.codecs.spec import CodecFamily, CodecSpec, SpecError, format_value
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,15 @@ def _describable(spec: CodecSpec, family: CodecFamily):
     return codec
 
 
+def _rows_or_reason(family: CodecFamily) -> tuple[list[VariantRow], str | None]:
+    """The family's rows, or none and why its default spec cannot be resolved (e.g. its default checkpoint lacks
+    a part the family needs): the family is still listed."""
+    try:
+        return variants(family), None
+    except SpecError as exc:
+        return [], str(exc)
+
+
 def catalog_records() -> list[dict]:
     """Every family as a JSON-ready record: name, description, parameters and one row per sweep value."""
     records = []
@@ -77,9 +86,10 @@ def catalog_records() -> list[dict]:
         params = [{"name": p.name, "type": p.kind.__name__, "default": p.default, "help": p.help,
                    "choices": list(p.choices) if p.choices is not None else None, "minimum": p.minimum,
                    "maximum": p.maximum, "sweep": p.sweep} for p in family.params]
+        rows, unavailable = _rows_or_reason(family)
         records.append({"name": family.name, "description": family.description,
                         "source": FAMILIES.source(family.name).describe(), "params": params,
-                        "variants": [asdict(row) for row in variants(family)]})
+                        "variants": [asdict(row) for row in rows], "unavailable": unavailable})
     return records
 
 
@@ -90,8 +100,10 @@ def render_catalog() -> str:
         lines.append(f"    source: {FAMILIES.source(family.name).describe()}")
         for p in family.params:
             lines.append(f"    {p.describe()}")
-        rows = variants(family)
-        if not rows and family.name == "klt":
+        rows, unavailable = _rows_or_reason(family)
+        if unavailable:
+            lines.append(f"    unavailable with its defaults: {unavailable}")
+        elif not rows and family.name == "klt":
             lines.append("    bitrate: that of its base codec")
         elif not rows:
             lines.append("    bitrate: set by its parameters (no parameter is marked sweep=True)")

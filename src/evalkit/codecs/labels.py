@@ -32,7 +32,7 @@ DISPLAY_NAMES = {
     "encodec-24khz": "EnCodec 24 kHz", "encodec-48khz": "EnCodec 48 kHz",
     "dac-44khz": "DAC 44.1 kHz", "dac-24khz": "DAC 24 kHz", "dac-16khz": "DAC 16 kHz",
     "dac-44khz-16kbps": "DAC 44.1 kHz (16 kbps model)",
-    "qincodec": "QinCodec", "qincodec-rvq": "QinCodec RVQ",
+    "qincodec": "QinCodec", "qincodec-rvq": "QinCodec RVQ", "qincodec-irvq": "QinCodec iRVQ",
     "opus": "Opus", "mp3": "MP3", "aac": "AAC",
 }
 # Names of a listening test's fixed conditions and of the run's reference pseudo-variant.

@@ -1,8 +1,9 @@
-"""Codec adapters ``qincodec?…`` (QINCo2) and ``qincodec-rvq?…`` (its plain-RVQ baseline) over one checkpoint.
+"""Codec adapters ``qincodec?…`` (QINCo2), ``qincodec-rvq?…`` (its plain-RVQ baseline) and ``qincodec-irvq?…``
+(improved RVQ: codebooks trained with beam search) over one checkpoint.
 
-Both share the checkpoint's encoder and finetuned decoder; they differ only in the latent quantizer. The
+All share the checkpoint's encoder and finetuned decoder; they differ only in the latent quantizer. The
 bitrate is chosen with ``bitrate_kbps`` or ``n_steps`` (a prefix of the M trained steps):
-``bitrate = frame_rate × n_steps × log2 K``. Both split their pipeline at the quantizer
+``bitrate = frame_rate × n_steps × log2 K``. All split their pipeline at the quantizer
 (``encode_with``/``decode_with``), so KLT variants can wrap the RVQ baseline.
 """
 
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 from evalkit._lazy import torch
 from evalkit.codecs.base import Codec, Encoded
-from evalkit.codecs.qincodec.checkpoint import load_checkpoint, read_header
+from evalkit.codecs.qincodec.checkpoint import CheckpointError, load_checkpoint, no_irvq_message, read_header
 from evalkit.codecs.qincodec.config import QinConfig
 from evalkit.codecs.spec import CodecSpec
 
 
 class QincodecCodec(Codec):
-    """QinCodec at a fixed number of quantizer steps; ``quantizer`` is ``qinco2`` or ``rvq``."""
+    """QinCodec at a fixed number of quantizer steps; ``quantizer`` is ``qinco2``, ``rvq`` or ``irvq``."""
 
     def __init__(self, spec: CodecSpec, device: str | torch.device = "auto", quantizer: str = "qinco2"):
         super().__init__(spec, device)
@@ -28,6 +29,9 @@ class QincodecCodec(Codec):
         self.n_steps = int(spec.params["n_steps"])
         if quantizer == "qinco2":
             self.candidates = int(spec.params.get("candidates", 0)) or self.config.quantizer.candidates
+            self.beam = int(spec.params.get("beam", 0)) or self.config.quantizer.beam
+        elif quantizer == "irvq":  # exhaustive candidates; by default the beam its codebooks were trained with
+            self.candidates = self.config.quantizer.codebook_size
             self.beam = int(spec.params.get("beam", 0)) or self.config.quantizer.beam
         else:  # exhaustive candidates; greedy unless a beam is asked for
             self.candidates, self.beam = self.config.quantizer.codebook_size, int(spec.params.get("beam", 1))
@@ -84,8 +88,10 @@ class QincodecCodec(Codec):
             quantizer = Qinco2(cfg.model.latent_dim, cfg.quantizer)
             quantizer.load_state_dict(bundle["qinco2"])
         else:
+            if self.quantizer_kind not in bundle:
+                raise CheckpointError(no_irvq_message(self.checkpoint))
             quantizer = ResidualVQ(cfg.model.latent_dim, cfg.quantizer.steps, cfg.quantizer.codebook_size)
-            quantizer.load_state_dict(bundle["rvq"])
+            quantizer.load_state_dict(bundle[self.quantizer_kind])
         self._parts = tuple(m.eval().to(self.device) for m in (encoder, decoder, quantizer))
         return self
 
@@ -136,10 +142,10 @@ class QincodecCodec(Codec):
         return self.config.quantizer.steps
 
     def codebooks(self, stages: int | None = None) -> torch.Tensor:
-        """``[stages, K, D]`` in latent space (default: the steps in use): RVQ's codewords; QINCo2's base
+        """``[stages, K, D]`` in latent space (default: the steps in use): (i)RVQ's codewords; QINCo2's base
         codewords ``C_m`` (its effective codewords also depend on the partial reconstruction)."""
         quantizer = self.parts[2]
-        if self.quantizer_kind == "rvq":
+        if self.quantizer_kind in ("rvq", "irvq"):
             books = quantizer.latent_codebooks()
         else:
             books = quantizer.codebooks.detach() * quantizer.norm.scale

@@ -1,4 +1,7 @@
-"""The packaged QinCodec checkpoint: one file with the config, encoder, decoder, both quantizers and provenance.
+"""The packaged QinCodec checkpoint: one file with the config, encoder, decoder, quantizers and provenance.
+
+Every checkpoint holds the encoder, decoder, RVQ baseline and QINCo2 (:data:`PARTS`); the iRVQ codebooks
+(:data:`OPTIONAL_PARTS`) came later, so older checkpoints lack them and only ``qincodec-irvq`` needs them.
 
 Weights are stored as float16 (loaded as float32), so the shipped file stays small; everything the codec
 computes is defined by the stored values, and re-saving a loaded checkpoint changes nothing. This module reads
@@ -21,6 +24,7 @@ from evalkit.hashing import file_sha256
 FORMAT = "evalkit-qincodec/1"
 SHIPPED = Path(__file__).parent / "weights" / "qincodec-small.pt"
 PARTS = ("encoder", "decoder", "rvq", "qinco2")
+OPTIONAL_PARTS = ("irvq",)
 
 
 class CheckpointError(UserError, ValueError):
@@ -60,7 +64,7 @@ def _load(path: str, size: int, mtime_ns: int) -> dict:
         raise CheckpointError(f"QinCodec checkpoint {path} is unreadable: {type(exc).__name__}: {first}") from None
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a QinCodec checkpoint (expected format {FORMAT})")
-    out = {k: _float(bundle[k]) for k in PARTS}
+    out = {k: _float(bundle[k]) for k in (*PARTS, *OPTIONAL_PARTS) if k in bundle}
     out.update(format=bundle["format"], config=bundle["config"], provenance=bundle.get("provenance", {}),
                sha256=file_sha256(Path(path)))
     return out
@@ -92,11 +96,12 @@ def _header(path: str, size: int, mtime_ns: int) -> dict:
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a QinCodec checkpoint (expected format {FORMAT})")
     return dict(format=bundle["format"], config=bundle["config"], provenance=bundle.get("provenance", {}),
-                sha256=file_sha256(Path(path)))
+                parts=tuple(k for k in (*PARTS, *OPTIONAL_PARTS) if k in bundle), sha256=file_sha256(Path(path)))
 
 
 def read_header(checkpoint: str) -> dict:
-    """The checkpoint's format, config, provenance and SHA-256, read without torch (no weights are loaded)."""
+    """The checkpoint's format, config, provenance, stored ``parts`` and SHA-256, read without torch (no weights
+    are loaded)."""
     path = resolve_path(checkpoint)
     stat = os.stat(path)
     return _header(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
@@ -107,3 +112,10 @@ def load_checkpoint(checkpoint: str) -> dict:
     path = resolve_path(checkpoint)
     stat = os.stat(path)
     return _load(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def no_irvq_message(checkpoint: str) -> str:
+    """The one line for a checkpoint written before iRVQ existed: what it lacks and how to add it."""
+    return (f"checkpoint {checkpoint} has no iRVQ codebooks; retrain the quantizer stage with `evalkit qincodec train "
+            f"--data DATA --out RUN --init {checkpoint} --keep-autoencoder`, or add iRVQ alone, leaving every other "
+            f"tensor as it is, with `python scripts/add_irvq.py {checkpoint} --latents RUN/latents.npz --out NEW.pt`")

@@ -1,4 +1,4 @@
-"""Spec families ``qincodec`` and ``qincodec-rvq``: parameters, and bitrate ↔ steps resolution.
+"""Spec families ``qincodec``, ``qincodec-rvq`` and ``qincodec-irvq``: parameters, and bitrate ↔ steps resolution.
 
 Declaring the families imports no torch; resolving a spec reads the checkpoint's configuration so that
 ``bitrate_kbps`` and ``n_steps`` are both filled in the canonical spec.
@@ -27,6 +27,10 @@ RVQ_SEARCH = (
     Param("beam", int, 1, "beam size B of the RVQ search (1: greedy; QINCo2's B for a search-matched "
                           "baseline, the shipped checkpoint's is 4)", minimum=1),
 )
+IRVQ_SEARCH = (
+    Param("beam", int, 0, "beam size B of the iRVQ search (0: its training beam, the checkpoint's QINCo2 B; "
+                          "1: greedy)", minimum=0),
+)
 
 
 class QincodecFamily(CodecFamily):
@@ -34,12 +38,15 @@ class QincodecFamily(CodecFamily):
 
     def resolve(self, raw: Mapping[str, Any]) -> CodecSpec:
         spec = super().resolve(raw)
-        from evalkit.codecs.qincodec.checkpoint import CheckpointError, read_header
+        from evalkit.codecs.qincodec.checkpoint import CheckpointError, no_irvq_message, read_header
 
         try:
-            config = read_header(spec.params["checkpoint"])["config"]
+            header = read_header(spec.params["checkpoint"])
         except CheckpointError as exc:
             raise SpecError(f"{self.name}: {exc}") from None
+        if self.name == "qincodec-irvq" and "irvq" not in header["parts"]:
+            raise SpecError(f"{self.name}: {no_irvq_message(spec.params['checkpoint'])}")
+        config = header["config"]
         frame_rate = config["model"]["sample_rate"] / math.prod(config["model"]["strides"])
         bits = math.log2(config["quantizer"]["codebook_size"])
         steps = config["quantizer"]["steps"]
@@ -76,6 +83,12 @@ def _rvq(spec: CodecSpec, device="auto"):
     return QincodecCodec(spec, device, quantizer="rvq")
 
 
+def _irvq(spec: CodecSpec, device="auto"):
+    from evalkit.codecs.qincodec.adapter import QincodecCodec
+
+    return QincodecCodec(spec, device, quantizer="irvq")
+
+
 FAMILIES = (
     QincodecFamily("qincodec", "QinCodec: ConvNeXt/Vocos autoencoder, latents quantized offline with QINCo2 "
                                "(implicit neural codebooks, beam search); 24 kHz mono, 100 Hz frames",
@@ -83,4 +96,8 @@ FAMILIES = (
     QincodecFamily("qincodec-rvq", "QinCodec's plain-RVQ baseline: the same autoencoder, residual k-means "
                                    "codebooks with the same M and K, greedy or beam search",
                    (*COMMON, *RVQ_SEARCH), _rvq),
+    QincodecFamily("qincodec-irvq", "QinCodec with improved RVQ (Liu et al. 2015): the same autoencoder, residual "
+                                    "codebooks trained with beam search (faiss, QINCo2's B), same M and K, "
+                                    "beam-search encoding",
+                   (*COMMON, *IRVQ_SEARCH), _irvq),
 )

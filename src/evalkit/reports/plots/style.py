@@ -46,6 +46,7 @@ _FAMILY_STYLES = {
     "dac-16khz": ("DAC 16 kHz", "vermillion", "v"),
     "dac-44khz-16kbps": ("DAC 44.1 kHz (16 kbps model)", "vermillion", "s"),
     "qincodec": ("QinCodec", "green", "D"), "qincodec-rvq": ("QinCodec RVQ", "purple", "v"),
+    "qincodec-irvq": ("QinCodec iRVQ", "purple", "^"),
     "opus": ("Opus", "orange", "P"), "aac": ("AAC", "black", "X"), "mp3": ("MP3", "sky_blue", "h"),
 }
 _KLT_MARKERS = "dp*<>"

@@ -1,6 +1,6 @@
 """Writing the packaged checkpoint ``qincodec.pt`` that :mod:`evalkit.codecs.qincodec.checkpoint` reads.
 
-The file holds the configuration, the float16 weights of every part (encoder, decoder, RVQ, QINCo2) and the
+The file holds the configuration, the float16 weights of every part (encoder, decoder, RVQ, QINCo2, iRVQ) and the
 provenance of the run: what it was trained on, how, how long, and from which ``--init`` checkpoint (path and
 SHA-256).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 import evalkit
-from evalkit.codecs.qincodec.checkpoint import FORMAT, PARTS, read_header
+from evalkit.codecs.qincodec.checkpoint import FORMAT, OPTIONAL_PARTS, PARTS, read_header
 from evalkit.training.qincodec import schedule
 
 
@@ -24,10 +24,12 @@ def _half(state: dict) -> dict:
 
 
 def save_checkpoint(path: Path, config: dict, parts: dict[str, dict], provenance: dict) -> Path:
-    """Write the packaged checkpoint (float16 weights) atomically."""
+    """Write the packaged checkpoint (float16 weights) atomically; ``parts`` holds every one of ``PARTS`` and
+    may hold ``OPTIONAL_PARTS``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    schedule.save_atomic({"format": FORMAT, "config": config, **{k: _half(parts[k]) for k in PARTS},
+    stored = [k for k in (*PARTS, *OPTIONAL_PARTS) if k in parts]
+    schedule.save_atomic({"format": FORMAT, "config": config, **{k: _half(parts[k]) for k in stored},
                           "provenance": provenance}, path)
     return path
 
@@ -58,11 +60,13 @@ def package(ctx, decoder_state: dict, extra: dict) -> Path:
         "ae_steps": ae["steps"], "ae_best_val_mel": ae["best_val_mel"], "ae_wall_s": round(ae["wall_s"], 1),
         "quantizer_val_mse_qinco2": quant["val_mse_qinco2"], "quantizer_val_mse_rvq": quant["val_mse_rvq"],
         "quantizer_val_mse_rvq_beam": quant.get("val_mse_rvq_beam"),
+        "quantizer_val_mse_irvq": quant.get("val_mse_irvq"),
+        "irvq_train_beam": ctx.config.quantizer.beam if "irvq" in quant else None,
         "quantizer_wall_s": round(quant["wall_s"], 1), **extra,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "history_tail": history[-40:],
     }
     return save_checkpoint(ctx.path("qincodec.pt"), ctx.config.as_dict(),
                            {"encoder": encoder, "decoder": decoder_state, "rvq": quant["rvq"],
-                            "qinco2": quant["qinco2"]},
+                            "qinco2": quant["qinco2"], **({"irvq": quant["irvq"]} if "irvq" in quant else {})},
                            provenance)

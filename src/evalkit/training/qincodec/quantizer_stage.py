@@ -1,4 +1,11 @@
-"""Stage 3: offline quantizers on the encoder's latents — residual k-means (the RVQ baseline), then QINCo2.
+"""Stage 3: offline quantizers on the encoder's latents — residual k-means (the RVQ baseline), improved RVQ
+(residual k-means trained with beam search, Liu et al. 2015), then QINCo2.
+
+iRVQ is faiss ``ResidualQuantizer`` with ``max_beam_size`` = QINCo2's inference B (``QuantizerConfig.beam``): the
+codebook of step m is k-means over the residuals of all B beams kept after step m − 1, and the training vectors
+are re-encoded by that beam search before the next step. No joint refinement of the codebooks follows (faiss's
+``Train_refine_codebook`` is off), so codebook m depends only on steps 1…m and the first n codebooks are what
+training with M = n gives: a prefix is a valid iRVQ at the lower bitrate.
 
 QINCo2 training follows the reference (facebookresearch/Qinco): codebooks start from residual k-means plus
 noise; each batch is encoded by the current model without gradients, with the test-time A and B (the training
@@ -24,8 +31,10 @@ from evalkit.training.qincodec.schedule import StageStopped
 log = schedule.log
 
 
-def train_residual_kmeans(x: torch.Tensor, steps: int, size: int, iters: int, seed: int) -> ResidualVQ:
-    """Greedy residual k-means (faiss ``ResidualQuantizer``, beam 1) over normalised latents."""
+def train_residual_kmeans(x: torch.Tensor, steps: int, size: int, iters: int, seed: int,
+                          beam: int = 1) -> ResidualVQ:
+    """Residual k-means (faiss ``ResidualQuantizer``) over normalised latents: greedy with ``beam`` = 1 (the RVQ
+    baseline), trained with a beam search of ``beam`` paths otherwise (iRVQ)."""
     import faiss
 
     rvq = ResidualVQ(x.shape[1], steps, size)
@@ -33,7 +42,7 @@ def train_residual_kmeans(x: torch.Tensor, steps: int, size: int, iters: int, se
     xn = rvq.norm(x).numpy().astype(np.float32)
     rq = faiss.ResidualQuantizer(x.shape[1], steps, int(math.log2(size)))
     rq.train_type = faiss.ResidualQuantizer.Train_default
-    rq.max_beam_size = 1
+    rq.max_beam_size = beam
     rq.cp.niter = iters
     rq.cp.seed = seed
     rq.train(xn)
@@ -84,13 +93,10 @@ def reset_dead_codewords(model: Qinco2, usage: torch.Tensor, xn: torch.Tensor, c
     return reset
 
 
-def train_quantizers(ctx) -> Path:
-    """Stage 3; returns ``quantizer.pt`` holding the RVQ baseline and the best-validation QINCo2."""
-    final = ctx.path("quantizer.pt")
-    if final.exists():
-        return final
-    t, q = ctx.config.train, ctx.config.quantizer
-    data = np.load(ctx.path("latents.npz"), allow_pickle=False)
+def training_latents(latents: Path, t) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training sample (``quantizer_vectors`` latents) and validation sample of a ``latents.npz``, drawn with
+    the configuration's seed: every quantizer of a run is trained and scored on the same vectors."""
+    data = np.load(latents, allow_pickle=False)
     rng = np.random.default_rng(t.seed)
     train_all = data["train"]
     pick = rng.choice(len(train_all), size=min(t.quantizer_vectors, len(train_all)), replace=False)
@@ -98,6 +104,38 @@ def train_quantizers(ctx) -> Path:
     val_all = data["val"]
     val = torch.from_numpy(val_all[rng.choice(len(val_all), size=min(len(val_all), t.quantizer_val_vectors),
                                               replace=False)])
+    return x, val
+
+
+def train_irvq(x: torch.Tensor, val: torch.Tensor, q, t) -> tuple[ResidualVQ, list[float], float]:
+    """iRVQ with the stage's M, K, k-means iterations and seed, trained with QINCo2's B; its validation MSE per
+    prefix (beam-search encoded with that B) and the training wall time in seconds."""
+    t0 = time.monotonic()
+    irvq = train_residual_kmeans(x, q.steps, q.codebook_size, t.kmeans_iters, t.seed, beam=q.beam)
+    wall = time.monotonic() - t0
+    log.info("quantizer: iRVQ, residual k-means with beam %d (M=%d, K=%d) on %d latents in %.0f s", q.beam,
+             q.steps, q.codebook_size, len(x), wall)
+    return irvq, prefix_mse(irvq, val, irvq.encode(val, beam=q.beam)), wall
+
+
+def add_irvq_to_stage(ctx, final: Path) -> Path:
+    """A finished ``quantizer.pt`` written before iRVQ existed gains it; its RVQ and QINCo2 stay as they are."""
+    state = schedule.load(final)
+    if "irvq" in state:
+        return final
+    x, val = training_latents(ctx.path("latents.npz"), ctx.config.train)
+    irvq, mse, wall = train_irvq(x, val, ctx.config.quantizer, ctx.config.train)
+    schedule.save_atomic({**state, "irvq": irvq.state_dict(), "val_mse_irvq": mse, "irvq_wall_s": wall}, final)
+    return final
+
+
+def train_quantizers(ctx) -> Path:
+    """Stage 3; returns ``quantizer.pt`` holding the RVQ baseline, iRVQ and the best-validation QINCo2."""
+    final = ctx.path("quantizer.pt")
+    if final.exists():
+        return add_irvq_to_stage(ctx, final)
+    t, q = ctx.config.train, ctx.config.quantizer
+    x, val = training_latents(ctx.path("latents.npz"), t)
     rvq_path = ctx.path("rvq.pt")
     if rvq_path.exists():
         rvq = ResidualVQ(x.shape[1], q.steps, q.codebook_size)
@@ -110,6 +148,15 @@ def train_quantizers(ctx) -> Path:
                  len(x), time.monotonic() - t0)
     rvq_val = prefix_mse(rvq, val, rvq.encode(val))
     rvq_val_beam = prefix_mse(rvq, val, rvq.encode(val, beam=q.beam))
+    irvq_path = ctx.path("irvq.pt")
+    if irvq_path.exists():
+        irvq_saved = schedule.load(irvq_path)
+        irvq = ResidualVQ(x.shape[1], q.steps, q.codebook_size)
+        irvq.load_state_dict(irvq_saved["irvq"])
+        irvq_val, irvq_wall = irvq_saved["val_mse"], irvq_saved["wall_s"]
+    else:
+        irvq, irvq_val, irvq_wall = train_irvq(x, val, q, t)
+        schedule.save_atomic({"irvq": irvq.state_dict(), "val_mse": irvq_val, "wall_s": irvq_wall}, irvq_path)
     model = Qinco2(x.shape[1], q)
     model.init_from_rq(rvq, t.codebook_noise_init, torch.Generator().manual_seed(t.seed))
     model = model.to(ctx.device)
@@ -172,8 +219,11 @@ def train_quantizers(ctx) -> Path:
     log.info("quantizer: done; val MSE at M=%d: QINCo2 %.4f (A=%d, B=%d), RVQ beam %d %.4f (ratio %.3f), "
              "greedy %.4f", q.steps, inference[-1], q.candidates, q.beam, q.beam, rvq_val_beam[-1],
              inference[-1] / rvq_val_beam[-1], rvq_val[-1])
-    schedule.save_atomic({"rvq": rvq.state_dict(), "qinco2": best_state, "val_mse_qinco2": inference,
-                          "val_mse_rvq": rvq_val, "val_mse_rvq_beam": rvq_val_beam, "wall_s": wall + timer.elapsed},
+    log.info("quantizer: iRVQ (trained and searched with beam %d) val MSE at M=%d %.4f", q.beam, q.steps,
+             irvq_val[-1])
+    schedule.save_atomic({"rvq": rvq.state_dict(), "qinco2": best_state, "irvq": irvq.state_dict(),
+                          "val_mse_qinco2": inference, "val_mse_rvq": rvq_val, "val_mse_rvq_beam": rvq_val_beam,
+                          "val_mse_irvq": irvq_val, "irvq_wall_s": irvq_wall, "wall_s": wall + timer.elapsed},
                          final)
     last.unlink(missing_ok=True)
     return final
