@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from evalkit.cli import main
 from evalkit.recipes import klt
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -58,7 +59,7 @@ def test_tiny_build_produces_every_figure_table_and_ab_folder(built):
 
 
 @pytest.mark.slow
-def test_ab_folders_hold_exactly_the_truncation_against_its_base(built):
+def test_ab_folders_hold_exactly_the_truncation_against_its_base(built, capsys):
     _, artifacts = built
     ab = [a for a in artifacts.values() if a.kind == "listening"]
     assert len(ab) == len(_tiny_grid())
@@ -69,7 +70,11 @@ def test_ab_folders_hold_exactly_the_truncation_against_its_base(built):
         assert variant.startswith("klt?") and f"dim={a.key.rsplit('_d', 1)[1]}&" in variant
         assert not base.startswith("klt?") and set(definition["conditions"]) == {variant, base}
         assert definition["design"] == "ab" and len(definition["slots"]) == klt.PAPER_LISTENERS
-        power = klt.ab_power(klt.PAPER_LISTENERS, len(definition["items"]), klt.PLANNED_SHARE)
+        answers = len(definition["items"])
+        assert main(["listen", "plan", "--design", "ab", "--answers", str(answers), "--preference",
+                     str(klt.PLANNED_SHARE), "--listeners", str(klt.PAPER_LISTENERS), "--sims",
+                     str(klt.POWER_SIMS), "--json"]) == 0
+        power = json.loads(capsys.readouterr().out)["power"]
         assert f"power {power:.2f}" in a.note and f"{klt.PAPER_LISTENERS} listener slots" in a.note
 
 
@@ -95,15 +100,6 @@ def test_storage_table_equals_hand_computation_from_codebook_sizes(built):
         assert row["codebook floats, KLT"] == row["codebook floats, base"] == n * k * c
         assert row["projection floats, base"] == n * (2 * c * big_d + 2 * c + 2 * big_d)
         assert row["projection floats, KLT"] == n * (2 * c * dim + c + dim)
-
-
-def test_ab_power_matches_the_exact_sign_flip_corner_and_stays_near_alpha_under_the_null():
-    assert klt.ab_power(7, 3, 1.0) == 1.0  # every share 1: exact sign-flip p = 2 / 128 < 0.05
-    assert klt.ab_power(5, 3, 1.0) == 0.0  # 2 / 32 = 0.0625 is not below 0.05
-    assert klt.ab_power(7, 4, 0.5, sims=4000) <= 0.07
-    assert klt.ab_power(7, 4, 0.9) > klt.ab_power(7, 4, 0.7)
-    with pytest.raises(ValueError, match="listeners >= 2"):
-        klt.ab_power(1, 3, 0.7)
 
 
 def test_tiny_config_keeps_first_and_last_bitrate_random_weights_and_every_truncation(tmp_path):

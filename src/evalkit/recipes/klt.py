@@ -5,8 +5,8 @@ and the same study on DAC 24 kHz), then writes the eigenvalue spectrum figures, 
 the rate–quality figures (bases and truncations), and one AB listening test per bitrate × truncation: the
 truncated variant against its base codec, 7 listener slots as in the paper.
 
-``listen plan`` plans MUSHRA panels from a pilot only, so the power of the 7-listener AB panel is simulated here
-(:func:`ab_power`) with the group test ``listen analyze`` applies to AB answers.
+Each AB test's note gives the power of the 7-listener panel as ``listen plan --design ab`` computes it
+(:func:`evalkit.stats.choice_power.choice_power`: the group test ``listen analyze`` applies to AB answers).
 
 ``scale="tiny"``: random weights (every title or label says so), the lowest and highest bitrate of each codec
 (every truncation), one 0.5 s clip cut from the config's dataset, two fast metrics, in-process units.
@@ -15,16 +15,15 @@ truncated variant against its base codec, 7 listener slots as in the paper.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from evalkit.recipes.base import Artifact, PaperClaim, Scale, paper_claims
+from evalkit.stats.choice_power import choice_power
 
 log = logging.getLogger(__name__)
 
@@ -49,34 +48,6 @@ STORAGE_COLUMNS = {  # accounting field -> table header (every count in floats o
     "search_macs_full": "search MACs/frame, base", "search_macs": "search MACs/frame, KLT",
     "saving_search": "search saving %",
 }
-
-
-def ab_power(listeners: int, answers: int, share: float, alpha: float = AB_ALPHA, sims: int = POWER_SIMS,
-             seed: int = 0) -> float:
-    """Power of an AB test's group test: ``listeners`` listeners, each giving ``answers`` decisive answers with
-    true preference ``share`` for one side; the test is the two-sided one-sample t test of the listeners'
-    shares against 1/2 (the exact sign-flip test when every share is equal), as ``listen analyze`` runs it.
-
-    Returns:
-        the share of ``sims`` seeded simulated panels with p < ``alpha`` (0–1).
-
-    >>> ab_power(7, 1, 1.0)  # every listener prefers the same side: sign-flip p = 2 / 2**7 < 0.05
-    1.0
-    """
-    from scipy import stats
-
-    if listeners < 2 or answers < 1 or not 0 <= share <= 1:
-        raise ValueError(f"ab_power: expected listeners >= 2, answers >= 1 and 0 <= share <= 1, got {listeners}, "
-                         f"{answers}, {share}")
-    rng = np.random.default_rng([seed, listeners, answers])
-    shares = rng.binomial(answers, share, size=(sims, listeners)) / answers
-    mean, sd = shares.mean(axis=1), shares.std(axis=1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = (mean - 0.5) / (sd / math.sqrt(listeners))
-    p = 2 * stats.t.sf(np.abs(t), listeners - 1)
-    constant = sd == 0  # all shares equal: only the two all-same-sign flips are as extreme
-    p = np.where(constant, np.where(mean == 0.5, 1.0, 2.0 / 2 ** listeners), p)
-    return float(np.mean(p < alpha))
 
 
 def run_config(raw: dict, out: Path, scale: Scale, dataset: Path | None = None) -> dict:
@@ -251,11 +222,12 @@ def ab_tests(data, bases: dict[str, list[str]], folder: Path, flag: str, seed: i
                 log.warning("klt recipe: AB test %s skipped: %s", key, exc)
                 continue
             answers = len(definition.items) * definition.repeats
-            power = ab_power(PAPER_LISTENERS, answers, PLANNED_SHARE, seed=seed)
+            power = choice_power(PAPER_LISTENERS, answers, PLANNED_SHARE, alpha=AB_ALPHA, sims=POWER_SIMS, seed=seed)
             note = (f"design ab, pairs {list(definition.pairs)}; {PAPER_LISTENERS} listener slots (as in the "
                     f"paper), {answers} answer(s) per listener; power {power:.2f} to detect a true preference of "
-                    f"{PLANNED_SHARE:.2f} at alpha {AB_ALPHA} (two-sided one-sample t over the listeners' shares, "
-                    f"{POWER_SIMS} seeded simulated panels; `listen plan` plans MUSHRA panels only)")
+                    f"{PLANNED_SHARE:.2f} at alpha {AB_ALPHA}, as `evalkit listen plan --design ab --answers "
+                    f"{answers} --preference {PLANNED_SHARE:g} --listeners {PAPER_LISTENERS} --sims {POWER_SIMS} "
+                    f"--seed {seed}` gives it")
             out.append(Artifact(key, "listening", f"AB test: {record.label} vs {base_record.label}",
                                 folder / key, note))
     return out
