@@ -185,3 +185,29 @@ def test_condition_limits():
     empty = RunContents(Path("run"), (), {"encodec-24khz?bandwidth=6": "skipped: weights missing"})
     with pytest.raises(ListenError, match=r"no codec variant .*\(unavailable: encodec-24khz.*weights missing"):
         select_conditions(empty, Design.MUSHRA, ())
+
+
+def test_a_mono_policy_run_of_stereo_items_gives_mono_stimuli_whose_reference_is_the_mix(tmp_path):
+    from evalkit.runner import load_config, run_evaluation
+
+    rate, t = 16000, np.arange(16000) / 16000
+    data = tmp_path / "data"
+    data.mkdir()
+    for k in range(2):
+        left, right = 0.3 * np.sin(2 * np.pi * 300 * (k + 1) * t), 0.2 * np.sin(2 * np.pi * 700 * t)
+        sf.write(data / f"st{k}.wav", np.stack([left, right], axis=1).astype(np.float32), rate)
+    config = tmp_path / "run.yaml"
+    config.write_text(f'dataset: {{folder: {data}, glob: "*.wav"}}\ncodecs:\n  - spec: "lowpass?cutoff_hz=3500"\n'
+                      f'  - spec: "opus?bitrate_kbps=12"\nmetrics: [si_sdr]\noutput: {tmp_path / "run"}\n'
+                      "workers: 0\nchannel_policy: mono\n")
+    run_evaluation(*load_config(config), progress=False)
+    out = tmp_path / "ab"
+    definition = prepare_test(tmp_path / "run", out, PrepareOptions(Design.MUSHRA, items=2, listeners=2))
+    assert {s.channels for s in definition.stimuli.values()} == {1}
+    trial = definition.slots[0][0]
+    ref, _ = _read(out, trial.reference)
+    original, _ = sf.read(data / trial.item, always_2d=True)
+    mix = original.mean(axis=1)
+    middle = slice(1000, ref.shape[1] - 1000)  # past the fades
+    gain = np.dot(ref[0, middle], mix[middle]) / np.dot(mix[middle], mix[middle])
+    assert np.max(np.abs(ref[0, middle] - gain * mix[middle])) < 1e-5

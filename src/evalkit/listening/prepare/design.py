@@ -239,9 +239,11 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
         units = complete[item]
         any_unit = units[conditions[0]]
         ref = audio_lib.load(any_unit.item_path)
-        start, end = choose_excerpt(ref.samples, ref.sample_rate, options.excerpt_s, options.max_excerpt_s)
+        # channel_policy: mono (the run's metrics compare mono mixes): the reference is the item's mix
+        reference = audio_lib.apply_channel_policy(ref.samples, run.channel_policy)
+        start, end = choose_excerpt(reference, ref.sample_rate, options.excerpt_s, options.max_excerpt_s)
         rates[item] = ref.sample_rate
-        named = {REFERENCE: ref.samples}
+        named = {REFERENCE: reference}
         for spec in conditions:
             named[spec] = audio_lib.load(units[spec].decoded_path, allow_silent=True).samples
         if options.design is Design.MUSHRA:
@@ -251,14 +253,15 @@ def prepare_test(run_dir: str | Path, out_dir: str | Path, options: PrepareOptio
                 if name in run_anchors:
                     named[name] = audio_lib.load(run_anchors[name].decoded_path, allow_silent=True).samples
                 else:
-                    named[name] = anchor_from_reference(ref.samples, spec, ref.sample_rate)
+                    named[name] = anchor_from_reference(reference, spec, ref.sample_rate)
         for name, x in named.items():
-            if x.shape != ref.samples.shape:
+            x = audio_lib.apply_channel_policy(x, run.channel_policy)  # mono run: every stimulus is heard as a mix
+            if x.shape != reference.shape:
                 where = units[name].decoded_path if name in units else name
                 raise ListenError(f"{where}: item {item}: shape {x.shape} (channels, samples) differs from the "
-                                  f"reference's {ref.samples.shape}; stimuli of a trial must match")
+                                  f"reference's {reference.shape}; stimuli of a trial must match")
             signals[(item, name)] = apply_fades(x[:, start:end], ref.sample_rate)
-        if end - start < ref.num_samples:
+        if end - start < reference.shape[-1]:
             notes.append(f"{item}: excerpt {start / ref.sample_rate:.2f}-{end / ref.sample_rate:.2f} s")
 
     keys = {str(k): k for k in signals}

@@ -30,6 +30,7 @@ class RunContents:
     run_dir: Path
     units: tuple[RunUnit, ...]  # status ok, decoded audio present
     unavailable: dict[str, str]  # codec spec -> why it has no decoded audio (skipped, failed, cache missing)
+    channel_policy: str = "per_channel"  # the run's: under "mono" every codec coded the items' mono mix
 
     @property
     def specs(self) -> list[str]:
@@ -71,4 +72,5 @@ def read_run(run_dir: str | Path) -> RunContents:
         units.append(RunUnit(str(row["item_id"]), item_path, str(row["category"] or ""), spec, decoded, per_channel))
     for spec in {u.codec_spec for u in units}:
         unavailable.pop(spec, None)
-    return RunContents(run_dir, tuple(units), unavailable)
+    policy = (reader.provenance().get("config") or {}).get("channel_policy") or "per_channel"
+    return RunContents(run_dir, tuple(units), unavailable, policy)
