@@ -19,6 +19,7 @@ from evalkit.codecs import FAMILIES, build_codec
 from evalkit.codecs.base import Codec
 from evalkit.codecs.spec import CodecSpec
 from evalkit.codecs.weights import get_entry
+from evalkit.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -33,15 +34,20 @@ class DemoRow:
     error: str | None = None
 
 
-def demo_specs() -> list[CodecSpec]:
-    """One variant per family at its default setting; ``weights=random`` where weights are missing."""
-    specs = []
+def demo_specs() -> list[CodecSpec | tuple[str, str]]:
+    """One variant per family at its default setting; ``weights=random`` where weights are missing. A family
+    whose default cannot be built here (e.g. its checkpoint lacks a part it needs) is ``(family name, why)``."""
+    specs: list[CodecSpec | tuple[str, str]] = []
     for family in FAMILIES.values():
-        spec = family.resolve({})
-        if "weights" in spec.params:
-            weights_name = build_codec(spec, device="cpu").arch.weights_name
-            found = get_entry(weights_name).find()
-            spec = family.resolve({**spec.params, "weights": "pretrained" if found else "random"})
+        try:
+            spec = family.resolve({})
+            if "weights" in spec.params:
+                weights_name = build_codec(spec, device="cpu").arch.weights_name
+                found = get_entry(weights_name).find()
+                spec = family.resolve({**spec.params, "weights": "pretrained" if found else "random"})
+        except UserError as exc:
+            specs.append((family.name, str(exc)))
+            continue
         specs.append(spec)
     return specs
 
@@ -60,8 +66,17 @@ def run_demo(data_dir: str | Path, max_seconds: float = 2.0, device: str = "auto
             clips[path.name] = (clip.samples[:, : int(max_seconds * clip.sample_rate)], clip.sample_rate)
         except audio_lib.AudioError as exc:
             clips[path.name] = exc.reason
-    codecs = [build_codec(spec, device) for spec in demo_specs()]
+    codecs = []
+    for spec in demo_specs():
+        try:
+            codecs.append(build_codec(spec, device) if isinstance(spec, CodecSpec) else spec)
+        except UserError as exc:
+            codecs.append((spec.family, str(exc)))
     for codec in tqdm(codecs, desc="codecs", unit="codec"):
+        if isinstance(codec, tuple):  # the family cannot run here: one row per item says why
+            for name in clips:
+                yield DemoRow(name, codec[0], "-", None, 0, 0, 0.0, f"unavailable: {codec[1]}")
+            continue
         shown = codec.spec.short(FAMILIES[codec.spec.family].defaults)
         for name, clip in clips.items():
             if isinstance(clip, str):

@@ -95,4 +95,4 @@ def test_qincodec_header_reads_without_torch(tmp_path):
     header = json.loads(done.stdout)
     full = load_checkpoint(str(path))
     assert header == {"format": full["format"], "config": full["config"], "provenance": full["provenance"],
-                      "sha256": full["sha256"], "torch": False}
+                      "sha256": full["sha256"], "parts": list(PARTS), "torch": False}
