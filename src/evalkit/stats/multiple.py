@@ -1,4 +1,4 @@
-"""Multiple comparisons: Holm's step-down adjustment (statsmodels ``multipletests``), NaN-aware."""
+"""Multiple comparisons: Holm's step-down adjustment, NaN-aware (checked against statsmodels' ``multipletests``)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     >>> holm([0.02, float("nan")])
     [0.02, nan]
     """
-    from statsmodels.stats.multitest import multipletests
-
+    # written out rather than calling statsmodels: its multipletests runs gc.collect() on every call, which costs
+    # 0.2 s in a process holding a large heap (a report, a power simulation) for a few multiplications
     p = np.asarray(pvalues, dtype=float).reshape(-1)
     out = np.full(len(p), math.nan)
-    valid = ~np.isnan(p)
-    if valid.any():
-        out[valid] = multipletests(p[valid], method="holm")[1]
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid], kind="stable")]
+    m = len(order)
+    scaled = p[order] * (m - np.arange(m))
+    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
     return [float(f"{v:.12g}") for v in out]  # 0.03, not 0.030000000000000002
