@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -95,6 +96,8 @@ def _wandb_records(path):
         if left < 7 or (kind == 0 and length == 0):  # block trailer or zero padding
             pos += left
             continue
+        if pos + 7 + length > len(data):  # a chunk still being written
+            return
         pending += data[pos + 7:pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):
@@ -112,8 +115,15 @@ def test_wandb_offline_run_holds_summary_table_and_figures(tb_run, tmp_path, mon
     (line,) = log_run(tb_run, ["wandb"])
     (run_dir,) = (tb_run / "wandb").glob("offline-run-*")
     assert line == f"wandb: {run_dir.resolve()} (offline; upload with: wandb sync {run_dir.resolve()})"
-    records = list(_wandb_records(next(run_dir.glob("run-*.wandb"))))
-    kinds = [r.WhichOneof("record_type") for r in records]
+    # wandb-core writes the file from its own process and may still be flushing when finish() returns (the
+    # command's process exit waits for it): read until the exit record is there
+    deadline = time.monotonic() + 60
+    while True:
+        records = list(_wandb_records(next(run_dir.glob("run-*.wandb"))))
+        kinds = [r.WhichOneof("record_type") for r in records]
+        if "exit" in kinds or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert "exit" in kinds  # finished
     (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert run.display_name == "run" and run.project == "evalkit"
