@@ -10,7 +10,8 @@ from typing import Any, Literal
 #: ``full``: the paper's configuration (pretrained weights when present); ``tiny``: the same pipeline at test scale
 #: (random weights, tiny checkpoints, a few clips), every output labelled as such.
 Scale = Literal["full", "tiny"]
-ArtifactKind = Literal["figure", "table", "listening", "run"]
+#: ``unavailable``: a variant the recipe could not run here (title: the variant, note: why); figures omit it.
+ArtifactKind = Literal["figure", "table", "listening", "run", "unavailable"]
 PAPER_DATA = Path(__file__).parent / "paper_data"
 
 
@@ -30,7 +31,7 @@ class PaperClaim:
 @dataclass(frozen=True)
 class Artifact:
     """One output of a recipe: ``key`` matches the paper data's key; ``path`` is the file (a PNG or SVG figure,
-    an HTML/CSV/Markdown table) or the folder (a run, a listening test)."""
+    an HTML/CSV/Markdown table) or the folder (a run, a listening test; an unavailable variant's run folder)."""
 
     key: str
     kind: ArtifactKind
