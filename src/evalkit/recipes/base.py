@@ -47,3 +47,10 @@ def paper_claims(recipe: str) -> dict[str, PaperClaim]:
     raw = json.loads(path.read_text(encoding="utf-8"))
     return {key: PaperClaim(text=entry["text"], source=entry["source"], values=entry.get("values", {}))
             for key, entry in raw["claims"].items()}
+
+
+def paper_info(recipe: str) -> dict[str, str]:
+    """The paper a recipe reproduces: ``title``, ``authors``, ``source`` (arXiv id or where it is named) and a
+    ``note`` on what could be read of it (``paper_data/<recipe>.json``; empty fields when absent)."""
+    raw = json.loads((PAPER_DATA / f"{recipe}.json").read_text(encoding="utf-8")).get("paper", {})
+    return {key: str(raw.get(key, "")) for key in ("title", "authors", "source", "note")}

@@ -50,27 +50,42 @@ def tiny_clips(folder: Path, out: Path, count: int, seconds: float) -> Path:
     return out
 
 
+def html_table(table: pd.DataFrame, title: str) -> str:
+    """``table`` as one HTML ``<table>`` (every cell escaped), ``title`` as its caption."""
+    cells = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                   for row in table.itertuples(index=False))
+    return (f"<table><caption>{html.escape(title)}</caption><thead><tr>{cells}</tr></thead>"
+            f"<tbody>{rows}</tbody></table>\n")
+
+
 def write_table(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
     """``table`` as ``stem``.csv, .md and .html (``title`` as the HTML caption)."""
     paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".html")]
+    stem.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(paths[0], index=False)
     header = "| " + " | ".join(str(c) for c in table.columns) + " |"
     rule = "|" + "|".join("---" for _ in table.columns) + "|"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     paths[1].write_text("\n".join([f"**{title}**", "", header, rule, *body, ""]), encoding="utf-8")
-    cells = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-                   for row in table.itertuples(index=False))
-    paths[2].write_text(f"<table><caption>{html.escape(title)}</caption><thead><tr>{cells}</tr></thead>"
-                        f"<tbody>{rows}</tbody></table>\n", encoding="utf-8")
+    paths[2].write_text(html_table(table, title), encoding="utf-8")
     return paths
 
 
-def save(fig, path: Path) -> Path | None:
-    """Write ``fig`` (None: nothing to plot, nothing written) to ``path``; returns the path or None."""
+PAGE_WIDTH_IN = 5.0  # figures are read on a page, not in a journal column: room for long legend labels
+
+
+def save(fig, path: Path, min_width_in: float = PAGE_WIDTH_IN) -> Path | None:
+    """Write ``fig`` (None: nothing to plot, nothing written) to ``path``, at least ``min_width_in`` wide;
+    returns the path or None."""
     if fig is None:
         return None
+    from evalkit.reports.plots.options import FigureOptions, apply_options
     from evalkit.reports.plots.output import save_figure
+
+    width, height = fig.get_size_inches()
+    if width < min_width_in:
+        apply_options(fig, FigureOptions(size_in=(min_width_in, height)))
 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path)
