@@ -27,6 +27,7 @@ FULL_STEPS = (2, 4, 8, 12, 16)  # QINCo2 steps at full scale: 2 to 16 kbps for t
 TINY_DIMS = (4, 8, 16)
 TINY_STEPS = (1, 2, 3, 4)  # every step of the tiny recipe (0.4 to 1.6 kbps)
 TRAIN_DATA = "data/train"  # the small recipe's training corpus (scripts/build_demo_corpus.py --train)
+TINY_FLAG = " (tiny checkpoints trained in seconds: NOT the paper's models)"
 
 
 def train_command(dim: int, path: str) -> str:
@@ -111,18 +112,32 @@ def latent_figures(data, figures: Path, flag: str) -> list[Artifact]:
 
 
 def _relabel(fig, labels: Mapping[str, str]) -> None:
-    """Rename the legend entries of the lines whose gid is in ``labels`` (a random-weights suffix is kept) and
-    order the legend by latent dimension."""
+    """Rename the curves whose gid is in ``labels`` (a random-weights suffix is kept), give each its own colour
+    (they are one family, drawn in one colour by default) and order the legend by latent dimension."""
     import re
 
+    from evalkit.reports.plots import OKABE_ITO
+
+    palette = [OKABE_ITO[c] for c in ("blue", "vermillion", "green", "purple", "orange", "sky_blue", "black")]
     names = {}
     for ax in fig.axes:
-        for line in ax.get_lines():
-            gid = line.get_gid() or ""
+        curves = [line for line in ax.get_lines() if (line.get_gid() or "").startswith("family:")]
+        bars = ax.containers  # one error-bar container per curve, drawn just before it
+        for i, line in enumerate(curves):
+            gid = line.get_gid()
             key = gid.removesuffix("+random")
-            if key in labels:
-                names[line.get_label()] = labels[key] + (" (random weights)" if gid.endswith("+random") else "")
-                line.set_label(names[line.get_label()])
+            if key not in labels:
+                continue
+            colour = palette[i % len(palette)]
+            names[line.get_label()] = labels[key] + (" (random weights)" if gid.endswith("+random") else "")
+            line.set_label(names[line.get_label()])
+            line.set_color(colour)
+            line.set_markeredgecolor(colour)
+            if line.get_markerfacecolor() != "white":
+                line.set_markerfacecolor(colour)
+            if len(bars) == len(curves):
+                for artist in bars[i].get_children():
+                    artist.set_color(colour)
     for legend in list(fig.legends):
         entries = [(names.get(t.get_text(), t.get_text()), h) for t, h in zip(legend.get_texts(),
                                                                                legend.legend_handles, strict=True)]
@@ -135,7 +150,7 @@ def build(base: Mapping, base_dir: Path, source: str, out: Path, scale: Scale, t
           offline: bool | None = None) -> list[Artifact]:
     """Fig. 4 end to end: the checkpoints (trained at ``tiny``; found at ``full``), their run into
     ``out/run-latent``, one figure per metric, and an ``unavailable`` artifact per missing checkpoint."""
-    flag = shared.flag(scale)
+    flag = TINY_FLAG if scale == "tiny" else ""
     if scale == "tiny":
         checkpoints, missing = train_tiny(train_data, out / "checkpoints"), {}
         steps = TINY_STEPS
@@ -147,7 +162,7 @@ def build(base: Mapping, base_dir: Path, source: str, out: Path, scale: Scale, t
     data, unavailable = shared.run(run_config(base, checkpoints, steps, out / "run-latent"), base_dir, source,
                                    "qincodec", scale, offline)
     dims = ", ".join(str(d) for d in sorted(checkpoints))
-    trained = f"tiny checkpoints trained on {train_data} (seconds each)" if scale == "tiny" else "checkpoints"
+    trained = f"tiny checkpoints trained on {train_data.resolve()} (seconds each)" if scale == "tiny" else "checkpoints"
     artifacts = [Artifact("fig4_run", "run", f"evalkit run of Fig. 4: latent dimensions {dims}{flag}", data.run_dir,
                           f"{trained}: {'; '.join(f'D = {d}: {p}' for d, p in sorted(checkpoints.items()))}")]
     artifacts += latent_figures(data, out / "figures", flag)

@@ -233,7 +233,8 @@ def _board_frame(board) -> pd.DataFrame:
 
     records = board_records(board)
     headers = [column_header(c) for c in board.columns]
-    rows = [{"variant": r["label"] + (" (random weights)" if r["random"] else ""), "kbps": r["kbps"],
+    rows = [{"variant": r["label"] + (" (random weights)" if r["random"] and "random" not in r["label"] else ""),
+             "kbps": r["kbps"],
              **{h: f"{c['text']} {c['ci']}".strip() for h, c in zip(headers, r["cells"], strict=True)}}
             for r in records["rows"]]
     return pd.DataFrame(rows)
