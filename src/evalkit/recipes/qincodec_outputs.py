@@ -7,6 +7,7 @@ artifacts; a variant the run does not have is simply not drawn (the recipe lists
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -92,9 +93,11 @@ def mushra_results(test_dir: Path | None, figures: Path, flag: str, *, ratings: 
     text = figures.parent / "tables" / "fig2_mushra_analysis.txt"
     text.parent.mkdir(parents=True, exist_ok=True)
     text.write_text(format_report(report) + "\n", encoding="utf-8")
+    text.with_suffix(".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     where = source or str(ratings or test_dir)
     return [Artifact("fig2_mushra", "figure", f"Fig. 2: MUSHRA scores, mean and 95 % CI{flag}", path,
-                     f"{report.get('assessors', '?')} assessors, answers from {where}; the analysis as text: {text}")]
+                     f"{report.get('assessors', '?')} assessors, answers from {where}; the analysis (`listen "
+                     f"analyze`'s) in {text.name} and .json beside the tables")]
 
 
 # ----------------------------------------------------------------------------------------- Fig. 3: perplexity
