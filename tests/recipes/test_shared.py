@@ -59,6 +59,11 @@ def test_tiny_clips_are_mono_cuts_of_the_first_files_by_name(tmp_path):
     b, rate = sf.read(out / "b.wav", always_2d=True)
     assert rate == 44100 and b.shape == (11025, 1)
     np.testing.assert_allclose(b[:, 0], stereo[:11025].mean(axis=1), atol=1e-4)  # the channels' mean
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    shared.tiny_clips(src, out, count=2, seconds=0.25)  # a rerun leaves them (a float WAV header has a time stamp)
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
+    shared.tiny_clips(src, out, count=2, seconds=0.5)  # other samples: rewritten
+    assert sf.info(out / "a.wav").frames == 22050
 
 
 def test_figures_are_widened_for_the_page_and_nothing_is_written_without_one(tmp_path):

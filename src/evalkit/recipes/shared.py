@@ -38,15 +38,23 @@ def slug(text: str) -> str:
 
 def tiny_clips(folder: Path, out: Path, count: int, seconds: float) -> Path:
     """The first ``seconds`` of the first ``count`` audio files of ``folder`` (sorted by name), mixed to mono (the
-    models are mono: the measured bitrates are the nominal ones), as WAV files in ``out``."""
+    models are mono: the measured bitrates are the nominal ones), as WAV files in ``out``. A clip already there
+    with the same samples is left as it is: a float WAV's header carries a time stamp, and new bytes would make a
+    rerun recode every unit of the clip."""
+    import numpy as np
+
     from evalkit import audio as audio_lib
 
     out.mkdir(parents=True, exist_ok=True)
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in audio_lib.AUDIO_EXTENSIONS)[:count]
     for path in files:
         clip = audio_lib.load(path, channel_policy="mono")
-        audio_lib.save(out / f"{path.stem}.wav", clip.samples[:, : int(seconds * clip.sample_rate)],
-                       clip.sample_rate)
+        samples, target = clip.samples[:, : int(seconds * clip.sample_rate)], out / f"{path.stem}.wav"
+        if target.is_file():
+            old = audio_lib.load(target, allow_silent=True)
+            if old.sample_rate == clip.sample_rate and np.array_equal(old.samples, samples):
+                continue
+        audio_lib.save(target, samples, clip.sample_rate)
     return out
 
 
