@@ -236,16 +236,18 @@ def test_fig4_curves_are_relabelled_by_latent_dimension_recoloured_and_ordered()
     fig = Figure()
     ax = fig.subplots()
     for curve in ("qincodec:checkpoint=/b.pt", "qincodec:checkpoint=/a.pt"):
-        ax.errorbar([1, 2], [1, 2], yerr=[0.1, 0.1], fmt="none", ecolor="green")
+        ax.errorbar([1, 2], [1, 2], yerr=[0.1, 0.1], fmt="none", ecolor="green", capsize=2)
         ax.plot([1, 2], [1, 2], color="green", label=f"QinCodec ({curve})", gid=f"family:{curve}")
     fig.legend(loc="outside lower center")
     qincodec_latent._relabel(fig, {"family:qincodec:checkpoint=/b.pt": "latent D = 16",
                                    "family:qincodec:checkpoint=/a.pt": "latent D = 4"})
     (legend,) = fig.legends
     assert [t.get_text() for t in legend.get_texts()] == ["latent D = 4", "latent D = 16"]
-    lines = ax.get_lines()
-    assert lines[0].get_color() != lines[1].get_color()
-    bars = [c.get_children()[-1].get_color()[0] for c in ax.containers]
+    lines = [line for line in ax.get_lines() if line.get_gid()]  # the curves (the caps are lines too)
+    assert len(lines) == 2 and lines[0].get_color() != lines[1].get_color()
     from matplotlib.colors import to_rgba
 
-    assert [tuple(b) for b in bars] == [to_rgba(line.get_color()) for line in lines]
+    for container, line in zip(ax.containers, lines, strict=True):  # each curve's error bars and caps follow it
+        bars, caps = container.get_children()[-1], container.get_children()[:-1]
+        assert tuple(bars.get_color()[0]) == to_rgba(line.get_color())
+        assert caps and all(to_rgba(c.get_markeredgecolor()) == to_rgba(line.get_color()) for c in caps)

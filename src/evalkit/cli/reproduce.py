@@ -35,7 +35,8 @@ def reproduce_command(args: argparse.Namespace) -> int:
         if a.kind == "listening":
             print(shown(f"listening test {a.key}: evalkit listen serve {a.path}"), file=sys.stderr)
     outputs, missing = sum(a.kind != "unavailable" for a in done.artifacts), len(done.unavailable)
-    print(f"{outputs} output{'s' * (outputs != 1)}, {missing} unavailable variant{'s' * (missing != 1)} "
-          "(listed on the page); page:", file=sys.stderr)
+    listed = " (listed on the page)" if missing else ""
+    print(f"{outputs} output{'s' * (outputs != 1)}, {missing} unavailable variant{'s' * (missing != 1)}{listed}; "
+          "page:", file=sys.stderr)
     print(shown(str(done.page)))
     return 0

@@ -94,7 +94,7 @@ def latent_dims(data) -> dict[str, int]:
 
 def latent_figures(data, figures: Path, flag: str) -> list[Artifact]:
     """Per metric: quality against bitrate, one curve per latent dimension (``D = …`` in the legend)."""
-    from evalkit.reports.plots import rate_quality_figure
+    from evalkit.reports.plots import metric_name, rate_quality_figure
 
     dims = latent_dims(data)
     labels = {f"family:{curve}": f"latent D = {dim}" for curve, dim in dims.items()}
@@ -105,8 +105,8 @@ def latent_figures(data, figures: Path, flag: str) -> list[Artifact]:
             continue
         _relabel(fig, labels)
         path = shared.save(fig, figures / f"fig4_latent_{metric}.png")
-        out.append(Artifact(f"fig4_latent_{metric}", "figure",
-                            f"Fig. 4: {metric} against bitrate, one curve per latent dimension{flag}", path,
+        title = f"Fig. 4: {metric_name(metric)} against bitrate, one curve per latent dimension{flag}"
+        out.append(Artifact(f"fig4_latent_{metric}", "figure", title, path,
                             "curves: " + "; ".join(f"D = {d}" for d in sorted(set(dims.values())))))
     return out
 
@@ -136,14 +136,23 @@ def _relabel(fig, labels: Mapping[str, str]) -> None:
             if line.get_markerfacecolor() != "white":
                 line.set_markerfacecolor(colour)
             if len(bars) == len(curves):
-                for artist in bars[i].get_children():
+                for artist in bars[i].get_children():  # the bars, and the caps (markers: their edge colour)
                     artist.set_color(colour)
+                    if hasattr(artist, "set_markeredgecolor"):
+                        artist.set_markeredgecolor(colour)
+    if not fig.legends:
+        return
+    import matplotlib
+
+    from evalkit.reports.plots import STYLE
+
     for legend in list(fig.legends):
-        entries = [(names.get(t.get_text(), t.get_text()), h) for t, h in zip(legend.get_texts(),
-                                                                               legend.legend_handles, strict=True)]
-        entries.sort(key=lambda e: int(m.group(1)) if (m := re.search(r"D = (\d+)", e[0])) else 0)
         legend.remove()
-        fig.legend([h for _, h in entries], [name for name, _ in entries], loc="outside lower center")
+    handles, texts = fig.axes[0].get_legend_handles_labels()  # the recoloured lines themselves
+    entries = sorted(zip(texts, handles, strict=True),
+                     key=lambda e: int(m.group(1)) if (m := re.search(r"D = (\d+)", e[0])) else 0)
+    with matplotlib.rc_context(STYLE):  # the figures' own legend look (8 pt, no frame)
+        fig.legend([h for _, h in entries], [t for t, _ in entries], loc="outside lower center")
 
 
 def build(base: Mapping, base_dir: Path, source: str, out: Path, scale: Scale, train_data: Path,
