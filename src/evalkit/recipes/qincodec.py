@@ -113,7 +113,8 @@ def build(out: Path, *, scale: Scale = "full", config: Path = CONFIG, dataset: P
                                                       if unavailable else ""))]
     mushra = [s for s in qincodec_outputs.table_variants(data, MUSHRA_FAMILIES)
               if data.record(s).anchor_cutoff_hz is None]
-    test = qincodec_outputs.mushra_test(data, mushra, out / "listening" / "fig2_mushra", flag)
+    missing = [f for f in MUSHRA_FAMILIES if f not in {data.record(s).family for s in mushra}]
+    test = qincodec_outputs.mushra_test(data, mushra, out / "listening" / "fig2_mushra", flag, missing=missing)
     if test is not None:
         artifacts.append(test)
         artifacts += qincodec_outputs.mushra_results(test.path, figures, flag, ratings=ratings)

@@ -38,11 +38,12 @@ def tier(kbps: float | None) -> float | None:
 # --------------------------------------------------------------------------------------------- Fig. 2: MUSHRA
 
 
-def mushra_test(data, conditions: Sequence[str], folder: Path, flag: str, *, seed: int = 0) -> Artifact | None:
+def mushra_test(data, conditions: Sequence[str], folder: Path, flag: str, *, missing: Sequence[str] = (),
+                seed: int = 0) -> Artifact | None:
     """The MUSHRA test folder of ``conditions`` (codec specs of the run; `listen prepare` adds the hidden
     reference and the BS.1534-3 anchors, the 3.5 kHz one from the run), ready for ``evalkit listen serve``; a
-    folder that already holds this test (a rerun) is kept with its answers. None (one line logged) when the run
-    cannot give it."""
+    folder that already holds this test (a rerun) is kept with its answers. ``missing``: the test's codec
+    families the run could not give (named in the title). None (one line logged) when the run cannot give it."""
     from evalkit.listening.errors import ListenError
     from evalkit.listening.model import Design
     from evalkit.listening.prepare.design import PrepareOptions
@@ -62,8 +63,9 @@ def mushra_test(data, conditions: Sequence[str], folder: Path, flag: str, *, see
             f"`listen prepare` adds). Serve: `evalkit listen serve {folder}`; analyse (means, 95 % CIs, mixed-model "
             f"comparisons): `evalkit listen analyze {folder}`; then rerun the same `evalkit reproduce` command to "
             f"draw Fig. 2 from the answers{flag}")
-    return Artifact("fig2_mushra_test", "listening", f"Fig. 2 MUSHRA test: DAC and QinCodec at 8 and 16 kbps{flag}",
-                    folder, note)
+    lacking = f" (without {', '.join(missing)}: unavailable here)" if missing else ""
+    return Artifact("fig2_mushra_test", "listening",
+                    f"Fig. 2 MUSHRA test: DAC and QinCodec at 8 and 16 kbps{lacking}{flag}", folder, note)
 
 
 def mushra_results(test_dir: Path | None, figures: Path, flag: str, *, ratings: Path | None = None,
