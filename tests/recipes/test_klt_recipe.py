@@ -17,11 +17,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """``evalkit reproduce klt --scale tiny`` through the shared driver (the recipe, then its page)."""
+    from evalkit.recipes.run import reproduce
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EVALKIT_OFFLINE", "1")
         out = tmp_path_factory.mktemp("klt_recipe")
-        artifacts = klt.build(out, scale="tiny")
-    return out, {a.key: a for a in artifacts}
+        done = reproduce("klt", out, scale="tiny")
+    return out, {a.key: a for a in done.artifacts}
 
 
 def _tiny_grid():
@@ -56,6 +59,9 @@ def test_tiny_build_produces_every_figure_table_and_ab_folder(built):
     for suffix in (".csv", ".md", ".html"):
         assert (out / "tables" / f"storage_complexity{suffix}").stat().st_size > 0
     assert artifacts["storage_table"].paper.values == {"encodec_24khz_d72_storage_saving_pct": 43.4}
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert all(f'id="{key}"' in page for key in artifacts)  # every output on the page
+    assert "<td>encodec_24khz_d72_storage_saving_pct</td><td>43.4</td>" in page  # beside the paper's number
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from evalkit.cli import codecs, listen, metrics, plot, qincodec, results, run
+from evalkit.cli import codecs, listen, metrics, plot, qincodec, reproduce, results, run
 from evalkit.cli._base import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from evalkit.errors import UserError
 
@@ -20,7 +20,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "build_parser", "main"]
 DESCRIPTION = ("evalkit: compare audio codecs with objective metrics and listening tests. Bad input ends with one "
                "line and exit code 2.")
 #: Command groups in the order ``evalkit --help`` lists them.
-GROUPS = (codecs, metrics, run, results, plot, listen, qincodec)
+GROUPS = (codecs, metrics, run, results, plot, listen, qincodec, reproduce)
 
 
 def build_parser() -> argparse.ArgumentParser:

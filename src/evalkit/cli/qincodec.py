@@ -20,6 +20,9 @@ def add_parsers(sub) -> None:
     train.add_argument("--data", required=True, type=Path, help="folder of training audio (searched recursively)")
     train.add_argument("--out", required=True, type=Path, help="run folder (checkpoints; rerun to resume)")
     train.add_argument("--config", default="small", help="small (2 CPU cores), paper (GPU) or tiny (tests)")
+    train.add_argument("--latent-dim", type=int, metavar="N",
+                       help="latent channels of the autoencoder (default: the config's; QINCo2 works in the same "
+                            "dimension); e.g. to compare latent sizes at equal bitrate")
     train.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     train.add_argument("--stage", action="append", choices=["ae", "latents", "quantizer", "finetune"],
                        help="run only this stage (repeatable; earlier stages must be done); default: all")
@@ -56,7 +59,7 @@ def train_command(args: argparse.Namespace) -> int:
     from evalkit.training.qincodec.train import STAGES, Context, run_training
 
     try:
-        config = get_config(args.config)
+        config = get_config(args.config, latent_dim=args.latent_dim)
         device = resolve_device(args.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA GPU is available")

@@ -10,7 +10,8 @@ from typing import Any, Literal
 #: ``full``: the paper's configuration (pretrained weights when present); ``tiny``: the same pipeline at test scale
 #: (random weights, tiny checkpoints, a few clips), every output labelled as such.
 Scale = Literal["full", "tiny"]
-ArtifactKind = Literal["figure", "table", "listening", "run"]
+#: ``unavailable``: a variant the recipe could not run here (title: the variant, note: why); figures omit it.
+ArtifactKind = Literal["figure", "table", "listening", "run", "unavailable"]
 PAPER_DATA = Path(__file__).parent / "paper_data"
 
 
@@ -30,7 +31,7 @@ class PaperClaim:
 @dataclass(frozen=True)
 class Artifact:
     """One output of a recipe: ``key`` matches the paper data's key; ``path`` is the file (a PNG or SVG figure,
-    an HTML/CSV/Markdown table) or the folder (a run, a listening test)."""
+    an HTML/CSV/Markdown table) or the folder (a run, a listening test; an unavailable variant's run folder)."""
 
     key: str
     kind: ArtifactKind
@@ -46,3 +47,10 @@ def paper_claims(recipe: str) -> dict[str, PaperClaim]:
     raw = json.loads(path.read_text(encoding="utf-8"))
     return {key: PaperClaim(text=entry["text"], source=entry["source"], values=entry.get("values", {}))
             for key, entry in raw["claims"].items()}
+
+
+def paper_info(recipe: str) -> dict[str, str]:
+    """The paper a recipe reproduces: ``title``, ``authors``, ``source`` (arXiv id or where it is named) and a
+    ``note`` on what could be read of it (``paper_data/<recipe>.json``; empty fields when absent)."""
+    raw = json.loads((PAPER_DATA / f"{recipe}.json").read_text(encoding="utf-8")).get("paper", {})
+    return {key: str(raw.get(key, "")) for key in ("title", "authors", "source", "note")}

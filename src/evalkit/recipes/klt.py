@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from evalkit.recipes import shared
 from evalkit.recipes.base import Artifact, PaperClaim, Scale, paper_claims
 from evalkit.stats.choice_power import choice_power
 
@@ -71,17 +72,9 @@ def _tiny_grid(grid: dict) -> dict:
 
 
 def tiny_clips(folder: Path, out: Path, count: int = TINY_CLIPS, seconds: float = TINY_CLIP_S) -> Path:
-    """The first ``seconds`` of the first ``count`` audio files of ``folder``, mixed to mono (the models are mono:
-    the measured bitrates are the nominal ones), as WAV files in ``out``."""
-    from evalkit import audio as audio_lib
-
-    out.mkdir(parents=True, exist_ok=True)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in audio_lib.AUDIO_EXTENSIONS)[:count]
-    for path in files:
-        clip = audio_lib.load(path, channel_policy="mono")
-        audio_lib.save(out / f"{path.stem}.wav", clip.samples[:, : int(seconds * clip.sample_rate)],
-                       clip.sample_rate)
-    return out
+    """The first ``seconds`` of the first ``count`` audio files of ``folder``, mixed to mono, as WAV files in
+    ``out`` (:func:`evalkit.recipes.shared.tiny_clips`)."""
+    return shared.tiny_clips(folder, out, count, seconds)
 
 
 def storage_table(accounting: pd.DataFrame, record: Callable[[str], Any]) -> pd.DataFrame:
@@ -101,53 +94,15 @@ def storage_table(accounting: pd.DataFrame, record: Callable[[str], Any]) -> pd.
     return table.sort_values(["codec", "bitrate_kbps", "d̃"]).reset_index(drop=True) if rows else table
 
 
-def write_table(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
-    """``table`` as ``stem``.csv, .md and .html (``title`` as the HTML caption)."""
-    import html
-
-    paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".html")]
-    table.to_csv(paths[0], index=False)
-    header = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    paths[1].write_text("\n".join([f"**{title}**", "", header, rule, *body, ""]), encoding="utf-8")
-    cells = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-                   for row in table.itertuples(index=False))
-    paths[2].write_text(f"<table><caption>{html.escape(title)}</caption><thead><tr>{cells}</tr></thead>"
-                        f"<tbody>{rows}</tbody></table>\n", encoding="utf-8")
-    return paths
-
-
-def _save(fig, path: Path) -> Path | None:
-    from evalkit.reports.plots.output import save_figure
-
-    if fig is None:
-        return None
-    import matplotlib.pyplot as plt
-
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+write_table = shared.write_table
+_save = shared.save
+_slug = shared.slug
 
 
 def skipped_variants(data) -> dict[str, str]:
     """Codec spec → the reason of a variant none of whose units ran (e.g. no pretrained weights), each logged
     as one line."""
-    units = data.units
-    if units.empty:
-        return {}
-    out = {}
-    for spec, group in units.groupby("codec_spec"):
-        if not (group["status"] == "ok").any():
-            reasons = group["reason"].dropna()
-            out[spec] = str(reasons.iloc[0]) if not reasons.empty else str(group["status"].iloc[0])
-            log.warning("klt recipe: %s skipped: %s", spec, out[spec])
-    return out
+    return shared.skipped_variants(data, RECIPE)
 
 
 def _bases(data) -> dict[str, list[str]]:
@@ -206,7 +161,7 @@ def ab_tests(data, bases: dict[str, list[str]], folder: Path, flag: str, seed: i
     without decoded audio (no weights) is skipped with one line."""
     from evalkit.listening.errors import ListenError
     from evalkit.listening.model import Design
-    from evalkit.listening.prepare.design import PrepareOptions, prepare_test
+    from evalkit.listening.prepare.design import PrepareOptions
 
     out = []
     for base, variants in bases.items():
@@ -217,7 +172,7 @@ def ab_tests(data, bases: dict[str, list[str]], folder: Path, flag: str, seed: i
             key = f"ab_{_slug(base_record.display_family)}_{kbps:g}kbps_d{record.kept_dim}"
             options = PrepareOptions(Design.AB, conditions=(spec, base), listeners=PAPER_LISTENERS, seed=seed)
             try:
-                definition = prepare_test(data.run_dir, folder / key, options)
+                definition = shared.prepare_listening(data.run_dir, folder / key, options)
             except ListenError as exc:
                 log.warning("klt recipe: AB test %s skipped: %s", key, exc)
                 continue
@@ -241,22 +196,22 @@ def _with_claims(artifacts: Iterable[Artifact]) -> list[Artifact]:
             for a in artifacts]
 
 
-def build(out: Path, *, scale: Scale = "full", config: Path = CONFIG, dataset: Path | None = None) -> list[Artifact]:
+def build(out: Path, *, scale: Scale = "full", config: Path = CONFIG, dataset: Path | None = None,
+          offline: bool | None = None) -> list[Artifact]:
     """Run the KLT study into ``out`` and make its figures, tables and AB test folders.
 
     Args:
         out: output folder (``run/``, ``figures/``, ``tables/``, ``listening/`` are written inside).
-        scale: ``full`` (the config as written, pretrained weights; variants without weights are skipped with
-            one line) or ``tiny`` (see the module docstring).
+        scale: ``full`` (the config as written, pretrained weights, fetched when missing and the network
+            allows; variants without weights are skipped with one line) or ``tiny`` (see the module docstring).
         config: the recipe's run config.
         dataset: a folder of audio to use instead of the config's dataset.
+        offline: never download weights (``None``: ``$EVALKIT_OFFLINE``).
 
     Returns:
-        the artifacts, each with the paper's claim for its key where ``paper_data/klt.json`` has one.
+        the artifacts, each with the paper's claim for its key where ``paper_data/klt.json`` has one; an
+        ``unavailable`` artifact per variant that could not run.
     """
-    from evalkit.reports.rundata import load_run
-    from evalkit.runner import run_evaluation, validate_config
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config = Path(config)
@@ -264,20 +219,18 @@ def build(out: Path, *, scale: Scale = "full", config: Path = CONFIG, dataset: P
     if scale == "tiny":
         source = dataset or (config.parent / raw["dataset"]["folder"])
         dataset = tiny_clips(Path(source), out / "clips")
-    flag = " (random weights: NOT the pretrained models)" if scale == "tiny" else ""
-    run_cfg, specs = validate_config(run_config(raw, out, scale, dataset), config.parent, str(config))
-    run_evaluation(run_cfg, specs)
-    data = load_run(run_cfg.output)
+    flag = shared.flag(scale)
+    data, unavailable = shared.run(run_config(raw, out, scale, dataset), config.parent, str(config), RECIPE, scale,
+                                   offline)
     bases = _bases(data)
     families = _by_family(data, bases)
     figures, tables = out / "figures", out / "tables"
     figures.mkdir(exist_ok=True)
     tables.mkdir(exist_ok=True)
-    skipped = skipped_variants(data)
     ran = len(data.summary["codec_spec"].unique()) if not data.summary.empty else 0
     artifacts = [Artifact("run", "run", f"evalkit run of {config.name}{flag}", data.run_dir,
-                          f"{ran} variants scored" + (f"; {len(skipped)} skipped: " + "; ".join(
-                              f"{spec}: {why}" for spec, why in skipped.items()) if skipped else ""))]
+                          f"{ran} variants scored" + (f"; {len(unavailable)} unavailable (listed below)"
+                                                      if unavailable else ""))]
     artifacts += spectrum_figures(data, families, figures, flag)
     table = storage_table(data.klt_accounting, data.record)
     if not table.empty:
@@ -287,4 +240,4 @@ def build(out: Path, *, scale: Scale = "full", config: Path = CONFIG, dataset: P
                                   "also .csv and .md; transform counted as D x D (the paper) and as stored"))
     artifacts += rate_quality_figures(data, families, figures, flag)
     artifacts += ab_tests(data, bases, out / "listening", flag)
-    return _with_claims(artifacts)
+    return _with_claims(artifacts) + shared.unavailable_artifacts(unavailable, data.run_dir)

@@ -17,6 +17,7 @@ import torch
 import evalkit
 from evalkit.codecs.qincodec.checkpoint import FORMAT, OPTIONAL_PARTS, PARTS, read_header
 from evalkit.training.qincodec import schedule
+from evalkit.training.qincodec.recipes import latent_dim_option
 
 
 def _half(state: dict) -> dict:
@@ -54,6 +55,7 @@ def package(ctx, decoder_state: dict, extra: dict) -> Path:
         "data_files": len(corpus.files), "train_minutes": round(corpus.train_seconds / 60, 2),
         "val_minutes": round(corpus.val_seconds / 60, 2),
         "command": f"evalkit qincodec train --data {ctx.data} --out {ctx.out} --config {ctx.config.name}"
+                   + latent_dim_option(ctx.config)
                    + (f" --init {ctx.init}" if ctx.init else "")
                    + (" --keep-autoencoder" if ctx.keep_autoencoder else ""),
         "init": init_identity(ctx.init), "autoencoder_kept_from": ae.get("kept_from"),

@@ -52,10 +52,38 @@ CONFIGS: dict[str, QinConfig] = {
 }
 
 
-def get_config(name: str, **overrides) -> QinConfig:
-    """A named configuration, optionally with some ``TrainConfig`` fields overridden."""
+def get_config(name: str, latent_dim: int | None = None, **overrides) -> QinConfig:
+    """A named configuration, optionally with another latent dimension (:func:`with_latent_dim`) and some
+    ``TrainConfig`` fields overridden."""
     try:
         config = CONFIGS[name]
     except KeyError:
         raise ValueError(f"unknown QinCodec config {name!r}; known: {', '.join(CONFIGS)}") from None
+    if latent_dim is not None:
+        config = with_latent_dim(config, latent_dim)
     return replace(config, train=replace(config.train, **overrides)) if overrides else config
+
+
+def with_latent_dim(config: QinConfig, dim: int) -> QinConfig:
+    """``config`` whose autoencoder has ``dim`` latent channels; QINCo2's step networks work in the same
+    dimension (``embed_dim = dim``: identity in/out projections, as in every named recipe).
+
+    >>> c = with_latent_dim(CONFIGS["tiny"], 4)
+    >>> c.model.latent_dim, c.quantizer.embed_dim, c.name
+    (4, 4, 'tiny')
+
+    Raises:
+        ValueError: ``dim`` below 1.
+    """
+    if dim < 1:
+        raise ValueError(f"--latent-dim {dim}: expected an integer >= 1")
+    return replace(config, model=replace(config.model, latent_dim=dim),
+                   quantizer=replace(config.quantizer, embed_dim=dim))
+
+
+def latent_dim_option(config: QinConfig) -> str:
+    """`` --latent-dim N`` when ``config``'s latent dimension differs from its named recipe's, else ``""``: the
+    part of the training command that recreates it."""
+    named = CONFIGS.get(config.name)
+    same = named is not None and named.model.latent_dim == config.model.latent_dim
+    return "" if same else f" --latent-dim {config.model.latent_dim}"
