@@ -189,14 +189,16 @@ def test_a_finished_quantizer_stage_without_irvq_gains_it_and_keeps_rvq_and_qinc
         assert tensor_digest(resumed[part]) == tensor_digest(old[part])
 
 
-# SHA-256 over (key, raw float16 bytes) of every tensor of each part of the shipped checkpoint (2026-12-03 file,
-# sha256 5d36ba63…): adding iRVQ to it (scripts/add_irvq.py) must leave these values bit for bit.
+# SHA-256 over (key, raw float16 bytes) of every tensor of each part of the shipped checkpoint. The four trained
+# parts are those of the 2026-12-03 file (sha256 5d36ba63…), which had no iRVQ; scripts/add_irvq.py added the
+# iRVQ codebooks on 2026-12-06 (file sha256 9581f17c…) and had to leave these four bit for bit.
 SHIPPED_PART_DIGESTS = {
     "encoder": "f5ab1907302be844c703167e34b0f5c14217a6b97c8993b90061af6571a25e7c",
     "decoder": "fd0daf29510446a3385277335827c0017d48973e3422fc573f5d59812012b0e8",
     "rvq": "1e158d3f195180e4e76589e2ea9f640cd22d665d7abec977a97bceb802497c27",
     "qinco2": "fef051ece9c507b418c3a5dea6256891aa67c1710e5bce2ba0c9ceb40681bb90",
 }
+SHIPPED_IRVQ_DIGEST = "d81e682a7a15697f5da3d7088e25ceed22755a9c436790ae321bc60dfd08846d"
 
 
 def test_the_shipped_autoencoder_rvq_and_qinco2_values_are_the_recorded_ones():
@@ -205,3 +207,15 @@ def test_the_shipped_autoencoder_rvq_and_qinco2_values_are_the_recorded_ones():
 
     bundle = schedule.load(SHIPPED)
     assert {part: tensor_digest(bundle[part]) for part in PARTS} == SHIPPED_PART_DIGESTS
+
+
+def test_the_shipped_checkpoint_holds_the_irvq_codebooks_added_to_it():
+    from evalkit.codecs.qincodec.checkpoint import SHIPPED
+    from evalkit.training.qincodec import schedule
+
+    bundle = schedule.load(SHIPPED)
+    assert tensor_digest(bundle["irvq"]) == SHIPPED_IRVQ_DIGEST
+    added = bundle["provenance"]["irvq_added"]
+    assert added["from_checkpoint_sha256"].startswith("5d36ba63")  # the file whose four parts are recorded above
+    assert bundle["provenance"]["irvq_train_beam"] == bundle["config"]["quantizer"]["beam"]
+    assert not torch.equal(bundle["irvq"]["codebooks"], bundle["rvq"]["codebooks"])

@@ -165,3 +165,23 @@ def test_init_starts_the_autoencoder_from_a_packaged_checkpoint(run, tmp_path, c
     assert main(["qincodec", "train", "--data", str(run.data), "--out", str(tmp_path / "x"), "--config", "small",
                  "--init", str(packaged)]) == 2
     assert "is not the one of config 'small'" in capsys.readouterr().err
+
+
+def test_the_latents_stage_alone_takes_a_kept_autoencoder_and_refuses_a_missing_one(run, tmp_path, capsys):
+    packaged = run.out / "qincodec.pt"
+    config = get_config("tiny")
+    both = Context(config, run.data, tmp_path / "both", torch.device("cpu"), progress=False, init=packaged,
+                   keep_autoencoder=True)
+    alone = Context(config, run.data, tmp_path / "alone", torch.device("cpu"), progress=False, init=packaged,
+                    keep_autoencoder=True)
+    run_training(both, ("ae", "latents"))
+    run_training(alone, ("latents",))
+    assert schedule.load(tmp_path / "alone" / "ae.pt")["kept_from"]["sha256"] == load_checkpoint(
+        str(packaged))["sha256"]
+    for split in ("train", "val"):
+        assert np.array_equal(np.load(tmp_path / "alone" / "latents.npz")[split],
+                              np.load(tmp_path / "both" / "latents.npz")[split])
+    assert main(["qincodec", "train", "--data", str(run.data), "--out", str(tmp_path / "none"), "--config", "tiny",
+                 "--stage", "latents"]) == 2
+    assert "the autoencoder stage is not done; run it first (--stage ae)" in capsys.readouterr().err
+    assert not (tmp_path / "none" / "latents.npz").exists()

@@ -30,7 +30,8 @@ def add_parsers(sub) -> None:
                        "and decoder ('shipped': the package's); recorded in the provenance")
     train.add_argument("--keep-autoencoder", action="store_true",
                        help="with --init: keep its encoder and decoder as the autoencoder stage (no autoencoder "
-                       "training); the latents, quantizer and finetune stages run on them")
+                       "training; --stage ae need not be named); the latents, quantizer and finetune stages run "
+                       "on them")
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     train.add_argument("--max-minutes", type=float, help="stop (resumably) after this many minutes")
     train.set_defaults(func=train_command)

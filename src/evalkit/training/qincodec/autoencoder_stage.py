@@ -158,9 +158,20 @@ def init_state(checkpoint: Path) -> dict:
             **{f"decoder.{k}": v for k, v in bundle["decoder"].items()}}
 
 
+def finished_autoencoder(ctx) -> Path:
+    """``ae.pt`` of a finished stage 1. With ``keep_autoencoder`` it is written from ``--init`` when missing (stage 1
+    trains nothing then, so a later stage need not name it); otherwise a missing one is refused (ValueError)."""
+    final = ctx.path("ae.pt")
+    if final.exists():
+        return final
+    if ctx.keep_autoencoder:
+        return keep_autoencoder(ctx)
+    raise ValueError(f"{ctx.out}: the autoencoder stage is not done; run it first (--stage ae)")
+
+
 def load_autoencoder(ctx) -> Autoencoder:
     model = Autoencoder(ctx.config.model)
-    model.load_state_dict(schedule.load(ctx.path("ae.pt"))["model"])
+    model.load_state_dict(schedule.load(finished_autoencoder(ctx))["model"])
     return model.to(ctx.device).eval()
 
 
