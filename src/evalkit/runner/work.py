@@ -43,6 +43,7 @@ class UnitJob:
     spec: str
     metrics: tuple[tuple[str, str], ...]  # (result_key, metric name) still to compute
     decoded_path: str | None = None  # cached decoded audio: the codec need not run again
+    chunked: bool = False  # the codec codes the item in chunks (planned, and part of unit_key)
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, i
         codec = CODECS.get(job.spec, task.device)
         try:
             rec = codec.reconstruct(reference.samples, rate, channel_policy=task.decode["channel_policy"],
-                                    source=str(item.path))
+                                    source=str(item.path), chunked=job.chunked)
         except Exception as exc:  # noqa: BLE001 - recorded with the codec's provenance
             return _failure(task, job, exc, weights=codec.weights_label, device=str(codec.device), **common)
         decoded = rec.audio
