@@ -224,24 +224,27 @@ class AudioTransform(ABC):
         with torch.inference_mode():
             out = self.process(torch.from_numpy(batch).to(self.device), timing)
         process_s = time.perf_counter() - t0
+        codec_len, batch_size = x_codec.shape[1], batch.shape[0]
+        del batch, x_codec  # a long input's resampled copy is not held while the output is resampled back
         out_np = out.detach().float().cpu().numpy()
+        del out
         codec_out_len = out_np.shape[-1]
         y = self._batch_to_channels(out_np, handling)
-        trimmed = max(0, y.shape[1] - x_codec.shape[1])
-        y = y[:, : x_codec.shape[1]]
+        trimmed = max(0, y.shape[1] - codec_len)
+        y = y[:, :codec_len]
         y = audio_lib.resample(y, codec_rate, sample_rate)
         padded = max(0, in_len - y.shape[1])
         trimmed += max(0, y.shape[1] - in_len)
         y = np.pad(y[:, :in_len], ((0, 0), (0, padded))) if padded else y[:, :in_len]  # no copy when not padded
         measured = timing.measured_bitrate_bps
         if measured is None and self.bitrate_bps is not None:
-            measured = self.bitrate_bps * batch.shape[0]  # fixed-rate codes: every coded stream is sent
+            measured = self.bitrate_bps * batch_size  # fixed-rate codes: every coded stream is sent
         report = ReconstructionReport(
             spec=str(self.spec), weights=self.weights_label, device=str(self.device),
             input_rate=sample_rate, codec_rate=codec_rate,
             resampler=audio_lib.RESAMPLER if codec_rate != sample_rate else None,
             input_channels=in_channels, channel_handling=handling,
-            input_samples=in_len, codec_input_samples=x_codec.shape[1], codec_output_samples=codec_out_len,
+            input_samples=in_len, codec_input_samples=codec_len, codec_output_samples=codec_out_len,
             trimmed_samples=trimmed, padded_samples=padded, output_samples=y.shape[1],
             encode_s=timing.encode_s, decode_s=timing.decode_s, process_s=process_s,
             measured_bitrate_bps=measured, decoder_rate=timing.decoder_rate,
@@ -299,10 +302,12 @@ class Codec(AudioTransform):
     :meth:`load` (build the model and fetch weights, idempotent; import optional packages here with a pip hint),
     :attr:`weights_label` (``"pretrained"``, ``"random (seed 0) - NOT a pretrained model"``...),
     :meth:`weights_identity` (a checkpoint's hash, keyed with every unit), :attr:`side_info_bps`,
-    :attr:`codebook_sizes` (codebooks of different sizes), :meth:`codebooks` (codewords, for analyses) and
-    :meth:`info` (extra provenance). The constructor takes ``(spec, device)``: read the parameters from
-    ``spec.params`` (declared as :class:`~evalkit.codecs.Param` in the family), keep it cheap, and call
-    ``super().__init__(spec, device)``.
+    :attr:`codebook_sizes` (codebooks of different sizes), :meth:`codebooks` (codewords, for analyses),
+    :meth:`info` (extra provenance) and :attr:`~AudioTransform.chunking` (a
+    :class:`~evalkit.codecs.chunking.Chunking` when ``encode`` takes any frame-aligned window and ``decode`` any
+    run of frames with no side information: long inputs are then coded in chunks with that much context).
+    The constructor takes ``(spec, device)``: read the parameters from ``spec.params`` (declared as
+    :class:`~evalkit.codecs.Param` in the family), keep it cheap, and call ``super().__init__(spec, device)``.
 
     Do not override :meth:`~AudioTransform.reconstruct`: it validates the input, resamples to
     :attr:`sample_rate` and back (soxr VHQ), applies the channel policy (mono models code each channel), times

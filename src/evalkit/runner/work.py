@@ -154,6 +154,7 @@ def iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
             log.debug("unit %s failed", job.unit_key, exc_info=True)
             outcome = _failure(task, job, exc, **common)
         yield outcome
+        del outcome  # a long item's decoded audio is not held while the next unit runs
 
 
 def _cached_decoded(job: UnitJob, reference: Reference) -> np.ndarray | None:
