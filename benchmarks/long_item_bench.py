@@ -1,30 +1,48 @@
 """Long-item benchmark: peak memory of `evalkit run` on one long mono 44.1 kHz item against its length.
 
-For each length (minutes) a fresh process writes one synthetic item (a tone plus noise, float32 WAV), runs
-`evalkit run` on it with one worker and prints the peak RSS (``ru_maxrss``) of the coordinator or of a worker
-process, whichever is larger, the item's float32 size and the wall time. Memory should grow sublinearly with the length:
-pairs longer than 30 s are scored in segments (:mod:`evalkit.metrics.segments`).
+For each length (minutes) a fresh process writes one synthetic item (a tone plus noise, float32 WAV, written in
+blocks) and runs `evalkit run` on it with one worker (a child process). While it runs, this script samples the
+memory of the whole process tree (the run and its worker processes) every 0.25 s from ``/proc``:
 
-By default the codecs and metrics are those of configs/demo.yaml whose weights are on this machine; ``--codecs``
-and ``--metrics`` pick fewer (the 60-minute case is only run with ``--hour``).
+* ``tree RSS``: the sum of the processes' resident sizes (pages shared between them counted in each);
+* ``tree PSS``: the sum of their proportional sizes (shared pages split between the sharers: the tree's real
+  footprint);
+* ``max proc RSS``: the kernel's high-water mark of the largest single process (``ru_maxrss``: exact, not
+  sampled; unknown for a run stopped by ``--timeout``).
 
-Usage: .venv/bin/python benchmarks/long_item_bench.py [--minutes 1 10] [--hour]
-       [--codecs "lowpass?cutoff_hz=7000" "opus?bitrate_kbps=12"] [--metrics si_sdr mel_distance stoi]
+It prints them with the item's float32 size, the wall time and, against the shortest length, how much each
+figure grew for how much longer an item (``growth``: peak ratio / length ratio; sublinear growth is < 1).
+Long items are coded in chunks (:mod:`evalkit.codecs.chunking`) and scored in segments
+(:mod:`evalkit.metrics.segments`), so memory should hardly grow with the length.
+
+By default the codecs are those the issue names for the demo (``qincodec?bitrate_kbps=8``, ``opus?bitrate_kbps=12``,
+``dac-44khz`` and the EnCodec models at random weights: no pretrained weights are needed) and the metrics are
+``applicable``; ``--each`` runs every codec in a run of its own (its own peak), ``--timeout`` stops a run that takes
+too long and prints the peaks it reached.
+
+Usage: .venv/bin/python benchmarks/long_item_bench.py [--minutes 1 10] [--hour] [--each] [--timeout 3600]
+       [--codecs "qincodec?bitrate_kbps=8" "opus?bitrate_kbps=12"] [--metrics si_sdr mel_distance stoi]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CODECS = ["qincodec?bitrate_kbps=8", "opus?bitrate_kbps=12", "dac-44khz?n_codebooks=9&weights=random",
+                  "encodec-24khz?bandwidth=6&weights=random", "encodec-48khz?bandwidth=6&weights=random"]
+SAMPLE_S = 0.25
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np, soundfile as sf
 from pathlib import Path
 from evalkit.runner import run_evaluation, validate_config
@@ -40,50 +58,130 @@ with sf.SoundFile(data / "long.wav", "w", rate, 1, subtype="FLOAT") as fh:  # wr
 raw = {"dataset": {"folder": str(data), "glob": "*.wav"}, "codecs": codecs, "metrics": metrics,
        "output": str(out / "run"), "workers": 1}
 config, specs = validate_config(raw, out)
+print("START", flush=True)
 t0 = time.perf_counter()
 report = run_evaluation(config, specs, progress=False)
-import multiprocessing
+import multiprocessing, resource
 multiprocessing.active_children()  # reaps worker processes that exited, so RUSAGE_CHILDREN counts them
 peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-print(json.dumps({"minutes": minutes, "float32_mb": n * 4 / 2**20, "wall_s": time.perf_counter() - t0,
-                  "units": report.units_run, "failed": report.units_failed, "peak_rss_mb": peak / 1024}))
+print(json.dumps({"run_s": time.perf_counter() - t0, "units": report.units_run, "failed": report.units_failed,
+                  "max_proc_rss_mb": peak / 1024}))
 """
 
 
-def demo_codecs() -> list[dict]:
-    """The codec entries of configs/demo.yaml (variants without weights here are skipped by the run)."""
-    import yaml
+def _children(pid: int) -> list[int]:
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                found += [int(c) for c in fh.read().split()]
+    except OSError:
+        pass
+    return found
 
-    return yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())["codecs"]
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += _children(p)
+    return out
 
 
-def measure(minutes: float, codecs: list, metrics) -> dict:
+def _rss_pss_kb(pid: int) -> tuple[int, int]:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            fields = dict(line.split()[:2] for line in fh if line.split()[0] in ("Rss:", "Pss:"))
+        return int(fields["Rss:"]), int(fields["Pss:"])
+    except (OSError, KeyError, ValueError):
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                rss = int(fh.read().split()[1]) * PAGE_KB
+            return rss, rss
+        except OSError:
+            return 0, 0
+
+
+def sample(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) in kB summed over the tree under ``pid``."""
+    sizes = [_rss_pss_kb(p) for p in tree(pid)]
+    return sum(s[0] for s in sizes), sum(s[1] for s in sizes)
+
+
+def measure(minutes: float, codecs: list, metrics, timeout_s: float | None) -> dict:
+    """Run one item of ``minutes`` in a fresh process tree; peaks from the moment the item is written."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run([sys.executable, "-c", CHILD, str(minutes), tmp, json.dumps(codecs),
-                              json.dumps(metrics)], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        return {"minutes": minutes, "error": f"exit {out.returncode}: {out.stderr.strip().splitlines()[-1:]}"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(minutes), tmp, json.dumps(codecs),
+                                 json.dumps(metrics)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            started = proc.stdout.readline().strip() == "START"
+            t0 = time.monotonic()
+            peak_rss = peak_pss = 0
+            timed_out = False
+            while proc.poll() is None:
+                rss, pss = sample(proc.pid)
+                peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+                if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+                    timed_out = True
+                    break
+                time.sleep(SAMPLE_S)
+        finally:  # stopped by --timeout, Ctrl-C or an error here: the run's whole tree goes too
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        wall = time.monotonic() - t0
+    row = {"minutes": minutes, "float32_mb": minutes * 60 * 44_100 * 4 / 2**20, "tree_rss_mb": peak_rss / 1024,
+           "tree_pss_mb": peak_pss / 1024, "max_proc_rss_mb": float("nan"), "wall_s": wall}
+    if timed_out:
+        return {**row, "error": f"timed out after {timeout_s:g} s (peaks so far)"}
+    if not started or proc.returncode != 0:
+        return {**row, "error": f"exit {proc.returncode}: {err.strip().splitlines()[-1:]}"}
+    return {**row, **json.loads(out.strip().splitlines()[-1])}
+
+
+def print_rows(label: str, rows: list[dict]) -> None:
+    print(f"\n{label}")
+    print(f"{'minutes':>8} {'float32 MB':>10} {'tree RSS MB':>12} {'tree PSS MB':>12} {'max proc MB':>12} "
+          f"{'growth RSS':>11} {'growth PSS':>11} {'run s':>8}  units")
+    base = next((r for r in rows if "error" not in r), None)
+    for r in rows:
+        growth = ["", ""]
+        if base is not None and r is not base and r["minutes"] > base["minutes"]:
+            length = r["minutes"] / base["minutes"]
+            growth = [f"{r[k] / base[k] / length:.3f}" for k in ("tree_rss_mb", "tree_pss_mb")]
+        tail = r.get("error") or f"{r['units']} run, {r['failed']} failed"
+        print(f"{r['minutes']:>8g} {r['float32_mb']:>10.1f} {r['tree_rss_mb']:>12.0f} {r['tree_pss_mb']:>12.0f} "
+              f"{r['max_proc_rss_mb']:>12.0f} {growth[0]:>11} {growth[1]:>11} {r['wall_s']:>8.0f}  {tail}",
+              flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--hour", action="store_true", help="also run a 60-minute item")
-    parser.add_argument("--codecs", nargs="+", help="codec specs (default: the demo config's codecs)")
+    parser.add_argument("--codecs", nargs="+", default=DEFAULT_CODECS, help="codec specs")
     parser.add_argument("--metrics", nargs="+", help="metric names (default: applicable)")
+    parser.add_argument("--each", action="store_true", help="one run per codec (else one run with them all)")
+    parser.add_argument("--timeout", type=float, help="seconds after which a run is stopped (its peaks printed)")
+    parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = parser.parse_args()
-    codecs = [{"spec": s} for s in args.codecs] if args.codecs else demo_codecs()
     metrics = args.metrics or "applicable"
     lengths = args.minutes + [60.0] * args.hour
-    print(f"{'minutes':>8} {'float32 MB':>11} {'peak RSS MB':>12} {'RSS / float32':>14} {'wall s':>8}")
-    for minutes in lengths:
-        r = measure(minutes, codecs, metrics)
-        if "error" in r:
-            print(f"{minutes:>8g} {r['error']}")
-            continue
-        print(f"{minutes:>8g} {r['float32_mb']:>11.1f} {r['peak_rss_mb']:>12.0f} "
-              f"{r['peak_rss_mb'] / r['float32_mb']:>14.1f} {r['wall_s']:>8.1f}", flush=True)
+    groups = [[c] for c in args.codecs] if args.each else [args.codecs]
+    results = {}
+    for codecs in groups:
+        label = " + ".join(codecs) + f" | metrics: {metrics if isinstance(metrics, str) else ', '.join(metrics)}"
+        rows = []
+        for minutes in lengths:
+            rows.append(measure(minutes, [{"spec": c} for c in codecs], metrics, args.timeout))
+            print(f"  {label}: {minutes:g} min done", file=sys.stderr, flush=True)
+        print_rows(label, rows)
+        results[label] = rows
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

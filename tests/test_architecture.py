@@ -120,7 +120,6 @@ NOT_YET_MIRRORED = {
     "codecs/klt/transform.py",
     "codecs/qincodec/adapter.py",
     "codecs/qincodec/families.py",
-    "codecs/rvq.py",
     "hashing.py",
     "metrics/score.py",
     "metrics/speaker.py",

@@ -128,6 +128,7 @@ def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
         try:
             for outcome in iter_item_task(task):
                 results.send(("unit", task_id, outcome))
+                del outcome  # its decoded audio is sent: not held while the next unit runs
         except Exception as exc:  # noqa: BLE001 - reported; the coordinator records the task's other units
             results.send(("crash", task_id, f"{type(exc).__name__}: {exc}"))
             continue

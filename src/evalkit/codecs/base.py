@@ -26,6 +26,7 @@ import numpy as np
 from evalkit import audio as audio_lib
 from evalkit._lazy import torch
 from evalkit.audio import AudioError, ChannelPolicy
+from evalkit.codecs.chunking import Chunking, decode_chunked, encode_chunked
 from evalkit.codecs.spec import CodecSpec
 
 
@@ -83,6 +84,8 @@ class ReconstructionReport:
     #: transforms that set it (reference codecs), else ``bitrate_bps`` × coded streams; ``None`` without bitrate.
     measured_bitrate_bps: float | None = None
     decoder_rate: int | None = None  # rate the decoder produced when it differs from codec_rate (resampled back)
+    #: ``{"chunk_s", "context_s"}`` when the input was coded in chunks (:mod:`evalkit.codecs.chunking`), else ``None``
+    chunked: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class ProcessContext:
     encodings: list[Encoded] = field(default_factory=list)
     measured_bitrate_bps: float | None = None  # set by transforms that measure their bitstream
     decoder_rate: int | None = None  # set when the decoder's output rate differs (and was resampled back)
+    chunking: Chunking | None = None  # code this input in chunks (set by reconstruct for long inputs)
 
 
 class AudioTransform(ABC):
@@ -112,6 +116,9 @@ class AudioTransform(ABC):
 
     #: Weights description shown with every output ("pretrained", "random (seed 0)", "none").
     weights_label: str = "none"
+    #: How long inputs are coded in chunks (:mod:`evalkit.codecs.chunking`; :class:`Codec` subclasses whose
+    #: ``encode``/``decode`` work on any frame-aligned window), or ``None``: always whole.
+    chunking: Chunking | None = None
 
     def __init__(self, spec: CodecSpec, device: str | torch.device = "auto"):
         self.spec = spec
@@ -187,11 +194,13 @@ class AudioTransform(ABC):
     # --- boundary work -------------------------------------------------------------------------
     def reconstruct(self, samples: np.ndarray, sample_rate: int, *,
                     channel_policy: ChannelPolicy | str = ChannelPolicy.PER_CHANNEL,
-                    source: str = "input") -> Reconstruction:
+                    source: str = "input", chunked: bool | None = None) -> Reconstruction:
         """Run ``samples`` (``[channels, samples]`` at ``sample_rate``) through the transform.
 
         Resamples to the codec rate and back with the one resampler, applies the channel policy, and
-        restores the exact input length.
+        restores the exact input length. A transform with a :attr:`chunking` codes inputs longer than its
+        threshold in chunks (``chunked``: ``None`` decides by the input's length, a bool forces it, as the
+        runner does with what it planned and keyed).
 
         Raises:
             AudioError: empty, non-finite or silent input, input shorter than one frame, or more channels
@@ -208,31 +217,38 @@ class AudioTransform(ABC):
                                      f"need at least {self.min_samples / codec_rate * 1000:.1f} ms (one frame)")
         batch, handling = self._channels_to_batch(x_codec, source, channel_policy)
         timing = ProcessContext(codec_rate)
+        if chunked is None:
+            chunked = self.chunking is not None and self.chunking.applies(in_len, sample_rate)
+        timing.chunking = self.chunking if chunked else None
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = self.process(torch.from_numpy(batch).to(self.device), timing)
         process_s = time.perf_counter() - t0
+        codec_len, batch_size = x_codec.shape[1], batch.shape[0]
+        del batch, x_codec  # a long input's resampled copy is not held while the output is resampled back
         out_np = out.detach().float().cpu().numpy()
+        del out
         codec_out_len = out_np.shape[-1]
         y = self._batch_to_channels(out_np, handling)
-        trimmed = max(0, y.shape[1] - x_codec.shape[1])
-        y = y[:, : x_codec.shape[1]]
+        trimmed = max(0, y.shape[1] - codec_len)
+        y = y[:, :codec_len]
         y = audio_lib.resample(y, codec_rate, sample_rate)
         padded = max(0, in_len - y.shape[1])
         trimmed += max(0, y.shape[1] - in_len)
         y = np.pad(y[:, :in_len], ((0, 0), (0, padded))) if padded else y[:, :in_len]  # no copy when not padded
         measured = timing.measured_bitrate_bps
         if measured is None and self.bitrate_bps is not None:
-            measured = self.bitrate_bps * batch.shape[0]  # fixed-rate codes: every coded stream is sent
+            measured = self.bitrate_bps * batch_size  # fixed-rate codes: every coded stream is sent
         report = ReconstructionReport(
             spec=str(self.spec), weights=self.weights_label, device=str(self.device),
             input_rate=sample_rate, codec_rate=codec_rate,
             resampler=audio_lib.RESAMPLER if codec_rate != sample_rate else None,
             input_channels=in_channels, channel_handling=handling,
-            input_samples=in_len, codec_input_samples=x_codec.shape[1], codec_output_samples=codec_out_len,
+            input_samples=in_len, codec_input_samples=codec_len, codec_output_samples=codec_out_len,
             trimmed_samples=trimmed, padded_samples=padded, output_samples=y.shape[1],
             encode_s=timing.encode_s, decode_s=timing.decode_s, process_s=process_s,
-            measured_bitrate_bps=measured, decoder_rate=timing.decoder_rate)
+            measured_bitrate_bps=measured, decoder_rate=timing.decoder_rate,
+            chunked=timing.chunking.key() if timing.chunking is not None else None)
         encoded = timing.encodings[0] if len(timing.encodings) == 1 else None
         return Reconstruction(np.ascontiguousarray(y, dtype=np.float32), sample_rate, report, encoded)
 
@@ -286,10 +302,12 @@ class Codec(AudioTransform):
     :meth:`load` (build the model and fetch weights, idempotent; import optional packages here with a pip hint),
     :attr:`weights_label` (``"pretrained"``, ``"random (seed 0) - NOT a pretrained model"``...),
     :meth:`weights_identity` (a checkpoint's hash, keyed with every unit), :attr:`side_info_bps`,
-    :attr:`codebook_sizes` (codebooks of different sizes), :meth:`codebooks` (codewords, for analyses) and
-    :meth:`info` (extra provenance). The constructor takes ``(spec, device)``: read the parameters from
-    ``spec.params`` (declared as :class:`~evalkit.codecs.Param` in the family), keep it cheap, and call
-    ``super().__init__(spec, device)``.
+    :attr:`codebook_sizes` (codebooks of different sizes), :meth:`codebooks` (codewords, for analyses),
+    :meth:`info` (extra provenance) and :attr:`~AudioTransform.chunking` (a
+    :class:`~evalkit.codecs.chunking.Chunking` when ``encode`` takes any frame-aligned window and ``decode`` any
+    run of frames with no side information: long inputs are then coded in chunks with that much context).
+    The constructor takes ``(spec, device)``: read the parameters from ``spec.params`` (declared as
+    :class:`~evalkit.codecs.Param` in the family), keep it cheap, and call ``super().__init__(spec, device)``.
 
     Do not override :meth:`~AudioTransform.reconstruct`: it validates the input, resamples to
     :attr:`sample_rate` and back (soxr VHQ), applies the channel policy (mono models code each channel), times
@@ -371,10 +389,30 @@ class Codec(AudioTransform):
     def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
         self.load()
         t0 = time.perf_counter()
-        encoded = self.encode(wav)
-        t1 = time.perf_counter()
-        out = self.decode(encoded)
+        if context.chunking is None:
+            encoded = self.encode(wav)
+            t1 = time.perf_counter()
+            out = self.decode(encoded)
+        else:
+            encoded = self._encode_chunked(wav, context.chunking)
+            t1 = time.perf_counter()
+            out = self._decode_chunked(encoded, context.chunking)
         context.encode_s += t1 - t0
         context.decode_s += time.perf_counter() - t1
         context.encodings.append(encoded)
         return out
+
+    def _encode_chunked(self, wav: torch.Tensor, chunking: Chunking) -> Encoded:
+        def encode(window: torch.Tensor) -> torch.Tensor:
+            encoded = self.encode(window)
+            if encoded.scales is not None or encoded.segment_frames is not None:
+                raise ValueError(f"{self.spec}: a codec with per-segment side information cannot be chunked")
+            return encoded.codes
+
+        chunk, context = chunking.frames(self.hop_length, self.sample_rate)
+        return Encoded(encode_chunked(encode, wav, self.hop_length, chunk, context), int(wav.shape[-1]))
+
+    def _decode_chunked(self, encoded: Encoded, chunking: Chunking) -> torch.Tensor:
+        chunk, context = chunking.frames(self.hop_length, self.sample_rate)
+        return decode_chunked(lambda codes, samples: self.decode(Encoded(codes, samples)), encoded.codes,
+                              encoded.num_samples, self.hop_length, chunk, context)

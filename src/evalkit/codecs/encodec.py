@@ -17,7 +17,8 @@ from pathlib import Path
 
 from evalkit._lazy import torch
 from evalkit.codecs.base import Encoded
-from evalkit.codecs.rvq import PretrainedRvqCodec, weights_params
+from evalkit.codecs.chunking import Chunking
+from evalkit.codecs.rvq import PretrainedRvqCodec, fold_weight_norm, weights_params
 from evalkit.codecs.safe_load import as_state_dict, load_plain
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
 
@@ -64,6 +65,12 @@ class EncodecCodec(PretrainedRvqCodec):
     def __init__(self, spec: CodecSpec, device: str | torch.device = "auto"):
         super().__init__(spec, device)
         self.bandwidth_kbps = float(spec.params["bandwidth"])
+        # 24 kHz: long inputs in 4 s chunks with 0.5 s of context. The model is causal (its convolutions see
+        # 8 frames back), but its encoder and decoder each hold a 2-layer LSTM whose state reaches back without
+        # limit; with random weights an impulse fades below 1e-6 of the signal within 0.3 s, so 0.5 s of left
+        # context makes chunk edges differ only by what the state remembers from further back. 48 kHz: none; the
+        # model already codes 1 s segments independently, each with its own gain, so its memory is bounded.
+        self.chunking = Chunking(chunk_s=4.0, context_s=0.5) if self.arch.segment_s is None else None
 
     @property
     def channels(self) -> int:
@@ -107,6 +114,8 @@ class EncodecCodec(PretrainedRvqCodec):
             return self
         model = self.build_loaded_model()
         model.set_target_bandwidth(self.bandwidth_kbps)
+        for part in (model.encoder, model.decoder):  # one copy of each weight, not (g, v) and the weight
+            fold_weight_norm(part)
         self._model = model.eval().to(self.device)
         return self
 

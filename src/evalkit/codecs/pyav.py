@@ -185,16 +185,25 @@ class ReferenceCodec(AudioTransform):
     def decode(self, bitstream: Bitstream) -> tuple[np.ndarray, int]:
         """:class:`Bitstream` → (``[channels, samples]`` float32, decoder output rate), encoder delay removed."""
         av = _av()
-        chunks = []
         with av.open(io.BytesIO(bitstream.data), "r", format=self.demuxer) as src:
             stream = src.streams.audio[0]
             rate = stream.codec_context.sample_rate
+            # frames go straight into one array sized for the input's length (plus a second): a long item is
+            # not held twice, as a list of frames and their concatenation
+            decoded = np.empty((bitstream.channels, -(-bitstream.num_samples * rate // bitstream.sample_rate) + rate),
+                               np.float32)
+            filled = 0
             for frame in src.decode(stream):
                 array = frame.to_ndarray()
                 if not frame.format.is_planar:  # packed: [1, samples × channels]
                     array = array.reshape(-1, bitstream.channels).T
-                chunks.append(array.astype(np.float32, copy=False))
-        decoded = np.concatenate(chunks, axis=1) if chunks else np.zeros((bitstream.channels, 0), np.float32)
+                if filled + array.shape[1] > decoded.shape[1]:  # more than expected: grow by a quarter
+                    room = max(array.shape[1], decoded.shape[1] // 4)
+                    decoded = np.concatenate([decoded[:, :filled], np.empty((bitstream.channels, room), np.float32)],
+                                             axis=1)
+                decoded[:, filled: filled + array.shape[1]] = array
+                filled += array.shape[1]
+        decoded = decoded[:, :filled]
         if not self.demuxer_trims:
             decoded = decoded[:, bitstream.priming_samples * rate // bitstream.sample_rate:]
         return decoded, rate

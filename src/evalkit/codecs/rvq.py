@@ -31,6 +31,27 @@ def weights_params(default_seed: int = 0) -> tuple[Param, ...]:
     )
 
 
+def fold_weight_norm(module) -> int:
+    """Replace every weight-normed layer's ``(g, v)`` in ``module`` by the weight it computes, ``g · v / ‖v‖``;
+    returns how many layers were folded.
+
+    A weight-normed layer holds ``v`` and, between calls, the weight computed from it: two copies of its largest
+    tensor. Folded once at load, the model holds one, and computes exactly what it did (the forward computed the
+    same weight by the same function): DAC 44.1 kHz resides in 561 MB instead of 859 MB. Only for inference.
+    """
+    from torch.nn.utils import parametrize, remove_weight_norm
+
+    folded = 0
+    for layer in module.modules():
+        if hasattr(layer, "weight_g") and hasattr(layer, "weight_v"):  # torch.nn.utils.weight_norm (a hook)
+            remove_weight_norm(layer)
+            folded += 1
+        elif parametrize.is_parametrized(layer, "weight"):  # torch.nn.utils.parametrizations.weight_norm
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+            folded += 1
+    return folded
+
+
 def weights_label(weights: str, seed: int) -> str:
     if weights == "random":
         return f"random (seed {seed}) - NOT a pretrained model"

@@ -183,6 +183,7 @@ class LocalPool:
                         self._died(worker_id, pending, requeued, on_outcome)
                         continue
                     self._handle(worker, message, pending, on_outcome)
+                    del message  # a long item's decoded audio is written: not held while waiting for the next
                 else:
                     self._drain(worker, pending, on_outcome)
                     self._died(worker_id, pending, requeued, on_outcome)

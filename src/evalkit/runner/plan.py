@@ -3,7 +3,8 @@
 An item is a file: its id is its path relative to the dataset root, extension included. A unit key hashes
 the item id and its audio bytes (and PyAV's version for an item FFmpeg decodes: ``.m4a``, ``.aac``), the
 variant identity (canonical codec spec, weights file identity, the device the codec runs on, evalkit and codec
-library versions) and the decode settings (channel policy, segmenting);
+library versions) and the decode settings (channel policy, segmenting), plus the chunk and context lengths when the
+codec codes the item in chunks (:mod:`evalkit.codecs.chunking`: items longer than its threshold);
 a result key adds the metric name, its definition version, its library version and the score settings
 (alignment). Changing one setting, codec or metric changes exactly the keys it affects. A plugin family's
 variants add the plugin's identity (distribution version, or the plugin file's SHA-256); a decoded-folder
@@ -25,6 +26,7 @@ import soundfile as sf
 import evalkit
 from evalkit.audio import PYAV_EXTENSIONS, AudioError, pyav_header
 from evalkit.codecs import FAMILIES, CodecSpec, build_codec
+from evalkit.codecs.chunking import Chunking
 from evalkit.codecs.rvq import pretrained_model_of, weights_file_problem
 from evalkit.codecs.safe_load import WeightsFileError
 from evalkit.codecs.weights import WeightsNotFound, get_entry
@@ -63,7 +65,8 @@ class Item:
 class Variant:
     """A codec variant of the plan: runnable, or skipped with the reason and how to fix it.
 
-    ``bitrate_kbps`` and ``weights`` are the labels every export shows for this variant.
+    ``bitrate_kbps`` and ``weights`` are the labels every export shows for this variant; ``chunking`` how its
+    codec codes long items (part of the keys of the items it chunks).
     """
 
     spec: CodecSpec
@@ -71,6 +74,7 @@ class Variant:
     weights: str
     bitrate_kbps: float | None
     skipped: str | None = None
+    chunking: Chunking | None = None
 
 
 def file_hash(path: Path) -> str:
@@ -216,7 +220,7 @@ def plan_variant(spec: CodecSpec, device: str = "cpu") -> Variant:
         parts.append(identity)
     bitrate = codec.bitrate_bps
     labels: dict[str, Any] = {"weights": codec.weights_label,
-                              "bitrate_kbps": None if bitrate is None else bitrate / 1000}
+                              "bitrate_kbps": None if bitrate is None else bitrate / 1000, "chunking": codec.chunking}
     weights = spec.params.get("weights")
     if isinstance(weights, str) and weights not in ("random", "pretrained") and not hasattr(codec, "arch"):
         path = Path(weights)  # a plugin codec's weights file: its identity as for evalkit's own
@@ -255,10 +259,13 @@ def _hash(parts: list[Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def unit_key(item: Item, variant: Variant, decode_settings: dict[str, Any]) -> str:
+def unit_key(item: Item, variant: Variant, decode_settings: dict[str, Any], chunked: Chunking | None = None) -> str:
     """Key of one (file, variant) under the settings that change decoded audio (plus, for a decoded folder,
-    the hashes of the item's decoded and codes files)."""
+    the hashes of the item's decoded and codes files); ``chunked``: the chunking the item is coded with
+    (:func:`chunking_for`), whose lengths a chunked unit adds (an item coded whole keeps the key it always had)."""
     parts = [item.item_id, item.content_hash, variant.identity, decode_settings]
+    if chunked is not None:
+        parts.append({"chunked": chunked.key()})
     if item.item_id.lower().endswith(PYAV_EXTENSIONS):  # its samples come from FFmpeg's decoder
         parts.append(f"av={_version('av')}")
     if is_decoded_spec(variant.spec):
@@ -280,12 +287,28 @@ def result_key(unit: str, metric: Metric, score_settings: dict[str, Any], text: 
     return _hash(parts)
 
 
-def scored_segment_s(item: Item, decode_settings: dict[str, Any]) -> float | None:
-    """The segment length (s) the item's pairs are scored in, ``None`` when they are scored whole (see
-    :mod:`evalkit.metrics.segments`), from its header and the dataset's ``segment_seconds`` cut."""
+def _input_samples(item: Item, decode_settings: dict[str, Any]) -> int | None:
+    """Samples of the item the codecs and metrics get (its header's length, cut by ``segment_seconds``)."""
     if item.sample_rate is None:
         return None
     samples = round(item.seconds * item.sample_rate)
     if cut := decode_settings.get("segment_seconds"):
         samples = min(samples, int(cut * item.sample_rate))
+    return samples
+
+
+def scored_segment_s(item: Item, decode_settings: dict[str, Any]) -> float | None:
+    """The segment length (s) the item's pairs are scored in, ``None`` when they are scored whole (see
+    :mod:`evalkit.metrics.segments`), from its header and the dataset's ``segment_seconds`` cut."""
+    samples = _input_samples(item, decode_settings)
+    if samples is None:
+        return None
     return DEFAULT_SEGMENT_S if is_segmented(samples, item.sample_rate, DEFAULT_SEGMENT_S) else None
+
+
+def chunking_for(item: Item, variant: Variant, decode_settings: dict[str, Any]) -> Chunking | None:
+    """The chunking ``variant``'s codec codes the item with (an item longer than its threshold), else ``None``."""
+    samples = _input_samples(item, decode_settings)
+    if samples is None or variant.chunking is None or not variant.chunking.applies(samples, item.sample_rate):
+        return None
+    return variant.chunking

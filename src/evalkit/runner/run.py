@@ -41,6 +41,7 @@ from evalkit.runner.plan import (
     REFERENCE,
     Item,
     Variant,
+    chunking_for,
     list_items,
     plan_variant,
     result_key,
@@ -225,7 +226,8 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
         no_reference = [m for m in metrics if m.info.kind is MetricKind.NO_REFERENCE]
         for variant, variant_metrics in [(REFERENCE, no_reference)] * bool(no_reference) + \
                 [(v, metrics) for v in variants]:
-            key = unit_key(item, variant, decode)
+            chunked = chunking_for(item, variant, decode)
+            key = unit_key(item, variant, decode, chunked)
             plan.units[key] = item.category
             report.units_total += variant is not REFERENCE
             spec = str(variant.spec)
@@ -251,7 +253,7 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
                                  nan_rows(item, job, existing["reason"], score))
                 continue
             cached = str(resolve_stored(existing["decoded_path"], output)) if status == UnitStatus.OK else None
-            jobs.append(UnitJob(key, spec, todo, cached))
+            jobs.append(UnitJob(key, spec, todo, cached, chunked=chunked is not None))
         if jobs:
             plan.tasks.append(ItemTask(item, tuple(jobs), config.device, decode, score,
                                        plugins=tuple(str(p) for p in config.plugins)))

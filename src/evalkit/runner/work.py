@@ -43,6 +43,7 @@ class UnitJob:
     spec: str
     metrics: tuple[tuple[str, str], ...]  # (result_key, metric name) still to compute
     decoded_path: str | None = None  # cached decoded audio: the codec need not run again
+    chunked: bool = False  # the codec codes the item in chunks (planned, and part of unit_key)
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ def iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
             log.debug("unit %s failed", job.unit_key, exc_info=True)
             outcome = _failure(task, job, exc, **common)
         yield outcome
+        del outcome  # a long item's decoded audio is not held while the next unit runs
 
 
 def _cached_decoded(job: UnitJob, reference: Reference) -> np.ndarray | None:
@@ -203,7 +205,7 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, i
         codec = CODECS.get(job.spec, task.device)
         try:
             rec = codec.reconstruct(reference.samples, rate, channel_policy=task.decode["channel_policy"],
-                                    source=str(item.path))
+                                    source=str(item.path), chunked=job.chunked)
         except Exception as exc:  # noqa: BLE001 - recorded with the codec's provenance
             return _failure(task, job, exc, weights=codec.weights_label, device=str(codec.device), **common)
         decoded = rec.audio

@@ -77,6 +77,7 @@ class KltCodec(Codec):
     cardinality = property(lambda self: self.base.cardinality)
     side_info_bps = property(lambda self: self.base.side_info_bps)
     arch = property(lambda self: self.base.arch)  # the base model's architecture (weights name, ...)
+    chunking = property(lambda self: self.base.chunking)  # windows the base model codes alike whatever quantizes
 
     def weights_identity(self) -> str | None:
         return self.base.weights_identity()

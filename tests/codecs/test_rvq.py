@@ -1,0 +1,64 @@
+"""Shared plumbing of the pretrained RVQ adapters: weight norm folded once at load (evalkit.codecs.rvq)."""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrizations, weight_norm
+
+from evalkit.codecs import build_codec
+from evalkit.codecs.rvq import fold_weight_norm
+
+
+def held_bytes(model: nn.Module) -> int:
+    """Bytes of every tensor the model holds: parameters, buffers and plain tensor attributes (the weight a
+    weight-norm hook computed and keeps between calls), each storage once."""
+    storages = {}
+    for layer in model.modules():
+        tensors = [*layer._parameters.values(), *layer._buffers.values(),
+                   *(v for v in vars(layer).values() if isinstance(v, torch.Tensor))]
+        for t in tensors:
+            if t is not None:
+                storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    return sum(storages.values())
+
+
+def _nets():
+    torch.manual_seed(0)
+    hook = nn.Sequential(weight_norm(nn.Conv1d(2, 16, 5, padding=2)), nn.GELU(), weight_norm(nn.Conv1d(16, 1, 3)))
+    param = nn.Sequential(parametrizations.weight_norm(nn.Conv1d(2, 16, 5)), nn.Tanh(), nn.Conv1d(16, 1, 1))
+    return hook, param
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_folding_keeps_outputs_bit_identical_and_drops_g_and_v(which):
+    net = _nets()[which].eval()
+    x = torch.randn(3, 2, 200)
+    with torch.inference_mode():
+        before = net(x)
+    held = held_bytes(net)
+    assert fold_weight_norm(net) == 2 - which
+    names = [name for name, _ in net.named_parameters()]
+    assert not any(name.endswith(("_g", "_v", "original0", "original1")) for name in names)
+    with torch.inference_mode():
+        assert torch.equal(net(x), before)
+    assert held_bytes(net) < (0.6 if which == 0 else 1.0) * held  # the hook kept the weight beside v
+    assert fold_weight_norm(net) == 0  # idempotent
+
+
+@pytest.mark.slow  # builds random-weight DAC twice
+def test_dac_is_folded_at_load_with_the_same_outputs_and_projections():
+    codec = build_codec("dac-16khz?n_codebooks=4&weights=random", device="cpu").load()
+    reference = codec.build_loaded_model().eval()  # the same seeded weights, weight norm kept
+    assert not any(name.endswith("weight_v") for name, _ in codec.model.encoder.named_parameters())
+    assert not any(name.endswith("weight_v") for name, _ in codec.model.decoder.named_parameters())
+    assert held_bytes(codec.model) < 0.6 * held_bytes(reference)
+    x = torch.randn(1, 1, 3200) * 0.1
+    with torch.inference_mode():
+        z = codec.model.encoder(x)
+        assert torch.equal(z, reference.encoder(x))
+        assert torch.equal(codec.model.decoder(z), reference.decoder(z))
+    # the quantizers keep (g, v): KLT's projections are what they were before folding
+    projections = codec.projections()
+    codec.use_model(reference)
+    for (a_in, a_out), (b_in, b_out) in zip(projections, codec.projections(), strict=True):
+        assert torch.equal(a_in.weight, b_in.weight) and torch.equal(a_out.weight, b_out.weight)
