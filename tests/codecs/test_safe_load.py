@@ -17,6 +17,7 @@ import yaml
 from evalkit.cli import main
 from evalkit.codecs import build_codec, parse_spec
 from evalkit.codecs.qincodec.checkpoint import CheckpointError, load_checkpoint
+from evalkit.codecs.rvq import fold_weight_norm
 from evalkit.codecs.safe_load import WeightsFileError, code_archive_kind
 from evalkit.codecs.weights import get_entry
 from evalkit.runner.plan import plan_variant
@@ -58,10 +59,19 @@ def one_line(text: str) -> str:
 def dac16_checkpoint(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
     """A dac-16khz checkpoint written by the ``dac`` library's own ``DAC.save(package=False)`` at random weights,
     with the state dict it holds."""
-    model = build_codec("dac-16khz?weights=random&seed=2", device="cpu").load().model
+    model = build_codec("dac-16khz?weights=random&seed=2", device="cpu").build_loaded_model()  # as DAC saves it
     path = tmp_path_factory.mktemp("dac") / "dac16.pth"
     model.save(str(path), package=False)
     return path, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _folded(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state a loaded dac-16khz holds for the file state ``state``: encoder and decoder weight norms folded."""
+    model = build_codec("dac-16khz?weights=random", device="cpu").build_model()
+    model.load_state_dict(state)
+    for part in (model.encoder, model.decoder):
+        fold_weight_norm(part)
+    return model.state_dict()
 
 
 def test_the_archive_runs_its_code_under_dacs_own_loader(tmp_path):
@@ -201,13 +211,13 @@ def test_dac_save_format_loads_strictly_into_evalkits_architecture(tmp_path, dac
     path, reference = dac16_checkpoint
     loaded = build_codec(f"dac-16khz?n_codebooks=4&weights={path}", device="cpu")
     assert plan_variant(loaded.spec).skipped is None  # the config-time check accepts it
-    state = loaded.load().model.state_dict()
-    assert state.keys() == reference.keys()
-    assert all(torch.equal(state[k], reference[k]) for k in reference)
+    state, expected = loaded.load().model.state_dict(), _folded(reference)
+    assert state.keys() == expected.keys()
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
     bare = tmp_path / "bare.pth"  # a plain state dict (no metadata) loads as well
     torch.save(reference, bare)
     state = build_codec(f"dac-16khz?weights={bare}", device="cpu").load().model.state_dict()
-    assert all(torch.equal(state[k], reference[k]) for k in reference)
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
 
 
 @pytest.mark.slow
@@ -253,7 +263,7 @@ def test_missing_unexpected_and_misshapen_keys_are_one_line(tmp_path, dac16_chec
 
 @pytest.mark.slow  # builds a full-size EnCodec
 def test_encodec_state_dict_with_a_missing_key_is_one_line(tmp_path):
-    state = build_codec("encodec-24khz?weights=random", device="cpu").load().model.state_dict()
+    state = build_codec("encodec-24khz?weights=random", device="cpu").build_loaded_model().state_dict()
     del state["decoder.model.0.conv.conv.bias"]
     path = tmp_path / "enc.th"
     torch.save(state, path)

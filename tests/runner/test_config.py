@@ -90,7 +90,7 @@ def test_paths_resolve_against_the_config_folder(dataset, tmp_path, monkeypatch)
     weights.parent.mkdir(parents=True)
     import torch
 
-    torch.save(build_codec("encodec-24khz?weights=random", device="cpu").load().model.state_dict(), weights)
+    torch.save(build_codec("encodec-24khz?weights=random", device="cpu").build_loaded_model().state_dict(), weights)
     raw = {"dataset": {"folder": "../data", "glob": "*.wav"}, "output": "out", "workers": 1, "metrics": ["si_sdr"],
            "codecs": [{"spec": "encodec-24khz?weights=w/mine.th"},
                       {"family": "klt", "params": {"base": "encodec-24khz", "weights": "w/mine.th",
