@@ -21,7 +21,7 @@ def test_encodec_loads_official_filename_from_torch_hub_cache():
     random_codec = build_codec("encodec-24khz?weights=random&seed=5", device="cpu").load()
     path = torch_hub_checkpoints() / "encodec_24khz-d7cc33bc.th"
     path.parent.mkdir(parents=True)
-    torch.save(random_codec.model.state_dict(), path)
+    torch.save(random_codec.build_loaded_model().state_dict(), path)  # as published: weight norms not folded
     loaded = build_codec("encodec-24khz", device="cpu")
     assert loaded.weights_label == "pretrained"
     a = random_codec.reconstruct(_signal(), 24000)
@@ -36,7 +36,7 @@ def test_dac_loads_official_checkpoint_format_from_descript_cache(offline_and_pr
     random_codec = build_codec("dac-16khz?weights=random&seed=2", device="cpu").load()
     path = offline_and_private_caches / ".cache" / "descript" / "dac" / "weights_16khz_8kbps_0.0.5.pth"
     path.parent.mkdir(parents=True)
-    random_codec.model.save(str(path), package=False)  # audiotools' own format: state_dict + kwargs
+    random_codec.build_loaded_model().save(str(path), package=False)  # audiotools' format: state_dict + kwargs
     loaded = build_codec("dac-16khz?n_codebooks=4", device="cpu")
     a = build_codec("dac-16khz?n_codebooks=4&weights=random&seed=2", device="cpu").reconstruct(_signal(), 16000)
     b = loaded.reconstruct(_signal(), 16000)
