@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -159,3 +161,31 @@ def test_a_delay_just_beyond_the_window_is_never_aligned_to_a_peak_near_its_edge
     for ms in (3, 30, 49.5):  # inside the window (also near its edge) the delay is still found
         delay = round(ms * rate / 1000)
         assert audio.estimate_delay(x, _delayed(noisy, delay), rate, search_s=0.05).samples == delay
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_write_float_wav_reads_back_bit_exact_through_libsndfile_and_ffmpeg(tmp_path, channels):
+    import av
+
+    x = np.random.default_rng(channels).uniform(-1.2, 1.2, (channels, 4801)).astype(np.float32)  # beyond ±1 too
+    path = tmp_path / "x.wav"
+    with open(path, "wb") as fh:
+        audio.write_float_wav(fh, x, 48000)
+    y, rate = sf.read(path, dtype="float32", always_2d=True)
+    assert rate == 48000 and np.array_equal(y.T, x)
+    info = sf.info(str(path))
+    assert (info.format, info.subtype, info.frames, info.channels) == ("WAV", "FLOAT", 4801, channels)
+    with av.open(str(path)) as container:  # FFmpeg (PyAV) agrees on the layout
+        frames = [f.to_ndarray() for f in container.decode(audio=0)]
+    decoded = np.concatenate(frames, axis=-1).reshape(-1, channels).T if frames[0].shape[0] == 1 else \
+        np.concatenate(frames, axis=-1)
+    assert np.array_equal(decoded, x)
+
+
+def test_write_float_wav_bytes_depend_only_on_samples_and_rate(tmp_path):
+    x = np.linspace(-1, 1, 1000, dtype=np.float32)[None]
+    first, second = io.BytesIO(), io.BytesIO()
+    audio.write_float_wav(first, x, 16000)
+    audio.write_float_wav(second, x.astype(np.float64), 16000)  # converted to float32 on the way
+    assert first.getvalue() == second.getvalue()
+    assert len(first.getvalue()) == 58 + 4 * 1000  # RIFF, fmt (18), fact, data headers: nothing else

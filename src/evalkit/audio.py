@@ -7,8 +7,10 @@ One resampler (soxr, "VHQ") is used everywhere in evalkit so that every number w
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -174,6 +176,25 @@ def save(path: str | Path, samples: np.ndarray, sample_rate: int, *, subtype: st
     return path
 
 
+def write_float_wav(fh: BinaryIO, samples: np.ndarray, sample_rate: int) -> None:
+    """Write ``[channels, samples]`` as a 32-bit float WAV (``WAVE_FORMAT_IEEE_FLOAT``, ``fact`` chunk) to an open
+    binary file. The bytes depend only on the samples and the rate (no timestamped chunk), and the call costs a
+    header plus one copy of the data, which matters for thousands of short files."""
+    x = np.ascontiguousarray(as_2d(samples).T, dtype="<f4")  # interleaved frames
+    channels, frames = x.shape[1], x.shape[0]
+    data_bytes = x.nbytes
+    if data_bytes + 50 > 0xFFFFFFFF:
+        raise ValueError(f"{frames} frames x {channels} channels exceed the 4 GiB a WAV file can hold")
+    block = 4 * channels
+    header = b"".join([
+        b"RIFF", struct.pack("<I", 50 + data_bytes), b"WAVE",
+        b"fmt ", struct.pack("<IHHIIHHH", 18, 3, channels, int(sample_rate), int(sample_rate) * block, block, 32, 0),
+        b"fact", struct.pack("<II", 4, frames),
+        b"data", struct.pack("<I", data_bytes)])
+    fh.write(header)
+    fh.write(memoryview(x).cast("B"))
+
+
 def apply_channel_policy(x: np.ndarray, policy: ChannelPolicy | str) -> np.ndarray:
     """``mono``: average channels into one; ``per_channel``: leave channels as they are."""
     x = as_2d(x)
@@ -315,7 +336,8 @@ class Alignment:
 
 
 def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
-                   max_delay_s: float = DEFAULT_MAX_DELAY_S, search_s: float | None = None) -> DelayEstimate:
+                   max_delay_s: float = DEFAULT_MAX_DELAY_S, search_s: float | None = None,
+                   reference_cache: dict | None = None) -> DelayEstimate:
     """Lag that maximises the magnitude of the normalised cross-correlation of the mono mixes.
 
     ``r(τ) = Σ_n d[n + τ] x[n] / (‖x‖ ‖d‖)``, from one FFT over every lag; the magnitude is used so that a
@@ -332,23 +354,32 @@ def estimate_delay(reference: np.ndarray, degraded: np.ndarray, sample_rate: int
     >>> e = estimate_delay(x, -np.concatenate([np.zeros(30), x]), 8000)
     >>> (e.samples, e.polarity, round(e.confidence, 2), e.reliable)
     (30, -1, 1.0, True)
+
+    ``reference_cache``: a dict kept with the reference between calls (one reference against several degraded
+    signals): its mono mix, energy and spectrum are computed once there.
     """
     import scipy.fft
 
-    r = as_2d(reference).mean(axis=0, dtype=np.float64)
+    cache = {} if reference_cache is None else reference_cache
+    if "mono" not in cache:
+        cache["mono"] = as_2d(reference).mean(axis=0, dtype=np.float64)
+        cache["energy"] = float(np.dot(cache["mono"], cache["mono"]))
+    r = cache["mono"]
     d = as_2d(degraded).mean(axis=0, dtype=np.float64)
     if search_s is None:
         search_s = delay_search_s(max_delay_s, len(r) / sample_rate)
     longest_s = max(len(r), len(d)) / sample_rate  # no lag is longer (also bounds an infinite max_delay_s)
     windows = [min(w, longest_s) for w in [max_delay_s] + [search_s] * (search_s > max_delay_s)]
-    energy = float(np.sqrt(np.dot(r, r) * np.dot(d, d)))
+    energy = float(np.sqrt(cache["energy"] * np.dot(d, d)))
     if energy == 0.0:
         return DelayEstimate(0, 1, 0.0, 1.0, "a signal is silent: delay not estimated")
     if round(windows[-1] * sample_rate) == 0:
         return DelayEstimate(0, 1, float(abs(np.dot(r[: len(d)], d[: len(r)])) / energy), 1.0,
                              "delay search disabled (max_delay_s = 0); not shifted")
     nfft = scipy.fft.next_fast_len(len(r) + len(d) - 1, real=True)
-    xc = scipy.fft.irfft(scipy.fft.rfft(d, nfft) * np.conj(scipy.fft.rfft(r, nfft)), nfft) / energy
+    if ("spectrum", nfft) not in cache:
+        cache["spectrum", nfft] = np.conj(scipy.fft.rfft(r, nfft))
+    xc = scipy.fft.irfft(scipy.fft.rfft(d, nfft) * cache["spectrum", nfft], nfft) / energy
     best = int(np.argmax(np.abs(xc)))  # index i is lag i, or i - nfft for the negative lags at the end
     overall = dict(zero_lag_r=float(abs(xc[0])), best_r=float(abs(xc[best])),
                    best_lag_s=(best if best < len(d) else best - nfft) / sample_rate)

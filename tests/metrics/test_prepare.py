@@ -98,3 +98,39 @@ def test_every_pair_metric_declares_a_real_minimum_duration():
 
     for name, metric in PAIR_METRICS.items():
         assert metric.info.min_duration_s >= 0.02, name  # at least one analysis frame; nothing scores 0 samples
+
+
+def test_a_reference_cache_gives_the_delays_computed_without_it(rng):
+    ref = (0.2 * rng.standard_normal((2, 16000))).astype(np.float32)
+    cache: dict = {}
+    for lag, length in [(37, 16000), (-120, 15000), (0, 16500), (200, 16000)]:  # several FFT lengths: one entry each
+        shifted = np.pad(np.roll(ref, lag, axis=1), ((0, 0), (0, max(0, length - ref.shape[1]))))[:, :length]
+        deg = -0.5 * shifted + 0.01 * rng.standard_normal((2, length))
+        assert audio.estimate_delay(ref, deg, 16000, reference_cache=cache) == audio.estimate_delay(ref, deg, 16000)
+    assert sorted(k[1] for k in cache if isinstance(k, tuple)) == sorted(
+        {audio_nfft(16000, n) for n in (16000, 15000, 16500)})
+
+
+def audio_nfft(n_ref: int, n_deg: int) -> int:
+    import scipy.fft
+
+    return scipy.fft.next_fast_len(n_ref + n_deg - 1, real=True)
+
+
+def test_the_pair_delay_estimation_is_charged_to_the_metrics_evalkit_aligns(rng, monkeypatch):
+    import time
+
+    from evalkit.metrics import prepare, score
+
+    real = prepare.pair_delay
+
+    def slow_delay(*args, **kwargs):
+        time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(score, "pair_delay", slow_delay)
+    ref = (0.2 * rng.standard_normal((1, 16000))).astype(np.float32)
+    si, sdr, pesq = score_pair(Reference(ref, 16000), ref.copy(), 16000, get_metrics(["si_sdr", "mel_distance", "pesq_wb"]))
+    assert pesq.preparation.aligned_by == "metric" and pesq.seconds < 0.2  # aligns by itself: no share
+    assert si.seconds >= 0.1 and sdr.seconds >= 0.1  # half of the 0.2 s each
+    assert si.seconds < 0.2 and sdr.seconds < 0.2

@@ -307,25 +307,49 @@ def test_missing_optional_metric_library_gives_unavailable_rows(tmp_path, monkey
 
 
 @pytest.mark.slow  # a codec grid with EnCodec over the test dataset
-def test_cached_files_are_fsynced_before_their_row_commits(small_dataset, tmp_path, monkeypatch):
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-per-file"])
+def test_cached_files_are_durable_before_their_row_commits(small_dataset, tmp_path, monkeypatch, syncfs):
     import os
 
+    from evalkit.runner import run as run_module
     from evalkit.runner.store import Store
 
     events = []
     real_fsync, real_write_units = os.fsync, Store.write_units
+    real_syncfs = run_module._SYNCFS
 
     def fsync(fd):
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        events.append(("synced", os.readlink(f"/proc/self/fd/{fd}")))
         return real_fsync(fd)
+
+    def whole_filesystem(fd):  # syncfs flushes every file of the filesystem written so far
+        events.append(("synced", "*"))
+        return real_syncfs(fd)
 
     def write_units(self, units):
         units = list(units)
         events.extend(("commit", unit) for unit, _, _ in units)
         return real_write_units(self, units)
 
+    if syncfs and real_syncfs is None:
+        pytest.skip("no syncfs(2) on this system")
+    monkeypatch.setattr(run_module, "_SYNCFS", whole_filesystem if syncfs else None)
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(Store, "write_units", write_units)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        events.append(("renamed", str(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    real_write = run_module._write_temporary
+
+    def write_temporary(path, writer):
+        events.append(("written", str(path)))
+        return real_write(path, writer)
+
+    monkeypatch.setattr(run_module, "_write_temporary", write_temporary)
     raw = make_config(small_dataset, tmp_path / "out", metrics=["si_sdr"], codecs=[
         {"spec": "encodec-24khz?bandwidth=1.5&weights=random"}, {"spec": "lowpass?cutoff_hz=3500"}])
     raw["dataset"]["max_items"] = 2
@@ -333,11 +357,16 @@ def test_cached_files_are_fsynced_before_their_row_commits(small_dataset, tmp_pa
     commits = [(i, u) for i, (kind, u) in enumerate(events) if kind == "commit" and u.status == "ok"]
     assert sorted(u.family for _, u in commits) == ["encodec-24khz", "lowpass"]
     for index, unit in commits:
-        synced = [path for kind, path in events[:index] if kind == "fsync"]
+        before = events[:index]
+        synced = [path for kind, path in before if kind == "synced"]
         for stored in filter(None, (unit.decoded_path, unit.codes_path)):
             path = str(tmp_path / "out" / stored)
-            temporaries = [p for p in synced if os.path.basename(p).startswith(f".{os.path.basename(path)}.")]
-            assert temporaries, f"{path} committed before it was fsynced"
+            written, renamed = before.index(("written", path)), before.index(("renamed", path))
+            if syncfs:  # the whole filesystem was flushed after the file was written, before it was renamed
+                assert ("synced", "*") in before[written:renamed], f"{path} renamed before it was made durable"
+            else:
+                temporaries = [p for p in synced if os.path.basename(p).startswith(f".{os.path.basename(path)}.")]
+                assert temporaries, f"{path} committed before it was fsynced"
             assert os.path.dirname(path) in synced  # the rename itself is durable
 
 

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 import yaml
 
 from evalkit.cli import main
@@ -52,6 +51,12 @@ def _store_class():
     return Store
 
 
+def _audio_module():
+    from evalkit import audio
+
+    return audio
+
+
 def _run_module():
     from evalkit.runner import run
 
@@ -61,14 +66,17 @@ def _run_module():
 @pytest.mark.parametrize("owner,name,error", [
     (_store_class, "write_units", lambda: sqlite3.OperationalError("database or disk is full")),
     (_run_module, "_fsync", lambda: OSError(errno.ENOSPC, "No space left on device")),
-    (lambda: sf, "write", lambda: sf.LibsndfileError(2, prefix="Error writing: ")),  # libsndfile hides the errno
+    (_run_module, "_make_durable", lambda: OSError(errno.ENOSPC, "No space left on device")),
+    (_audio_module, "write_float_wav", lambda: OSError(errno.ENOSPC, "No space left on device")),
 ])
 def test_disk_full_is_one_line_exit_2_and_loses_nothing(small_dataset, tmp_path, monkeypatch, capsys, owner, name,
                                                         error):
     clean = run_raw(make_config(small_dataset, tmp_path / "clean", codecs=CODECS, metrics=["si_sdr"]), tmp_path)
     target = owner()
     # the first unit is committed alone, the others in one batch: the store's second transaction fails
-    monkeypatch.setattr(target, name, _fail_after(1 if name == "write_units" else 2, error())(getattr(target, name)))
+    # (the first unit, the corrupt item's failure, writes no file: a durability call fails in the second batch)
+    passes = {"write_float_wav": 2, "write_units": 1}.get(name, 0)
+    monkeypatch.setattr(target, name, _fail_after(passes, error())(getattr(target, name)))
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 << 30, 10 << 30, 0))
     config = _config(small_dataset, tmp_path)
     assert main(["run", str(config)]) == 2

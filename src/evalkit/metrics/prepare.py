@@ -134,7 +134,8 @@ def pair_delay(reference: Reference, degraded: Degraded,
                max_delay_s: float = audio_lib.DEFAULT_MAX_DELAY_S) -> audio_lib.DelayEstimate:
     """Delay of ``degraded`` in samples at the reference's rate (estimated once per pair)."""
     deg = degraded.at(reference.sample_rate)
-    return audio_lib.estimate_delay(reference.samples, deg, reference.sample_rate, max_delay_s)
+    return audio_lib.estimate_delay(reference.samples, deg, reference.sample_rate, max_delay_s,
+                                    reference_cache=reference.cache("delay"))
 
 
 def prepare(reference: Reference, degraded: Degraded, info: MetricInfo,

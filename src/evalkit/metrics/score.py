@@ -20,8 +20,9 @@ from evalkit.metrics.warmup import warm_up
 class MetricResult:
     """One value (or NaN plus ``reason``) with its unit and provenance.
 
-    ``seconds`` covers preparation and computation for this pair; ``warmup_s`` the one-off warm-up this
-    process paid before its first use of the metric (0 afterwards), not included in ``seconds``.
+    ``seconds`` covers preparation and computation for this pair, including an equal share of the pair's delay
+    estimation for each metric that evalkit aligns; ``warmup_s`` the one-off warm-up this process paid before its
+    first use of the metric (0 afterwards), not included in ``seconds``.
     """
 
     metric: str
@@ -66,18 +67,23 @@ def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_r
         return [_failed(m, str(exc)) for m in metrics]
     if is_segmented(reference.samples.shape[1], reference.sample_rate, segment_s):
         return _score_segmented(reference, degraded, metrics, max_delay_s, segment_s)
-    return _score_whole(reference, degraded, metrics, pair_delay(reference, degraded, max_delay_s))
+    t0 = time.perf_counter()
+    delay = pair_delay(reference, degraded, max_delay_s)
+    return _score_whole(reference, degraded, metrics, delay, delay_s=time.perf_counter() - t0)
 
 
 def _score_whole(reference: Reference, degraded: Degraded, metrics: Sequence[Metric],
-                 delay: audio_lib.DelayEstimate, terms: dict[str, np.ndarray] | None = None) -> list[MetricResult]:
-    """Score a pair whose delay is known; with ``terms``, metrics with segment terms add theirs there (by name)
-    instead of computing a value."""
+                 delay: audio_lib.DelayEstimate, terms: dict[str, np.ndarray] | None = None,
+                 delay_s: float = 0.0) -> list[MetricResult]:
+    """Score a pair whose delay is known (its estimation took ``delay_s``, shared by the metrics evalkit aligns);
+    with ``terms``, metrics with segment terms add theirs there (by name) instead of computing a value."""
     warmups = warm_up(metrics)
+    aligned = sum(not m.info.aligns_internally for m in metrics)
+    delay_share = delay_s / aligned if aligned else 0.0
     results = []
     for metric in metrics:
         info = metric.info
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() - (0.0 if info.aligns_internally else delay_share)
         ref, deg, prep, key = prepare(reference, degraded, info, delay)
         if prep.aligned_by == AlignedBy.EVALKIT and delay.misaligned:  # a value on the unaligned pair is wrong
             results.append(_failed(metric, delay.misalignment(), prep))
@@ -122,17 +128,19 @@ def _score_segmented(reference: Reference, degraded: Degraded, metrics: Sequence
     rate = reference.sample_rate
     ref, deg = reference.samples, degraded.at(rate)
     first = round(segment_s * rate)
+    t0 = time.perf_counter()
     estimate = pair_delay(Reference(ref[:, :first], rate, reference.source), Degraded(deg[:, :first], rate),
                           max_delay_s)
     ref_a, deg_a, _ = audio_lib.align(ref, deg, rate, delay=estimate.samples)
     fixed = replace(estimate, samples=0)  # the segments are cut from the shifted pair
+    delay_s = time.perf_counter() - t0  # charged to the first segment
     terms: dict[str, np.ndarray] = {}
     per_segment: list[list[MetricResult]] = []
     bounds = segment_bounds(ref_a.shape[1], rate, segment_s)
     for start, end in bounds:
         piece = Reference(ref_a[:, start:end], rate, reference.source, text=reference.text)
         per_segment.append(_score_whole(piece, Degraded(deg_a[:, start:end], rate, degraded.source), metrics,
-                                        fixed, terms))
+                                        fixed, terms, delay_s if start == bounds[0][0] else 0.0))
     return [_combine(metric, [seg[i] for seg in per_segment], terms.get(metric.info.name), estimate, segment_s,
                      ref.shape[1], deg.shape[1], rate)
             for i, metric in enumerate(metrics)]

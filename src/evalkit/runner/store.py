@@ -23,7 +23,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from evalkit.errors import UserError
@@ -369,15 +369,24 @@ class Store:
 
     def write_units(self, units: Iterable[tuple[UnitRow, Iterable[ResultRow], str | None]]) -> None:
         """Several units as :meth:`write_unit` writes one, all in one transaction."""
+        variants, unit_rows, result_rows = [], [], []
+        for unit, results, variant_info in units:
+            if variant_info is not None:
+                variants.append((unit.codec_spec, variant_info))
+            row = [getattr(unit, name) for name in _UNIT_FIELDS]  # flat rows: no deep copy as asdict makes
+            row[_UNIT_STATUS] = str(unit.status)
+            unit_rows.append(row)
+            for r in results:
+                row = [getattr(r, name) for name in _RESULT_FIELDS]
+                if math.isnan(r.value):
+                    row[_RESULT_VALUE] = None
+                result_rows.append(row)
         with self.db:
-            for unit, results, variant_info in units:
-                if variant_info is not None:
-                    self._insert("variants", {"codec_spec": unit.codec_spec, "info": variant_info})
-                self._insert("units", {**asdict(unit), "status": str(unit.status)})
-                for r in results:
-                    row = asdict(r)
-                    row["value"] = None if math.isnan(r.value) else r.value
-                    self._insert("results", row)
+            if variants:
+                self.db.executemany("INSERT OR REPLACE INTO variants (codec_spec, info) VALUES (?, ?)", variants)
+            self.db.executemany(_insert_sql("units", _UNIT_FIELDS), unit_rows)
+            if result_rows:
+                self.db.executemany(_insert_sql("results", _RESULT_FIELDS), result_rows)
 
     def write_records(self, records: Iterable[tuple[str, str, int]]) -> None:
         """Store variant records, as (codec spec, record JSON, record version), replacing older ones."""
@@ -389,11 +398,6 @@ class Store:
         with self.db:
             self.db.execute("DELETE FROM current_plan")
             self.db.executemany("INSERT OR IGNORE INTO current_plan VALUES (?)", [(k,) for k in unit_keys])
-
-    def _insert(self, table: str, row: dict) -> None:
-        cols = ", ".join(row)
-        self.db.execute(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({', '.join('?' * len(row))})",
-                        tuple(row.values()))
 
     def unit(self, unit_key: str) -> dict | None:
         cur = self.db.execute("SELECT * FROM units WHERE unit_key = ?", (unit_key,))
@@ -418,6 +422,16 @@ class Store:
         cur = self.db.execute(sql, params)
         names = [c[0] for c in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+_UNIT_FIELDS = tuple(f.name for f in fields(UnitRow))
+_UNIT_STATUS = _UNIT_FIELDS.index("status")
+_RESULT_FIELDS = tuple(f.name for f in fields(ResultRow))
+_RESULT_VALUE = _RESULT_FIELDS.index("value")
+
+
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
 def to_json(obj) -> str:
