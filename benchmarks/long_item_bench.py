@@ -7,8 +7,9 @@ memory of the whole process tree (the run and its worker processes) every 0.25 s
 * ``tree RSS``: the sum of the processes' resident sizes (pages shared between them counted in each);
 * ``tree PSS``: the sum of their proportional sizes (shared pages split between the sharers: the tree's real
   footprint);
-* ``max proc RSS``: the kernel's high-water mark of the largest single process (``ru_maxrss``: exact, not
-  sampled; unknown for a run stopped by ``--timeout``).
+* ``max proc RSS``: the largest single process's high-water mark (``VmHWM`` in ``/proc/PID/status``: exact for
+  the process, read at every sample; growth after a process's last sample is missed) and which process it was
+  (``run``: the coordinator, ``worker``: the child that codes and scores).
 
 It prints them with the item's float32 size, the wall time and, against the shortest length, how much each
 figure grew for how much longer an item (``growth``: peak ratio / length ratio; sublinear growth is < 1).
@@ -61,11 +62,7 @@ config, specs = validate_config(raw, out)
 print("START", flush=True)
 t0 = time.perf_counter()
 report = run_evaluation(config, specs, progress=False)
-import multiprocessing, resource
-multiprocessing.active_children()  # reaps worker processes that exited, so RUSAGE_CHILDREN counts them
-peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-print(json.dumps({"run_s": time.perf_counter() - t0, "units": report.units_run, "failed": report.units_failed,
-                  "max_proc_rss_mb": peak / 1024}))
+print(json.dumps({"run_s": time.perf_counter() - t0, "units": report.units_run, "failed": report.units_failed}))
 """
 
 
@@ -104,9 +101,27 @@ def _rss_pss_kb(pid: int) -> tuple[int, int]:
             return 0, 0
 
 
-def sample(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) in kB summed over the tree under ``pid``."""
-    sizes = [_rss_pss_kb(p) for p in tree(pid)]
+def _hwm_kb(pid: int) -> tuple[int, str]:
+    """The process's peak resident size (kB) and its role, from ``/proc``."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            hwm = next((int(line.split()[1]) for line in fh if line.startswith("VmHWM:")), 0)
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError):
+        return 0, ""
+    role = "worker" if "spawn_main" in cmd else "helper" if "resource_tracker" in cmd else "run"
+    return hwm, role
+
+
+def sample(pid: int, peaks: dict[int, tuple[int, str]]) -> tuple[int, int]:
+    """(RSS, PSS) in kB summed over the tree under ``pid``; ``peaks`` keeps each process's high-water mark."""
+    pids = tree(pid)
+    sizes = [_rss_pss_kb(p) for p in pids]
+    for p in pids:
+        hwm, role = _hwm_kb(p)
+        if hwm > peaks.get(p, (0, ""))[0]:
+            peaks[p] = (hwm, role)
     return sum(s[0] for s in sizes), sum(s[1] for s in sizes)
 
 
@@ -120,9 +135,10 @@ def measure(minutes: float, codecs: list, metrics, timeout_s: float | None) -> d
             started = proc.stdout.readline().strip() == "START"
             t0 = time.monotonic()
             peak_rss = peak_pss = 0
+            peaks: dict[int, tuple[int, str]] = {}
             timed_out = False
             while proc.poll() is None:
-                rss, pss = sample(proc.pid)
+                rss, pss = sample(proc.pid, peaks)
                 peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
                 if timeout_s is not None and time.monotonic() - t0 > timeout_s:
                     timed_out = True
@@ -133,8 +149,11 @@ def measure(minutes: float, codecs: list, metrics, timeout_s: float | None) -> d
                 os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         wall = time.monotonic() - t0
+    largest = max(peaks.values(), default=(0, "?"))
     row = {"minutes": minutes, "float32_mb": minutes * 60 * 44_100 * 4 / 2**20, "tree_rss_mb": peak_rss / 1024,
-           "tree_pss_mb": peak_pss / 1024, "max_proc_rss_mb": float("nan"), "wall_s": wall}
+           "tree_pss_mb": peak_pss / 1024, "max_proc_rss_mb": largest[0] / 1024, "max_proc": largest[1],
+           "by_role_mb": {role: max(h for h, r in peaks.values() if r == role) / 1024
+                          for role in {r for _, r in peaks.values()}}, "wall_s": wall}
     if timed_out:
         return {**row, "error": f"timed out after {timeout_s:g} s (peaks so far)"}
     if not started or proc.returncode != 0:
@@ -153,6 +172,7 @@ def print_rows(label: str, rows: list[dict]) -> None:
             length = r["minutes"] / base["minutes"]
             growth = [f"{r[k] / base[k] / length:.3f}" for k in ("tree_rss_mb", "tree_pss_mb")]
         tail = r.get("error") or f"{r['units']} run, {r['failed']} failed"
+        tail += "; peaks: " + ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(r.get("by_role_mb", {}).items()))
         print(f"{r['minutes']:>8g} {r['float32_mb']:>10.1f} {r['tree_rss_mb']:>12.0f} {r['tree_pss_mb']:>12.0f} "
               f"{r['max_proc_rss_mb']:>12.0f} {growth[0]:>11} {growth[1]:>11} {r['wall_s']:>8.0f}  {tail}",
               flush=True)

@@ -130,7 +130,8 @@ def test_the_pair_delay_estimation_is_charged_to_the_metrics_evalkit_aligns(rng,
 
     monkeypatch.setattr(score, "pair_delay", slow_delay)
     ref = (0.2 * rng.standard_normal((1, 16000))).astype(np.float32)
-    si, sdr, pesq = score_pair(Reference(ref, 16000), ref.copy(), 16000, get_metrics(["si_sdr", "mel_distance", "pesq_wb"]))
+    metrics = get_metrics(["si_sdr", "mel_distance", "pesq_wb"])
+    si, sdr, pesq = score_pair(Reference(ref, 16000), ref.copy(), 16000, metrics)
     assert pesq.preparation.aligned_by == "metric" and pesq.seconds < 0.2  # aligns by itself: no share
     assert si.seconds >= 0.1 and sdr.seconds >= 0.1  # half of the 0.2 s each
     assert si.seconds < 0.2 and sdr.seconds < 0.2

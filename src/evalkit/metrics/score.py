@@ -14,6 +14,7 @@ from evalkit.metrics.prepare import AlignedBy, Degraded, Preparation, Reference,
 from evalkit.metrics.registry import Metric, MetricFailure
 from evalkit.metrics.segments import DEFAULT_SEGMENT_S, aggregation, is_segmented, segment_bounds
 from evalkit.metrics.warmup import warm_up
+from evalkit.native_memory import release_free_memory
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ def _score_segmented(reference: Reference, degraded: Degraded, metrics: Sequence
         piece = Reference(ref_a[:, start:end], rate, reference.source, text=reference.text)
         per_segment.append(_score_whole(piece, Degraded(deg_a[:, start:end], rate, degraded.source), metrics,
                                         fixed, terms, delay_s if start == bounds[0][0] else 0.0))
+        release_free_memory()  # the segment's temporaries: resident size stays that of one segment
     return [_combine(metric, [seg[i] for seg in per_segment], terms.get(metric.info.name), estimate, segment_s,
                      ref.shape[1], deg.shape[1], rate)
             for i, metric in enumerate(metrics)]
