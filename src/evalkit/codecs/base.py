@@ -16,7 +16,9 @@ Configuration (bandwidth, number of codebooks, ...) is fixed at construction; co
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
+import sys
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -28,6 +30,18 @@ from evalkit._lazy import torch
 from evalkit.audio import AudioError, ChannelPolicy
 from evalkit.codecs.chunking import Chunking, decode_chunked, encode_chunked
 from evalkit.codecs.spec import CodecSpec
+
+
+def cuda_possible() -> bool:
+    """Whether torch could find a CUDA device here, answered without importing torch where the answer is no:
+    a CPU-only build (its version ends in ``+cpu``) or macOS (no CUDA builds). Otherwise ``True``: ask torch."""
+    if sys.platform == "darwin":
+        return False
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return True  # importing torch will say what is wrong
+    return not version.endswith("+cpu")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -134,8 +148,10 @@ class AudioTransform(ABC):
 
     @property
     def device_type(self) -> str:
-        """``"cpu"`` or ``"cuda"``; a transform that runs on the CPU says so without importing torch."""
-        if self._device is None and self._device_request == "cpu":
+        """``"cpu"`` or ``"cuda"``, without importing torch where it must be the CPU (planning a run then keeps
+        the coordinator free of torch's few hundred MB)."""
+        if self._device is None and (self._device_request == "cpu" or self._device_request == "auto"
+                                     and not cuda_possible()):
             return "cpu"
         return self.device.type
 
