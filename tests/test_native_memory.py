@@ -12,7 +12,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 # 16 blocks of 8 MiB freed behind a live small block. After a 24 MiB array is freed glibc's dynamic threshold
 # serves 8 MiB blocks from its heap, where the freed 128 MiB stays resident (the live block pins the heap's top).
 CHILD = """
-import json, os, sys
+import ctypes, json, os, sys
 mode = sys.argv[1]
 if mode == "worker":
     from evalkit.worker_setup import WorkerSetup, init_worker
@@ -24,10 +24,22 @@ def rss_mb():
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-if mode == "limited":
+def mapped_mb():  # glibc's mallinfo2().hblkhd: bytes in blocks mapped on their own
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = type("Info", (ctypes.Structure,), {"_fields_": [(f"f{i}", ctypes.c_size_t)
+                                                                             for i in range(10)]})
+    return libc.mallinfo2().f4 / 2**20
+
+if mode in ("limited", "heap"):
     assert native_memory.limit_heap_retention()
 big = np.ones(3 << 20)  # 24 MiB
 del big
+if mode == "heap":
+    with native_memory.heap_allocations():
+        m0 = mapped_mb(); block = np.ones(1 << 20); inside = mapped_mb() - m0; del block
+    m0 = mapped_mb(); block = np.ones(1 << 20); after = mapped_mb() - m0; del block
+    print(json.dumps({"inside_mapped_mb": inside, "after_mapped_mb": after}))
+    sys.exit()
 blocks = [np.ones(1 << 20) for _ in range(16)]
 pin = np.ones(1 << 13)  # 64 KiB, carved from the top of the heap after the blocks
 before = rss_mb()
@@ -52,6 +64,20 @@ def test_freed_blocks_go_back_with_a_fixed_threshold_or_a_trim(mode):
     result = _freed_mb(mode)
     assert result["freed_mb"] > 120
     assert result["released"] in (None, True)
+
+
+def test_heap_allocations_give_glibcs_placement_inside_and_restore_the_threshold_after():
+    result = _freed_mb("heap")  # pesq runs inside: its C code crashes when its buffers are mapped on their own
+    assert result == {"inside_mapped_mb": 0, "after_mapped_mb": pytest.approx(8, abs=0.01)}
+
+
+def test_heap_allocations_change_nothing_where_no_threshold_was_fixed():
+    from evalkit import native_memory
+
+    before = native_memory._fixed_threshold
+    with native_memory.heap_allocations(), native_memory.heap_allocations():  # nested, in this interpreter
+        assert native_memory._heap_depth == 0
+    assert native_memory._fixed_threshold == before
 
 
 @pytest.mark.slow  # imports torch in a new process

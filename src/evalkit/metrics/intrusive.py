@@ -20,6 +20,7 @@ import numpy as np
 from evalkit.logs import captured_stderr
 from evalkit.metrics.registry import ChannelMode, Metric, MetricFailure, MetricInfo, MetricKind
 from evalkit.metrics.speech import SPEECH
+from evalkit.native_memory import heap_allocations
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class Pesq(Metric):
         if not np.any(ref):
             raise MetricFailure("reference is silent")
         try:
-            return float(pesq.pesq(rate or self.info.sample_rate, ref, deg, self.mode))
+            with heap_allocations():  # pesq's C code crashes when its buffers are mapped on their own
+                return float(pesq.pesq(rate or self.info.sample_rate, ref, deg, self.mode))
         except (pesq.PesqError, ValueError) as exc:  # ValueError: pesq's own NaN on silent degraded input
             raise MetricFailure(f"pesq: {type(exc).__name__}: {exc}") from exc
 
