@@ -125,13 +125,13 @@ def test_the_pair_delay_estimation_is_charged_to_the_metrics_evalkit_aligns(rng,
     real = prepare.pair_delay
 
     def slow_delay(*args, **kwargs):
-        time.sleep(0.2)
+        time.sleep(1.0)  # far above the metrics' own cost (< 0.3 s each here), so shares are told apart
         return real(*args, **kwargs)
 
     monkeypatch.setattr(score, "pair_delay", slow_delay)
     ref = (0.2 * rng.standard_normal((1, 16000))).astype(np.float32)
     metrics = get_metrics(["si_sdr", "mel_distance", "pesq_wb"])
     si, sdr, pesq = score_pair(Reference(ref, 16000), ref.copy(), 16000, metrics)
-    assert pesq.preparation.aligned_by == "metric" and pesq.seconds < 0.2  # aligns by itself: no share
-    assert si.seconds >= 0.1 and sdr.seconds >= 0.1  # half of the 0.2 s each
-    assert si.seconds < 0.2 and sdr.seconds < 0.2
+    assert pesq.preparation.aligned_by == "metric" and pesq.seconds < 0.5  # aligns by itself: no share
+    assert si.seconds >= 0.5 and sdr.seconds >= 0.5  # half of the 1 s each ...
+    assert si.seconds < 0.9 and sdr.seconds < 0.9  # ... not all of it

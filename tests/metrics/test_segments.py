@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from evalkit.metrics import Reference, get_metric, get_metrics, score_pair
-from evalkit.metrics.segments import DEFAULT_SEGMENT_S, Aggregation, is_segmented, segment_bounds
+from evalkit.metrics.segments import (
+    DEFAULT_SEGMENT_S,
+    SEGMENT_ABOVE_S,
+    Aggregation,
+    is_segmented,
+    segment_bounds,
+)
 from evalkit.metrics.sisdr import si_sdr
 from evalkit.runner.plan import Item, result_key, scored_segment_s
 
@@ -38,7 +44,7 @@ def test_sisdr_from_segment_sums_equals_the_whole_signal_value():
 def test_segmented_sisdr_equals_whole_scoring_and_records_the_segmentation():
     ref, deg = _pair(2.0, delay=24)
     whole = score_pair(Reference(ref, RATE), deg, RATE, [get_metric("si_sdr")], segment_s=None)[0]
-    parts = score_pair(Reference(ref, RATE), deg, RATE, [get_metric("si_sdr")], segment_s=0.5)[0]
+    parts = score_pair(Reference(ref, RATE), deg, RATE, [get_metric("si_sdr")], segment_s=0.5, segment_above_s=0.5)[0]
     assert parts.value == pytest.approx(whole.value, abs=1e-9)
     prep = parts.preparation
     assert (prep.segment_s, prep.segments, prep.aggregation) == (0.5, 4, Aggregation.EXACT_SUMS)
@@ -50,7 +56,7 @@ def test_segmented_sisdr_equals_whole_scoring_and_records_the_segmentation():
 def test_multi_segment_item_gives_finite_duration_weighted_values():
     ref, deg = _pair(3.0, delay=8)
     metrics = get_metrics(["si_sdr", "mel_distance_22k", "stft_distance", "stoi"])
-    results = score_pair(Reference(ref, RATE), deg, RATE, metrics, segment_s=1.0)
+    results = score_pair(Reference(ref, RATE), deg, RATE, metrics, segment_s=1.0, segment_above_s=1.0)
     for r in results:
         assert r.ok and math.isfinite(r.value), r.reason
         assert r.preparation.segments == 3 and r.preparation.segment_s == 1.0
@@ -74,6 +80,16 @@ def test_pairs_not_longer_than_a_segment_are_scored_whole_as_before():
     assert [r.preparation for r in default] == [r.preparation for r in whole]
 
 
+def test_pairs_longer_than_30_s_are_scored_in_10_s_segments_and_30_s_pairs_whole():
+    assert (SEGMENT_ABOVE_S, DEFAULT_SEGMENT_S) == (30.0, 10.0)
+    metric = [get_metric("si_sdr")]
+    ref, deg = _pair(30.0, delay=3)
+    assert score_pair(Reference(ref, RATE), deg, RATE, metric)[0].preparation.segments == 1
+    ref, deg = _pair(30.5, delay=3)
+    prep = score_pair(Reference(ref, RATE), deg, RATE, metric)[0].preparation
+    assert (prep.segment_s, prep.segments) == (10.0, 4)  # ceil(30.5 / 10) equal segments of 7.6 s
+
+
 @pytest.mark.parametrize("length", [1, 7, 16_000, 16_001, 47_999, 160_000])
 def test_segments_cover_the_pair_and_stay_within_the_segment_length(length):
     bounds = segment_bounds(length, RATE, 1.0)
@@ -84,15 +100,15 @@ def test_segments_cover_the_pair_and_stay_within_the_segment_length(length):
 
 
 def test_segmentation_is_part_of_the_result_key_of_long_items_only():
-    long = Item("a.wav", Path("a.wav"), "h", sample_rate=RATE, seconds=DEFAULT_SEGMENT_S + 1)
-    short = Item("b.wav", Path("b.wav"), "h", sample_rate=RATE, seconds=DEFAULT_SEGMENT_S)
+    long = Item("a.wav", Path("a.wav"), "h", sample_rate=RATE, seconds=SEGMENT_ABOVE_S + 1)
+    short = Item("b.wav", Path("b.wav"), "h", sample_rate=RATE, seconds=SEGMENT_ABOVE_S)
     assert scored_segment_s(long, {}) == DEFAULT_SEGMENT_S
     assert scored_segment_s(short, {}) is None
     assert scored_segment_s(long, {"segment_seconds": 10.0}) is None  # cut to 10 s first
     metric = get_metric("si_sdr")
     assert result_key("u", metric, {}, None, None) == result_key("u", metric, {})
     assert result_key("u", metric, {}, None, DEFAULT_SEGMENT_S) != result_key("u", metric, {})
-    assert result_key("u", metric, {}, None, DEFAULT_SEGMENT_S) != result_key("u", metric, {}, None, 10.0)
+    assert result_key("u", metric, {}, None, DEFAULT_SEGMENT_S) != result_key("u", metric, {}, None, 30.0)
 
 
 def test_stored_preparation_of_a_whole_pair_keeps_its_former_fields():
@@ -102,6 +118,6 @@ def test_stored_preparation_of_a_whole_pair_keeps_its_former_fields():
     whole = score_pair(Reference(ref, RATE), deg, RATE, [get_metric("si_sdr")])[0]
     assert "segment_s" not in json.loads(_preparation_json(whole.preparation))
     ref, deg = _pair(1.0)
-    parts = score_pair(Reference(ref, RATE), deg, RATE, [get_metric("si_sdr")], segment_s=0.4)[0]
+    parts = score_pair(Reference(ref, RATE), deg, RATE, [get_metric("si_sdr")], segment_s=0.4, segment_above_s=0.4)[0]
     stored = json.loads(_preparation_json(parts.preparation))
     assert (stored["segment_s"], stored["segments"], stored["aggregation"]) == (0.4, 3, "exact-sums")

@@ -12,7 +12,13 @@ import numpy as np
 from evalkit import audio as audio_lib
 from evalkit.metrics.prepare import AlignedBy, Degraded, Preparation, Reference, pair_delay, prepare
 from evalkit.metrics.registry import Metric, MetricFailure
-from evalkit.metrics.segments import DEFAULT_SEGMENT_S, aggregation, is_segmented, segment_bounds
+from evalkit.metrics.segments import (
+    DEFAULT_SEGMENT_S,
+    SEGMENT_ABOVE_S,
+    aggregation,
+    is_segmented,
+    segment_bounds,
+)
 from evalkit.metrics.warmup import warm_up
 from evalkit.native_memory import release_free_memory
 
@@ -50,14 +56,15 @@ def _failed(metric: Metric, reason: str, prep: Preparation | None = None, second
 
 def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_rate: int,
                metrics: Sequence[Metric], *, max_delay_s: float = audio_lib.DEFAULT_MAX_DELAY_S,
-               source: str = "degraded", segment_s: float | None = DEFAULT_SEGMENT_S) -> list[MetricResult]:
+               source: str = "degraded", segment_s: float | None = DEFAULT_SEGMENT_S,
+               segment_above_s: float = SEGMENT_ABOVE_S) -> list[MetricResult]:
     """Every metric on (reference, degraded): one result per metric, failures as NaN with a reason.
 
     The degraded signal is resampled once per rate and its delay estimated once, shared by every metric. When
     no reliable delay is found and the pair is misaligned as given (:attr:`evalkit.audio.DelayEstimate.misaligned`),
     the metrics evalkit aligns are NaN with the reason (``no reliable delay within …``); metrics that align
-    internally still run. A reference longer than ``segment_s`` seconds is scored in segments (see
-    :mod:`evalkit.metrics.segments`; ``None``: always whole).
+    internally still run. A reference longer than ``segment_above_s`` seconds is scored in segments of at most
+    ``segment_s`` seconds (see :mod:`evalkit.metrics.segments`; ``segment_s=None``: always whole).
     """
     if not isinstance(degraded, Degraded):
         degraded = Degraded(degraded, degraded_rate, source)
@@ -66,7 +73,7 @@ def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_r
         audio_lib.validate(degraded.samples, degraded.source, allow_silent=True)  # a silent output is a result
     except audio_lib.AudioError as exc:
         return [_failed(m, str(exc)) for m in metrics]
-    if is_segmented(reference.samples.shape[1], reference.sample_rate, segment_s):
+    if segment_s and is_segmented(reference.samples.shape[1], reference.sample_rate, segment_above_s):
         return _score_segmented(reference, degraded, metrics, max_delay_s, segment_s)
     t0 = time.perf_counter()
     delay = pair_delay(reference, degraded, max_delay_s)

@@ -303,7 +303,7 @@ def scored_segment_s(item: Item, decode_settings: dict[str, Any]) -> float | Non
     samples = _input_samples(item, decode_settings)
     if samples is None:
         return None
-    return DEFAULT_SEGMENT_S if is_segmented(samples, item.sample_rate, DEFAULT_SEGMENT_S) else None
+    return DEFAULT_SEGMENT_S if is_segmented(samples, item.sample_rate) else None
 
 
 def chunking_for(item: Item, variant: Variant, decode_settings: dict[str, Any]) -> Chunking | None:
