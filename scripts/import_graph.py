@@ -19,7 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 
 #: Leaf modules every package may import (pure helpers with no evalkit imports of their own, or nearly).
-BASE = {"audio", "hashing", "versions", "logs", "messages", "_lazy", "errors", "plugin_files", "__init__"}
+BASE = {"audio", "hashing", "versions", "logs", "messages", "_lazy", "errors", "plugin_files", "native_memory",
+        "__init__"}
 #: package -> the packages it may import (besides itself and BASE). ``None``: anything (the outer shells).
 #: ``stats`` is the pure statistics package (numpy, scipy, statsmodels, pandas only); ``labels`` and
 #: ``worker_setup`` are loose modules of that time, measured with the rules of where they belong.

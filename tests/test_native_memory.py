@@ -30,22 +30,26 @@ def mapped_mb():  # glibc's mallinfo2().hblkhd: bytes in blocks mapped on their 
                                                                              for i in range(10)]})
     return libc.mallinfo2().f4 / 2**20
 
-if mode in ("limited", "heap"):
-    assert native_memory.limit_heap_retention()
+if mode != "worker":
+    assert native_memory.own_process()
+if mode == "default":
+    native_memory._owned = False  # a user's interpreter: mapped_allocations changes nothing
 big = np.ones(3 << 20)  # 24 MiB
 del big
 if mode == "heap":
-    with native_memory.heap_allocations():
-        m0 = mapped_mb(); block = np.ones(1 << 20); inside = mapped_mb() - m0; del block
-    m0 = mapped_mb(); block = np.ones(1 << 20); after = mapped_mb() - m0; del block
-    print(json.dumps({"inside_mapped_mb": inside, "after_mapped_mb": after}))
+    with native_memory.mapped_allocations():
+        with native_memory.heap_allocations():
+            m0 = mapped_mb(); first = np.ones(1 << 20); heap = mapped_mb() - m0
+        m0 = mapped_mb(); second = np.ones(1 << 20); mapped = mapped_mb() - m0
+    print(json.dumps({"inside_heap_block_mb": heap, "after_heap_block_mb": mapped}))
     sys.exit()
-blocks = [np.ones(1 << 20) for _ in range(16)]
-pin = np.ones(1 << 13)  # 64 KiB, carved from the top of the heap after the blocks
-before = rss_mb()
-del blocks
-released = native_memory.release_free_memory() if mode == "trimmed" else None
-print(json.dumps({"freed_mb": before - rss_mb(), "released": released}))
+with native_memory.mapped_allocations():
+    blocks = [np.ones(1 << 20) for _ in range(16)]
+    pin = np.ones(1 << 13)  # 64 KiB, carved from the top of the heap after the blocks
+    before = rss_mb()
+    del blocks
+    released = native_memory.release_free_memory() if mode == "trimmed" else None
+print(json.dumps({"freed_mb": before - rss_mb(), "released": released, "threshold": native_memory._threshold}))
 """
 
 
@@ -56,30 +60,25 @@ def _freed_mb(mode: str) -> dict:
 
 def test_glibc_keeps_freed_heap_blocks_by_default():
     # the premise: without evalkit's settings the 128 MiB freed stay resident
-    assert _freed_mb("default")["freed_mb"] < 16
+    result = _freed_mb("default")
+    assert result["freed_mb"] < 16 and result["threshold"] is None
 
 
-@pytest.mark.parametrize("mode", ["limited", "trimmed"])
-def test_freed_blocks_go_back_with_a_fixed_threshold_or_a_trim(mode):
+@pytest.mark.parametrize("mode", ["worker", "owned", "trimmed"])
+def test_within_mapped_allocations_freed_blocks_go_back_and_the_threshold_ends_at_glibcs_largest(mode):
     result = _freed_mb(mode)
     assert result["freed_mb"] > 120
-    assert result["released"] in (None, True)
+    assert result["released"] in (None, True) and result["threshold"] == 32 << 20
 
 
 def test_heap_allocations_give_glibcs_placement_inside_and_restore_the_threshold_after():
     result = _freed_mb("heap")  # pesq runs inside: its C code crashes when its buffers are mapped on their own
-    assert result == {"inside_mapped_mb": 0, "after_mapped_mb": pytest.approx(8, abs=0.01)}
+    assert result == {"inside_heap_block_mb": 0, "after_heap_block_mb": pytest.approx(8, abs=0.01)}
 
 
-def test_heap_allocations_change_nothing_where_no_threshold_was_fixed():
+def test_nothing_changes_in_a_process_evalkit_does_not_own():
     from evalkit import native_memory
 
-    before = native_memory._fixed_threshold
-    with native_memory.heap_allocations(), native_memory.heap_allocations():  # nested, in this interpreter
-        assert native_memory._heap_depth == 0
-    assert native_memory._fixed_threshold == before
-
-
-@pytest.mark.slow  # imports torch in a new process
-def test_workers_start_with_the_fixed_threshold():
-    assert _freed_mb("worker")["freed_mb"] > 120
+    assert not native_memory._owned  # the test process: not a worker
+    with native_memory.mapped_allocations(), native_memory.heap_allocations():
+        assert native_memory._threshold is None

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from evalkit.native_memory import limit_heap_retention, release_free_memory
+from evalkit.native_memory import own_process, release_free_memory
 
 # Thread-count variables read at import time: OpenMP (torch's intra-op pool, MKL), OpenBLAS, MKL, numba.
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -85,8 +85,8 @@ def init_worker(setup: WorkerSetup) -> None:
     """Pool initializer: thread counts (environment for libraries not imported yet, their APIs for those
     already imported), log routing, then torch's import, so that no unit's timing includes it. With a
     ``parent_pid`` the worker ignores Ctrl-C (the coordinator handles it) and exits when the coordinator dies.
-    Large freed blocks go back to the system at once (:func:`evalkit.native_memory.limit_heap_retention`)."""
-    limit_heap_retention()
+    The worker may tune its allocator for long items (:func:`evalkit.native_memory.own_process`)."""
+    own_process()
     if setup.parent_pid is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         exit_with_parent(setup.parent_pid)

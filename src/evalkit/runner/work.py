@@ -15,6 +15,7 @@ units (retried by the next run), both with NaN rows for every metric and the exc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -29,6 +30,8 @@ from evalkit.codecs import Codec, load_plugin_files
 from evalkit.codecs.spec import split_spec
 from evalkit.metrics import Reference, get_metric, get_metrics, load_metric_plugins, score_pair
 from evalkit.metrics.codebook import valid_frames
+from evalkit.metrics.segments import is_segmented
+from evalkit.native_memory import mapped_allocations
 from evalkit.runner.codec_cache import CodecCache
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
 from evalkit.runner.plan import REFERENCE, Item
@@ -125,7 +128,14 @@ def error_outcomes(task: ItemTask, jobs: Iterable[UnitJob], exc: BaseException) 
 
 
 def iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
-    """:func:`run_item_task`, one unit's outcome at a time (as each unit finishes)."""
+    """:func:`run_item_task`, one unit's outcome at a time (as each unit finishes). A long item (scored in
+    segments) runs with its large blocks mapped on their own, so freed memory goes back to the system at once."""
+    long = is_segmented(round(task.item.seconds * (task.item.sample_rate or 0)), task.item.sample_rate or 1)
+    with mapped_allocations() if long else contextlib.nullcontext():
+        yield from _iter_item_task(task)
+
+
+def _iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
     item = task.item
     try:
         load_plugin_files(task.plugins)
