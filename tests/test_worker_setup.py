@@ -39,3 +39,69 @@ def test_worker_threads_and_log_routing(tmp_path):
 def test_threads_per_worker_splits_the_cores():
     assert threads_per_worker(1, cores=2) == 2 and threads_per_worker(2, cores=2) == 1
     assert threads_per_worker(3, cores=8) == 2 and threads_per_worker(4, cores=1) == 1
+
+
+class _Outcome:
+    def __init__(self, decoded):
+        self.decoded = decoded
+
+    def detach_bulk(self):
+        if self.decoded is None or self.decoded.nbytes < 1 << 20:
+            return None
+        bulk, self.decoded = self.decoded, None
+        return bulk
+
+    def attach_bulk(self, bulk):
+        self.decoded = bulk
+
+
+def _send_in_thread(sender, messages):
+    import threading
+
+    from evalkit.worker_setup import send_outcome
+
+    def send():
+        for task_id, outcome in messages:
+            send_outcome(sender, task_id, outcome)
+        sender.close()
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="raw transfer: POSIX pipes")
+def test_a_large_array_crosses_the_pipe_as_raw_bytes_and_small_ones_pickled():
+    import multiprocessing
+
+    import numpy as np
+
+    from evalkit.worker_setup import receive_message
+
+    rng = np.random.default_rng(0)
+    large = rng.standard_normal((2, 300_000)).astype(np.float32)  # 2.4 MB: more than a pipe holds
+    small = rng.standard_normal((1, 100)).astype(np.float32)
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    thread = _send_in_thread(sender, [(1, _Outcome(large.copy())), (2, _Outcome(small.copy())), (3, _Outcome(None))])
+    first, second, third = (receive_message(receiver) for _ in range(3))
+    thread.join()
+    assert first[:2] == ("unit", 1) and first[3] == ((2, 300_000), "<f4")
+    np.testing.assert_array_equal(first[2].decoded, large)
+    assert second[3] is None and third[3] is None  # pickled with the outcome
+    np.testing.assert_array_equal(second[2].decoded, small)
+    assert third[2].decoded is None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="raw transfer: POSIX pipes")
+def test_a_pipe_that_ends_in_the_middle_of_an_array_is_end_of_file():
+    import multiprocessing
+    import os
+
+    from evalkit.worker_setup import receive_message
+
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    sender.send(("unit", 1, _Outcome(None), ((1, 1 << 20), "<f4")))  # a worker killed after the header ...
+    os.write(sender.fileno(), b"some")  # ... and 4 of the array's 4 MiB
+    sender.close()
+    with pytest.raises(EOFError):
+        receive_message(receiver)

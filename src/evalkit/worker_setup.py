@@ -115,6 +115,42 @@ def init_worker(setup: WorkerSetup) -> None:
 
 
 
+#: Large arrays of an outcome travel as raw bytes on the worker's pipe (POSIX pipes: ``os.write``/``os.readv``).
+RAW_TRANSFER = os.name == "posix"
+
+
+def send_outcome(results, task_id: int, outcome) -> None:
+    """Send ``("unit", task_id, outcome, bulk)``; where the outcome gives up a large array (``detach_bulk()``:
+    a long item's decoded audio), ``bulk`` is its ``(shape, dtype)`` and its bytes follow on the pipe, so neither
+    end holds a pickled copy of it (:func:`receive_message` puts it back)."""
+    detach = getattr(outcome, "detach_bulk", None)
+    bulk = detach() if RAW_TRANSFER and detach is not None else None
+    results.send(("unit", task_id, outcome, None if bulk is None else (bulk.shape, bulk.dtype.str)))
+    if bulk is not None:
+        view = memoryview(bulk).cast("B")
+        while view:
+            view = view[os.write(results.fileno(), view):]
+
+
+def receive_message(results) -> tuple:
+    """The next message of a worker's pipe, a ``"unit"`` message with its raw array read back into the outcome
+    (``attach_bulk``). Raises ``EOFError`` when the pipe ends, in the middle of an array too."""
+    message = results.recv()
+    if message[0] == "unit" and message[3] is not None:
+        import numpy as np
+
+        shape, dtype = message[3]
+        bulk = np.empty(shape, dtype)
+        view = memoryview(bulk).cast("B")
+        while view:
+            read = os.readv(results.fileno(), [view])
+            if read == 0:
+                raise EOFError("the worker's pipe ended in the middle of an array")
+            view = view[read:]
+        message[2].attach_bulk(bulk)
+    return message
+
+
 def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
     """Main loop of a local pool worker (:mod:`evalkit.runner.executors`): set up, then run item tasks.
 
@@ -122,7 +158,8 @@ def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
     sends it, so this module knows no runner, and unpickling it imports numpy and torch only now, after the
     thread counts are set), then ``(task_id, task)`` pairs and finally ``None``; every message goes back
     through ``results`` (this worker's own pipe, so a worker killed mid-message corrupts nothing shared):
-    ``("ready",)``, then per task ``("start", id)``, ``("unit", id, UnitOutcome)`` as each unit finishes, and
+    ``("ready",)``, then per task ``("start", id)``, ``("unit", id, UnitOutcome, bulk)`` as each unit finishes
+    (see :func:`send_outcome`), and
     ``("done", id)`` or ``("crash", id, "Type: message")`` when something escaped the task.
     """
     init_worker(setup)
@@ -135,7 +172,7 @@ def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
         started = time.monotonic()
         try:
             for outcome in iter_item_task(task):
-                results.send(("unit", task_id, outcome))
+                send_outcome(results, task_id, outcome)
                 del outcome  # its decoded audio is sent: not held while the next unit runs
         except Exception as exc:  # noqa: BLE001 - reported; the coordinator records the task's other units
             results.send(("crash", task_id, f"{type(exc).__name__}: {exc}"))

@@ -27,7 +27,7 @@ from multiprocessing.connection import wait
 
 from evalkit.errors import UserError
 from evalkit.runner.work import ItemTask, UnitOutcome, error_outcomes, iter_item_task, run_item_task
-from evalkit.worker_setup import WorkerSetup, serve_tasks, threads_per_worker
+from evalkit.worker_setup import WorkerSetup, receive_message, serve_tasks, threads_per_worker
 
 log = logging.getLogger(__name__)
 OnOutcome = Callable[[list[UnitOutcome]], None]
@@ -178,7 +178,7 @@ class LocalPool:
                 worker = self.workers[worker_id]
                 if handle is worker.results:
                     try:
-                        message = worker.results.recv()
+                        message = receive_message(worker.results)
                     except (EOFError, OSError):  # the worker is gone; its exit code says how
                         self._died(worker_id, pending, requeued, on_outcome)
                         continue
@@ -195,7 +195,7 @@ class LocalPool:
         elif kind == "start":
             worker.started.add(message[1])
         elif kind == "unit":
-            _, task_id, outcome = message
+            task_id, outcome = message[1], message[2]
             pending[task_id].finished.add(outcome.unit.unit_key)
             on_outcome([outcome])
         else:  # "done", or "crash": an exception escaped the task (a bug), its other units become errors
@@ -219,7 +219,7 @@ class LocalPool:
             try:
                 if not worker.results.poll():
                     return
-                message = worker.results.recv()
+                message = receive_message(worker.results)
             except (EOFError, OSError):
                 return
             self._handle(worker, message, pending, on_outcome)

@@ -65,6 +65,9 @@ class ItemTask:
     plugins: tuple[str, ...] = ()  # plugin files to import before the first unit (config ``plugins``)
 
 
+BULK_BYTES = 1 << 20  # decoded audio of this size or more travels from a worker as raw bytes
+
+
 @dataclass
 class UnitOutcome:
     unit: UnitRow
@@ -74,6 +77,18 @@ class UnitOutcome:
     rescored: bool = False  # cached decoded audio was rescored; the stored unit row stays as it is
     variant_info: str | None = None  # codec.info() of the variant (KLT spectrum, accounting)
     warmup_s: dict[str, float] = field(default_factory=dict)  # one-off metric warm-up this unit's worker paid
+
+    def detach_bulk(self) -> np.ndarray | None:
+        """Take the decoded audio out when it is large (:data:`BULK_BYTES` or more), for a worker to send as raw
+        bytes (:func:`evalkit.worker_setup.send_outcome`); ``None``: it stays, to be pickled with the rest."""
+        if self.decoded is None or self.decoded.nbytes < BULK_BYTES:
+            return None
+        bulk, self.decoded = np.ascontiguousarray(self.decoded), None
+        return bulk
+
+    def attach_bulk(self, bulk: np.ndarray) -> None:
+        """Put back what :meth:`detach_bulk` took out (the coordinator's end)."""
+        self.decoded = bulk
 
 
 CODECS = CodecCache()  # per process: each worker keeps its own
