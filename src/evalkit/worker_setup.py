@@ -114,7 +114,6 @@ def init_worker(setup: WorkerSetup) -> None:
             logging.getLogger(__name__).warning("worker start-up: %s", exc)
 
 
-
 #: Large arrays of an outcome travel as raw bytes on the worker's pipe (POSIX pipes: ``os.write``/``os.readv``).
 RAW_TRANSFER = os.name == "posix"
 

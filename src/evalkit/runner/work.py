@@ -30,11 +30,10 @@ from evalkit.codecs import Codec, load_plugin_files
 from evalkit.codecs.spec import split_spec
 from evalkit.metrics import Reference, get_metric, get_metrics, load_metric_plugins, score_pair
 from evalkit.metrics.codebook import valid_frames
-from evalkit.metrics.segments import is_segmented
 from evalkit.native_memory import mapped_allocations
 from evalkit.runner.codec_cache import CodecCache
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
-from evalkit.runner.plan import REFERENCE, Item
+from evalkit.runner.plan import REFERENCE, Item, scored_segment_s
 from evalkit.runner.store import ResultRow, UnitRow, UnitStatus, to_json
 
 log = logging.getLogger(__name__)
@@ -145,7 +144,7 @@ def error_outcomes(task: ItemTask, jobs: Iterable[UnitJob], exc: BaseException) 
 def iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
     """:func:`run_item_task`, one unit's outcome at a time (as each unit finishes). A long item (scored in
     segments) runs with its large blocks mapped on their own, so freed memory goes back to the system at once."""
-    long = is_segmented(round(task.item.seconds * (task.item.sample_rate or 0)), task.item.sample_rate or 1)
+    long = scored_segment_s(task.item, task.decode) is not None
     with mapped_allocations() if long else contextlib.nullcontext():
         yield from _iter_item_task(task)
 
