@@ -2,6 +2,7 @@
 worker ratchet up to several GB although it held one segment at a time."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -57,7 +58,10 @@ print(json.dumps({"mapped_mb": mapped, "freed_mb": before - rss_mb(), "released"
 
 
 def _freed_mb(mode: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True)
+    # glibc's own settings from the environment turn its dynamic threshold off (Dask's nanny sets
+    # MALLOC_TRIM_THRESHOLD_ in the process that starts it, which an earlier test may have been): not in the child
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    done = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -11,6 +11,7 @@ import ctypes
 import fcntl
 import logging
 import os
+import signal
 import sqlite3
 import sys
 import threading
@@ -335,6 +336,22 @@ WRITE_BATCH_S = 1.0  # ... or once this many seconds have passed since the last 
 WRITE_BATCH_SAMPLES = 1 << 22  # ... or once the buffered decoded audio holds this many samples (16 MiB)
 
 
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) until the block ends, then deliver it; in the main thread only."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # signal handlers can only be set from the main thread, and one set from C cannot be restored
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
+
+
 class _Writer:
     """Coordinator side: cache files first (fsynced, atomic renames), then one store transaction per batch of
     units (the first unit alone, then up to :data:`WRITE_BATCH_UNITS`, what finished within :data:`WRITE_BATCH_S`
@@ -374,6 +391,10 @@ class _Writer:
     def flush(self) -> None:
         """Write every buffered unit: files under temporary names, made durable together, renamed into place,
         one fsync per folder, then one store transaction."""
+        with _sigint_deferred():  # a Ctrl-C waits for the batch: stored units are the counted units
+            self._flush()
+
+    def _flush(self) -> None:
         batch, self.pending = self.pending, []
         self.last_flush, self.buffered_samples = time.monotonic(), 0
         if not batch:
