@@ -27,8 +27,12 @@ def test_ctrl_c_during_a_store_write_waits_for_the_batch_and_counts_it(dataset, 
     out = tmp_path / "out"
     raw = make_config(dataset, out, codecs=[{"spec": "lowpass?cutoff_hz=3500"}, {"spec": "lowpass?cutoff_hz=7000"}],
                       metrics=["si_sdr"])
-    with pytest.raises(RunInterrupted) as caught:
-        run_raw(raw, tmp_path)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own: an earlier test may have
+    try:                                                                    # left another (dask-jobqueue's)
+        with pytest.raises(RunInterrupted) as caught:
+            run_raw(raw, tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     stored = sqlite3.connect(out / "results.sqlite").execute(
         "SELECT COUNT(*) FROM units WHERE codec_spec LIKE 'lowpass%'").fetchone()[0]
     assert len(calls) == 2 and stored == sum(calls) > calls[0]  # the interrupted batch was stored whole ...
