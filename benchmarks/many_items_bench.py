@@ -22,9 +22,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
 RATE = 16_000
 SPECS = ["lowpass?cutoff_hz=3500", "lowpass?cutoff_hz=5000", "lowpass?cutoff_hz=7000"]
 
@@ -49,6 +46,11 @@ def timed(owner, name: str, totals: dict[str, float], key: str):
 
 
 def write_items(folder: Path, count: int) -> None:
+    # numpy is imported here, not at the top: the worker process re-imports this script before it sets its
+    # thread counts, which libraries read when they are imported (as `evalkit run` does)
+    import numpy as np
+    import soundfile as sf
+
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     t = np.arange(RATE) / RATE
@@ -102,6 +104,9 @@ def run_bench(items: int, profile: str | None) -> None:
 
 
 def plan_bench(units: int) -> None:
+    import numpy as np
+    import soundfile as sf
+
     from evalkit.codecs import parse_spec
     from evalkit.metrics import get_metric
     from evalkit.runner import run as run_module

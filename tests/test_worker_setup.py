@@ -105,3 +105,34 @@ def test_a_pipe_that_ends_in_the_middle_of_an_array_is_end_of_file():
     sender.close()
     with pytest.raises(EOFError):
         receive_message(receiver)
+
+
+IDLE_CHILD = """
+import json, os, sys, time
+from evalkit.worker_setup import WorkerSetup, init_worker
+if sys.argv[1] == "openblas-default":
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = "28"  # OpenBLAS's own default (a user's setting is kept)
+init_worker(WorkerSetup(threads=2))
+import numpy as np
+a = np.random.default_rng(0).standard_normal((300, 300))
+idle = 0.0
+for _ in range(5):
+    a @ a  # a BLAS call on two threads
+    c0 = time.process_time()
+    time.sleep(0.2)
+    idle += time.process_time() - c0
+print(json.dumps(idle))
+"""
+
+
+@pytest.mark.slow  # starts two processes
+def test_a_worker_s_idle_blas_threads_do_not_spin():
+    """Between a unit's BLAS calls the worker's idle BLAS threads sleep, leaving the core to the coordinator."""
+    def idle_cpu_s(mode: str) -> float:
+        done = subprocess.run([sys.executable, "-c", IDLE_CHILD, mode], capture_output=True, text=True, check=True)
+        return json.loads(done.stdout)
+
+    spinning = idle_cpu_s("openblas-default")
+    if spinning < 0.1:
+        pytest.skip(f"OpenBLAS's threads do not spin here ({spinning:.3f} CPU-s in 1 s idle)")
+    assert idle_cpu_s("worker") < 0.1 * spinning

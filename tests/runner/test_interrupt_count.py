@@ -1,5 +1,6 @@
 """A Ctrl-C that arrives while a batch is being stored waits for it: the units the run says it kept are the units
-in the store (a race that made `interrupted after 3 units` of a store holding 5)."""
+in the store (a race that made `interrupted after 3 units` of a store holding 5). Batches are written by the
+writer thread; the Ctrl-C reaches the main thread, which waits for the batch and writes what it still holds."""
 
 import os
 import signal
@@ -35,5 +36,5 @@ def test_ctrl_c_during_a_store_write_waits_for_the_batch_and_counts_it(dataset, 
         signal.signal(signal.SIGINT, previous)
     stored = sqlite3.connect(out / "results.sqlite").execute(
         "SELECT COUNT(*) FROM units WHERE codec_spec LIKE 'lowpass%'").fetchone()[0]
-    assert len(calls) == 2 and stored == sum(calls) > calls[0]  # the interrupted batch was stored whole ...
+    assert len(calls) >= 2 and stored == sum(calls) > calls[0]  # the interrupted batch was stored whole ...
     assert caught.value.units == stored  # ... and counted

@@ -13,6 +13,7 @@ run retries them), the tasks queued for it go to the other workers, and a new wo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -33,6 +34,22 @@ log = logging.getLogger(__name__)
 OnOutcome = Callable[[list[UnitOutcome]], None]
 TASKS_PER_WORKER = 2  # one running, one queued: a worker never waits for the coordinator between tasks
 MAX_START_FAILURES = 3  # workers in a row that die before finishing any task: stop the run
+
+
+PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process (/proc/sys/fs/pipe-max-size)
+
+
+def widen_pipe(connection, size: int = PIPE_BYTES) -> None:
+    """Give a pipe a ``size``-byte buffer where the system allows it (Linux), so a worker can write a unit's
+    message (a second of decoded audio is 64 KiB or more: as large as a default pipe) without waiting for the
+    coordinator to wake up and read it; elsewhere, or beyond the limit, the pipe stays as it is."""
+    import fcntl
+
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(connection.fileno(), set_size, size)
 
 
 class WorkerDied(RuntimeError):
@@ -140,6 +157,7 @@ class LocalPool:
         worker_id, self._next_worker = self._next_worker, self._next_worker + 1
         inbox = self.context.Queue()
         receiver, sender = self.context.Pipe(duplex=False)
+        widen_pipe(sender)
         process = self.context.Process(target=serve_tasks, args=(self.setup, inbox, sender, worker_id),
                                        name=f"evalkit-worker-{worker_id}")
         process.start()

@@ -11,6 +11,7 @@ import ctypes
 import fcntl
 import logging
 import os
+import queue
 import signal
 import sqlite3
 import sys
@@ -357,7 +358,13 @@ class _Writer:
     units (the first unit alone, then up to :data:`WRITE_BATCH_UNITS`, what finished within :data:`WRITE_BATCH_S`
     of the last write, or fewer holding :data:`WRITE_BATCH_SAMPLES` of decoded audio): a killed run loses at most
     the work of that last second and never a part of a unit. Use it as a context manager: leaving writes what is
-    still buffered (on Ctrl-C too)."""
+    still buffered (on Ctrl-C too).
+
+    Batches are written by one background thread (file writes, disk syncs and SQLite release the GIL), so the
+    coordinator goes on receiving units and handing out tasks meanwhile: a worker does not wait for a batch to be
+    written. One batch is written while the next fills (at most three batches' audio is held); a unit whose audio
+    alone fills a batch (a long item) is waited for, so its audio is not held twice. The thread is the store's
+    only user while units run."""
 
     def __init__(self, store: Store, output: Path, report: RunReport, bar: tqdm):
         self.store, self.report, self.bar, self.output = store, report, bar, output
@@ -368,6 +375,10 @@ class _Writer:
         self.buffered_samples = 0  # decoded samples held in ``pending``
         self.failed = False
         self.written = 0
+        self.submitted = 0
+        self._batches: queue.Queue[list[UnitOutcome] | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None  # a batch's write failed: raised in the coordinator's thread
+        self._thread: threading.Thread | None = None
         for folder in (self.decoded_dir, self.codes_dir):
             folder.mkdir(parents=True, exist_ok=True)
             for stale in folder.glob(".*.tmp"):  # left by an interrupted write
@@ -377,28 +388,70 @@ class _Writer:
         return self
 
     def __exit__(self, *exc) -> None:
-        if not self.failed:  # a failed write already said what was kept
-            self.flush()
+        try:
+            if not self.failed:  # a failed write already said what was kept
+                self.flush()
+        finally:
+            if self._thread is not None:
+                self._batches.put(None)
+                self._thread.join()
 
     def __call__(self, outcomes: list[UnitOutcome]) -> None:
+        self._raise_failure()
         self.pending.extend(outcomes)
         self.buffered_samples += sum(o.decoded.size for o in outcomes if o.decoded is not None)
-        first = self.written == 0  # the first unit is stored at once: the run shows its first result soon
-        if (first or len(self.pending) >= WRITE_BATCH_UNITS or self.buffered_samples >= WRITE_BATCH_SAMPLES
+        first = self.submitted == 0  # the first unit is stored at once: the run shows its first result soon
+        # one unit's audio fills a batch (a long item): written before the next unit's is received
+        alone = any(o.decoded is not None and o.decoded.size >= WRITE_BATCH_SAMPLES for o in outcomes)
+        if (first or self.buffered_samples >= WRITE_BATCH_SAMPLES or len(self.pending) >= WRITE_BATCH_UNITS
                 or time.monotonic() - self.last_flush >= WRITE_BATCH_S):  # slow units are written one by one
-            self.flush()
+            self._submit(wait=alone)
 
     def flush(self) -> None:
-        """Write every buffered unit: files under temporary names, made durable together, renamed into place,
-        one fsync per folder, then one store transaction."""
-        with _sigint_deferred():  # a Ctrl-C waits for the batch: stored units are the counted units
-            self._flush()
+        """Write every buffered unit and wait until every batch is stored (Ctrl-C waits too: the units stored are
+        the units counted); raises what a write raised."""
+        self._submit(wait=True)
 
-    def _flush(self) -> None:
+    def _submit(self, wait: bool) -> None:
         batch, self.pending = self.pending, []
         self.last_flush, self.buffered_samples = time.monotonic(), 0
-        if not batch:
-            return
+        if batch:
+            self.submitted += len(batch)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._write_batches, name="evalkit-store-writer",
+                                                daemon=True)
+                self._thread.start()
+            self._batches.put(batch)  # waits while the batch before this one has not been taken up
+            del batch
+        if wait and self._thread is not None:
+            with _sigint_deferred():
+                self._batches.join()
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._error is not None and not self.failed:
+            self.failed = True
+            raise self._error
+
+    def _write_batches(self) -> None:
+        """The writer thread: write each batch handed over, until ``None``; after a failure, write nothing more
+        (the run stops with the failure: what is not written is recomputed by the next run)."""
+        while True:
+            batch = self._batches.get()
+            try:
+                if batch is None:
+                    return
+                if self._error is None:
+                    self._write(batch)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the coordinator's thread
+                self._error = exc
+            finally:
+                del batch  # a long item's decoded audio is not held while waiting for the next batch
+                self._batches.task_done()
+
+    def _write(self, batch: list[UnitOutcome]) -> None:
+        """Write one batch: files under temporary names, made durable together, renamed into place, one fsync
+        per folder, then one store transaction."""
         written: list[tuple[Path, Path]] = []  # (temporary, final)
         try:
             rows = [self._files(outcome, written) for outcome in batch]
@@ -412,7 +465,6 @@ class _Writer:
             self.store.write_units([(unit, outcome.results, outcome.variant_info)
                                     for (unit, _), outcome in zip(rows, batch, strict=True)])
         except (OSError, sf.LibsndfileError) as exc:  # disk full, folder gone: one line, nothing lost
-            self.failed = True
             for tmp, _ in written:
                 tmp.unlink(missing_ok=True)
             path = getattr(exc, "filename", None) or self.output / "cache"

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ from evalkit.native_memory import mapped_allocations
 from evalkit.runner.codec_cache import CodecCache
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
 from evalkit.runner.plan import REFERENCE, Item, scored_segment_s
-from evalkit.runner.store import ResultRow, UnitRow, UnitStatus, to_json
+from evalkit.runner.store import ResultRow, UnitRow, UnitStatus, plain_data, to_json
 
 log = logging.getLogger(__name__)
 
@@ -268,4 +268,4 @@ def _preparation_json(prep) -> str | None:
         return None
     if prep.segment_s is not None:
         return to_json(prep)
-    return json.dumps({k: v for k, v in asdict(prep).items() if k not in SEGMENT_FIELDS}, default=str)
+    return json.dumps({k: v for k, v in plain_data(prep).items() if k not in SEGMENT_FIELDS}, default=str)
