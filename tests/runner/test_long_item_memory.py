@@ -32,8 +32,9 @@ def test_only_long_items_run_within_mapped_allocations(tmp_path, monkeypatch):
     assert entered == ["in"]  # once: the long item's task
 
 
-def test_a_workers_large_decoded_audio_arrives_bit_exact(tmp_path):
-    # 20 s at 16 kHz: 1.28 MB of decoded audio, sent by the worker as raw bytes after its unit's message
+def test_a_long_unit_s_decoded_audio_is_written_by_its_worker_bit_exact(tmp_path, monkeypatch):
+    # 20 s at 16 kHz: 1.28 MB of decoded audio; the worker writes it, the coordinator only renames the file
+    from evalkit.runner import run as run_module
     from evalkit.runner import work
     from evalkit.runner.layout import DECODED_CACHE
 
@@ -42,11 +43,23 @@ def test_a_workers_large_decoded_audio_arrives_bit_exact(tmp_path):
     samples = 0.1 * np.random.default_rng(1).standard_normal(20 * 16_000)
     sf.write(folder / "item.wav", samples.astype(np.float32), 16_000)
     assert samples.size * 4 >= work.BULK_BYTES
-    files = {}
-    for workers in (0, 1):
+    received = []  # what reached the coordinator's writer: (the array, a file written by the worker)
+    real_files = run_module._Writer._files
+
+    def files(self, outcome, written):
+        received.append((outcome.decoded is not None, outcome.decoded_file is not None))
+        return real_files(self, outcome, written)
+
+    monkeypatch.setattr(run_module._Writer, "_files", files)
+    written = {}
+    for how, workers in (("by the worker", 1), ("by the coordinator", 0)):
+        if how == "by the coordinator":  # in-process, the worker's own write switched off: the array travels
+            monkeypatch.setattr(work, "_write_long_decoded", lambda outcome, folder: None)
         out = tmp_path / f"out{workers}"
         raw = make_config(folder, out, codecs=[{"spec": "lowpass?cutoff_hz=3500"}], metrics=["si_sdr"],
                           workers=workers)
         assert run_raw(raw, tmp_path).units_failed == 0
-        [files[workers]] = out.joinpath(*DECODED_CACHE).rglob("*.wav")
-    assert files[1].read_bytes() == files[0].read_bytes()
+        [written[how]] = out.joinpath(*DECODED_CACHE).rglob("*.wav")
+        assert not list(out.rglob("*.tmp"))
+    assert received == [(False, True), (True, False)]
+    assert written["by the worker"].read_bytes() == written["by the coordinator"].read_bytes()

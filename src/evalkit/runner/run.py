@@ -218,6 +218,8 @@ def cache_usable(unit: dict, run_dir: Path) -> bool:
 
 def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: Store, report: RunReport) -> Plan:
     output = Path(config.output)
+    # a local run's workers share this machine: they write a long unit's decoded audio into the cache themselves
+    worker_files = str(output.joinpath(*DECODED_CACHE)) if config.executor.kind == "local" else None
     plan = Plan(variants={str(v.spec): v for v in (REFERENCE, *variants)})
     plan.records = {spec: describe(spec, config.channel_policy) for spec in plan.variants}
     store.write_records((spec, r.to_json(), r.version) for spec, r in plan.records.items())
@@ -261,7 +263,7 @@ def _plan(config: RunConfig, items: list[Item], variants: list[Variant], store: 
             jobs.append(UnitJob(key, spec, todo, cached, chunked=chunked is not None))
         if jobs:
             plan.tasks.append(ItemTask(item, tuple(jobs), config.device, decode, score,
-                                       plugins=tuple(str(p) for p in config.plugins)))
+                                       plugins=tuple(str(p) for p in config.plugins), decoded_dir=worker_files))
     # Longest work first, so the pool's last tasks are short ones and no worker idles while one finishes; but the
     # shortest task goes first of all, so that the first unit (with its worker's one-off start-up) is done soon.
     plan.tasks.sort(key=_task_work, reverse=True)
@@ -483,6 +485,10 @@ class _Writer:
             written.append((_write_temporary(path, lambda p, o=outcome, u=unit: _save_wav(p, o.decoded,
                                                                                          u.input_rate)), path))
             updates["decoded_path"] = stored_path(path, self.output)
+        elif outcome.decoded_file is not None:  # written by the worker under a temporary name
+            path = self.decoded_dir / f"{unit.unit_key}.wav"
+            written.append((Path(outcome.decoded_file), path))
+            updates["decoded_path"] = stored_path(path, self.output)
         if outcome.codes is not None:
             path = self.codes_dir / f"{unit.unit_key}.npy"
             written.append((_write_temporary(path, lambda p, o=outcome: _save_npy(p, o.codes)), path))
@@ -608,9 +614,11 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
         plan = _plan(config, items, variants, store, report)
         store.set_current_plan(plan.units)
         pending_units = sum(len(t.jobs) for t in plan.tasks)
-        # the exports' imports (pandas, scipy.stats: seconds) load while this process mostly waits for workers
+        # the exports' imports (pandas, scipy.stats: a second, 125 MB) load while this process mostly waits for
+        # workers; not beside a long item, whose worker's peak they would add to (its run is minutes anyway)
         importer = threading.Thread(target=_import_exports, name="evalkit-import-exports", daemon=True)
-        importer.start()
+        if not any(scored_segment_s(task.item, task.decode) is not None for task in plan.tasks):
+            importer.start()
         with tqdm(total=pending_units, desc="units", unit="unit", disable=not progress, dynamic_ncols=True) as bar, \
                 _Writer(store, output, report, bar) as writer:
             if client is not None:
@@ -618,7 +626,8 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
             else:
                 run_local(iter(plan.tasks), config.workers, writer, log_path=str(output / LOG_NAME), pool=pool,
                           plugins=tuple(str(p) for p in config.plugins))
-        importer.join()
+        if importer.is_alive():
+            importer.join()
         import evalkit.runner.exports as exports  # pandas: not imported by worker processes, which import this
 
         try:

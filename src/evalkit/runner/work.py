@@ -19,8 +19,10 @@ import contextlib
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,6 +64,9 @@ class ItemTask:
     decode: dict[str, Any] = field(default_factory=dict)
     score: dict[str, Any] = field(default_factory=dict)
     plugins: tuple[str, ...] = ()  # plugin files to import before the first unit (config ``plugins``)
+    #: the decoded-audio cache folder, where a worker on the coordinator's machine (a local run) writes a long
+    #: unit's decoded audio itself, under a temporary name the coordinator renames (``None``: it travels back)
+    decoded_dir: str | None = None
 
 
 BULK_BYTES = 1 << 20  # decoded audio of this size or more travels from a worker as raw bytes
@@ -76,6 +81,7 @@ class UnitOutcome:
     rescored: bool = False  # cached decoded audio was rescored; the stored unit row stays as it is
     variant_info: str | None = None  # codec.info() of the variant (KLT spectrum, accounting)
     warmup_s: dict[str, float] = field(default_factory=dict)  # one-off metric warm-up this unit's worker paid
+    decoded_file: str | None = None  # the decoded audio, written by the worker under this temporary name
 
     def detach_bulk(self) -> np.ndarray | None:
         """Take the decoded audio out when it is large (:data:`BULK_BYTES` or more), for a worker to send as raw
@@ -177,8 +183,30 @@ def _iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
         except Exception as exc:  # noqa: BLE001 - codec or metric: failed rows with type and message
             log.debug("unit %s failed", job.unit_key, exc_info=True)
             outcome = _failure(task, job, exc, **common)
+        if task.decoded_dir is not None:
+            _write_long_decoded(outcome, task.decoded_dir)
         yield outcome
         del outcome  # a long item's decoded audio is not held while the next unit runs
+
+
+def _write_long_decoded(outcome: UnitOutcome, folder: str) -> None:
+    """Write a long unit's decoded audio (:data:`BULK_BYTES` or more) into the cache ``folder`` under a temporary
+    name, so that it reaches the coordinator as a path: the coordinator never holds it. Should the write fail,
+    the audio stays in the outcome and the coordinator writes it (and reports the failure, a full disk)."""
+    decoded = outcome.decoded
+    if decoded is None or decoded.nbytes < BULK_BYTES:
+        return
+    final = Path(folder) / f"{outcome.unit.unit_key}.wav"
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")  # swept by the next run if this one dies
+    try:
+        with open(tmp, "wb") as fh:
+            audio_lib.write_float_wav(fh, decoded, outcome.unit.input_rate)
+    except OSError as exc:
+        log.warning("%s: could not write its decoded audio (%s); the coordinator will", outcome.unit.unit_key, exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return
+    outcome.decoded, outcome.decoded_file = None, str(tmp)
 
 
 def _cached_decoded(job: UnitJob, reference: Reference) -> np.ndarray | None:
