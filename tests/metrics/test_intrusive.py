@@ -106,3 +106,35 @@ def test_speech_quality_measures_skip_items_of_other_categories():
         assert speech_measures <= names[category], category
     assert not speech_measures & names["music"]
     assert {"si_sdr", "mel_distance", "visqol_audio"} <= names["music"]
+
+
+@pytest.mark.parametrize("mode", ["audio", "speech"])
+def test_visqol_builds_the_reference_spectrogram_once_per_item(speech, monkeypatch, mode):
+    """The item's variants share the reference's gammatone spectrogram; each value still equals the library's own
+    call (to visqol-python's run-to-run jitter, ~1e-14)."""
+    from visqol import VisqolApi
+    from visqol.gammatone import GammatoneSpectrogramBuilder
+
+    ref, _, rate = speech
+    metric = get_metric(f"visqol_{mode}")
+    metric_rate = metric.info.sample_rate
+    noise = np.random.default_rng(1).standard_normal(ref.shape).astype(np.float32)
+    variants = [(ref + level * noise).astype(np.float32) for level in (0.01, 0.05)]
+    reference_length = audio.resample(ref, rate, metric_rate).shape[1]
+    built = []  # lengths of the signals whose spectrogram was built
+    real_build = GammatoneSpectrogramBuilder.build
+
+    def build(self, signal, window):
+        built.append(len(signal.data))
+        return real_build(self, signal, window)
+
+    monkeypatch.setattr(GammatoneSpectrogramBuilder, "build", build)
+    item = Reference(ref, rate)  # one reference object per item, as a run's task has
+    values = [score_pair(item, deg, rate, [metric])[0].value for deg in variants]
+    assert built.count(reference_length) == 1 + len(variants)  # the reference once, each degraded signal once
+    api = VisqolApi()
+    api.create(mode=mode)
+    r = audio.resample(ref, rate, metric_rate)[0].astype(np.float64)
+    for value, deg in zip(values, variants, strict=True):
+        d = audio.resample(deg, rate, metric_rate)[0].astype(np.float64)
+        assert value == pytest.approx(api.measure_from_arrays(r, d, metric_rate).moslqo, abs=1e-9)

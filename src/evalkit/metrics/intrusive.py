@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -98,6 +100,48 @@ def _visqol_api(mode: str):
     return api
 
 
+class _ReferenceSpectrogramBuilder:
+    """Stands in for visqol-python's gammatone spectrogram builder during one call: the spectrogram of the whole
+    reference (the same array for every variant of an item) is built once and kept in ``cache``; every other
+    signal (the degraded one, the patches) is built as usual. The spectrogram is a pure function of the samples,
+    the rate and the window, so the values are the same as without it."""
+
+    def __init__(self, builder, reference: np.ndarray, cache: dict[Any, Any]):
+        self.builder, self.reference, self.cache = builder, reference, cache
+
+    def _is_reference(self, data: np.ndarray) -> bool:
+        return (data.shape == self.reference.shape and data.dtype == self.reference.dtype
+                and data.__array_interface__["data"][0] == self.reference.__array_interface__["data"][0])
+
+    def build(self, signal, window):
+        if not self._is_reference(signal.data):
+            return self.builder.build(signal, window)
+        key = ("spectrogram", signal.sample_rate, window.size, window.overlap)
+        if key not in self.cache:
+            self.cache[key] = self.builder.build(signal, window)
+        built = self.cache[key]
+        return type(built)(built.data.copy(), center_freq_bands=built.center_freq_bands.copy())  # callers own theirs
+
+    def __getattr__(self, name: str):
+        return getattr(self.builder, name)
+
+
+@contextmanager
+def _reference_spectrogram_reused(api, reference: np.ndarray, cache: dict[Any, Any]) -> Iterator[None]:
+    """Let ``api`` (a ``VisqolApi``) reuse the reference's spectrogram from ``cache`` for the block (a fifth of a
+    call's work); a visqol-python without the builder where it is expected runs unchanged."""
+    manager = getattr(api, "_manager", None)
+    builder = getattr(manager, "spect_builder", None)
+    if builder is None or isinstance(builder, _ReferenceSpectrogramBuilder):
+        yield
+        return
+    manager.spect_builder = _ReferenceSpectrogramBuilder(builder, reference, cache)
+    try:
+        yield
+    finally:
+        manager.spect_builder = builder
+
+
 class Visqol(Metric):
     """ViSQOL v3 MOS-LQO through visqol-python: audio mode at 48 kHz, speech mode at 16 kHz."""
 
@@ -117,9 +161,13 @@ class Visqol(Metric):
     def compute(self, reference: np.ndarray, degraded: np.ndarray, cache: dict[Any, Any]) -> float:
         if not np.any(reference):
             raise MetricFailure("reference is silent")
+        if "reference" not in cache:  # the item's other variants are scored against the same array
+            cache["reference"] = reference[0].astype(np.float64)
+        api = _visqol_api(self.mode)
         try:  # ViSQOL is not symmetric: the reference comes first
-            result = _visqol_api(self.mode).measure_from_arrays(
-                reference[0].astype(np.float64), degraded[0].astype(np.float64), self.info.sample_rate)
+            with _reference_spectrogram_reused(api, cache["reference"], cache):
+                result = api.measure_from_arrays(cache["reference"], degraded[0].astype(np.float64),
+                                                 self.info.sample_rate)
         except (ValueError, RuntimeError, IndexError, ZeroDivisionError, FloatingPointError) as exc:
             raise MetricFailure(f"visqol: {type(exc).__name__}: {exc}") from exc
         if not np.isfinite(result.moslqo):
