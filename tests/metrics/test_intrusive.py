@@ -130,8 +130,13 @@ def test_visqol_builds_the_reference_spectrogram_once_per_item(speech, monkeypat
 
     monkeypatch.setattr(GammatoneSpectrogramBuilder, "build", build)
     item = Reference(ref, rate)  # one reference object per item, as a run's task has
-    values = [score_pair(item, deg, rate, [metric])[0].value for deg in variants]
+    values, builds = [], []
+    for deg in variants:
+        values.append(score_pair(item, deg, rate, [metric])[0].value)
+        builds.append(len(built) - sum(builds))
     assert built.count(reference_length) == 1 + len(variants)  # the reference once, each degraded signal once
+    # the reference's patches too (these variants align alike): the second variant builds only its own signals
+    assert builds[1] <= builds[0] // 2
     api = VisqolApi()
     api.create(mode=mode)
     r = audio.resample(ref, rate, metric_rate)[0].astype(np.float64)

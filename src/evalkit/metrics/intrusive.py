@@ -10,6 +10,7 @@ fallbacks are reported as failures).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from collections.abc import Iterator
@@ -101,10 +102,11 @@ def _visqol_api(mode: str):
 
 
 class _ReferenceSpectrogramBuilder:
-    """Stands in for visqol-python's gammatone spectrogram builder during one call: the spectrogram of the whole
-    reference (the same array for every variant of an item) is built once and kept in ``cache``; every other
-    signal (the degraded one, the patches) is built as usual. The spectrogram is a pure function of the samples,
-    the rate and the window, so the values are the same as without it."""
+    """Stands in for visqol-python's gammatone spectrogram builder during one call, with ``cache`` (the item's
+    reference analysis cache, shared by its variants): the whole reference's spectrogram (the same array for every
+    variant) is built once, and so is each patch whose samples an earlier variant's call had built (the reference's
+    patches, when the variants align alike; keyed by the samples' digest). A spectrogram is a pure function of the
+    samples, the rate and the window, so the values are the same as without it."""
 
     def __init__(self, builder, reference: np.ndarray, cache: dict[Any, Any]):
         self.builder, self.reference, self.cache = builder, reference, cache
@@ -114,16 +116,27 @@ class _ReferenceSpectrogramBuilder:
                 and data.__array_interface__["data"][0] == self.reference.__array_interface__["data"][0])
 
     def build(self, signal, window):
-        if not self._is_reference(signal.data):
-            return self.builder.build(signal, window)
-        key = ("spectrogram", signal.sample_rate, window.size, window.overlap)
-        if key not in self.cache:
-            self.cache[key] = self.builder.build(signal, window)
-        built = self.cache[key]
+        data = signal.data
+        settings = (signal.sample_rate, window.size, window.overlap)
+        if self._is_reference(data):
+            key = ("spectrogram", *settings)
+        else:
+            digest = hashlib.blake2b(np.ascontiguousarray(data).view(np.uint8), digest_size=16).digest()
+            key = ("patch", *settings, data.dtype.str, len(data), digest)
+        built = self.cache.get(key)
+        if built is None:
+            built = self.builder.build(signal, window)
+            patches = self.cache.setdefault("patches", [0])
+            if key[0] == "spectrogram" or patches[0] < MAX_CACHED_PATCHES:
+                self.cache[key] = built
+                patches[0] += key[0] == "patch"
         return type(built)(built.data.copy(), center_freq_bands=built.center_freq_bands.copy())  # callers own theirs
 
     def __getattr__(self, name: str):
         return getattr(self.builder, name)
+
+
+MAX_CACHED_PATCHES = 2048  # per item and metric: a patch's spectrogram is a few kB
 
 
 @contextmanager
