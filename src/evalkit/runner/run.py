@@ -423,7 +423,12 @@ class _Writer:
                 self._thread = threading.Thread(target=self._write_batches, name="evalkit-store-writer",
                                                 daemon=True)
                 self._thread.start()
-            self._batches.put(batch)  # waits while the batch before this one has not been taken up
+            try:
+                self._batches.put(batch)  # waits while the batch before this one has not been taken up
+            except BaseException:  # Ctrl-C while waiting: the batch stays buffered, leaving writes it
+                self.pending[:0] = batch
+                self.submitted -= len(batch)
+                raise
             del batch
         if wait and self._thread is not None:
             with _sigint_deferred():
