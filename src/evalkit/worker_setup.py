@@ -94,7 +94,7 @@ def init_worker(setup: WorkerSetup) -> None:
     for name in THREAD_ENV:
         os.environ[name] = str(setup.threads)
     # OpenBLAS's idle threads spin for 2**28 cycles (~0.1 s) after each call: between a unit's small BLAS calls
-    # they keep a core busy that the coordinator needs (a one-worker run used 1.9 CPU-s per second, now 1.0)
+    # they keep a core busy that the coordinator needs (a one-worker run's worker used 1.6 CPU-s per second, now 1.0)
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", str(OPENBLAS_SPIN_LOG2_CYCLES))
     if "numba" in sys.modules:
         numba = sys.modules["numba"]
