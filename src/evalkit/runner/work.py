@@ -201,7 +201,7 @@ def _write_long_decoded(outcome: UnitOutcome, folder: str) -> None:
     try:
         with open(tmp, "wb") as fh:
             audio_lib.write_float_wav(fh, decoded, outcome.unit.input_rate)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: beyond the 4 GiB a WAV file holds
         log.warning("%s: could not write its decoded audio (%s); the coordinator will", outcome.unit.unit_key, exc)
         with contextlib.suppress(OSError):
             tmp.unlink()
