@@ -176,6 +176,12 @@ def save(path: str | Path, samples: np.ndarray, sample_rate: int, *, subtype: st
     return path
 
 
+def save_float_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """:func:`write_float_wav` into the file ``path`` (created or truncated; no suffix is added)."""
+    with open(path, "wb") as fh:
+        write_float_wav(fh, samples, sample_rate)
+
+
 def write_float_wav(fh: BinaryIO, samples: np.ndarray, sample_rate: int) -> None:
     """Write ``[channels, samples]`` as a 32-bit float WAV (``WAVE_FORMAT_IEEE_FLOAT``, ``fact`` chunk) to an open
     binary file. The bytes depend only on the samples and the rate (no timestamped chunk), and the call costs a

@@ -101,6 +101,9 @@ def _visqol_api(mode: str):
     return api
 
 
+MAX_CACHED_PATCHES = 2048  # per item and metric: a patch's spectrogram is a few kB
+
+
 class _ReferenceSpectrogramBuilder:
     """Stands in for visqol-python's gammatone spectrogram builder during one call, with ``cache`` (the item's
     reference analysis cache, shared by its variants): the whole reference's spectrogram (the same array for every
@@ -119,30 +122,27 @@ class _ReferenceSpectrogramBuilder:
         data = signal.data
         settings = (signal.sample_rate, window.size, window.overlap)
         if self._is_reference(data):
-            key = ("spectrogram", *settings)
+            kept, key = self.cache, ("spectrogram", *settings)
         else:
-            digest = hashlib.blake2b(np.ascontiguousarray(data).view(np.uint8), digest_size=16).digest()
-            key = ("patch", *settings, data.dtype.str, len(data), digest)
-        built = self.cache.get(key)
+            kept = self.cache.setdefault("patches", {})
+            key = (*settings, data.dtype.str, len(data),
+                   hashlib.blake2b(np.ascontiguousarray(data).view(np.uint8), digest_size=16).digest())
+        built = kept.get(key)
         if built is None:
             built = self.builder.build(signal, window)
-            patches = self.cache.setdefault("patches", [0])
-            if key[0] == "spectrogram" or patches[0] < MAX_CACHED_PATCHES:
-                self.cache[key] = built
-                patches[0] += key[0] == "patch"
+            if kept is self.cache or len(kept) < MAX_CACHED_PATCHES:
+                kept[key] = built
         return type(built)(built.data.copy(), center_freq_bands=built.center_freq_bands.copy())  # callers own theirs
 
     def __getattr__(self, name: str):
         return getattr(self.builder, name)
 
 
-MAX_CACHED_PATCHES = 2048  # per item and metric: a patch's spectrogram is a few kB
-
-
 @contextmanager
 def _reference_spectrogram_reused(api, reference: np.ndarray, cache: dict[Any, Any]) -> Iterator[None]:
-    """Let ``api`` (a ``VisqolApi``) reuse the reference's spectrogram from ``cache`` for the block (a fifth of a
-    call's work); a visqol-python without the builder where it is expected runs unchanged."""
+    """Let ``api`` (a ``VisqolApi``) reuse the reference's spectrograms kept in ``cache`` for the block (see
+    :class:`_ReferenceSpectrogramBuilder`); a visqol-python without the builder where it is expected runs
+    unchanged."""
     manager = getattr(api, "_manager", None)
     builder = getattr(manager, "spect_builder", None)
     if builder is None or isinstance(builder, _ReferenceSpectrogramBuilder):

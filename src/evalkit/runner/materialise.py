@@ -24,6 +24,7 @@ from evalkit import audio as audio_lib
 from evalkit.audio import AUDIO_EXTENSIONS
 from evalkit.hashing import file_sha256
 from evalkit.runner.formats import DatasetError, Entry, FileEntry, HfEntry, LhotseEntry, lhotse_recordings
+from evalkit.runner.layout import temporary_path
 from evalkit.versions import installed_version
 
 END_TOLERANCE_S = 0.01  # a cut may end this far past the recording (rounded bounds); it ends at the recording's end
@@ -74,7 +75,7 @@ class ItemFiles:
         path = self.cache / f"{name}{suffix}"
         if not path.is_file():
             self.cache.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp = temporary_path(path)
             tmp.write_bytes(data)
             os.replace(tmp, path)
             sidecar = path.with_suffix(".json")

@@ -39,7 +39,15 @@ from evalkit.runner.executors import (
     run_dask,
     run_local,
 )
-from evalkit.runner.layout import CODES_CACHE, DECODED_CACHE, LOCK_NAME, LOG_NAME, SLURM_LOGS, STORE_NAME
+from evalkit.runner.layout import (
+    CODES_CACHE,
+    DECODED_CACHE,
+    LOCK_NAME,
+    LOG_NAME,
+    SLURM_LOGS,
+    STORE_NAME,
+    temporary_path,
+)
 from evalkit.runner.outcome import Plan, RunReport
 from evalkit.runner.output import check_output, discard_run_files
 from evalkit.runner.plan import (
@@ -315,18 +323,13 @@ def _make_durable(paths: list[Path]) -> None:
 
 def _write_temporary(path: Path, writer) -> Path:
     """Write through a temporary name beside ``path`` (renamed into place once durable, see :class:`_Writer`)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     try:
         writer(tmp)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a disk-full write leaves no partial file behind
         raise
     return tmp
-
-
-def _save_wav(path: Path, audio: np.ndarray, rate: int) -> None:
-    with open(path, "wb") as fh:
-        audio_lib.write_float_wav(fh, audio, rate)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -487,8 +490,8 @@ class _Writer:
         updates = {}
         if outcome.decoded is not None:
             path = self.decoded_dir / f"{unit.unit_key}.wav"
-            written.append((_write_temporary(path, lambda p, o=outcome, u=unit: _save_wav(p, o.decoded,
-                                                                                         u.input_rate)), path))
+            written.append((_write_temporary(path, lambda p, o=outcome, u=unit: audio_lib.save_float_wav(
+                p, o.decoded, u.input_rate)), path))
             updates["decoded_path"] = stored_path(path, self.output)
         elif outcome.decoded_file is not None:  # written by the worker under a temporary name
             path = self.decoded_dir / f"{unit.unit_key}.wav"
@@ -621,8 +624,10 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
         pending_units = sum(len(t.jobs) for t in plan.tasks)
         # the exports' imports (pandas, scipy.stats: a second, 125 MB) load while this process mostly waits for
         # workers; not beside a long item, whose worker's peak they would add to (its run is minutes anyway)
-        importer = threading.Thread(target=_import_exports, name="evalkit-import-exports", daemon=True)
-        if not any(scored_segment_s(task.item, task.decode) is not None for task in plan.tasks):
+        long_items = any(scored_segment_s(task.item, task.decode) is not None for task in plan.tasks)
+        importer = None if long_items else threading.Thread(target=_import_exports, name="evalkit-import-exports",
+                                                            daemon=True)
+        if importer is not None:
             importer.start()
         with tqdm(total=pending_units, desc="units", unit="unit", disable=not progress, dynamic_ncols=True) as bar, \
                 _Writer(store, output, report, bar) as writer:
@@ -631,7 +636,7 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
             else:
                 run_local(iter(plan.tasks), config.workers, writer, log_path=str(output / LOG_NAME), pool=pool,
                           plugins=tuple(str(p) for p in config.plugins))
-        if importer.is_alive():
+        if importer is not None:
             importer.join()
         import evalkit.runner.exports as exports  # pandas: not imported by worker processes, which import this
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from evalkit.errors import UserError
+from evalkit.runner.layout import temporary_path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (
@@ -174,7 +175,7 @@ EXPORTED_PLAN_NAME = "exported_plan.json"  # the unit keys of the plan the expor
 def write_exported_plan(run_dir: str | Path, unit_keys: Iterable[str]) -> Path:
     """Record, beside the exports, which plan they describe (atomically; written after them)."""
     path = Path(run_dir) / EXPORTED_PLAN_NAME
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     tmp.write_text(json.dumps({"unit_keys": sorted(unit_keys)}))
     os.replace(tmp, path)
     return path

@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from evalkit.metrics.codebook import valid_frames
 from evalkit.native_memory import mapped_allocations
 from evalkit.runner.codec_cache import CodecCache
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
+from evalkit.runner.layout import temporary_path
 from evalkit.runner.plan import REFERENCE, Item, scored_segment_s
 from evalkit.runner.store import ResultRow, UnitRow, UnitStatus, plain_data, to_json
 
@@ -197,10 +197,9 @@ def _write_long_decoded(outcome: UnitOutcome, folder: str) -> None:
     if decoded is None or decoded.nbytes < BULK_BYTES:
         return
     final = Path(folder) / f"{outcome.unit.unit_key}.wav"
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")  # swept by the next run if this one dies
+    tmp = temporary_path(final)  # swept by the next run if this one dies
     try:
-        with open(tmp, "wb") as fh:
-            audio_lib.write_float_wav(fh, decoded, outcome.unit.input_rate)
+        audio_lib.save_float_wav(tmp, decoded, outcome.unit.input_rate)
     except (OSError, ValueError) as exc:  # ValueError: beyond the 4 GiB a WAV file holds
         log.warning("%s: could not write its decoded audio (%s); the coordinator will", outcome.unit.unit_key, exc)
         with contextlib.suppress(OSError):
