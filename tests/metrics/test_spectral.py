@@ -5,7 +5,15 @@ from audiotools import AudioSignal
 from audiotools.metrics.spectral import MelSpectrogramLoss, MultiScaleSTFTLoss
 
 from evalkit.metrics import Reference, get_metric, score_pair
-from evalkit.metrics.spectral import MEL_BANDS, MEL_WINDOWS, mel_distance, mel_filters, stft_distance
+from evalkit.metrics.spectral import (
+    MEL_BANDS,
+    MEL_WINDOWS,
+    STFT_WINDOWS,
+    magnitudes,
+    mel_distance,
+    mel_filters,
+    stft_distance,
+)
 
 # DAC's configuration (conf/base.yml). Trap: mel_fmin/mel_fmax default to 2-entry lists that zip() with the
 # scales, silently computing 2 scales unless given 7 entries.
@@ -58,3 +66,17 @@ def test_identical_input_scores_zero_and_cache_reuse_is_exact(rng):
     fresh = score_pair(Reference(ref, 44100), deg, 44100, metrics)
     assert [r.value for r in first] == [r.value for r in fresh]
     assert first[0].value == pytest.approx(mel_distance(ref, deg, 44100), rel=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_magnitudes_are_torch_stft_abs_bit_for_bit(rng, channels):
+    """The shared padding and hypot give exactly what each scale's own centred STFT and complex abs give, so
+    stored values do not move."""
+    x = torch.from_numpy(rng.standard_normal((channels, 12_345)).astype(np.float32))
+    for windows in (MEL_WINDOWS, STFT_WINDOWS):
+        for window, mag in zip(windows, magnitudes(x, windows), strict=True):
+            expected = torch.stft(x, n_fft=window, hop_length=window // 4,
+                                  window=torch.hann_window(window, periodic=True), center=True,
+                                  pad_mode="reflect", return_complex=True).abs()
+            assert mag.shape == expected.shape
+            assert torch.equal(mag, expected), window

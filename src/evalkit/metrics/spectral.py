@@ -14,6 +14,7 @@ The reference's log spectra are computed once per prepared reference and reused 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -81,16 +82,30 @@ def mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
     return torch.from_numpy(weights)
 
 
-def magnitude(x: torch.Tensor, window: int) -> torch.Tensor:
-    """``|STFT|`` of ``[channels, samples]`` → ``[channels, bins, frames]`` (centred, reflect padding)."""
-    return torch.stft(x, n_fft=window, hop_length=window // 4, window=_window(window), center=True,
-                      pad_mode="reflect", return_complex=True).abs()
+def magnitudes(x: torch.Tensor, windows: Sequence[int]) -> list[torch.Tensor]:
+    """``|STFT|`` of ``[channels, samples]`` at each window → ``[channels, bins, frames]`` each, exactly as
+    ``torch.stft(x, window, window // 4, hann, center=True, pad_mode="reflect").abs()`` gives it.
+
+    Faster, same bits: the reflect padding is made once, for the widest window, and each scale reads its part of
+    it (padding reflects about the signal's ends, so a narrower padding is a slice of a wider one); the magnitude
+    is ``hypot`` of the real and imaginary parts, the kernel complex ``abs`` uses, without its slow strided pass.
+    """
+    reach = max(windows) // 2
+    padded = torch.nn.functional.pad(x[:, None], (reach, reach), mode="reflect")[:, 0]
+    out = []
+    for window in windows:
+        skip = reach - window // 2
+        spectrum = torch.stft(padded[:, skip: padded.shape[-1] - skip], n_fft=window, hop_length=window // 4,
+                              window=_window(window), center=False, return_complex=True)
+        parts = torch.view_as_real(spectrum)
+        out.append(torch.hypot(parts[..., 0], parts[..., 1]))
+    return out
 
 
 def log_mel_spectra(x: torch.Tensor, sample_rate: int) -> list[torch.Tensor]:
     """``log10(max(mel, 1e-5))`` per scale, each ``[channels, n_mels, frames]``."""
-    return [torch.matmul(mel_filters(sample_rate, w, n), magnitude(x, w)).clamp_(min=CLAMP).log10_()
-            for w, n in zip(MEL_WINDOWS, MEL_BANDS, strict=True)]
+    return [torch.matmul(mel_filters(sample_rate, w, n), mag).clamp_(min=CLAMP).log10_()
+            for w, n, mag in zip(MEL_WINDOWS, MEL_BANDS, magnitudes(x, MEL_WINDOWS), strict=True)]
 
 
 def mel_distance(reference: np.ndarray, degraded: np.ndarray, sample_rate: int) -> float:
@@ -105,11 +120,7 @@ def _mel_from_spectra(ref_spectra: list[torch.Tensor], degraded: np.ndarray, sam
 
 
 def _stft_terms(x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    out = []
-    for w in STFT_WINDOWS:
-        mag = magnitude(x, w)
-        out.append((mag.clamp(min=CLAMP).pow(2).log10(), mag))
-    return out
+    return [(mag.clamp(min=CLAMP).pow(2).log10(), mag) for mag in magnitudes(x, STFT_WINDOWS)]
 
 
 def stft_distance(reference: np.ndarray, degraded: np.ndarray) -> float:
