@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy import signal
@@ -57,3 +60,16 @@ def test_anchor_filters_when_its_stop_band_reaches_nyquist_and_refuses_cutoffs_a
     assert np.max(np.abs(residual)) < 0.5 * 10 ** (-20 / 20)
     with pytest.raises(AudioError, match=r"cut-off 8000 Hz is at or above the Nyquist frequency \(8000 Hz\)"):
         build_codec("lowpass?cutoff_hz=8000").reconstruct(x, rate)
+
+
+def test_anchor_imports_its_filter_library_when_loaded_not_while_timed():
+    """``reconstruct`` times ``process`` after ``load``: the first unit's process_s must not carry scipy.signal's
+    import (half a second against a millisecond's filtering)."""
+    code = ("import sys\n"
+            "from evalkit.codecs import build_codec\n"
+            "anchor = build_codec('lowpass?cutoff_hz=3500', device='cpu')\n"
+            "assert 'scipy.signal' not in sys.modules, 'imported before load'\n"
+            "anchor.load()\n"
+            "assert 'scipy.signal' in sys.modules, 'not imported by load'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -81,6 +81,13 @@ class LowpassAnchor(AudioTransform):
     def min_samples(self) -> int:
         return 1
 
+    def load(self) -> LowpassAnchor:
+        """Import the filter's library (``scipy.signal``, half a second) here, outside the timed processing: the
+        first unit's ``process_s`` would otherwise carry it."""
+        import scipy.signal  # noqa: F401
+
+        return self
+
     def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
         """Filter at the input's rate.
 
