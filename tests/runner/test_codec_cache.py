@@ -41,3 +41,16 @@ def test_cache_is_bounded_by_model_bytes_and_releases_evicted_models():
     for cutoff in (3000, 3500, 7000):
         small.get(f"lowpass?cutoff_hz={cutoff}", "cpu")
     assert list(small.codecs) == [("lowpass?cutoff_hz=3500", "cpu"), ("lowpass?cutoff_hz=7000", "cpu")]
+
+
+@pytest.mark.slow  # builds full-size codec models
+def test_drop_forgets_a_codec_and_its_model_once_no_kept_codec_uses_it():
+    cache = CodecCache()
+    first, second = (cache.get(spec, "cpu") for spec in SPECS[:2])  # one shared model
+    cache.get("lowpass?cutoff_hz=3500", "cpu")
+    cache.drop(SPECS[0], "cpu")
+    assert (SPECS[0], "cpu") not in cache.codecs and list(cache.models) == [first.model_key]  # still used
+    cache.drop(SPECS[1], "cpu")
+    assert cache.models == {} and list(cache.codecs) == [("lowpass?cutoff_hz=3500", "cpu")]
+    cache.drop("never-loaded", "cpu")  # nothing to forget: no error
+    assert cache.get(SPECS[1], "cpu") is not second  # built and loaded again

@@ -32,6 +32,32 @@ def test_only_long_items_run_within_mapped_allocations(tmp_path, monkeypatch):
     assert entered == ["in"]  # once: the long item's task
 
 
+def test_a_long_item_s_codec_is_let_go_before_its_metrics_run(tmp_path, monkeypatch):
+    """A long item's metrics (and the next variant's codec) run without the last codec's model held; a short
+    item's codecs stay loaded for the next item."""
+    from evalkit.runner import work
+
+    rate = 8000
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, seconds in (("long.wav", 30.5), ("short.wav", 30.0)):  # only the first is scored in segments
+        sf.write(folder / name, (0.1 * rng.standard_normal(int(seconds * rate))).astype(np.float32), rate)
+    real_score_pair, held = work.score_pair, []
+
+    def score_pair(reference, degraded, rate, metrics, *, source, **kwargs):
+        held.append((reference.samples.shape[1] > 30 * rate, source, any(k[0] == source for k in work.CODECS.codecs)))
+        return real_score_pair(reference, degraded, rate, metrics, source=source, **kwargs)
+
+    monkeypatch.setattr(work, "score_pair", score_pair)
+    monkeypatch.setattr(work, "CODECS", work.CodecCache())
+    specs = ["lowpass?cutoff_hz=3500", "lowpass?cutoff_hz=2000"]
+    raw = make_config(folder, tmp_path / "out", codecs=[{"spec": s} for s in specs], metrics=["si_sdr"], workers=0)
+    report = run_raw(raw, tmp_path)
+    assert report.units_failed == 0 and report.units_run == 4
+    assert sorted(held) == sorted([(True, s, False) for s in specs] + [(False, s, True) for s in specs])
+
+
 def test_a_long_unit_s_decoded_audio_is_written_by_its_worker_bit_exact(tmp_path, monkeypatch):
     # 20 s at 16 kHz: 1.28 MB of decoded audio; the worker writes it, the coordinator only renames the file
     from evalkit.runner import run as run_module

@@ -81,6 +81,12 @@ class CodecCache:
             for key in [k for k, (_, mk) in self._codecs.items() if mk == old]:
                 del self._codecs[key]
 
+    def drop(self, spec: str, device: str) -> None:
+        """Forget the codec for ``spec`` on ``device``, and its model unless a codec still kept uses it."""
+        entry = self._codecs.pop((spec, device), None)
+        if entry is not None and entry[1] is not None and all(mk != entry[1] for _, mk in self._codecs.values()):
+            self._models.pop(entry[1], None)
+
     def clear(self) -> None:
         self._codecs.clear()
         self._models.clear()

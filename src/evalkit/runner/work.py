@@ -31,7 +31,7 @@ from evalkit.codecs import Codec, load_plugin_files
 from evalkit.codecs.spec import split_spec
 from evalkit.metrics import Reference, get_metric, get_metrics, load_metric_plugins, score_pair
 from evalkit.metrics.codebook import valid_frames
-from evalkit.native_memory import mapped_allocations
+from evalkit.native_memory import mapped_allocations, release_free_memory
 from evalkit.runner.codec_cache import CodecCache
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
 from evalkit.runner.layout import temporary_path
@@ -177,9 +177,10 @@ def _iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
     common = dict(input_rate=clip.sample_rate, input_channels=int(samples.shape[0]),
                   input_seconds=samples.shape[1] / clip.sample_rate, input_peak_dbfs=level.dbfs,
                   input_over_full_scale=level.over_full_scale)
+    long = scored_segment_s(item, task.decode) is not None
     for job in task.jobs:
         try:
-            outcome = _run_job(task, job, reference, common, item_samples=clip.samples.shape[1])
+            outcome = _run_job(task, job, reference, common, item_samples=clip.samples.shape[1], keep_codec=not long)
         except Exception as exc:  # noqa: BLE001 - codec or metric: failed rows with type and message
             log.debug("unit %s failed", job.unit_key, exc_info=True)
             outcome = _failure(task, job, exc, **common)
@@ -237,7 +238,11 @@ def _decoded_outcome(task: ItemTask, job: UnitJob, reference: Reference, common:
     return UnitOutcome(_unit(task.item, job, task, UnitStatus.OK, **fields, **common), [], unit.audio, unit.codes)
 
 
-def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, item_samples: int = 0) -> UnitOutcome:
+def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, item_samples: int = 0,
+             keep_codec: bool = True) -> UnitOutcome:
+    """One unit: its codec (or its cached or decoded-folder audio), then its metrics. ``keep_codec=False`` (a long
+    item) lets go of the codec's model before the metrics run: the metrics' peak and the next variant's codec then
+    do not add to it (loading it again costs seconds against the minutes a long item takes)."""
     item, rate = task.item, reference.sample_rate
     metrics = get_metrics(name for _, name in job.metrics)
     decoded = _cached_decoded(job, reference)
@@ -276,6 +281,10 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, i
         info = codec.info()
         outcome = UnitOutcome(_unit(item, job, task, UnitStatus.OK, **fields, **common), [], decoded, codes,
                               variant_info=to_json(info) if info else None)
+        if not keep_codec:
+            CODECS.drop(job.spec, task.device)
+            del codec, rec
+            release_free_memory()
     scored = score_pair(reference, decoded, rate, metrics, source=job.spec, **task.score)
     settings = json.dumps(task.score, sort_keys=True)
     outcome.warmup_s = {r.metric: r.warmup_s for r in scored if r.warmup_s}
