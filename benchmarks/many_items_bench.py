@@ -25,6 +25,7 @@ from pathlib import Path
 
 RATE = 16_000
 SPECS = ["lowpass?cutoff_hz=3500", "lowpass?cutoff_hz=5000", "lowpass?cutoff_hz=7000"]
+STARTUP = "start-up (to the first unit's result)"
 
 
 @contextmanager
@@ -78,9 +79,12 @@ def run_bench(items: int, profile: str | None) -> None:
         first_unit: list[float] = []
         real_call = run_module._Writer.__call__
 
+        last_unit: list[float] = [0.0]
+
         def call(self, outcomes):
             if not first_unit:
                 first_unit.append(time.perf_counter())
+            last_unit[0] = time.perf_counter()
             return real_call(self, outcomes)
 
         with timed(run_module, "_plan", totals, "planning"), \
@@ -98,7 +102,8 @@ def run_bench(items: int, profile: str | None) -> None:
             if profiler:
                 profiler.disable()
             wall = time.perf_counter() - t0
-        totals["start-up (to the first unit's result)"] = first_unit[0] - t0 - totals["planning"]
+        totals[STARTUP] = first_unit[0] - t0 - totals["planning"]
+        steady_start, steady_end = first_unit[0], last_unit[0]
         if profiler:
             profiler.dump_stats(profile)
         with Store(report.store) as store:
@@ -119,6 +124,14 @@ def run_bench(items: int, profile: str | None) -> None:
         print(f"  {name:<40} {seconds:8.2f} s  {1000 * seconds / units:7.3f} ms/unit")
     print(f"evalkit overhead (wall - codec - metric): {overhead:.2f} s = {100 * overhead / wall:.1f} % of the total "
           f"(target <= 20 %); overhead / metric cost = {overhead / metric_s:.2f}")
+    # the units between the first result and the last, without the run's fixed costs (start-up, exports), which a
+    # larger test set spreads thinner: the overhead each further unit adds
+    steady = steady_end - steady_start
+    steady_work = work * (units - 1) / units
+    per_unit = 1000 * (steady - steady_work) / (units - 1)
+    print(f"per further unit (first result to last, {steady:.2f} s): overhead {per_unit:.3f} ms/unit "
+          f"= {100 * (1 - steady_work / steady):.1f} % of that span; fixed: start-up "
+          f"{totals[STARTUP]:.2f} s, exports {totals['exports']:.2f} s, planning {totals['planning']:.2f} s")
 
 
 def plan_bench(units: int) -> None:
