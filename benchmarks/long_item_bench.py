@@ -163,7 +163,7 @@ def measure(minutes: float, codecs: list, metrics, timeout_s: float | None) -> d
 
 def print_rows(label: str, rows: list[dict]) -> None:
     print(f"\n{label}")
-    print(f"{'minutes':>8} {'float32 MB':>10} {'tree RSS MB':>12} {'tree PSS MB':>12} {'max proc MB':>12} "
+    print(f"{'minutes':>8} {'float32 MiB':>10} {'tree RSS MiB':>12} {'tree PSS MiB':>12} {'max proc MiB':>12} "
           f"{'growth RSS':>11} {'growth PSS':>11} {'run s':>8}  units")
     base = next((r for r in rows if "error" not in r), None)
     for r in rows:
@@ -172,7 +172,7 @@ def print_rows(label: str, rows: list[dict]) -> None:
             length = r["minutes"] / base["minutes"]
             growth = [f"{r[k] / base[k] / length:.3f}" for k in ("tree_rss_mb", "tree_pss_mb")]
         tail = r.get("error") or f"{r['units']} run, {r['failed']} failed"
-        tail += "; peaks: " + ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(r.get("by_role_mb", {}).items()))
+        tail += "; peaks: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in sorted(r.get("by_role_mb", {}).items()))
         print(f"{r['minutes']:>8g} {r['float32_mb']:>10.1f} {r['tree_rss_mb']:>12.0f} {r['tree_pss_mb']:>12.0f} "
               f"{r['max_proc_rss_mb']:>12.0f} {growth[0]:>11} {growth[1]:>11} {r['wall_s']:>8.0f}  {tail}",
               flush=True)
