@@ -8,15 +8,20 @@ import soundfile as sf
 from tests.runner.conftest import make_config, run_raw
 
 
+def _long_and_short_items(folder, rate):
+    """``long.wav`` (30.5 s, scored in segments) and ``short.wav`` (30 s, scored whole) in ``folder``."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, seconds in (("long.wav", 30.5), ("short.wav", 30.0)):
+        sf.write(folder / name, (0.1 * rng.standard_normal(int(seconds * rate))).astype(np.float32), rate)
+    return folder
+
+
 def test_only_long_items_run_within_mapped_allocations(tmp_path, monkeypatch):
     from evalkit.runner import work
 
     rate = 8000
-    folder = tmp_path / "data"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name, seconds in (("long.wav", 30.5), ("short.wav", 30.0)):  # only the first is scored in segments
-        sf.write(folder / name, (0.1 * rng.standard_normal(int(seconds * rate))).astype(np.float32), rate)
+    folder = _long_and_short_items(tmp_path / "data", rate)
     entered = []
 
     @contextlib.contextmanager
@@ -38,11 +43,7 @@ def test_a_long_item_s_codec_is_let_go_before_its_metrics_run(tmp_path, monkeypa
     from evalkit.runner import work
 
     rate = 8000
-    folder = tmp_path / "data"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name, seconds in (("long.wav", 30.5), ("short.wav", 30.0)):  # only the first is scored in segments
-        sf.write(folder / name, (0.1 * rng.standard_normal(int(seconds * rate))).astype(np.float32), rate)
+    folder = _long_and_short_items(tmp_path / "data", rate)
     real_score_pair, held = work.score_pair, []
 
     def score_pair(reference, degraded, rate, metrics, *, source, **kwargs):
