@@ -88,7 +88,8 @@ def magnitudes(x: torch.Tensor, windows: Sequence[int]) -> list[torch.Tensor]:
 
     Faster, same bits: the reflect padding is made once, for the widest window, and each scale reads its part of
     it (padding reflects about the signal's ends, so a narrower padding is a slice of a wider one); the magnitude
-    is ``hypot`` of the real and imaginary parts, the kernel complex ``abs`` uses, without its slow strided pass.
+    is ``hypot`` of the real and imaginary parts, which gives complex ``abs``'s bits without its slow pass over the
+    strided layout ``torch.stft`` returns (``tests/metrics/test_spectral.py`` checks the equality).
     """
     reach = max(windows) // 2
     padded = torch.nn.functional.pad(x[:, None], (reach, reach), mode="reflect")[:, 0]
