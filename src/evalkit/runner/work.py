@@ -149,13 +149,14 @@ def error_outcomes(task: ItemTask, jobs: Iterable[UnitJob], exc: BaseException) 
 
 def iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
     """:func:`run_item_task`, one unit's outcome at a time (as each unit finishes). A long item (scored in
-    segments) runs with its large blocks mapped on their own, so freed memory goes back to the system at once."""
+    segments) runs with its large blocks mapped on their own, so freed memory goes back to the system at once, and
+    lets go of each codec before its metrics run."""
     long = scored_segment_s(task.item, task.decode) is not None
     with mapped_allocations() if long else contextlib.nullcontext():
-        yield from _iter_item_task(task)
+        yield from _iter_item_task(task, long)
 
 
-def _iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
+def _iter_item_task(task: ItemTask, long: bool) -> Iterator[UnitOutcome]:
     item = task.item
     try:
         load_plugin_files(task.plugins)
@@ -177,7 +178,6 @@ def _iter_item_task(task: ItemTask) -> Iterator[UnitOutcome]:
     common = dict(input_rate=clip.sample_rate, input_channels=int(samples.shape[0]),
                   input_seconds=samples.shape[1] / clip.sample_rate, input_peak_dbfs=level.dbfs,
                   input_over_full_scale=level.over_full_scale)
-    long = scored_segment_s(item, task.decode) is not None
     for job in task.jobs:
         try:
             outcome = _run_job(task, job, reference, common, item_samples=clip.samples.shape[1], keep_codec=not long)
