@@ -107,32 +107,99 @@ def test_a_pipe_that_ends_in_the_middle_of_an_array_is_end_of_file():
         receive_message(receiver)
 
 
-IDLE_CHILD = """
-import json, os, sys, time
+BLAS_CHILD = """
+import json
 from evalkit.worker_setup import WorkerSetup, init_worker
-if sys.argv[1] == "openblas-default":
-    os.environ["OPENBLAS_THREAD_TIMEOUT"] = "28"  # OpenBLAS's own default (a user's setting is kept)
 init_worker(WorkerSetup(threads=2))
 import numpy as np
-a = np.random.default_rng(0).standard_normal((300, 300))
-idle = 0.0
-for _ in range(5):
-    a @ a  # a BLAS call on two threads
-    c0 = time.process_time()
-    time.sleep(0.2)
-    idle += time.process_time() - c0
-print(json.dumps(idle))
+import torch
+from threadpoolctl import threadpool_info
+a = np.ones((300, 300))
+a @ a
+print(json.dumps({"blas": sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"
+                                  and "numpy" in p["filepath"]}), "torch": torch.get_num_threads()}))
 """
 
 
-@pytest.mark.slow  # starts two processes
-def test_a_worker_s_idle_blas_threads_do_not_spin():
-    """Between a unit's BLAS calls the worker's idle BLAS threads sleep, leaving the core to the coordinator."""
-    def idle_cpu_s(mode: str) -> float:
-        done = subprocess.run([sys.executable, "-c", IDLE_CHILD, mode], capture_output=True, text=True, check=True)
-        return json.loads(done.stdout)
+@pytest.mark.slow  # starts a process that imports torch
+def test_a_worker_s_numpy_blas_runs_on_one_thread_and_torch_on_its_share():
+    """numpy's BLAS gets one thread in a worker (a metric's dot products are too short to share), torch its
+    ``threads``."""
+    pytest.importorskip("threadpoolctl")
+    done = subprocess.run([sys.executable, "-c", BLAS_CHILD], capture_output=True, text=True, check=True)
+    threads = json.loads(done.stdout.strip().splitlines()[-1])
+    assert threads == {"blas": [1], "torch": 2}
 
-    spinning = idle_cpu_s("openblas-default")
-    if spinning < 0.1:
-        pytest.skip(f"OpenBLAS's threads do not spin here ({spinning:.3f} CPU-s in 1 s idle)")
-    assert idle_cpu_s("worker") < 0.1 * spinning
+
+def _units(outcomes):
+    return [o.decoded.shape if o.decoded is not None else None for o in outcomes]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="raw transfer: POSIX pipes")
+def test_the_outbox_sends_a_tasks_quick_units_as_one_message_that_ends_it():
+    import multiprocessing
+
+    import numpy as np
+
+    from evalkit.worker_setup import Outbox, receive_message
+
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    outbox = Outbox(sender)
+    outbox.send(("start", 7))
+    for n in (10, 20, 30):
+        outbox.unit(7, _Outcome(np.zeros((1, n), np.float32)))
+    outbox.done(7)
+    outbox.send(("start", 8))
+    outbox.done(8)  # nothing held: a plain "done"
+    messages = [receive_message(receiver) for _ in range(4)]
+    assert messages[0] == ("start", 7)
+    kind, task_id, outcomes, done = messages[1]
+    assert (kind, task_id, done) == ("units", 7, True) and _units(outcomes) == [(1, 10), (1, 20), (1, 30)]
+    assert messages[2:] == [("start", 8), ("done", 8)]
+    assert not receiver.poll(0.2)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="raw transfer: POSIX pipes")
+def test_the_outbox_sends_a_held_unit_without_waiting_for_the_next_one():
+    import multiprocessing
+
+    import numpy as np
+
+    from evalkit.worker_setup import Outbox, receive_message
+
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    outbox = Outbox(sender)
+    outbox.unit(3, _Outcome(np.ones((1, 5), np.float32)))  # the task's next unit is still running
+    assert receiver.poll(10.0), "a held outcome must leave on its own"
+    kind, task_id, outcomes, done = receive_message(receiver)
+    assert (kind, task_id, done) == ("units", 3, False) and _units(outcomes) == [(1, 5)]
+    outbox.done(3)
+    assert receive_message(receiver) == ("done", 3)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="raw transfer: POSIX pipes")
+def test_the_outbox_sends_held_units_before_a_large_one_and_the_large_one_raw():
+    import multiprocessing
+    import threading
+
+    import numpy as np
+
+    from evalkit.worker_setup import Outbox, receive_message
+
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    outbox = Outbox(sender)
+    large = np.arange(2 * 300_000, dtype=np.float32).reshape(2, -1)  # 2.4 MB: more than the pipe holds
+
+    def send():
+        outbox.unit(1, _Outcome(np.zeros((1, 4), np.float32)))
+        outbox.unit(1, _Outcome(large.copy()))
+        outbox.send(("crash", 1, "ValueError: boom"))
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    first, second, third = (receive_message(receiver) for _ in range(3))
+    thread.join()
+    assert first[:2] == ("units", 1) and _units(first[2]) == [(1, 4)] and first[3] is False
+    assert second[:2] == ("unit", 1) and second[3] == ((2, 300_000), "<f4")
+    np.testing.assert_array_equal(second[2].decoded, large)
+    assert third == ("crash", 1, "ValueError: boom")

@@ -1,8 +1,9 @@
 """Start-up of a worker process: thread counts and log routing, before any numerical library is imported.
 
-With ``W`` worker processes on ``C`` cores each worker gets ``C // W`` threads for torch, BLAS/OpenMP and numba
-(ViSQOL's JIT kernels run numba-parallel). Without this, every process starts one thread per core in each of
-those pools and the workers fight over the cores. BLAS and numba read their thread count once, when they are
+With ``W`` worker processes on ``C`` cores each worker gets ``C // W`` threads for torch, OpenMP and numba
+(ViSQOL's JIT kernels run numba-parallel), and numpy's BLAS one thread. Without this, every process starts one
+thread per core in each of those pools and the workers fight over the cores. BLAS and numba read their thread
+count once, when they are
 imported, so :func:`init_worker` must run first in the process: this module imports nothing heavy, and a pool's
 initializer should be :func:`init_worker` itself (importing a runner module would import numpy first), and
 :func:`serve_tasks` receives the task function through its queue, after start-up.
@@ -21,8 +22,10 @@ from dataclasses import dataclass
 
 from evalkit.native_memory import own_process, release_free_memory
 
-# Thread-count variables read at import time: OpenMP (torch's intra-op pool, MKL), OpenBLAS, MKL, numba.
-THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+# Thread-count variables read at import time: OpenMP (torch's intra-op pool), numba; numpy's BLAS (OpenBLAS, or
+# MKL in some builds) gets one thread: see init_worker.
+THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")
+BLAS_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,6 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # task of three one-second SI-SDR units); long items are also trimmed after each metric segment.
 TRIM_AFTER_S = 0.5
 PARENT_POLL_S = 1.0
-OPENBLAS_SPIN_LOG2_CYCLES = 16  # idle OpenBLAS threads sleep after 2**16 cycles (~20 µs), not 2**28 (~0.1 s)
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -93,9 +95,11 @@ def init_worker(setup: WorkerSetup) -> None:
         exit_with_parent(setup.parent_pid)
     for name in THREAD_ENV:
         os.environ[name] = str(setup.threads)
-    # OpenBLAS's idle threads spin for 2**28 cycles (~0.1 s) after each call: between a unit's small BLAS calls
-    # they keep a core busy that the coordinator needs (a one-worker run's worker used 1.6 CPU-s per second, now 1.0)
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", str(OPENBLAS_SPIN_LOG2_CYCLES))
+    # The metrics' numpy BLAS calls are dot products and small matrices, too short to share: a second thread,
+    # woken for each call (or spinning between them, taking the core the coordinator needs), made SI-SDR on
+    # one-second items 1.25x slower in a one-worker run on 2 cores; torch's own pool keeps ``threads``
+    for name in BLAS_THREAD_ENV:
+        os.environ[name] = "1"
     if "numba" in sys.modules:
         numba = sys.modules["numba"]
         numba.set_num_threads(min(setup.threads, numba.config.NUMBA_NUM_THREADS))
@@ -122,17 +126,87 @@ def init_worker(setup: WorkerSetup) -> None:
 RAW_TRANSFER = os.name == "posix"
 
 
+def _bulk_of(outcome):
+    detach = getattr(outcome, "detach_bulk", None)
+    return detach() if RAW_TRANSFER and detach is not None else None
+
+
 def send_outcome(results, task_id: int, outcome) -> None:
     """Send ``("unit", task_id, outcome, bulk)``; where the outcome gives up a large array (``detach_bulk()``:
     a long item's decoded audio), ``bulk`` is its ``(shape, dtype)`` and its bytes follow on the pipe, so neither
     end holds a pickled copy of it (:func:`receive_message` puts it back)."""
-    detach = getattr(outcome, "detach_bulk", None)
-    bulk = detach() if RAW_TRANSFER and detach is not None else None
+    _send_with_bulk(results, task_id, outcome, _bulk_of(outcome))
+
+
+def _send_with_bulk(results, task_id: int, outcome, bulk) -> None:
     results.send(("unit", task_id, outcome, None if bulk is None else (bulk.shape, bulk.dtype.str)))
     if bulk is not None:
         view = memoryview(bulk).cast("B")
         while view:
             view = view[os.write(results.fileno(), view):]
+
+
+#: A unit's outcome waits at most about this long in its worker to travel with the next units of its task, in one
+#: message: a message costs the worker more than a millisecond-long unit's records (a batch of 2,000 one-second
+#: SI-SDR items, 3 variants each: 0.05 ms less per unit, measured)
+HOLD_S = 0.05
+
+
+class Outbox:
+    """A worker's sending end (:func:`serve_tasks`): messages leave in order, and outcomes without a large array
+    are held until the task ends or the oldest has waited :data:`HOLD_S` (a thread sends them then, should the
+    next unit take longer), so a task of quick units sends one message, not one per unit."""
+
+    def __init__(self, results):
+        self.results = results
+        self._lock = threading.Lock()
+        self._held: list = []
+        self._task_id: int | None = None
+        self._since = 0.0
+        threading.Thread(target=self._send_late, name="evalkit-outbox", daemon=True).start()
+
+    def send(self, message: tuple) -> None:
+        """Send ``message`` after what is held."""
+        with self._lock:
+            self._flush()
+            self.results.send(message)
+
+    def unit(self, task_id: int, outcome) -> None:
+        """Send one unit's outcome, or hold it (see the class)."""
+        with self._lock:
+            bulk = _bulk_of(outcome)
+            if bulk is not None:
+                self._flush()
+                _send_with_bulk(self.results, task_id, outcome, bulk)
+                return
+            if not self._held:
+                self._task_id, self._since = task_id, time.monotonic()
+            self._held.append(outcome)
+            if time.monotonic() - self._since >= HOLD_S:
+                self._flush()
+
+    def done(self, task_id: int) -> None:
+        """The task is finished: ``("units", id, held outcomes, True)``, or ``("done", id)`` when none are held."""
+        with self._lock:
+            if self._held:
+                self._flush(done=True)
+            else:
+                self.results.send(("done", task_id))
+
+    def _flush(self, done: bool = False) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            self.results.send(("units", self._task_id, held, done))
+
+    def _send_late(self) -> None:
+        while True:
+            time.sleep(HOLD_S / 2)
+            with self._lock:
+                if self._held and time.monotonic() - self._since >= HOLD_S:
+                    try:
+                        self._flush()
+                    except OSError:  # the coordinator is gone: the worker exits with it
+                        return
 
 
 def receive_message(results) -> tuple:
@@ -161,26 +235,29 @@ def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
     sends it, so this module knows no runner, and unpickling it imports numpy and torch only now, after the
     thread counts are set), then ``(task_id, task)`` pairs and finally ``None``; every message goes back
     through ``results`` (this worker's own pipe, so a worker killed mid-message corrupts nothing shared):
-    ``("ready",)``, then per task ``("start", id)``, ``("unit", id, UnitOutcome, bulk)`` as each unit finishes
-    (see :func:`send_outcome`), and
-    ``("done", id)`` or ``("crash", id, "Type: message")`` when something escaped the task.
+    ``("ready",)``, then per task ``("start", id)``, the units' outcomes as they finish (:class:`Outbox`:
+    ``("units", id, [UnitOutcome, ...], done)`` for quick ones, several together, ``done`` true when they end the
+    task; ``("unit", id, UnitOutcome, bulk)`` for one with a large array, see :func:`send_outcome`), and
+    ``("done", id)`` when nothing was left to send with the last units, or ``("crash", id, "Type: message")`` when
+    something escaped the task.
     """
     init_worker(setup)
     iter_item_task = inbox.get()
 
-    results.send(("ready", worker_id))
+    outbox = Outbox(results)
+    outbox.send(("ready", worker_id))
     while (message := inbox.get()) is not None:
         task_id, task = message
-        results.send(("start", task_id))
+        outbox.send(("start", task_id))
         started = time.monotonic()
         try:
             for outcome in iter_item_task(task):
-                send_outcome(results, task_id, outcome)
-                del outcome  # its decoded audio is sent: not held while the next unit runs
+                outbox.unit(task_id, outcome)
+                del outcome  # a long item's decoded audio is sent: not held while the next unit runs
         except Exception as exc:  # noqa: BLE001 - reported; the coordinator records the task's other units
-            results.send(("crash", task_id, f"{type(exc).__name__}: {exc}"))
+            outbox.send(("crash", task_id, f"{type(exc).__name__}: {exc}"))
             continue
-        results.send(("done", task_id))
+        outbox.done(task_id)
         if time.monotonic() - started >= TRIM_AFTER_S:  # a long item's arrays, left free in the heaps
             release_free_memory()
     results.close()

@@ -2,12 +2,13 @@
 
 All three stream: at most ``2 × workers`` tasks are in flight, so memory does not grow with the dataset.
 Outcomes are handed to ``on_outcome`` in the coordinating process as they complete; the local executors hand
-over each unit as soon as it is finished, not when its whole item is.
+over each unit within about 0.05 s of its end (quick units of one item travel together), not when its whole item
+is.
 
 Local pool workers ignore SIGINT (the coordinator handles Ctrl-C and stops them) and exit when the
 coordinator dies, even by SIGKILL: ``PR_SET_PDEATHSIG`` on Linux, plus a thread polling the parent's pid.
 A worker that dies itself (killed, segmentation fault, out of memory) costs only the item it was working on:
-that item's unfinished units are recorded as ``error`` with the worker's exit signal as the reason (the next
+that item's units not yet handed over are recorded as ``error`` with the worker's exit signal as the reason (the next
 run retries them), the tasks queued for it go to the other workers, and a new worker takes its place.
 """
 
@@ -212,18 +213,24 @@ class LocalPool:
             worker.ready = True
         elif kind == "start":
             worker.started.add(message[1])
-        elif kind == "unit":
-            task_id, outcome = message[1], message[2]
-            pending[task_id].finished.add(outcome.unit.unit_key)
-            on_outcome([outcome])
+        elif kind in ("unit", "units"):
+            task_id = message[1]
+            outcomes = [message[2]] if kind == "unit" else message[2]
+            pending[task_id].finished.update(outcome.unit.unit_key for outcome in outcomes)
+            on_outcome(outcomes)
+            if kind == "units" and message[3]:  # they end the task
+                self._task_ended(worker, task_id, pending)
         else:  # "done", or "crash": an exception escaped the task (a bug), its other units become errors
             task_id = message[1]
             if kind == "crash":
                 self._record_rest(pending[task_id], RuntimeError(f"worker error: {message[2]}"), on_outcome)
-            worker.assigned.remove(task_id)
-            worker.started.discard(task_id)
-            del pending[task_id]
-            self.start_failures = 0
+            self._task_ended(worker, task_id, pending)
+
+    def _task_ended(self, worker: _Worker, task_id: int, pending: dict[int, _Pending]) -> None:
+        worker.assigned.remove(task_id)
+        worker.started.discard(task_id)
+        del pending[task_id]
+        self.start_failures = 0
 
     @staticmethod
     def _record_rest(entry: _Pending, exc: BaseException, on_outcome: OnOutcome) -> None:
