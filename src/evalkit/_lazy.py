@@ -14,6 +14,7 @@ attributes (a default argument ``dtype=torch.float32`` would import torch at onc
 from __future__ import annotations
 
 import importlib
+import sys
 import types
 from typing import Any
 
@@ -22,7 +23,10 @@ class LazyModule(types.ModuleType):
     """Stand-in for the module ``name``, imported by the first attribute access (not before)."""
 
     def __getattr__(self, attr: str) -> Any:
-        module = importlib.import_module(self.__name__)
+        # sys.modules first: import_module's own checks cost microseconds, on every torch call of a unit
+        module = sys.modules.get(self.__name__)
+        if module is None:
+            module = importlib.import_module(self.__name__)
         return getattr(module, attr)
 
 

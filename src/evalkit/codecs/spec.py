@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from evalkit.errors import UserError
@@ -86,6 +87,10 @@ class CodecSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:  # the spec is frozen: its text is made once (a unit reads it several times)
         if not self.params:
             return self.family
         query = "&".join(f"{k}={format_value(v)}" for k, v in sorted(self.params.items()))

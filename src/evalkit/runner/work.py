@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,16 @@ class ItemTask:
     #: unit's decoded audio itself, under a temporary name the coordinator renames (``None``: it travels back)
     decoded_dir: str | None = None
 
+    @cached_property
+    def decode_json(self) -> str:
+        """``decode`` as stored with each unit (made once per task, not per unit)."""
+        return json.dumps(self.decode, sort_keys=True)
+
+    @cached_property
+    def score_json(self) -> str:
+        """``score`` as stored with each result."""
+        return json.dumps(self.score, sort_keys=True)
+
 
 BULK_BYTES = 1 << 20  # decoded audio of this size or more travels from a worker as raw bytes
 
@@ -111,7 +122,7 @@ def _unit(item: Item, job: UnitJob, task: ItemTask, status: UnitStatus, reason: 
     family = split_spec(job.spec)[0]  # canonical already; no registry lookup, so a failure can always be recorded
     return UnitRow(unit_key=job.unit_key, item_id=item.item_id, item_path=str(item.path), category=item.category,
                    content_hash=item.content_hash, codec_spec=job.spec, family=family,
-                   status=status, reason=reason, settings=json.dumps(task.decode, sort_keys=True), **fields)
+                   status=status, reason=reason, settings=task.decode_json, **fields)
 
 
 def nan_rows(item: Item, job: UnitJob, reason: str, score: dict[str, Any] | None = None) -> list[ResultRow]:
@@ -286,7 +297,7 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, i
             del codec, rec
             release_free_memory()
     scored = score_pair(reference, decoded, rate, metrics, source=job.spec, **task.score)
-    settings = json.dumps(task.score, sort_keys=True)
+    settings = task.score_json
     outcome.warmup_s = {r.metric: r.warmup_s for r in scored if r.warmup_s}
     for (key, _), r in zip(job.metrics, scored, strict=True):
         outcome.results.append(ResultRow(key, job.unit_key, item.item_id, job.spec, r.metric, r.value, r.unit,
