@@ -203,3 +203,30 @@ def test_the_outbox_sends_held_units_before_a_large_one_and_the_large_one_raw():
     assert second[:2] == ("unit", 1) and second[3] == ((2, 300_000), "<f4")
     np.testing.assert_array_equal(second[2].decoded, large)
     assert third == ("crash", 1, "ValueError: boom")
+
+
+class _Unpicklable(_Outcome):
+    def __reduce__(self):
+        raise TypeError("cannot pickle this outcome")
+
+
+def test_an_outcome_the_outbox_thread_cannot_send_fails_the_task_s_next_call():
+    """A held outcome that cannot be pickled, found by the thread, is raised by the task's next call (the worker
+    then sends a crash message and the coordinator records the units as errors), not lost in silence."""
+    import multiprocessing
+    import time
+
+    import numpy as np
+
+    from evalkit.worker_setup import Outbox
+
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    outbox = Outbox(sender)
+    outbox.unit(2, _Unpicklable(np.zeros((1, 3), np.float32)))
+    deadline = time.monotonic() + 10.0
+    while outbox._failure is None and time.monotonic() < deadline:  # the thread tries within about 0.05 s
+        time.sleep(0.01)
+    with pytest.raises(TypeError, match="cannot pickle this outcome"):
+        outbox.unit(2, _Outcome(np.zeros((1, 3), np.float32)))
+    outbox.send(("crash", 2, "TypeError: cannot pickle this outcome"))
+    assert receiver.recv() == ("crash", 2, "TypeError: cannot pickle this outcome")

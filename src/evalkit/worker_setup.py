@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 import signal
 import sys
@@ -163,6 +164,7 @@ class Outbox:
         self._held: list = []
         self._task_id: int | None = None
         self._since = 0.0
+        self._failure: Exception | None = None  # the thread's failed send, raised by the next call here
         threading.Thread(target=self._send_late, name="evalkit-outbox", daemon=True).start()
 
     def send(self, message: tuple) -> None:
@@ -174,6 +176,7 @@ class Outbox:
     def unit(self, task_id: int, outcome) -> None:
         """Send one unit's outcome, or hold it (see the class)."""
         with self._lock:
+            self._raise_failure()
             bulk = _bulk_of(outcome)
             if bulk is not None:
                 self._flush()
@@ -188,15 +191,21 @@ class Outbox:
     def done(self, task_id: int) -> None:
         """The task is finished: ``("units", id, held outcomes, True)``, or ``("done", id)`` when none are held."""
         with self._lock:
+            self._raise_failure()
             if self._held:
                 self._flush(done=True)
             else:
                 self.results.send(("done", task_id))
 
     def _flush(self, done: bool = False) -> None:
-        if self._held:
-            held, self._held = self._held, []
+        if self._held:  # a batch that fails to go (an outcome that cannot be pickled) is dropped: its units are
+            held, self._held = self._held, []  # recorded as errors by the coordinator, with the task's crash
             self.results.send(("units", self._task_id, held, done))
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
     def _send_late(self) -> None:
         while True:
@@ -207,6 +216,8 @@ class Outbox:
                         self._flush()
                     except OSError:  # the coordinator is gone: the worker exits with it
                         return
+                    except Exception as exc:  # noqa: BLE001 - the task's next call raises it: a crash message
+                        self._failure = exc
 
 
 def receive_message(results) -> tuple:
@@ -243,6 +254,9 @@ def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
     """
     init_worker(setup)
     iter_item_task = inbox.get()
+    # start-up's objects (torch, numpy, evalkit: about 180,000) are never garbage: the collector's full passes, one
+    # per few thousand units, skip them from now on
+    gc.freeze()
 
     outbox = Outbox(results)
     outbox.send(("ready", worker_id))
@@ -254,10 +268,10 @@ def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
             for outcome in iter_item_task(task):
                 outbox.unit(task_id, outcome)
                 del outcome  # a long item's decoded audio is sent: not held while the next unit runs
+            outbox.done(task_id)
         except Exception as exc:  # noqa: BLE001 - reported; the coordinator records the task's other units
             outbox.send(("crash", task_id, f"{type(exc).__name__}: {exc}"))
             continue
-        outbox.done(task_id)
         if time.monotonic() - started >= TRIM_AFTER_S:  # a long item's arrays, left free in the heaps
             release_free_memory()
     results.close()
