@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import struct
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -213,13 +214,48 @@ def apply_channel_policy(x: np.ndarray, policy: ChannelPolicy | str) -> np.ndarr
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Resample ``[channels, samples]`` with soxr (very high quality, linear phase).
 
-    Output length is ``round(n * sr_out / sr_in)``; identical rates return the input unchanged.
+    Output length is ``n * sr_out / sr_in`` rounded to an integer (by soxr; a half may go either way);
+    identical rates return the input unchanged.
     """
     x = as_2d(x)
     if sr_in == sr_out:
         return x
     y = soxr.resample(np.ascontiguousarray(x.T), sr_in, sr_out, quality="VHQ")
     return np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1, x.shape[0]).T)
+
+
+class StreamResampler:
+    """:func:`resample` block by block (soxr's stream resampler), for signals too long to hold twice: the blocks'
+    outputs, joined, are :func:`resample`'s output bit for bit, its length included. Identical rates return each
+    block unchanged.
+
+    >>> r = StreamResampler(8_000, 16_000, channels=1)
+    >>> halves = np.split(np.sin(np.arange(800, dtype=np.float32) / 9)[None], 2, axis=1)
+    >>> joined = np.concatenate([r(halves[0]), r(halves[1], last=True)], axis=1)
+    >>> np.array_equal(joined, resample(np.concatenate(halves, axis=1), 8_000, 16_000))
+    True
+    """
+
+    def __init__(self, sr_in: int, sr_out: int, channels: int):
+        self.channels = channels
+        self._stream = None if sr_in == sr_out else soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32",
+                                                                         quality="VHQ")
+        self.seconds = 0.0  # spent resampling, for callers that time the work around it
+
+    def __call__(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        """The output ``block`` (``[channels, samples]``, the signal's next samples) completes; ``last``: the
+        signal ends with it (the resampler's tail comes out; an empty block may end the signal)."""
+        if self._stream is None:
+            return block
+        t0 = time.perf_counter()
+        y = self._stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32), last=last)
+        y = np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1, self.channels).T)
+        self.seconds += time.perf_counter() - t0
+        return y
+
+    def end(self) -> np.ndarray:
+        """The resampler's tail: the signal ended with the last block given."""
+        return self(np.zeros((self.channels, 0), np.float32), last=True)
 
 
 # --- loudness (ITU-R BS.1770-4 through pyloudnorm) -----------------------------------------------

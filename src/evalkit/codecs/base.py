@@ -112,6 +112,11 @@ class Reconstruction:
     encoded: Encoded | None = None
 
 
+#: Inputs this long or longer (seconds) go to :meth:`AudioTransform.process_at_input_rate` where a transform
+#: implements it: resampled block by block, not held whole at another rate
+STREAM_ABOVE_S = 30.0
+
+
 @dataclass
 class ProcessContext:
     """Per-call state of :meth:`AudioTransform.process`: the rate it runs at, timings, codes produced."""
@@ -122,6 +127,7 @@ class ProcessContext:
     encodings: list[Encoded] = field(default_factory=list)
     measured_bitrate_bps: float | None = None  # set by transforms that measure their bitstream
     decoder_rate: int | None = None  # set when the decoder's output rate differs (and was resampled back)
+    resample_s: float = 0.0  # evalkit's own resampling inside process_at_input_rate (not the codec's time)
     chunking: Chunking | None = None  # code this input in chunks (set by reconstruct for long inputs)
 
 
@@ -207,6 +213,16 @@ class AudioTransform(ABC):
     def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
         """``[batch, channels, samples]`` at ``context.sample_rate`` → same shape; fills ``context``."""
 
+    def process_at_input_rate(self, x: np.ndarray, input_rate: int, context: ProcessContext
+                              ) -> tuple[np.ndarray, int, int] | None:
+        """Optional, for inputs of :data:`STREAM_ABOVE_S` or more taken as they are (no channel policy applies):
+        code ``x`` (``[channels, samples]`` at ``input_rate``), resampling to ``context.sample_rate`` and back
+        block by block, as :meth:`reconstruct` would resample the whole signals around :meth:`process` (the
+        output trimmed to the codec input's length before resampling back); fill ``context`` (its
+        ``resample_s``: that resampling's time). Returns the output at ``input_rate``, the codec input's samples
+        and the codec output's, or ``None`` (the default): :meth:`reconstruct` resamples whole signals."""
+        return None
+
     # --- boundary work -------------------------------------------------------------------------
     def reconstruct(self, samples: np.ndarray, sample_rate: int, *,
                     channel_policy: ChannelPolicy | str = ChannelPolicy.PER_CHANNEL,
@@ -227,28 +243,25 @@ class AudioTransform(ABC):
         self.load()
         in_channels, in_len = x.shape
         codec_rate = self.codec_rate_for(sample_rate)
-        x_codec = audio_lib.resample(x, sample_rate, codec_rate)
-        if x_codec.shape[1] < self.min_samples:
-            raise AudioError(source, f"too short for {self.spec}: {in_len / sample_rate * 1000:.1f} ms, "
-                                     f"need at least {self.min_samples / codec_rate * 1000:.1f} ms (one frame)")
-        batch, handling = self._channels_to_batch(x_codec, source, channel_policy)
         timing = ProcessContext(codec_rate)
         if chunked is None:
             chunked = self.chunking is not None and self.chunking.applies(in_len, sample_rate)
         timing.chunking = self.chunking if chunked else None
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = self.process(torch.from_numpy(batch).to(self.device), timing)
-        process_s = time.perf_counter() - t0
-        codec_len, batch_size = x_codec.shape[1], batch.shape[0]
-        del batch, x_codec  # a long input's resampled copy is not held while the output is resampled back
-        out_np = out.detach().float().cpu().numpy()
-        del out
-        codec_out_len = out_np.shape[-1]
-        y = self._batch_to_channels(out_np, handling)
-        trimmed = max(0, y.shape[1] - codec_len)
-        y = y[:, :codec_len]
-        y = audio_lib.resample(y, codec_rate, sample_rate)
+        streamed = None
+        if in_len >= STREAM_ABOVE_S * sample_rate and not chunked and self.channels in (None, in_channels):
+            t0 = time.perf_counter()
+            streamed = self.process_at_input_rate(x, sample_rate, timing)
+        if streamed is not None:
+            y, codec_len, codec_out_len = streamed
+            process_s = time.perf_counter() - t0 - timing.resample_s
+            handling, batch_size = "as-is", 1
+            trimmed = max(0, codec_out_len - codec_len)
+        else:
+            y, codec_len, codec_out_len, handling, batch_size, process_s = self._process_whole(
+                x, sample_rate, codec_rate, source, channel_policy, timing)
+            trimmed = max(0, y.shape[1] - codec_len)
+            y = y[:, :codec_len]
+            y = audio_lib.resample(y, codec_rate, sample_rate)
         padded = max(0, in_len - y.shape[1])
         trimmed += max(0, y.shape[1] - in_len)
         y = np.pad(y[:, :in_len], ((0, 0), (0, padded))) if padded else y[:, :in_len]  # no copy when not padded
@@ -267,6 +280,28 @@ class AudioTransform(ABC):
             chunked=timing.chunking.key() if timing.chunking is not None else None)
         encoded = timing.encodings[0] if len(timing.encodings) == 1 else None
         return Reconstruction(np.ascontiguousarray(y, dtype=np.float32), sample_rate, report, encoded)
+
+    def _process_whole(self, x: np.ndarray, sample_rate: int, codec_rate: int, source: str,
+                       channel_policy: ChannelPolicy | str, timing: ProcessContext
+                       ) -> tuple[np.ndarray, int, int, str, int, float]:
+        """:meth:`process` on the whole input resampled to ``codec_rate``: (output ``[channels, samples]`` at
+        ``codec_rate``, codec input samples, codec output samples, channel handling, batch size, seconds)."""
+        in_len = x.shape[1]
+        x_codec = audio_lib.resample(x, sample_rate, codec_rate)
+        if x_codec.shape[1] < self.min_samples:
+            raise AudioError(source, f"too short for {self.spec}: {in_len / sample_rate * 1000:.1f} ms, "
+                                     f"need at least {self.min_samples / codec_rate * 1000:.1f} ms (one frame)")
+        batch, handling = self._channels_to_batch(x_codec, source, channel_policy)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = self.process(torch.from_numpy(batch).to(self.device), timing)
+        process_s = time.perf_counter() - t0
+        codec_len, batch_size = x_codec.shape[1], batch.shape[0]
+        del batch, x_codec  # a long input's resampled copy is not held while the output is resampled back
+        out_np = out.detach().float().cpu().numpy()
+        del out
+        return (self._batch_to_channels(out_np, handling), codec_len, out_np.shape[-1], handling, batch_size,
+                process_s)
 
     def _channels_to_batch(self, x: np.ndarray, source: str, policy: ChannelPolicy | str
                            ) -> tuple[np.ndarray, str]:

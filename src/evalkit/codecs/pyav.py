@@ -32,8 +32,10 @@ metrics do not apply.
 from __future__ import annotations
 
 import io
+import itertools
 import time
 from abc import abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,10 +164,16 @@ class ReferenceCodec(AudioTransform):
 
     def encode(self, wav: np.ndarray, sample_rate: int) -> Bitstream:
         """``[channels, samples]`` float32 at ``sample_rate`` (one the encoder takes) → :class:`Bitstream`."""
+        block = ENCODE_BLOCK_S * sample_rate
+        return self.encode_blocks((wav[:, s:s + block] for s in range(0, wav.shape[1], block)), wav.shape[0],
+                                  sample_rate)
+
+    def encode_blocks(self, blocks: Iterable[np.ndarray], channels: int, sample_rate: int) -> Bitstream:
+        """:meth:`encode` of the signal made of ``blocks`` (``[channels, samples]`` each, of any lengths: PyAV
+        cuts the encoder's frames from them), without the whole signal in memory."""
         av = _av()
-        channels, num_samples = wav.shape
         buffer = io.BytesIO()
-        packet_bytes, first_pts = 0, None
+        packet_bytes, first_pts, num_samples = 0, None, 0
         with av.open(buffer, "w", format=self.container) as out:
             stream = out.add_stream(self.encoder, rate=sample_rate)
             ctx = stream.codec_context
@@ -173,7 +181,9 @@ class ReferenceCodec(AudioTransform):
             ctx.format = self.sample_format
             ctx.bit_rate = int(round(self.bitrate_bps))
             ctx.options = self.encoder_options()
-            for frame in _frames(wav, sample_rate, LAYOUTS[channels]):
+            for frame in _frames(blocks, sample_rate, LAYOUTS[channels]):
+                if frame is not None:
+                    num_samples += frame.samples
                 for packet in stream.encode(frame):
                     if first_pts is None:
                         first_pts = packet.pts
@@ -184,29 +194,86 @@ class ReferenceCodec(AudioTransform):
 
     def decode(self, bitstream: Bitstream) -> tuple[np.ndarray, int]:
         """:class:`Bitstream` → (``[channels, samples]`` float32, decoder output rate), encoder delay removed."""
+        blocks = self.decoded_blocks(bitstream)
+        first = next(blocks, None)
+        if first is None:
+            return np.zeros((bitstream.channels, 0), np.float32), _decoder_rate(self, bitstream)
+        rate = first[1]
+        # frames go straight into one array sized for the input's length (plus a second): a long item is not held
+        # twice, as a list of frames and their concatenation
+        expected = -(-bitstream.num_samples * rate // bitstream.sample_rate) + rate
+        return _collect(itertools.chain([first[0]], (block for block, _ in blocks)), bitstream.channels,
+                        expected), rate
+
+    def decoded_blocks(self, bitstream: Bitstream) -> Iterator[tuple[np.ndarray, int]]:
+        """The decoded signal frame by frame, encoder delay removed: (``[channels, samples]`` float32, rate)."""
         av = _av()
         with av.open(io.BytesIO(bitstream.data), "r", format=self.demuxer) as src:
             stream = src.streams.audio[0]
             rate = stream.codec_context.sample_rate
-            # frames go straight into one array sized for the input's length (plus a second): a long item is
-            # not held twice, as a list of frames and their concatenation
-            decoded = np.empty((bitstream.channels, -(-bitstream.num_samples * rate // bitstream.sample_rate) + rate),
-                               np.float32)
-            filled = 0
+            skip = 0 if self.demuxer_trims else bitstream.priming_samples * rate // bitstream.sample_rate
             for frame in src.decode(stream):
                 array = frame.to_ndarray()
                 if not frame.format.is_planar:  # packed: [1, samples × channels]
                     array = array.reshape(-1, bitstream.channels).T
-                if filled + array.shape[1] > decoded.shape[1]:  # more than expected: grow by a quarter
-                    room = max(array.shape[1], decoded.shape[1] // 4)
-                    decoded = np.concatenate([decoded[:, :filled], np.empty((bitstream.channels, room), np.float32)],
-                                             axis=1)
-                decoded[:, filled: filled + array.shape[1]] = array
-                filled += array.shape[1]
-        decoded = decoded[:, :filled]
-        if not self.demuxer_trims:
-            decoded = decoded[:, bitstream.priming_samples * rate // bitstream.sample_rate:]
-        return decoded, rate
+                if skip:
+                    dropped = min(skip, array.shape[1])
+                    array, skip = array[:, dropped:], skip - dropped
+                yield array, rate
+
+    def process_at_input_rate(self, x: np.ndarray, input_rate: int, context: ProcessContext
+                              ) -> tuple[np.ndarray, int, int] | None:
+        """Code a long input block by block: resampled to the encoder's rate as it is fed, and the decoder's output
+        resampled back as it comes, so no whole-length copy at another rate is held (the same values as
+        :meth:`process` between whole-signal resamplings: soxr's stream resampler is its one-shot call bit for
+        bit)."""
+        channels, rate = x.shape[0], context.sample_rate
+        if channels > MAX_CHANNELS:
+            return None  # process refuses it, with its message
+        av = _av()
+        to_codec = audio_lib.StreamResampler(input_rate, rate, channels)
+        back = audio_lib.StreamResampler(rate, input_rate, channels)
+        step = ENCODE_BLOCK_S * input_rate
+        n = x.shape[1]
+        counts = {"codec_in": 0, "codec_out": 0}
+
+        def codec_blocks():
+            for start in range(0, n, step):
+                block = to_codec(x[:, start:start + step], last=start + step >= n)
+                counts["codec_in"] += block.shape[1]
+                yield block
+
+        def output_blocks():
+            for block in self._decoded_at(bitstream, rate, context):
+                keep = block[:, :max(0, counts["codec_in"] - counts["codec_out"])]  # what reconstruct would keep
+                counts["codec_out"] += block.shape[1]
+                yield back(keep)
+            yield back.end()
+
+        t0 = time.perf_counter()
+        try:
+            bitstream = self.encode_blocks(codec_blocks(), channels, rate)
+            t1 = time.perf_counter()
+            y = _collect(output_blocks(), channels, n + input_rate)
+        except av.error.FFmpegError as exc:
+            raise AudioError(str(self.spec), f"{self.encoder} failed: {exc}") from exc
+        context.encode_s += t1 - t0 - to_codec.seconds
+        context.decode_s += time.perf_counter() - t1 - back.seconds
+        context.resample_s += to_codec.seconds + back.seconds
+        context.measured_bitrate_bps = bitstream.bitrate_bps
+        return y, counts["codec_in"], counts["codec_out"]
+
+    def _decoded_at(self, bitstream: Bitstream, rate: int, context: ProcessContext) -> Iterator[np.ndarray]:
+        """The decoded signal at ``rate``, block by block (Opus decodes at 48 kHz whatever the encoder's rate)."""
+        to_rate = None
+        for block, decoder_rate in self.decoded_blocks(bitstream):
+            if to_rate is None:
+                to_rate = audio_lib.StreamResampler(decoder_rate, rate, bitstream.channels)
+                if decoder_rate != rate:
+                    context.decoder_rate = decoder_rate
+            yield to_rate(block)
+        if to_rate is not None:
+            yield to_rate.end()
 
     def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
         rate = context.sample_rate
@@ -243,15 +310,38 @@ class ReferenceCodec(AudioTransform):
 ENCODE_BLOCK_S = 10  # the encoder is fed blocks of this many seconds: no whole-signal copy inside FFmpeg
 
 
-def _frames(wav: np.ndarray, sample_rate: int, layout: str):
-    """``wav`` as consecutive audio frames of :data:`ENCODE_BLOCK_S` seconds, then ``None`` (flush)."""
-    block = ENCODE_BLOCK_S * sample_rate
-    for start in range(0, wav.shape[1], block):
-        frame = _av().AudioFrame.from_ndarray(np.ascontiguousarray(wav[:, start:start + block], dtype=np.float32),
-                                              format="fltp", layout=layout)
+def _frames(blocks: Iterable[np.ndarray], sample_rate: int, layout: str):
+    """``blocks`` as consecutive audio frames (empty ones left out), then ``None`` (flush)."""
+    start = 0
+    for block in blocks:
+        if not block.shape[1]:
+            continue
+        frame = _av().AudioFrame.from_ndarray(np.ascontiguousarray(block, dtype=np.float32), format="fltp",
+                                              layout=layout)
         frame.sample_rate, frame.pts = sample_rate, start
+        start += block.shape[1]
         yield frame
     yield None
+
+
+def _collect(blocks: Iterable[np.ndarray], channels: int, expected: int) -> np.ndarray:
+    """``blocks`` joined into one array, allocated for ``expected`` samples (grown by a quarter when more come),
+    so a long signal is not held twice, as its blocks and their concatenation."""
+    out = np.empty((channels, expected), np.float32)
+    filled = 0
+    for block in blocks:
+        if filled + block.shape[1] > out.shape[1]:
+            room = max(block.shape[1], out.shape[1] // 4)
+            out = np.concatenate([out[:, :filled], np.empty((channels, room), np.float32)], axis=1)
+        out[:, filled: filled + block.shape[1]] = block
+        filled += block.shape[1]
+    return out[:, :filled]
+
+
+def _decoder_rate(codec: ReferenceCodec, bitstream: Bitstream) -> int:
+    """The decoder's output rate of a bitstream that decoded to no frame at all."""
+    with _av().open(io.BytesIO(bitstream.data), "r", format=codec.demuxer) as src:
+        return src.streams.audio[0].codec_context.sample_rate
 
 
 class Opus(ReferenceCodec):
