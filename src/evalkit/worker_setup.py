@@ -3,10 +3,9 @@
 With ``W`` worker processes on ``C`` cores each worker gets ``C // W`` threads for torch, OpenMP and numba
 (ViSQOL's JIT kernels run numba-parallel), and numpy's BLAS one thread. Without this, every process starts one
 thread per core in each of those pools and the workers fight over the cores. BLAS and numba read their thread
-count once, when they are
-imported, so :func:`init_worker` must run first in the process: this module imports nothing heavy, and a pool's
-initializer should be :func:`init_worker` itself (importing a runner module would import numpy first), and
-:func:`serve_tasks` receives the task function through its queue, after start-up.
+count once, when they are imported, so :func:`init_worker` must run first in the process: this module imports
+nothing heavy, and a pool's initializer should be :func:`init_worker` itself (importing a runner module would
+import numpy first), and :func:`serve_tasks` receives the task function through its queue, after start-up.
 """
 
 from __future__ import annotations

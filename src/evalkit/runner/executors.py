@@ -8,8 +8,8 @@ is.
 Local pool workers ignore SIGINT (the coordinator handles Ctrl-C and stops them) and exit when the
 coordinator dies, even by SIGKILL: ``PR_SET_PDEATHSIG`` on Linux, plus a thread polling the parent's pid.
 A worker that dies itself (killed, segmentation fault, out of memory) costs only the item it was working on:
-that item's units not yet handed over are recorded as ``error`` with the worker's exit signal as the reason (the next
-run retries them), the tasks queued for it go to the other workers, and a new worker takes its place.
+that item's units not yet handed over are recorded as ``error`` with the worker's exit signal as the reason (the
+next run retries them), the tasks queued for it go to the other workers, and a new worker takes its place.
 """
 
 from __future__ import annotations
