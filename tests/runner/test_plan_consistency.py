@@ -85,3 +85,26 @@ def test_a_moved_run_folder_recomputes_nothing(small_dataset, tmp_path, absolute
     assert [r for r in export_values(again) if r[2] == "si_sdr"] == before
     pd.testing.assert_frame_equal(pd.read_csv(again.exports["codebook_usage_csv"]), usage)  # codes were found
     np.testing.assert_equal(len(list((new / "cache" / "decoded").glob("*.wav"))), 4)
+
+
+def test_a_variant_that_scored_every_item_has_one_interval_for_its_own_and_its_shared_mean():
+    """Its own items are the shared items: the two CIs of summary.csv are the same numbers, whatever order the
+    rows come in (two resamplings of the same values would differ by chance)."""
+    from evalkit.runner.exports import summarize
+    from evalkit.stats.bootstrap import mean_ci
+
+    items = [f"i{k:02d}" for k in range(12)]
+    rng = np.random.default_rng(4)
+    rows = []
+    for spec, order in (("a", items[::-1]), ("b", items)):  # a's rows arrive in reverse item order
+        for item in order:
+            rows.append({"item_id": item, "unit_key": f"{spec}{item}", "codec_spec": spec, "metric": "si_sdr",
+                         "value": float(rng.normal(10, 3)), "bitrate_kbps": 6.0, "nominal_bitrate_kbps": 6.0,
+                         "weights": "none", "delta": np.nan, "unit": "dB"})
+    tidy = pd.DataFrame(rows)
+    summary = summarize(tidy, seed=0).set_index("codec_spec")
+    for spec in ("a", "b"):
+        row = summary.loc[spec]
+        assert (row["ci_low"], row["ci_high"]) == (row["ci_low_shared"], row["ci_high_shared"])
+        by_item = tidy[tidy["codec_spec"] == spec].sort_values("item_id")["value"].to_numpy()
+        assert (row["ci_low"], row["ci_high"]) == mean_ci(by_item, 0)

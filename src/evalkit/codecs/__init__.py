@@ -16,7 +16,7 @@ from pathlib import Path
 
 from evalkit._lazy import torch
 from evalkit.codecs import anchors, dac, encodec, klt, plugins, pyav, qincodec
-from evalkit.codecs.base import AudioTransform, Codec, Encoded, Reconstruction, ReconstructionReport
+from evalkit.codecs.base import ArrayTransform, AudioTransform, Codec, Encoded, Reconstruction, ReconstructionReport
 from evalkit.codecs.plugins import (
     BUILTIN,
     RESERVED_NAMES,
@@ -164,6 +164,6 @@ def load_plugin_files(paths: Iterable[str | Path]) -> None:
         load_plugin_file(path)
 
 
-__all__ = ["FAMILIES", "AudioTransform", "Codec", "CodecFamily", "CodecSpec", "Encoded", "FamilyRegistry",
-           "FamilySource", "Param", "PluginError", "Reconstruction", "ReconstructionReport", "SpecError",
-           "build_codec", "get_family", "load_plugin_file", "load_plugin_files", "parse_spec"]
+__all__ = ["FAMILIES", "ArrayTransform", "AudioTransform", "Codec", "CodecFamily", "CodecSpec", "Encoded",
+           "FamilyRegistry", "FamilySource", "Param", "PluginError", "Reconstruction", "ReconstructionReport",
+           "SpecError", "build_codec", "get_family", "load_plugin_file", "load_plugin_files", "parse_spec"]

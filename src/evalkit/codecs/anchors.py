@@ -17,7 +17,7 @@ import numpy as np
 
 from evalkit._lazy import torch
 from evalkit.audio import AudioError
-from evalkit.codecs.base import AudioTransform, ProcessContext
+from evalkit.codecs.base import ArrayTransform, ProcessContext
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
 
 STOPBAND_ATTENUATION_DB = 60.0
@@ -66,11 +66,11 @@ def lowpass(x: np.ndarray, cutoff_hz: float, sample_rate: int) -> np.ndarray:
     return out
 
 
-class LowpassAnchor(AudioTransform):
+class LowpassAnchor(ArrayTransform):
     """A BS.1534 low-pass anchor; works at the input rate, whose Nyquist frequency must exceed the cut-off."""
 
     def __init__(self, spec: CodecSpec, device: str | torch.device = "cpu"):
-        super().__init__(spec, "cpu")
+        super().__init__(spec)
         self.cutoff_hz = float(spec.params["cutoff_hz"])
 
     @property
@@ -88,7 +88,7 @@ class LowpassAnchor(AudioTransform):
 
         return self
 
-    def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
+    def process_array(self, x: np.ndarray, context: ProcessContext) -> np.ndarray:
         """Filter at the input's rate.
 
         Raises:
@@ -98,7 +98,7 @@ class LowpassAnchor(AudioTransform):
         if self.cutoff_hz >= rate / 2:
             raise AudioError(str(self.spec), f"cut-off {self.cutoff_hz:g} Hz is at or above the Nyquist frequency "
                                              f"({rate / 2:g} Hz) of {rate} Hz audio")
-        return torch.from_numpy(lowpass(wav.cpu().numpy(), self.cutoff_hz, rate))
+        return lowpass(x, self.cutoff_hz, rate)
 
 
 FAMILIES = (

@@ -6,6 +6,8 @@ Two levels, in the spirit of audiocraft's ``CompressionModel``:
   (a codec, or a reference condition such as a low-pass anchor). It owns the boundary work shared by every
   implementation: input validation, channel policy, resampling in and out, and restoring the input length,
   all recorded in a :class:`ReconstructionReport`.
+* :class:`ArrayTransform` — an :class:`AudioTransform` that works on numpy arrays (the reference codecs through
+  FFmpeg, the low-pass anchors): it never imports torch, so a run of such variants and numpy metrics does not.
 * :class:`Codec` — a transform through discrete codes: ``encode(wav) -> Encoded`` and
   ``decode(Encoded) -> wav`` are the only abstract methods. The bitrate is derived as
   ``frame_rate × Σ log2 K`` over the codebooks in use (plus declared side information), never tabulated.
@@ -153,6 +155,11 @@ class AudioTransform(ABC):
         return self._device
 
     @property
+    def device_name(self) -> str:
+        """The device as recorded with each unit (``"cpu"``, ``"cuda:0"``)."""
+        return str(self.device)
+
+    @property
     def device_type(self) -> str:
         """``"cpu"`` or ``"cuda"``, without importing torch where it must be the CPU (planning a run then keeps
         the coordinator free of torch's few hundred MB)."""
@@ -269,7 +276,7 @@ class AudioTransform(ABC):
         if measured is None and self.bitrate_bps is not None:
             measured = self.bitrate_bps * batch_size  # fixed-rate codes: every coded stream is sent
         report = ReconstructionReport(
-            spec=str(self.spec), weights=self.weights_label, device=str(self.device),
+            spec=str(self.spec), weights=self.weights_label, device=self.device_name,
             input_rate=sample_rate, codec_rate=codec_rate,
             resampler=audio_lib.RESAMPLER if codec_rate != sample_rate else None,
             input_channels=in_channels, channel_handling=handling,
@@ -292,16 +299,20 @@ class AudioTransform(ABC):
             raise AudioError(source, f"too short for {self.spec}: {in_len / sample_rate * 1000:.1f} ms, "
                                      f"need at least {self.min_samples / codec_rate * 1000:.1f} ms (one frame)")
         batch, handling = self._channels_to_batch(x_codec, source, channel_policy)
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = self.process(torch.from_numpy(batch).to(self.device), timing)
-        process_s = time.perf_counter() - t0
+        out_np, process_s = self._run_process(batch, timing)
         codec_len, batch_size = x_codec.shape[1], batch.shape[0]
         del batch, x_codec  # a long input's resampled copy is not held while the output is resampled back
-        out_np = out.detach().float().cpu().numpy()
-        del out
         return (self._batch_to_channels(out_np, handling), codec_len, out_np.shape[-1], handling, batch_size,
                 process_s)
+
+    def _run_process(self, batch: np.ndarray, context: ProcessContext) -> tuple[np.ndarray, float]:
+        """:meth:`process` on ``batch`` (``[batch, channels, samples]``): its float32 output and its seconds."""
+        mode = torch.inference_mode()  # before the clock: the first call imports torch
+        t0 = time.perf_counter()
+        with mode:
+            out = self.process(torch.from_numpy(batch).to(self.device), context)
+        process_s = time.perf_counter() - t0
+        return out.detach().float().cpu().numpy(), process_s
 
     def _channels_to_batch(self, x: np.ndarray, source: str, policy: ChannelPolicy | str
                            ) -> tuple[np.ndarray, str]:
@@ -335,6 +346,35 @@ class AudioTransform(ABC):
     def info(self) -> dict:
         """Extra provenance recorded with every unit (e.g. a KLT variant's spectrum and accounting)."""
         return {}
+
+
+class ArrayTransform(AudioTransform):
+    """An :class:`AudioTransform` on numpy arrays, on the CPU: subclasses implement :meth:`process_array`.
+    :meth:`reconstruct` calls it directly, without torch; :meth:`process` takes and gives tensors as for any
+    transform."""
+
+    def __init__(self, spec: CodecSpec, device: str | torch.device = "cpu"):
+        super().__init__(spec, "cpu")
+
+    @property
+    def device_name(self) -> str:
+        return "cpu"
+
+    @property
+    def device_type(self) -> str:
+        return "cpu"
+
+    @abstractmethod
+    def process_array(self, x: np.ndarray, context: ProcessContext) -> np.ndarray:
+        """``[batch, channels, samples]`` float32 at ``context.sample_rate`` → same shape; fills ``context``."""
+
+    def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
+        return torch.from_numpy(self.process_array(wav.detach().cpu().numpy(), context))
+
+    def _run_process(self, batch: np.ndarray, context: ProcessContext) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        out = self.process_array(batch, context)
+        return out.astype(np.float32, copy=False), time.perf_counter() - t0
 
 
 class Codec(AudioTransform):

@@ -25,8 +25,8 @@ for a stream's rate and channels (libopus: at most 256 kbps per channel, else FF
 most 6144 bits per channel per 1024-sample frame, else FFmpeg lowers it silently); ``evalkit run`` checks it
 against every item before any unit runs. The nominal bitrate is the requested one; the measured one is the
 payload bytes of the encoded packets × 8 / input duration (container overhead excluded), reported per call.
-These codecs have no codebooks: they are :class:`AudioTransform`\\ s, not :class:`Codec`\\ s, so codebook
-metrics do not apply.
+These codecs have no codebooks: they are :class:`ArrayTransform`\\ s (numpy in and out, no torch), not
+:class:`Codec`\\ s, so codebook metrics do not apply.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import numpy as np
 from evalkit import audio as audio_lib
 from evalkit._lazy import torch
 from evalkit.audio import AudioError
-from evalkit.codecs.base import AudioTransform, ProcessContext
+from evalkit.codecs.base import ArrayTransform, ProcessContext
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
 
 MAX_CHANNELS = 2
@@ -108,7 +108,7 @@ class Bitstream:
         return self.packet_bytes * 8 * self.sample_rate / self.num_samples
 
 
-class ReferenceCodec(AudioTransform):
+class ReferenceCodec(ArrayTransform):
     """A standard codec run through PyAV at a nominal bitrate; subclasses fix the encoder and container."""
 
     encoder: str = ""
@@ -118,7 +118,7 @@ class ReferenceCodec(AudioTransform):
     demuxer_trims: bool = True  # the container tells the demuxer the delay and padding to remove
 
     def __init__(self, spec: CodecSpec, device: str | torch.device = "cpu"):
-        super().__init__(spec, "cpu")
+        super().__init__(spec)
         self.bitrate_kbps = float(spec.params["bitrate_kbps"])
 
     @property
@@ -275,9 +275,8 @@ class ReferenceCodec(AudioTransform):
         if to_rate is not None:
             yield to_rate.end()
 
-    def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
+    def process_array(self, x: np.ndarray, context: ProcessContext) -> np.ndarray:
         rate = context.sample_rate
-        x = wav.detach().cpu().numpy()
         if x.shape[1] > MAX_CHANNELS:
             raise AudioError(str(self.spec), f"{x.shape[1]} channels; {self.spec.family} codes mono or stereo")
         if x.shape[2] < self.frame_samples(rate):
@@ -301,8 +300,8 @@ class ReferenceCodec(AudioTransform):
         context.measured_bitrate_bps = measured
         length = min(o.shape[1] for o in outputs)
         if len(outputs) == 1:  # no stacked copy of the only output
-            return torch.from_numpy(outputs[0][None, :, :length])
-        return torch.from_numpy(np.stack([o[:, :length] for o in outputs]))
+            return outputs[0][None, :, :length]
+        return np.stack([o[:, :length] for o in outputs])
 
 
 ENCODE_BLOCK_S = 10  # the encoder is fed blocks of this many seconds: no whole-signal copy inside FFmpeg

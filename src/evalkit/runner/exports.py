@@ -98,7 +98,10 @@ def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
     rows = []
     units = tidy.drop_duplicates("unit_key")
     bitrates = units["bitrate_kbps"].groupby(units["codec_spec"]).mean()
-    for (spec, metric), group in tidy.groupby(["codec_spec", "metric"], sort=True):
+    # values in item order, as shared_item_means takes them: a variant that scored the shared items gets the same
+    # interval for both (resampled once, see mean_ci), not two that differ by the resampling's luck
+    by_item = tidy.sort_values("item_id", kind="stable")
+    for (spec, metric), group in by_item.groupby(["codec_spec", "metric"], sort=True):
         values = group["value"].dropna().to_numpy()
         lo, hi = mean_ci(values, seed)
         info = ALL_INFO.get(metric)

@@ -274,10 +274,10 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, i
             rec = codec.reconstruct(reference.samples, rate, channel_policy=task.decode["channel_policy"],
                                     source=str(item.path), chunked=job.chunked)
         except Exception as exc:  # noqa: BLE001 - recorded with the codec's provenance
-            return _failure(task, job, exc, weights=codec.weights_label, device=str(codec.device), **common)
+            return _failure(task, job, exc, weights=codec.weights_label, device=codec.device_name, **common)
         decoded = rec.audio
         codes = None
-        fields = dict(weights=codec.weights_label, device=str(codec.device), bitrate_bps=codec.bitrate_bps,
+        fields = dict(weights=codec.weights_label, device=codec.device_name, bitrate_bps=codec.bitrate_bps,
                       measured_bitrate_bps=rec.report.measured_bitrate_bps,
                       encode_s=rec.report.encode_s, decode_s=rec.report.decode_s, process_s=rec.report.process_s,
                       reconstruction=to_json(rec.report))
