@@ -281,8 +281,9 @@ def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
     """Main loop of a local pool worker (:mod:`evalkit.runner.executors`): set up, then run item tasks.
 
     ``inbox`` (a queue) brings first the function that runs one task (``task -> iterator of outcomes``; the pool
-    sends it, so this module knows no runner, and unpickling it imports numpy and torch only now, after the
-    thread counts are set), then ``(task_id, task)`` pairs and finally ``None``; every message goes back
+    sends it, so this module knows no runner, and unpickling it imports numpy only now, after the thread counts
+    are set) with one to call before the first task or ``None``, then ``(task_id, task)`` pairs and finally
+    ``None``; every message goes back
     through ``results`` (this worker's own pipe, so a worker killed mid-message corrupts nothing shared):
     ``("ready",)``, then per task ``("start", id)``, the units' outcomes as they finish (:class:`Outbox`:
     ``("units", id, [UnitOutcome, ...], done)`` for quick ones, several together, ``done`` true when they end the
@@ -291,13 +292,15 @@ def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
     something escaped the task.
     """
     init_worker(setup)
-    iter_item_task = inbox.get()
+    iter_item_task, prepare = inbox.get()
     # start-up's objects (numpy, evalkit) are never garbage: the collector's full passes, one per few thousand
     # units, skip them from now on
     gc.freeze()
 
     outbox = Outbox(results)
     outbox.send(("ready", worker_id))
+    if prepare is not None:  # while the coordinator plans
+        prepare()
     while (message := inbox.get()) is not None:
         task_id, task = message
         outbox.send(("start", task_id))

@@ -105,17 +105,18 @@ def run_local(tasks: Iterable[ItemTask], workers: int, on_outcome: OnOutcome, lo
 
 
 @contextmanager
-def local_pool(workers: int, log_path: str | None = None,
-               plugins: tuple[str, ...] = ()) -> Iterator[LocalPool | None]:
-    """Start the worker processes now (one worker too: a native crash then costs one item, not the run); on
-    leaving, let them exit after their work, or stop them at once on an exception (Ctrl-C included). ``None``
-    for 0 workers (tasks then run in this process)."""
+def local_pool(workers: int, log_path: str | None = None, plugins: tuple[str, ...] = (),
+               prepare: Callable[[], None] | None = None) -> Iterator[LocalPool | None]:
+    """Start the worker processes now (one worker too: a native crash then costs one item, not the run); each
+    calls ``prepare`` (picklable) once started, before its first task. On leaving, let them exit after their
+    work, or stop them at once on an exception (Ctrl-C included). ``None`` for 0 workers (tasks then run in
+    this process)."""
     if workers == 0:
         yield None
         return
     setup = WorkerSetup(threads_per_worker(workers), log_path, logging.getLogger().isEnabledFor(logging.DEBUG),
                         parent_pid=os.getpid(), plugins=tuple(plugins))
-    pool = LocalPool(workers, setup)
+    pool = LocalPool(workers, setup, prepare)
     try:
         yield pool
     except BaseException:  # Ctrl-C included: stop the workers now rather than after their tasks
@@ -145,8 +146,8 @@ class LocalPool:
     """Worker processes (spawned: torch's thread pools do not survive fork), each with its own task queue and
     result pipe, so the coordinator always knows which item a dead worker was running."""
 
-    def __init__(self, workers: int, setup: WorkerSetup):
-        self.size, self.setup = workers, setup
+    def __init__(self, workers: int, setup: WorkerSetup, prepare: Callable[[], None] | None = None):
+        self.size, self.setup, self.prepare = workers, setup, prepare
         self.context = multiprocessing.get_context("spawn")
         self.workers: dict[int, _Worker] = {}
         self._next_worker = 0
@@ -162,7 +163,7 @@ class LocalPool:
         process = self.context.Process(target=serve_tasks, args=(self.setup, inbox, sender, worker_id),
                                        name=f"evalkit-worker-{worker_id}")
         process.start()
-        inbox.put(iter_item_task)  # the worker's first message: how to run a task (see serve_tasks)
+        inbox.put((iter_item_task, self.prepare))  # the worker's first message: how to run a task (serve_tasks)
         sender.close()  # the worker holds the only sending end: its death shows as end-of-file here
         self.workers[worker_id] = _Worker(process, inbox, receiver)
 

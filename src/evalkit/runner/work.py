@@ -110,6 +110,20 @@ class UnitOutcome:
 CODECS = CodecCache()  # per process: each worker keeps its own
 
 
+def load_array_transforms(specs: tuple[str, ...], device: str) -> None:
+    """Load the variants of ``specs`` that are array transforms (FFmpeg codecs, anchors: a library to import, no
+    model), as a pool worker does while the coordinator plans; a failure is left for the units to record. Model
+    codecs load with their first unit: a long item's worker holds one model at a time."""
+    from evalkit.codecs import ArrayTransform, build_codec
+
+    for spec in specs:
+        try:
+            if isinstance(build_codec(spec, device), ArrayTransform):
+                CODECS.get(spec, device)
+        except Exception:  # noqa: BLE001 - the unit that runs it records the same failure with its reason
+            log.debug("loading %s before the first task failed", spec, exc_info=True)
+
+
 def describe_exception(exc: BaseException) -> str:
     """``Type: message`` (bad input audio keeps its own "file: reason" message)."""
     if isinstance(exc, audio_lib.AudioError):
