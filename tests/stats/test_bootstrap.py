@@ -47,6 +47,20 @@ def test_equals_scipy_bca_at_the_widened_level():
     assert mean_ci(x, seed=11) == pytest.approx((ref.low, ref.high), rel=1e-12)
 
 
+@pytest.mark.parametrize(("m", "n"), [(3, 40), (1, 2500), (4, 1200)])  # the last two: draws in several batches
+def test_batches_and_large_samples_equal_scipy_bca(m, n):
+    from evalkit.stats.bootstrap import _BATCH_FLOATS
+
+    x = np.random.default_rng(n).lognormal(0, 0.8, (m, n))
+    level = widened_level(n)
+    low, high = mean_ci(x, seed=7)
+    ref = stats.bootstrap((x,), np.mean, method="BCa", n_resamples=2000, confidence_level=level, vectorized=True,
+                          axis=-1, batch=max(1, min(2000, _BATCH_FLOATS // x.size)),
+                          rng=np.random.default_rng(7)).confidence_interval
+    np.testing.assert_allclose(np.atleast_1d(low), ref.low, rtol=1e-12)
+    np.testing.assert_allclose(np.atleast_1d(high), ref.high, rtol=1e-12)
+
+
 def test_widened_level_makes_the_normal_interval_as_wide_as_students_t():
     n = 12
     z = stats.norm.ppf(0.5 + widened_level(n) / 2)

@@ -3,8 +3,8 @@
 
 By the number n of finite values:
 
-* n ≥ 6: the **BCa bootstrap** (bias-corrected and accelerated, :func:`scipy.stats.bootstrap`; items resampled
-  with replacement, ``resamples`` times, seeded) at a nominal level widened for small samples: the level whose
+* n ≥ 6: the **BCa bootstrap** (bias-corrected and accelerated, equal to :func:`scipy.stats.bootstrap`'s; items
+  resampled with replacement, ``resamples`` times, seeded) at a nominal level widened for small samples: the level whose
   two-sided normal quantile is ``t(1 − α/2, n − 1) · √(n / (n − 1))`` (Hesterberg's 2015 expansion of the
   percentile interval, here applied to BCa). A bootstrap of the mean uses the variance with divisor n and normal
   tails, so at small n it is too narrow; the widening undoes both and vanishes as n grows (nominal 97.8 % at
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -123,12 +122,32 @@ def _intervals(x: np.ndarray, seed: int, level: float, resamples: int) -> tuple[
 
 
 def _bca(x: np.ndarray, seed: int, level: float, resamples: int) -> tuple[np.ndarray, np.ndarray]:
-    from scipy import stats
+    """``[m, n]`` finite samples, none constant → BCa bounds of their means (Efron & Tibshirani 1993, 14.3).
 
+    The resampled positions are drawn from ``default_rng(seed)`` in the batches ``scipy.stats.bootstrap`` draws
+    them in (``tests/stats/test_bootstrap.py`` checks the bounds equal scipy's); the acceleration is the
+    jackknife's in closed form for the mean, ``Σd³ / (6 (Σd²)^1.5)`` with ``d = x - mean``, not n means of n - 1
+    values (which cost a quadratic time: a third of a 2,000-item summary's).
+    """
+    from scipy.special import ndtr, ndtri
+
+    m, n = x.shape
+    rng = np.random.default_rng(seed)
     batch = max(1, min(resamples, _BATCH_FLOATS // x.size))
-    with warnings.catch_warnings():  # constant samples are handled before; nothing degenerate reaches scipy
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.bootstrap((x,), np.mean, n_resamples=resamples, batch=batch, vectorized=True, axis=-1,
-                                 confidence_level=level, method="BCa", rng=np.random.default_rng(seed))
-    ci = result.confidence_interval
-    return np.asarray(ci.low, dtype=float), np.asarray(ci.high, dtype=float)
+    means = np.empty((m, resamples))
+    for start in range(0, resamples, batch):
+        count = min(batch, resamples - start)
+        means[:, start:start + count] = x[:, rng.integers(0, n, (count, n))].mean(axis=-1)
+    centre = x.mean(axis=-1, keepdims=True)
+    at_or_below = np.count_nonzero(means < centre, axis=-1) + np.count_nonzero(means <= centre, axis=-1)
+    bias = ndtri(at_or_below / (2 * resamples))
+    d = x - centre
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acceleration = (d ** 3).sum(axis=-1) / (6 * (d ** 2).sum(axis=-1) ** 1.5)
+        tail = float(ndtri((1 - level) / 2))
+        quantiles = [ndtr(bias + (bias + z) / (1 - acceleration * (bias + z))) for z in (tail, -tail)]
+    bounds = np.full((2, m), np.nan)  # a degenerate bias correction (every resample on one side) gives NaN
+    for side, q in enumerate(quantiles):
+        for row in np.flatnonzero(np.isfinite(q)):
+            bounds[side, row] = np.quantile(means[row], q[row])
+    return bounds[0], bounds[1]
