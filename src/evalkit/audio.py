@@ -66,6 +66,62 @@ class Audio:
         return self.num_samples / self.sample_rate
 
 
+@dataclass(frozen=True)
+class FileSignal:
+    """A signal in an audio file, read by frame range: a long decoded signal scored segment by segment is never
+    held whole (:func:`evalkit.metrics.score_pair`). ``source`` names it in messages."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    source: str = "signal"
+
+    #: frames read at a time by :meth:`validate`
+    BLOCK_FRAMES = 1 << 20
+
+    @classmethod
+    def open(cls, path: str | Path, source: str | None = None) -> FileSignal:
+        """The file's rate, channels and length from its header (nothing decoded).
+
+        Raises:
+            AudioError: missing or unreadable.
+        """
+        try:
+            info = sf.info(str(path))
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise AudioError(path, f"cannot decode audio ({getattr(exc, 'error_string', None) or exc})") from exc
+        return cls(str(path), int(info.samplerate), int(info.channels), int(info.frames), source or str(path))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.channels, self.frames
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        """Frames ``[start, end)`` (clipped to the file) as float32 ``[channels, frames]``."""
+        start, end = max(0, start), min(self.frames, end)
+        if end <= start:
+            return np.zeros((self.channels, 0), np.float32)
+        with sf.SoundFile(self.path) as f:
+            f.seek(start)
+            data = f.read(end - start, dtype="float32", always_2d=True)
+        return np.ascontiguousarray(data.T)
+
+    def validate(self, *, allow_silent: bool = False) -> None:
+        """:func:`validate` over the whole file, a block at a time."""
+        if self.frames == 0:
+            raise AudioError(self.source, "audio is empty (0 samples)")
+        silent, bad = True, 0
+        for start in range(0, self.frames, self.BLOCK_FRAMES):
+            block = self.read(start, start + self.BLOCK_FRAMES)
+            bad += int(np.count_nonzero(~np.isfinite(block)))
+            silent = silent and not np.any(block)
+        if bad:
+            raise AudioError(self.source, f"audio contains {bad} NaN or infinite samples")
+        if silent and not allow_silent:
+            raise AudioError(self.source, "audio is silent (all samples are zero)")
+
+
 def as_2d(x: np.ndarray) -> np.ndarray:
     """Return ``x`` as ``[channels, samples]`` float32 (a 1-D signal becomes one channel)."""
     x = np.asarray(x, dtype=np.float32)

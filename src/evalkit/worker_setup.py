@@ -142,8 +142,9 @@ def init_worker(setup: WorkerSetup) -> None:
 
     route_process_output(setup.log_path, setup.verbose)
     # torch is not imported here: a run of array transforms (FFmpeg codecs, anchors) and numpy metrics never needs
-    # it (a second and 300 MB less per worker). Where a unit does, the import happens outside the unit's timing
-    # (a codec's load, the metrics' warm-up), and torch gets its threads then (MKL_NUM_THREADS=1 would give it 1)
+    # it (a second and 300 MB less per worker). Where one does, the import happens outside the units' timing (the
+    # worker's preparation for a model codec, a metric's warm-up), and torch gets its threads then
+    # (MKL_NUM_THREADS=1 would give it 1)
     def torch_threads(torch) -> None:
         torch.set_num_threads(setup.threads)
 

@@ -121,3 +121,34 @@ def test_stored_preparation_of_a_whole_pair_keeps_its_former_fields():
     parts = score_pair(Reference(ref, RATE), deg, RATE, [get_metric("si_sdr")], segment_s=0.4, segment_above_s=0.4)[0]
     stored = json.loads(_preparation_json(parts.preparation))
     assert (stored["segment_s"], stored["segments"], stored["aggregation"]) == (0.4, 3, "exact-sums")
+
+
+@pytest.mark.parametrize("delay", [0, 37, -21])
+def test_a_degraded_file_scored_a_segment_at_a_time_equals_the_array_scored(tmp_path, delay):
+    """A long decoded signal is scored from its file, read one segment at a time: the same values and records
+    as the array in memory (delay either way: the degraded file late, or early)."""
+    from evalkit.audio import FileSignal, save_float_wav
+
+    ref, deg = _pair(3.0, delay=max(delay, 0), seed=2)
+    if delay < 0:
+        deg = np.concatenate([deg[:, -delay:], np.zeros((1, -delay), np.float32)], axis=1)
+    save_float_wav(tmp_path / "deg.wav", deg, RATE)
+    signal = FileSignal.open(tmp_path / "deg.wav", source="codec")
+    assert signal.shape == deg.shape and signal.sample_rate == RATE
+    metrics = get_metrics(["si_sdr", "mel_distance_22k", "stoi"])
+    kwargs = dict(segment_s=1.0, segment_above_s=1.0)
+    from_array = score_pair(Reference(ref, RATE), deg, RATE, metrics, source="codec", **kwargs)
+    from_file = score_pair(Reference(ref, RATE), signal, RATE, metrics, **kwargs)
+    assert [(r.value, r.preparation) for r in from_file] == [(r.value, r.preparation) for r in from_array]
+    assert from_file[0].preparation.segments == 3 and from_file[0].preparation.delay_samples == delay
+
+
+def test_a_degraded_file_with_a_nan_fails_every_metric_with_the_reason(tmp_path):
+    from evalkit.audio import FileSignal, save_float_wav
+
+    ref, deg = _pair(3.0)
+    deg[0, 20_000] = np.nan
+    save_float_wav(tmp_path / "deg.wav", deg, RATE)
+    results = score_pair(Reference(ref, RATE), FileSignal.open(tmp_path / "deg.wav", source="codec"), RATE,
+                         get_metrics(["si_sdr", "stoi"]), segment_s=1.0, segment_above_s=1.0)
+    assert [r.reason for r in results] == ["codec: audio contains 1 NaN or infinite samples"] * 2

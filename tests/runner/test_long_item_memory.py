@@ -90,3 +90,39 @@ def test_a_long_unit_s_decoded_audio_is_written_by_its_worker_bit_exact(tmp_path
         assert not list(out.rglob("*.tmp"))
     assert received == [(False, True), (True, False)]
     assert written["by the worker"].read_bytes() == written["by the coordinator"].read_bytes()
+
+
+def test_a_long_unit_is_scored_from_its_decoded_file_new_or_cached_with_the_values_of_the_array(tmp_path,
+                                                                                                  monkeypatch):
+    """A long unit's decoded audio is written before its metrics run and read back a segment at a time, when new
+    and when a later run rescores it from the cache; the values are those of the array scored in memory."""
+    import pandas as pd
+
+    from evalkit.audio import FileSignal
+    from evalkit.runner import work
+
+    rate = 16_000  # the long item's decoded audio is 1.95 MB: written by its worker (work.BULK_BYTES)
+    folder = _long_and_short_items(tmp_path / "data", rate)
+    real_score_pair, seen = work.score_pair, []
+
+    def score_pair(reference, degraded, rate, metrics, **kwargs):
+        seen.append((reference.samples.shape[1] > 30 * rate, isinstance(degraded, FileSignal)))
+        return real_score_pair(reference, degraded, rate, metrics, **kwargs)
+
+    monkeypatch.setattr(work, "score_pair", score_pair)
+
+    def values(out, metrics):
+        raw = make_config(folder, out, codecs=[{"spec": "lowpass?cutoff_hz=3000"}], metrics=metrics, workers=0)
+        report = run_raw(raw, tmp_path)
+        assert report.units_failed == 0
+        tidy = pd.read_csv(report.exports["results_csv"])
+        return sorted(zip(tidy["item_id"], tidy["metric"], tidy["value"], strict=True))
+
+    from_file = values(tmp_path / "out", ["si_sdr"])
+    rescored = values(tmp_path / "out", ["si_sdr", "stoi"])  # stoi: the cached decoded audio, rescored
+    assert sorted(seen) == [(False, False), (False, False), (True, True), (True, True)]
+    monkeypatch.setattr(work, "_write_long_decoded", lambda outcome, folder: None)  # the array, in memory
+    seen.clear()
+    in_memory = values(tmp_path / "mem", ["si_sdr", "stoi"])
+    assert sorted(seen) == [(False, False), (True, False)]
+    assert rescored == in_memory and set(from_file) <= set(in_memory)

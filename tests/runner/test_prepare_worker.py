@@ -1,11 +1,25 @@
 """A pool worker loads the run's array transforms while the coordinator plans; model codecs wait for a unit."""
 
+import subprocess
+import sys
+
+import pytest
+
 from evalkit.runner import work
 
 
-def test_load_array_transforms_loads_ffmpeg_codecs_and_anchors_only(monkeypatch):
+def test_prepare_worker_loads_ffmpeg_codecs_and_anchors_only(monkeypatch):
     monkeypatch.setattr(work, "CODECS", type(work.CODECS)())
-    work.load_array_transforms(("lowpass?cutoff_hz=3500", "opus?bitrate_kbps=12", "encodec-24khz?bandwidth=1.5",
+    work.prepare_worker(("lowpass?cutoff_hz=3500", "opus?bitrate_kbps=12", "encodec-24khz?bandwidth=1.5",
                                 "nosuchfamily?x=1"), "auto")
     assert sorted(spec for spec, _ in work.CODECS.codecs) == ["lowpass?cutoff_hz=3500", "opus?bitrate_kbps=12"]
     assert not work.CODECS.models  # no model loaded, and an unknown spec is left for its units to report
+
+
+@pytest.mark.parametrize(("specs", "torch"), [(["opus?bitrate_kbps=12"], False),
+                                              (["opus?bitrate_kbps=12", "encodec-24khz?bandwidth=1.5"], True)])
+def test_prepare_worker_imports_torch_only_for_a_model_codec(specs, torch):
+    probe = ("import sys; from evalkit.runner.work import prepare_worker; "
+             f"prepare_worker({tuple(specs)!r}, 'auto'); print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(torch)

@@ -246,7 +246,7 @@ def test_any_exception_in_a_unit_becomes_failed_rows_and_is_retried(small_datase
         {"spec": "lowpass?cutoff_hz=3500"}, {"spec": "encodec-24khz?bandwidth=1.5&weights=random"}])
     raw["dataset"]["max_items"] = 2
     with monkeypatch.context() as patch:
-        patch.setattr(LowpassAnchor, "process", broken_codec)
+        patch.setattr(LowpassAnchor, "process_array", broken_codec)
         patch.setattr(MelDistance, "compute", broken_metric)
         report = run_raw(raw, tmp_path)
     tidy = pd.read_csv(report.exports["results_csv"]).set_index(["item_id", "family", "metric"]).sort_index()

@@ -54,7 +54,7 @@ def _failed(metric: Metric, reason: str, prep: Preparation | None = None, second
                         info.version, seconds)
 
 
-def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_rate: int,
+def score_pair(reference: Reference, degraded: np.ndarray | Degraded | audio_lib.FileSignal, degraded_rate: int,
                metrics: Sequence[Metric], *, max_delay_s: float = audio_lib.DEFAULT_MAX_DELAY_S,
                source: str = "degraded", segment_s: float | None = DEFAULT_SEGMENT_S,
                segment_above_s: float = SEGMENT_ABOVE_S) -> list[MetricResult]:
@@ -64,16 +64,24 @@ def score_pair(reference: Reference, degraded: np.ndarray | Degraded, degraded_r
     no reliable delay is found and the pair is misaligned as given (:attr:`evalkit.audio.DelayEstimate.misaligned`),
     the metrics evalkit aligns are NaN with the reason (``no reliable delay within …``); metrics that align
     internally still run. A reference longer than ``segment_above_s`` seconds is scored in segments of at most
-    ``segment_s`` seconds (see :mod:`evalkit.metrics.segments`; ``segment_s=None``: always whole).
+    ``segment_s`` seconds (see :mod:`evalkit.metrics.segments`; ``segment_s=None``: always whole). A degraded
+    :class:`~evalkit.audio.FileSignal` at the reference's rate is read a segment at a time (a long decoded signal
+    is never held whole), else whole.
     """
-    if not isinstance(degraded, Degraded):
-        degraded = Degraded(degraded, degraded_rate, source)
+    segmented = bool(segment_s) and is_segmented(reference.samples.shape[1], reference.sample_rate, segment_above_s)
     try:
         audio_lib.validate(reference.samples, reference.source)
-        audio_lib.validate(degraded.samples, degraded.source, allow_silent=True)  # a silent output is a result
+        if isinstance(degraded, audio_lib.FileSignal):
+            degraded.validate(allow_silent=True)
+            if not segmented or degraded.sample_rate != reference.sample_rate:
+                degraded = Degraded(degraded.read(0, degraded.frames), degraded.sample_rate, degraded.source)
+        elif not isinstance(degraded, Degraded):
+            degraded = Degraded(degraded, degraded_rate, source)
+        if isinstance(degraded, Degraded):
+            audio_lib.validate(degraded.samples, degraded.source, allow_silent=True)  # a silent output is a result
     except audio_lib.AudioError as exc:
         return [_failed(m, str(exc)) for m in metrics]
-    if segment_s and is_segmented(reference.samples.shape[1], reference.sample_rate, segment_above_s):
+    if segmented:
         return _score_segmented(reference, degraded, metrics, max_delay_s, segment_s)
     t0 = time.perf_counter()
     delay = pair_delay(reference, degraded, max_delay_s)
@@ -130,28 +138,35 @@ def _score_whole(reference: Reference, degraded: Degraded, metrics: Sequence[Met
     return results
 
 
-def _score_segmented(reference: Reference, degraded: Degraded, metrics: Sequence[Metric], max_delay_s: float,
-                     segment_s: float) -> list[MetricResult]:
+def _score_segmented(reference: Reference, degraded: Degraded | audio_lib.FileSignal, metrics: Sequence[Metric],
+                     max_delay_s: float, segment_s: float) -> list[MetricResult]:
     """Score a long pair segment by segment (delay from the first segment) and combine each metric's values."""
     rate = reference.sample_rate
-    ref, deg = reference.samples, degraded.at(rate)
+    ref = reference.samples
+    if isinstance(degraded, audio_lib.FileSignal):  # at the reference's rate (score_pair checked)
+        read, degraded_samples = degraded.read, degraded.frames
+    else:
+        whole = degraded.at(rate)
+        read, degraded_samples = (lambda start, end: whole[:, start:end]), whole.shape[1]
     first = round(segment_s * rate)
     t0 = time.perf_counter()
-    estimate = pair_delay(Reference(ref[:, :first], rate, reference.source), Degraded(deg[:, :first], rate),
+    estimate = pair_delay(Reference(ref[:, :first], rate, reference.source), Degraded(read(0, first), rate),
                           max_delay_s)
-    ref_a, deg_a, _ = audio_lib.align(ref, deg, rate, delay=estimate.samples)
+    # the shifted pair, as audio_lib.align cuts it: segment k is ref[r0 + a : r0 + b] against deg[d0 + a : d0 + b]
+    r0, d0 = (0, estimate.samples) if estimate.samples >= 0 else (-estimate.samples, 0)
+    length = max(0, min(ref.shape[1] - r0, degraded_samples - d0))
     fixed = replace(estimate, samples=0)  # the segments are cut from the shifted pair
     delay_s = time.perf_counter() - t0  # charged to the first segment
     terms: dict[str, np.ndarray] = {}
     per_segment: list[list[MetricResult]] = []
-    bounds = segment_bounds(ref_a.shape[1], rate, segment_s)
+    bounds = segment_bounds(length, rate, segment_s)
     for start, end in bounds:
-        piece = Reference(ref_a[:, start:end], rate, reference.source, text=reference.text)
-        per_segment.append(_score_whole(piece, Degraded(deg_a[:, start:end], rate, degraded.source), metrics,
+        piece = Reference(ref[:, r0 + start:r0 + end], rate, reference.source, text=reference.text)
+        per_segment.append(_score_whole(piece, Degraded(read(d0 + start, d0 + end), rate, degraded.source), metrics,
                                         fixed, terms, delay_s if start == bounds[0][0] else 0.0))
         release_free_memory()  # the segment's temporaries: resident size stays that of one segment
     return [_combine(metric, [seg[i] for seg in per_segment], terms.get(metric.info.name), estimate, segment_s,
-                     ref.shape[1], deg.shape[1], rate)
+                     ref.shape[1], degraded_samples, rate)
             for i, metric in enumerate(metrics)]
 
 

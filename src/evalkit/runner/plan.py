@@ -81,8 +81,8 @@ def file_hash(path: Path) -> str:
     return file_sha256(path)
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
+def _inside(path: Path, resolved_folder: Path) -> bool:
+    return path.resolve().is_relative_to(resolved_folder)
 
 
 def _header(path: Path) -> tuple[int | None, int | None, float]:
@@ -131,6 +131,7 @@ DatasetError`).
         yield from _listed_items(ds, cache or _items_cache(exclude))
         return
     column = ds.category_column or "category"
+    exclude = exclude.resolve() if exclude is not None else None
     if ds.manifest is not None:
         rows = _manifest_rows(ds.manifest)
         if empty := empty_file_rows(rows):

@@ -74,7 +74,7 @@ from evalkit.runner.store import (
     stored_path,
     write_failure,
 )
-from evalkit.runner.work import ItemTask, UnitJob, UnitOutcome, load_array_transforms, nan_rows
+from evalkit.runner.work import ItemTask, UnitJob, UnitOutcome, nan_rows, prepare_worker
 from evalkit.worker_setup import available_cores
 
 log = logging.getLogger(__name__)
@@ -592,7 +592,7 @@ def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, fr
                           progress, None, client)
         return
     plugins = tuple(str(p) for p in config.plugins)
-    prepare = functools.partial(load_array_transforms, tuple(str(s) for s in specs), config.device)
+    prepare = functools.partial(prepare_worker, tuple(str(s) for s in specs), config.device)
     with local_pool(config.workers, str(report.output / LOG_NAME), plugins, prepare) as pool:  # start while we plan
         _plan_and_run(config, specs, report, fresh, progress, pool)
 

@@ -110,18 +110,22 @@ class UnitOutcome:
 CODECS = CodecCache()  # per process: each worker keeps its own
 
 
-def load_array_transforms(specs: tuple[str, ...], device: str) -> None:
-    """Load the variants of ``specs`` that are array transforms (FFmpeg codecs, anchors: a library to import, no
-    model), as a pool worker does while the coordinator plans; a failure is left for the units to record. Model
-    codecs load with their first unit: a long item's worker holds one model at a time."""
+def prepare_worker(specs: tuple[str, ...], device: str) -> None:
+    """What a pool worker does while the coordinator plans: load the variants of ``specs`` that are array
+    transforms (FFmpeg codecs, anchors: a library to import, no model), and import torch if another variant needs
+    it (outside a long item's mapped allocations, and out of the first unit's wall time). Model codecs load with
+    their first unit: a long item's worker holds one model at a time. A failure is left for the units to
+    record."""
     from evalkit.codecs import ArrayTransform, build_codec
 
     for spec in specs:
         try:
             if isinstance(build_codec(spec, device), ArrayTransform):
                 CODECS.get(spec, device)
+            else:
+                import torch  # noqa: F401
         except Exception:  # noqa: BLE001 - the unit that runs it records the same failure with its reason
-            log.debug("loading %s before the first task failed", spec, exc_info=True)
+            log.debug("preparing %s before the first task failed", spec, exc_info=True)
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -234,12 +238,20 @@ def _write_long_decoded(outcome: UnitOutcome, folder: str) -> None:
     outcome.decoded, outcome.decoded_file = None, str(tmp)
 
 
-def _cached_decoded(job: UnitJob, reference: Reference) -> np.ndarray | None:
-    """The cached decoded audio, or ``None`` when it is missing, unreadable or of the wrong length."""
+def _cached_decoded(job: UnitJob, reference: Reference, whole: bool = True
+                    ) -> np.ndarray | audio_lib.FileSignal | None:
+    """The cached decoded audio (``whole=False``, a long item's: the file, read segment by segment when scored),
+    or ``None`` when it is missing, unreadable or of the wrong length."""
     if job.decoded_path is None:
         return None
     try:
-        decoded = audio_lib.load(job.decoded_path, allow_silent=True).samples
+        if whole:
+            decoded = audio_lib.load(job.decoded_path, allow_silent=True).samples
+        else:
+            decoded = audio_lib.FileSignal.open(job.decoded_path, source=job.spec)
+            if decoded.sample_rate != reference.sample_rate:
+                raise audio_lib.AudioError(job.decoded_path, f"rate {decoded.sample_rate} Hz, expected "
+                                                             f"{reference.sample_rate} Hz")
     except audio_lib.AudioError as exc:
         log.warning("recomputing %s: cached decoded audio unusable (%s)", job.unit_key, exc)
         return None
@@ -267,10 +279,11 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, i
              keep_codec: bool = True) -> UnitOutcome:
     """One unit: its codec (or its cached or decoded-folder audio), then its metrics. ``keep_codec=False`` (a long
     item) lets go of the codec's model before the metrics run: the metrics' peak and the next variant's codec then
-    do not add to it (loading it again costs seconds against the minutes a long item takes)."""
+    do not add to it (loading it again costs seconds against the minutes a long item takes); in a local run its
+    decoded audio (new or cached) is scored from its file, a segment at a time."""
     item, rate = task.item, reference.sample_rate
     metrics = get_metrics(name for _, name in job.metrics)
-    decoded = _cached_decoded(job, reference)
+    decoded = _cached_decoded(job, reference, whole=keep_codec)
     if job.spec == str(REFERENCE.spec):  # no-reference metrics on the item itself, once per item
         decoded = reference.samples
         outcome = UnitOutcome(_unit(item, job, task, UnitStatus.OK, **common), [])
@@ -309,6 +322,10 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, i
         if not keep_codec:
             CODECS.drop(job.spec, task.device)
             del codec, rec
+            if task.decoded_dir is not None:  # written now and scored from the file: never held whole while scored
+                _write_long_decoded(outcome, task.decoded_dir)
+                if outcome.decoded_file is not None:
+                    decoded = audio_lib.FileSignal.open(outcome.decoded_file, source=job.spec)
             release_free_memory()
     scored = score_pair(reference, decoded, rate, metrics, source=job.spec, **task.score)
     settings = task.score_json
