@@ -23,3 +23,12 @@ def test_prepare_worker_imports_torch_only_for_a_model_codec(specs, torch):
              f"prepare_worker({tuple(specs)!r}, 'auto'); print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == str(torch)
+
+
+def test_prepare_worker_imports_what_the_metrics_import_on_first_use():
+    probe = ("import sys; from evalkit.runner.work import prepare_worker; "
+             "prepare_worker(('lowpass?cutoff_hz=3500',), 'auto', ('si_sdr', 'no_such_metric')); "
+             "a = 'torch' in sys.modules; "
+             "prepare_worker((), 'auto', ('mel_distance',)); print(a, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]

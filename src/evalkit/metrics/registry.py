@@ -162,6 +162,8 @@ class Metric(ABC):
 
     info: MetricInfo
     wants_rate: bool = False  # ``compute`` is always given ``rate=`` (plugin metrics), not only with fallback rates
+    #: Heavy modules its first call imports (``("torch",)``): a pool worker imports them while the run is planned.
+    imports: tuple[str, ...] = ()
 
     @property
     def has_segment_terms(self) -> bool:

@@ -65,6 +65,8 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 class SpeakerSimilarity(Metric):
     """Cosine similarity of the reference's and the decoded signal's speaker embeddings."""
 
+    imports = ("torch",)
+
     def __init__(self) -> None:
         self.info = MetricInfo(
             name="speaker_similarity", variant="Resemblyzer GE2E embeddings (256-d), 16 kHz, CPU",

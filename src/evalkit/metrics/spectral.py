@@ -137,6 +137,8 @@ def _stft_from_terms(ref_terms, degraded: np.ndarray) -> float:
 
 
 class MelDistance(Metric):
+    imports = ("torch",)
+
     def __init__(self, sample_rate: int = 44_100, name: str = "mel_distance"):
         self.info = MetricInfo(
             name=name, variant=f"DAC 7-scale log-mel L1 at {sample_rate / 1000:g} kHz", kind=MetricKind.REFERENCE,
@@ -155,6 +157,7 @@ class MelDistance(Metric):
 
 
 class StftDistance(Metric):
+    imports = ("torch",)
     info = MetricInfo(
         name="stft_distance", variant="DAC 2-scale (2048, 512) log-power + magnitude L1 at 44.1 kHz",
         kind=MetricKind.REFERENCE, unit="log10 power L1 + magnitude L1 (sum of 2 scales)", higher_is_better=False,

@@ -151,6 +151,13 @@ def _metrics_for(config: RunConfig, item: Item) -> list[Metric]:
     return [m for m in chosen if m.info.name not in config.exclude_metrics]
 
 
+def _metrics_in_view(config: RunConfig) -> tuple[str, ...]:
+    """The metrics a run's items may get, known before its items are: the listed ones, or for ``applicable`` those
+    a 44.1 kHz item gets (``exclude_metrics`` left out)."""
+    names = config.metrics if config.metrics != "applicable" else [m.info.name for m in applicable_metrics(44_100)]
+    return tuple(n for n in names if n not in config.exclude_metrics)
+
+
 def nyquist_problems(items: list[Item], variants: list[Variant]) -> list[str]:
     """Low-pass anchors whose cut-off is at or above the Nyquist frequency of some item."""
     problems = []
@@ -592,7 +599,7 @@ def _run_locked(config: RunConfig, specs: list[CodecSpec], report: RunReport, fr
                           progress, None, client)
         return
     plugins = tuple(str(p) for p in config.plugins)
-    prepare = functools.partial(prepare_worker, tuple(str(s) for s in specs), config.device)
+    prepare = functools.partial(prepare_worker, tuple(str(s) for s in specs), config.device, _metrics_in_view(config))
     with local_pool(config.workers, str(report.output / LOG_NAME), plugins, prepare) as pool:  # start while we plan
         _plan_and_run(config, specs, report, fresh, progress, pool)
 

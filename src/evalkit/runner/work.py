@@ -16,6 +16,7 @@ units (retried by the next run), both with NaN rows for every metric and the exc
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import math
@@ -110,22 +111,31 @@ class UnitOutcome:
 CODECS = CodecCache()  # per process: each worker keeps its own
 
 
-def prepare_worker(specs: tuple[str, ...], device: str) -> None:
+def prepare_worker(specs: tuple[str, ...], device: str, metrics: tuple[str, ...] = ()) -> None:
     """What a pool worker does while the coordinator plans: load the variants of ``specs`` that are array
     transforms (FFmpeg codecs, anchors: a library to import, no model), and import torch if another variant needs
-    it (outside a long item's mapped allocations, and out of the first unit's wall time). Model codecs load with
-    their first unit: a long item's worker holds one model at a time. A failure is left for the units to
-    record."""
+    it, and what the ``metrics`` import on first use (their ``imports``): outside a long item's mapped
+    allocations, and out of the first unit's wall time. Model codecs load with their first unit: a long item's
+    worker holds one model at a time. A failure is left for the units to record."""
     from evalkit.codecs import ArrayTransform, build_codec
 
+    modules: dict[str, None] = {}
     for spec in specs:
         try:
             if isinstance(build_codec(spec, device), ArrayTransform):
                 CODECS.get(spec, device)
             else:
-                import torch  # noqa: F401
+                modules["torch"] = None
         except Exception:  # noqa: BLE001 - the unit that runs it records the same failure with its reason
             log.debug("preparing %s before the first task failed", spec, exc_info=True)
+    for name in metrics:
+        with contextlib.suppress(KeyError, ValueError):  # a plugin metric that failed here: its units say why
+            modules.update(dict.fromkeys(get_metric(name).imports))
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - as above
+            log.debug("importing %s before the first task failed", module, exc_info=True)
 
 
 def describe_exception(exc: BaseException) -> str:
