@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,6 +46,7 @@ _BATCH_FLOATS = 4_000_000  # resampled values held at once (32 MB)
 # One sample's interval by (values' digest, n, seed, level, resamples): the same values (a variant's own items
 # that are also the shared items: summary.csv's two CIs, the report's scoreboard) are resampled once per process.
 _ONE_SAMPLE: dict[tuple, tuple[float, float]] = {}
+_ONE_SAMPLE_LOCK = threading.Lock()
 _REMEMBERED = 4096
 METHOD = ("BCa bootstrap at a level widened for small n (t quantiles, n−1 df), Student t under 6 items, none "
           "under 3")
@@ -91,9 +93,11 @@ def mean_ci(values: Sequence[float] | np.ndarray, seed: int = 0, level: float = 
         if (known := _ONE_SAMPLE.get(key)) is not None:
             return known
         low, high = _intervals(x[None], seed, level, resamples)
-        _ONE_SAMPLE[key] = interval = float(low[0]), float(high[0])
-        if len(_ONE_SAMPLE) > _REMEMBERED:
-            del _ONE_SAMPLE[next(iter(_ONE_SAMPLE))]
+        interval = float(low[0]), float(high[0])
+        with _ONE_SAMPLE_LOCK:  # the listening app's sessions are threads
+            _ONE_SAMPLE[key] = interval
+            if len(_ONE_SAMPLE) > _REMEMBERED:
+                del _ONE_SAMPLE[next(iter(_ONE_SAMPLE))]
         return interval
     if not np.all(np.isfinite(x)):
         raise ValueError("values: a batch of samples must hold finite values only; pass samples one at a time "
