@@ -189,3 +189,51 @@ def test_write_float_wav_bytes_depend_only_on_samples_and_rate(tmp_path):
     audio.write_float_wav(second, x.astype(np.float64), 16000)  # converted to float32 on the way
     assert first.getvalue() == second.getvalue()
     assert len(first.getvalue()) == 58 + 4 * 1000  # RIFF, fmt (18), fact, data headers: nothing else
+
+
+def _with_chunk(wav: bytes, chunk: bytes, payload: bytes) -> bytes:
+    """``wav`` with an extra chunk (padded to an even size) between ``fmt `` and the rest, RIFF size fixed."""
+    at = wav.index(b"fmt ") + 8 + int.from_bytes(wav[wav.index(b"fmt ") + 4:wav.index(b"fmt ") + 8], "little")
+    extra = chunk + len(payload).to_bytes(4, "little") + payload + b"\0" * (len(payload) % 2)
+    out = wav[:at] + extra + wav[at:]
+    return out[:4] + (len(out) - 8).to_bytes(4, "little") + out[8:]
+
+
+@pytest.mark.parametrize(("channels", "subtype", "container"), [
+    (1, "FLOAT", "WAV"), (2, "FLOAT", "WAV"), (1, "PCM_16", "WAV"), (2, "PCM_16", "WAV"), (3, "FLOAT", "WAVEX"),
+    (2, "PCM_16", "WAVEX")])
+@pytest.mark.parametrize("extra", [None, b"odd"])  # an odd-sized chunk before the data, padded
+def test_plain_wav_files_read_with_numpy_equal_libsndfile(tmp_path, rng, channels, subtype, container, extra):
+    x = np.clip(0.5 * rng.standard_normal((999, channels)), -1, 1).astype(np.float32)
+    buffer = io.BytesIO()
+    sf.write(buffer, x, 22_050, subtype=subtype, format=container)
+    wav = buffer.getvalue() if extra is None else _with_chunk(buffer.getvalue(), b"junk", extra)
+    path = tmp_path / "x.wav"
+    path.write_bytes(wav)
+    expected, rate = sf.read(path, dtype="float32", always_2d=True)
+    plain = audio.read_plain_wav(path)
+    assert plain is not None, "read by libsndfile instead"
+    samples, plain_rate = plain
+    assert plain_rate == rate == 22_050 and samples.flags.writeable and samples.flags.c_contiguous
+    np.testing.assert_array_equal(samples, expected.T)
+    np.testing.assert_array_equal(audio.load(path).samples, expected.T)
+
+
+@pytest.mark.parametrize("case", ["PCM_24", "DOUBLE", "PCM_U8", "truncated", "big-endian", "flac"])
+def test_other_files_are_left_to_libsndfile_which_load_uses_for_them(tmp_path, rng, case):
+    x = (0.3 * rng.standard_normal((500, 1))).astype(np.float32)
+    buffer = io.BytesIO()
+    if case in ("PCM_24", "DOUBLE", "PCM_U8"):
+        sf.write(buffer, x, 8000, subtype=case, format="WAV")
+    elif case == "big-endian":
+        sf.write(buffer, x, 8000, subtype="PCM_16", format="WAV", endian="BIG")  # RIFX
+    elif case == "flac":
+        sf.write(buffer, x, 8000, format="FLAC")
+    else:
+        sf.write(buffer, x, 8000, subtype="FLOAT", format="WAV")
+    data = buffer.getvalue()[:-100] if case == "truncated" else buffer.getvalue()
+    path = tmp_path / "x.wav"
+    path.write_bytes(data)
+    assert audio.read_plain_wav(path) is None
+    expected, _ = sf.read(path, dtype="float32", always_2d=True)
+    np.testing.assert_array_equal(audio.load(path).samples, expected.T)

@@ -148,8 +148,9 @@ def load(path: str | Path, *, channel_policy: ChannelPolicy | str = ChannelPolic
          allow_silent: bool = False) -> Audio:
     """Read an audio file (:data:`AUDIO_EXTENSIONS`) as float32 ``[channels, samples]``.
 
-    Files with one of :data:`PYAV_EXTENSIONS` are decoded by FFmpeg through PyAV (:func:`read_with_pyav`), any
-    other through libsndfile.
+    Files with one of :data:`PYAV_EXTENSIONS` are decoded by FFmpeg through PyAV (:func:`read_with_pyav`), small
+    32-bit float and 16-bit PCM WAV files read with numpy (:func:`read_plain_wav`: libsndfile's values), any other
+    through libsndfile.
 
     Raises:
         AudioError: missing, unreadable, empty, non-finite or silent audio; the message names the file.
@@ -159,6 +160,8 @@ def load(path: str | Path, *, channel_policy: ChannelPolicy | str = ChannelPolic
         raise AudioError(path, "file not found")
     if path.suffix.lower() in PYAV_EXTENSIONS:
         samples, rate = read_with_pyav(path)
+    elif (plain := read_plain_wav(path)) is not None:
+        samples, rate = plain
     else:
         try:
             data, rate = sf.read(str(path), dtype="float32", always_2d=True)
@@ -168,6 +171,50 @@ def load(path: str | Path, *, channel_policy: ChannelPolicy | str = ChannelPolic
         samples = np.ascontiguousarray(data.T)
     validate(samples, path, allow_silent=allow_silent)
     return Audio(apply_channel_policy(samples, channel_policy), int(rate))
+
+
+#: WAV sample formats :func:`read_plain_wav` reads: (format tag, bits) → (stored dtype, scale to ±1 as libsndfile)
+_PLAIN_WAV = {(3, 32): ("<f4", None), (1, 16): ("<i2", 1 / 32768)}
+_EXTENSIBLE = 0xFFFE
+_PLAIN_WAV_MAX_BYTES = 64 << 20  # larger files go through libsndfile (read whole here, they would be copied twice)
+
+
+def read_plain_wav(path: Path) -> tuple[np.ndarray, int] | None:
+    """A small 32-bit float or 16-bit PCM WAV file read with numpy: float32 ``[channels, samples]`` and its rate,
+    the values libsndfile gives (16-bit samples / 32768) at a tenth of its per-file cost (0.2 ms for one second);
+    ``None`` for any other file (another format, an odd or truncated layout), which libsndfile then reads."""
+    try:
+        if path.stat().st_size > _PLAIN_WAV_MAX_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    fmt, pos = None, 12
+    while pos + 8 <= len(data):
+        kind, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        body = pos + 8
+        if kind == b"fmt " and size >= 16:
+            tag, channels, rate, _, block, bits = struct.unpack_from("<HHIIHH", data, body)
+            if tag == _EXTENSIBLE and size >= 40:
+                tag = struct.unpack_from("<H", data, body + 24)[0]  # the sub-format GUID's first two bytes
+            fmt = (tag, channels, rate, block, bits)
+        elif kind == b"data":
+            if fmt is None or body + size != len(data) and body + size + (size & 1) > len(data):
+                return None  # no format yet, or truncated
+            tag, channels, rate, block, bits = fmt
+            stored = _PLAIN_WAV.get((tag, bits))
+            if stored is None or channels < 1 or block != channels * bits // 8 or size % block or rate <= 0:
+                return None
+            dtype, scale = stored
+            frames = np.frombuffer(data, dtype=dtype, count=size // (bits // 8), offset=body).reshape(-1, channels)
+            samples = np.array(frames.T, dtype=np.float32, order="C")  # a writable copy, not a view of the bytes
+            if scale is not None:
+                samples *= np.float32(scale)
+            return samples, int(rate)
+        pos = body + size + (size & 1)  # chunks are padded to an even size
+    return None
 
 
 def read_with_pyav(path: Path) -> tuple[np.ndarray, int]:
