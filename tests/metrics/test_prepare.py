@@ -118,20 +118,47 @@ def audio_nfft(n_ref: int, n_deg: int) -> int:
 
 
 def test_the_pair_delay_estimation_is_charged_to_the_metrics_evalkit_aligns(rng, monkeypatch):
-    import time
+    import types
 
     from evalkit.metrics import prepare, score
 
+    clock = [0.0]  # score's clock moves only while the delay is estimated: each metric's seconds are its share
+    monkeypatch.setattr(score, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
     real = prepare.pair_delay
 
-    def slow_delay(*args, **kwargs):
-        time.sleep(1.0)  # far above the metrics' own cost (< 0.3 s each here), so shares are told apart
+    def timed_delay(*args, **kwargs):
+        clock[0] += 1.0
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(score, "pair_delay", slow_delay)
+    monkeypatch.setattr(score, "pair_delay", timed_delay)
     ref = (0.2 * rng.standard_normal((1, 16000))).astype(np.float32)
     metrics = get_metrics(["si_sdr", "mel_distance", "pesq_wb"])
-    si, sdr, pesq = score_pair(Reference(ref, 16000), ref.copy(), 16000, metrics)
-    assert pesq.preparation.aligned_by == "metric" and pesq.seconds < 0.5  # aligns by itself: no share
-    assert si.seconds >= 0.5 and sdr.seconds >= 0.5  # half of the 1 s each ...
-    assert si.seconds < 0.9 and sdr.seconds < 0.9  # ... not all of it
+    si, mel, pesq = score_pair(Reference(ref, 16000), ref.copy(), 16000, metrics)
+    assert pesq.preparation.aligned_by == "metric" and pesq.seconds == 0.0  # aligns by itself: no share
+    assert si.seconds == mel.seconds == 0.5  # the 1 s split between the two metrics evalkit aligns
+
+
+def test_a_reference_is_validated_once_for_all_the_signals_scored_against_it(monkeypatch):
+    from evalkit import audio as audio_lib
+    from evalkit.metrics import get_metrics, score_pair
+
+    rate = 16_000
+    ref = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)[None]
+    checked, real = [], audio_lib.validate
+
+    def validate(x, source="signal", **kwargs):
+        checked.append(source)
+        return real(x, source, **kwargs)
+
+    monkeypatch.setattr(audio_lib, "validate", validate)
+    reference = Reference(ref, rate, "item.wav")
+    for k in range(3):
+        assert score_pair(reference, 0.5 * ref, rate, get_metrics(["si_sdr"]), source=f"codec{k}")[0].ok
+    assert checked.count("item.wav") == 1 and [s for s in checked if s != "item.wav"] == ["codec0", "codec1",
+                                                                                          "codec2"]
+    bad = ref.copy()
+    bad[0, 5] = np.nan
+    broken = Reference(bad, rate, "bad.wav")
+    for _ in range(2):  # a reference that fails stays failing
+        [result] = score_pair(broken, ref, rate, get_metrics(["si_sdr"]))
+        assert result.reason == "bad.wav: audio contains 1 NaN or infinite samples"

@@ -89,9 +89,16 @@ class Reference:
     text: str | None = None
     _resampled: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _caches: dict[Any, dict] = field(default_factory=dict, repr=False)
+    _valid: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.samples = audio_lib.as_2d(self.samples)
+
+    def validate(self) -> None:
+        """:func:`evalkit.audio.validate` the samples, once: every variant of an item is scored against them."""
+        if not self._valid:
+            audio_lib.validate(self.samples, self.source)
+            self._valid = True
 
     def at(self, rate: int) -> np.ndarray:
         """The reference resampled to ``rate`` (computed once per rate)."""

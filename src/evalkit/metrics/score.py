@@ -70,7 +70,7 @@ def score_pair(reference: Reference, degraded: np.ndarray | Degraded | audio_lib
     """
     segmented = bool(segment_s) and is_segmented(reference.samples.shape[1], reference.sample_rate, segment_above_s)
     try:
-        audio_lib.validate(reference.samples, reference.source)
+        reference.validate()
         if isinstance(degraded, audio_lib.FileSignal):
             degraded.validate(allow_silent=True)
             if not segmented or degraded.sample_rate != reference.sample_rate:
