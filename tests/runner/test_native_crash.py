@@ -22,10 +22,11 @@ CRASH = '''
 '''
 
 
-def crashing_plugin(folder: Path) -> Path:
-    """The toy codec as ``toy-crash``, whose encoder segfaults on any input peaking above 0.6."""
+def crashing_plugin(folder: Path, family: str = "toy-crash") -> Path:
+    """The toy codec as ``family``, whose encoder segfaults on any input peaking above 0.6 (a family registered
+    in this process by one test is another test's only from the same file)."""
     anchor = "        x = wav.clamp(-1.0, 1.0)\n"
-    source = toy_source("toy-crash", "Toy crash")
+    source = toy_source(family, "Toy crash")
     assert anchor in source
     source = source.replace(anchor, CRASH + anchor, 1)
     path = folder / "crash_codec.py"
@@ -85,3 +86,28 @@ def test_zero_workers_run_units_in_this_process(tmp_path):
     import pandas as pd
 
     assert set(pd.read_csv(tmp_path / "out" / "results.csv").metric_version.astype(str)) == {"in-process"}
+
+
+@pytest.mark.slow  # a Dask LocalCluster whose worker segfaults
+def test_under_dask_only_the_item_that_kills_its_workers_fails_not_one_queued_behind_it(tmp_path):
+    """One single-threaded Dask worker, Dask allowing one death per task: the segfaulting item reaches
+    ``KilledWorker``; the items queued on the same worker are not charged with its deaths (they are never sent to
+    a worker before it has a free thread: ``ONE_TASK_PER_THREAD``)."""
+    import dask
+
+    from evalkit.runner import run_evaluation, validate_config
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(3)
+    for i, peak in enumerate([0.95, 0.2, 0.2, 0.2]):  # item0 crashes the codec, the others queue behind it
+        x = rng.uniform(-1, 1, 3000 if i == 0 else 4000)  # the shortest item is sent first
+        sf.write(data / f"item{i}.wav", (peak * x / np.abs(x).max()).astype(np.float32), 16000, subtype="FLOAT")
+    raw = make_config(data, tmp_path / "out", codecs=[{"spec": "toy-crash-dask?bits=4"}], metrics=["si_sdr"],
+                      plugins=[str(crashing_plugin(tmp_path, "toy-crash-dask"))], workers=1,
+                      executor={"kind": "dask"})
+    config, specs = validate_config(raw, tmp_path)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):  # the scheduler runs in this process
+        report = run_evaluation(config, specs, progress=False)
+    status = dict(sqlite3.connect(report.store).execute("SELECT item_id, status FROM units"))
+    assert status == {"item0.wav": "error", "item1.wav": "ok", "item2.wav": "ok", "item3.wav": "ok"}

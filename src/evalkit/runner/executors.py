@@ -321,18 +321,29 @@ class DaskSchedulerLost(DaskSchedulerError):
 DASK_CONNECT_TIMEOUT_S = 10.0
 
 
+#: A worker is sent only the tasks it runs (one per thread). Dask's default, 1.1, sends a one-thread worker a
+#: second task to queue, and a worker's death counts against every task it held: an item queued behind one that
+#: segfaults its workers would reach ``KilledWorker`` with it and be stored as an error.
+ONE_TASK_PER_THREAD = {"distributed.scheduler.worker-saturation": 1.0}
+
+
 @contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore Ctrl-C while processes are started: they inherit it (an ignored signal survives ``exec``), so a
-    Ctrl-C reaches the coordinator, which stops them, and not them (each would print its traceback)."""
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+def _starting_cluster() -> Iterator[None]:
+    """Around the creation of a Dask cluster whose scheduler runs here: :data:`ONE_TASK_PER_THREAD` for its
+    scheduler, and Ctrl-C ignored while its processes start: they inherit that (an ignored signal survives
+    ``exec``), so a Ctrl-C reaches the coordinator, which stops them, and not them (each would print its
+    traceback)."""
+    import dask
+
+    with dask.config.set(ONE_TASK_PER_THREAD):
+        if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _connect_failure(exc: BaseException) -> str:
@@ -378,7 +389,7 @@ def dask_client(scheduler: str | None, workers: int, timeout_s: float | None = N
     timeout_s = DASK_CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
     cluster = None
     if scheduler is None:
-        with _sigint_ignored():
+        with _starting_cluster():
             cluster = LocalCluster(n_workers=max(workers, 1), threads_per_worker=1, processes=True,
                                    dashboard_address=None)
         client = Client(cluster)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from evalkit.runner.config import ExecutorConfig
-from evalkit.runner.executors import DaskSchedulerError, _route_output_plugin, _sigint_ignored
+from evalkit.runner.executors import DaskSchedulerError, _route_output_plugin, _starting_cluster
 from evalkit.worker_setup import THREAD_ENV
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def slurm_client(settings: ExecutorConfig, log_path: str | None = None, job_logs
     except ImportError as exc:
         raise SlurmError(f"--executor slurm needs dask-jobqueue ({exc}): pip install 'codec-evalkit[slurm]'") from None
     _restore_ctrl_c()
-    with _sigint_ignored():
+    with _starting_cluster():
         cluster = SLURMCluster(**worker_job_options(settings, job_logs))
     stop = threading.Event()
     rescale = threading.Thread(target=_keep_scaled, args=(cluster, settings.slurm_jobs, stop),
