@@ -121,9 +121,9 @@ def after_import(name: str, then: Callable[[types.ModuleType], None]) -> None:
 
 def init_worker(setup: WorkerSetup) -> None:
     """Pool initializer: thread counts (environment for libraries not imported yet, their APIs for those
-    already imported) and log routing. With a
-    ``parent_pid`` the worker ignores Ctrl-C (the coordinator handles it) and exits when the coordinator dies.
-    The worker may tune its allocator for long items (:func:`evalkit.native_memory.own_process`)."""
+    already imported, torch's when it is imported) and log routing. With a ``parent_pid`` the worker ignores
+    Ctrl-C (the coordinator handles it) and exits when the coordinator dies. The worker may tune its allocator
+    for long items (:func:`evalkit.native_memory.own_process`)."""
     own_process()
     if setup.parent_pid is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -284,13 +284,12 @@ def serve_tasks(setup: WorkerSetup, inbox, results, worker_id: int) -> None:
     ``inbox`` (a queue) brings first the function that runs one task (``task -> iterator of outcomes``; the pool
     sends it, so this module knows no runner, and unpickling it imports numpy only now, after the thread counts
     are set) with one to call before the first task or ``None``, then ``(task_id, task)`` pairs and finally
-    ``None``; every message goes back
-    through ``results`` (this worker's own pipe, so a worker killed mid-message corrupts nothing shared):
-    ``("ready",)``, then per task ``("start", id)``, the units' outcomes as they finish (:class:`Outbox`:
-    ``("units", id, [UnitOutcome, ...], done)`` for quick ones, several together, ``done`` true when they end the
-    task; ``("unit", id, UnitOutcome, bulk)`` for one with a large array, see :func:`send_outcome`), and
-    ``("done", id)`` when nothing was left to send with the last units, or ``("crash", id, "Type: message")`` when
-    something escaped the task.
+    ``None``; every message goes back through ``results`` (this worker's own pipe, so a worker killed
+    mid-message corrupts nothing shared): ``("ready",)``, then per task ``("start", id)``, the units' outcomes as
+    they finish (:class:`Outbox`: ``("units", id, [UnitOutcome, ...], done)`` for quick ones, several together,
+    ``done`` true when they end the task; ``("unit", id, UnitOutcome, bulk)`` for one with a large array, see
+    :func:`send_outcome`), and ``("done", id)`` when nothing was left to send with the last units, or
+    ``("crash", id, "Type: message")`` when something escaped the task.
     """
     init_worker(setup)
     iter_item_task, prepare = inbox.get()

@@ -112,10 +112,10 @@ CODECS = CodecCache()  # per process: each worker keeps its own
 
 
 def prepare_worker(specs: tuple[str, ...], device: str, metrics: tuple[str, ...] = ()) -> None:
-    """What a pool worker does while the coordinator plans: load the variants of ``specs`` that are array
-    transforms (FFmpeg codecs, anchors: a library to import, no model), and import torch if another variant needs
-    it, and what the ``metrics`` import on first use (their ``imports``): outside a long item's mapped
-    allocations, and out of the first unit's wall time. Model codecs load with their first unit: a long item's
+    """What a pool worker does while the coordinator plans, out of the first unit's wall time and outside a long
+    item's mapped allocations: load the variants of ``specs`` that are array transforms (FFmpeg codecs, anchors:
+    a library to import, no model); import torch if another variant is a model codec, and the modules the
+    ``metrics`` import on first use (their ``imports``). Model codecs load with their first unit: a long item's
     worker holds one model at a time. A failure is left for the units to record."""
     from evalkit.codecs import ArrayTransform, build_codec
 
