@@ -109,17 +109,12 @@ class FileSignal:
 
     def validate(self, *, allow_silent: bool = False) -> None:
         """:func:`validate` over the whole file, a block at a time."""
-        if self.frames == 0:
-            raise AudioError(self.source, "audio is empty (0 samples)")
         silent, bad = True, 0
         for start in range(0, self.frames, self.BLOCK_FRAMES):
             block = self.read(start, start + self.BLOCK_FRAMES)
             bad += int(np.count_nonzero(~np.isfinite(block)))
             silent = silent and not np.any(block)
-        if bad:
-            raise AudioError(self.source, f"audio contains {bad} NaN or infinite samples")
-        if silent and not allow_silent:
-            raise AudioError(self.source, "audio is silent (all samples are zero)")
+        _check(self.source, self.frames, bad, silent and not allow_silent)
 
 
 def as_2d(x: np.ndarray) -> np.ndarray:
@@ -135,12 +130,19 @@ def as_2d(x: np.ndarray) -> np.ndarray:
 def validate(x: np.ndarray, source: str | Path = "signal", *, allow_silent: bool = False) -> None:
     """Raise :class:`AudioError` for empty, non-finite or (unless allowed) all-zero audio."""
     if x.size == 0 or x.shape[-1] == 0:
-        raise AudioError(source, "audio is empty (0 samples)")
+        _check(source, 0, 0, False)
     low, high = float(np.min(x)), float(np.max(x))  # NaN and ±inf show in these: no whole-length temporary
-    if not (np.isfinite(low) and np.isfinite(high)):
-        bad = int(np.count_nonzero(~np.isfinite(x)))
+    bad = 0 if np.isfinite(low) and np.isfinite(high) else int(np.count_nonzero(~np.isfinite(x)))
+    _check(source, x.shape[-1], bad, not allow_silent and low == high == 0.0)
+
+
+def _check(source: str | Path, samples: int, bad: int, silent: bool) -> None:
+    """The one wording of :func:`validate`'s refusals (arrays and :class:`FileSignal` alike)."""
+    if samples == 0:
+        raise AudioError(source, "audio is empty (0 samples)")
+    if bad:
         raise AudioError(source, f"audio contains {bad} NaN or infinite samples")
-    if not allow_silent and low == high == 0.0:
+    if silent:
         raise AudioError(source, "audio is silent (all samples are zero)")
 
 

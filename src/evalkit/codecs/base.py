@@ -360,10 +360,6 @@ class ArrayTransform(AudioTransform):
     def device_name(self) -> str:
         return "cpu"
 
-    @property
-    def device_type(self) -> str:
-        return "cpu"
-
     @abstractmethod
     def process_array(self, x: np.ndarray, context: ProcessContext) -> np.ndarray:
         """``[batch, channels, samples]`` float32 at ``context.sample_rate`` → same shape; fills ``context``."""
