@@ -32,8 +32,15 @@ def mapped_mb():  # glibc's mallinfo2().hblkhd: bytes in blocks mapped on their 
                                                                              for i in range(10)]})
     return libc.mallinfo2().f4 / 2**20
 
-if mode in ("owned", "heap"):
+if mode in ("owned", "heap", "fixed"):
     assert native_memory.own_process()
+if mode in ("fixed", "dynamic"):  # a megabyte-sized array, then a 16 MiB one freed at the heap's top
+    m0 = mapped_mb(); small = np.ones(1 << 17); small_mapped = mapped_mb() - m0
+    m0 = mapped_mb(); large = np.ones(2 << 20); large_mapped = mapped_mb() - m0
+    before = rss_mb(); del large
+    print(json.dumps({"small_mapped_mb": small_mapped, "large_mapped_mb": large_mapped,
+                      "freed_mb": before - rss_mb()}))
+    sys.exit()
 big = np.ones(3 << 20)  # 24 MiB
 del big
 if mode == "heap":
@@ -76,6 +83,15 @@ def test_within_mapped_allocations_blocks_are_mapped_and_go_back_when_freed(mode
     result = _freed_mb(mode)
     assert result["mapped_mb"] >= 128 and result["freed_mb"] > 120
     assert result["threshold"] == 32 << 20  # afterwards: glibc's largest dynamic threshold
+
+
+def test_a_workers_arrays_come_from_the_heaps_which_keep_their_free_top():
+    """Left to glibc's dynamic rule (a process that has freed no large block yet), every array of 128 KiB or more is
+    mapped on its own and its pages go back when freed: each second of audio, each FFT costs fresh pages. An owned
+    process takes them from the heaps and keeps up to 64 MiB free at the top for the next ones."""
+    dynamic, fixed = _freed_mb("dynamic"), _freed_mb("fixed")
+    assert dynamic["small_mapped_mb"] == pytest.approx(1, abs=0.01) and dynamic["large_mapped_mb"] == pytest.approx(16, abs=0.01) and dynamic["freed_mb"] > 15
+    assert fixed == {"small_mapped_mb": 0, "large_mapped_mb": 0, "freed_mb": pytest.approx(0, abs=0.5)}
 
 
 def test_a_trim_gives_back_the_heaps_free_blocks():

@@ -62,14 +62,45 @@ def test_anchor_filters_when_its_stop_band_reaches_nyquist_and_refuses_cutoffs_a
         build_codec("lowpass?cutoff_hz=8000").reconstruct(x, rate)
 
 
-def test_anchor_imports_its_filter_library_when_loaded_not_while_timed():
-    """``reconstruct`` times ``process`` after ``load``: the first unit's process_s must not carry scipy.signal's
-    import (half a second against a millisecond's filtering)."""
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
+@pytest.mark.parametrize("cutoff", [1000.0, 3500.0, 7000.0])
+def test_design_is_scipy_kaiserord_and_firwin(rate, cutoff):
+    """The numpy design equals scipy.signal's: same length, same taps (the stop band cut at Nyquist too)."""
+    if cutoff >= rate / 2:
+        pytest.skip("cut-off at or above Nyquist")
+    nyquist = rate / 2
+    stop = min(cutoff * 8 / 7, nyquist)
+    numtaps, beta = signal.kaiserord(60.0, (stop - cutoff) / nyquist)
+    expected = signal.firwin(numtaps | 1, (cutoff + stop) / 2, window=("kaiser", beta), fs=rate)
+    taps = design_lowpass(cutoff, rate)
+    assert len(taps) == len(expected) and len(taps) % 2 == 1
+    np.testing.assert_allclose(taps, expected, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape", [(1, 16000), (2, 4801), (3, 40), (1, 1)])
+def test_lowpass_is_the_delay_compensated_full_convolution(shape):
+    """Output sample i is Σ_k taps[k] x[i + delay - k] with zeros outside the input (scipy's convolution, cut by
+    the group delay), inputs shorter than the filter included; float32 in, float32 out."""
+    x = np.random.default_rng(shape[1]).standard_normal(shape).astype(np.float32)
+    taps = design_lowpass(3500.0, 16000)
+    delay = (len(taps) - 1) // 2
+    expected = signal.oaconvolve(x.astype(np.float64), taps[None], mode="full", axes=-1)[..., delay: delay + shape[1]]
+    y = lowpass(x, 3500.0, 16000)
+    assert y.shape == x.shape and y.dtype == np.float32
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-6)
+
+
+def test_anchor_never_imports_scipy_signal_and_imports_its_fft_when_loaded():
+    """``reconstruct`` times ``process`` after ``load``: the first unit's process_s must not carry the FFT's
+    import; and a worker running only anchors never pays scipy.signal's (over half a second)."""
     code = ("import sys\n"
+            "import numpy as np\n"
             "from evalkit.codecs import build_codec\n"
             "anchor = build_codec('lowpass?cutoff_hz=3500', device='cpu')\n"
-            "assert 'scipy.signal' not in sys.modules, 'imported before load'\n"
+            "assert 'scipy.fft' not in sys.modules, 'imported before load'\n"
             "anchor.load()\n"
-            "assert 'scipy.signal' in sys.modules, 'not imported by load'\n")
+            "assert 'scipy.fft' in sys.modules, 'not imported by load'\n"
+            "anchor.reconstruct(np.zeros((1, 8000), np.float32) + 0.1, 16000)\n"
+            "assert 'scipy.signal' not in sys.modules, 'scipy.signal imported'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

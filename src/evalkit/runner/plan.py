@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import soundfile as sf
 
@@ -33,7 +33,6 @@ from evalkit.codecs.weights import WeightsNotFound, get_entry
 from evalkit.hashing import file_sha256
 from evalkit.metrics import Metric
 from evalkit.metrics.segments import DEFAULT_SEGMENT_S, is_segmented, segmentation_key
-from evalkit.runner.config import DatasetConfig
 from evalkit.runner.dataset import DESCRIPTIONS, default_files, empty_file_rows, manifest_rows, not_utf8, skipped_note
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec
 from evalkit.runner.formats import read_entries
@@ -41,9 +40,13 @@ from evalkit.runner.layout import ITEMS_CACHE
 from evalkit.runner.materialise import ItemFiles
 from evalkit.versions import installed_version
 
+if TYPE_CHECKING:  # workers import this module: not the config's validation (pydantic)
+    from evalkit.runner.config import DatasetConfig
+
 log = logging.getLogger(__name__)
 CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec",
-                   "opus": "av", "mp3": "av", "aac": "av"}  # PyAV's wheel pins FFmpeg, libopus and LAME
+                   "opus": "av", "mp3": "av", "aac": "av",  # PyAV's wheel pins FFmpeg, libopus and LAME
+                   "lowpass": "scipy"}  # the anchors filter with scipy.fft
 MISSING = "missing"
 
 
