@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from evalkit.runner.outcome import Plan
 
 bootstrap_ci = mean_ci  # the one CI of a mean over items (evalkit.stats.bootstrap), under its old name
+#: results.csv columns taken from each result's preparation record: column -> field
+PREPARATION_COLUMNS = {"metric_rate": "rate", "delay_samples": "delay_samples", "resampler": "resampler",
+                       "channels": "channels"}
 
 
 def _plan_tables(store: Store, plan: Plan) -> None:
@@ -47,6 +50,10 @@ def _plan_tables(store: Store, plan: Plan) -> None:
 def tidy_results(store: Store, plan: Plan) -> pd.DataFrame:
     """One row per result of this plan (long format); labels and categories from the plan, not old rows."""
     _plan_tables(store, plan)
+    return _tidy_results(store)
+
+
+def _tidy_results(store: Store) -> pd.DataFrame:
     rows = store.query("""
         SELECT u.item_id, pu.category, u.codec_spec, u.family, pv.weights,
                CASE WHEN u.status = 'ok' THEN COALESCE(u.measured_bitrate_bps / 1000.0, pv.bitrate_kbps)
@@ -62,11 +69,9 @@ def tidy_results(store: Store, plan: Plan) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    prep = frame.pop("preparation").map(lambda s: json.loads(s) if isinstance(s, str) else {})
-    frame["metric_rate"] = prep.map(lambda p: p.get("rate"))
-    frame["delay_samples"] = prep.map(lambda p: p.get("delay_samples"))
-    frame["resampler"] = prep.map(lambda p: p.get("resampler"))
-    frame["channels"] = prep.map(lambda p: p.get("channels"))
+    preparations = [json.loads(s) if isinstance(s, str) else {} for s in frame.pop("preparation")]
+    for column, field in PREPARATION_COLUMNS.items():
+        frame[column] = pd.Series([p.get(field) for p in preparations], index=frame.index)
     frame["value"] = frame["value"].astype(float)
     frame["bitrate_kbps"] = frame["bitrate_kbps"].astype(float)
     frame["input_peak_dbfs"] = frame["input_peak_dbfs"].astype(float)
@@ -119,6 +124,10 @@ def summarize(tidy: pd.DataFrame, seed: int) -> pd.DataFrame:
 def codebook_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Codebook usage per variant (and vs number of codebooks) over this plan's successful units."""
     _plan_tables(store, plan)
+    return _codebook_tables(store, plan)
+
+
+def _codebook_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
     units = store.query("""SELECT u.codec_spec, u.codes_path, u.frame_rate, u.cardinality FROM units u
                            JOIN plan_units p ON p.unit_key = u.unit_key
                            WHERE u.status = 'ok' AND u.codes_path IS NOT NULL ORDER BY u.codec_spec""")
@@ -146,6 +155,10 @@ def codebook_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFram
 def klt_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per KLT variant: the storage/complexity accounting, and its eigen-spectrum (for plots)."""
     _plan_tables(store, plan)
+    return _klt_tables(store, plan)
+
+
+def _klt_tables(store: Store, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
     klt = [spec for spec, record in plan.records.items() if record.kept_dim is not None]
     rows = store.query("""SELECT v.codec_spec, v.info FROM variants v WHERE v.codec_spec IN (SELECT value FROM
                           json_each(?)) AND v.codec_spec
@@ -225,10 +238,11 @@ def over_full_scale_warning(items: list[tuple[str, float]]) -> str:
 
 def write_all(store: Store, plan: Plan, output: Path, seed: int) -> tuple[dict[str, Path], str, str]:
     """Write every export of this plan; returns their paths, the summary table and the speed table."""
-    tidy = tidy_results(store, plan)
+    _plan_tables(store, plan)  # once for every query below
+    tidy = _tidy_results(store)
     summary = summarize(tidy, seed) if not tidy.empty else pd.DataFrame()
-    per_codebook, by_depth = codebook_tables(store, plan)
-    klt_accounting, klt_spectra = klt_tables(store, plan)
+    per_codebook, by_depth = _codebook_tables(store, plan)
+    klt_accounting, klt_spectra = _klt_tables(store, plan)
     paths = {
         "results_parquet": output / "results.parquet", "results_csv": output / "results.csv",
         "summary_csv": output / "summary.csv", "summary_parquet": output / "summary.parquet",
