@@ -32,3 +32,12 @@ def test_prepare_worker_imports_what_the_metrics_import_on_first_use():
              "prepare_worker((), 'auto', ('mel_distance',)); print(a, 'torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_prepare_worker_imports_stoi_and_visqol_libraries_out_of_the_first_units_warm_up():
+    """pystoi and visqol-python import scipy.signal (and numba): over half a second each, before the first task."""
+    probe = ("import sys; from evalkit.runner.work import prepare_worker; "
+             "names = ('pystoi', 'visqol'); a = [n in sys.modules for n in names]; "
+             "prepare_worker((), 'auto', ('estoi', 'visqol_speech')); print(*a, *[n in sys.modules for n in names])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False", "True", "True"]

@@ -64,6 +64,8 @@ class Pesq(Metric):
 class Stoi(Metric):
     """STOI (Taal et al., 2011) or ESTOI (Jensen & Taal, 2016) at pystoi's internal 10 kHz rate."""
 
+    imports = ("pystoi",)  # with scipy.signal: half a second
+
     def __init__(self, extended: bool):
         self.extended = extended
         name = "estoi" if extended else "stoi"
@@ -157,6 +159,8 @@ def _reference_spectrogram_reused(api, reference: np.ndarray, cache: dict[Any, A
 
 class Visqol(Metric):
     """ViSQOL v3 MOS-LQO through visqol-python: audio mode at 48 kHz, speech mode at 16 kHz."""
+
+    imports = ("visqol",)  # with scipy.signal and numba: over half a second
 
     def __init__(self, mode: str):
         self.mode = mode
