@@ -48,3 +48,12 @@ def test_nested_records_json_equals_asdict():
                     {"a": [1, 2], "b": {"c": np.float32(1.5)}, 3: "int key"})
     assert to_json(record) == _asdict_json(record)
     assert to_json({"plain": [1, 2]}) == json.dumps({"plain": [1, 2]})
+
+
+def test_a_whole_pairs_preparation_json_is_asdict_without_the_segment_fields():
+    from evalkit.runner.work import SEGMENT_FIELDS, _preparation_json
+
+    prep = Preparation(16000, 44100, 48000, "soxr_vhq", "mono", np.int64(-12), 16000, 3, 5, AlignedBy.EVALKIT,
+                       delay_confidence=np.float32(0.75), delay_note=None)
+    expected = {k: v for k, v in dataclasses.asdict(prep).items() if k not in SEGMENT_FIELDS}
+    assert _preparation_json(prep) == json.dumps(expected, default=str)

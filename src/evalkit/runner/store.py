@@ -457,6 +457,21 @@ def plain_data(obj):
     return obj
 
 
+def _json_default(obj):
+    """What :func:`to_json` makes of a value json cannot write: a dataclass record its fields, anything else its
+    text (as :func:`plain_data` then ``default=str``)."""
+    kind = type(obj)
+    if hasattr(kind, "__dataclass_fields__"):
+        names = _FIELD_NAMES.get(kind)
+        if names is None:
+            names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(obj))
+        return {name: getattr(obj, name) for name in names}
+    return str(obj)
+
+
 def to_json(obj) -> str:
-    """``obj`` (a dataclass record, or plain data) as JSON; values JSON has no type for are written as text."""
-    return json.dumps(plain_data(obj), default=str)
+    """``obj`` (a dataclass record, or plain data) as JSON; values JSON has no type for are written as text.
+
+    The text of ``json.dumps(plain_data(obj), default=str)``, with the fields of records handed to json's own
+    encoder instead of copied value by value first (a unit's records are written once per unit)."""
+    return json.dumps(obj, default=_json_default)

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from evalkit.runner.codec_cache import CodecCache
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
 from evalkit.runner.layout import temporary_path
 from evalkit.runner.plan import REFERENCE, Item, scored_segment_s
-from evalkit.runner.store import ResultRow, UnitRow, UnitStatus, plain_data, to_json
+from evalkit.runner.store import ResultRow, UnitRow, UnitStatus, to_json
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +348,7 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, i
 
 
 SEGMENT_FIELDS = ("segment_s", "segments", "aggregation", "segments_failed")
+_WHOLE_FIELDS: dict[type, tuple[str, ...]] = {}  # a record type's fields but the segment ones
 
 
 def _preparation_json(prep) -> str | None:
@@ -356,4 +357,7 @@ def _preparation_json(prep) -> str | None:
         return None
     if prep.segment_s is not None:
         return to_json(prep)
-    return json.dumps({k: v for k, v in plain_data(prep).items() if k not in SEGMENT_FIELDS}, default=str)
+    names = _WHOLE_FIELDS.get(type(prep))
+    if names is None:
+        names = _WHOLE_FIELDS[type(prep)] = tuple(f.name for f in fields(prep) if f.name not in SEGMENT_FIELDS)
+    return to_json({name: getattr(prep, name) for name in names})
