@@ -20,6 +20,7 @@ from evalkit._lazy import torch
 from evalkit.audio import AudioError
 from evalkit.codecs.base import ArrayTransform, ProcessContext
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
+from evalkit.versions import installed_version
 
 STOPBAND_ATTENUATION_DB = 60.0
 
@@ -109,6 +110,10 @@ class LowpassAnchor(ArrayTransform):
     @property
     def min_samples(self) -> int:
         return 1
+
+    def library_identity(self) -> str:
+        """scipy's version: its FFT computes the filtered output (another version may round it otherwise)."""
+        return f"scipy={installed_version('scipy', missing='none')}"
 
     def load(self) -> LowpassAnchor:
         """Import the filter's FFT (``scipy.fft``) here, outside the timed processing: the first unit's

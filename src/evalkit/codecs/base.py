@@ -343,6 +343,11 @@ class AudioTransform(ABC):
         """What identifies weights that the spec string does not (e.g. a checkpoint's hash), for cache keys."""
         return None
 
+    def library_identity(self) -> str | None:
+        """The library computing the output, as ``dist=version``, for cache keys: where a transform computes it
+        with a library the runner's table of codec libraries does not name (e.g. the anchors' ``scipy.fft``)."""
+        return None
+
     def info(self) -> dict:
         """Extra provenance recorded with every unit (e.g. a KLT variant's spectrum and accounting)."""
         return {}
@@ -388,7 +393,8 @@ class Codec(AudioTransform):
     Optionally override :attr:`channels` (``1`` for a mono model, the default ``None`` takes any number),
     :meth:`load` (build the model and fetch weights, idempotent; import optional packages here with a pip hint),
     :attr:`weights_label` (``"pretrained"``, ``"random (seed 0) - NOT a pretrained model"``...),
-    :meth:`weights_identity` (a checkpoint's hash, keyed with every unit), :attr:`side_info_bps`,
+    :meth:`weights_identity` (a checkpoint's hash, keyed with every unit), :meth:`library_identity` (the
+    ``dist=version`` of a library computing the output, keyed likewise), :attr:`side_info_bps`,
     :attr:`codebook_sizes` (codebooks of different sizes), :meth:`codebooks` (codewords, for analyses),
     :meth:`info` (extra provenance) and :attr:`~AudioTransform.chunking` (a
     :class:`~evalkit.codecs.chunking.Chunking` when ``encode`` takes any frame-aligned window and ``decode`` any

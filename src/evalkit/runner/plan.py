@@ -45,8 +45,7 @@ if TYPE_CHECKING:  # workers import this module: not the config's validation (py
 
 log = logging.getLogger(__name__)
 CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec",
-                   "opus": "av", "mp3": "av", "aac": "av",  # PyAV's wheel pins FFmpeg, libopus and LAME
-                   "lowpass": "scipy"}  # the anchors filter with scipy.fft
+                   "opus": "av", "mp3": "av", "aac": "av"}  # PyAV's wheel pins FFmpeg, libopus and LAME
 MISSING = "missing"
 
 
@@ -220,6 +219,8 @@ def plan_variant(spec: CodecSpec, device: str = "cpu") -> Variant:
     for prefix, dist in CODEC_LIBRARIES.items():
         if model_family.startswith(prefix):
             parts.append(f"{dist}={_version(dist)}")
+    if (library := codec.library_identity()) is not None:  # e.g. the anchors' scipy
+        parts.append(library)
     if (identity := codec.weights_identity()) is not None:  # e.g. a QinCodec checkpoint's SHA-256
         parts.append(identity)
     bitrate = codec.bitrate_bps
