@@ -21,3 +21,16 @@ def test_blockwise_lowpass_equals_one_convolution(monkeypatch, length):
     np.testing.assert_allclose(blocks, direct, atol=2e-6)
     assert np.abs(signal.oaconvolve(x, taps[None], mode="full", axes=-1)[:, delay: delay + length]
                   - blocks).max() < 2e-6
+
+
+def test_long_inputs_keep_no_filter_spectrum_and_short_ones_reuse_theirs(monkeypatch):
+    """A long item's blocks are megabytes of spectrum each, of lengths that vary item to item: none is kept."""
+    monkeypatch.setattr(anchors, "CACHED_SPECTRUM_FFT", 4096)
+    anchors._cached_spectrum.cache_clear()
+    rng = np.random.default_rng(1)
+    anchors.lowpass(rng.standard_normal((1, 20_000)).astype(np.float32), 3500.0, 44_100)
+    assert anchors._cached_spectrum.cache_info().currsize == 0
+    for _ in range(3):
+        anchors.lowpass(rng.standard_normal((1, 2_000)).astype(np.float32), 3500.0, 44_100)
+    info = anchors._cached_spectrum.cache_info()
+    assert (info.currsize, info.hits) == (1, 2)

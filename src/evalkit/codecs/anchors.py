@@ -56,11 +56,23 @@ def design_lowpass(cutoff_hz: float, sample_rate: int) -> np.ndarray:
 BLOCK_SAMPLES = 1 << 20  # longer inputs are filtered block by block (bounded memory)
 
 
-@lru_cache(maxsize=32)
-def _taps_spectrum(cutoff_hz: float, sample_rate: int, n_fft: int) -> np.ndarray:
+CACHED_SPECTRUM_FFT = 1 << 17  # the taps' spectra of transforms up to this size are kept (1 MiB each, at most 16)
+
+
+def _spectrum(cutoff_hz: float, sample_rate: int, n_fft: int) -> np.ndarray:
     from scipy import fft as sp_fft
 
     return sp_fft.rfft(design_lowpass(cutoff_hz, sample_rate), n_fft)
+
+
+_cached_spectrum = lru_cache(maxsize=16)(_spectrum)
+
+
+def _taps_spectrum(cutoff_hz: float, sample_rate: int, n_fft: int) -> np.ndarray:
+    """The taps' spectrum for an ``n_fft``-point transform; kept for short transforms (a test set of equal-length
+    items reuses a few), computed each time for long ones (a long item's blocks: megabytes each)."""
+    spectrum = _cached_spectrum if n_fft <= CACHED_SPECTRUM_FFT else _spectrum
+    return spectrum(cutoff_hz, sample_rate, n_fft)
 
 
 def _convolve_valid(x: np.ndarray, cutoff_hz: float, sample_rate: int) -> np.ndarray:
