@@ -62,12 +62,10 @@ def test_anchor_filters_when_its_stop_band_reaches_nyquist_and_refuses_cutoffs_a
         build_codec("lowpass?cutoff_hz=8000").reconstruct(x, rate)
 
 
-@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
-@pytest.mark.parametrize("cutoff", [1000.0, 3500.0, 7000.0])
+@pytest.mark.parametrize(("rate", "cutoff"), [(rate, cutoff) for rate in (8000, 16000, 22050, 44100, 48000)
+                                               for cutoff in (1000.0, 3500.0, 7000.0) if cutoff < rate / 2])
 def test_design_is_scipy_kaiserord_and_firwin(rate, cutoff):
     """The numpy design equals scipy.signal's: same length, same taps (the stop band cut at Nyquist too)."""
-    if cutoff >= rate / 2:
-        pytest.skip("cut-off at or above Nyquist")
     nyquist = rate / 2
     stop = min(cutoff * 8 / 7, nyquist)
     numtaps, beta = signal.kaiserord(60.0, (stop - cutoff) / nyquist)
