@@ -37,8 +37,8 @@ def _cpu_ticks(pid: int) -> int:
 
 
 def _running_an_item(workers: list[int]) -> int:
-    """The worker that has used the most CPU: with a unit already stored, the one past its start-up (it imports
-    the run's codec and metric libraries before its first task: a worker killed then costs no item), running one."""
+    """The worker that has used the most CPU: with a unit already stored, most likely the one past its start-up
+    (it imports the run's codec and metric libraries before its first task: a worker killed then costs no item)."""
     return max(workers, key=_cpu_ticks)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import functools
 import json
 import math
 import os
@@ -436,42 +437,24 @@ def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def plain_data(obj):
-    """What ``dataclasses.asdict`` makes of ``obj`` as far as JSON can tell, without its deep copies (a unit's
-    records are serialised once per unit; a reconstruction report's JSON then takes 0.4 of the time)."""
-    kind = type(obj)
-    if kind in (str, int, float, bool) or obj is None:
-        return obj
-    if hasattr(kind, "__dataclass_fields__"):
-        names = _FIELD_NAMES.get(kind)
-        if names is None:
-            names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(obj))
-        return {name: plain_data(getattr(obj, name)) for name in names}
-    if isinstance(obj, (list, tuple)):
-        return [plain_data(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: plain_data(v) for k, v in obj.items()}
-    return obj
+@functools.cache
+def field_names(kind: type) -> tuple[str, ...]:
+    """The field names of dataclass type ``kind``, in order (looked up once per type)."""
+    return tuple(f.name for f in fields(kind))
 
 
 def _json_default(obj):
     """What :func:`to_json` makes of a value json cannot write: a dataclass record its fields, anything else its
-    text (as :func:`plain_data` then ``default=str``)."""
+    text."""
     kind = type(obj)
     if hasattr(kind, "__dataclass_fields__"):
-        names = _FIELD_NAMES.get(kind)
-        if names is None:
-            names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(obj))
-        return {name: getattr(obj, name) for name in names}
+        return {name: getattr(obj, name) for name in field_names(kind)}
     return str(obj)
 
 
 def to_json(obj) -> str:
     """``obj`` (a dataclass record, or plain data) as JSON; values JSON has no type for are written as text.
 
-    The text of ``json.dumps(plain_data(obj), default=str)``, with the fields of records handed to json's own
-    encoder instead of copied value by value first (a unit's records are written once per unit)."""
+    The text of ``json.dumps(dataclasses.asdict(obj), default=str)``, without its deep copies: the fields of
+    records go to json's own encoder as they are (a unit's records are written once per unit)."""
     return json.dumps(obj, default=_json_default)

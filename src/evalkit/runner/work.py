@@ -16,12 +16,13 @@ units (retried by the next run), both with NaN rows for every metric and the exc
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import logging
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from evalkit.runner.codec_cache import CodecCache
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec, read_decoded
 from evalkit.runner.layout import temporary_path
 from evalkit.runner.plan import REFERENCE, Item, scored_segment_s
-from evalkit.runner.store import ResultRow, UnitRow, UnitStatus, to_json
+from evalkit.runner.store import ResultRow, UnitRow, UnitStatus, field_names, to_json
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +349,11 @@ def _run_job(task: ItemTask, job: UnitJob, reference: Reference, common: dict, i
 
 
 SEGMENT_FIELDS = ("segment_s", "segments", "aggregation", "segments_failed")
-_WHOLE_FIELDS: dict[type, tuple[str, ...]] = {}  # a record type's fields but the segment ones
+
+
+@functools.cache
+def _whole_pair_fields(kind: type) -> tuple[str, ...]:
+    return tuple(name for name in field_names(kind) if name not in SEGMENT_FIELDS)
 
 
 def _preparation_json(prep) -> str | None:
@@ -357,7 +362,4 @@ def _preparation_json(prep) -> str | None:
         return None
     if prep.segment_s is not None:
         return to_json(prep)
-    names = _WHOLE_FIELDS.get(type(prep))
-    if names is None:
-        names = _WHOLE_FIELDS[type(prep)] = tuple(f.name for f in fields(prep) if f.name not in SEGMENT_FIELDS)
-    return to_json({name: getattr(prep, name) for name in names})
+    return to_json({name: getattr(prep, name) for name in _whole_pair_fields(type(prep))})
