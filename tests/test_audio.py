@@ -237,3 +237,26 @@ def test_other_files_are_left_to_libsndfile_which_load_uses_for_them(tmp_path, r
     assert audio.read_plain_wav(path) is None
     expected, _ = sf.read(path, dtype="float32", always_2d=True)
     np.testing.assert_array_equal(audio.load(path).samples, expected.T)
+
+
+@pytest.mark.parametrize(("channels", "subtype", "container"), [
+    (1, "FLOAT", "WAV"), (2, "PCM_16", "WAV"), (3, "FLOAT", "WAVEX"), (1, "PCM_24", "WAV"), (1, "DOUBLE", "WAV")])
+@pytest.mark.parametrize("extra", [None, b"odd"])
+def test_a_plain_wav_layout_from_the_first_bytes_has_libsndfiles_header(tmp_path, rng, channels, subtype, container,
+                                                                         extra):
+    x = np.clip(0.5 * rng.standard_normal((1001, channels)), -1, 1).astype(np.float32)
+    buffer = io.BytesIO()
+    sf.write(buffer, x, 32_000, subtype=subtype, format=container)
+    wav = buffer.getvalue() if extra is None else _with_chunk(buffer.getvalue(), b"junk", extra)
+    path = tmp_path / "x.wav"
+    path.write_bytes(wav)
+    info = sf.info(str(path))
+    whole = audio.plain_wav_layout(wav, len(wav))
+    if subtype in ("PCM_24", "DOUBLE"):  # not a format read_plain_wav reads: the caller asks libsndfile
+        assert whole is None
+        return
+    assert (whole.rate, whole.channels, whole.frames) == (info.samplerate, info.channels, info.frames)
+    # the bytes up to the data chunk's header are enough; fewer are not
+    assert audio.plain_wav_layout(wav[:whole.offset], len(wav)) == whole
+    assert audio.plain_wav_layout(wav[:whole.offset - 8], len(wav)) is None
+    assert audio.plain_wav_layout(wav[:whole.offset], len(wav) - 100) is None  # truncated: libsndfile decides

@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import soundfile as sf
 
 import evalkit
-from evalkit.audio import PYAV_EXTENSIONS, AudioError, pyav_header
+from evalkit.audio import PYAV_EXTENSIONS, AudioError, plain_wav_layout, pyav_header
 from evalkit.codecs import FAMILIES, CodecSpec, build_codec
 from evalkit.codecs.chunking import Chunking
 from evalkit.codecs.rvq import pretrained_model_of, weights_file_problem
@@ -39,6 +41,7 @@ from evalkit.runner.formats import read_entries
 from evalkit.runner.layout import ITEMS_CACHE
 from evalkit.runner.materialise import ItemFiles
 from evalkit.versions import installed_version
+from evalkit.worker_setup import available_cores
 
 if TYPE_CHECKING:  # workers import this module: not the config's validation (pydantic)
     from evalkit.runner.config import DatasetConfig
@@ -47,6 +50,9 @@ log = logging.getLogger(__name__)
 CODEC_LIBRARIES = {"encodec": "encodec", "dac": "descript-audio-codec",
                    "opus": "av", "mp3": "av", "aac": "av"}  # PyAV's wheel pins FFmpeg, libopus and LAME
 MISSING = "missing"
+UNREADABLE = "unreadable"  # the content hash of a file that exists but cannot be read (its units fail)
+LISTING_THREADS = 8  # files examined at once: reading, hashing and header parsing release the GIL
+LISTING_BLOCK = 64  # files per thread task
 
 
 @dataclass(frozen=True)
@@ -156,11 +162,10 @@ DatasetError`).
             described = {r.get("file"): r for _, r in _manifest_rows(manifest, "dataset.folder")}
             entries = [(p, described.get(p.relative_to(root).as_posix(), described.get(p.name, {})))
                        for p, _ in entries]
+    entries = entries[: ds.max_items]
     seen: set[str] = set()
-    for n, (path, row) in enumerate(entries):
-        category, text = row.get(column) or "", row.get("text") or None
-        if ds.max_items is not None and n >= ds.max_items:
-            return
+    ids = []
+    for path, _ in entries:  # every id first: a duplicate is refused before any file is read
         try:
             item_id = path.relative_to(root).as_posix()
         except ValueError:  # a manifest entry outside its folder: the absolute path is its identity
@@ -168,9 +173,58 @@ DatasetError`).
         if item_id in seen:
             raise ValueError(f"dataset.manifest: {item_id} is listed twice")
         seen.add(item_id)
-        present = path.is_file()
-        rate, channels, seconds = _header(path) if present else (None, None, 0.0)
-        yield Item(item_id, path, file_hash(path) if present else MISSING, category, rate, text, seconds, channels)
+        ids.append(item_id)
+    examined = examine_files([path for path, _ in entries])
+    for item_id, (path, row), (header, content_hash) in zip(ids, entries, examined, strict=True):
+        category, text = row.get(column) or "", row.get("text") or None
+        rate, channels, seconds = header
+        yield Item(item_id, path, content_hash, category, rate, text, seconds, channels)
+
+
+Header = tuple[int | None, int | None, float]  # (sample rate, channels, seconds), as :func:`_header`
+HASH_READ = 1 << 20
+
+
+def _examine_file(path: Path) -> tuple[Header, str]:
+    """(header, content hash) of one file, read once: a plain WAV file's header comes from the bytes read for
+    the hash (:func:`evalkit.audio.plain_wav_layout`), any other's from its decoder; no header and the hash
+    ``missing`` for an absent file, ``unreadable`` for one that cannot be read."""
+    if not path.is_file():
+        return (None, None, 0.0), MISSING
+    digest, head = hashlib.sha256(), None
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            while chunk := fh.read(HASH_READ):
+                head = chunk if head is None else head
+                digest.update(chunk)
+    except OSError:  # no permission, an I/O error: its units fail, with the reason, when the worker reads it
+        return (None, None, 0.0), UNREADABLE
+    layout = plain_wav_layout(head or b"", size) if path.suffix.lower() == ".wav" else None
+    if layout is None or layout.frames == 0:
+        return _header(path), digest.hexdigest()
+    return (layout.rate, layout.channels, layout.frames / layout.rate), digest.hexdigest()
+
+
+def _examine(paths: list[Path]) -> list[tuple[Header, str]]:
+    return [_examine_file(p) for p in paths]
+
+
+def examine_files(paths: list[Path]) -> Iterator[tuple[Header, str]]:
+    """(header, content hash) of each path, in order, several files at once (up to :data:`LISTING_THREADS`
+    threads, one per core): on a large dataset reading and hashing every file is most of the listing."""
+    blocks = [paths[i:i + LISTING_BLOCK] for i in range(0, len(paths), LISTING_BLOCK)]
+    threads = min(LISTING_THREADS, available_cores(), len(blocks))
+    if threads <= 1:
+        for block in blocks:
+            yield from _examine(block)
+        return
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="evalkit-list")
+    try:
+        for done in pool.map(_examine, blocks):
+            yield from done
+    finally:  # an abandoned listing (an error while planning) reads no further blocks
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _items_cache(output: Path | None) -> Path:
@@ -183,10 +237,10 @@ def _listed_items(ds: DatasetConfig, cache: Path) -> Iterator[Item]:
     """The items of a ``scp``, ``lhotse``, ``hf`` or ``jsonl`` dataset, each an audio file of exactly its samples."""
     entries = read_entries(ds)[: ds.max_items]
     files = ItemFiles(cache, "segments" if ds.segments is not None else ds.source_field)
-    for entry in entries:
-        path = files.file_of(entry)
-        rate, channels, seconds = _header(path)
-        yield Item(entry.item_id, path, file_hash(path), entry.category, rate, entry.text, seconds, channels)
+    paths = [files.file_of(entry) for entry in entries]
+    for entry, path, ((rate, channels, seconds), content_hash) in zip(entries, paths, examine_files(paths),
+                                                                      strict=True):
+        yield Item(entry.item_id, path, content_hash, entry.category, rate, entry.text, seconds, channels)
 
 
 def _version(dist: str) -> str:

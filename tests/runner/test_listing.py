@@ -1,0 +1,56 @@
+"""Listing a dataset: each item's header (rate, channels, duration) and content hash, several files at once."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from evalkit.hashing import file_sha256
+from evalkit.runner import plan
+from evalkit.runner.config import DatasetConfig
+
+
+def _files(folder, rng):
+    """A mixed folder: WAV files evalkit parses itself and others it leaves to libsndfile; one over 1 MiB."""
+    folder.mkdir()
+    cases = [("FLOAT", "WAV", 1, 16_000, 0.25), ("PCM_16", "WAV", 2, 44_100, 0.5), ("PCM_24", "WAV", 1, 8000, 0.3),
+             ("FLOAT", "WAVEX", 2, 48_000, 0.2), ("PCM_16", "FLAC", 1, 16_000, 0.4),
+             ("FLOAT", "WAV", 1, 22_050, 15.0)]  # 1.3 MB: its header comes from the first read only
+    for n, (subtype, container, channels, rate, seconds) in enumerate(cases * 3):
+        x = (0.2 * rng.standard_normal((int(rate * seconds) + n, channels))).astype(np.float32)
+        suffix = ".flac" if container == "FLAC" else ".wav"
+        buffer = io.BytesIO()
+        sf.write(buffer, x, rate, subtype=subtype, format=container)
+        (folder / f"f{n:02d}{suffix}").write_bytes(buffer.getvalue())
+    (folder / "f99.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot audio")  # unreadable: an item without header
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_each_item_has_libsndfiles_header_and_its_files_sha256_in_sorted_order(tmp_path, rng, monkeypatch, threads):
+    _files(tmp_path / "data", rng)
+    monkeypatch.setattr(plan, "available_cores", lambda: threads)
+    monkeypatch.setattr(plan, "LISTING_BLOCK", 2)  # many blocks: their order must be kept
+    items = list(plan.list_items(DatasetConfig(folder=tmp_path / "data", glob="*")))
+    assert [i.item_id for i in items] == sorted(p.name for p in (tmp_path / "data").iterdir())
+    for item in items:
+        assert item.content_hash == file_sha256(item.path), item.item_id
+        if item.item_id == "f99.wav":
+            assert (item.sample_rate, item.channels, item.seconds) == (None, None, 0.0)
+            continue
+        info = sf.info(str(item.path))
+        assert (item.sample_rate, item.channels) == (info.samplerate, info.channels), item.item_id
+        assert item.seconds == info.frames / info.samplerate, item.item_id
+
+
+def test_a_listed_file_that_vanished_is_missing_and_max_items_reads_no_further(tmp_path, rng, monkeypatch):
+    _files(tmp_path / "data", rng)
+    manifest = tmp_path / "data" / "list.csv"
+    manifest.write_text("file\nf00.wav\ngone.wav\nf01.wav\nf02.wav\n")
+    read = []
+    real = plan._examine_file
+    monkeypatch.setattr(plan, "_examine_file", lambda p: read.append(p.name) or real(p))
+    items = list(plan.list_items(DatasetConfig(manifest=manifest, max_items=3)))
+    assert [(i.item_id, i.content_hash == plan.MISSING) for i in items] == [
+        ("f00.wav", False), ("gone.wav", True), ("f01.wav", False)]
+    assert sorted(read) == ["f00.wav", "f01.wav", "gone.wav"]
