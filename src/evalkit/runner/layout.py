@@ -10,6 +10,7 @@ LOG_NAME = "run.log"
 SUMMARY_CSV = "summary.csv"
 DECODED_CACHE = ("cache", "decoded")  # cached decoded audio: <run>/cache/decoded/<unit key>.wav
 CODES_CACHE = ("cache", "codes")  # cached codes: <run>/cache/codes/<unit key>.npy
+LISTING_CACHE = ("cache", "listing.sqlite")  # each dataset file's header and hash, for the next listing
 ITEMS_CACHE = ("cache", "items")  # dataset items cut or extracted from a list: <run>/cache/items/<hash>.wav
 SLURM_LOGS = "slurm-logs"  # the Slurm worker jobs' own stdout and stderr (before their output goes to run.log)
 

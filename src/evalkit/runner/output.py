@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from evalkit.runner.config import ConfigError, RunConfig
-from evalkit.runner.layout import CODES_CACHE, DECODED_CACHE, LOCK_NAME, PROVENANCE_NAME, STORE_NAME
+from evalkit.runner.layout import CODES_CACHE, DECODED_CACHE, LISTING_CACHE, LOCK_NAME, PROVENANCE_NAME, STORE_NAME
 from evalkit.runner.plan import manifest_files
 from evalkit.runner.store import EXPORTED_PLAN_NAME
 
@@ -99,14 +99,16 @@ def check_output(config: RunConfig) -> None:
 
 
 def discard_run_files(output: Path) -> list[Path]:
-    """``--fresh``: delete the store, the cached audio and codes and the exports of the run folder ``output``,
-    and nothing else (files evalkit does not write stay, and so do ``run.log`` and the lock file).
+    """``--fresh``: delete the store, the cached audio and codes, the listing cache and the exports of the run
+    folder ``output``, and nothing else (files evalkit does not write stay, and so do ``run.log`` and the lock file).
 
     Returns:
         The paths deleted.
     """
     output = Path(output)
     deleted = [output / name for name in RUN_FILES if (output / name).is_file()]
+    if (listing := output.joinpath(*LISTING_CACHE)).is_file():
+        deleted.append(listing)
     if output.is_dir():
         deleted += [p for p in output.iterdir() if TEMPORARY_EXPORTED_PLAN.fullmatch(p.name) and p.is_file()]
     for parts, pattern in CACHE_FILES.items():

@@ -13,10 +13,12 @@ unit adds the SHA-256 of the item's decoded file and codes file (see :mod:`evalk
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from evalkit.runner.dataset import DESCRIPTIONS, default_files, empty_file_rows,
 from evalkit.runner.decoded import WEIGHTS_LABEL, DecodedSource, is_decoded_spec
 from evalkit.runner.formats import read_entries
 from evalkit.runner.layout import ITEMS_CACHE
+from evalkit.runner.listing_cache import Header, ListingCache
 from evalkit.runner.materialise import ItemFiles
 from evalkit.versions import installed_version
 from evalkit.worker_setup import available_cores
@@ -122,13 +125,15 @@ def manifest_files(ds: DatasetConfig) -> list[Path]:
     return [ds.manifest.parent / r["file"] for _, r in _manifest_rows(ds.manifest) if r.get("file")]
 
 
-def list_items(ds: DatasetConfig, exclude: Path | None = None, cache: Path | None = None) -> Iterator[Item]:
+def list_items(ds: DatasetConfig, exclude: Path | None = None, cache: Path | None = None,
+               known: ListingCache | None = None) -> Iterator[Item]:
     """Dataset items in a stable order (sorted paths, or manifest order); unreadable files still get an item.
 
     Without ``ds.glob``, a folder's items are its audio files (:func:`default_files`) and the other files are
     named in one logged line. Files inside ``exclude`` (the output folder) are never items. The items of a
     ``scp``, ``lhotse``, ``hf`` or ``jsonl`` dataset that are not whole files are written into ``cache``
-    (:mod:`evalkit.runner.materialise`; default ``exclude/cache/items``).
+    (:mod:`evalkit.runner.materialise`; default ``exclude/cache/items``). ``known``: what earlier listings read
+    (:mod:`evalkit.runner.listing_cache`), so that unchanged files are not read again.
 
     Raises:
         ValueError: a manifest is not UTF-8 text, has a row with an empty ``file``, lists the same file twice
@@ -136,7 +141,7 @@ def list_items(ds: DatasetConfig, exclude: Path | None = None, cache: Path | Non
 DatasetError`).
     """
     if ds.source_field not in ("folder", "manifest"):
-        yield from _listed_items(ds, cache or _items_cache(exclude))
+        yield from _listed_items(ds, cache or _items_cache(exclude), known)
         return
     column = ds.category_column or "category"
     exclude = exclude.resolve() if exclude is not None else None
@@ -174,54 +179,68 @@ DatasetError`).
             raise ValueError(f"dataset.manifest: {item_id} is listed twice")
         seen.add(item_id)
         ids.append(item_id)
-    examined = examine_files([path for path, _ in entries])
+    examined = examine_files([path for path, _ in entries], known)
     for item_id, (path, row), (header, content_hash) in zip(ids, entries, examined, strict=True):
         category, text = row.get(column) or "", row.get("text") or None
         rate, channels, seconds = header
         yield Item(item_id, path, content_hash, category, rate, text, seconds, channels)
 
 
-Header = tuple[int | None, int | None, float]  # (sample rate, channels, seconds), as :func:`_header`
 HASH_READ = 1 << 20
 
 
-def _examine_file(path: Path) -> tuple[Header, str]:
+def _hash_read(fh, path: Path) -> tuple[bytes, hashlib._Hash]:
+    """Read the open file ``fh`` (of ``path``) to its end: its first bytes (up to 1 MiB) and its SHA-256."""
+    digest, head = hashlib.sha256(), b""
+    while chunk := fh.read(HASH_READ):
+        head = head or chunk
+        digest.update(chunk)
+    return head, digest
+
+
+def _examine_file(path: Path, known: ListingCache | None = None) -> tuple[Header, str]:
     """(header, content hash) of one file, read once: a plain WAV file's header comes from the bytes read for
     the hash (:func:`evalkit.audio.plain_wav_layout`), any other's from its decoder; no header and the hash
-    ``missing`` for an absent file, ``unreadable`` for one that cannot be read."""
+    ``missing`` for an absent file, ``unreadable`` for one that cannot be read. ``known``: entries of earlier
+    listings, used for an unchanged file (and given this one's)."""
     if not path.is_file():
         return (None, None, 0.0), MISSING
-    digest, head = hashlib.sha256(), None
     try:
         with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            while chunk := fh.read(HASH_READ):
-                head = chunk if head is None else head
-                digest.update(chunk)
+            st = os.fstat(fh.fileno())
+            if known is not None and (entry := known.lookup(path, st)) is not None:
+                return entry
+            read_ns = time.time_ns()
+            head, digest = _hash_read(fh, path)
     except OSError:  # no permission, an I/O error: its units fail, with the reason, when the worker reads it
         return (None, None, 0.0), UNREADABLE
-    layout = plain_wav_layout(head or b"", size) if path.suffix.lower() == ".wav" else None
+    layout = plain_wav_layout(head, st.st_size) if path.suffix.lower() == ".wav" else None
     if layout is None or layout.frames == 0:
-        return _header(path), digest.hexdigest()
-    return (layout.rate, layout.channels, layout.frames / layout.rate), digest.hexdigest()
+        header = _header(path)
+    else:
+        header = (layout.rate, layout.channels, layout.frames / layout.rate)
+    if known is not None:
+        known.record(path, st, read_ns, header, digest.hexdigest())
+    return header, digest.hexdigest()
 
 
-def _examine(paths: list[Path]) -> list[tuple[Header, str]]:
-    return [_examine_file(p) for p in paths]
+def _examine(paths: list[Path], known: ListingCache | None = None) -> list[tuple[Header, str]]:
+    return [_examine_file(p, known) for p in paths]
 
 
-def examine_files(paths: list[Path]) -> Iterator[tuple[Header, str]]:
+def examine_files(paths: list[Path], known: ListingCache | None = None) -> Iterator[tuple[Header, str]]:
     """(header, content hash) of each path, in order, several files at once (up to :data:`LISTING_THREADS`
-    threads, one per core): on a large dataset reading and hashing every file is most of the listing."""
+    threads, one per core): on a large dataset reading and hashing every file is most of the listing. With
+    ``known`` (:class:`~evalkit.runner.listing_cache.ListingCache`), an unchanged file is not read again."""
     blocks = [paths[i:i + LISTING_BLOCK] for i in range(0, len(paths), LISTING_BLOCK)]
     threads = min(LISTING_THREADS, available_cores(), len(blocks))
     if threads <= 1:
         for block in blocks:
-            yield from _examine(block)
+            yield from _examine(block, known)
         return
     pool = ThreadPoolExecutor(threads, thread_name_prefix="evalkit-list")
     try:
-        for done in pool.map(_examine, blocks):
+        for done in pool.map(functools.partial(_examine, known=known), blocks):
             yield from done
     finally:  # an abandoned listing (an error while planning) reads no further blocks
         pool.shutdown(wait=True, cancel_futures=True)
@@ -233,12 +252,12 @@ def _items_cache(output: Path | None) -> Path:
     return output / ITEMS_CACHE[0] / ITEMS_CACHE[1]
 
 
-def _listed_items(ds: DatasetConfig, cache: Path) -> Iterator[Item]:
+def _listed_items(ds: DatasetConfig, cache: Path, known: ListingCache | None) -> Iterator[Item]:
     """The items of a ``scp``, ``lhotse``, ``hf`` or ``jsonl`` dataset, each an audio file of exactly its samples."""
     entries = read_entries(ds)[: ds.max_items]
     files = ItemFiles(cache, "segments" if ds.segments is not None else ds.source_field)
     paths = [files.file_of(entry) for entry in entries]
-    for entry, path, ((rate, channels, seconds), content_hash) in zip(entries, paths, examine_files(paths),
+    for entry, path, ((rate, channels, seconds), content_hash) in zip(entries, paths, examine_files(paths, known),
                                                                       strict=True):
         yield Item(entry.item_id, path, content_hash, entry.category, rate, entry.text, seconds, channels)
 

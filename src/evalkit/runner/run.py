@@ -43,12 +43,14 @@ from evalkit.runner.executors import (
 from evalkit.runner.layout import (
     CODES_CACHE,
     DECODED_CACHE,
+    LISTING_CACHE,
     LOCK_NAME,
     LOG_NAME,
     SLURM_LOGS,
     STORE_NAME,
     temporary_path,
 )
+from evalkit.runner.listing_cache import ListingCache
 from evalkit.runner.outcome import Plan, RunReport
 from evalkit.runner.output import check_output, discard_run_files
 from evalkit.runner.plan import (
@@ -616,14 +618,19 @@ def _plan_and_run(config: RunConfig, specs: list[CodecSpec], report: RunReport, 
     output = report.output
     started = time.time()
     variants = [plan_variant(s, config.device) for s in specs]
+    known = ListingCache(output.joinpath(*LISTING_CACHE), read=not fresh)
     try:
-        items = list(list_items(config.dataset, exclude=output))
+        items = list(list_items(config.dataset, exclude=output, known=known))
     except ValueError as exc:
         raise ConfigError("dataset", [str(exc)]) from None
+    if known.reused:
+        log.info("listing: %d of %d dataset files unchanged since the last listing, not read again", known.reused,
+                 len(items))
     if problems := nyquist_problems(items, variants) + codec_input_problems(items, variants, config.channel_policy):
         raise ConfigError("codecs", problems)
     if fresh:
         discard_run_files(output)
+    known.save()
     report.variants_skipped = [(str(v.spec), v.skipped) for v in variants if v.skipped]
     for spec, reason in report.variants_skipped:
         log.info("skipping %s: %s", spec, reason)
