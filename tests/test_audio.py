@@ -199,17 +199,23 @@ def _with_chunk(wav: bytes, chunk: bytes, payload: bytes) -> bytes:
     return out[:4] + (len(out) - 8).to_bytes(4, "little") + out[8:]
 
 
+def _wav_file(folder, rng, shape, rate, subtype, container, extra):
+    """``x.wav`` in ``folder``: noise of ``shape`` (frames, channels), with an extra chunk holding ``extra``."""
+    x = np.clip(0.5 * rng.standard_normal(shape), -1, 1).astype(np.float32)
+    buffer = io.BytesIO()
+    sf.write(buffer, x, rate, subtype=subtype, format=container)
+    wav = buffer.getvalue() if extra is None else _with_chunk(buffer.getvalue(), b"junk", extra)
+    path = folder / "x.wav"
+    path.write_bytes(wav)
+    return path, wav
+
+
 @pytest.mark.parametrize(("channels", "subtype", "container"), [
     (1, "FLOAT", "WAV"), (2, "FLOAT", "WAV"), (1, "PCM_16", "WAV"), (2, "PCM_16", "WAV"), (3, "FLOAT", "WAVEX"),
     (2, "PCM_16", "WAVEX")])
 @pytest.mark.parametrize("extra", [None, b"odd"])  # an odd-sized chunk before the data, padded
 def test_plain_wav_files_read_with_numpy_equal_libsndfile(tmp_path, rng, channels, subtype, container, extra):
-    x = np.clip(0.5 * rng.standard_normal((999, channels)), -1, 1).astype(np.float32)
-    buffer = io.BytesIO()
-    sf.write(buffer, x, 22_050, subtype=subtype, format=container)
-    wav = buffer.getvalue() if extra is None else _with_chunk(buffer.getvalue(), b"junk", extra)
-    path = tmp_path / "x.wav"
-    path.write_bytes(wav)
+    path, _ = _wav_file(tmp_path, rng, (999, channels), 22_050, subtype, container, extra)
     expected, rate = sf.read(path, dtype="float32", always_2d=True)
     plain = audio.read_plain_wav(path)
     assert plain is not None, "read by libsndfile instead"
@@ -244,12 +250,7 @@ def test_other_files_are_left_to_libsndfile_which_load_uses_for_them(tmp_path, r
 @pytest.mark.parametrize("extra", [None, b"odd"])
 def test_a_plain_wav_layout_from_the_first_bytes_has_libsndfiles_header(tmp_path, rng, channels, subtype, container,
                                                                          extra):
-    x = np.clip(0.5 * rng.standard_normal((1001, channels)), -1, 1).astype(np.float32)
-    buffer = io.BytesIO()
-    sf.write(buffer, x, 32_000, subtype=subtype, format=container)
-    wav = buffer.getvalue() if extra is None else _with_chunk(buffer.getvalue(), b"junk", extra)
-    path = tmp_path / "x.wav"
-    path.write_bytes(wav)
+    path, wav = _wav_file(tmp_path, rng, (1001, channels), 32_000, subtype, container, extra)
     info = sf.info(str(path))
     whole = audio.plain_wav_layout(wav, len(wav))
     if subtype in ("PCM_24", "DOUBLE"):  # not a format read_plain_wav reads: the caller asks libsndfile
