@@ -155,3 +155,27 @@ def test_a_resumed_run_reads_no_unchanged_dataset_file_and_fresh_reads_them_all(
     assert (tmp_path / "run" / "cache" / "listing.sqlite").is_file()
     run_raw(raw, tmp_path, fresh=True)
     assert sorted(read) == files
+
+
+def test_files_that_resolve_into_the_output_folder_are_never_items_links_included(tmp_path, rng):
+    """The output check resolves links: a linked file or folder of the dataset that leads into the output is
+    left out, one that leads elsewhere is an item (each folder is resolved once for its files)."""
+    data, out, elsewhere = tmp_path / "data", tmp_path / "data" / "run", tmp_path / "elsewhere"
+    _files(data, rng)
+    (out / "cache").mkdir(parents=True)
+    (out / "cache" / "own.wav").write_bytes((data / "f00.wav").read_bytes())
+    elsewhere.mkdir()
+    (elsewhere / "far.wav").write_bytes((data / "f00.wav").read_bytes())
+    (data / "sub").mkdir()
+    (data / "sub" / "into_run").symlink_to(out / "cache")  # a folder link into the output
+    (data / "sub" / "link.wav").symlink_to(out / "cache" / "own.wav")  # a file link into the output
+    (data / "sub" / "far").symlink_to(elsewhere)  # a folder link elsewhere
+    (data / "sub" / "far_file.wav").symlink_to(elsewhere / "far.wav")
+    expected = {"**/*.wav": {"f00.wav", "sub/far_file.wav"}, "*/*/*.wav": {"sub/far/far.wav"}}
+    for pattern, present in expected.items():  # "**" enters no linked folder; "*/*" does
+        ids = {i.item_id for i in plan.list_items(DatasetConfig(folder=data, glob=pattern), exclude=out)}
+        assert present <= ids
+        assert not any(i.startswith(("run/", "sub/into_run/")) or i == "sub/link.wav" for i in ids)
+        assert ids == {p.relative_to(data).as_posix() for p in data.glob(pattern)
+                       if not p.resolve().is_relative_to(out.resolve())}
+    assert (data / "sub" / "into_run" / "own.wav") in data.glob("*/*/*.wav")  # the link was there to leave out

@@ -92,8 +92,22 @@ def file_hash(path: Path) -> str:
     return file_sha256(path)
 
 
-def _inside(path: Path, resolved_folder: Path) -> bool:
-    return path.resolve().is_relative_to(resolved_folder)
+def _inside_check(resolved_folder: Path):
+    """``path -> whether it resolves to a path inside resolved_folder``, resolving each folder once for all its
+    files (a file that is a link is resolved itself); for one listing (a link may change between two)."""
+    real_folders: dict[str, str] = {}
+
+    def inside(path: Path) -> bool:
+        folder, name = os.path.split(os.path.abspath(path))
+        if os.path.islink(path) or name in ("", ".", ".."):
+            real = os.path.realpath(path)
+        else:
+            if folder not in real_folders:
+                real_folders[folder] = os.path.realpath(folder)
+            real = os.path.join(real_folders[folder], name)
+        return Path(real).is_relative_to(resolved_folder)
+
+    return inside
 
 
 def _header(path: Path) -> tuple[int | None, int | None, float]:
@@ -151,7 +165,8 @@ DatasetError`).
             raise ValueError(f"dataset.manifest: {ds.manifest}: {empty}")
         root = ds.manifest.parent
         entries = [(root / r["file"], r) for _, r in rows]
-        if exclude is not None and (inside := [str(p) for p, _ in entries if _inside(p, exclude)]):
+        excluded = _inside_check(exclude) if exclude is not None else None
+        if excluded is not None and (inside := [str(p) for p, _ in entries if excluded(p)]):
             raise ValueError(f"dataset.manifest: {inside[0]} is inside the output folder {exclude}")
     else:
         root = ds.folder
@@ -160,8 +175,9 @@ DatasetError`).
             if skipped:
                 log.warning("%s", skipped_note(ds.folder, skipped))
         else:
-            found = sorted(ds.folder.glob(ds.glob))
-        entries = [(p, {}) for p in found if p.is_file() and not (exclude is not None and _inside(p, exclude))]
+            found = sorted(ds.folder.glob(ds.glob), key=lambda p: p.parts)  # Path's order, without its __lt__
+        excluded = _inside_check(exclude) if exclude is not None else lambda p: False
+        entries = [(p, {}) for p in found if p.is_file() and not excluded(p)]
         manifest = ds.folder / DESCRIPTIONS
         if manifest.is_file():
             described = {r.get("file"): r for _, r in _manifest_rows(manifest, "dataset.folder")}
