@@ -4,7 +4,9 @@
    folder. Prints the wall time split into planning, running units (codec + metric, as the store records them:
    ``process_s`` and each value's ``seconds``), start-up, exports and the rest, and evalkit's overhead (everything
    but the codec and the metric) as a share of the total (target ≤ 20 %). Store and cache writes run in the
-   coordinator's writer thread while units go on; their time is printed apart.
+   coordinator's writer thread while units go on; their time is printed apart. On Linux it also prints the
+   worker's CPU time besides the codec and the metric, the time it was ready to run but waited for a core (while
+   the coordinator's threads ran), and the coordinator's CPU time.
 2. ``plan``: plans a synthetic dataset of ``--plan-units`` units (items that exist only as records, 3 variants,
    SI-SDR; no audio read, no metric run) against an empty store, then again against a store holding every unit
    as done (resume), and prints both times (target < 30 s each).
@@ -47,6 +49,42 @@ def timed(owner, name: str, totals: dict[str, float], key: str):
         setattr(owner, name, original)
 
 
+def process_times(pid: int) -> tuple[float, float] | None:
+    """(CPU seconds, seconds spent ready to run but waiting for a core) of process ``pid`` so far, from Linux's
+    /proc; ``None`` elsewhere."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as fh:
+            on_cpu_ns, waiting_ns, _ = (int(v) for v in fh.read().split())
+    except (OSError, ValueError):
+        return None
+    return on_cpu_ns / 1e9, waiting_ns / 1e9
+
+
+@contextmanager
+def worker_times(totals: dict[str, float]):
+    """Add the pool workers' CPU and run-queue seconds during ``LocalPool.run`` to ``totals``."""
+    from evalkit.runner import executors
+
+    original = executors.LocalPool.run
+
+    def run(self, *args, **kwargs):
+        before = {w.process.pid: process_times(w.process.pid) for w in self.workers.values()}
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            for pid, start in before.items():
+                end = process_times(pid)
+                if start is not None and end is not None:
+                    totals["cpu"] = totals.get("cpu", 0.0) + end[0] - start[0]
+                    totals["waiting"] = totals.get("waiting", 0.0) + end[1] - start[1]
+
+    executors.LocalPool.run = run
+    try:
+        yield
+    finally:
+        executors.LocalPool.run = original
+
+
 def write_items(folder: Path, count: int) -> None:
     # numpy is imported here, not at the top: the worker process re-imports this script before it sets its
     # thread counts, which libraries read when they are imported (as `evalkit run` does)
@@ -87,7 +125,9 @@ def run_bench(items: int, profile: str | None) -> None:
             last_unit[0] = time.perf_counter()
             return real_call(self, outcomes)
 
-        with timed(run_module, "_plan", totals, "planning"), \
+        workers: dict[str, float] = {}
+        cpu_before = time.process_time()
+        with timed(run_module, "_plan", totals, "planning"), worker_times(workers), \
                 timed(run_module._Writer, "_write", overlapped, "store + cache writes"), \
                 timed(exports, "write_all", totals, "exports"), \
                 timed(run_module, "_make_durable", overlapped, "(of the writes) disk sync of cache files"):
@@ -102,6 +142,7 @@ def run_bench(items: int, profile: str | None) -> None:
             if profiler:
                 profiler.disable()
             wall = time.perf_counter() - t0
+            coordinator_cpu = time.process_time() - cpu_before
         totals[STARTUP] = first_unit[0] - t0 - totals["planning"]
         steady_start, steady_end = first_unit[0], last_unit[0]
         if profiler:
@@ -132,6 +173,11 @@ def run_bench(items: int, profile: str | None) -> None:
     print(f"per further unit (first result to last, {steady:.2f} s): overhead {per_unit:.3f} ms/unit "
           f"= {100 * (1 - steady_work / steady):.1f} % of that span; fixed: start-up "
           f"{totals[STARTUP]:.2f} s, exports {totals['exports']:.2f} s, planning {totals['planning']:.2f} s")
+    if workers:  # where the worker's share of the overhead goes (Linux)
+        print(f"worker: {workers['cpu'] - work:.2f} s CPU besides codec and metric "
+              f"({1000 * (workers['cpu'] - work) / units:.3f} ms/unit), {workers['waiting']:.2f} s ready but "
+              f"waiting for a core ({1000 * workers['waiting'] / units:.3f} ms/unit); coordinator (all its "
+              f"threads): {coordinator_cpu:.2f} s CPU")
 
 
 def plan_bench(units: int) -> None:

@@ -34,7 +34,6 @@ from evalkit.codecs.chunking import Chunking
 from evalkit.codecs.rvq import pretrained_model_of, weights_file_problem
 from evalkit.codecs.safe_load import WeightsFileError
 from evalkit.codecs.weights import WeightsNotFound, get_entry
-from evalkit.hashing import file_sha256
 from evalkit.metrics import Metric
 from evalkit.metrics.segments import DEFAULT_SEGMENT_S, is_segmented, segmentation_key
 from evalkit.runner.dataset import DESCRIPTIONS, default_files, empty_file_rows, manifest_rows, not_utf8, skipped_note
@@ -86,10 +85,6 @@ class Variant:
     bitrate_kbps: float | None
     skipped: str | None = None
     chunking: Chunking | None = None
-
-
-def file_hash(path: Path) -> str:
-    return file_sha256(path)
 
 
 def _inside_check(resolved_folder: Path):
@@ -205,7 +200,7 @@ DatasetError`).
 HASH_READ = 1 << 20
 
 
-def _hash_read(fh, path: Path) -> tuple[bytes, hashlib._Hash]:
+def _hash_read(fh, path: Path) -> tuple[bytes, Any]:
     """Read the open file ``fh`` (of ``path``) to its end: its first bytes (up to 1 MiB) and its SHA-256."""
     digest, head = hashlib.sha256(), b""
     while chunk := fh.read(HASH_READ):
