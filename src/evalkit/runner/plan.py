@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -214,16 +215,22 @@ def _examine_file(path: Path, known: ListingCache | None = None) -> tuple[Header
     the hash (:func:`evalkit.audio.plain_wav_layout`), any other's from its decoder; no header and the hash
     ``missing`` for an absent file, ``unreadable`` for one that cannot be read. ``known``: entries of earlier
     listings, used for an unchanged file (and given this one's)."""
-    if not path.is_file():
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
         return (None, None, 0.0), MISSING
+    except OSError:  # no permission, an I/O error: its units fail, with the reason, when the worker reads it
+        return (None, None, 0.0), UNREADABLE
+    if not stat.S_ISREG(st.st_mode):
+        return (None, None, 0.0), MISSING
+    if known is not None and (entry := known.lookup(path, st)) is not None:
+        return entry
     try:
         with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if known is not None and (entry := known.lookup(path, st)) is not None:
-                return entry
+            st = os.fstat(fh.fileno())  # of the file read (it may have been replaced since)
             read_ns = time.time_ns()
             head, digest = _hash_read(fh, path)
-    except OSError:  # no permission, an I/O error: its units fail, with the reason, when the worker reads it
+    except OSError:
         return (None, None, 0.0), UNREADABLE
     layout = plain_wav_layout(head, st.st_size) if path.suffix.lower() == ".wav" else None
     if layout is None or layout.frames == 0:
