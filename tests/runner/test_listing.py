@@ -56,6 +56,18 @@ def test_a_listed_file_that_vanished_is_missing_and_max_items_reads_no_further(t
     assert sorted(read) == ["f00.wav", "f01.wav", "gone.wav"]
 
 
+def test_a_file_that_cannot_be_read_is_an_unreadable_item_not_a_crash(tmp_path, rng):
+    _files(tmp_path / "data", rng)
+    (tmp_path / "data" / "loop.wav").symlink_to(tmp_path / "data" / "loop.wav")  # stat fails: ELOOP
+    (tmp_path / "data" / "folder.wav").mkdir()
+    manifest = tmp_path / "data" / "list.csv"
+    manifest.write_text("file\nloop.wav\nfolder.wav\nf00.wav\n")
+    items = list(plan.list_items(DatasetConfig(manifest=manifest)))
+    assert [(i.item_id, i.content_hash, i.sample_rate) for i in items[:2]] == [
+        ("loop.wav", plan.UNREADABLE, None), ("folder.wav", plan.MISSING, None)]
+    assert items[2].content_hash == file_sha256(tmp_path / "data" / "f00.wav")
+
+
 def test_files_that_resolve_into_the_output_folder_are_never_items_links_included(tmp_path, rng):
     """The output check resolves links: a linked file or folder of the dataset that leads into the output is
     left out, one that leads elsewhere is an item (each folder is resolved once for its files)."""
