@@ -6,8 +6,8 @@ equal the recorded ones, and its status change lies more than :data:`MARGIN_NS` 
 a file rewritten within the file system's timestamp granularity after it was read could otherwise keep its
 times (such a file is read again, and its next entry is used). Any write changes the status-change time, which
 no program can set, so a file rewritten with its size and modification time restored is read again too. A
-moved, copied or touched file is read again. Entries are kept per decoder versions (libsndfile, PyAV): another
-version reads every file again. ``--fresh`` deletes the cache; an unreadable cache is ignored and rewritten.
+moved, copied or touched file is read again. Entries are kept per versions of what reads headers (evalkit,
+libsndfile, PyAV): another version reads every file again. ``--fresh`` deletes the cache; an unreadable cache is ignored and rewritten.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns 
 
 
 def decoders() -> str:
-    """The libraries a file's header comes from, with their versions."""
-    return f"libsndfile={sf.__libsndfile_version__}|av={installed_version('av', missing='none')}"
+    """What a file's header comes from, with versions: evalkit's WAV parser, libsndfile and PyAV."""
+    return (f"evalkit={installed_version('evalkit')}|libsndfile={sf.__libsndfile_version__}|"
+            f"av={installed_version('av', missing='none')}")
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
