@@ -7,7 +7,8 @@ a file rewritten within the file system's timestamp granularity after it was rea
 times (such a file is read again, and its next entry is used). Any write changes the status-change time, which
 no program can set, so a file rewritten with its size and modification time restored is read again too. A
 moved, copied or touched file is read again. Entries are kept per versions of what reads headers (evalkit,
-libsndfile, PyAV): another version reads every file again. ``--fresh`` deletes the cache; an unreadable cache is ignored and rewritten.
+libsndfile, PyAV): another version reads every file again. ``--fresh`` deletes the cache; an unreadable cache
+is ignored and rewritten.
 """
 
 from __future__ import annotations
