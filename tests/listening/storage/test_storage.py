@@ -30,7 +30,7 @@ def test_concurrent_participants_lose_and_duplicate_nothing(mushra_dir, fresh_co
     definition = load_definition(folder)
     db = folder / STORE_FILE
     ListeningStore(db).close()  # schema once, as the server does on its first page
-    barrier = threading.Barrier(N_PARTICIPANTS)
+    barrier, arrived = threading.Barrier(N_PARTICIPANTS), threading.Barrier(N_PARTICIPANTS)
     outcomes: dict[int, list[bool]] = {}
     errors: list[BaseException] = []
 
@@ -39,6 +39,9 @@ def test_concurrent_participants_lose_and_duplicate_nothing(mushra_dir, fresh_co
             with ListeningStore(db) as store:
                 barrier.wait()
                 p = store.create_participant(definition)
+                # all arrive before any finishes: a slot's finished listeners outrank its active ones
+                # (slots.least_completed), so one finishing early would make the balance below a race
+                arrived.wait()
                 results = []
                 for index, trial in enumerate(definition.trials_for(p.slot)):
                     # every trial is submitted twice (a double click): the second must be refused
