@@ -14,8 +14,8 @@ from tests.runner.test_listing import _files
 def _listed(folder, cache_path, monkeypatch, **kwargs):
     """The items of ``folder`` listed with the cache at ``cache_path`` (saved), and the names of the files read."""
     read = []
-    real = plan._hash_read
-    monkeypatch.setattr(plan, "_hash_read", lambda fh, path: read.append(path.name) or real(fh, path))
+    real = plan.read_sha256
+    monkeypatch.setattr(plan, "read_sha256", lambda fh: read.append(os.path.basename(fh.name)) or real(fh))
     known = ListingCache(cache_path, **kwargs)
     items = list(plan.list_items(DatasetConfig(folder=folder, glob="*"), known=known))
     known.save()
@@ -94,8 +94,8 @@ def test_a_resumed_run_reads_no_unchanged_dataset_file_and_fresh_reads_them_all(
 
     monkeypatch.setattr(listing_cache, "MARGIN_NS", 0)
     read = []
-    real = plan._hash_read
-    monkeypatch.setattr(plan, "_hash_read", lambda fh, path: read.append(path.name) or real(fh, path))
+    real = plan.read_sha256
+    monkeypatch.setattr(plan, "read_sha256", lambda fh: read.append(os.path.basename(fh.name)) or real(fh))
     raw = make_config(small_dataset, tmp_path / "run", codecs=[{"spec": "lowpass?cutoff_hz=3500"}],
                       metrics=["si_sdr"])
     files = sorted(p.name for p in small_dataset.glob("*.wav"))

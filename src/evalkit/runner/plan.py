@@ -35,6 +35,7 @@ from evalkit.codecs.chunking import Chunking
 from evalkit.codecs.rvq import pretrained_model_of, weights_file_problem
 from evalkit.codecs.safe_load import WeightsFileError
 from evalkit.codecs.weights import WeightsNotFound, get_entry
+from evalkit.hashing import read_sha256
 from evalkit.metrics import Metric
 from evalkit.metrics.segments import DEFAULT_SEGMENT_S, is_segmented, segmentation_key
 from evalkit.runner.dataset import DESCRIPTIONS, default_files, empty_file_rows, manifest_rows, not_utf8, skipped_note
@@ -106,7 +107,7 @@ def _inside_check(resolved_folder: Path):
     return inside
 
 
-def _header(path: Path) -> tuple[int | None, int | None, float]:
+def _header(path: Path) -> Header:
     """(sample rate, channels, seconds) from the file's header; ``(None, None, 0.0)`` when it cannot be read."""
     try:
         if path.suffix.lower() in PYAV_EXTENSIONS:
@@ -198,18 +199,6 @@ DatasetError`).
         yield Item(item_id, path, content_hash, category, rate, text, seconds, channels)
 
 
-HASH_READ = 1 << 20
-
-
-def _hash_read(fh, path: Path) -> tuple[bytes, Any]:
-    """Read the open file ``fh`` (of ``path``) to its end: its first bytes (up to 1 MiB) and its SHA-256."""
-    digest, head = hashlib.sha256(), b""
-    while chunk := fh.read(HASH_READ):
-        head = head or chunk
-        digest.update(chunk)
-    return head, digest
-
-
 def _examine_file(path: Path, known: ListingCache | None = None) -> tuple[Header, str]:
     """(header, content hash) of one file, read once: a plain WAV file's header comes from the bytes read for
     the hash (:func:`evalkit.audio.plain_wav_layout`), any other's from its decoder; no header and the hash
@@ -229,7 +218,7 @@ def _examine_file(path: Path, known: ListingCache | None = None) -> tuple[Header
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())  # of the file read (it may have been replaced since)
             read_ns = time.time_ns()
-            head, digest = _hash_read(fh, path)
+            content_hash, head = read_sha256(fh)
     except OSError:
         return (None, None, 0.0), UNREADABLE
     layout = plain_wav_layout(head, st.st_size) if path.suffix.lower() == ".wav" else None
@@ -238,8 +227,8 @@ def _examine_file(path: Path, known: ListingCache | None = None) -> tuple[Header
     else:
         header = (layout.rate, layout.channels, layout.frames / layout.rate)
     if known is not None:
-        known.record(path, st, read_ns, header, digest.hexdigest())
-    return header, digest.hexdigest()
+        known.record(path, st, read_ns, header, content_hash)
+    return header, content_hash
 
 
 def _examine(paths: list[Path], known: ListingCache | None = None) -> list[tuple[Header, str]]:
