@@ -21,8 +21,15 @@ By default the codecs are those the issue names for the demo (``qincodec?bitrate
 ``applicable``; ``--each`` runs every codec in a run of its own (its own peak), ``--timeout`` stops a run that takes
 too long and prints the peaks it reached.
 
+A pretrained model is loaded from its weights file, not built by its constructor. So each ``weights=random`` spec
+first gets its random weights written to a file in the official layout (DAC's ``{state_dict, metadata}``,
+EnCodec's plain state dict), in a process of its own, and the run loads that file (``weights=PATH``): the path of
+a user's pretrained weights. ``--random-weights`` measures the constructor instead (its ``(g, v)`` and weight held
+together while it builds).
+
 Usage: .venv/bin/python benchmarks/long_item_bench.py [--minutes 1 10] [--hour] [--each] [--timeout 3600]
        [--codecs "qincodec?bitrate_kbps=8" "opus?bitrate_kbps=12"] [--metrics si_sdr mel_distance stoi]
+       [--random-weights]
 """
 
 from __future__ import annotations
@@ -64,6 +71,33 @@ t0 = time.perf_counter()
 report = run_evaluation(config, specs, progress=False)
 print(json.dumps({"run_s": time.perf_counter() - t0, "units": report.units_run, "failed": report.units_failed}))
 """
+
+
+SAVE_WEIGHTS = """
+import sys
+from evalkit.codecs import build_codec
+spec, path = sys.argv[1], sys.argv[2]
+model = build_codec(spec, device="cpu").build_loaded_model()  # as published: weight norms not folded
+if spec.startswith("dac-"):
+    model.save(path, package=False)  # the dac library's own layout: state_dict + metadata
+else:
+    import torch
+    torch.save(model.state_dict(), path)
+"""
+
+
+def with_weights_files(codecs: list[str], folder: Path) -> list[str]:
+    """``codecs`` with each ``weights=random`` spec's weights written to a file in ``folder`` (a process of its
+    own each) and loaded from it (``weights=PATH``)."""
+    out = []
+    for spec in codecs:
+        if "weights=random" not in spec:
+            out.append(spec)
+            continue
+        path = folder / (spec.replace("?", "_").replace("&", "_").replace("=", "-") + ".pth")
+        subprocess.run([sys.executable, "-c", SAVE_WEIGHTS, spec, str(path)], check=True, capture_output=True)
+        out.append(spec.replace("weights=random", f"weights={path}"))
+    return out
 
 
 def _children(pid: int) -> list[int]:
@@ -187,21 +221,27 @@ def main() -> None:
     parser.add_argument("--each", action="store_true", help="one run per codec (else one run with them all)")
     parser.add_argument("--timeout", type=float, help="seconds after which a run is stopped (its peaks printed)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="build weights=random models with their constructor, not load them from a file")
     args = parser.parse_args()
     metrics = args.metrics or "applicable"
     lengths = args.minutes + [60.0] * args.hour
     groups = [[c] for c in args.codecs] if args.each else [args.codecs]
     results = {}
-    for codecs in groups:
-        label = " + ".join(codecs) + f" | metrics: {metrics if isinstance(metrics, str) else ', '.join(metrics)}"
-        rows = []
-        for minutes in lengths:
-            rows.append(measure(minutes, [{"spec": c} for c in codecs], metrics, args.timeout))
-            print(f"  {label}: {minutes:g} min done", file=sys.stderr, flush=True)
-        print_rows(label, rows)
-        results[label] = rows
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=1))
+    with tempfile.TemporaryDirectory() as weights:
+        for codecs in groups:
+            label = " + ".join(codecs) + f" | metrics: {metrics if isinstance(metrics, str) else ', '.join(metrics)}"
+            if not args.random_weights:
+                label += " | random weights loaded from a file"
+                codecs = with_weights_files(codecs, Path(weights))
+            rows = []
+            for minutes in lengths:
+                rows.append(measure(minutes, [{"spec": c} for c in codecs], metrics, args.timeout))
+                print(f"  {label}: {minutes:g} min done", file=sys.stderr, flush=True)
+            print_rows(label, rows)
+            results[label] = rows
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

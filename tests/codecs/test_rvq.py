@@ -6,7 +6,7 @@ from torch import nn
 from torch.nn.utils import parametrizations, weight_norm
 
 from evalkit.codecs import build_codec
-from evalkit.codecs.rvq import fold_weight_norm
+from evalkit.codecs.rvq import fold_weight_norm, shapes_only
 
 
 def held_bytes(model: nn.Module) -> int:
@@ -62,3 +62,21 @@ def test_dac_is_folded_at_load_with_the_same_outputs_and_projections():
     codec.use_model(reference)
     for (a_in, a_out), (b_in, b_out) in zip(projections, codec.projections(), strict=True):
         assert torch.equal(a_in.weight, b_in.weight) and torch.equal(a_out.weight, b_out.weight)
+
+
+def test_shapes_only_builds_meta_layers_of_the_real_shapes_and_leaves_other_tensors_alone():
+    def build():
+        torch.manual_seed(0)
+        return nn.Sequential(weight_norm(nn.Conv1d(3, 8, 5)), weight_norm(nn.ConvTranspose1d(8, 4, 4), dim=1),
+                             weight_norm(nn.Linear(4, 2), dim=None), nn.Embedding(10, 4))
+
+    real = build()
+    with torch.device("meta"), shapes_only():
+        meta = build()
+        cpu = torch.zeros(1000, device="cpu").normal_()  # not on meta: computed as ever
+    assert cpu.std() > 0.5
+    real_shapes = {k: v.shape for k, v in real.state_dict().items()}
+    assert {k: v.shape for k, v in meta.state_dict().items()} == real_shapes
+    assert all(v.is_meta for v in meta.state_dict().values())
+    for layer_real, layer_meta in zip(real[:3], meta[:3], strict=True):  # the weight the hook computed
+        assert layer_meta.weight.shape == layer_real.weight.shape and layer_meta.weight.is_meta

@@ -214,10 +214,101 @@ def test_dac_save_format_loads_strictly_into_evalkits_architecture(tmp_path, dac
     state, expected = loaded.load().model.state_dict(), _folded(reference)
     assert state.keys() == expected.keys()
     assert all(torch.equal(state[k], expected[k]) for k in expected)
+    # built on the meta device: nothing is left there, the weights the quantizers' hooks keep included
+    held = [(name, t) for layer in loaded.model.modules() for name, t in vars(layer).items()
+            if isinstance(t, torch.Tensor)]
+    assert held and not any(t.is_meta for _, t in held)
+    projection = loaded.model.quantizer.quantizers[0].in_proj
+    assert torch.equal(projection.weight, torch._weight_norm(projection.weight_v, projection.weight_g, 0))
     bare = tmp_path / "bare.pth"  # a plain state dict (no metadata) loads as well
     torch.save(reference, bare)
     state = build_codec(f"dac-16khz?weights={bare}", device="cpu").load().model.state_dict()
     assert all(torch.equal(state[k], expected[k]) for k in expected)
+
+
+LOAD_PEAK = """
+import sys
+
+def status(field):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(field + ":"))
+
+from evalkit import native_memory
+native_memory.own_process()  # as in a worker
+import torch
+from evalkit.codecs import build_codec
+codec = build_codec(sys.argv[1], device="cpu")
+import dac  # the library's own modules are not the model
+before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")  # the high-water mark starts again from here
+model = codec.load().model
+held = sum(t.untyped_storage().nbytes() for t in [*model.parameters(), *model.buffers()])
+print(status("VmHWM") - before, held, int("sympy" in sys.modules))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs")
+def test_loading_a_checkpoint_holds_about_one_copy_of_the_model(dac16_checkpoint):
+    """Built on the meta device (shapes only: torch's Python meta kernels, 73 MiB with sympy, stay unloaded) and
+    given the file's tensors, folded as they come: the peak while loading is about the model (measured: 1.3x),
+    where building a model, copying the file into it and folding reached 3.2x."""
+    import subprocess
+    import sys
+
+    path, _ = dac16_checkpoint
+    out = subprocess.run([sys.executable, "-c", LOAD_PEAK, f"dac-16khz?weights={path}"], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+    peak, held, sympy = (int(v) for v in out.stdout.split())
+    assert held > 250e6  # the folded model (74 M parameters)
+    assert peak < 1.5 * held, (peak / held, out.stderr[-500:])
+    assert not sympy
+
+
+@pytest.mark.slow
+def test_checking_a_weights_file_at_plan_time_leaves_torchs_meta_kernels_unloaded(dac16_checkpoint):
+    import subprocess
+    import sys
+
+    path, _ = dac16_checkpoint
+    check = ("import sys\nfrom evalkit.codecs import parse_spec\nfrom evalkit.runner.plan import plan_variant\n"
+             f"assert plan_variant(parse_spec('dac-16khz?weights={path}')).skipped is None\n"
+             "print(int('sympy' in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert out.stdout.split() == ["0"]  # 73 MiB the coordinator would hold for the run
+
+
+@pytest.mark.slow
+def test_a_model_value_missing_from_the_file_is_an_error_not_a_meta_tensor(dac16_checkpoint, monkeypatch):
+    from dac import DAC
+
+    path, _ = dac16_checkpoint
+    built = DAC.__init__
+
+    def with_a_buffer(self, *args, **kwargs):  # a buffer no state dict holds
+        built(self, *args, **kwargs)
+        self.register_buffer("window", torch.ones(4), persistent=False)
+
+    monkeypatch.setattr(DAC, "__init__", with_a_buffer)
+    with pytest.raises(RuntimeError, match="^dac-16khz: no value in the weights file for window$"):
+        build_codec(f"dac-16khz?weights={path}", device="cpu").load()
+
+
+@pytest.mark.slow  # builds a full-size EnCodec twice
+def test_a_half_precision_file_loads_as_copying_it_into_the_model_did(tmp_path):
+    reference = build_codec("encodec-24khz?weights=random&seed=4", device="cpu").build_loaded_model()
+    half = {k: v.half() if v.is_floating_point() else v for k, v in reference.state_dict().items()}
+    path = tmp_path / "half.th"
+    torch.save(half, path)
+    reference.load_state_dict(half)  # what loading did: the file copied into the float32 model, then folded
+    for part in (reference.encoder, reference.decoder):
+        fold_weight_norm(part)
+    state = build_codec(f"encodec-24khz?weights={path}", device="cpu").load().model.state_dict()
+    expected = reference.state_dict()
+    assert state.keys() == expected.keys()
+    assert all(state[k].dtype == expected[k].dtype and torch.equal(state[k], expected[k]) for k in expected)
 
 
 @pytest.mark.slow

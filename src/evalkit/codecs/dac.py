@@ -20,7 +20,7 @@ from typing import Any
 from evalkit._lazy import torch
 from evalkit.codecs.base import Encoded
 from evalkit.codecs.chunking import Chunking
-from evalkit.codecs.rvq import PretrainedRvqCodec, fold_weight_norm, weights_params
+from evalkit.codecs.rvq import PretrainedRvqCodec, weights_params
 from evalkit.codecs.safe_load import WeightsFileError, as_state_dict, load_plain
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
 
@@ -180,10 +180,7 @@ class DacCodec(PretrainedRvqCodec):
     def load(self) -> DacCodec:
         if self._model is not None:
             return self
-        model = self.build_loaded_model().eval()
-        for part in (model.encoder, model.decoder):  # not the quantizers: projections() reads their (g, v)
-            fold_weight_norm(part)
-        self._model = model.to(self.device)
+        self._model = self.build_inference_model().eval().to(self.device)
         return self
 
     # The model's own encode/decode, split at the quantizer so that variants (KLT) can replace it.

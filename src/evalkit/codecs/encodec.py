@@ -18,7 +18,7 @@ from pathlib import Path
 from evalkit._lazy import torch
 from evalkit.codecs.base import Encoded
 from evalkit.codecs.chunking import Chunking
-from evalkit.codecs.rvq import PretrainedRvqCodec, fold_weight_norm, weights_params
+from evalkit.codecs.rvq import PretrainedRvqCodec, weights_params
 from evalkit.codecs.safe_load import as_state_dict, load_plain
 from evalkit.codecs.spec import CodecFamily, CodecSpec, Param
 
@@ -112,10 +112,8 @@ class EncodecCodec(PretrainedRvqCodec):
     def load(self) -> EncodecCodec:
         if self._model is not None:
             return self
-        model = self.build_loaded_model()
+        model = self.build_inference_model()  # one copy of each weight, not (g, v) and the weight
         model.set_target_bandwidth(self.bandwidth_kbps)
-        for part in (model.encoder, model.decoder):  # one copy of each weight, not (g, v) and the weight
-            fold_weight_norm(part)
         self._model = model.eval().to(self.device)
         return self
 
