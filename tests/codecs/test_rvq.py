@@ -6,7 +6,7 @@ from torch import nn
 from torch.nn.utils import parametrizations, weight_norm
 
 from evalkit.codecs import build_codec
-from evalkit.codecs.rvq import fold_weight_norm, shapes_only
+from evalkit.codecs.rvq import fold_state, fold_weight_norm, shapes_only
 
 
 def held_bytes(model: nn.Module) -> int:
@@ -80,3 +80,21 @@ def test_shapes_only_builds_meta_layers_of_the_real_shapes_and_leaves_other_tens
     assert all(v.is_meta for v in meta.state_dict().values())
     for layer_real, layer_meta in zip(real[:3], meta[:3], strict=True):  # the weight the hook computed
         assert layer_meta.weight.shape == layer_real.weight.shape and layer_meta.weight.is_meta
+
+
+def test_fold_state_writes_each_weight_over_its_own_v_and_never_over_a_shared_storage():
+    torch.manual_seed(1)
+    v, g = torch.randn(8, 3, 5), torch.rand(8, 1, 1) + 0.5
+    expected = torch._weight_norm(v, g, 0)
+    state = {"conv.weight_v": v, "conv.weight_g": g, "conv.bias": torch.zeros(8)}
+    address = v.data_ptr()
+    fold_state(state, {"conv.weight": ("conv.weight_g", "conv.weight_v", 0)})
+    assert sorted(state) == ["conv.bias", "conv.weight"]
+    assert torch.equal(state["conv.weight"], expected) and state["conv.weight"].data_ptr() == address  # no copy
+
+    both = torch.randn(2, 8, 3, 5)  # v a view sharing its storage with another tensor of the file
+    other = both[1].clone()
+    state = {"a.weight_v": both[0], "a.weight_g": g, "b": both[1]}
+    fold_state(state, {"a.weight": ("a.weight_g", "a.weight_v", 0)})
+    assert torch.equal(state["a.weight"], torch._weight_norm(both[0], g, 0))
+    assert torch.equal(state["b"], other) and torch.equal(both[1], other)

@@ -115,8 +115,14 @@ def fold_state(state: dict[str, torch.Tensor], norms: dict[str, tuple[str, str, 
     for key, (g, v, dim) in norms.items():
         v_tensor, g_tensor = state.pop(v), state.pop(g)
         weight = torch._weight_norm(v_tensor, g_tensor, dim)
-        state[key] = v_tensor.copy_(weight) if v_tensor.is_contiguous() else weight
+        state[key] = v_tensor.copy_(weight) if _owns_its_storage(v_tensor) else weight
         del weight, v_tensor, g_tensor
+
+
+def _owns_its_storage(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is all of its storage, laid out contiguously (writing over it changes no other tensor)."""
+    return (tensor.is_contiguous() and tensor.storage_offset() == 0
+            and tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size())
 
 
 def _recompute_hook_weights(model) -> None:
