@@ -10,6 +10,7 @@ Models are built from evalkit's own architecture tables; a weights file only sup
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,17 +113,13 @@ def fold_state(state: dict[str, torch.Tensor], norms: dict[str, tuple[str, str, 
     :func:`weight_norm_keys`), one layer at a time, the weight written over ``v`` (it has ``v``'s shape): folding
     holds one layer's weight more than the state, and leaves no holes in the heap. The weight is computed by the
     function the layer's forward and :func:`fold_weight_norm` use, so it is the same tensor."""
+    shared = Counter(t.untyped_storage().data_ptr() for t in state.values())  # tensors of the file per storage
     for key, (g, v, dim) in norms.items():
         v_tensor, g_tensor = state.pop(v), state.pop(g)
         weight = torch._weight_norm(v_tensor, g_tensor, dim)
-        state[key] = v_tensor.copy_(weight) if _owns_its_storage(v_tensor) else weight
+        alone = shared[v_tensor.untyped_storage().data_ptr()] == 1  # writing over it changes no other tensor
+        state[key] = v_tensor.copy_(weight) if alone and v_tensor.is_contiguous() else weight
         del weight, v_tensor, g_tensor
-
-
-def _owns_its_storage(tensor: torch.Tensor) -> bool:
-    """Whether ``tensor`` is all of its storage, laid out contiguously (writing over it changes no other tensor)."""
-    return (tensor.is_contiguous() and tensor.storage_offset() == 0
-            and tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size())
 
 
 def _recompute_hook_weights(model) -> None:
