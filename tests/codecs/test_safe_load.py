@@ -3,6 +3,7 @@ one line naming the file; DAC is built from evalkit's own table and loaded stric
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -272,12 +273,39 @@ def test_checking_a_weights_file_at_plan_time_leaves_torchs_meta_kernels_unloade
     import sys
 
     path, _ = dac16_checkpoint
-    check = ("import sys\nfrom evalkit.codecs import parse_spec\nfrom evalkit.runner.plan import plan_variant\n"
+    check = ("import sys, torch\nfrom evalkit.codecs import parse_spec\nfrom evalkit.runner.plan import plan_variant\n"
              f"assert plan_variant(parse_spec('dac-16khz?weights={path}')).skipped is None\n"
-             "print(int('sympy' in sys.modules))")
+             "print(int('sympy' in sys.modules))")  # torch imported: the check runs in this process
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(SRC)})
-    assert out.stdout.split() == ["0"]  # 73 MiB the coordinator would hold for the run
+    assert out.stdout.split() == ["0"]  # 73 MiB the process would hold
+
+
+@pytest.mark.slow
+def test_a_process_without_torch_checks_weights_files_in_a_child_with_the_same_answers(tmp_path, dac16_checkpoint):
+    """A run's coordinator does not import torch (200 MiB for the whole run) to check a weights file at plan time."""
+    import subprocess
+    import sys
+
+    good, reference = dac16_checkpoint
+    odd = dict(reference)
+    del odd["encoder.block.0.bias"]
+    bad = tmp_path / "odd.pth"
+    torch.save({"state_dict": odd, "metadata": {"kwargs": {"n_codebooks": 12, "sample_rate": 16000}}}, bad)
+    check = ("import json, sys\nfrom evalkit.codecs import parse_spec\nfrom evalkit.runner.plan import plan_variant\n"
+             "from evalkit.codecs.safe_load import WeightsFileError\nanswers = []\n"
+             "for path in sys.argv[1:]:\n"
+             "    try:\n        answers.append(plan_variant(parse_spec(f'dac-16khz?weights={path}')).skipped)\n"
+             "    except WeightsFileError as exc:\n        answers.append(str(exc))\n"
+             "print(json.dumps([answers, 'torch' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", check, str(good), str(bad)], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+    answers, torch_imported = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not torch_imported
+    assert answers[0] is None
+    with pytest.raises(WeightsFileError) as here:  # this process has torch: the check runs in it
+        plan_variant(parse_spec(f"dac-16khz?weights={bad}"))
+    assert answers[1] == str(here.value) and "missing keys: encoder.block.0.bias" in answers[1]
 
 
 @pytest.mark.slow

@@ -10,6 +10,8 @@ Models are built from evalkit's own architecture tables; a weights file only sup
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +23,8 @@ from evalkit.codecs.base import Codec, Encoded
 from evalkit.codecs.safe_load import WeightsFileError, load_checked, require_fit
 from evalkit.codecs.spec import CodecSpec, Param
 from evalkit.codecs.weights import get_entry
+
+log = logging.getLogger(__name__)
 
 
 def weights_params(default_seed: int = 0) -> tuple[Param, ...]:
@@ -296,13 +300,54 @@ def weights_file_problem(codec: PretrainedRvqCodec, path: Path) -> str | None:
 
     :meth:`PretrainedRvqCodec.check_weights_file`, remembered per family and file state (size, mtime), so that
     a grid of variants over one model checks its file once.
+
+    In a process that has not imported torch (a run's coordinator, which otherwise never needs it), an
+    evalkit family's file is checked in a short-lived child process: the check needs torch and the model's
+    library (about 200 MiB that the coordinator would hold for the whole run), the child costs a few seconds once
+    per file. Should the child fail, the check runs here.
     """
     stat = path.stat()
     key = (codec.spec.family, str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _CHECKED:
-        try:
-            codec.check_weights_file(path)
-            _CHECKED[key] = None
-        except WeightsFileError as exc:
-            _CHECKED[key] = str(exc)
+        found = _CHILD_FAILED
+        if "torch" not in sys.modules and type(codec).__module__.startswith("evalkit."):
+            found = _problem_in_a_child(codec, path)
+        if found is _CHILD_FAILED:
+            try:
+                codec.check_weights_file(path)
+                found = None
+            except WeightsFileError as exc:
+                found = str(exc)
+        _CHECKED[key] = found
     return _CHECKED[key]
+
+
+_CHILD_FAILED = object()
+_CHILD_CHECK = """
+import json, sys
+from pathlib import Path
+from evalkit.codecs import build_codec
+from evalkit.codecs.safe_load import WeightsFileError
+codec = build_codec(sys.argv[1], device="cpu")
+try:
+    codec.check_weights_file(Path(sys.argv[2]))
+    problem = None
+except WeightsFileError as exc:
+    problem = str(exc)
+print(json.dumps({"problem": problem}))
+"""
+
+
+def _problem_in_a_child(codec: PretrainedRvqCodec, path: Path):
+    """:meth:`PretrainedRvqCodec.check_weights_file` in a child process: the problem or ``None``, or
+    ``_CHILD_FAILED`` when the child gave no answer."""
+    import json
+    import subprocess
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD_CHECK, str(codec.spec), str(path)], capture_output=True,
+                              text=True, timeout=300)
+        return json.loads(done.stdout.strip().splitlines()[-1])["problem"]
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError, TypeError):
+        log.debug("checking %s in a child process failed; checking it here", path, exc_info=True)
+        return _CHILD_FAILED
