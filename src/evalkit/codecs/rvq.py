@@ -96,14 +96,12 @@ def weight_norm_keys(module, prefix: str = "") -> dict[str, tuple[str, str, int]
     of the weight it computes → the keys of its ``g`` and ``v`` and the dimension its norm keeps, the keys under
     ``prefix`` (the module's name in its model)."""
     from torch.nn.utils import parametrize
-    from torch.nn.utils.weight_norm import WeightNorm
 
     found = {}
     for name, layer in module.named_modules(prefix=prefix):
         base = f"{name}." if name else ""
-        for hook in layer._forward_pre_hooks.values():
-            if isinstance(hook, WeightNorm):
-                found[base + hook.name] = (f"{base}{hook.name}_g", f"{base}{hook.name}_v", hook.dim)
+        for hook in _weight_norm_hooks(layer):
+            found[base + hook.name] = (f"{base}{hook.name}_g", f"{base}{hook.name}_v", hook.dim)
         if parametrize.is_parametrized(layer, "weight"):
             for step in layer.parametrizations.weight:
                 if hasattr(step, "dim") and type(step).__name__ == "_WeightNorm":
@@ -129,12 +127,16 @@ def fold_state(state: dict[str, torch.Tensor], norms: dict[str, tuple[str, str, 
 def _recompute_hook_weights(model) -> None:
     """The weight a weight-norm hook keeps between calls (layers left unfolded), computed from the loaded ``(g, v)``
     as the layer's next call would: built on the meta device, it has no values yet."""
+    for layer in model.modules():
+        for hook in _weight_norm_hooks(layer):
+            setattr(layer, hook.name, hook.compute_weight(layer))
+
+
+def _weight_norm_hooks(layer) -> list:
+    """The weight-norm hooks (``torch.nn.utils.weight_norm``) of ``layer`` itself."""
     from torch.nn.utils.weight_norm import WeightNorm
 
-    for layer in model.modules():
-        for hook in layer._forward_pre_hooks.values():
-            if isinstance(hook, WeightNorm):
-                setattr(layer, hook.name, hook.compute_weight(layer))
+    return [hook for hook in layer._forward_pre_hooks.values() if isinstance(hook, WeightNorm)]
 
 
 def _meta_tensors(model) -> list[str]:
