@@ -78,15 +78,22 @@ def test_a_streamed_input_holds_no_whole_length_copy_at_the_codec_s_rate():
     """44.1 kHz through Opus (48 kHz): resampling whole signals holds the input's 48 kHz copy and the decoder's
     48 kHz output besides the result; streamed, the process grows by about the result alone."""
     import json
+    import os
     import subprocess
     import sys
 
+    # glibc raises its mmap threshold each time a large block is freed, after which freed arrays may stay resident
+    # or not: the peak then varies by a third of the input's size from run to run (1.5x to 1.87x for the streamed
+    # path). A fixed threshold maps and unmaps every large array, so the peak counts the arrays alive together.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+
     def growth(mode: str) -> tuple[int, int]:
-        done = subprocess.run([sys.executable, "-c", PEAK_CHILD, mode], capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, "-c", PEAK_CHILD, mode], capture_output=True, text=True, check=True,
+                              env=env)
         out = json.loads(done.stdout.strip().splitlines()[-1])
         return out["peak_kib"], out["input_kib"]
 
     whole, size = growth("whole")
     streamed, _ = growth("streamed")
-    assert whole > 2.0 * size  # what the test guards against is there to see: 2.3x measured
-    assert streamed < 1.75 * size  # the result (1x) and the blocks in flight: 1.5x measured
+    assert whole > 2.0 * size  # what the test guards against is there to see: 2.33x measured
+    assert streamed < 1.6 * size  # the result (1x) and the blocks in flight: 1.30x measured
