@@ -147,8 +147,7 @@ def test_encodec_split_pipeline_equals_library(spec, rate, channels):
         ours = codec.encode(x)
         frames = codec.model.encode(x)
         assert torch.equal(ours.codes, torch.cat([c for c, _ in frames], dim=-1))
-        np.testing.assert_allclose(codec.decode(ours).numpy(), codec.model.decode(frames)[..., : x.shape[-1]].numpy(),
-                                   atol=1e-6)
+        assert torch.equal(codec.decode(ours), codec.model.decode(frames)[..., : x.shape[-1]])  # bit for bit
 
 
 def test_dac_split_pipeline_equals_library():
@@ -161,3 +160,33 @@ def test_dac_split_pipeline_equals_library():
         latent_books = codec.latent_codebooks()
         manual = sum(latent_books[k][codes[0, k]].T for k in range(5))
         torch.testing.assert_close(manual, z[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("frame,stride,count,last,cut", [(100, 99, 6, 37, 7), (100, 99, 4, 100, 0),
+                                                          (90, 30, 7, 61, 20), (64, 64, 3, 10, 0)])
+def test_overlap_add_one_frame_at_a_time_equals_encodec_s_bit_for_bit(frame, stride, count, last, cut):
+    """EnCodec 48 kHz's segments joined one at a time give the library's overlap-add, cut to the input's length
+    (the decoder's last segment ends on a whole frame): its 1 % overlap, three frames over a position, no overlap,
+    and a short last segment."""
+    from encodec.utils import _linear_overlap_add
+
+    from evalkit.codecs.encodec import overlap_add
+
+    rng = np.random.default_rng(frame + last)
+    frames = [torch.from_numpy(rng.standard_normal((1, 2, n)).astype(np.float32))
+              for n in [frame] * (count - 1) + [last]]
+    length = stride * (count - 1) + last - cut
+    expected = _linear_overlap_add(frames, stride)[..., :length]
+    assert torch.equal(overlap_add(iter(frames), stride, length), expected)
+    with pytest.raises(ValueError, match="before the length asked for"):
+        overlap_add(iter(frames), stride, length + cut + 1)
+
+
+def test_an_upmixed_input_is_a_view_the_codec_cannot_write_to():
+    codec = build_codec("encodec-48khz?weights=random", device="cpu")
+    x = np.random.default_rng(3).uniform(-0.3, 0.3, (1, 4800)).astype(np.float32)
+    batch, handling = codec._channels_to_batch(x, "x.wav", "per_channel")
+    assert handling == "upmix 1->2, output averaged" and np.shares_memory(batch, x)
+    assert np.array_equal(batch, np.repeat(x, 2, axis=0)[None])
+    with pytest.raises(RuntimeError, match="single memory location"):
+        torch.from_numpy(batch).mul_(2)

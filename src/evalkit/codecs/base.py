@@ -324,8 +324,9 @@ class AudioTransform(ABC):
             if policy is ChannelPolicy.MONO:
                 return x.mean(axis=0, keepdims=True)[None], f"downmix {channels}->1"
             return x[:, None, :], f"per-channel ({channels} x mono)"
-        if channels == 1:
-            return np.repeat(x, want, axis=0)[None], f"upmix 1->{want}, output averaged"
+        if channels == 1:  # the one channel seen ``want`` times, not copied (torch refuses in-place writes to it)
+            upmix = np.lib.stride_tricks.as_strided(x, (1, want, x.shape[1]), (0, 0, x.strides[1]))
+            return upmix, f"upmix 1->{want}, output averaged"
         raise AudioError(source, f"has {channels} channels; {self.spec} takes at most {want}")
 
     @staticmethod

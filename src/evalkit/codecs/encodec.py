@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,19 +139,20 @@ class EncodecCodec(PretrainedRvqCodec):
                        torch.cat(scales, dim=1) if scales else None, segment_frames)
 
     def decode_with(self, encoded: Encoded, dequantize) -> torch.Tensor:
-        from encodec.utils import _linear_overlap_add
-
         model = self.model
         codes = encoded.codes.to(self.device)
         pieces = torch.split(codes, list(encoded.segment_frames), dim=-1) if encoded.segment_frames else [codes]
-        outputs = []
-        for i, piece in enumerate(pieces):
-            out = model.decoder(dequantize(piece))
-            if encoded.scales is not None:
-                out = out * encoded.scales[:, i].to(self.device).view(-1, 1, 1)
-            outputs.append(out)
-        audio = outputs[0] if len(outputs) == 1 else _linear_overlap_add(outputs, self.arch.segment_stride)
-        return audio[..., : encoded.num_samples]
+
+        def decoded():
+            for i, piece in enumerate(pieces):
+                out = model.decoder(dequantize(piece))
+                if encoded.scales is not None:
+                    out = out * encoded.scales[:, i].to(self.device).view(-1, 1, 1)
+                yield out
+
+        if len(pieces) == 1:
+            return next(decoded())[..., : encoded.num_samples]
+        return overlap_add(decoded(), self.arch.segment_stride, encoded.num_samples)
 
     def quantize(self, latent: torch.Tensor) -> torch.Tensor:
         """Latent ``[B, D, T]`` → codes ``[B, K, T]`` with the model's residual VQ."""
@@ -178,6 +179,44 @@ class EncodecCodec(PretrainedRvqCodec):
     @property
     def latent_dim(self) -> int:
         return 128
+
+
+def overlap_add(frames: Iterable[torch.Tensor], stride: int, length: int) -> torch.Tensor:
+    """``encodec.utils._linear_overlap_add(list(frames), stride)[..., :length]``, bit for bit, taking the frames
+    one at a time: frame ``i`` starts at ``i * stride`` and is weighted by a triangle of the first frame's length;
+    each position is divided by the sum of the weights that reached it once no later frame can reach it.
+
+    It holds the output and about one frame of weight sums, where the library's function holds every frame, a
+    whole-length weight sum, the output and its quotient (EnCodec 48 kHz, a 10-minute stereo item: 0.2 GB
+    against 0.8 GB).
+    """
+    out = sums = weight = None
+    done = 0  # positions before ``done`` are final; ``sums`` holds the weight sums from ``done`` on
+    for i, frame in enumerate(frames):
+        offset = i * stride
+        if out is None:
+            t = torch.linspace(0, 1, frame.shape[-1] + 2, device=frame.device, dtype=frame.dtype)[1:-1]
+            weight = 0.5 - (t - 0.5).abs()
+            out = torch.zeros(*frame.shape[:-1], length, device=frame.device, dtype=frame.dtype)
+            sums = torch.zeros(0, device=frame.device, dtype=frame.dtype)
+        if offset >= length:
+            break
+        if offset - done > sums.shape[-1]:
+            raise ValueError(f"frame {i} starts at {offset}, after the end of frame {i - 1}: a gap has no weight")
+        out[..., done:offset] /= sums[: offset - done]  # no later frame reaches these positions
+        sums, done = sums[offset - done:], offset
+        end = min(offset + frame.shape[-1], length)
+        w = weight[: frame.shape[-1]][: end - offset]
+        out[..., offset:end] += w * frame[..., : end - offset]
+        if sums.shape[-1] < end - done:
+            sums = torch.cat([sums, sums.new_zeros(end - done - sums.shape[-1])])
+        sums[offset - done: end - done] += w
+    if out is None:
+        raise ValueError("overlap_add needs at least one frame")
+    if done + sums.shape[-1] < length:
+        raise ValueError(f"the frames end at {done + sums.shape[-1]}, before the length asked for ({length})")
+    out[..., done:] /= sums[: length - done]
+    return out
 
 
 def fill_random_codebooks(model) -> None:
