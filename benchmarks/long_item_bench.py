@@ -35,14 +35,18 @@ Usage: .venv/bin/python benchmarks/long_item_bench.py [--minutes 1 10] [--hour] 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from evalkit.runner.layout import LOG_NAME
 
 DEFAULT_CODECS = ["qincodec?bitrate_kbps=8", "opus?bitrate_kbps=12", "dac-44khz?n_codebooks=9&weights=random",
                   "encodec-24khz?bandwidth=6&weights=random", "encodec-48khz?bandwidth=6&weights=random"]
@@ -148,20 +152,25 @@ def _hwm_kb(pid: int) -> tuple[int, str]:
     return hwm, role
 
 
-def sample(pid: int, peaks: dict[int, tuple[int, str]]) -> tuple[int, int]:
-    """(RSS, PSS) in kB summed over the tree under ``pid``; ``peaks`` keeps each process's high-water mark."""
+def sample(pid: int, peaks: dict[int, tuple[int, str]], timeline=None, t: float = 0.0) -> tuple[int, int]:
+    """(RSS, PSS) in kB summed over the tree under ``pid``; ``peaks`` keeps each process's high-water mark;
+    ``timeline`` (a text file) gets a line per process: seconds, role, pid, RSS MiB."""
     pids = tree(pid)
     sizes = [_rss_pss_kb(p) for p in pids]
-    for p in pids:
+    for p, size in zip(pids, sizes, strict=True):
         hwm, role = _hwm_kb(p)
         if hwm > peaks.get(p, (0, ""))[0]:
             peaks[p] = (hwm, role)
+        if timeline is not None:
+            timeline.write(f"{t:.2f}\t{role}\t{p}\t{size[0] / 1024:.0f}\n")
     return sum(s[0] for s in sizes), sum(s[1] for s in sizes)
 
 
-def measure(minutes: float, codecs: list, metrics, timeout_s: float | None) -> dict:
-    """Run one item of ``minutes`` in a fresh process tree; peaks from the moment the item is written."""
-    with tempfile.TemporaryDirectory() as tmp:
+def measure(minutes: float, codecs: list, metrics, timeout_s: float | None, timeline: Path | None = None) -> dict:
+    """Run one item of ``minutes`` in a fresh process tree; peaks from the moment the item is written.
+    ``timeline``: write every sample there (``.tsv``) and keep the run's log beside it (``.log``)."""
+    with tempfile.TemporaryDirectory() as tmp, \
+            (open(timeline.with_suffix(".tsv"), "w") if timeline else contextlib.nullcontext()) as samples:
         proc = subprocess.Popen([sys.executable, "-c", CHILD, str(minutes), tmp, json.dumps(codecs),
                                  json.dumps(metrics)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
@@ -172,7 +181,7 @@ def measure(minutes: float, codecs: list, metrics, timeout_s: float | None) -> d
             peaks: dict[int, tuple[int, str]] = {}
             timed_out = False
             while proc.poll() is None:
-                rss, pss = sample(proc.pid, peaks)
+                rss, pss = sample(proc.pid, peaks, samples, time.monotonic() - t0)
                 peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
                 if timeout_s is not None and time.monotonic() - t0 > timeout_s:
                     timed_out = True
@@ -183,6 +192,9 @@ def measure(minutes: float, codecs: list, metrics, timeout_s: float | None) -> d
                 os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         wall = time.monotonic() - t0
+        if timeline is not None:
+            with contextlib.suppress(OSError):
+                shutil.copyfile(Path(tmp) / "run" / LOG_NAME, timeline.with_suffix(".log"))
     largest = max(peaks.values(), default=(0, "?"))
     row = {"minutes": minutes, "float32_mb": minutes * 60 * 44_100 * 4 / 2**20, "tree_rss_mb": peak_rss / 1024,
            "tree_pss_mb": peak_pss / 1024, "max_proc_rss_mb": largest[0] / 1024, "max_proc": largest[1],
@@ -221,6 +233,8 @@ def main() -> None:
     parser.add_argument("--each", action="store_true", help="one run per codec (else one run with them all)")
     parser.add_argument("--timeout", type=float, help="seconds after which a run is stopped (its peaks printed)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--timeline", type=Path, help="folder for each run's memory samples (.tsv: seconds, "
+                        "role, pid, RSS MiB) and log (.log), to see which phase peaks")
     parser.add_argument("--random-weights", action="store_true",
                         help="build weights=random models with their constructor, not load them from a file")
     args = parser.parse_args()
@@ -236,7 +250,11 @@ def main() -> None:
                 codecs = with_weights_files(codecs, Path(weights))
             rows = []
             for minutes in lengths:
-                rows.append(measure(minutes, [{"spec": c} for c in codecs], metrics, args.timeout))
+                timeline = None
+                if args.timeline:
+                    args.timeline.mkdir(parents=True, exist_ok=True)
+                    timeline = args.timeline / f"{len(results)}-{minutes:g}min"
+                rows.append(measure(minutes, [{"spec": c} for c in codecs], metrics, args.timeout, timeline))
                 print(f"  {label}: {minutes:g} min done", file=sys.stderr, flush=True)
             print_rows(label, rows)
             results[label] = rows
