@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import struct
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -386,6 +387,20 @@ class StreamResampler:
     def end(self) -> np.ndarray:
         """The resampler's tail: the signal ended with the last block given."""
         return self(np.zeros((self.channels, 0), np.float32), last=True)
+
+
+def collect_blocks(blocks: Iterable[np.ndarray], channels: int, expected: int) -> np.ndarray:
+    """``blocks`` joined into one array, allocated for ``expected`` samples (grown by a quarter when more come),
+    so a long signal is not held twice, as its blocks and their concatenation."""
+    out = np.empty((channels, expected), np.float32)
+    filled = 0
+    for block in blocks:
+        if filled + block.shape[1] > out.shape[1]:
+            room = max(block.shape[1], out.shape[1] // 4)
+            out = np.concatenate([out[:, :filled], np.empty((channels, room), np.float32)], axis=1)
+        out[:, filled: filled + block.shape[1]] = block
+        filled += block.shape[1]
+    return out[:, :filled]
 
 
 # --- loudness (ITU-R BS.1770-4 through pyloudnorm) -----------------------------------------------

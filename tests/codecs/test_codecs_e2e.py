@@ -190,3 +190,31 @@ def test_an_upmixed_input_is_a_view_the_codec_cannot_write_to():
     assert np.array_equal(batch, np.repeat(x, 2, axis=0)[None])
     with pytest.raises(RuntimeError, match="single memory location"):
         torch.from_numpy(batch).mul_(2)
+
+
+@pytest.mark.parametrize("rate,channels,samples", [(44_100, 1, int(3.3 * 44_100)),  # upmixed, resampled
+                                                   (48_000, 2, 3 * 47_520 + 100),  # the last two segments short
+                                                   (48_000, 1, 2 * 47_520 + 48_000)])  # segments end on the end
+def test_encodec_48khz_streams_a_long_input_with_the_whole_path_s_values_bit_for_bit(rate, channels, samples,
+                                                                                      monkeypatch):
+    """A long input is coded segment by segment as it is resampled (1 s blocks here), never as a whole
+    48 kHz signal; its output, codes, gains and report are those of the whole-signal path."""
+    from evalkit.codecs import base, encodec
+
+    codec = build_codec("encodec-48khz?bandwidth=6&weights=random", device="cpu").load()
+    x = np.random.default_rng(samples).uniform(-0.3, 0.3, (channels, samples)).astype(np.float32)
+    whole = codec.reconstruct(x, rate)
+    monkeypatch.setattr(base, "STREAM_ABOVE_S", 2.0)
+    monkeypatch.setattr(encodec, "ENCODE_BLOCK_S", 1)
+    with monkeypatch.context() as patch:  # the whole path must not run
+        patch.setattr(encodec.EncodecCodec, "decode_with", lambda *a: pytest.fail("decoded the whole signal"))
+        streamed = codec.reconstruct(x, rate)
+    assert np.array_equal(streamed.audio, whole.audio)
+    assert torch.equal(streamed.encoded.codes, whole.encoded.codes)
+    assert torch.equal(streamed.encoded.scales, whole.encoded.scales)
+    assert streamed.encoded.segment_frames == whole.encoded.segment_frames
+    assert streamed.encoded.num_samples == whole.encoded.num_samples
+    same = ("channel_handling", "input_samples", "codec_input_samples", "codec_output_samples", "trimmed_samples",
+            "padded_samples", "output_samples", "measured_bitrate_bps", "resampler")
+    assert {k: getattr(streamed.report, k) for k in same} == {k: getattr(whole.report, k) for k in same}
+    assert streamed.report.encode_s > 0 and streamed.report.decode_s > 0

@@ -119,6 +119,10 @@ class Reconstruction:
 STREAM_ABOVE_S = 30.0
 
 
+def _upmix_handling(channels: int) -> str:
+    return f"upmix 1->{channels}, output averaged"
+
+
 @dataclass
 class ProcessContext:
     """Per-call state of :meth:`AudioTransform.process`: the rate it runs at, timings, codes produced."""
@@ -220,9 +224,14 @@ class AudioTransform(ABC):
     def process(self, wav: torch.Tensor, context: ProcessContext) -> torch.Tensor:
         """``[batch, channels, samples]`` at ``context.sample_rate`` → same shape; fills ``context``."""
 
+    #: Whether :meth:`process_at_input_rate` also takes a mono input to a codec of more channels, upmixing it and
+    #: averaging the output back to mono as :meth:`reconstruct` does around :meth:`process`
+    streams_mono_upmixed = False
+
     def process_at_input_rate(self, x: np.ndarray, input_rate: int, context: ProcessContext
                               ) -> tuple[np.ndarray, int, int] | None:
-        """Optional, for inputs of :data:`STREAM_ABOVE_S` or more taken as they are (no channel policy applies):
+        """Optional, for inputs of :data:`STREAM_ABOVE_S` or more taken as they are (no channel policy applies;
+        see :attr:`streams_mono_upmixed` for mono inputs to a codec of more channels):
         code ``x`` (``[channels, samples]`` at ``input_rate``), resampling to ``context.sample_rate`` and back
         block by block, as :meth:`reconstruct` would resample the whole signals around :meth:`process` (the
         output trimmed to the codec input's length before resampling back); fill ``context`` (its
@@ -255,13 +264,15 @@ class AudioTransform(ABC):
             chunked = self.chunking is not None and self.chunking.applies(in_len, sample_rate)
         timing.chunking = self.chunking if chunked else None
         streamed = None
-        if in_len >= STREAM_ABOVE_S * sample_rate and not chunked and self.channels in (None, in_channels):
+        takes_as_is = self.channels in (None, in_channels)
+        if in_len >= STREAM_ABOVE_S * sample_rate and not chunked and (
+                takes_as_is or (in_channels == 1 and self.streams_mono_upmixed)):
             t0 = time.perf_counter()
             streamed = self.process_at_input_rate(x, sample_rate, timing)
         if streamed is not None:
             y, codec_len, codec_out_len = streamed
             process_s = time.perf_counter() - t0 - timing.resample_s
-            handling, batch_size = "as-is", 1
+            handling, batch_size = "as-is" if takes_as_is else _upmix_handling(self.channels), 1
             trimmed = max(0, codec_out_len - codec_len)
         else:
             y, codec_len, codec_out_len, handling, batch_size, process_s = self._process_whole(
@@ -326,7 +337,7 @@ class AudioTransform(ABC):
             return x[:, None, :], f"per-channel ({channels} x mono)"
         if channels == 1:  # the one channel seen ``want`` times, not copied (torch refuses in-place writes to it)
             upmix = np.lib.stride_tricks.as_strided(x, (1, want, x.shape[1]), (0, 0, x.strides[1]))
-            return upmix, f"upmix 1->{want}, output averaged"
+            return upmix, _upmix_handling(want)
         raise AudioError(source, f"has {channels} channels; {self.spec} takes at most {want}")
 
     @staticmethod

@@ -202,7 +202,7 @@ class ReferenceCodec(ArrayTransform):
         # frames go straight into one array sized for the input's length (plus a second): a long item is not held
         # twice, as a list of frames and their concatenation
         expected = -(-bitstream.num_samples * rate // bitstream.sample_rate) + rate
-        return _collect(itertools.chain([first[0]], (block for block, _ in blocks)), bitstream.channels,
+        return audio_lib.collect_blocks(itertools.chain([first[0]], (block for block, _ in blocks)), bitstream.channels,
                         expected), rate
 
     def decoded_blocks(self, bitstream: Bitstream) -> Iterator[tuple[np.ndarray, int]]:
@@ -254,7 +254,7 @@ class ReferenceCodec(ArrayTransform):
         try:
             bitstream = self.encode_blocks(codec_blocks(), channels, rate)
             t1 = time.perf_counter()
-            y = _collect(output_blocks(), channels, n + input_rate)
+            y = audio_lib.collect_blocks(output_blocks(), channels, n + input_rate)
         except av.error.FFmpegError as exc:
             raise AudioError(str(self.spec), f"{self.encoder} failed: {exc}") from exc
         context.encode_s += t1 - t0 - to_codec.seconds
@@ -289,7 +289,7 @@ class ReferenceCodec(ArrayTransform):
             try:
                 bitstream = self.encode(signal, rate)
                 t1 = time.perf_counter()
-                decoded = _collect(self._decoded_at(bitstream, rate, context), bitstream.channels,
+                decoded = audio_lib.collect_blocks(self._decoded_at(bitstream, rate, context), bitstream.channels,
                                    signal.shape[1] + rate)
             except av.error.FFmpegError as exc:
                 raise AudioError(str(self.spec), f"{self.encoder} failed: {exc}") from exc
@@ -319,20 +319,6 @@ def _frames(blocks: Iterable[np.ndarray], sample_rate: int, layout: str):
         start += block.shape[1]
         yield frame
     yield None
-
-
-def _collect(blocks: Iterable[np.ndarray], channels: int, expected: int) -> np.ndarray:
-    """``blocks`` joined into one array, allocated for ``expected`` samples (grown by a quarter when more come),
-    so a long signal is not held twice, as its blocks and their concatenation."""
-    out = np.empty((channels, expected), np.float32)
-    filled = 0
-    for block in blocks:
-        if filled + block.shape[1] > out.shape[1]:
-            room = max(block.shape[1], out.shape[1] // 4)
-            out = np.concatenate([out[:, :filled], np.empty((channels, room), np.float32)], axis=1)
-        out[:, filled: filled + block.shape[1]] = block
-        filled += block.shape[1]
-    return out[:, :filled]
 
 
 def _decoder_rate(codec: ReferenceCodec, bitstream: Bitstream) -> int:
