@@ -202,8 +202,8 @@ class ReferenceCodec(ArrayTransform):
         # frames go straight into one array sized for the input's length (plus a second): a long item is not held
         # twice, as a list of frames and their concatenation
         expected = -(-bitstream.num_samples * rate // bitstream.sample_rate) + rate
-        return audio_lib.collect_blocks(itertools.chain([first[0]], (block for block, _ in blocks)), bitstream.channels,
-                        expected), rate
+        frames = itertools.chain([first[0]], (block for block, _ in blocks))
+        return audio_lib.collect_blocks(frames, bitstream.channels, expected), rate
 
     def decoded_blocks(self, bitstream: Bitstream) -> Iterator[tuple[np.ndarray, int]]:
         """The decoded signal frame by frame, encoder delay removed: (``[channels, samples]`` float32, rate)."""
@@ -290,7 +290,7 @@ class ReferenceCodec(ArrayTransform):
                 bitstream = self.encode(signal, rate)
                 t1 = time.perf_counter()
                 decoded = audio_lib.collect_blocks(self._decoded_at(bitstream, rate, context), bitstream.channels,
-                                   signal.shape[1] + rate)
+                                                   signal.shape[1] + rate)
             except av.error.FFmpegError as exc:
                 raise AudioError(str(self.spec), f"{self.encoder} failed: {exc}") from exc
             context.encode_s += t1 - t0
