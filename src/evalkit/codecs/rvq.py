@@ -315,13 +315,18 @@ def weights_file_problem(codec: PretrainedRvqCodec, path: Path) -> str | None:
         if "torch" not in sys.modules and type(codec).__module__.startswith("evalkit."):
             found = _problem_in_a_child(codec, path)
         if found is _CHILD_FAILED:
-            try:
-                codec.check_weights_file(path)
-                found = None
-            except WeightsFileError as exc:
-                found = str(exc)
+            found = _problem_here(codec, path)
         _CHECKED[key] = found
     return _CHECKED[key]
+
+
+def _problem_here(codec: PretrainedRvqCodec, path: Path) -> str | None:
+    """:meth:`PretrainedRvqCodec.check_weights_file` in this process: the problem's one line, or ``None``."""
+    try:
+        codec.check_weights_file(path)
+    except WeightsFileError as exc:
+        return str(exc)
+    return None
 
 
 _CHILD_FAILED = object()
@@ -329,14 +334,8 @@ _CHILD_CHECK = """
 import json, sys
 from pathlib import Path
 from evalkit.codecs import build_codec
-from evalkit.codecs.safe_load import WeightsFileError
-codec = build_codec(sys.argv[1], device="cpu")
-try:
-    codec.check_weights_file(Path(sys.argv[2]))
-    problem = None
-except WeightsFileError as exc:
-    problem = str(exc)
-print(json.dumps({"problem": problem}))
+from evalkit.codecs.rvq import _problem_here
+print(json.dumps({"problem": _problem_here(build_codec(sys.argv[1], device="cpu"), Path(sys.argv[2]))}))
 """
 
 
